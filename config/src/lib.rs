@@ -1,0 +1,133 @@
+//! Settings every StudySpot process shares, loaded in layers.
+//!
+//! The defaults live in `studyspot.toml` beside this crate, which is embedded at compile time so
+//! the documented value and the effective default can never disagree.
+
+use std::{collections::BTreeMap, path::Path};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The documented defaults, byte for byte what `config/studyspot.toml` says.
+pub const DEFAULTS: &str = include_str!("../studyspot.toml");
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub kafka: Kafka,
+    pub registry: Registry,
+    pub postgres: Postgres,
+    pub consumer: Consumer,
+    pub gateway: Gateway,
+    pub telemetry: Telemetry,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Kafka {
+    pub bootstrap_servers: String,
+    pub extra: BTreeMap<String, String>,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub topic_prefix: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Registry {
+    pub url: String,
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Postgres {
+    pub url: SecretString,
+    pub readonly_url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Consumer {
+    pub max_batch: usize,
+    pub max_wait_ms: u64,
+    pub lanes: usize,
+    pub retry_min_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Gateway {
+    pub http_listen: String,
+    pub grpc_listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Telemetry {
+    pub log_format: String,
+    pub metrics_host: String,
+}
+
+impl Settings {
+    /// Defaults → `file` (or the file named by `STUDYSPOT_CONFIG`) → `STUDYSPOT_*` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::figment(file).extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        let named = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("STUDYSPOT_CONFIG").map(Into::into));
+        if let Some(path) = named {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment.merge(Env::prefixed("STUDYSPOT_").split("__").ignore(&["config"]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_environment_overrides_them() {
+        figment::Jail::expect_with(|jail| {
+            let settings = Settings::load(None).expect("defaults load");
+            assert_eq!(settings.kafka.bootstrap_servers, "127.0.0.1:9092");
+            assert_eq!(settings.consumer.lanes, 4);
+
+            jail.set_env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092");
+            jail.set_env("STUDYSPOT_CONSUMER__MAX_BATCH", "7");
+            let settings = Settings::load(None).expect("env overrides load");
+            assert_eq!(settings.kafka.bootstrap_servers, "kafka-1:9092,kafka-2:9092");
+            assert_eq!(settings.consumer.max_batch, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_named_file_overrides_defaults_and_secrets_do_not_print() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("site.toml", "[postgres]\nurl = \"postgres://u:hunter2@db/x\"\n")?;
+            let settings = Settings::load(Some(Path::new("site.toml"))).expect("file loads");
+            assert_eq!(settings.postgres.url.expose_secret(), "postgres://u:hunter2@db/x");
+            assert!(!format!("{settings:?}").contains("hunter2"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_named_file_is_an_error() {
+        figment::Jail::expect_with(|_| {
+            assert!(Settings::load(Some(Path::new("nowhere.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,78 @@
+use std::{collections::HashMap, hash::{Hash, Hasher}, time::Duration};
+
+use sqlx::PgPool;
+use studyspot_bus::{InboundMessage, PartitionId, PositionKeeper};
+use tokio::{runtime::Handle, sync::mpsc};
+
+pub(crate) enum LaneInput {
+    Message(InboundMessage),
+    /// Commit what is buffered for these partitions, then acknowledge: they are about to move.
+    Revoke(std::sync::mpsc::Sender<()>),
+}
+
+/// Runs on the source's poll thread: loads positions from PostgreSQL, routes records to lanes by
+/// partition (so a partition's order is kept), and holds a revocation until the lanes are done.
+pub(crate) struct Keeper {
+    pub(crate) runtime: Handle,
+    pub(crate) pool: PgPool,
+    pub(crate) lanes: Vec<mpsc::Sender<LaneInput>>,
+}
+
+impl Keeper {
+    fn lane_of(&self, message: &InboundMessage) -> usize {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&message.topic, message.partition).hash(&mut hasher);
+        (hasher.finish() % self.lanes.len() as u64) as usize
+    }
+}
+
+impl PositionKeeper for Keeper {
+    fn positions(&mut self, partitions: &[PartitionId]) -> Result<HashMap<PartitionId, Option<i64>>, String> {
+        let topics: Vec<String> = partitions.iter().map(|p| p.topic.clone()).collect();
+        let numbers: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
+        let rows: Vec<(String, i32, i64)> = self
+            .runtime
+            .block_on(
+                sqlx::query_as(
+                    "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o \
+                     JOIN UNNEST($1::text[], $2::int[]) AS a(topic, partition) USING (topic, partition)",
+                )
+                .bind(&topics)
+                .bind(&numbers)
+                .fetch_all(&self.pool),
+            )
+            .map_err(|e| e.to_string())?;
+        let stored: HashMap<PartitionId, i64> =
+            rows.into_iter().map(|(topic, partition, next)| (PartitionId { topic, partition }, next)).collect();
+        for p in partitions {
+            tracing::info!(topic = %p.topic, partition = p.partition, next_offset = ?stored.get(p), "resuming from PostgreSQL");
+        }
+        Ok(partitions.iter().map(|p| (p.clone(), stored.get(p).copied())).collect())
+    }
+
+    fn revoked(&mut self, _partitions: &[PartitionId]) {
+        let (ack, done) = std::sync::mpsc::channel();
+        let mut waiting = 0;
+        for lane in &self.lanes {
+            if lane.blocking_send(LaneInput::Revoke(ack.clone())).is_ok() {
+                waiting += 1;
+            }
+        }
+        drop(ack);
+        for _ in 0..waiting {
+            // A lane stuck retrying a dead database must not hold the group forever: the offsets
+            // in PostgreSQL stay the truth, so the next owner redoes whatever did not commit.
+            if done.recv_timeout(Duration::from_secs(30)).is_err() {
+                tracing::warn!("a lane did not finish before the revocation deadline");
+                break;
+            }
+        }
+    }
+
+    fn deliver(&mut self, message: InboundMessage) {
+        let lane = self.lane_of(&message);
+        if self.lanes[lane].blocking_send(LaneInput::Message(message)).is_err() {
+            tracing::debug!("lane closed; dropping a record that will be read again from the stored position");
+        }
+    }
+}

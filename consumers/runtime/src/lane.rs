@@ -1,0 +1,302 @@
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use studyspot_bus::{Codec, InboundMessage, OutboundMessage, PartitionId, Source, TraceContext, headers};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Database, Disposition, Effects, Handler, Inbound,
+    crash::{self, Point},
+    keeper::LaneInput,
+    outbox::{self, OutboxRow},
+    runtime::{Backoff, RuntimeError, Topics},
+};
+
+/// What every lane shares.
+pub(crate) struct LaneContext<H> {
+    pub(crate) name: String,
+    pub(crate) db: Database,
+    pub(crate) codec: Codec,
+    pub(crate) handler: Arc<H>,
+    pub(crate) topics: Topics,
+    pub(crate) published: Arc<Notify>,
+    pub(crate) source: std::sync::OnceLock<Arc<Source>>,
+    pub(crate) max_batch: usize,
+    pub(crate) max_wait: Duration,
+    pub(crate) backoff: Backoff,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// One record of a batch, decoded before the transaction opens (decoding may call the registry).
+struct Item {
+    message: InboundMessage,
+    decoded: Result<Inbound, String>,
+}
+
+enum Failure {
+    Retry(String),
+    DeadLetter(usize, String),
+    Fatal(String),
+}
+
+#[derive(Default)]
+struct Outcome {
+    applied: u64,
+    rejected: u64,
+    dead_lettered: u64,
+    duplicates: u64,
+    already_applied: u64,
+    next_offsets: HashMap<PartitionId, i64>,
+}
+
+/// A lane takes batches of the partitions routed to it and commits each in one transaction.
+pub(crate) async fn run_lane<H: Handler>(ctx: Arc<LaneContext<H>>, mut input: mpsc::Receiver<LaneInput>) {
+    loop {
+        let mut batch = Vec::new();
+        let mut revoke = None;
+        match input.recv().await {
+            None => return,
+            Some(LaneInput::Revoke(ack)) => {
+                let _ = ack.send(());
+                continue;
+            }
+            Some(LaneInput::Message(message)) => batch.push(message),
+        }
+        let deadline = tokio::time::Instant::now() + ctx.max_wait;
+        while batch.len() < ctx.max_batch {
+            match tokio::time::timeout_at(deadline, input.recv()).await {
+                Ok(Some(LaneInput::Message(message))) => batch.push(message),
+                Ok(Some(LaneInput::Revoke(ack))) => {
+                    revoke = Some(ack);
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        match ctx.process(batch).await {
+            Ok(()) => {}
+            Err(RuntimeError::Interrupted) => {
+                tracing::info!(lane = %ctx.name, "batch left uncommitted at shutdown; it will be read again");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "consumer cannot go on");
+                ctx.shutdown.cancel();
+                return;
+            }
+        }
+        if let Some(ack) = revoke {
+            let _ = ack.send(());
+        }
+    }
+}
+
+impl<H: Handler> LaneContext<H> {
+    async fn process(&self, batch: Vec<InboundMessage>) -> Result<(), RuntimeError> {
+        let started = Instant::now();
+        let size = batch.len();
+        let mut items = Vec::with_capacity(size);
+        for message in batch {
+            let decoded = self.decode(&message).await?;
+            items.push(Item { message, decoded });
+        }
+        let mut poisoned: HashMap<usize, String> = HashMap::new();
+        let mut backoff = self.backoff.start();
+        let outcome = loop {
+            match self.apply(&items, &poisoned).await {
+                Ok(outcome) => break outcome,
+                Err(Failure::DeadLetter(index, reason)) => {
+                    poisoned.insert(index, reason);
+                }
+                Err(Failure::Retry(reason)) => {
+                    if self.shutdown.is_cancelled() {
+                        return Err(RuntimeError::Interrupted);
+                    }
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %reason, retry_in_ms = wait.as_millis() as u64, "batch failed; retrying the same batch");
+                    metrics::counter!("studyspot_consumer_batch_retries_total", "consumer" => self.name.clone()).increment(1);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.shutdown.cancelled() => {}
+                    }
+                }
+                Err(Failure::Fatal(reason)) => return Err(RuntimeError::Fatal(reason)),
+            }
+        };
+        self.published.notify_one();
+        if let Some(source) = self.source.get() {
+            source.commit_for_lag_tooling(&outcome.next_offsets);
+        }
+        let labels = [("consumer", self.name.clone())];
+        metrics::histogram!("studyspot_consumer_batch_size", &labels).record(size as f64);
+        metrics::histogram!("studyspot_consumer_batch_seconds", &labels).record(started.elapsed().as_secs_f64());
+        metrics::counter!("studyspot_consumer_events_applied_total", &labels).increment(outcome.applied);
+        metrics::counter!("studyspot_consumer_events_rejected_total", &labels).increment(outcome.rejected);
+        metrics::counter!("studyspot_consumer_dead_lettered_total", &labels).increment(outcome.dead_lettered);
+        metrics::counter!("studyspot_consumer_duplicates_dropped_total", &labels).increment(outcome.duplicates);
+        metrics::counter!("studyspot_consumer_redelivered_skipped_total", &labels).increment(outcome.already_applied);
+        Ok(())
+    }
+
+    /// Decodes a record; registry outages are waited out, anything else makes it poison.
+    async fn decode(&self, message: &InboundMessage) -> Result<Result<Inbound, String>, RuntimeError> {
+        let Some(payload) = message.payload.as_deref() else {
+            return Ok(Err("record has no value".into()));
+        };
+        let mut backoff = self.backoff.start();
+        loop {
+            match self.codec.decode(payload).await {
+                Ok(decoded) => {
+                    return Ok(Inbound::new(
+                        message.topic.clone(),
+                        message.partition,
+                        message.offset,
+                        message.headers.clone(),
+                        message.timestamp_ms,
+                        decoded,
+                    ));
+                }
+                Err(e) if e.is_transient() => {
+                    if self.shutdown.is_cancelled() {
+                        return Err(RuntimeError::Interrupted);
+                    }
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "schema registry unavailable; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+        }
+    }
+
+    async fn apply(&self, items: &[Item], poisoned: &HashMap<usize, String>) -> Result<Outcome, Failure> {
+        let retry = |e: sqlx::Error| Failure::Retry(e.to_string());
+        let mut tx = self.db.pool.begin().await.map_err(retry)?;
+
+        // Lock each partition's position: a second owner (a rebalance in flight) waits here and
+        // then skips what this transaction applied.
+        let mut last: BTreeMap<PartitionId, i64> = BTreeMap::new();
+        for item in items {
+            let entry = last.entry(item.message.partition_id()).or_insert(item.message.offset);
+            *entry = (*entry).max(item.message.offset);
+        }
+        let mut stored: HashMap<PartitionId, i64> = HashMap::new();
+        for p in last.keys() {
+            let next: Option<i64> = sqlx::query_scalar(
+                "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND partition = $2 FOR UPDATE",
+            )
+            .bind(&p.topic)
+            .bind(p.partition)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(retry)?;
+            if let Some(next) = next {
+                stored.insert(p.clone(), next);
+            }
+        }
+        let is_new = |item: &Item| stored.get(&item.message.partition_id()).is_none_or(|next| item.message.offset >= *next);
+
+        let candidate_ids: Vec<String> = items
+            .iter()
+            .enumerate()
+            .filter(|(i, item)| is_new(item) && !poisoned.contains_key(i))
+            .filter_map(|(_, item)| item.decoded.as_ref().ok().map(|d| d.metadata.event_id.clone()))
+            .collect();
+        let mut fresh: HashSet<String> = sqlx::query_scalar(
+            "INSERT INTO applied_events (event_id) SELECT * FROM UNNEST($1::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&candidate_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(retry)?
+        .into_iter()
+        .collect();
+
+        let mut outcome = Outcome::default();
+        let mut rows = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            if !is_new(item) {
+                outcome.already_applied += 1;
+                continue;
+            }
+            let inbound = match (&item.decoded, poisoned.get(&index)) {
+                (Err(reason), _) | (Ok(_), Some(reason)) => {
+                    rows.push(self.dead_letter(&item.message, reason));
+                    outcome.dead_lettered += 1;
+                    continue;
+                }
+                (Ok(inbound), None) => inbound,
+            };
+            if !fresh.remove(&inbound.metadata.event_id) {
+                outcome.duplicates += 1;
+                continue;
+            }
+            let mut effects = Effects::default();
+            if let Err(e) = self.handler.handle(&mut tx, inbound, &mut effects).await {
+                return Err(match e.disposition() {
+                    Disposition::Retry => Failure::Retry(e.to_string()),
+                    Disposition::DeadLetter => Failure::DeadLetter(index, e.to_string()),
+                    Disposition::Fatal => Failure::Fatal(e.to_string()),
+                });
+            }
+            outcome.applied += 1;
+            outcome.rejected += effects.rejected;
+            let trace = inbound.headers.trace().map(|t| t.child()).unwrap_or_else(TraceContext::root);
+            for encode in effects.pending {
+                match encode(self.codec.clone()).await {
+                    Ok(encoded) => {
+                        let mut message = OutboundMessage::from_encoded(encoded, &trace);
+                        message.topic = self.topics.kafka_name(&message.topic);
+                        rows.push(OutboxRow::from(message));
+                    }
+                    Err(e) if e.is_transient() => return Err(Failure::Retry(e.to_string())),
+                    Err(e) => return Err(Failure::DeadLetter(index, format!("follow-on event: {e}"))),
+                }
+            }
+        }
+        outbox::insert(&mut tx, &rows).await.map_err(retry)?;
+
+        for (p, last_offset) in &last {
+            let next = (last_offset + 1).max(stored.get(p).copied().unwrap_or(0));
+            sqlx::query(
+                "INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES ($1, $2, $3) \
+                 ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+            )
+            .bind(&p.topic)
+            .bind(p.partition)
+            .bind(next)
+            .execute(&mut *tx)
+            .await
+            .map_err(retry)?;
+            outcome.next_offsets.insert(p.clone(), next);
+        }
+        crash::reached(Point::BeforeCommit);
+        tx.commit().await.map_err(retry)?;
+        crash::reached(Point::AfterCommit);
+        Ok(outcome)
+    }
+
+    fn dead_letter(&self, message: &InboundMessage, reason: &str) -> OutboxRow {
+        tracing::warn!(topic = %message.topic, partition = message.partition, offset = message.offset, %reason, "dead-lettering a record");
+        let mut headers = message.headers.clone();
+        headers.insert(headers::DLQ_REASON, reason);
+        headers.insert(headers::DLQ_TOPIC, message.topic.clone());
+        headers.insert(headers::DLQ_PARTITION, message.partition.to_string());
+        headers.insert(headers::DLQ_OFFSET, message.offset.to_string());
+        headers.insert(headers::DLQ_CONSUMER, self.name.clone());
+        let event_id = headers
+            .get(headers::EVENT_ID)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("dlq-{}-{}-{}", message.topic, message.partition, message.offset));
+        OutboxRow {
+            event_id,
+            topic: self.topics.dead_letter(&message.topic),
+            key: message.key.clone(),
+            payload: message.payload.clone(),
+            headers,
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The consumer runtime: the thin shell around a domain's pure `decide`.
+//!
+//! Per batch, one PostgreSQL transaction holds the projection writes, the next offset of every
+//! partition in the batch, the applied event ids and the outbox rows of follow-on events and
+//! dead letters. Commit, then publish the outbox with the idempotent producer, then mark it.
+//! Positions are loaded from PostgreSQL on assignment, so a crash at any instant neither loses
+//! nor doubles an effect.
+
+mod crash;
+mod database;
+mod handler;
+mod keeper;
+mod lane;
+mod outbox;
+mod process;
+mod runtime;
+
+pub use database::{Database, connect_schema};
+pub use handler::{Disposition, Effects, HandleError, Handler, Inbound};
+pub use process::{ConsumerSpec, ProcessError, run_consumer};
+pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
+pub use sqlx::migrate::Migrator;

@@ -1,0 +1,74 @@
+use std::{net::SocketAddr, path::PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::{Handler, Migrator, Runtime, RuntimeConfig, RuntimeError};
+
+/// What distinguishes one consumer binary from another.
+pub struct ConsumerSpec<H> {
+    pub name: &'static str,
+    pub topics: Vec<&'static str>,
+    pub handler: H,
+    pub migrator: &'static Migrator,
+    /// Where `/metrics`, `/health` and `/ready` listen unless `STUDYSPOT_OPS_LISTEN` says otherwise.
+    pub default_ops_port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Config(#[from] studyspot_config::ConfigError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot serve the operational endpoints on {addr}: {source}")]
+    Ops { addr: String, source: std::io::Error },
+}
+
+/// The whole life of a consumer process: settings, logs, metrics, the runtime, SIGTERM / SIGINT.
+pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>, config_file: Option<PathBuf>) -> Result<(), ProcessError> {
+    let settings = studyspot_config::Settings::load(config_file.as_deref())?;
+    studyspot_telemetry::init_logs(spec.name, &settings.telemetry.log_format);
+    studyspot_telemetry::install_metrics();
+    let ops_addr = std::env::var("STUDYSPOT_OPS_LISTEN")
+        .unwrap_or_else(|_| format!("{}:{}", settings.telemetry.metrics_host, spec.default_ops_port));
+    let ops_addr: SocketAddr =
+        ops_addr.parse().map_err(|e| ProcessError::Ops { addr: ops_addr.clone(), source: std::io::Error::other(e) })?;
+    let listener = tokio::net::TcpListener::bind(ops_addr)
+        .await
+        .map_err(|source| ProcessError::Ops { addr: ops_addr.to_string(), source })?;
+
+    let config = RuntimeConfig::from_settings(&settings, spec.name, &spec.topics);
+    let runtime = Runtime::connect(config, spec.handler, Some(spec.migrator)).await?;
+    let shutdown = CancellationToken::new();
+    let router = studyspot_telemetry::ops_router(spec.name, runtime.readiness());
+    let ops = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            let _ = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        }
+    });
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            shutdown.cancel();
+        }
+    });
+    tracing::info!(ops = %ops_addr, "{} consumer started", spec.name);
+    let result = runtime.run(shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = ops.await;
+    Ok(result?)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot listen for signals");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}

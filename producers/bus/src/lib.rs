@@ -1,0 +1,26 @@
+//! The bus: everything that talks to Kafka or the schema registry lives here, so domain code and
+//! the consumer runtime never import rdkafka.
+//!
+//! - [`Producer`]: idempotent (`enable.idempotence`, `acks=all`), records in the Confluent wire
+//!   format, trace context and event ids in headers.
+//! - [`Source`]: a consumer-group member whose partition positions come from the caller (the
+//!   consumer runtime keeps them in PostgreSQL), polled on its own thread.
+//! - [`Codec`]: Avro through a Confluent-compatible registry (TopicRecordNameStrategy).
+//! - [`admin`]: topics from the catalogue and subject compatibility levels.
+
+pub mod admin;
+mod codec;
+mod error;
+pub mod headers;
+mod producer;
+mod settings;
+mod source;
+mod trace;
+
+pub use codec::{Codec, Decoded, EncodedRecord};
+pub use error::BusError;
+pub use headers::Headers;
+pub use producer::{Delivery, OutboundMessage, Producer};
+pub use settings::BusSettings;
+pub use source::{InboundMessage, PartitionId, PositionKeeper, Source};
+pub use trace::TraceContext;

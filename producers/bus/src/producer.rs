@@ -1,0 +1,102 @@
+use std::time::Duration;
+
+use rdkafka::{
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord, Producer as _},
+};
+use studyspot_schemas::Record;
+
+use crate::{BusError, BusSettings, Codec, EncodedRecord, Headers, TraceContext, headers};
+
+/// A record ready for the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundMessage {
+    pub topic: String,
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub headers: Headers,
+}
+
+impl OutboundMessage {
+    /// The headers every StudySpot record carries: ids for dedupe and causality, type, trace.
+    pub fn from_encoded(record: EncodedRecord, trace: &TraceContext) -> Self {
+        let mut headers = Headers::default();
+        headers.insert(headers::EVENT_ID, record.event_id);
+        headers.insert(headers::CORRELATION_ID, record.correlation_id);
+        if let Some(causation) = record.causation_id {
+            headers.insert(headers::CAUSATION_ID, causation);
+        }
+        headers.insert(headers::RECORD_TYPE, record.full_name);
+        headers.set_trace(trace);
+        Self { topic: record.topic.to_owned(), key: record.key, payload: record.payload, headers }
+    }
+}
+
+/// Where the broker stored a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Idempotent producer: the broker drops the duplicates a retry would otherwise write, and
+/// `max.in.flight` ≤ 5 with idempotence keeps order per partition across retries.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+}
+
+impl Producer {
+    pub fn new(settings: &BusSettings) -> Result<Self, BusError> {
+        let mut config = settings.client_config();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Snappy batches cannot be fetched back from the embedded broker; lz4 works everywhere.
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            // Give up on one attempt after 30 s so callers (the outbox relay) retry visibly
+            // instead of librdkafka queueing for its default five minutes.
+            .set("message.timeout.ms", "30000");
+        settings.apply_extra(&mut config);
+        Ok(Self { inner: config.create()? })
+    }
+
+    /// Sends one record and waits for the broker's acknowledgement by all in-sync replicas.
+    pub async fn send(&self, message: &OutboundMessage) -> Result<Delivery, BusError> {
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.0.len());
+        for (key, value) in &message.headers.0 {
+            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+        }
+        let record = FutureRecord::to(&message.topic).key(&message.key).payload(&message.payload).headers(headers);
+        // A full local queue waits (backpressure) instead of failing.
+        let delivery = self
+            .inner
+            .send(record, rdkafka::util::Timeout::Never)
+            .await
+            .map_err(|(e, _)| BusError::Kafka(e))?;
+        metrics::counter!("studyspot_bus_records_produced_total", "topic" => message.topic.clone()).increment(1);
+        Ok(Delivery { partition: delivery.partition, offset: delivery.offset })
+    }
+
+    /// Encodes `record` through the registry and sends it to its catalogue topic.
+    pub async fn publish<R: Record>(
+        &self,
+        codec: &Codec,
+        record: &R,
+        trace: &TraceContext,
+    ) -> Result<Delivery, BusError> {
+        let encoded = codec.encode(record).await?;
+        self.send(&OutboundMessage::from_encoded(encoded, trace)).await
+    }
+
+    /// Asks the cluster for its metadata: the broker is reachable and answers. Blocking.
+    pub fn check_broker(&self, timeout: Duration) -> Result<(), BusError> {
+        self.inner.client().fetch_metadata(None, timeout).map(drop).map_err(BusError::Kafka)
+    }
+
+    /// Waits until everything queued is acknowledged (call on shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        Ok(self.inner.flush(timeout)?)
+    }
+}

@@ -1,0 +1,37 @@
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+
+/// What a producer or consumer needs to reach the cluster and the registry.
+#[derive(Debug, Clone)]
+pub struct BusSettings {
+    pub bootstrap_servers: String,
+    pub registry_url: String,
+    /// Extra librdkafka properties (security, tuning) applied last, so operators can override ours.
+    pub extra: BTreeMap<String, String>,
+    /// Names this process in broker logs and metrics.
+    pub client_id: String,
+}
+
+impl BusSettings {
+    pub fn from_settings(settings: &studyspot_config::Settings, client_id: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
+            registry_url: settings.registry.url.clone(),
+            extra: settings.kafka.extra.clone(),
+            client_id: client_id.into(),
+        }
+    }
+
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers).set("client.id", &self.client_id);
+        config
+    }
+
+    pub(crate) fn apply_extra(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.extra {
+            config.set(key, value);
+        }
+    }
+}

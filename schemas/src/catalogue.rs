@@ -1,0 +1,158 @@
+use crate::{RecordInfo, alerts, attendance, billing, notifications};
+
+/// How a subject's schemas may evolve, as the registry enforces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compatibility {
+    /// New readers read all old records: consumers upgrade first (commands).
+    BackwardTransitive,
+    /// Both ways against every version: analysts replay years of history with today's readers,
+    /// and old readers keep reading new events.
+    FullTransitive,
+}
+
+impl Compatibility {
+    /// The level's name in the Confluent registry API.
+    pub fn as_registry_level(self) -> &'static str {
+        match self {
+            Self::BackwardTransitive => "BACKWARD_TRANSITIVE",
+            Self::FullTransitive => "FULL_TRANSITIVE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicKind {
+    /// Requests to one domain, produced by the gateway (or a scheduler); one consumer applies them.
+    Commands,
+    /// Facts a domain published; anyone may read them.
+    Events,
+}
+
+/// One topic of the backbone.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: &'static str,
+    /// Where records this consumer could not handle go, with the reason in headers.
+    pub dead_letter: &'static str,
+    pub kind: TopicKind,
+    /// The domain that owns (writes) the topic.
+    pub owner: &'static str,
+    /// The record field whose value is the partition key; order is kept per key.
+    pub key_field: &'static str,
+    pub compatibility: Compatibility,
+    pub records: &'static [RecordInfo],
+}
+
+impl Topic {
+    /// The registry subject of `record_full_name` on this topic (TopicRecordNameStrategy).
+    pub fn subject(&self, record_full_name: &str) -> String {
+        format!("{}-{}", self.name, record_full_name)
+    }
+
+    pub fn record(&self, full_name: &str) -> Option<&RecordInfo> {
+        self.records.iter().find(|r| r.full_name == full_name)
+    }
+}
+
+pub static BILLING_COMMANDS: Topic = Topic {
+    name: "studyspot.billing.commands.v1",
+    dead_letter: "studyspot.billing.commands.v1.dlq",
+    kind: TopicKind::Commands,
+    owner: "billing",
+    key_field: "member_id",
+    compatibility: Compatibility::BackwardTransitive,
+    records: &[RecordInfo::of::<billing::CreatePayment>()],
+};
+
+pub static BILLING_EVENTS: Topic = Topic {
+    name: "studyspot.billing.events.v1",
+    dead_letter: "studyspot.billing.events.v1.dlq",
+    kind: TopicKind::Events,
+    owner: "billing",
+    key_field: "member_id",
+    compatibility: Compatibility::FullTransitive,
+    records: &[RecordInfo::of::<billing::PaymentCreated>(), RecordInfo::of::<billing::CommandRejected>()],
+};
+
+pub static NOTIFICATIONS_COMMANDS: Topic = Topic {
+    name: "studyspot.notifications.commands.v1",
+    dead_letter: "studyspot.notifications.commands.v1.dlq",
+    kind: TopicKind::Commands,
+    owner: "notifications",
+    key_field: "recipient_id",
+    compatibility: Compatibility::BackwardTransitive,
+    records: &[RecordInfo::of::<notifications::SendNotification>()],
+};
+
+pub static NOTIFICATIONS_EVENTS: Topic = Topic {
+    name: "studyspot.notifications.events.v1",
+    dead_letter: "studyspot.notifications.events.v1.dlq",
+    kind: TopicKind::Events,
+    owner: "notifications",
+    key_field: "recipient_id",
+    compatibility: Compatibility::FullTransitive,
+    records: &[
+        RecordInfo::of::<notifications::NotificationQueued>(),
+        RecordInfo::of::<notifications::CommandRejected>(),
+    ],
+};
+
+pub static ATTENDANCE_COMMANDS: Topic = Topic {
+    name: "studyspot.attendance.commands.v1",
+    dead_letter: "studyspot.attendance.commands.v1.dlq",
+    kind: TopicKind::Commands,
+    owner: "attendance",
+    key_field: "venue_id",
+    compatibility: Compatibility::BackwardTransitive,
+    records: &[RecordInfo::of::<attendance::CheckIn>()],
+};
+
+pub static ATTENDANCE_EVENTS: Topic = Topic {
+    name: "studyspot.attendance.events.v1",
+    dead_letter: "studyspot.attendance.events.v1.dlq",
+    kind: TopicKind::Events,
+    owner: "attendance",
+    key_field: "venue_id",
+    compatibility: Compatibility::FullTransitive,
+    records: &[RecordInfo::of::<attendance::CheckedIn>(), RecordInfo::of::<attendance::CommandRejected>()],
+};
+
+pub static ALERTS_COMMANDS: Topic = Topic {
+    name: "studyspot.alerts.commands.v1",
+    dead_letter: "studyspot.alerts.commands.v1.dlq",
+    kind: TopicKind::Commands,
+    owner: "alerts",
+    key_field: "organization_id",
+    compatibility: Compatibility::BackwardTransitive,
+    records: &[RecordInfo::of::<alerts::RecordMetricSample>()],
+};
+
+pub static ALERTS_EVENTS: Topic = Topic {
+    name: "studyspot.alerts.events.v1",
+    dead_letter: "studyspot.alerts.events.v1.dlq",
+    kind: TopicKind::Events,
+    owner: "alerts",
+    key_field: "organization_id",
+    compatibility: Compatibility::FullTransitive,
+    records: &[RecordInfo::of::<alerts::MetricSampleRecorded>(), RecordInfo::of::<alerts::CommandRejected>()],
+};
+
+static CATALOGUE: [&Topic; 8] = [
+    &BILLING_COMMANDS,
+    &BILLING_EVENTS,
+    &NOTIFICATIONS_COMMANDS,
+    &NOTIFICATIONS_EVENTS,
+    &ATTENDANCE_COMMANDS,
+    &ATTENDANCE_EVENTS,
+    &ALERTS_COMMANDS,
+    &ALERTS_EVENTS,
+];
+
+/// Every topic of the backbone.
+pub fn catalogue() -> &'static [&'static Topic] {
+    &CATALOGUE
+}
+
+pub fn topic_by_name(name: &str) -> Option<&'static Topic> {
+    CATALOGUE.iter().copied().find(|t| t.name == name)
+}

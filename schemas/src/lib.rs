@@ -1,0 +1,16 @@
+//! The contract of the event backbone: every Avro record StudySpot writes, its Rust type, and the
+//! topic catalogue that says which records travel on which topic under which key.
+//!
+//! No topic name appears anywhere else in the workspace: code asks the catalogue.
+
+pub mod alerts;
+pub mod attendance;
+pub mod billing;
+mod catalogue;
+mod metadata;
+pub mod notifications;
+mod record;
+
+pub use catalogue::{Compatibility, Topic, TopicKind, catalogue, topic_by_name};
+pub use metadata::EventMetadata;
+pub use record::{Record, RecordInfo};

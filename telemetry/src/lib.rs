@@ -1,0 +1,8 @@
+//! Telemetry every StudySpot process shares: structured logs, a Prometheus recorder and the
+//! operational endpoints (`/metrics`, `/health`, `/ready`).
+
+mod logs;
+mod ops;
+
+pub use logs::init_logs;
+pub use ops::{CheckFuture, Readiness, ReadinessCheck, install_metrics, ops_router, serve_ops};
