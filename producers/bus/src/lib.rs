@@ -13,6 +13,7 @@ mod codec;
 mod error;
 pub mod headers;
 mod producer;
+pub mod reader;
 mod settings;
 mod source;
 mod trace;

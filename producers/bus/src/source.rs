@@ -9,10 +9,9 @@ use std::{
 };
 
 use rdkafka::{
-    ClientContext, Message, Offset, Statistics, TopicPartitionList,
+    ClientContext, Offset, Statistics, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance},
     error::KafkaError,
-    message::Headers as _,
 };
 
 use crate::{BusError, BusSettings, Headers};
@@ -201,26 +200,7 @@ fn poll_loop(consumer: &BaseConsumer<SourceContext>, stop: &AtomicBool, keeper: 
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(message)) => {
-                let inbound = InboundMessage {
-                    topic: message.topic().to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().map(<[u8]>::to_vec),
-                    headers: message
-                        .headers()
-                        .map(|hs| {
-                            Headers(
-                                hs.iter()
-                                    .map(|h| {
-                                        (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
-                                    })
-                                    .collect(),
-                            )
-                        })
-                        .unwrap_or_default(),
-                    timestamp_ms: message.timestamp().to_millis(),
-                };
+                let inbound = crate::reader::owned(&message);
                 drop(message);
                 match keeper.lock() {
                     Ok(mut keeper) => keeper.deliver(inbound),

@@ -1,0 +1,147 @@
+//! The consumer runtime's promises, proven on a real attendance consumer process against the
+//! real broker and PostgreSQL: a SIGKILL at any step neither loses nor doubles an effect.
+
+mod support;
+
+use std::{collections::HashMap, os::unix::process::ExitStatusExt, time::Duration};
+
+use studyspot_bus::headers;
+use studyspot_schemas::attendance;
+use support::{World, check_in, eventually, exited, kill, stop};
+
+const COMMANDS: usize = 120;
+
+async fn sessions(world: &World) -> i64 {
+    let pool = world.pool().await;
+    let n = sqlx::query_scalar("SELECT count(*) FROM attendance.sessions").fetch_one(&pool).await.unwrap_or(0);
+    pool.close().await;
+    n
+}
+
+/// Runs the whole scenario with the consumer killed at `point`, then checks exactly-once effects.
+async fn survives_sigkill_at(point: &str) {
+    let world = World::new().await;
+    for n in 0..COMMANDS {
+        world.send(&check_in(&world, n, if n % 2 == 0 { "ven_a" } else { "ven_b" })).await;
+    }
+
+    let mut doomed = world.spawn_consumer(Some(point));
+    let status = exited(&mut doomed, Duration::from_secs(60)).await;
+    assert_eq!(status.signal(), Some(9), "the consumer should have SIGKILLed itself at {point}");
+
+    let mut survivor = world.spawn_consumer(None);
+    let applied = eventually("every check-in applied", Duration::from_secs(60), || async {
+        let n = sessions(&world).await;
+        (n == COMMANDS as i64).then_some(n)
+    })
+    .await;
+    assert_eq!(applied, COMMANDS as i64);
+
+    let pool = world.pool().await;
+    let occupancy: Vec<(String, i32)> =
+        sqlx::query_as("SELECT venue_id, occupancy FROM attendance.venue_occupancy ORDER BY venue_id")
+            .fetch_all(&pool)
+            .await
+            .expect("occupancy");
+    assert_eq!(occupancy, vec![("ven_a".into(), 60), ("ven_b".into(), 60)], "each check-in counted exactly once");
+
+    // Every follow-on event is published (duplicates in the log are allowed, with one id each).
+    let events = eventually("every follow-on event published", Duration::from_secs(60), || async {
+        let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM attendance.outbox WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(1);
+        if unpublished > 0 {
+            return None;
+        }
+        let events = world.read_all(attendance::EVENTS.name);
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        for e in &events {
+            *by_id.entry(e.headers.get(headers::EVENT_ID).unwrap_or_default().to_owned()).or_default() += 1;
+        }
+        (by_id.len() == COMMANDS).then_some(by_id)
+    })
+    .await;
+    assert!(events.keys().all(|id| !id.is_empty()));
+    let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM attendance.outbox WHERE headers::text LIKE '%CommandRejected%'")
+        .fetch_one(&pool)
+        .await
+        .expect("outbox");
+    assert_eq!(rejected, 0, "a redelivered command must not be decided twice (it would be refused as a duplicate)");
+    stop(&mut survivor);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_after_poll_before_commit_loses_and_doubles_nothing() {
+    survives_sigkill_at("before_commit:2").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_after_commit_before_publish_loses_and_doubles_nothing() {
+    survives_sigkill_at("after_commit:2").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_after_publish_before_marking_loses_and_doubles_nothing() {
+    survives_sigkill_at("after_publish:1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_message_is_dead_lettered_and_the_rest_applied() {
+    let world = World::new().await;
+    world.send(&check_in(&world, 0, "ven_a")).await;
+    world.send_raw(attendance::COMMANDS.name, "ven_a", b"not avro at all".to_vec()).await;
+    let mut malformed = check_in(&world, 1, "ven_a");
+    malformed.member_id = String::new();
+    world.send(&malformed).await;
+    world.send(&check_in(&world, 2, "ven_a")).await;
+
+    let mut consumer = world.spawn_consumer(None);
+    eventually("the good check-ins applied", Duration::from_secs(60), || async {
+        (sessions(&world).await == 2).then_some(())
+    })
+    .await;
+    let dead = eventually("two dead letters", Duration::from_secs(60), || async {
+        let dead = world.read_all(attendance::COMMANDS.dead_letter);
+        (dead.len() == 2).then_some(dead)
+    })
+    .await;
+    let reasons: Vec<&str> = dead.iter().map(|d| d.headers.get(headers::DLQ_REASON).unwrap_or_default()).collect();
+    assert!(reasons.iter().any(|r| r.contains("Confluent wire format")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("member_id is empty")), "{reasons:?}");
+    for d in &dead {
+        assert_eq!(d.headers.get(headers::DLQ_TOPIC), Some(world.topic(attendance::COMMANDS.name).as_str()));
+        assert!(d.headers.get(headers::DLQ_OFFSET).is_some());
+        assert_eq!(d.headers.get(headers::DLQ_CONSUMER), Some("attendance"));
+    }
+    stop(&mut consumer);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_in_one_group_one_stopped_mid_stream() {
+    let world = World::new().await;
+    let mut first = world.spawn_consumer(None);
+    let mut second = world.spawn_consumer(None);
+    for n in 0..COMMANDS / 2 {
+        world.send(&check_in(&world, n, if n % 2 == 0 { "ven_a" } else { "ven_b" })).await;
+    }
+    eventually("some check-ins applied", Duration::from_secs(60), || async {
+        (sessions(&world).await > 0).then_some(())
+    })
+    .await;
+    kill(&mut first);
+    for n in COMMANDS / 2..COMMANDS {
+        world.send(&check_in(&world, n, if n % 2 == 0 { "ven_a" } else { "ven_b" })).await;
+    }
+    eventually("every check-in applied by the survivor", Duration::from_secs(90), || async {
+        (sessions(&world).await == COMMANDS as i64).then_some(())
+    })
+    .await;
+    let pool = world.pool().await;
+    let total: i64 = sqlx::query_scalar("SELECT sum(occupancy)::bigint FROM attendance.venue_occupancy")
+        .fetch_one(&pool)
+        .await
+        .expect("occupancy");
+    assert_eq!(total, COMMANDS as i64);
+    stop(&mut second);
+}

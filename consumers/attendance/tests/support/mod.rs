@@ -1,0 +1,173 @@
+//! A test's own world: a fresh database, its own topics (a unique prefix), an in-process schema
+//! registry, and real consumer processes it can start and SIGKILL.
+
+#![allow(dead_code)]
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use sqlx::{Connection, PgConnection, PgPool};
+use studyspot_bus::{BusSettings, Codec, InboundMessage, OutboundMessage, Producer, TraceContext, admin, reader};
+use studyspot_schemas::{EventMetadata, Record, attendance};
+
+pub fn admin_url() -> String {
+    std::env::var("STUDYSPOT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into())
+}
+
+pub fn kafka() -> String {
+    std::env::var("STUDYSPOT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub struct World {
+    pub id: String,
+    pub database_url: String,
+    pub prefix: String,
+    pub registry_url: String,
+    pub bus: BusSettings,
+    pub codec: Codec,
+    pub producer: Producer,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let mut admin = PgConnection::connect(&admin_url()).await.expect("PostgreSQL for tests");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE t_{id}"))).execute(&mut admin).await.expect("create db");
+        let base = admin_url();
+        let database_url = format!("{}/t_{id}", base.rsplit_once('/').expect("url has a database").0);
+
+        let registry_pool = studyspot_schema_registry::connect(&database_url, 4).await.expect("registry db");
+        let app = studyspot_schema_registry::router(registry_pool).await.expect("registry app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let registry_url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum_serve(listener, app).await });
+
+        let prefix = format!("t{id}.");
+        let bus = BusSettings {
+            bootstrap_servers: kafka(),
+            registry_url: registry_url.clone(),
+            extra: Default::default(),
+            client_id: format!("test-{id}"),
+        };
+        let names: Vec<String> = admin::topic_names_with_dead_letters(studyspot_schemas::catalogue())
+            .into_iter()
+            .filter(|n| n.contains(".attendance."))
+            .map(|n| format!("{prefix}{n}"))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        admin::ensure_topics(&bus, &refs, 3, 1).await.expect("topics");
+        let codec = Codec::new(&registry_url).expect("codec");
+        let producer = Producer::new(&bus).expect("producer");
+        Self { id, database_url, prefix, registry_url, bus, codec, producer }
+    }
+
+    pub fn topic(&self, catalogue_name: &str) -> String {
+        format!("{}{catalogue_name}", self.prefix)
+    }
+
+    pub async fn pool(&self) -> PgPool {
+        PgPool::connect(&self.database_url).await.expect("test db")
+    }
+
+    /// Produces a record to its (prefixed) topic and waits for the broker's acknowledgement.
+    pub async fn send<R: Record>(&self, record: &R) {
+        let encoded = self.codec.encode(record).await.expect("encode");
+        let mut message = OutboundMessage::from_encoded(encoded, &TraceContext::root());
+        message.topic = self.topic(&message.topic);
+        self.producer.send(&message).await.expect("produce");
+    }
+
+    /// Produces raw bytes (for poison messages).
+    pub async fn send_raw(&self, catalogue_topic: &str, key: &str, payload: Vec<u8>) {
+        let message = OutboundMessage {
+            topic: self.topic(catalogue_topic),
+            key: key.into(),
+            payload,
+            headers: Default::default(),
+        };
+        self.producer.send(&message).await.expect("produce raw");
+    }
+
+    pub fn read_all(&self, catalogue_topic: &str) -> Vec<InboundMessage> {
+        reader::read_to_end(&self.bus, &self.topic(catalogue_topic), Duration::from_secs(30)).expect("read topic")
+    }
+
+    /// Starts a real attendance consumer process on this world.
+    pub fn spawn_consumer(&self, crash_at: Option<&str>) -> Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_studyspot-attendance"));
+        command
+            .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", kafka())
+            .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &self.prefix)
+            .env("STUDYSPOT_REGISTRY__URL", &self.registry_url)
+            .env("STUDYSPOT_POSTGRES__URL", &self.database_url)
+            .env("STUDYSPOT_CONSUMER__MAX_BATCH", "50")
+            .env("STUDYSPOT_CONSUMER__RETRY_MAX_MS", "1000")
+            .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn,studyspot=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(point) = crash_at {
+            command.env("STUDYSPOT_CRASH_AT", point);
+        }
+        command.spawn().expect("start the consumer")
+    }
+}
+
+async fn axum_serve(listener: tokio::net::TcpListener, app: axum::Router) {
+    let _ = axum::serve(listener, app).await;
+}
+
+pub fn check_in(world: &World, n: usize, venue: &str) -> attendance::CheckIn {
+    attendance::CheckIn {
+        metadata: EventMetadata {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: 1_767_225_600_000 + n as i64 * 1000,
+            correlation_id: format!("corr-{n}"),
+            causation_id: None,
+            organization_id: format!("org_{}", world.id),
+            actor: "user:test".into(),
+        },
+        session_id: format!("ses_{n}"),
+        member_id: format!("mem_{n}"),
+        venue_id: venue.into(),
+        seat_id: None,
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or fails the test at the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for a process to end by itself (a crash point) within `timeout`.
+pub async fn exited(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    eventually("the consumer process to exit", timeout, || {
+        let status = child.try_wait().expect("wait");
+        async move { status }
+    })
+    .await
+}
+
+pub fn stop(child: &mut Child) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = child.wait();
+}
+
+pub fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}

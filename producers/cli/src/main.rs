@@ -1,0 +1,111 @@
+//! `studyspot`: the operator's command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use studyspot_bus::{
+    BusSettings,
+    admin::{self, RegistryAdmin, TopicOutcome},
+};
+use studyspot_config::Settings;
+use studyspot_schemas::catalogue;
+
+#[derive(Parser)]
+#[command(name = "studyspot", version, about = "StudySpot operator commands")]
+struct Args {
+    /// A settings file layered over the documented defaults (also STUDYSPOT_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Topics of the catalogue.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// Schemas of the catalogue in the registry.
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsAction {
+    /// Creates every catalogue topic and its dead-letter topic that does not exist yet.
+    Ensure,
+    /// Prints the catalogue: topic, key, compatibility, record types.
+    List,
+}
+
+#[derive(Subcommand)]
+enum SchemasAction {
+    /// Sets each subject's compatibility rule and registers the current schema (idempotent).
+    Register,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings::load(args.config.as_deref())?;
+    match args.command {
+        Command::Topics { action: TopicsAction::Ensure } => ensure_topics(&settings).await,
+        Command::Topics { action: TopicsAction::List } => {
+            list_topics();
+            Ok(())
+        }
+        Command::Schemas { action: SchemasAction::Register } => register_schemas(&settings).await,
+    }
+}
+
+async fn ensure_topics(settings: &Settings) -> anyhow::Result<()> {
+    let bus = BusSettings::from_settings(settings, "studyspot-cli");
+    let prefix = &settings.kafka.topic_prefix;
+    let names: Vec<String> = admin::topic_names_with_dead_letters(catalogue())
+        .into_iter()
+        .map(|name| format!("{prefix}{name}"))
+        .collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let outcomes = admin::ensure_topics(&bus, &refs, settings.kafka.partitions, settings.kafka.replication_factor)
+        .await
+        .with_context(|| format!("cannot create topics on {}", settings.kafka.bootstrap_servers))?;
+    for (name, outcome) in outcomes {
+        let word = match outcome {
+            TopicOutcome::Created => "created",
+            TopicOutcome::AlreadyExisted => "exists ",
+        };
+        println!("{word}  {name}");
+    }
+    Ok(())
+}
+
+fn list_topics() {
+    for topic in catalogue() {
+        println!("{}  key={}  {}  dlq={}", topic.name, topic.key_field, topic.compatibility.as_registry_level(), topic.dead_letter);
+        for record in topic.records {
+            println!("    {}  ({})", record.full_name, record.avsc_file);
+        }
+    }
+}
+
+async fn register_schemas(settings: &Settings) -> anyhow::Result<()> {
+    let registry = RegistryAdmin::new(&settings.registry.url)?;
+    for topic in catalogue() {
+        for record in topic.records {
+            let subject = topic.subject(record.full_name);
+            registry
+                .set_compatibility(&subject, topic.compatibility.as_registry_level())
+                .await
+                .with_context(|| format!("cannot set compatibility of {subject} at {}", settings.registry.url))?;
+            let schema = serde_json::to_string(&(record.schema)())?;
+            let id = registry.register(&subject, &schema).await.with_context(|| format!("cannot register {subject}"))?;
+            println!("id {id:>4}  {subject}  {}", topic.compatibility.as_registry_level());
+        }
+    }
+    Ok(())
+}
