@@ -36,6 +36,7 @@ pub struct Kafka {
     pub partitions: i32,
     pub replication_factor: i32,
     pub topic_prefix: String,
+    pub rejoin_when_unassigned_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -62,7 +62,7 @@ impl HandleError {
 
 /// Integrity and data errors (SQLSTATE classes 22, 23) are about this message's content; anything
 /// else (connection loss, serialization failure, timeouts) may pass.
-fn database_disposition(e: &sqlx::Error) -> Disposition {
+pub(crate) fn database_disposition(e: &sqlx::Error) -> Disposition {
     match e {
         sqlx::Error::Database(db) => match db.code().as_deref().map(|c| &c[..2.min(c.len())]) {
             Some("22") | Some("23") => Disposition::DeadLetter,

@@ -173,7 +173,11 @@ impl<H: Handler> LaneContext<H> {
     }
 
     async fn apply(&self, items: &[Item], poisoned: &HashMap<usize, String>) -> Result<Outcome, Failure> {
-        let retry = |e: sqlx::Error| Failure::Retry(e.to_string());
+        // The runtime's own statements: a schema or syntax error is a bug that retrying cannot fix.
+        let retry = |e: sqlx::Error| match crate::handler::database_disposition(&e) {
+            Disposition::Fatal => Failure::Fatal(e.to_string()),
+            _ => Failure::Retry(e.to_string()),
+        };
         let mut tx = self.db.pool.begin().await.map_err(retry)?;
 
         // Lock each partition's position: a second owner (a rebalance in flight) waits here and

@@ -40,8 +40,8 @@ pub(crate) async fn insert(tx: &mut PgConnection, rows: &[OutboxRow]) -> Result<
         rows.iter().map(|r| serde_json::to_value(&r.headers).unwrap_or_default()).collect();
     sqlx::query(
         "INSERT INTO outbox (event_id, topic, key, payload, headers) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[]) WITH ORDINALITY AS r(e, t, k, p, h, n) \
-         ORDER BY n",
+         SELECT e, t, k, p, h FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[]) \
+         WITH ORDINALITY AS r(e, t, k, p, h, n) ORDER BY n",
     )
     .bind(&ids)
     .bind(&topics)

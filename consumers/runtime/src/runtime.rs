@@ -190,12 +190,8 @@ impl<H: Handler> Runtime<H> {
         let keeper = Keeper { runtime: tokio::runtime::Handle::current(), pool: self.db.pool.clone(), lanes: senders };
         let kafka_topics: Vec<String> = self.config.topics.iter().map(|t| topics.kafka_name(t)).collect();
         let topic_refs: Vec<&str> = kafka_topics.iter().map(String::as_str).collect();
-        let source = Arc::new(Source::start(
-            &self.config.bus,
-            &self.config.group_id(),
-            &topic_refs,
-            Arc::new(Mutex::new(keeper)),
-        )?);
+        let keeper = Arc::new(Mutex::new(keeper));
+        let source = Arc::new(Source::start(&self.config.bus, &self.config.group_id(), &topic_refs, keeper.clone())?);
         let _ = ctx.source.set(source.clone());
         tracing::info!(consumer = %self.config.name, topics = ?kafka_topics, lanes = self.config.lanes, "consuming");
 
@@ -207,6 +203,10 @@ impl<H: Handler> Runtime<H> {
         // hold) and leaves the group; then the lanes see their inputs close and end.
         let stopping = source.clone();
         tokio::task::spawn_blocking(move || stopping.stop()).await.map_err(|e| RuntimeError::Fatal(e.to_string()))?;
+        // The lanes end when their inputs close; the keeper holds the only senders.
+        if let Ok(mut keeper) = keeper.lock() {
+            keeper.lanes.clear();
+        }
         drop(ctx);
         drop(source);
         for lane in lanes {

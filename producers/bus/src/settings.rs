@@ -11,6 +11,10 @@ pub struct BusSettings {
     pub extra: BTreeMap<String, String>,
     /// Names this process in broker logs and metrics.
     pub client_id: String,
+    /// Rejoin the group after this long without partitions. Off for real Kafka (a member may
+    /// legitimately hold none); on for the embedded broker, whose coordinator can leave a
+    /// survivor unassigned after another member dies (see ARCHITECTURE.md).
+    pub rejoin_when_unassigned: Option<std::time::Duration>,
 }
 
 impl BusSettings {
@@ -20,6 +24,10 @@ impl BusSettings {
             registry_url: settings.registry.url.clone(),
             extra: settings.kafka.extra.clone(),
             client_id: client_id.into(),
+            rejoin_when_unassigned: match settings.kafka.rejoin_when_unassigned_ms {
+                0 => None,
+                ms => Some(std::time::Duration::from_millis(ms)),
+            },
         }
     }
 

@@ -160,7 +160,9 @@ impl Source {
             .name(format!("source-{group}"))
             .spawn({
                 let (consumer, stop) = (consumer.clone(), stop.clone());
-                move || poll_loop(&consumer, &stop, &keeper)
+                let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+                let rejoin_after = settings.rejoin_when_unassigned;
+                move || poll_loop(&consumer, &topics, rejoin_after, &stop, &keeper)
             })
             .map_err(|e| BusError::Config(format!("cannot start the poll thread: {e}")))?;
         Ok(Self { consumer, stop, thread: Mutex::new(Some(thread)) })
@@ -195,8 +197,32 @@ impl Drop for Source {
     }
 }
 
-fn poll_loop(consumer: &BaseConsumer<SourceContext>, stop: &AtomicBool, keeper: &Arc<Mutex<dyn PositionKeeper>>) {
+fn poll_loop(
+    consumer: &BaseConsumer<SourceContext>,
+    topics: &[String],
+    rejoin_after: Option<Duration>,
+    stop: &AtomicBool,
+    keeper: &Arc<Mutex<dyn PositionKeeper>>,
+) {
+    let mut unassigned_since = Some(std::time::Instant::now());
     while !stop.load(Ordering::SeqCst) {
+        if let Some(limit) = rejoin_after {
+            let assigned = consumer.assignment().map(|a| a.count() > 0).unwrap_or(false);
+            match (assigned, unassigned_since) {
+                (true, _) => unassigned_since = None,
+                (false, None) => unassigned_since = Some(std::time::Instant::now()),
+                (false, Some(since)) if since.elapsed() > limit => {
+                    tracing::warn!(idle_s = since.elapsed().as_secs(), "no partitions assigned; rejoining the group");
+                    consumer.unsubscribe();
+                    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    if let Err(e) = consumer.subscribe(&refs) {
+                        tracing::error!(error = %e, "cannot resubscribe");
+                    }
+                    unassigned_since = Some(std::time::Instant::now());
+                }
+                (false, Some(_)) => {}
+            }
+        }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(message)) => {

@@ -51,6 +51,7 @@ impl World {
             registry_url: registry_url.clone(),
             extra: Default::default(),
             client_id: format!("test-{id}"),
+            rejoin_when_unassigned: None,
         };
         let names: Vec<String> = admin::topic_names_with_dead_letters(studyspot_schemas::catalogue())
             .into_iter()
@@ -96,7 +97,7 @@ impl World {
     }
 
     /// Starts a real attendance consumer process on this world.
-    pub fn spawn_consumer(&self, crash_at: Option<&str>) -> Child {
+    pub fn spawn_consumer(&self, crash_at: Option<&str>) -> Consumer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_studyspot-attendance"));
         command
             .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", kafka())
@@ -107,12 +108,25 @@ impl World {
             .env("STUDYSPOT_CONSUMER__RETRY_MAX_MS", "1000")
             .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn,studyspot=info")
-            .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // STUDYSPOT_TEST_LOGS=1 shows the consumer's log, to debug a failing test.
+        if std::env::var_os("STUDYSPOT_TEST_LOGS").is_none() {
+            command.stdout(Stdio::null());
+        }
         if let Some(point) = crash_at {
             command.env("STUDYSPOT_CRASH_AT", point);
         }
-        command.spawn().expect("start the consumer")
+        Consumer(command.spawn().expect("start the consumer"))
+    }
+}
+
+/// A consumer process that is killed when the test ends, passed or failed.
+pub struct Consumer(pub Child);
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -154,20 +168,21 @@ where
 }
 
 /// Waits for a process to end by itself (a crash point) within `timeout`.
-pub async fn exited(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+pub async fn exited(child: &mut Consumer, timeout: Duration) -> std::process::ExitStatus {
     eventually("the consumer process to exit", timeout, || {
-        let status = child.try_wait().expect("wait");
+        let status = child.0.try_wait().expect("wait");
         async move { status }
     })
     .await
 }
 
-pub fn stop(child: &mut Child) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    let _ = child.wait();
+/// SIGTERM, then waits: the consumer finishes its batch and leaves the group.
+pub fn stop(child: &mut Consumer) -> std::process::ExitStatus {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    child.0.wait().expect("wait")
 }
 
-pub fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+pub fn kill(child: &mut Consumer) {
+    let _ = child.0.kill();
+    let _ = child.0.wait();
 }
