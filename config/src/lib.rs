@@ -81,9 +81,8 @@ impl Settings {
 
     pub fn figment(file: Option<&Path>) -> Figment {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
-        let named = file
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("STUDYSPOT_CONFIG").map(Into::into));
+        let named =
+            file.map(Path::to_path_buf).or_else(|| std::env::var_os("STUDYSPOT_CONFIG").map(Into::into));
         if let Some(path) = named {
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -92,6 +91,7 @@ impl Settings {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail fixes the closure's error type
 mod tests {
     use secrecy::ExposeSecret;
 

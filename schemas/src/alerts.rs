@@ -20,7 +20,13 @@ pub struct RecordMetricSample {
     /// When the sample was taken, milliseconds since the Unix epoch (UTC).
     pub sampled_at: i64,
 }
-record!(RecordMetricSample, "studyspot.alerts.RecordMetricSample", "alerts/RecordMetricSample.avsc", COMMANDS, key = |r| &r.metadata.organization_id);
+record!(
+    RecordMetricSample,
+    "studyspot.alerts.RecordMetricSample",
+    "alerts/RecordMetricSample.avsc",
+    COMMANDS,
+    key = |r| &r.metadata.organization_id
+);
 
 /// A sample was stored and is part of rule evaluation from now on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -32,7 +38,13 @@ pub struct MetricSampleRecorded {
     pub value: f64,
     pub sampled_at: i64,
 }
-record!(MetricSampleRecorded, "studyspot.alerts.MetricSampleRecorded", "alerts/MetricSampleRecorded.avsc", EVENTS, key = |r| &r.metadata.organization_id);
+record!(
+    MetricSampleRecorded,
+    "studyspot.alerts.MetricSampleRecorded",
+    "alerts/MetricSampleRecorded.avsc",
+    EVENTS,
+    key = |r| &r.metadata.organization_id
+);
 
 /// Alerts refused a well-formed command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -44,4 +56,10 @@ pub struct CommandRejected {
     pub code: String,
     pub reason: String,
 }
-record!(CommandRejected, "studyspot.alerts.CommandRejected", "alerts/CommandRejected.avsc", EVENTS, key = |r| &r.metadata.organization_id);
+record!(
+    CommandRejected,
+    "studyspot.alerts.CommandRejected",
+    "alerts/CommandRejected.avsc",
+    EVENTS,
+    key = |r| &r.metadata.organization_id
+);

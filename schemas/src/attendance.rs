@@ -33,7 +33,13 @@ pub struct CheckedIn {
     /// Members present at the venue after this check-in.
     pub occupancy: i32,
 }
-record!(CheckedIn, "studyspot.attendance.CheckedIn", "attendance/CheckedIn.avsc", EVENTS, key = |r| &r.venue_id);
+record!(
+    CheckedIn,
+    "studyspot.attendance.CheckedIn",
+    "attendance/CheckedIn.avsc",
+    EVENTS,
+    key = |r| &r.venue_id
+);
 
 /// Attendance refused a well-formed command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -46,4 +52,10 @@ pub struct CommandRejected {
     pub code: String,
     pub reason: String,
 }
-record!(CommandRejected, "studyspot.attendance.CommandRejected", "attendance/CommandRejected.avsc", EVENTS, key = |r| &r.venue_id);
+record!(
+    CommandRejected,
+    "studyspot.attendance.CommandRejected",
+    "attendance/CommandRejected.avsc",
+    EVENTS,
+    key = |r| &r.venue_id
+);

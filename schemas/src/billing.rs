@@ -23,7 +23,13 @@ pub struct CreatePayment {
     #[avro(default = "null")]
     pub description: Option<String>,
 }
-record!(CreatePayment, "studyspot.billing.CreatePayment", "billing/CreatePayment.avsc", COMMANDS, key = |r| &r.member_id);
+record!(
+    CreatePayment,
+    "studyspot.billing.CreatePayment",
+    "billing/CreatePayment.avsc",
+    COMMANDS,
+    key = |r| &r.member_id
+);
 
 /// A payment exists and awaits processing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -38,7 +44,13 @@ pub struct PaymentCreated {
     #[avro(default = "null")]
     pub description: Option<String>,
 }
-record!(PaymentCreated, "studyspot.billing.PaymentCreated", "billing/PaymentCreated.avsc", EVENTS, key = |r| &r.member_id);
+record!(
+    PaymentCreated,
+    "studyspot.billing.PaymentCreated",
+    "billing/PaymentCreated.avsc",
+    EVENTS,
+    key = |r| &r.member_id
+);
 
 /// Billing refused a well-formed command; `code` is machine-readable, `reason` is for people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -53,4 +65,10 @@ pub struct CommandRejected {
     pub code: String,
     pub reason: String,
 }
-record!(CommandRejected, "studyspot.billing.CommandRejected", "billing/CommandRejected.avsc", EVENTS, key = |r| &r.member_id);
+record!(
+    CommandRejected,
+    "studyspot.billing.CommandRejected",
+    "billing/CommandRejected.avsc",
+    EVENTS,
+    key = |r| &r.member_id
+);

@@ -23,7 +23,13 @@ pub struct SendNotification {
     pub subject: Option<String>,
     pub body: String,
 }
-record!(SendNotification, "studyspot.notifications.SendNotification", "notifications/SendNotification.avsc", COMMANDS, key = |r| &r.recipient_id);
+record!(
+    SendNotification,
+    "studyspot.notifications.SendNotification",
+    "notifications/SendNotification.avsc",
+    COMMANDS,
+    key = |r| &r.recipient_id
+);
 
 /// A notification was accepted for delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -35,7 +41,13 @@ pub struct NotificationQueued {
     pub channel: String,
     pub category: String,
 }
-record!(NotificationQueued, "studyspot.notifications.NotificationQueued", "notifications/NotificationQueued.avsc", EVENTS, key = |r| &r.recipient_id);
+record!(
+    NotificationQueued,
+    "studyspot.notifications.NotificationQueued",
+    "notifications/NotificationQueued.avsc",
+    EVENTS,
+    key = |r| &r.recipient_id
+);
 
 /// Notifications refused a well-formed command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -48,4 +60,10 @@ pub struct CommandRejected {
     pub code: String,
     pub reason: String,
 }
-record!(CommandRejected, "studyspot.notifications.CommandRejected", "notifications/CommandRejected.avsc", EVENTS, key = |r| &r.recipient_id);
+record!(
+    CommandRejected,
+    "studyspot.notifications.CommandRejected",
+    "notifications/CommandRejected.avsc",
+    EVENTS,
+    key = |r| &r.recipient_id
+);

@@ -44,10 +44,18 @@ fn every_record_carries_the_metadata_and_its_topic_key() {
             let fields = schema["fields"].as_array().expect("a record");
             assert_eq!(fields[0]["name"], "metadata", "{record:?} starts with metadata");
             assert_eq!(fields[0]["type"], metadata, "{record:?} carries EventMetadata as it is");
-            let name = format!("{}.{}", schema["namespace"].as_str().expect("namespaced"), schema["name"].as_str().expect("named"));
+            let name = format!(
+                "{}.{}",
+                schema["namespace"].as_str().expect("namespaced"),
+                schema["name"].as_str().expect("named")
+            );
             assert_eq!(name, record.full_name);
             let has_key = fields.iter().any(|f| f["name"] == topic.key_field)
-                || metadata["fields"].as_array().expect("record").iter().any(|f| f["name"] == topic.key_field);
+                || metadata["fields"]
+                    .as_array()
+                    .expect("record")
+                    .iter()
+                    .any(|f| f["name"] == topic.key_field);
             assert!(has_key, "{record:?} has no key field {}", topic.key_field);
         }
     }

@@ -50,8 +50,9 @@ impl Readiness {
             let name = c.name();
             let fut = c.check();
             async move {
-                let outcome =
-                    tokio::time::timeout(std::time::Duration::from_secs(2), fut).await.unwrap_or_else(|_| Err("timed out after 2s".into()));
+                let outcome = tokio::time::timeout(std::time::Duration::from_secs(2), fut)
+                    .await
+                    .unwrap_or_else(|_| Err("timed out after 2s".into()));
                 (name, outcome)
             }
         }))

@@ -1,4 +1,3 @@
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use studyspot_attendance_projection::{self as projection, Session};
 use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
@@ -16,7 +15,12 @@ const ACTOR: &str = "service:attendance";
 pub struct AttendanceHandler;
 
 impl Handler for AttendanceHandler {
-    async fn handle(&self, tx: &mut PgConnection, message: &Inbound, effects: &mut Effects) -> Result<(), HandleError> {
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        message: &Inbound,
+        effects: &mut Effects,
+    ) -> Result<(), HandleError> {
         if message.is::<CheckIn>() {
             check_in(tx, message, effects).await
         } else {
@@ -25,7 +29,11 @@ impl Handler for AttendanceHandler {
     }
 }
 
-async fn check_in(tx: &mut PgConnection, message: &Inbound, effects: &mut Effects) -> Result<(), HandleError> {
+async fn check_in(
+    tx: &mut PgConnection,
+    message: &Inbound,
+    effects: &mut Effects,
+) -> Result<(), HandleError> {
     let command: CheckIn = message.record()?;
     validate_check_in(&command).map_err(|m| HandleError::malformed(CheckIn::FULL_NAME, m.0))?;
     let org = &command.metadata.organization_id;
@@ -34,7 +42,7 @@ async fn check_in(tx: &mut PgConnection, message: &Inbound, effects: &mut Effect
         session_exists: projection::session(tx, &command.session_id).await?.is_some(),
         occupancy: projection::occupancy(tx, org, &command.venue_id).await?,
     };
-    let at = event_time(command.metadata.occurred_at)?;
+    let at = message.occurred_at()?;
     match decide_check_in(&state, &command) {
         CheckInDecision::CheckedIn { occupancy } => {
             projection::insert_session(
@@ -70,9 +78,4 @@ async fn check_in(tx: &mut PgConnection, message: &Inbound, effects: &mut Effect
         }),
     }
     Ok(())
-}
-
-fn event_time(millis: i64) -> Result<DateTime<Utc>, HandleError> {
-    DateTime::from_timestamp_millis(millis)
-        .ok_or_else(|| HandleError::malformed("metadata.occurred_at", format!("{millis} is not a valid time")))
 }

@@ -13,7 +13,8 @@ const COMMANDS: usize = 120;
 
 async fn sessions(world: &World) -> i64 {
     let pool = world.pool().await;
-    let n = sqlx::query_scalar("SELECT count(*) FROM attendance.sessions").fetch_one(&pool).await.unwrap_or(0);
+    let n =
+        sqlx::query_scalar("SELECT count(*) FROM attendance.sessions").fetch_one(&pool).await.unwrap_or(0);
     pool.close().await;
     n
 }
@@ -43,14 +44,19 @@ async fn survives_sigkill_at(point: &str) {
             .fetch_all(&pool)
             .await
             .expect("occupancy");
-    assert_eq!(occupancy, vec![("ven_a".into(), 60), ("ven_b".into(), 60)], "each check-in counted exactly once");
+    assert_eq!(
+        occupancy,
+        vec![("ven_a".into(), 60), ("ven_b".into(), 60)],
+        "each check-in counted exactly once"
+    );
 
     // Every follow-on event is published (duplicates in the log are allowed, with one id each).
     let events = eventually("every follow-on event published", Duration::from_secs(60), || async {
-        let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM attendance.outbox WHERE published_at IS NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(1);
+        let unpublished: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM attendance.outbox WHERE published_at IS NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(1);
         if unpublished > 0 {
             return None;
         }
@@ -63,11 +69,16 @@ async fn survives_sigkill_at(point: &str) {
     })
     .await;
     assert!(events.keys().all(|id| !id.is_empty()));
-    let rejected: i64 = sqlx::query_scalar("SELECT count(*) FROM attendance.outbox WHERE headers::text LIKE '%CommandRejected%'")
-        .fetch_one(&pool)
-        .await
-        .expect("outbox");
-    assert_eq!(rejected, 0, "a redelivered command must not be decided twice (it would be refused as a duplicate)");
+    let rejected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM attendance.outbox WHERE headers::text LIKE '%CommandRejected%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("outbox");
+    assert_eq!(
+        rejected, 0,
+        "a redelivered command must not be decided twice (it would be refused as a duplicate)"
+    );
     stop(&mut survivor);
 }
 
@@ -106,7 +117,8 @@ async fn a_poison_message_is_dead_lettered_and_the_rest_applied() {
         (dead.len() == 2).then_some(dead)
     })
     .await;
-    let reasons: Vec<&str> = dead.iter().map(|d| d.headers.get(headers::DLQ_REASON).unwrap_or_default()).collect();
+    let reasons: Vec<&str> =
+        dead.iter().map(|d| d.headers.get(headers::DLQ_REASON).unwrap_or_default()).collect();
     assert!(reasons.iter().any(|r| r.contains("Confluent wire format")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("member_id is empty")), "{reasons:?}");
     for d in &dead {
@@ -145,4 +157,41 @@ async fn two_instances_in_one_group_one_stopped_mid_stream() {
         .expect("occupancy");
     assert_eq!(total, COMMANDS as i64);
     stop(&mut second);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_gone_for_ten_seconds_mid_stream_skips_nothing() {
+    let world = World::new().await;
+    let proxy = support::proxy::Proxy::start(world.database_host_port()).await;
+    let mut consumer = world.spawn_consumer_with_database(None, &world.database_url_via(proxy.addr));
+    for n in 0..COMMANDS / 2 {
+        world.send(&check_in(&world, n, if n % 2 == 0 { "ven_a" } else { "ven_b" })).await;
+    }
+    eventually("some check-ins applied", Duration::from_secs(60), || async {
+        (sessions(&world).await > 0).then_some(())
+    })
+    .await;
+    proxy.down();
+    for n in COMMANDS / 2..COMMANDS {
+        world.send(&check_in(&world, n, if n % 2 == 0 { "ven_a" } else { "ven_b" })).await;
+    }
+    // The outage itself is the behaviour under test: ten seconds without a database.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        consumer.0.try_wait().expect("wait").is_none(),
+        "the consumer waits out the outage instead of exiting"
+    );
+    proxy.up();
+    eventually("every check-in applied after the outage", Duration::from_secs(90), || async {
+        (sessions(&world).await == COMMANDS as i64).then_some(())
+    })
+    .await;
+    let pool = world.pool().await;
+    let occupancy: Vec<(String, i32)> =
+        sqlx::query_as("SELECT venue_id, occupancy FROM attendance.venue_occupancy ORDER BY venue_id")
+            .fetch_all(&pool)
+            .await
+            .expect("occupancy");
+    assert_eq!(occupancy, vec![("ven_a".into(), 60), ("ven_b".into(), 60)]);
+    stop(&mut consumer);
 }

@@ -26,7 +26,8 @@ pub async fn connect_schema(
     max_connections: u32,
     migrator: Option<&'static Migrator>,
 ) -> Result<Database, sqlx::Error> {
-    if !schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || schema.is_empty() {
+    if !schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || schema.is_empty()
+    {
         return Err(sqlx::Error::Configuration(format!("schema name {schema:?} must be [a-z0-9_]+").into()));
     }
     let options = PgConnectOptions::from_str(url)?.options([("search_path", schema)]);

@@ -109,7 +109,9 @@ impl Inbound {
                         .resolve(&<EventMetadata as apache_avro::AvroSchema>::get_schema())
                         .map_err(|_| "metadata does not fit EventMetadata")
                 })
-                .and_then(|v| apache_avro::from_value::<EventMetadata>(&v).map_err(|_| "unreadable metadata"))?,
+                .and_then(|v| {
+                    apache_avro::from_value::<EventMetadata>(&v).map_err(|_| "unreadable metadata")
+                })?,
             _ => return Err("not a record".into()),
         };
         Ok(Self {
@@ -129,6 +131,14 @@ impl Inbound {
         Decoded { full_name: self.record_type.clone(), value: self.value.clone() }
             .into_record::<R>()
             .map_err(|e| HandleError::malformed(&self.record_type, e.to_string()))
+    }
+
+    /// When the record says it happened: the only clock a handler may read.
+    pub fn occurred_at(&self) -> Result<chrono::DateTime<chrono::Utc>, HandleError> {
+        let millis = self.metadata.occurred_at;
+        chrono::DateTime::from_timestamp_millis(millis).ok_or_else(|| {
+            HandleError::malformed("metadata.occurred_at", format!("{millis} is not a valid time"))
+        })
     }
 
     pub fn is<R: Record>(&self) -> bool {

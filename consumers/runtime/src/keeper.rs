@@ -1,4 +1,8 @@
-use std::{collections::HashMap, hash::{Hash, Hasher}, time::Duration};
+use std::{
+    collections::HashMap,
+    hash::{Hash, Hasher},
+    time::Duration,
+};
 
 use sqlx::PgPool;
 use studyspot_bus::{InboundMessage, PartitionId, PositionKeeper};
@@ -42,8 +46,10 @@ impl PositionKeeper for Keeper {
                 .fetch_all(&self.pool),
             )
             .map_err(|e| e.to_string())?;
-        let stored: HashMap<PartitionId, i64> =
-            rows.into_iter().map(|(topic, partition, next)| (PartitionId { topic, partition }, next)).collect();
+        let stored: HashMap<PartitionId, i64> = rows
+            .into_iter()
+            .map(|(topic, partition, next)| (PartitionId { topic, partition }, next))
+            .collect();
         for p in partitions {
             tracing::info!(topic = %p.topic, partition = p.partition, next_offset = ?stored.get(p), "resuming from PostgreSQL");
         }
@@ -72,7 +78,9 @@ impl PositionKeeper for Keeper {
     fn deliver(&mut self, message: InboundMessage) {
         let lane = self.lane_of(&message);
         if self.lanes[lane].blocking_send(LaneInput::Message(message)).is_err() {
-            tracing::debug!("lane closed; dropping a record that will be read again from the stored position");
+            tracing::debug!(
+                "lane closed; dropping a record that will be read again from the stored position"
+            );
         }
     }
 }

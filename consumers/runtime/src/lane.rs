@@ -132,12 +132,15 @@ impl<H: Handler> LaneContext<H> {
         }
         let labels = [("consumer", self.name.clone())];
         metrics::histogram!("studyspot_consumer_batch_size", &labels).record(size as f64);
-        metrics::histogram!("studyspot_consumer_batch_seconds", &labels).record(started.elapsed().as_secs_f64());
+        metrics::histogram!("studyspot_consumer_batch_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
         metrics::counter!("studyspot_consumer_events_applied_total", &labels).increment(outcome.applied);
         metrics::counter!("studyspot_consumer_events_rejected_total", &labels).increment(outcome.rejected);
         metrics::counter!("studyspot_consumer_dead_lettered_total", &labels).increment(outcome.dead_lettered);
-        metrics::counter!("studyspot_consumer_duplicates_dropped_total", &labels).increment(outcome.duplicates);
-        metrics::counter!("studyspot_consumer_redelivered_skipped_total", &labels).increment(outcome.already_applied);
+        metrics::counter!("studyspot_consumer_duplicates_dropped_total", &labels)
+            .increment(outcome.duplicates);
+        metrics::counter!("studyspot_consumer_redelivered_skipped_total", &labels)
+            .increment(outcome.already_applied);
         Ok(())
     }
 
@@ -201,7 +204,9 @@ impl<H: Handler> LaneContext<H> {
                 stored.insert(p.clone(), next);
             }
         }
-        let is_new = |item: &Item| stored.get(&item.message.partition_id()).is_none_or(|next| item.message.offset >= *next);
+        let is_new = |item: &Item| {
+            stored.get(&item.message.partition_id()).is_none_or(|next| item.message.offset >= *next)
+        };
 
         let candidate_ids: Vec<String> = items
             .iter()

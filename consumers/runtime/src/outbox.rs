@@ -23,7 +23,13 @@ pub(crate) struct OutboxRow {
 impl From<OutboundMessage> for OutboxRow {
     fn from(m: OutboundMessage) -> Self {
         let event_id = m.headers.get(studyspot_bus::headers::EVENT_ID).unwrap_or_default().to_owned();
-        Self { event_id, topic: m.topic, key: Some(m.key.into_bytes()), payload: Some(m.payload), headers: m.headers }
+        Self {
+            event_id,
+            topic: m.topic,
+            key: Some(m.key.into_bytes()),
+            payload: Some(m.payload),
+            headers: m.headers,
+        }
     }
 }
 
@@ -77,9 +83,10 @@ impl Publisher {
             self.drain(&shutdown).await;
             if last_cleanup.elapsed() > Duration::from_secs(60) {
                 last_cleanup = std::time::Instant::now();
-                if let Err(e) = sqlx::query("DELETE FROM outbox WHERE published_at < now() - interval '1 hour'")
-                    .execute(&self.pool)
-                    .await
+                if let Err(e) =
+                    sqlx::query("DELETE FROM outbox WHERE published_at < now() - interval '1 hour'")
+                        .execute(&self.pool)
+                        .await
                 {
                     tracing::warn!(error = %e, "outbox cleanup failed");
                 }
@@ -113,10 +120,11 @@ impl Publisher {
 
     async fn publish_page(&self) -> Result<usize, String> {
         let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| e.to_string())?;
         if !locked {
             return Ok(0);
         }
@@ -129,7 +137,8 @@ impl Publisher {
         .await
         .map_err(|e| e.to_string())?;
         let backlog = rows.len();
-        metrics::gauge!("studyspot_consumer_outbox_backlog", "consumer" => self.name.clone()).set(backlog as f64);
+        metrics::gauge!("studyspot_consumer_outbox_backlog", "consumer" => self.name.clone())
+            .set(backlog as f64);
         if rows.is_empty() {
             return Ok(0);
         }

@@ -24,15 +24,30 @@ pub enum ProcessError {
     Ops { addr: String, source: std::io::Error },
 }
 
-/// The whole life of a consumer process: settings, logs, metrics, the runtime, SIGTERM / SIGINT.
-pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>, config_file: Option<PathBuf>) -> Result<(), ProcessError> {
-    let settings = studyspot_config::Settings::load(config_file.as_deref())?;
+/// Every consumer binary's command line.
+#[derive(clap::Parser)]
+#[command(
+    version,
+    about = "A StudySpot domain consumer: applies its domain's commands to its projection and publishes events"
+)]
+struct Args {
+    /// A settings file layered over the documented defaults (also STUDYSPOT_CONFIG).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// The whole life of a consumer process: arguments, settings, logs, metrics, the runtime,
+/// SIGTERM / SIGINT.
+pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), ProcessError> {
+    let args = <Args as clap::Parser>::parse();
+    let settings = studyspot_config::Settings::load(args.config.as_deref())?;
     studyspot_telemetry::init_logs(spec.name, &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
     let ops_addr = std::env::var("STUDYSPOT_OPS_LISTEN")
         .unwrap_or_else(|_| format!("{}:{}", settings.telemetry.metrics_host, spec.default_ops_port));
-    let ops_addr: SocketAddr =
-        ops_addr.parse().map_err(|e| ProcessError::Ops { addr: ops_addr.clone(), source: std::io::Error::other(e) })?;
+    let ops_addr: SocketAddr = ops_addr
+        .parse()
+        .map_err(|e| ProcessError::Ops { addr: ops_addr.clone(), source: std::io::Error::other(e) })?;
     let listener = tokio::net::TcpListener::bind(ops_addr)
         .await
         .map_err(|source| ProcessError::Ops { addr: ops_addr.to_string(), source })?;
@@ -63,7 +78,8 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>, config_file: Option
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         tracing::error!("cannot listen for signals");
         return std::future::pending().await;
     };

@@ -129,8 +129,18 @@ pub struct Runtime<H> {
 
 impl<H: Handler> Runtime<H> {
     /// Connects to PostgreSQL, migrates the runtime's tables and the domain's projection.
-    pub async fn connect(config: RuntimeConfig, handler: H, migrator: Option<&'static Migrator>) -> Result<Self, RuntimeError> {
-        let db = connect_schema(config.database_url.expose_secret(), &config.name, config.max_connections, migrator).await?;
+    pub async fn connect(
+        config: RuntimeConfig,
+        handler: H,
+        migrator: Option<&'static Migrator>,
+    ) -> Result<Self, RuntimeError> {
+        let db = connect_schema(
+            config.database_url.expose_secret(),
+            &config.name,
+            config.max_connections,
+            migrator,
+        )
+        .await?;
         let producer = Producer::new(&config.bus)?;
         let codec = Codec::new(&config.bus.registry_url)?;
         Ok(Self { config, db, handler: Arc::new(handler), producer, codec })
@@ -163,7 +173,8 @@ impl<H: Handler> Runtime<H> {
 
         let published = Arc::new(Notify::new());
         let stop_publisher = CancellationToken::new();
-        let publisher = tokio::spawn(publisher.run(published.clone(), shutdown.clone(), stop_publisher.clone()));
+        let publisher =
+            tokio::spawn(publisher.run(published.clone(), shutdown.clone(), stop_publisher.clone()));
 
         let fatal = CancellationToken::new();
         let ctx = Arc::new(LaneContext {
@@ -187,11 +198,13 @@ impl<H: Handler> Runtime<H> {
             senders.push(tx);
             lanes.push(tokio::spawn(run_lane(ctx.clone(), rx)));
         }
-        let keeper = Keeper { runtime: tokio::runtime::Handle::current(), pool: self.db.pool.clone(), lanes: senders };
+        let keeper =
+            Keeper { runtime: tokio::runtime::Handle::current(), pool: self.db.pool.clone(), lanes: senders };
         let kafka_topics: Vec<String> = self.config.topics.iter().map(|t| topics.kafka_name(t)).collect();
         let topic_refs: Vec<&str> = kafka_topics.iter().map(String::as_str).collect();
         let keeper = Arc::new(Mutex::new(keeper));
-        let source = Arc::new(Source::start(&self.config.bus, &self.config.group_id(), &topic_refs, keeper.clone())?);
+        let source =
+            Arc::new(Source::start(&self.config.bus, &self.config.group_id(), &topic_refs, keeper.clone())?);
         let _ = ctx.source.set(source.clone());
         tracing::info!(consumer = %self.config.name, topics = ?kafka_topics, lanes = self.config.lanes, "consuming");
 
@@ -202,7 +215,9 @@ impl<H: Handler> Runtime<H> {
         // Stopping the source runs the final revocation through the lanes (they commit what they
         // hold) and leaves the group; then the lanes see their inputs close and end.
         let stopping = source.clone();
-        tokio::task::spawn_blocking(move || stopping.stop()).await.map_err(|e| RuntimeError::Fatal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || stopping.stop())
+            .await
+            .map_err(|e| RuntimeError::Fatal(e.to_string()))?;
         // The lanes end when their inputs close; the keeper holds the only senders.
         if let Ok(mut keeper) = keeper.lock() {
             keeper.lanes.clear();
@@ -232,7 +247,9 @@ impl ReadinessCheck for PostgresCheck {
     }
     fn check(&self) -> CheckFuture {
         let pool = self.0.clone();
-        Box::pin(async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop).map_err(|e| e.to_string()) })
+        Box::pin(
+            async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop).map_err(|e| e.to_string()) },
+        )
     }
 }
 

@@ -28,8 +28,10 @@ pub async fn ensure_topics(
     replication: i32,
 ) -> Result<Vec<(String, TopicOutcome)>, BusError> {
     let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
-    let new_topics: Vec<NewTopic<'_>> =
-        names.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication))).collect();
+    let new_topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin.create_topics(&new_topics, &options).await?;
     results
@@ -66,9 +68,13 @@ impl RegistryAdmin {
     }
 
     pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<(), BusError> {
-        self.call(reqwest::Method::PUT, &format!("/config/{}", encode(subject)), json!({ "compatibility": level }))
-            .await
-            .map(drop)
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/config/{}", encode(subject)),
+            json!({ "compatibility": level }),
+        )
+        .await
+        .map(drop)
     }
 
     /// Registers `schema` under `subject`; the same schema again returns the same id.
@@ -86,7 +92,12 @@ impl RegistryAdmin {
             .ok_or_else(|| BusError::Registry(format!("registry answered without an id: {body}")))
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> Result<serde_json::Value, BusError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, BusError> {
         let response = self
             .http
             .request(method, format!("{}{path}", self.base))

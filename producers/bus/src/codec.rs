@@ -62,10 +62,11 @@ impl Codec {
 
     pub async fn encode<R: Record>(&self, record: &R) -> Result<EncodedRecord, BusError> {
         let strategy = self.strategy::<R>()?;
-        let payload = self.encoder.encode_struct(record, &strategy).await.map_err(|e| match registry_error(e) {
-            BusError::Registry(reason) => BusError::Unencodable { record: R::FULL_NAME.into(), reason },
-            other => other,
-        })?;
+        let payload =
+            self.encoder.encode_struct(record, &strategy).await.map_err(|e| match registry_error(e) {
+                BusError::Registry(reason) => BusError::Unencodable { record: R::FULL_NAME.into(), reason },
+                other => other,
+            })?;
         let metadata = record.metadata();
         Ok(EncodedRecord {
             topic: R::topic().name,
@@ -81,7 +82,9 @@ impl Codec {
     /// Decodes a Confluent-framed payload with the writer's schema (fetched by id, then cached).
     pub async fn decode(&self, payload: &[u8]) -> Result<Decoded, BusError> {
         if payload.len() < 5 || payload[0] != 0 {
-            return Err(BusError::Undecodable("not in the Confluent wire format (magic byte 0 + schema id)".into()));
+            return Err(BusError::Undecodable(
+                "not in the Confluent wire format (magic byte 0 + schema id)".into(),
+            ));
         }
         let decoded = self.decoder.decode(Some(payload)).await.map_err(|e| match registry_error(e) {
             BusError::Registry(reason) => BusError::Undecodable(reason),
@@ -101,7 +104,8 @@ impl Codec {
         let schema_json = serde_json::to_string(&R::get_schema())
             .map_err(|e| BusError::Unencodable { record: R::FULL_NAME.into(), reason: e.to_string() })?;
         let supplied = SuppliedSchema::new(Some(R::FULL_NAME.to_owned()), SchemaType::Avro, schema_json);
-        let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(R::topic().name.to_owned(), supplied);
+        let strategy =
+            SubjectNameStrategy::TopicRecordNameStrategyWithSchema(R::topic().name.to_owned(), supplied);
         self.strategies.write().map_err(poisoned)?.insert(R::FULL_NAME, strategy.clone());
         Ok(strategy)
     }

@@ -68,14 +68,16 @@ impl Producer {
         for (key, value) in &message.headers.0 {
             headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
         }
-        let record = FutureRecord::to(&message.topic).key(&message.key).payload(&message.payload).headers(headers);
+        let record =
+            FutureRecord::to(&message.topic).key(&message.key).payload(&message.payload).headers(headers);
         // A full local queue waits (backpressure) instead of failing.
         let delivery = self
             .inner
             .send(record, rdkafka::util::Timeout::Never)
             .await
             .map_err(|(e, _)| BusError::Kafka(e))?;
-        metrics::counter!("studyspot_bus_records_produced_total", "topic" => message.topic.clone()).increment(1);
+        metrics::counter!("studyspot_bus_records_produced_total", "topic" => message.topic.clone())
+            .increment(1);
         Ok(Delivery { partition: delivery.partition, offset: delivery.offset })
     }
 

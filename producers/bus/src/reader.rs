@@ -13,7 +13,11 @@ use crate::{BusError, BusSettings, Headers, InboundMessage};
 
 /// Every record of `topic` from offset zero up to the high watermark observed at the start,
 /// in partition order (partitions one after another).
-pub fn read_to_end(settings: &BusSettings, topic: &str, timeout: Duration) -> Result<Vec<InboundMessage>, BusError> {
+pub fn read_to_end(
+    settings: &BusSettings,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<InboundMessage>, BusError> {
     let mut config = settings.client_config();
     config
         .set("group.id", format!("studyspot-reader-{}", uuid::Uuid::now_v7().simple()))
@@ -22,8 +26,12 @@ pub fn read_to_end(settings: &BusSettings, topic: &str, timeout: Duration) -> Re
     settings.apply_extra(&mut config);
     let consumer: BaseConsumer = config.create()?;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> =
-        metadata.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
     let mut ends = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for p in partitions {
@@ -38,7 +46,10 @@ pub fn read_to_end(settings: &BusSettings, topic: &str, timeout: Duration) -> Re
     let mut records = Vec::new();
     while !ends.is_empty() {
         if std::time::Instant::now() > deadline {
-            return Err(BusError::Config(format!("timed out reading {topic}; {} partitions unfinished", ends.len())));
+            return Err(BusError::Config(format!(
+                "timed out reading {topic}; {} partitions unfinished",
+                ends.len()
+            )));
         }
         let Some(result) = consumer.poll(Duration::from_millis(200)) else { continue };
         let message = result?;
@@ -64,7 +75,12 @@ pub(crate) fn owned(message: &impl Message) -> InboundMessage {
             .map(|hs| {
                 Headers(
                     hs.iter()
-                        .map(|h| (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default(),
+                            )
+                        })
                         .collect(),
                 )
             })

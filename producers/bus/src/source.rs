@@ -92,7 +92,11 @@ impl ConsumerContext for SourceContext {
             // before any record is handed on. Records fetched before the seek are discarded by
             // librdkafka (the seek bumps the partition's fetch version).
             let positions = loop {
-                let result = self.keeper.lock().map_err(|_| "keeper poisoned".to_string()).and_then(|mut k| k.positions(&partitions));
+                let result = self
+                    .keeper
+                    .lock()
+                    .map_err(|_| "keeper poisoned".to_string())
+                    .and_then(|mut k| k.positions(&partitions));
                 match result {
                     Ok(positions) => break positions,
                     Err(e) => {
@@ -212,7 +216,10 @@ fn poll_loop(
                 (true, _) => unassigned_since = None,
                 (false, None) => unassigned_since = Some(std::time::Instant::now()),
                 (false, Some(since)) if since.elapsed() > limit => {
-                    tracing::warn!(idle_s = since.elapsed().as_secs(), "no partitions assigned; rejoining the group");
+                    tracing::warn!(
+                        idle_s = since.elapsed().as_secs(),
+                        "no partitions assigned; rejoining the group"
+                    );
                     consumer.unsubscribe();
                     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
                     if let Err(e) = consumer.subscribe(&refs) {

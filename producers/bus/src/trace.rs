@@ -32,7 +32,12 @@ impl TraceContext {
     pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Self> {
         let mut parts = traceparent.trim().split('-');
         let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if version.len() != 2 || version == "ff" || trace.len() != 32 || parent.len() != 16 || flags.len() != 2 {
+        if version.len() != 2
+            || version == "ff"
+            || trace.len() != 32
+            || parent.len() != 16
+            || flags.len() != 2
+        {
             return None;
         }
         let mut trace_id = [0u8; 16];
@@ -97,7 +102,8 @@ mod tests {
         ] {
             assert!(TraceContext::parse(bad, None).is_none(), "{bad}");
         }
-        let ok = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None).expect("spec example");
+        let ok = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None)
+            .expect("spec example");
         assert!(ok.sampled);
     }
 }

@@ -1,5 +1,7 @@
 //! `studyspot`: the operator's command line.
 
+mod demo;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -33,6 +35,8 @@ enum Command {
         #[command(subcommand)]
         action: SchemasAction,
     },
+    /// Sends one of each domain's commands and prints the follow-on events they cause.
+    Demo,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schemas { action: SchemasAction::Register } => register_schemas(&settings).await,
+        Command::Demo => demo::run(&settings).await,
     }
 }
 
@@ -71,9 +76,10 @@ async fn ensure_topics(settings: &Settings) -> anyhow::Result<()> {
         .map(|name| format!("{prefix}{name}"))
         .collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let outcomes = admin::ensure_topics(&bus, &refs, settings.kafka.partitions, settings.kafka.replication_factor)
-        .await
-        .with_context(|| format!("cannot create topics on {}", settings.kafka.bootstrap_servers))?;
+    let outcomes =
+        admin::ensure_topics(&bus, &refs, settings.kafka.partitions, settings.kafka.replication_factor)
+            .await
+            .with_context(|| format!("cannot create topics on {}", settings.kafka.bootstrap_servers))?;
     for (name, outcome) in outcomes {
         let word = match outcome {
             TopicOutcome::Created => "created",
@@ -86,7 +92,13 @@ async fn ensure_topics(settings: &Settings) -> anyhow::Result<()> {
 
 fn list_topics() {
     for topic in catalogue() {
-        println!("{}  key={}  {}  dlq={}", topic.name, topic.key_field, topic.compatibility.as_registry_level(), topic.dead_letter);
+        println!(
+            "{}  key={}  {}  dlq={}",
+            topic.name,
+            topic.key_field,
+            topic.compatibility.as_registry_level(),
+            topic.dead_letter
+        );
         for record in topic.records {
             println!("    {}  ({})", record.full_name, record.avsc_file);
         }
@@ -101,9 +113,14 @@ async fn register_schemas(settings: &Settings) -> anyhow::Result<()> {
             registry
                 .set_compatibility(&subject, topic.compatibility.as_registry_level())
                 .await
-                .with_context(|| format!("cannot set compatibility of {subject} at {}", settings.registry.url))?;
+                .with_context(|| {
+                    format!("cannot set compatibility of {subject} at {}", settings.registry.url)
+                })?;
             let schema = serde_json::to_string(&(record.schema)())?;
-            let id = registry.register(&subject, &schema).await.with_context(|| format!("cannot register {subject}"))?;
+            let id = registry
+                .register(&subject, &schema)
+                .await
+                .with_context(|| format!("cannot register {subject}"))?;
             println!("id {id:>4}  {subject}  {}", topic.compatibility.as_registry_level());
         }
     }

@@ -34,13 +34,18 @@ pub async fn session(tx: &mut PgConnection, session_id: &str) -> Result<Option<S
     sqlx::query_as("SELECT * FROM sessions WHERE session_id = $1").bind(session_id).fetch_optional(tx).await
 }
 
-pub async fn occupancy(tx: &mut PgConnection, organization_id: &str, venue_id: &str) -> Result<i32, sqlx::Error> {
-    let found: Option<i32> =
-        sqlx::query_scalar("SELECT occupancy FROM venue_occupancy WHERE organization_id = $1 AND venue_id = $2")
-            .bind(organization_id)
-            .bind(venue_id)
-            .fetch_optional(tx)
-            .await?;
+pub async fn occupancy(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    venue_id: &str,
+) -> Result<i32, sqlx::Error> {
+    let found: Option<i32> = sqlx::query_scalar(
+        "SELECT occupancy FROM venue_occupancy WHERE organization_id = $1 AND venue_id = $2",
+    )
+    .bind(organization_id)
+    .bind(venue_id)
+    .fetch_optional(tx)
+    .await?;
     Ok(found.unwrap_or(0))
 }
 

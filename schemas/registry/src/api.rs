@@ -76,10 +76,14 @@ impl SchemaBody {
         if let Some(kind) = &self.schema_type
             && !kind.eq_ignore_ascii_case("AVRO")
         {
-            return Err(RegistryError::InvalidSchema(format!("schemaType {kind} is not supported; only AVRO is")));
+            return Err(RegistryError::InvalidSchema(format!(
+                "schemaType {kind} is not supported; only AVRO is"
+            )));
         }
         if !self.references.is_empty() {
-            return Err(RegistryError::InvalidSchema("schema references are not supported by this registry".into()));
+            return Err(RegistryError::InvalidSchema(
+                "schema references are not supported by this registry".into(),
+            ));
         }
         compatibility::normalize(&self.schema)
     }
@@ -101,7 +105,10 @@ fn version_json(row: &VersionRow) -> Value {
     json!({ "subject": row.subject, "version": row.version, "id": row.schema_id, "schema": row.schema_text })
 }
 
-async fn list_subjects(State(pool): State<PgPool>, Query(flags): Query<Flags>) -> Result<Response, RegistryError> {
+async fn list_subjects(
+    State(pool): State<PgPool>,
+    Query(flags): Query<Flags>,
+) -> Result<Response, RegistryError> {
     Ok(reply(json!(store::subjects(&pool, flags.deleted).await?)))
 }
 
@@ -133,7 +140,10 @@ async fn register(
 
 fn parse_all(rows: &[VersionRow]) -> Result<Vec<apache_avro::Schema>, RegistryError> {
     rows.iter()
-        .map(|r| apache_avro::Schema::parse_str(&r.schema_text).map_err(|e| RegistryError::InvalidSchema(e.to_string())))
+        .map(|r| {
+            apache_avro::Schema::parse_str(&r.schema_text)
+                .map_err(|e| RegistryError::InvalidSchema(e.to_string()))
+        })
         .collect()
 }
 
@@ -167,7 +177,12 @@ async fn list_versions(
 }
 
 /// Resolves `latest`, `-1` or a number to a version row of the subject.
-async fn find_version(pool: &PgPool, subject: &str, version: &str, deleted: bool) -> Result<VersionRow, RegistryError> {
+async fn find_version(
+    pool: &PgPool,
+    subject: &str,
+    version: &str,
+    deleted: bool,
+) -> Result<VersionRow, RegistryError> {
     let mut db = pool.acquire().await?;
     let rows = store::versions(&mut db, subject, true).await?;
     if rows.is_empty() {
@@ -177,7 +192,11 @@ async fn find_version(pool: &PgPool, subject: &str, version: &str, deleted: bool
     let found = match version {
         "latest" | "-1" => rows.iter().rev().find(visible),
         number => {
-            let n: i32 = number.parse().ok().filter(|n| *n > 0).ok_or_else(|| RegistryError::InvalidVersion(number.into()))?;
+            let n: i32 = number
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| RegistryError::InvalidVersion(number.into()))?;
             rows.iter().find(|r| r.version == n).filter(visible)
         }
     };
@@ -223,10 +242,12 @@ async fn delete_subject(
         if !live {
             return Err(RegistryError::SubjectSoftDeleted(subject));
         }
-        sqlx::query_scalar("UPDATE versions SET deleted = true WHERE subject = $1 AND NOT deleted RETURNING version")
-            .bind(&subject)
-            .fetch_all(&mut *tx)
-            .await?
+        sqlx::query_scalar(
+            "UPDATE versions SET deleted = true WHERE subject = $1 AND NOT deleted RETURNING version",
+        )
+        .bind(&subject)
+        .fetch_all(&mut *tx)
+        .await?
     };
     tx.commit().await?;
     let mut versions = versions;
@@ -263,7 +284,10 @@ async fn schema_by_id(State(pool): State<PgPool>, Path(id): Path<i32>) -> Result
     Ok(reply(json!({ "schema": store::schema_by_id(&pool, id).await? })))
 }
 
-async fn raw_schema_by_id(State(pool): State<PgPool>, Path(id): Path<i32>) -> Result<Response, RegistryError> {
+async fn raw_schema_by_id(
+    State(pool): State<PgPool>,
+    Path(id): Path<i32>,
+) -> Result<Response, RegistryError> {
     Ok(([("content-type", CONTENT_TYPE)], store::schema_by_id(&pool, id).await?).into_response())
 }
 
@@ -290,7 +314,10 @@ async fn global_config(State(pool): State<PgPool>) -> Result<Response, RegistryE
     Ok(reply(json!({ "compatibilityLevel": store::effective_level(&mut db, "").await? })))
 }
 
-async fn set_global_config(State(pool): State<PgPool>, Body(body): Body<LevelBody>) -> Result<Response, RegistryError> {
+async fn set_global_config(
+    State(pool): State<PgPool>,
+    Body(body): Body<LevelBody>,
+) -> Result<Response, RegistryError> {
     let level = parse_level(&body.compatibility)?;
     store::set_level(&pool, "", level).await?;
     Ok(reply(json!({ "compatibility": level })))
@@ -320,7 +347,10 @@ async fn set_subject_config(
     Ok(reply(json!({ "compatibility": level })))
 }
 
-async fn delete_subject_config(State(pool): State<PgPool>, Path(subject): Path<String>) -> Result<Response, RegistryError> {
+async fn delete_subject_config(
+    State(pool): State<PgPool>,
+    Path(subject): Path<String>,
+) -> Result<Response, RegistryError> {
     match store::delete_level(&pool, &subject).await? {
         Some(previous) => Ok(reply(json!({ "compatibilityLevel": previous }))),
         None => Err(RegistryError::SubjectNotFound(subject)),

@@ -1,4 +1,7 @@
-use apache_avro::{Schema, schema_compatibility::{Compatibility, SchemaCompatibility}};
+use apache_avro::{
+    Schema,
+    schema_compatibility::{Compatibility, SchemaCompatibility},
+};
 
 use crate::RegistryError;
 
@@ -33,7 +36,10 @@ pub fn check(level: &str, new: &Schema, earlier: &[Schema]) -> Vec<String> {
         if backward && let Some(problem) = readable("new schema cannot read data written with", old, new) {
             problems.push(format!("{problem} version index {i}"));
         }
-        if forward && let Some(problem) = readable("old schema cannot read data written with the new one; version index", new, old) {
+        if forward
+            && let Some(problem) =
+                readable("old schema cannot read data written with the new one; version index", new, old)
+        {
             problems.push(format!("{problem} {i}"));
         }
     }

@@ -22,13 +22,19 @@ pub enum RegistryError {
     VersionNotSoftDeleted(i32),
     #[error("Subject '{0}' does not have subject-level compatibility configured")]
     SubjectCompatibilityNotConfigured(String),
-    #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {details:?}")]
+    #[error(
+        "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {details:?}"
+    )]
     Incompatible { subject: String, details: Vec<String> },
     #[error("Invalid schema: {0}")]
     InvalidSchema(String),
-    #[error("The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")]
+    #[error(
+        "The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
+    )]
     InvalidVersion(String),
-    #[error("Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive")]
+    #[error(
+        "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive"
+    )]
     InvalidCompatibility,
     #[error("Unprocessable entity: {0}")]
     Unprocessable(String),

@@ -42,6 +42,8 @@ impl ReadinessCheck for PostgresCheck {
     }
     fn check(&self) -> CheckFuture {
         let pool = self.0.clone();
-        Box::pin(async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop).map_err(|e| e.to_string()) })
+        Box::pin(
+            async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop).map_err(|e| e.to_string()) },
+        )
     }
 }

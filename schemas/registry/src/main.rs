@@ -19,9 +19,12 @@ async fn main() -> anyhow::Result<()> {
     let settings = studyspot_config::Settings::load(args.config.as_deref())?;
     studyspot_telemetry::init_logs("schema-registry", &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
-    let pool = studyspot_schema_registry::connect(settings.postgres.url.expose_secret(), settings.postgres.max_connections)
-        .await
-        .context("cannot reach PostgreSQL for the registry store")?;
+    let pool = studyspot_schema_registry::connect(
+        settings.postgres.url.expose_secret(),
+        settings.postgres.max_connections,
+    )
+    .await
+    .context("cannot reach PostgreSQL for the registry store")?;
     let app = studyspot_schema_registry::router(pool).await?;
     let listen = &settings.registry.listen;
     let listener = tokio::net::TcpListener::bind(listen)

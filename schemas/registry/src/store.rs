@@ -11,10 +11,13 @@ pub struct VersionRow {
     pub schema_text: String,
 }
 
-const SELECT_VERSION: &str =
-    "SELECT v.subject, v.version, v.schema_id, v.deleted, s.schema_text FROM versions v JOIN schemas s ON s.id = v.schema_id";
+const SELECT_VERSION: &str = "SELECT v.subject, v.version, v.schema_id, v.deleted, s.schema_text FROM versions v JOIN schemas s ON s.id = v.schema_id";
 
-pub async fn versions(db: &mut PgConnection, subject: &str, include_deleted: bool) -> Result<Vec<VersionRow>, RegistryError> {
+pub async fn versions(
+    db: &mut PgConnection,
+    subject: &str,
+    include_deleted: bool,
+) -> Result<Vec<VersionRow>, RegistryError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT_VERSION} WHERE v.subject = $1 AND (NOT v.deleted OR $2) ORDER BY v.version"
     )))
@@ -35,12 +38,10 @@ pub async fn subject_exists(db: &mut PgConnection, subject: &str) -> Result<(boo
 }
 
 pub async fn subjects(pool: &PgPool, include_deleted: bool) -> Result<Vec<String>, RegistryError> {
-    Ok(sqlx::query_scalar(
-        "SELECT DISTINCT subject FROM versions WHERE (NOT deleted OR $1) ORDER BY subject",
-    )
-    .bind(include_deleted)
-    .fetch_all(pool)
-    .await?)
+    Ok(sqlx::query_scalar("SELECT DISTINCT subject FROM versions WHERE (NOT deleted OR $1) ORDER BY subject")
+        .bind(include_deleted)
+        .fetch_all(pool)
+        .await?)
 }
 
 pub async fn schema_by_id(pool: &PgPool, id: i32) -> Result<String, RegistryError> {
@@ -60,7 +61,10 @@ pub async fn usages_of(pool: &PgPool, id: i32) -> Result<Vec<(String, i32)>, Reg
 
 /// The subject's own level, if it has one.
 pub async fn subject_level(db: &mut PgConnection, subject: &str) -> Result<Option<String>, RegistryError> {
-    Ok(sqlx::query_scalar("SELECT compatibility FROM config WHERE subject = $1").bind(subject).fetch_optional(db).await?)
+    Ok(sqlx::query_scalar("SELECT compatibility FROM config WHERE subject = $1")
+        .bind(subject)
+        .fetch_optional(db)
+        .await?)
 }
 
 pub async fn effective_level(db: &mut PgConnection, subject: &str) -> Result<String, RegistryError> {
@@ -112,6 +116,9 @@ pub async fn add_version(db: &mut PgConnection, subject: &str, schema_id: i32) -
 
 /// Serializes writers of one subject so concurrent registrations agree on ids and versions.
 pub async fn lock_subject(db: &mut PgConnection, subject: &str) -> Result<(), RegistryError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('registry:' || $1))").bind(subject).execute(db).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('registry:' || $1))")
+        .bind(subject)
+        .execute(db)
+        .await?;
     Ok(())
 }

@@ -15,7 +15,10 @@ async fn start() -> String {
         .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into());
     let name = format!("reg_{}", uuid::Uuid::now_v7().simple());
     let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL for tests");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create db");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create db");
     let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("db in url").0);
     let pool = studyspot_schema_registry::connect(&url, 4).await.expect("connect");
     let app = studyspot_schema_registry::router(pool).await.expect("router");
@@ -28,7 +31,8 @@ async fn start() -> String {
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
     let mut request = reqwest::Client::new().request(method, url);
     if let Some(body) = body {
-        request = request.header("content-type", "application/vnd.schemaregistry.v1+json").body(body.to_string());
+        request =
+            request.header("content-type", "application/vnd.schemaregistry.v1+json").body(body.to_string());
     }
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
@@ -44,11 +48,26 @@ fn record(fields: Value) -> String {
 async fn same_schema_same_id_and_ids_are_shared_across_subjects() {
     let base = start().await;
     let schema = record(json!([{ "name": "a", "type": "string" }]));
-    let (s, first) = call(reqwest::Method::POST, format!("{base}/subjects/one/versions"), Some(json!({ "schema": schema }))).await;
+    let (s, first) = call(
+        reqwest::Method::POST,
+        format!("{base}/subjects/one/versions"),
+        Some(json!({ "schema": schema })),
+    )
+    .await;
     assert_eq!(s, 200, "{first}");
-    let (_, again) = call(reqwest::Method::POST, format!("{base}/subjects/one/versions"), Some(json!({ "schema": schema }))).await;
+    let (_, again) = call(
+        reqwest::Method::POST,
+        format!("{base}/subjects/one/versions"),
+        Some(json!({ "schema": schema })),
+    )
+    .await;
     assert_eq!(first["id"], again["id"]);
-    let (_, other) = call(reqwest::Method::POST, format!("{base}/subjects/two/versions"), Some(json!({ "schema": schema }))).await;
+    let (_, other) = call(
+        reqwest::Method::POST,
+        format!("{base}/subjects/two/versions"),
+        Some(json!({ "schema": schema })),
+    )
+    .await;
     assert_eq!(first["id"], other["id"]);
     let (_, versions) = call(reqwest::Method::GET, format!("{base}/subjects/one/versions"), None).await;
     assert_eq!(versions, json!([1]));
@@ -57,7 +76,8 @@ async fn same_schema_same_id_and_ids_are_shared_across_subjects() {
     assert_eq!(latest["id"], first["id"]);
     let (_, by_id) = call(reqwest::Method::GET, format!("{base}/schemas/ids/{}", first["id"]), None).await;
     assert!(by_id["schema"].as_str().expect("schema").contains("\"Thing\""));
-    let (_, subjects) = call(reqwest::Method::GET, format!("{base}/schemas/ids/{}/subjects", first["id"]), None).await;
+    let (_, subjects) =
+        call(reqwest::Method::GET, format!("{base}/schemas/ids/{}/subjects", first["id"]), None).await;
     assert_eq!(subjects, json!(["one", "two"]));
     let (status, missing) = call(reqwest::Method::GET, format!("{base}/schemas/ids/999"), None).await;
     assert_eq!((status, missing["error_code"].clone()), (404, json!(40403)));
@@ -68,7 +88,8 @@ async fn backward_compatibility_is_enforced_and_testable() {
     let base = start().await;
     let v1 = record(json!([{ "name": "a", "type": "string" }]));
     let without_default = record(json!([{ "name": "a", "type": "string" }, { "name": "b", "type": "int" }]));
-    let with_default = record(json!([{ "name": "a", "type": "string" }, { "name": "b", "type": "int", "default": 0 }]));
+    let with_default =
+        record(json!([{ "name": "a", "type": "string" }, { "name": "b", "type": "int", "default": 0 }]));
     call(reqwest::Method::POST, format!("{base}/subjects/s/versions"), Some(json!({ "schema": v1 }))).await;
     let (status, test) = call(
         reqwest::Method::POST,
@@ -79,11 +100,19 @@ async fn backward_compatibility_is_enforced_and_testable() {
     assert_eq!(status, 200);
     assert_eq!(test["is_compatible"], false);
     assert!(!test["messages"].as_array().expect("messages").is_empty());
-    let (status, refused) =
-        call(reqwest::Method::POST, format!("{base}/subjects/s/versions"), Some(json!({ "schema": without_default }))).await;
+    let (status, refused) = call(
+        reqwest::Method::POST,
+        format!("{base}/subjects/s/versions"),
+        Some(json!({ "schema": without_default })),
+    )
+    .await;
     assert_eq!((status, refused["error_code"].clone()), (409, json!(409)));
-    let (status, accepted) =
-        call(reqwest::Method::POST, format!("{base}/subjects/s/versions"), Some(json!({ "schema": with_default }))).await;
+    let (status, accepted) = call(
+        reqwest::Method::POST,
+        format!("{base}/subjects/s/versions"),
+        Some(json!({ "schema": with_default })),
+    )
+    .await;
     assert_eq!(status, 200, "{accepted}");
     let (_, versions) = call(reqwest::Method::GET, format!("{base}/subjects/s/versions"), None).await;
     assert_eq!(versions, json!([1, 2]));
@@ -92,31 +121,48 @@ async fn backward_compatibility_is_enforced_and_testable() {
 #[tokio::test]
 async fn full_transitive_checks_every_version() {
     let base = start().await;
-    let (status, _) = call(reqwest::Method::PUT, format!("{base}/config/ft"), Some(json!({ "compatibility": "FULL_TRANSITIVE" }))).await;
+    let (status, _) = call(
+        reqwest::Method::PUT,
+        format!("{base}/config/ft"),
+        Some(json!({ "compatibility": "FULL_TRANSITIVE" })),
+    )
+    .await;
     assert_eq!(status, 200);
     let v1 = record(json!([{ "name": "a", "type": "string" }]));
     let v2 = record(json!([{ "name": "a", "type": "string" }, { "name": "b", "type": "int", "default": 1 }]));
     // Dropping `a` (no default in v1) breaks reading v1 data... and v1 readers of new data.
     let v3 = record(json!([{ "name": "b", "type": "int", "default": 1 }]));
     for (schema, expected) in [(v1, 200), (v2, 200), (v3, 409)] {
-        let (status, body) = call(reqwest::Method::POST, format!("{base}/subjects/ft/versions"), Some(json!({ "schema": schema }))).await;
+        let (status, body) = call(
+            reqwest::Method::POST,
+            format!("{base}/subjects/ft/versions"),
+            Some(json!({ "schema": schema })),
+        )
+        .await;
         assert_eq!(status, expected, "{body}");
     }
     let (_, level) = call(reqwest::Method::GET, format!("{base}/config/ft"), None).await;
     assert_eq!(level["compatibilityLevel"], "FULL_TRANSITIVE");
     let (status, not_set) = call(reqwest::Method::GET, format!("{base}/config/other"), None).await;
     assert_eq!((status, not_set["error_code"].clone()), (404, json!(40408)));
-    let (_, global) = call(reqwest::Method::GET, format!("{base}/config/other?defaultToGlobal=true"), None).await;
+    let (_, global) =
+        call(reqwest::Method::GET, format!("{base}/config/other?defaultToGlobal=true"), None).await;
     assert_eq!(global["compatibilityLevel"], "BACKWARD");
-    let (status, bad) = call(reqwest::Method::PUT, format!("{base}/config"), Some(json!({ "compatibility": "SIDEWAYS" }))).await;
+    let (status, bad) =
+        call(reqwest::Method::PUT, format!("{base}/config"), Some(json!({ "compatibility": "SIDEWAYS" })))
+            .await;
     assert_eq!((status, bad["error_code"].clone()), (422, json!(42203)));
 }
 
 #[tokio::test]
 async fn invalid_input_gets_confluent_error_codes() {
     let base = start().await;
-    let (status, body) =
-        call(reqwest::Method::POST, format!("{base}/subjects/x/versions"), Some(json!({ "schema": "{\"type\": \"nope\"}" }))).await;
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("{base}/subjects/x/versions"),
+        Some(json!({ "schema": "{\"type\": \"nope\"}" })),
+    )
+    .await;
     assert_eq!((status, body["error_code"].clone()), (422, json!(42201)));
     let response = reqwest::Client::new()
         .post(format!("{base}/subjects/x/versions"))
@@ -130,7 +176,8 @@ async fn invalid_input_gets_confluent_error_codes() {
     assert_eq!(body["error_code"], 422);
     let (status, body) = call(reqwest::Method::GET, format!("{base}/subjects/nobody/versions"), None).await;
     assert_eq!((status, body["error_code"].clone()), (404, json!(40401)));
-    let (status, body) = call(reqwest::Method::GET, format!("{base}/subjects/nobody/versions/zero"), None).await;
+    let (status, body) =
+        call(reqwest::Method::GET, format!("{base}/subjects/nobody/versions/zero"), None).await;
     assert_eq!(status, 404, "{body}");
 }
 
@@ -138,8 +185,10 @@ async fn invalid_input_gets_confluent_error_codes() {
 async fn soft_then_permanent_delete() {
     let base = start().await;
     let schema = record(json!([{ "name": "a", "type": "string" }]));
-    call(reqwest::Method::POST, format!("{base}/subjects/d/versions"), Some(json!({ "schema": schema }))).await;
-    let (status, body) = call(reqwest::Method::DELETE, format!("{base}/subjects/d?permanent=true"), None).await;
+    call(reqwest::Method::POST, format!("{base}/subjects/d/versions"), Some(json!({ "schema": schema })))
+        .await;
+    let (status, body) =
+        call(reqwest::Method::DELETE, format!("{base}/subjects/d?permanent=true"), None).await;
     assert_eq!((status, body["error_code"].clone()), (404, json!(40405)));
     let (status, body) = call(reqwest::Method::DELETE, format!("{base}/subjects/d"), None).await;
     assert_eq!((status, body), (200, json!([1])));
@@ -149,7 +198,8 @@ async fn soft_then_permanent_delete() {
     assert_eq!(subjects, json!(["d"]));
     let (status, body) = call(reqwest::Method::DELETE, format!("{base}/subjects/d"), None).await;
     assert_eq!((status, body["error_code"].clone()), (404, json!(40404)));
-    let (status, body) = call(reqwest::Method::DELETE, format!("{base}/subjects/d?permanent=true"), None).await;
+    let (status, body) =
+        call(reqwest::Method::DELETE, format!("{base}/subjects/d?permanent=true"), None).await;
     assert_eq!((status, body), (200, json!([1])));
     let (_, subjects) = call(reqwest::Method::GET, format!("{base}/subjects?deleted=true"), None).await;
     assert_eq!(subjects, json!([]));
@@ -174,7 +224,8 @@ async fn a_confluent_client_registers_encodes_and_decodes() {
     let bytes = encoder.encode_struct(Thing { a: "hello".into() }, &strategy).await.expect("encode");
     assert_eq!(bytes[0], 0, "Confluent magic byte");
     let id = u32::from_be_bytes(bytes[1..5].try_into().expect("4 bytes"));
-    let (_, latest) = call(reqwest::Method::GET, format!("{base}/subjects/topic-test.Thing/versions/latest"), None).await;
+    let (_, latest) =
+        call(reqwest::Method::GET, format!("{base}/subjects/topic-test.Thing/versions/latest"), None).await;
     assert_eq!(latest["id"], json!(id));
     let decoded = decoder.decode(Some(&bytes)).await.expect("decode");
     let thing: Thing = apache_avro::from_value(&decoded.value).expect("value");

@@ -3,13 +3,17 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use sqlx::{Connection, PgConnection, PgPool};
-use studyspot_bus::{BusSettings, Codec, InboundMessage, OutboundMessage, Producer, TraceContext, admin, reader};
+use studyspot_bus::{
+    BusSettings, Codec, InboundMessage, OutboundMessage, Producer, TraceContext, admin, reader,
+};
 use studyspot_schemas::{EventMetadata, Record, attendance};
 
 pub fn admin_url() -> String {
@@ -35,7 +39,10 @@ impl World {
     pub async fn new() -> Self {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let mut admin = PgConnection::connect(&admin_url()).await.expect("PostgreSQL for tests");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE t_{id}"))).execute(&mut admin).await.expect("create db");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE t_{id}")))
+            .execute(&mut admin)
+            .await
+            .expect("create db");
         let base = admin_url();
         let database_url = format!("{}/t_{id}", base.rsplit_once('/').expect("url has a database").0);
 
@@ -93,17 +100,34 @@ impl World {
     }
 
     pub fn read_all(&self, catalogue_topic: &str) -> Vec<InboundMessage> {
-        reader::read_to_end(&self.bus, &self.topic(catalogue_topic), Duration::from_secs(30)).expect("read topic")
+        reader::read_to_end(&self.bus, &self.topic(catalogue_topic), Duration::from_secs(30))
+            .expect("read topic")
     }
 
     /// Starts a real attendance consumer process on this world.
     pub fn spawn_consumer(&self, crash_at: Option<&str>) -> Consumer {
+        self.spawn_consumer_with_database(crash_at, &self.database_url)
+    }
+
+    /// The database URL with its host and port replaced by `addr` (a proxy in front of PostgreSQL).
+    pub fn database_url_via(&self, addr: std::net::SocketAddr) -> String {
+        let (scheme_auth, rest) = self.database_url.split_once('@').expect("url has credentials");
+        let (_, path) = rest.split_once('/').expect("url has a database");
+        format!("{scheme_auth}@{addr}/{path}")
+    }
+
+    pub fn database_host_port(&self) -> String {
+        let rest = self.database_url.split_once('@').expect("url has credentials").1;
+        rest.split_once('/').expect("url has a database").0.to_owned()
+    }
+
+    pub fn spawn_consumer_with_database(&self, crash_at: Option<&str>, database_url: &str) -> Consumer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_studyspot-attendance"));
         command
             .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", kafka())
             .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &self.prefix)
             .env("STUDYSPOT_REGISTRY__URL", &self.registry_url)
-            .env("STUDYSPOT_POSTGRES__URL", &self.database_url)
+            .env("STUDYSPOT_POSTGRES__URL", database_url)
             .env("STUDYSPOT_CONSUMER__MAX_BATCH", "50")
             .env("STUDYSPOT_CONSUMER__RETRY_MAX_MS", "1000")
             .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
@@ -178,7 +202,10 @@ pub async fn exited(child: &mut Consumer, timeout: Duration) -> std::process::Ex
 
 /// SIGTERM, then waits: the consumer finishes its batch and leaves the group.
 pub fn stop(child: &mut Consumer) -> std::process::ExitStatus {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     child.0.wait().expect("wait")
 }
 

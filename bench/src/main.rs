@@ -1,0 +1,234 @@
+//! `studyspot-bench bus`: the bus's figures from one run, each beside the limit it is bound by.
+//!
+//! - raw broker consume rate (msgs/s) of 200-byte records with our producer settings;
+//! - raw PostgreSQL batched upsert rate (rows/s);
+//! - the consumer runtime's applied events/s on a simple projection with batches of 1, 100, 1000.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sqlx::{Connection, PgConnection, PgPool};
+use studyspot_bus::{BusSettings, Codec, OutboundMessage, Producer, TraceContext, admin, reader};
+use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound, Runtime, RuntimeConfig};
+use studyspot_schemas::{EventMetadata, attendance};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Args {
+    #[command(subcommand)]
+    what: What,
+    /// Records per measurement.
+    #[arg(long, global = true, default_value_t = 50_000)]
+    records: usize,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Broker and PostgreSQL limits, and the consumer runtime beside them.
+    Bus,
+}
+
+struct Env {
+    kafka: String,
+    admin_url: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let env = Env {
+        kafka: std::env::var("STUDYSPOT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        admin_url: std::env::var("STUDYSPOT_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into()),
+    };
+    match args.what {
+        What::Bus => bus(&env, args.records).await,
+    }
+}
+
+async fn bus(env: &Env, records: usize) -> anyhow::Result<()> {
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let database_url = fresh_database(&env.admin_url, &format!("bench_{run}")).await?;
+    let registry_url = start_registry(&database_url).await?;
+    let bus = BusSettings {
+        bootstrap_servers: env.kafka.clone(),
+        registry_url: registry_url.clone(),
+        extra: Default::default(),
+        client_id: "studyspot-bench".into(),
+        rejoin_when_unassigned: Some(Duration::from_secs(15)),
+    };
+    println!("bus benchmark: {records} records per measurement, broker {}, 2 cores", env.kafka);
+
+    let raw_topic = format!("bench{run}.raw");
+    admin::ensure_topics(&bus, &[raw_topic.as_str()], 6, 1).await?;
+    let producer = Producer::new(&bus)?;
+    let payload = vec![b'x'; 200];
+    let started = Instant::now();
+    let sends = (0..records).map(|i| {
+        let message = OutboundMessage {
+            topic: raw_topic.clone(),
+            key: format!("k{}", i % 1000),
+            payload: payload.clone(),
+            headers: Default::default(),
+        };
+        let producer = producer.clone();
+        async move { producer.send(&message).await }
+    });
+    for result in futures::stream::iter(sends).buffer_unordered(10_000).collect::<Vec<_>>().await {
+        result?;
+    }
+    let produce_rate = records as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let read = tokio::task::spawn_blocking({
+        let (bus, topic) = (bus.clone(), raw_topic.clone());
+        move || reader::read_to_end(&bus, &topic, Duration::from_secs(300))
+    })
+    .await??;
+    anyhow::ensure!(read.len() == records, "read {} of {records}", read.len());
+    let consume_rate = records as f64 / started.elapsed().as_secs_f64();
+    println!("{:<44} {:>12.0} msgs/s", "broker produce (idempotent, acks=all, lz4)", produce_rate);
+    println!("{:<44} {:>12.0} msgs/s", "broker consume (raw)", consume_rate);
+
+    let pool = PgPool::connect(&database_url).await?;
+    sqlx::query("CREATE TABLE upsert_bench (key text PRIMARY KEY, n bigint NOT NULL)").execute(&pool).await?;
+    let started = Instant::now();
+    for chunk in (0..records).collect::<Vec<_>>().chunks(1000) {
+        let keys: Vec<String> = chunk.iter().map(|i| format!("k{i}")).collect();
+        sqlx::query(
+            "INSERT INTO upsert_bench (key, n) SELECT k, 1 FROM UNNEST($1::text[]) AS k \
+             ON CONFLICT (key) DO UPDATE SET n = upsert_bench.n + 1",
+        )
+        .bind(&keys)
+        .execute(&pool)
+        .await?;
+    }
+    let upsert_rate = records as f64 / started.elapsed().as_secs_f64();
+    println!("{:<44} {:>12.0} rows/s", "PostgreSQL batched upsert (1000 per statement)", upsert_rate);
+
+    let codec = Codec::new(&registry_url)?;
+    for batch in [1usize, 100, 1000] {
+        // Fewer records at batch 1: it is slow by design, and the rate is what we print.
+        let count = if batch == 1 { (records / 10).max(1000) } else { records };
+        let prefix = format!("bench{run}b{batch}.");
+        let commands = format!("{prefix}{}", attendance::COMMANDS.name);
+        let events = format!("{prefix}{}", attendance::EVENTS.name);
+        let dlq = format!("{prefix}{}", attendance::COMMANDS.dead_letter);
+        admin::ensure_topics(&bus, &[commands.as_str(), events.as_str(), dlq.as_str()], 6, 1).await?;
+        let sends = (0..count).map(|i| {
+            let (codec, producer, commands) = (codec.clone(), producer.clone(), commands.clone());
+            async move {
+                let record = tally_command(i);
+                let mut message =
+                    OutboundMessage::from_encoded(codec.encode(&record).await?, &TraceContext::root());
+                message.topic = commands;
+                producer.send(&message).await
+            }
+        });
+        for result in futures::stream::iter(sends).buffer_unordered(5_000).collect::<Vec<_>>().await {
+            result?;
+        }
+        let config = RuntimeConfig {
+            name: format!("tally_{batch}"),
+            topics: vec![attendance::COMMANDS.name.to_owned()],
+            topic_prefix: prefix,
+            bus: bus.clone(),
+            database_url: database_url.clone().into(),
+            max_connections: 8,
+            max_batch: batch,
+            max_wait: Duration::from_millis(20),
+            lanes: 4,
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(2),
+        };
+        let runtime = Runtime::connect(config, Tally, None).await?;
+        let db = runtime.database().pool.clone();
+        let schema = runtime.database().schema.clone();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {schema}.tally (venue_id text PRIMARY KEY, n bigint NOT NULL)"
+        )))
+        .execute(&db)
+        .await?;
+        let shutdown = CancellationToken::new();
+        let started = Instant::now();
+        let task = tokio::spawn(runtime.run(shutdown.clone()));
+        let total = count as i64;
+        loop {
+            let applied: Option<i64> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT sum(n)::bigint FROM {schema}.tally")))
+                    .fetch_one(&db)
+                    .await?;
+            if applied == Some(total) {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(600),
+                "runtime did not finish: {applied:?} of {total}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let rate = count as f64 / started.elapsed().as_secs_f64();
+        shutdown.cancel();
+        task.await?.context("runtime")?;
+        println!(
+            "{:<44} {:>12.0} events/s   ({:.1}% of the PostgreSQL upsert rate)",
+            format!("runtime applied, batch {batch} ({count} events)"),
+            rate,
+            100.0 * rate / upsert_rate
+        );
+    }
+    Ok(())
+}
+
+fn tally_command(i: usize) -> attendance::CheckIn {
+    attendance::CheckIn {
+        metadata: EventMetadata {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            occurred_at: 1_767_225_600_000 + i as i64,
+            correlation_id: format!("bench-{i}"),
+            causation_id: None,
+            organization_id: "org_bench".into(),
+            actor: "service:bench".into(),
+        },
+        session_id: format!("ses_{i}"),
+        member_id: format!("mem_{i}"),
+        venue_id: format!("ven_{}", i % 100),
+        seat_id: None,
+    }
+}
+
+/// The simplest projection: a counter per venue, one upsert per event, no follow-on events.
+struct Tally;
+
+impl Handler for Tally {
+    async fn handle(
+        &self,
+        tx: &mut PgConnection,
+        message: &Inbound,
+        _effects: &mut Effects,
+    ) -> Result<(), HandleError> {
+        let command: attendance::CheckIn = message.record()?;
+        sqlx::query("INSERT INTO tally (venue_id, n) VALUES ($1, 1) ON CONFLICT (venue_id) DO UPDATE SET n = tally.n + 1")
+            .bind(&command.venue_id)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    let mut admin = PgConnection::connect(admin_url).await.context("PostgreSQL")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    Ok(format!("{}/{name}", admin_url.rsplit_once('/').context("database in url")?.0))
+}
+
+async fn start_registry(database_url: &str) -> anyhow::Result<String> {
+    let pool = studyspot_schema_registry::connect(database_url, 4).await?;
+    let app = studyspot_schema_registry::router(pool).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+use futures::StreamExt as _;

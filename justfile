@@ -1,0 +1,41 @@
+# The verbs a developer types. Every recipe forwards to something that works without `just`
+# (deploy/local/install-just installs it: `pip install rust-just`, or cargo as a fallback).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+# List the recipes.
+default:
+    @just --list
+
+# Start the whole local stack and show a demo (--no-demo skips it, --no-build uses existing binaries).
+up *args:
+    ./deploy/local/up "$@"
+
+# Stop what `up` started, keeping data.
+down:
+    ./deploy/local/down
+
+# What runs where; fails when something expected is down.
+status:
+    ./deploy/local/status
+
+# fmt, clippy and every test against PostgreSQL and the broker (extra args go to cargo test).
+test *args:
+    ./deploy/local/test "$@"
+
+# Benchmarks that print figures: `just bench bus` (starts PostgreSQL and the broker when needed).
+bench *args:
+    ./deploy/local/bench "$@"
+
+# Follow one process's log: `just logs broker`, `just logs attendance`.
+logs name:
+    tail -n 50 -F "${STUDYSPOT_HOME:-$HOME/.local/share/studyspot}/logs/$1.log"
+
+# psql as the writer role.
+psql:
+    PGPASSWORD=studyspot psql -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" -U studyspot studyspot
+
+# The operator CLI: `just studyspot topics list`.
+studyspot *args:
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/studyspot-target}" cargo run --quiet --release -p studyspot-cli -- "$@"
