@@ -7,6 +7,7 @@ use std::{
 use studyspot_bus::{Codec, InboundMessage, OutboundMessage, PartitionId, Source, TraceContext, headers};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{
     Database, Disposition, Effects, Handler, Inbound,
@@ -28,7 +29,11 @@ pub(crate) struct LaneContext<H> {
     pub(crate) max_batch: usize,
     pub(crate) max_wait: Duration,
     pub(crate) backoff: Backoff,
-    pub(crate) shutdown: CancellationToken,
+    /// Cancelled on SIGTERM or a fatal error: a failing batch stops retrying (it stays uncommitted
+    /// and is read again by the next owner).
+    pub(crate) stopping: CancellationToken,
+    /// Cancelled by a lane that cannot go on.
+    pub(crate) fatal: CancellationToken,
 }
 
 /// One record of a batch, decoded before the transaction opens (decoding may call the registry).
@@ -77,14 +82,15 @@ pub(crate) async fn run_lane<H: Handler>(ctx: Arc<LaneContext<H>>, mut input: mp
                 Ok(None) | Err(_) => break,
             }
         }
-        match ctx.process(batch).await {
+        let span = tracing::info_span!("batch", consumer = %ctx.name, size = batch.len());
+        match ctx.process(batch).instrument(span).await {
             Ok(()) => {}
             Err(RuntimeError::Interrupted) => {
                 tracing::info!(lane = %ctx.name, "batch left uncommitted at shutdown; it will be read again");
             }
             Err(e) => {
                 tracing::error!(error = %e, "consumer cannot go on");
-                ctx.shutdown.cancel();
+                ctx.fatal.cancel();
                 return;
             }
         }
@@ -112,7 +118,7 @@ impl<H: Handler> LaneContext<H> {
                     poisoned.insert(index, reason);
                 }
                 Err(Failure::Retry(reason)) => {
-                    if self.shutdown.is_cancelled() {
+                    if self.stopping.is_cancelled() {
                         return Err(RuntimeError::Interrupted);
                     }
                     let wait = backoff.next_delay();
@@ -120,7 +126,7 @@ impl<H: Handler> LaneContext<H> {
                     metrics::counter!("studyspot_consumer_batch_retries_total", "consumer" => self.name.clone()).increment(1);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
-                        () = self.shutdown.cancelled() => {}
+                        () = self.stopping.cancelled() => {}
                     }
                 }
                 Err(Failure::Fatal(reason)) => return Err(RuntimeError::Fatal(reason)),
@@ -163,7 +169,7 @@ impl<H: Handler> LaneContext<H> {
                     ));
                 }
                 Err(e) if e.is_transient() => {
-                    if self.shutdown.is_cancelled() {
+                    if self.stopping.is_cancelled() {
                         return Err(RuntimeError::Interrupted);
                     }
                     let wait = backoff.next_delay();
@@ -244,7 +250,18 @@ impl<H: Handler> LaneContext<H> {
                 continue;
             }
             let mut effects = Effects::default();
-            if let Err(e) = self.handler.handle(&mut tx, inbound, &mut effects).await {
+            let trace = inbound.headers.trace().map(|t| t.child()).unwrap_or_else(TraceContext::root);
+            // The span carries the W3C trace id from the record's headers, so logs of one request
+            // line up across gateway, consumer and follow-on consumer.
+            let span = tracing::debug_span!(
+                "apply",
+                record = %inbound.record_type,
+                event_id = %inbound.metadata.event_id,
+                trace_id = %trace.trace_id_hex(),
+                partition = inbound.partition,
+                offset = inbound.offset,
+            );
+            if let Err(e) = self.handler.handle(&mut tx, inbound, &mut effects).instrument(span).await {
                 return Err(match e.disposition() {
                     Disposition::Retry => Failure::Retry(e.to_string()),
                     Disposition::DeadLetter => Failure::DeadLetter(index, e.to_string()),
@@ -253,7 +270,6 @@ impl<H: Handler> LaneContext<H> {
             }
             outcome.applied += 1;
             outcome.rejected += effects.rejected;
-            let trace = inbound.headers.trace().map(|t| t.child()).unwrap_or_else(TraceContext::root);
             for encode in effects.pending {
                 match encode(self.codec.clone()).await {
                     Ok(encoded) => {

@@ -177,6 +177,8 @@ impl<H: Handler> Runtime<H> {
             tokio::spawn(publisher.run(published.clone(), shutdown.clone(), stop_publisher.clone()));
 
         let fatal = CancellationToken::new();
+        // Lanes stop retrying when the process is asked to stop or a lane failed fatally.
+        let stopping = shutdown.child_token();
         let ctx = Arc::new(LaneContext {
             name: self.config.name.clone(),
             db: self.db.clone(),
@@ -188,7 +190,8 @@ impl<H: Handler> Runtime<H> {
             max_batch: self.config.max_batch,
             max_wait: self.config.max_wait,
             backoff,
-            shutdown: fatal.clone(),
+            stopping: stopping.clone(),
+            fatal: fatal.clone(),
         });
         let mut senders = Vec::with_capacity(self.config.lanes);
         let mut lanes = Vec::with_capacity(self.config.lanes);
@@ -212,6 +215,7 @@ impl<H: Handler> Runtime<H> {
             () = shutdown.cancelled() => tracing::info!("shutting down: finishing the batch in hand"),
             () = fatal.cancelled() => tracing::error!("a lane failed fatally; stopping"),
         }
+        stopping.cancel();
         // Stopping the source runs the final revocation through the lanes (they commit what they
         // hold) and leaves the group; then the lanes see their inputs close and end.
         let stopping = source.clone();

@@ -153,7 +153,9 @@ impl Source {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .set("statistics.interval.ms", "5000");
+            .set("statistics.interval.ms", "5000")
+            // Bounds what librdkafka prefetches per partition (its default is 64 MiB).
+            .set("queued.max.messages.kbytes", "8192");
         settings.apply_extra(&mut config);
         let context = SourceContext { keeper: keeper.clone(), group: group.to_owned() };
         let consumer: BaseConsumer<SourceContext> = config.create_with_context(context)?;
