@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 pub use crate::catalogue::{BILLING_COMMANDS as COMMANDS, BILLING_EVENTS as EVENTS};
 use crate::{EventMetadata, record::record};
 
+/// The payment methods a `method` field may name.
+pub const PAYMENT_METHODS: [&str; 5] = ["card", "bank_transfer", "upi", "wallet", "cash"];
+
 /// Ask billing to record a payment a member owes or makes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "studyspot.billing")]

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 pub use crate::catalogue::{NOTIFICATIONS_COMMANDS as COMMANDS, NOTIFICATIONS_EVENTS as EVENTS};
 use crate::{EventMetadata, record::record};
 
+/// The channels a `channel` field may name.
+pub const CHANNELS: [&str; 6] = ["email", "sms", "whatsapp", "push", "in_app", "webhook"];
+
 /// Ask for one message to one recipient over one channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "studyspot.notifications")]

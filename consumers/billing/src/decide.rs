@@ -2,7 +2,7 @@
 
 use studyspot_schemas::billing::CreatePayment;
 
-pub const METHODS: [&str; 5] = ["card", "bank_transfer", "upi", "wallet", "cash"];
+pub use studyspot_schemas::billing::PAYMENT_METHODS as METHODS;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed(pub String);

@@ -2,7 +2,7 @@
 
 use studyspot_schemas::notifications::SendNotification;
 
-pub const CHANNELS: [&str; 6] = ["email", "sms", "whatsapp", "push", "in_app", "webhook"];
+pub use studyspot_schemas::notifications::CHANNELS;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed(pub String);

@@ -1,87 +1,66 @@
 //! `studyspot demo`: one of each domain's first commands in, their follow-on events out.
 //!
-//! The commands go straight onto the command topics, as the gateway would produce them.
+//! The commands go through the gateway's HTTP API, as an app would send them.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use studyspot_bus::{BusSettings, Codec, OutboundMessage, Producer, TraceContext, headers, reader};
+use serde_json::json;
+use studyspot_bus::{BusSettings, Codec, headers, reader};
 use studyspot_config::Settings;
-use studyspot_schemas::{EventMetadata, alerts, attendance, billing, notifications};
+use studyspot_schemas::{alerts, attendance, billing, notifications};
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let bus = BusSettings::from_settings(settings, "studyspot-demo");
     let codec = Codec::new(&settings.registry.url)?;
-    let producer = Producer::new(&bus)?;
     let prefix = settings.kafka.topic_prefix.clone();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-    let run = format!("{:x}", now);
+    let gateway = format!("http://{}", settings.gateway.http_listen);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let run = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis());
     let org = format!("org_demo_{run}");
-    let metadata = |what: &str| EventMetadata {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        occurred_at: now,
-        correlation_id: format!("demo-{run}-{what}"),
-        causation_id: None,
-        organization_id: org.clone(),
-        actor: "user:demo".into(),
-    };
+    let member = format!("mem_{run}");
+    println!("organization {org}, through the gateway at {gateway}");
 
-    println!("organization {org}");
-    let mut expected: Vec<(&'static str, String)> = Vec::new();
-    let send = |encoded: studyspot_bus::EncodedRecord| {
-        let mut message = OutboundMessage::from_encoded(encoded, &TraceContext::root());
-        message.topic = format!("{prefix}{}", message.topic);
-        message
-    };
-
-    let payment = billing::CreatePayment {
-        metadata: metadata("payment"),
-        payment_id: format!("pay_{run}"),
-        member_id: format!("mem_{run}"),
-        amount_minor: 4900,
-        currency: "EUR".into(),
-        method: "card".into(),
-        description: Some("Premium plan, first month".into()),
-    };
-    let check_in = attendance::CheckIn {
-        metadata: metadata("check-in"),
-        session_id: format!("ses_{run}"),
-        member_id: format!("mem_{run}"),
-        venue_id: "ven_central_library".into(),
-        seat_id: Some("seat_a12".into()),
-    };
-    let notification = notifications::SendNotification {
-        metadata: metadata("notification"),
-        notification_id: format!("ntf_{run}"),
-        recipient_id: format!("mem_{run}"),
-        channel: "email".into(),
-        category: "transactional".into(),
-        subject: Some("Welcome to StudySpot".into()),
-        body: "Your seat is ready.".into(),
-    };
-    let sample = alerts::RecordMetricSample {
-        metadata: metadata("metric"),
-        metric: "payment_failure_ratio".into(),
-        labels: HashMap::from([("gateway".into(), "stripe".into())]),
-        value: 0.02,
-        sampled_at: now,
-    };
-    for (message, events_topic, label) in [
-        (send(codec.encode(&payment).await?), billing::EVENTS.name, "billing.CreatePayment"),
-        (send(codec.encode(&check_in).await?), attendance::EVENTS.name, "attendance.CheckIn"),
+    let requests = [
         (
-            send(codec.encode(&notification).await?),
-            notifications::EVENTS.name,
-            "notifications.SendNotification",
+            "/api/payments",
+            json!({ "member_id": member, "amount_minor": 4900, "currency": "EUR", "method": "card",
+                    "description": "Premium plan, first month" }),
+            billing::EVENTS.name,
         ),
-        (send(codec.encode(&sample).await?), alerts::EVENTS.name, "alerts.RecordMetricSample"),
-    ] {
-        let delivery = producer.send(&message).await.with_context(|| format!("producing {label}"))?;
-        println!("→ {label:<34} {}[{}]@{}", message.topic, delivery.partition, delivery.offset);
-        let correlation = message.headers.get(headers::CORRELATION_ID).unwrap_or_default().to_owned();
+        (
+            "/api/attendance/check-ins",
+            json!({ "member_id": member, "venue_id": "ven_central_library", "seat_id": "seat_a12" }),
+            attendance::EVENTS.name,
+        ),
+        (
+            "/api/notifications",
+            json!({ "recipient_id": member, "channel": "email", "category": "transactional",
+                    "subject": "Welcome to StudySpot", "body": "Your seat is ready." }),
+            notifications::EVENTS.name,
+        ),
+        (
+            "/api/monitoring/metrics",
+            json!({ "metric": "payment_failure_ratio", "labels": { "gateway": "stripe" }, "value": 0.02 }),
+            alerts::EVENTS.name,
+        ),
+    ];
+    let mut expected: Vec<(&'static str, String)> = Vec::new();
+    for (path, body, events_topic) in requests {
+        let correlation = format!("demo-{run}-{}", path.rsplit('/').next().unwrap_or(path));
+        let response = http
+            .post(format!("{gateway}{path}"))
+            .header("x-organization-id", &org)
+            .header("x-actor", "user:demo")
+            .header("x-correlation-id", &correlation)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("is the gateway running at {gateway}?"))?;
+        let status = response.status();
+        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+        anyhow::ensure!(status.as_u16() == 202, "POST {path}: {status} {answer}");
+        println!("→ POST {path:<28} 202 command_id={}", answer["command_id"].as_str().unwrap_or("?"));
         expected.push((events_topic, correlation));
     }
 
@@ -141,7 +120,11 @@ fn scalar(value: &apache_avro::types::Value) -> String {
         Value::Double(n) => n.to_string(),
         Value::Union(_, inner) => scalar(inner),
         Value::Null => "null".into(),
-        Value::Map(m) => format!("{m:?}"),
+        Value::Map(m) => {
+            let mut pairs: Vec<String> = m.iter().map(|(k, v)| format!("{k}:{}", scalar(v))).collect();
+            pairs.sort();
+            format!("{{{}}}", pairs.join(","))
+        }
         other => format!("{other:?}"),
     }
 }

@@ -1,0 +1,39 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+/// StudySpot's gateway: HTTP in, command events out.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// A settings file layered over the documented defaults (also STUDYSPOT_CONFIG).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = studyspot_config::Settings::load(args.config.as_deref())?;
+    studyspot_telemetry::init_logs("gateway", &settings.telemetry.log_format);
+    studyspot_telemetry::install_metrics();
+    let app = studyspot_gateway::app(&settings)?;
+    let listen = settings.gateway.http_listen.clone();
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (is another gateway running?)"))?;
+    tracing::info!(%listen, "gateway listening");
+    axum::serve(listener, app).with_graceful_shutdown(signal()).await?;
+    Ok(())
+}
+
+async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        }
+        _ => std::future::pending().await,
+    }
+}
