@@ -36,11 +36,14 @@ async fn post(base: &str, path: &str, org: Option<&str>, body: impl Into<reqwest
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// path, organization header, body, expected status, code and field.
+type Case = (&'static str, Option<&'static str>, String, u16, &'static str, Option<&'static str>);
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_naming_the_field() {
     let base = serve(&offline_settings()).await;
     let payment = json!({ "member_id": "mem_1", "amount_minor": 100, "currency": "EUR", "method": "card" });
-    let cases: Vec<(&str, Option<&str>, String, u16, &str, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("/api/payments", None, payment.to_string(), 400, "missing_header", Some("X-Organization-Id")),
         ("/api/payments", Some("org_1"), "{not json".into(), 400, "invalid_json", None),
         (
