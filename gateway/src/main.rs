@@ -24,16 +24,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen} (is another gateway running?)"))?;
     tracing::info!(%listen, "gateway listening");
-    axum::serve(listener, app).with_graceful_shutdown(signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(studyspot_telemetry::shutdown_signal()).await?;
     Ok(())
-}
-
-async fn signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        }
-        _ => std::future::pending().await,
-    }
 }

@@ -1,29 +1,10 @@
-use std::time::Duration;
-
-use studyspot_bus::Producer;
+use studyspot_bus::{BrokerCheck, Producer};
 use studyspot_telemetry::{CheckFuture, Readiness, ReadinessCheck};
 
 pub fn readiness(producer: Producer, registry_url: &str) -> Readiness {
     Readiness::default()
-        .with(Broker(producer))
+        .with(BrokerCheck(producer))
         .with(Registry(format!("{}/subjects", registry_url.trim_end_matches('/'))))
-}
-
-struct Broker(Producer);
-
-impl ReadinessCheck for Broker {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-    fn check(&self) -> CheckFuture {
-        let producer = self.0.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || producer.check_broker(Duration::from_secs(2)))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        })
-    }
 }
 
 struct Registry(String);

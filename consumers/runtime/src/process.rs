@@ -65,7 +65,7 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), Proce
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            wait_for_signal().await;
+            studyspot_telemetry::shutdown_signal().await;
             shutdown.cancel();
         }
     });
@@ -74,17 +74,4 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), Proce
     shutdown.cancel();
     let _ = ops.await;
     Ok(result?)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot listen for signals");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
 }

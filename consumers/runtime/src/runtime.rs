@@ -4,8 +4,8 @@ use std::{
 };
 
 use secrecy::{ExposeSecret, SecretString};
-use studyspot_bus::{BusSettings, Codec, Producer, Source};
-use studyspot_telemetry::{CheckFuture, Readiness, ReadinessCheck};
+use studyspot_bus::{BrokerCheck, BusSettings, Codec, Producer, Source};
+use studyspot_telemetry::{PostgresCheck, Readiness};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -240,36 +240,5 @@ impl<H: Handler> Runtime<H> {
         }
         tracing::info!("stopped cleanly");
         Ok(())
-    }
-}
-
-struct PostgresCheck(sqlx::PgPool);
-
-impl ReadinessCheck for PostgresCheck {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-    fn check(&self) -> CheckFuture {
-        let pool = self.0.clone();
-        Box::pin(
-            async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop).map_err(|e| e.to_string()) },
-        )
-    }
-}
-
-struct BrokerCheck(Producer);
-
-impl ReadinessCheck for BrokerCheck {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-    fn check(&self) -> CheckFuture {
-        let producer = self.0.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || producer.check_broker(Duration::from_secs(2)))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        })
     }
 }

@@ -102,3 +102,22 @@ impl Producer {
         Ok(self.inner.flush(timeout)?)
     }
 }
+
+/// The broker answers a metadata request from this producer.
+pub struct BrokerCheck(pub Producer);
+
+impl studyspot_telemetry::ReadinessCheck for BrokerCheck {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn check(&self) -> studyspot_telemetry::CheckFuture {
+        let producer = self.0.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || producer.check_broker(Duration::from_secs(2)))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -13,7 +13,7 @@ use sqlx::{
     Executor, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
-use studyspot_telemetry::{CheckFuture, Readiness, ReadinessCheck};
+use studyspot_telemetry::{PostgresCheck, Readiness};
 
 pub use error::RegistryError;
 
@@ -32,18 +32,4 @@ pub async fn router(pool: PgPool) -> Result<axum::Router, RegistryError> {
     MIGRATIONS.run(&pool).await.map_err(|e| RegistryError::Store(e.into()))?;
     let readiness = Readiness::default().with(PostgresCheck(pool.clone()));
     Ok(api::routes(pool).merge(studyspot_telemetry::ops_router("schema-registry", readiness)))
-}
-
-struct PostgresCheck(PgPool);
-
-impl ReadinessCheck for PostgresCheck {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-    fn check(&self) -> CheckFuture {
-        let pool = self.0.clone();
-        Box::pin(
-            async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop).map_err(|e| e.to_string()) },
-        )
-    }
 }
