@@ -100,6 +100,7 @@ mod tests {
     #[test]
     fn defaults_parse_and_environment_overrides_them() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             let settings = Settings::load(None).expect("defaults load");
             assert_eq!(settings.kafka.bootstrap_servers, "127.0.0.1:9092");
             assert_eq!(settings.consumer.lanes, 4);
@@ -116,6 +117,7 @@ mod tests {
     #[test]
     fn a_named_file_overrides_defaults_and_secrets_do_not_print() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.create_file("site.toml", "[postgres]\nurl = \"postgres://u:hunter2@db/x\"\n")?;
             let settings = Settings::load(Some(Path::new("site.toml"))).expect("file loads");
             assert_eq!(settings.postgres.url.expose_secret(), "postgres://u:hunter2@db/x");
