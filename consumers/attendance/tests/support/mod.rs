@@ -1,8 +1,6 @@
 //! A test's own world: a fresh database, its own topics (a unique prefix), an in-process schema
 //! registry, and real consumer processes it can start and SIGKILL.
 
-#![allow(dead_code)]
-
 pub mod proxy;
 
 use std::{
@@ -207,9 +205,4 @@ pub fn stop(child: &mut Consumer) -> std::process::ExitStatus {
         nix::sys::signal::Signal::SIGTERM,
     );
     child.0.wait().expect("wait")
-}
-
-pub fn kill(child: &mut Consumer) {
-    let _ = child.0.kill();
-    let _ = child.0.wait();
 }
