@@ -21,6 +21,9 @@ struct Args {
     /// Records per measurement.
     #[arg(long, global = true, default_value_t = 50_000)]
     records: usize,
+    /// Runtime batch sizes to measure.
+    #[arg(long, global = true, value_delimiter = ',', default_values_t = [1usize, 100, 1000])]
+    batches: Vec<usize>,
 }
 
 #[derive(Subcommand)]
@@ -43,11 +46,11 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into()),
     };
     match args.what {
-        What::Bus => bus(&env, args.records).await,
+        What::Bus => bus(&env, args.records, &args.batches).await,
     }
 }
 
-async fn bus(env: &Env, records: usize) -> anyhow::Result<()> {
+async fn bus(env: &Env, records: usize, batches: &[usize]) -> anyhow::Result<()> {
     let run = uuid::Uuid::now_v7().simple().to_string();
     let database_url = fresh_database(&env.admin_url, &format!("bench_{run}")).await?;
     let registry_url = start_registry(&database_url).await?;
@@ -107,7 +110,7 @@ async fn bus(env: &Env, records: usize) -> anyhow::Result<()> {
     println!("{:<44} {:>12.0} rows/s", "PostgreSQL batched upsert (1000 per statement)", upsert_rate);
 
     let codec = Codec::new(&registry_url)?;
-    for batch in [1usize, 100, 1000] {
+    for &batch in batches {
         // Fewer records at batch 1: it is slow by design, and the rate is what we print.
         let count = if batch == 1 { (records / 10).max(1000) } else { records };
         let prefix = format!("bench{run}b{batch}.");
