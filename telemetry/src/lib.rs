@@ -5,6 +5,6 @@ mod lifecycle;
 mod logs;
 mod ops;
 
-pub use lifecycle::{PostgresCheck, shutdown_signal};
+pub use lifecycle::{PostgresCheck, shutdown_token};
 pub use logs::init_logs;
 pub use ops::{CheckFuture, Readiness, ReadinessCheck, install_metrics, ops_router, serve_ops};

@@ -2,18 +2,23 @@ use std::time::Duration;
 
 use crate::{CheckFuture, ReadinessCheck};
 
-/// Resolves on SIGTERM or SIGINT: every process's cue to finish what it holds and exit.
-pub async fn shutdown_signal() {
+/// A token cancelled on SIGTERM or SIGINT. The handlers are registered before this returns, so a
+/// stop that arrives during start-up is a clean stop, not the default action's abrupt death.
+pub fn shutdown_token() -> std::io::Result<tokio_util::sync::CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        tracing::error!("cannot listen for SIGTERM / SIGINT");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
+    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+    let token = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let token = token.clone();
+        async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = int.recv() => tracing::info!("SIGINT"),
+            }
+            token.cancel();
+        }
+    });
+    Ok(token)
 }
 
 /// PostgreSQL answers a query through this pool.

@@ -1,7 +1,5 @@
 use std::{net::SocketAddr, path::PathBuf};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::{Handler, Migrator, Runtime, RuntimeConfig, RuntimeError};
 
 /// What distinguishes one consumer binary from another.
@@ -20,6 +18,8 @@ pub enum ProcessError {
     Config(#[from] studyspot_config::ConfigError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("cannot listen for SIGTERM / SIGINT: {0}")]
+    Signals(std::io::Error),
     #[error("cannot serve the operational endpoints on {addr}: {source}")]
     Ops { addr: String, source: std::io::Error },
 }
@@ -40,6 +40,8 @@ struct Args {
 /// SIGTERM / SIGINT.
 pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), ProcessError> {
     let args = <Args as clap::Parser>::parse();
+    // Before anything else, so a stop during start-up is a clean stop too.
+    let shutdown = studyspot_telemetry::shutdown_token().map_err(ProcessError::Signals)?;
     let settings = studyspot_config::Settings::load(args.config.as_deref())?;
     studyspot_telemetry::init_logs(spec.name, &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
@@ -54,19 +56,11 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), Proce
 
     let config = RuntimeConfig::from_settings(&settings, spec.name, &spec.topics);
     let runtime = Runtime::connect(config, spec.handler, Some(spec.migrator)).await?;
-    let shutdown = CancellationToken::new();
     let router = studyspot_telemetry::ops_router(spec.name, runtime.readiness());
     let ops = tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
             let _ = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-        }
-    });
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            studyspot_telemetry::shutdown_signal().await;
-            shutdown.cancel();
         }
     });
     tracing::info!(ops = %ops_addr, "{} consumer started", spec.name);

@@ -168,9 +168,9 @@ impl<H: Handler> Runtime<H> {
             producer: self.producer.clone(),
             backoff,
         };
-        // Rows a crash left unpublished go out before anything new is read.
-        publisher.drain(&shutdown).await;
-
+        // Rows a crash left unpublished go out first: the publisher drains at once when it starts,
+        // always in id order, so nothing committed later can overtake them. Consuming need not
+        // wait for the broker to take them.
         let published = Arc::new(Notify::new());
         let stop_publisher = CancellationToken::new();
         let publisher =

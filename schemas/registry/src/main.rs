@@ -16,6 +16,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let shutdown = studyspot_telemetry::shutdown_token().context("cannot listen for SIGTERM / SIGINT")?;
     let settings = studyspot_config::Settings::load(args.config.as_deref())?;
     studyspot_telemetry::init_logs("schema-registry", &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
@@ -31,6 +32,6 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen} (is another registry running?)"))?;
     tracing::info!(%listen, "schema registry listening");
-    axum::serve(listener, app).with_graceful_shutdown(studyspot_telemetry::shutdown_signal()).await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
     Ok(())
 }
