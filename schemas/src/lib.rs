@@ -12,5 +12,5 @@ pub mod notifications;
 mod record;
 
 pub use catalogue::{Compatibility, Topic, TopicKind, catalogue, topic_by_name};
-pub use metadata::EventMetadata;
+pub use metadata::{EventMetadata, first_blank};
 pub use record::{Record, RecordInfo};

@@ -19,3 +19,24 @@ pub struct EventMetadata {
     /// Who acted, as `kind:id` (e.g. `user:usr_…`, `service:billing`, `scheduler`).
     pub actor: String,
 }
+
+#[cfg(any(test, feature = "fixtures"))]
+impl EventMetadata {
+    /// Metadata for tests: fixed ids and time in organization `org_1`.
+    pub fn example() -> Self {
+        Self {
+            event_id: "e1".into(),
+            occurred_at: 1_700_000_000_000,
+            correlation_id: "c1".into(),
+            causation_id: None,
+            organization_id: "org_1".into(),
+            actor: "user:usr_1".into(),
+        }
+    }
+}
+
+/// The first of `fields` (name, value) whose value is blank: required text the contract cannot
+/// express, since Avro strings may be empty.
+pub fn first_blank<'a>(fields: &[(&'a str, &str)]) -> Option<&'a str> {
+    fields.iter().find(|(_, value)| value.trim().is_empty()).map(|(name, _)| *name)
+}

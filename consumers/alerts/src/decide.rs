@@ -46,14 +46,7 @@ mod tests {
 
     fn sample(metric: &str, value: f64) -> RecordMetricSample {
         RecordMetricSample {
-            metadata: EventMetadata {
-                event_id: "e1".into(),
-                occurred_at: 1_700_000_000_000,
-                correlation_id: "c1".into(),
-                causation_id: None,
-                organization_id: "org_1".into(),
-                actor: "service:gateway".into(),
-            },
+            metadata: EventMetadata::example(),
             metric: metric.into(),
             labels: HashMap::from([("venue".into(), "ven_1".into())]),
             value,

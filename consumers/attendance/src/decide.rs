@@ -1,6 +1,7 @@
 //! Attendance decisions: no I/O, no clock; state in, outcome out.
 
 use studyspot_schemas::attendance::CheckIn;
+use studyspot_schemas::first_blank;
 
 /// What attendance knows that bears on a check-in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,15 +25,13 @@ pub enum CheckInDecision {
 pub struct Malformed(pub String);
 
 pub fn validate_check_in(command: &CheckIn) -> Result<(), Malformed> {
-    for (field, value) in [
+    if let Some(field) = first_blank(&[
         ("session_id", &command.session_id),
         ("member_id", &command.member_id),
         ("venue_id", &command.venue_id),
         ("metadata.organization_id", &command.metadata.organization_id),
-    ] {
-        if value.trim().is_empty() {
-            return Err(Malformed(format!("{field} is empty")));
-        }
+    ]) {
+        return Err(Malformed(format!("{field} is empty")));
     }
     if command.seat_id.as_deref().is_some_and(|s| s.trim().is_empty()) {
         return Err(Malformed("seat_id is empty; omit it for no seat".into()));
@@ -64,14 +63,7 @@ mod tests {
 
     fn check_in(member: &str) -> CheckIn {
         CheckIn {
-            metadata: EventMetadata {
-                event_id: "e1".into(),
-                occurred_at: 1_700_000_000_000,
-                correlation_id: "c1".into(),
-                causation_id: None,
-                organization_id: "org_1".into(),
-                actor: "user:usr_1".into(),
-            },
+            metadata: EventMetadata::example(),
             session_id: "ses_1".into(),
             member_id: member.into(),
             venue_id: "ven_1".into(),

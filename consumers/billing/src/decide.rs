@@ -1,6 +1,7 @@
 //! Billing decisions: no I/O, no clock.
 
 use studyspot_schemas::billing::CreatePayment;
+use studyspot_schemas::first_blank;
 
 pub use studyspot_schemas::billing::PAYMENT_METHODS as METHODS;
 
@@ -14,14 +15,12 @@ pub enum CreatePaymentDecision {
 }
 
 pub fn validate_create_payment(c: &CreatePayment) -> Result<(), Malformed> {
-    for (field, value) in [
+    if let Some(field) = first_blank(&[
         ("payment_id", &c.payment_id),
         ("member_id", &c.member_id),
         ("metadata.organization_id", &c.metadata.organization_id),
-    ] {
-        if value.trim().is_empty() {
-            return Err(Malformed(format!("{field} is empty")));
-        }
+    ]) {
+        return Err(Malformed(format!("{field} is empty")));
     }
     if c.amount_minor <= 0 {
         return Err(Malformed(format!("amount_minor must be positive, got {}", c.amount_minor)));
@@ -54,14 +53,7 @@ mod tests {
 
     fn command() -> CreatePayment {
         CreatePayment {
-            metadata: EventMetadata {
-                event_id: "e1".into(),
-                occurred_at: 1_700_000_000_000,
-                correlation_id: "c1".into(),
-                causation_id: None,
-                organization_id: "org_1".into(),
-                actor: "user:usr_1".into(),
-            },
+            metadata: EventMetadata::example(),
             payment_id: "pay_1".into(),
             member_id: "mem_1".into(),
             amount_minor: 1500,

@@ -1,5 +1,6 @@
 //! Notification decisions: no I/O, no clock.
 
+use studyspot_schemas::first_blank;
 use studyspot_schemas::notifications::SendNotification;
 
 pub use studyspot_schemas::notifications::CHANNELS;
@@ -14,16 +15,14 @@ pub enum SendDecision {
 }
 
 pub fn validate_send(c: &SendNotification) -> Result<(), Malformed> {
-    for (field, value) in [
+    if let Some(field) = first_blank(&[
         ("notification_id", &c.notification_id),
         ("recipient_id", &c.recipient_id),
         ("category", &c.category),
         ("body", &c.body),
         ("metadata.organization_id", &c.metadata.organization_id),
-    ] {
-        if value.trim().is_empty() {
-            return Err(Malformed(format!("{field} is empty")));
-        }
+    ]) {
+        return Err(Malformed(format!("{field} is empty")));
     }
     if !CHANNELS.contains(&c.channel.as_str()) {
         return Err(Malformed(format!("channel {:?} is not one of {}", c.channel, CHANNELS.join(", "))));
@@ -50,14 +49,7 @@ mod tests {
 
     fn command() -> SendNotification {
         SendNotification {
-            metadata: EventMetadata {
-                event_id: "e1".into(),
-                occurred_at: 1_700_000_000_000,
-                correlation_id: "c1".into(),
-                causation_id: None,
-                organization_id: "org_1".into(),
-                actor: "user:usr_1".into(),
-            },
+            metadata: EventMetadata::example(),
             notification_id: "ntf_1".into(),
             recipient_id: "mem_1".into(),
             channel: "email".into(),
