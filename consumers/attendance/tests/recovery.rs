@@ -142,7 +142,8 @@ async fn two_instances_in_one_group_one_stopped_mid_stream() {
     })
     .await;
     // Stopped the way an orchestrator stops it (SIGTERM): it finishes its batch and leaves.
-    assert!(stop(&mut first).success(), "a stopped consumer exits cleanly");
+    let status = stop(&mut first);
+    assert!(status.success(), "a stopped consumer exits cleanly, not {status}\n{}", first.log());
     for n in COMMANDS / 2..COMMANDS {
         world.send(&check_in(&world, n, if n % 2 == 0 { "ven_a" } else { "ven_b" })).await;
     }
@@ -178,7 +179,7 @@ async fn postgres_gone_for_ten_seconds_mid_stream_skips_nothing() {
     // The outage itself is the behaviour under test: ten seconds without a database.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(
-        consumer.0.try_wait().expect("wait").is_none(),
+        consumer.child.try_wait().expect("wait").is_none(),
         "the consumer waits out the outage instead of exiting"
     );
     proxy.up();

@@ -32,8 +32,16 @@ pub async fn connect_schema(
     }
     let options = PgConnectOptions::from_str(url)?.options([("search_path", schema)]);
     {
+        // Two instances starting together both run CREATE SCHEMA IF NOT EXISTS; PostgreSQL lets
+        // one of them fail on pg_namespace's unique index unless they take turns.
         let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        admin.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).await?;
+        let mut tx = admin.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('studyspot.create_schema.' || $1))")
+            .bind(schema)
+            .execute(&mut *tx)
+            .await?;
+        tx.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).await?;
+        tx.commit().await?;
         admin.close().await;
     }
     let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;

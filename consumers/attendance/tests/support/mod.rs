@@ -4,7 +4,7 @@
 pub mod proxy;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -129,26 +129,46 @@ impl World {
             .env("STUDYSPOT_CONSUMER__MAX_BATCH", "50")
             .env("STUDYSPOT_CONSUMER__RETRY_MAX_MS", "1000")
             .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "warn,studyspot=info")
-            .stderr(Stdio::null());
-        // STUDYSPOT_TEST_LOGS=1 shows the consumer's log, to debug a failing test.
-        if std::env::var_os("STUDYSPOT_TEST_LOGS").is_none() {
-            command.stdout(Stdio::null());
-        }
+            .env("RUST_LOG", "warn,studyspot=info");
+        // Each process logs to a file of its own, shown when a test finds it exited badly.
+        let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "attendance-{}-{}.log",
+            self.id,
+            uuid::Uuid::now_v7().simple()
+        ));
+        let file = std::fs::File::create(&log).expect("consumer log file");
+        command.stdout(file.try_clone().expect("log file handle")).stderr(file).env("NO_COLOR", "1");
         if let Some(point) = crash_at {
             command.env("STUDYSPOT_CRASH_AT", point);
         }
-        Consumer(command.spawn().expect("start the consumer"))
+        Consumer { child: command.spawn().expect("start the consumer"), log }
     }
 }
 
 /// A consumer process that is killed when the test ends, passed or failed.
-pub struct Consumer(pub Child);
+pub struct Consumer {
+    pub child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Consumer {
+    /// The process's log, to put in an assertion message.
+    pub fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("--- {} (last 60 lines) ---\n{}", self.log.display(), tail.join("\n"))
+    }
+}
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // A failing test keeps the log to read; a passing one leaves nothing behind.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
@@ -192,7 +212,7 @@ where
 /// Waits for a process to end by itself (a crash point) within `timeout`.
 pub async fn exited(child: &mut Consumer, timeout: Duration) -> std::process::ExitStatus {
     eventually("the consumer process to exit", timeout, || {
-        let status = child.0.try_wait().expect("wait");
+        let status = child.child.try_wait().expect("wait");
         async move { status }
     })
     .await
@@ -201,8 +221,8 @@ pub async fn exited(child: &mut Consumer, timeout: Duration) -> std::process::Ex
 /// SIGTERM, then waits: the consumer finishes its batch and leaves the group.
 pub fn stop(child: &mut Consumer) -> std::process::ExitStatus {
     let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::unistd::Pid::from_raw(child.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    child.0.wait().expect("wait")
+    child.child.wait().expect("wait")
 }
