@@ -6,7 +6,7 @@ use std::{
 };
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{FromRequest, Request, State, rejection::JsonRejection},
     http::StatusCode,
     response::IntoResponse,
@@ -91,6 +91,7 @@ fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), GatewayError
 /// Produces `command` to its topic and answers 202 with its id and the aggregate's id.
 async fn accept<R: Record>(
     state: &AppState,
+    trace: &TraceContext,
     command: R,
     aggregate: (&str, String),
 ) -> Result<impl IntoResponse + use<R>, GatewayError> {
@@ -102,7 +103,7 @@ async fn accept<R: Record>(
             GatewayError::Internal(e.to_string())
         }
     })?;
-    let mut message = OutboundMessage::from_encoded(encoded, &TraceContext::root());
+    let mut message = OutboundMessage::from_encoded(encoded, trace);
     message.topic = format!("{}{}", state.topic_prefix, message.topic);
     state.producer.send(&message).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
     let body = json!({
@@ -127,6 +128,7 @@ pub struct CreatePaymentRequest {
 pub async fn create_payment(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(trace): Extension<TraceContext>,
     Body(body): Body<CreatePaymentRequest>,
 ) -> Result<impl IntoResponse, GatewayError> {
     required("member_id", &body.member_id)?;
@@ -151,7 +153,7 @@ pub async fn create_payment(
         method: body.method,
         description: body.description,
     };
-    accept(&state, command, ("payment_id", payment_id)).await
+    accept(&state, &trace, command, ("payment_id", payment_id)).await
 }
 
 #[derive(Deserialize)]
@@ -168,6 +170,7 @@ pub struct SendNotificationRequest {
 pub async fn send_notification(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(trace): Extension<TraceContext>,
     Body(body): Body<SendNotificationRequest>,
 ) -> Result<impl IntoResponse, GatewayError> {
     required("recipient_id", &body.recipient_id)?;
@@ -185,7 +188,7 @@ pub async fn send_notification(
         subject: body.subject,
         body: body.body,
     };
-    accept(&state, command, ("notification_id", notification_id)).await
+    accept(&state, &trace, command, ("notification_id", notification_id)).await
 }
 
 #[derive(Deserialize)]
@@ -200,6 +203,7 @@ pub struct CheckInRequest {
 pub async fn check_in(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(trace): Extension<TraceContext>,
     Body(body): Body<CheckInRequest>,
 ) -> Result<impl IntoResponse, GatewayError> {
     required("member_id", &body.member_id)?;
@@ -216,7 +220,7 @@ pub async fn check_in(
         venue_id: body.venue_id,
         seat_id: body.seat_id,
     };
-    accept(&state, command, ("session_id", session_id)).await
+    accept(&state, &trace, command, ("session_id", session_id)).await
 }
 
 #[derive(Deserialize)]
@@ -232,6 +236,7 @@ pub struct MetricSampleRequest {
 pub async fn record_metric_sample(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(trace): Extension<TraceContext>,
     Body(body): Body<MetricSampleRequest>,
 ) -> Result<impl IntoResponse, GatewayError> {
     required("metric", &body.metric)?;
@@ -245,5 +250,5 @@ pub async fn record_metric_sample(
         value: body.value,
         sampled_at: body.sampled_at.unwrap_or_else(now_ms),
     };
-    accept(&state, command, ("metric", body.metric)).await
+    accept(&state, &trace, command, ("metric", body.metric)).await
 }

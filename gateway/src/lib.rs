@@ -9,8 +9,9 @@ mod ops;
 use std::{sync::Arc, time::Instant};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::post};
-use studyspot_bus::{BusSettings, Codec, Producer};
+use studyspot_bus::{BusSettings, Codec, Producer, TraceContext};
 use studyspot_config::Settings;
+use tracing::Instrument;
 
 pub use error::GatewayError;
 
@@ -39,14 +40,16 @@ pub fn app(settings: &Settings) -> Result<Router, GatewayError> {
         .route("/api/attendance/check-ins", post(commands::check_in))
         .route("/api/monitoring/metrics", post(commands::record_metric_sample))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(record_request))
+        .layer(axum::middleware::from_fn(observe_request))
         .with_state(state);
     Ok(api.merge(studyspot_telemetry::ops_router("gateway", readiness)))
 }
 
-/// Request counts and latency per route and status.
-async fn record_request(
-    request: axum::extract::Request,
+/// Each request runs in a span that continues the caller's W3C trace (or starts one); the trace
+/// context handed on to the command event is put in the request's extensions. Counts and latency
+/// per route and status go to the metrics.
+async fn observe_request(
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let started = Instant::now();
@@ -56,7 +59,9 @@ async fn record_request(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
-    let response = next.run(request).await;
+    let span = request_span(&mut request, &method, &route);
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
     metrics::histogram!(
         "studyspot_gateway_request_seconds",
         "route" => route,
@@ -65,4 +70,26 @@ async fn record_request(
     )
     .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The request's span, child of the caller's trace when it sent one; puts the trace context the
+/// command event carries in the request's extensions.
+fn request_span(request: &mut axum::extract::Request, method: &str, route: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let incoming =
+        header("traceparent").and_then(|p| TraceContext::parse(&p, header("tracestate").as_deref()));
+    if let Some(trace) = &incoming {
+        studyspot_telemetry::continue_trace(&span, &trace.traceparent(), trace.tracestate.as_deref());
+    }
+    let handed_on = TraceContext::hand_on(studyspot_telemetry::trace_headers_of(&span), incoming);
+    request.extensions_mut().insert(handed_on);
+    span
 }

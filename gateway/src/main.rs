@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let shutdown = studyspot_telemetry::shutdown_token().context("cannot listen for SIGTERM / SIGINT")?;
     let settings = studyspot_config::Settings::load(args.config.as_deref())?;
-    studyspot_telemetry::init_logs("gateway", &settings.telemetry.log_format);
+    let _traces = studyspot_telemetry::init_logs("gateway", &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
     let app = studyspot_gateway::app(&settings)?;
     let listen = settings.gateway.http_listen.clone();

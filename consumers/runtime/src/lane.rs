@@ -250,17 +250,7 @@ impl<H: Handler> LaneContext<H> {
                 continue;
             }
             let mut effects = Effects::default();
-            let trace = inbound.headers.trace().map(|t| t.child()).unwrap_or_else(TraceContext::root);
-            // The span carries the W3C trace id from the record's headers, so logs of one request
-            // line up across gateway, consumer and follow-on consumer.
-            let span = tracing::debug_span!(
-                "apply",
-                record = %inbound.record_type,
-                event_id = %inbound.metadata.event_id,
-                trace_id = %trace.trace_id_hex(),
-                partition = inbound.partition,
-                offset = inbound.offset,
-            );
+            let (span, trace) = apply_span(inbound);
             if let Err(e) = self.handler.handle(&mut tx, inbound, &mut effects).instrument(span).await {
                 return Err(match e.disposition() {
                     Disposition::Retry => Failure::Retry(e.to_string()),
@@ -324,4 +314,28 @@ impl<H: Handler> LaneContext<H> {
             headers,
         }
     }
+}
+
+/// The span a record is applied in, continuing the trace its headers carry (so one trace spans
+/// gateway → consumer → follow-on consumer), and the trace context its follow-on events carry:
+/// children of this span when it is exported, of the incoming context otherwise.
+fn apply_span(inbound: &Inbound) -> (tracing::Span, TraceContext) {
+    let span = tracing::info_span!(
+        "apply",
+        otel.name = %format!("apply {}", inbound.record_type),
+        otel.kind = "consumer",
+        record = %inbound.record_type,
+        event_id = %inbound.metadata.event_id,
+        trace_id = tracing::field::Empty,
+        partition = inbound.partition,
+        offset = inbound.offset,
+    );
+    let incoming = inbound.headers.trace();
+    if let Some(trace) = &incoming {
+        studyspot_telemetry::continue_trace(&span, &trace.traceparent(), trace.tracestate.as_deref());
+    }
+    let handed_on = TraceContext::hand_on(studyspot_telemetry::trace_headers_of(&span), incoming);
+    // Logs of one request line up across processes by this id, exported or not.
+    span.record("trace_id", handed_on.trace_id_hex());
+    (span, handed_on)
 }

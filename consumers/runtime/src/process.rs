@@ -43,7 +43,7 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), Proce
     // Before anything else, so a stop during start-up is a clean stop too.
     let shutdown = studyspot_telemetry::shutdown_token().map_err(ProcessError::Signals)?;
     let settings = studyspot_config::Settings::load(args.config.as_deref())?;
-    studyspot_telemetry::init_logs(spec.name, &settings.telemetry.log_format);
+    let _traces = studyspot_telemetry::init_logs(spec.name, &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
     let ops_addr = std::env::var("STUDYSPOT_OPS_LISTEN")
         .unwrap_or_else(|_| format!("{}:{}", settings.telemetry.metrics_host, spec.default_ops_port));

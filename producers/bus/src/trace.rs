@@ -28,6 +28,16 @@ impl TraceContext {
         Self { parent_id, ..self.clone() }
     }
 
+    /// What a hop hands on to the records it causes: the context of its own span when that span is
+    /// exported (`own_span`: its `traceparent` and `tracestate`), else a child of what it received,
+    /// else a new trace.
+    pub fn hand_on(own_span: Option<(String, Option<String>)>, received: Option<TraceContext>) -> Self {
+        own_span
+            .and_then(|(parent, state)| Self::parse(&parent, state.as_deref()))
+            .or_else(|| received.map(|t| t.child()))
+            .unwrap_or_else(Self::root)
+    }
+
     /// Parses a `traceparent` header (version 00); anything malformed is ignored, as the spec asks.
     pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Self> {
         let mut parts = traceparent.trim().split('-');
@@ -89,6 +99,20 @@ mod tests {
         let child = parsed.child();
         assert_eq!(child.trace_id, root.trace_id);
         assert_ne!(child.parent_id, root.parent_id);
+    }
+
+    #[test]
+    fn a_hop_hands_on_its_own_span_or_a_child_of_what_it_received() {
+        let received = TraceContext::root();
+        let own = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned();
+        let handed = TraceContext::hand_on(Some((own.clone(), Some("k=v".into()))), Some(received.clone()));
+        assert_eq!(handed.traceparent(), own);
+        assert_eq!(handed.tracestate.as_deref(), Some("k=v"));
+        let handed = TraceContext::hand_on(None, Some(received.clone()));
+        assert_eq!(handed.trace_id, received.trace_id);
+        assert_ne!(handed.parent_id, received.parent_id);
+        let handed = TraceContext::hand_on(Some(("garbage".into(), None)), None);
+        assert_ne!(handed.trace_id, received.trace_id);
     }
 
     #[test]

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let shutdown = studyspot_telemetry::shutdown_token().context("cannot listen for SIGTERM / SIGINT")?;
     let settings = studyspot_config::Settings::load(args.config.as_deref())?;
-    studyspot_telemetry::init_logs("schema-registry", &settings.telemetry.log_format);
+    let _traces = studyspot_telemetry::init_logs("schema-registry", &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
     let pool = studyspot_schema_registry::connect(
         settings.postgres.url.expose_secret(),

@@ -120,7 +120,18 @@ impl World {
     }
 
     pub fn spawn_consumer_with_database(&self, crash_at: Option<&str>, database_url: &str) -> Consumer {
+        self.spawn_consumer_with(crash_at, database_url, &[])
+    }
+
+    /// A consumer process with `env` added to its environment.
+    pub fn spawn_consumer_with(
+        &self,
+        crash_at: Option<&str>,
+        database_url: &str,
+        env: &[(&str, &str)],
+    ) -> Consumer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_studyspot-attendance"));
+        command.envs(env.iter().copied());
         command
             .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", kafka())
             .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &self.prefix)
