@@ -6,7 +6,10 @@ use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::catalogue::{ALERTS_COMMANDS as COMMANDS, ALERTS_EVENTS as EVENTS};
-use crate::{EventMetadata, record::record};
+use crate::{
+    EventMetadata,
+    record::{record, rejection},
+};
 
 /// One sample of a metric, posted by a service or derived from domain events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -63,3 +66,5 @@ record!(
     EVENTS,
     key = |r| &r.metadata.organization_id
 );
+
+rejection!(CommandRejected);

@@ -4,7 +4,10 @@ use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::catalogue::{ATTENDANCE_COMMANDS as COMMANDS, ATTENDANCE_EVENTS as EVENTS};
-use crate::{EventMetadata, record::record};
+use crate::{
+    EventMetadata,
+    record::{record, rejection},
+};
 
 /// A member asks to start a session at a venue (optionally at one seat).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
@@ -59,3 +62,5 @@ record!(
     EVENTS,
     key = |r| &r.venue_id
 );
+
+rejection!(CommandRejected);

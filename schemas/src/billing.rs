@@ -4,7 +4,10 @@ use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::catalogue::{BILLING_COMMANDS as COMMANDS, BILLING_EVENTS as EVENTS};
-use crate::{EventMetadata, record::record};
+use crate::{
+    EventMetadata,
+    record::{record, rejection},
+};
 
 /// The payment methods a `method` field may name.
 pub const PAYMENT_METHODS: [&str; 5] = ["card", "bank_transfer", "upi", "wallet", "cash"];
@@ -75,3 +78,5 @@ record!(
     EVENTS,
     key = |r| &r.member_id
 );
+
+rejection!(CommandRejected);

@@ -13,4 +13,4 @@ mod record;
 
 pub use catalogue::{Compatibility, Topic, TopicKind, catalogue, topic_by_name};
 pub use metadata::{EventMetadata, first_blank};
-pub use record::{Record, RecordInfo};
+pub use record::{Record, RecordInfo, Rejection};

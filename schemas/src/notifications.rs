@@ -4,7 +4,10 @@ use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::catalogue::{NOTIFICATIONS_COMMANDS as COMMANDS, NOTIFICATIONS_EVENTS as EVENTS};
-use crate::{EventMetadata, record::record};
+use crate::{
+    EventMetadata,
+    record::{record, rejection},
+};
 
 /// The channels a `channel` field may name.
 pub const CHANNELS: [&str; 6] = ["email", "sms", "whatsapp", "push", "in_app", "webhook"];
@@ -70,3 +73,5 @@ record!(
     EVENTS,
     key = |r| &r.recipient_id
 );
+
+rejection!(CommandRejected);

@@ -39,6 +39,35 @@ impl std::fmt::Debug for RecordInfo {
 }
 
 /// Implements [`Record`] for a type whose partition key is one of its fields (or the organization).
+/// A domain's refusal of a well-formed command: the runtime records its code and reason as the
+/// command's outcome, which the gateway's command status shows.
+pub trait Rejection: Record {
+    /// The refused command's event id.
+    fn command_id(&self) -> &str;
+    /// Machine-readable, e.g. `capacity_reached`.
+    fn code(&self) -> &str;
+    /// For people.
+    fn reason(&self) -> &str;
+}
+
+/// Implements [`Rejection`] for a `CommandRejected` record (fields `command_id`, `code`, `reason`).
+macro_rules! rejection {
+    ($ty:ty) => {
+        impl $crate::Rejection for $ty {
+            fn command_id(&self) -> &str {
+                &self.command_id
+            }
+            fn code(&self) -> &str {
+                &self.code
+            }
+            fn reason(&self) -> &str {
+                &self.reason
+            }
+        }
+    };
+}
+pub(crate) use rejection;
+
 macro_rules! record {
     ($ty:ty, $full_name:literal, $avsc:literal, $topic:expr, key = |$r:ident| $key:expr) => {
         impl $crate::Record for $ty {

@@ -79,6 +79,17 @@ async fn survives_sigkill_at(point: &str) {
         rejected, 0,
         "a redelivered command must not be decided twice (it would be refused as a duplicate)"
     );
+    let outcomes: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT outcome, count(*)::int FROM attendance.command_outcomes WHERE cardinality(events) = 1 GROUP BY outcome",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("outcomes");
+    assert_eq!(
+        outcomes,
+        vec![("applied".into(), COMMANDS as i32)],
+        "one outcome per command, naming its event"
+    );
     stop(&mut survivor);
 }
 
@@ -121,6 +132,18 @@ async fn a_poison_message_is_dead_lettered_and_the_rest_applied() {
         dead.iter().map(|d| d.headers.get(headers::DLQ_REASON).unwrap_or_default()).collect();
     assert!(reasons.iter().any(|r| r.contains("Confluent wire format")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("member_id is empty")), "{reasons:?}");
+    let pool = world.pool().await;
+    let outcomes: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT command_type, outcome, reason FROM attendance.command_outcomes ORDER BY outcome, decided_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("outcomes");
+    assert_eq!(outcomes.len(), 3, "the undecodable record has no command id: {outcomes:?}");
+    assert_eq!(&outcomes[0].1, "applied");
+    assert_eq!(&outcomes[1].1, "applied");
+    assert_eq!(&outcomes[2].1, "dead_lettered");
+    assert!(outcomes[2].2.as_deref().is_some_and(|r| r.contains("member_id is empty")), "{outcomes:?}");
     for d in &dead {
         assert_eq!(d.headers.get(headers::DLQ_TOPIC), Some(world.topic(attendance::COMMANDS.name).as_str()));
         assert!(d.headers.get(headers::DLQ_OFFSET).is_some());

@@ -3,7 +3,7 @@ use std::{future::Future, pin::Pin};
 use apache_avro::types::Value;
 use sqlx::PgConnection;
 use studyspot_bus::{BusError, Codec, Decoded, EncodedRecord, Headers};
-use studyspot_schemas::{EventMetadata, Record};
+use studyspot_schemas::{EventMetadata, Record, Rejection};
 
 /// A domain consumer: applies one decoded record inside the batch's transaction.
 ///
@@ -168,6 +168,8 @@ type EncodeFuture = Pin<Box<dyn Future<Output = Result<EncodedRecord, BusError>>
 pub struct Effects {
     pub(crate) pending: Vec<Box<dyn FnOnce(Codec) -> EncodeFuture + Send>>,
     pub(crate) rejected: u64,
+    /// The code and reason of the refusal, when the command was refused.
+    pub(crate) rejection: Option<(String, String)>,
 }
 
 impl Effects {
@@ -175,9 +177,11 @@ impl Effects {
         self.pending.push(Box::new(move |codec: Codec| Box::pin(async move { codec.encode(&record).await })));
     }
 
-    /// Emits the domain's refusal of a well-formed command (a `…Rejected` event); counted apart.
-    pub fn reject<R: Record>(&mut self, rejection: R) {
+    /// Emits the domain's refusal of a well-formed command (a `…Rejected` event); counted apart,
+    /// and its code and reason become the command's outcome.
+    pub fn reject<R: Rejection>(&mut self, rejection: R) {
         self.rejected += 1;
+        self.rejection = Some((rejection.code().to_owned(), rejection.reason().to_owned()));
         self.emit(rejection);
     }
 

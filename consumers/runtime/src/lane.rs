@@ -14,6 +14,7 @@ use crate::{
     crash::{self, Point},
     keeper::LaneInput,
     outbox::{self, OutboxRow},
+    outcomes::{self, CommandOutcome},
     runtime::{Backoff, RuntimeError, Topics},
 };
 
@@ -232,12 +233,23 @@ impl<H: Handler> LaneContext<H> {
 
         let mut outcome = Outcome::default();
         let mut rows = Vec::new();
+        let mut decided = Vec::new();
         for (index, item) in items.iter().enumerate() {
             if !is_new(item) {
                 outcome.already_applied += 1;
                 continue;
             }
+            let is_command = self.topics.is_commands(&item.message.topic);
             let inbound = match (&item.decoded, poisoned.get(&index)) {
+                (Ok(command), Some(reason)) if is_command => {
+                    rows.push(self.dead_letter(&item.message, reason));
+                    outcome.dead_lettered += 1;
+                    decided.push(CommandOutcome {
+                        reason: Some(reason.clone()),
+                        ..CommandOutcome::of(command, "dead_lettered")
+                    });
+                    continue;
+                }
                 (Err(reason), _) | (Ok(_), Some(reason)) => {
                     rows.push(self.dead_letter(&item.message, reason));
                     outcome.dead_lettered += 1;
@@ -260,19 +272,33 @@ impl<H: Handler> LaneContext<H> {
             }
             outcome.applied += 1;
             outcome.rejected += effects.rejected;
+            let mut command = is_command.then(|| match effects.rejection.take() {
+                Some((code, reason)) => CommandOutcome {
+                    code: Some(code),
+                    reason: Some(reason),
+                    ..CommandOutcome::of(inbound, "rejected")
+                },
+                None => CommandOutcome::of(inbound, "applied"),
+            });
             for encode in effects.pending {
                 match encode(self.codec.clone()).await {
                     Ok(encoded) => {
                         let mut message = OutboundMessage::from_encoded(encoded, &trace);
                         message.topic = self.topics.kafka_name(&message.topic);
-                        rows.push(OutboxRow::from(message));
+                        let row = OutboxRow::from(message);
+                        if let Some(command) = command.as_mut() {
+                            command.events.push(row.event_id.clone());
+                        }
+                        rows.push(row);
                     }
                     Err(e) if e.is_transient() => return Err(Failure::Retry(e.to_string())),
                     Err(e) => return Err(Failure::DeadLetter(index, format!("follow-on event: {e}"))),
                 }
             }
+            decided.extend(command);
         }
         outbox::insert(&mut tx, &rows).await.map_err(retry)?;
+        outcomes::record(&mut tx, &decided).await.map_err(retry)?;
 
         for (p, last_offset) in &last {
             let next = (last_offset + 1).max(stored.get(p).copied().unwrap_or(0));

@@ -2,7 +2,7 @@
 //!
 //! Per batch, one PostgreSQL transaction holds the projection writes, the next offset of every
 //! partition in the batch, the applied event ids and the outbox rows of follow-on events and
-//! dead letters. Commit, then publish the outbox with the idempotent producer, then mark it.
+//! dead letters, and the outcome of every command. Commit, then publish the outbox with the idempotent producer, then mark it.
 //! Positions are loaded from PostgreSQL on assignment, so a crash at any instant neither loses
 //! nor doubles an effect.
 
@@ -12,11 +12,13 @@ mod handler;
 mod keeper;
 mod lane;
 mod outbox;
+mod outcomes;
 mod process;
 mod runtime;
 
 pub use database::{Database, connect_schema};
 pub use handler::{Disposition, Effects, HandleError, Handler, Inbound};
+pub use outcomes::OUTCOMES_CHANNEL;
 pub use process::{ConsumerSpec, ProcessError, run_consumer};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use sqlx::migrate::Migrator;

@@ -90,6 +90,14 @@ impl Publisher {
                 {
                     tracing::warn!(error = %e, "outbox cleanup failed");
                 }
+                // As long as the gateway keeps the commands whose status it answers for.
+                if let Err(e) =
+                    sqlx::query("DELETE FROM command_outcomes WHERE decided_at < now() - interval '7 days'")
+                        .execute(&self.pool)
+                        .await
+                {
+                    tracing::warn!(error = %e, "command outcome cleanup failed");
+                }
             }
         }
         // Last words: whatever the lanes committed before stopping goes out now.

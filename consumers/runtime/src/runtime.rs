@@ -81,6 +81,13 @@ impl Topics {
         format!("{}{catalogue_name}", self.prefix)
     }
 
+    /// Whether a Kafka topic carries commands (whose outcomes are recorded) rather than events.
+    pub(crate) fn is_commands(&self, kafka_name: &str) -> bool {
+        let catalogue_name = kafka_name.strip_prefix(&self.prefix).unwrap_or(kafka_name);
+        studyspot_schemas::topic_by_name(catalogue_name)
+            .is_some_and(|t| t.kind == studyspot_schemas::TopicKind::Commands)
+    }
+
     pub(crate) fn dead_letter(&self, kafka_name: &str) -> String {
         let catalogue_name = kafka_name.strip_prefix(&self.prefix).unwrap_or(kafka_name);
         match studyspot_schemas::topic_by_name(catalogue_name) {
