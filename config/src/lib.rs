@@ -26,6 +26,7 @@ pub struct Settings {
     pub postgres: Postgres,
     pub consumer: Consumer,
     pub gateway: Gateway,
+    pub auth: Auth,
     pub telemetry: Telemetry,
 }
 
@@ -65,6 +66,26 @@ pub struct Consumer {
 pub struct Gateway {
     pub http_listen: String,
     pub grpc_listen: String,
+    pub ledger_retention_hours: u32,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub max_status_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Auth {
+    pub hs256_secret: SecretString,
+    pub jwks_file: String,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Auth {
+    /// The secret shipped in the defaults, for local development only.
+    pub fn uses_development_secret(&self) -> bool {
+        use secrecy::ExposeSecret;
+        DEFAULTS.contains(&format!("hs256_secret = \"{}\"", self.hs256_secret.expose_secret()))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,35 +7,78 @@ use std::{
 
 use axum::{
     Extension, Json,
+    body::Bytes,
     extract::{FromRequest, Request, State, rejection::JsonRejection},
-    http::StatusCode,
-    response::IntoResponse,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use studyspot_bus::{OutboundMessage, TraceContext};
 use studyspot_schemas::{EventMetadata, Record, alerts, attendance, billing, notifications};
 
-use crate::{AppState, BODY_LIMIT, GatewayError, caller::Caller};
+use crate::{
+    AppState, BODY_LIMIT, GatewayError,
+    auth::Caller,
+    ledger::{Begun, Entry, Idempotency},
+};
 
-/// JSON bodies whose every failure is a [`GatewayError`] naming the field when it can.
-pub struct Body<T>(pub T);
+/// A command's JSON body, and its `Idempotency-Key` when it has one. Every failure is a
+/// [`GatewayError`] naming the field when it can.
+pub struct CommandRequest<T> {
+    pub body: T,
+    pub idempotency: Option<Idempotency>,
+}
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CommandRequest<T> {
     type Rejection = GatewayError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(rejection) => Err(json_error(rejection)),
+        let key = match req.headers().get("idempotency-key") {
+            None => None,
+            Some(value) => Some(idempotency_key(value)?),
+        };
+        let content_type =
+            req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err(GatewayError::UnsupportedMediaType);
         }
+        let target = format!("{} {}", req.method(), req.uri().path());
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                GatewayError::TooLarge { limit: BODY_LIMIT }
+            } else {
+                GatewayError::InvalidJson { message: rejection.body_text(), field: None }
+            }
+        })?;
+        let Json(body) = Json::<T>::from_bytes(&bytes).map_err(json_error)?;
+        let idempotency = key.map(|key| {
+            let mut hash = Sha256::new();
+            hash.update(target.as_bytes());
+            hash.update([0]);
+            hash.update(&bytes);
+            Idempotency { key, request_hash: hash.finalize().to_vec() }
+        });
+        Ok(Self { body, idempotency })
     }
 }
 
-fn json_error(rejection: JsonRejection) -> GatewayError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return GatewayError::TooLarge { limit: BODY_LIMIT };
+/// Keys are what Stripe accepts: up to 255 visible ASCII characters.
+fn idempotency_key(value: &HeaderValue) -> Result<String, GatewayError> {
+    let invalid = |message: &str| GatewayError::InvalidHeader {
+        header: "Idempotency-Key".into(),
+        message: message.into(),
+    };
+    let key = value.to_str().map_err(|_| invalid("it must be visible ASCII"))?.trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(invalid("it must be 1 to 255 characters"));
     }
+    Ok(key.to_owned())
+}
+
+fn json_error(rejection: JsonRejection) -> GatewayError {
     let text = rejection.body_text();
     // axum reports data errors as "...target type: <path>: <serde message>".
     let detail = text.split_once("target type: ").map(|(_, d)| d).unwrap_or(&text);
@@ -88,14 +131,22 @@ fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), GatewayError
     }
 }
 
-/// Produces `command` to its topic and answers 202 with its id and the aggregate's id.
-async fn accept<R: Record>(
-    state: &AppState,
-    trace: &TraceContext,
-    command: R,
-    aggregate: (&str, String),
-) -> Result<impl IntoResponse + use<R>, GatewayError> {
-    let command_id = command.metadata().event_id.clone();
+/// What a handler hands to [`accept`] besides the command.
+struct Accept<'a> {
+    caller: &'a Caller,
+    trace: &'a TraceContext,
+    idempotency: Option<Idempotency>,
+    /// The aggregate's id field and value, echoed in the answer.
+    aggregate: (&'static str, String),
+    /// The member the command concerns, if any (members may read their own commands' status).
+    member_id: Option<&'a str>,
+}
+
+/// Records the command in the ledger, produces it to its topic and answers 202 with its id; a
+/// retried `Idempotency-Key` gets the first answer instead.
+async fn accept<R: Record>(state: &AppState, command: R, how: Accept<'_>) -> Result<Response, GatewayError> {
+    let command_id = uuid::Uuid::parse_str(&command.metadata().event_id)
+        .map_err(|e| GatewayError::Internal(format!("command id: {e}")))?;
     let encoded = state.codec.encode(&command).await.map_err(|e| {
         if e.is_transient() {
             GatewayError::Unavailable(e.to_string())
@@ -103,15 +154,46 @@ async fn accept<R: Record>(
             GatewayError::Internal(e.to_string())
         }
     })?;
-    let mut message = OutboundMessage::from_encoded(encoded, trace);
+    let mut message = OutboundMessage::from_encoded(encoded, how.trace);
     message.topic = format!("{}{}", state.topic_prefix, message.topic);
-    state.producer.send(&message).await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-    let body = json!({
+    let response = json!({
         "command_id": command_id,
         "status_url": format!("/api/commands/{command_id}"),
-        aggregate.0: aggregate.1,
+        how.aggregate.0: how.aggregate.1,
     });
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    let entry = Entry {
+        command_id,
+        organization_id: &how.caller.organization_id,
+        actor: &how.caller.actor,
+        member_id: how.member_id,
+        domain: R::topic().owner,
+        command_type: R::FULL_NAME,
+        response: &response,
+        idempotency: how.idempotency.as_ref(),
+        message: &message,
+    };
+    let keyed = how.idempotency.is_some();
+    let (command_id, response, message, replayed) = match state.ledger.begin(&entry).await? {
+        Begun::New => (command_id, response, message, false),
+        Begun::Replay(first) => return Ok(answer(first, true)),
+        Begun::Resend { command_id, response, message } => (command_id, response, message, true),
+        Begun::Reused => return Err(GatewayError::IdempotencyKeyReused),
+        Begun::InFlight => return Err(GatewayError::IdempotencyKeyInUse),
+    };
+    if let Err(e) = state.producer.send(&message).await {
+        state.ledger.produce_failed(command_id, keyed).await?;
+        return Err(GatewayError::Unavailable(e.to_string()));
+    }
+    state.ledger.produced(command_id).await?;
+    Ok(answer(response, replayed))
+}
+
+fn answer(body: serde_json::Value, replayed: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
 }
 
 #[derive(Deserialize)]
@@ -129,8 +211,9 @@ pub async fn create_payment(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Body(body): Body<CreatePaymentRequest>,
-) -> Result<impl IntoResponse, GatewayError> {
+    request: CommandRequest<CreatePaymentRequest>,
+) -> Result<Response, GatewayError> {
+    let body = request.body;
     required("member_id", &body.member_id)?;
     if body.amount_minor <= 0 {
         return Err(GatewayError::invalid(
@@ -142,6 +225,8 @@ pub async fn create_payment(
         return Err(GatewayError::invalid("currency", "currency must be an ISO 4217 code such as EUR"));
     }
     one_of("method", &body.method, &billing::PAYMENT_METHODS)?;
+    caller.require_member_or_operator(&body.member_id, "creating a payment")?;
+    let member_id = body.member_id.clone();
     let payment_id = body.payment_id.unwrap_or_else(|| new_id("pay"));
     required("payment_id", &payment_id)?;
     let command = billing::CreatePayment {
@@ -153,7 +238,15 @@ pub async fn create_payment(
         method: body.method,
         description: body.description,
     };
-    accept(&state, &trace, command, ("payment_id", payment_id)).await
+    let aggregate = ("payment_id", payment_id);
+    let how = Accept {
+        caller: &caller,
+        trace: &trace,
+        idempotency: request.idempotency,
+        aggregate,
+        member_id: Some(&member_id),
+    };
+    accept(&state, command, how).await
 }
 
 #[derive(Deserialize)]
@@ -171,12 +264,14 @@ pub async fn send_notification(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Body(body): Body<SendNotificationRequest>,
-) -> Result<impl IntoResponse, GatewayError> {
+    request: CommandRequest<SendNotificationRequest>,
+) -> Result<Response, GatewayError> {
+    let body = request.body;
     required("recipient_id", &body.recipient_id)?;
     required("category", &body.category)?;
     required("body", &body.body)?;
     one_of("channel", &body.channel, &notifications::CHANNELS)?;
+    caller.require_operator("sending a notification")?;
     let notification_id = body.notification_id.unwrap_or_else(|| new_id("ntf"));
     required("notification_id", &notification_id)?;
     let command = notifications::SendNotification {
@@ -188,7 +283,15 @@ pub async fn send_notification(
         subject: body.subject,
         body: body.body,
     };
-    accept(&state, &trace, command, ("notification_id", notification_id)).await
+    let aggregate = ("notification_id", notification_id);
+    let how = Accept {
+        caller: &caller,
+        trace: &trace,
+        idempotency: request.idempotency,
+        aggregate,
+        member_id: None,
+    };
+    accept(&state, command, how).await
 }
 
 #[derive(Deserialize)]
@@ -204,13 +307,16 @@ pub async fn check_in(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Body(body): Body<CheckInRequest>,
-) -> Result<impl IntoResponse, GatewayError> {
+    request: CommandRequest<CheckInRequest>,
+) -> Result<Response, GatewayError> {
+    let body = request.body;
     required("member_id", &body.member_id)?;
     required("venue_id", &body.venue_id)?;
     if let Some(seat) = &body.seat_id {
         required("seat_id", seat)?;
     }
+    caller.require_member_or_operator(&body.member_id, "checking in")?;
+    let member_id = body.member_id.clone();
     let session_id = body.session_id.unwrap_or_else(|| new_id("ses"));
     required("session_id", &session_id)?;
     let command = attendance::CheckIn {
@@ -220,7 +326,15 @@ pub async fn check_in(
         venue_id: body.venue_id,
         seat_id: body.seat_id,
     };
-    accept(&state, &trace, command, ("session_id", session_id)).await
+    let aggregate = ("session_id", session_id);
+    let how = Accept {
+        caller: &caller,
+        trace: &trace,
+        idempotency: request.idempotency,
+        aggregate,
+        member_id: Some(&member_id),
+    };
+    accept(&state, command, how).await
 }
 
 #[derive(Deserialize)]
@@ -237,12 +351,14 @@ pub async fn record_metric_sample(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Body(body): Body<MetricSampleRequest>,
-) -> Result<impl IntoResponse, GatewayError> {
+    request: CommandRequest<MetricSampleRequest>,
+) -> Result<Response, GatewayError> {
+    let body = request.body;
     required("metric", &body.metric)?;
     if !body.value.is_finite() {
         return Err(GatewayError::invalid("value", "value must be a finite number"));
     }
+    caller.require_operator("recording a metric sample")?;
     let command = alerts::RecordMetricSample {
         metadata: metadata(&caller),
         metric: body.metric.clone(),
@@ -250,5 +366,13 @@ pub async fn record_metric_sample(
         value: body.value,
         sampled_at: body.sampled_at.unwrap_or_else(now_ms),
     };
-    accept(&state, &trace, command, ("metric", body.metric)).await
+    let aggregate = ("metric", body.metric);
+    let how = Accept {
+        caller: &caller,
+        trace: &trace,
+        idempotency: request.idempotency,
+        aggregate,
+        member_id: None,
+    };
+    accept(&state, command, how).await
 }

@@ -1,6 +1,6 @@
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -15,12 +15,30 @@ pub enum GatewayError {
     Validation { field: String, message: String },
     #[error("the {header} header is required")]
     MissingHeader { header: &'static str },
+    #[error("the {header} header is invalid: {message}")]
+    InvalidHeader { header: String, message: String },
+    #[error("the body must be JSON: send Content-Type: application/json")]
+    UnsupportedMediaType,
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("the broker or schema registry is unavailable; retry later: {0}")]
+    #[error("{message}")]
+    Unauthenticated { code: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("this token may not act for organization {0}")]
+    OrganizationMismatch(String),
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    IdempotencyKeyInUse,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("a dependency is unavailable; retry later: {0}")]
     Unavailable(String),
     #[error("cannot start: {0}")]
-    Startup(studyspot_bus::BusError),
+    Startup(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -30,15 +48,54 @@ impl GatewayError {
         Self::Validation { field: field.to_owned(), message: message.into() }
     }
 
+    /// The machine-readable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::InvalidJson { .. } => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::MissingHeader { .. } => (StatusCode::BAD_REQUEST, "missing_header"),
+            Self::InvalidHeader { .. } => (StatusCode::BAD_REQUEST, "invalid_header"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::Unauthenticated { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::OrganizationMismatch(_) => (StatusCode::FORBIDDEN, "organization_mismatch"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            Self::IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency_key_in_use"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "dependency_unavailable"),
             Self::Startup(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+
+    fn field(&self) -> Option<String> {
+        match self {
+            Self::InvalidJson { field, .. } => field.clone(),
+            Self::Validation { field, .. } => Some(field.clone()),
+            Self::MissingHeader { header } => Some((*header).to_owned()),
+            Self::InvalidHeader { header, .. } => Some(header.clone()),
+            Self::UnsupportedMediaType => Some("Content-Type".into()),
+            Self::OrganizationMismatch(_) => Some("X-Organization-Id".into()),
+            Self::IdempotencyKeyReused | Self::IdempotencyKeyInUse => Some("Idempotency-Key".into()),
+            Self::Unauthenticated { .. } => Some("Authorization".into()),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for GatewayError {
+    fn from(e: sqlx::Error) -> Self {
+        // The ledger's statements are fixed: a failure is the database being away, not the request.
+        Self::Unavailable(format!("database: {e}"))
     }
 }
 
@@ -48,16 +105,31 @@ impl IntoResponse for GatewayError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let field = match &self {
-            Self::InvalidJson { field, .. } => field.clone(),
-            Self::Validation { field, .. } => Some(field.clone()),
-            Self::MissingHeader { header } => Some((*header).to_owned()),
-            _ => None,
-        };
         let mut error = json!({ "code": code, "message": self.to_string() });
-        if let Some(field) = field {
+        if let Some(field) = self.field() {
             error["field"] = json!(field);
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::Unauthenticated { code, .. } => {
+                let value = if *code == "unauthenticated" {
+                    "Bearer".to_owned()
+                } else {
+                    format!("Bearer error=\"invalid_token\", error_description=\"{code}\"")
+                };
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            Self::Unavailable(_) | Self::IdempotencyKeyInUse => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            _ => {}
+        }
+        response
     }
 }

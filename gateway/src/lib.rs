@@ -1,14 +1,24 @@
-//! The gateway: thin. It validates a request's shape, turns it into a command event, produces it
-//! and answers `202 Accepted` with the command id. It owns no tables and holds no business rules.
+//! The gateway: thin. It authenticates the caller, validates a request's shape, turns it into a
+//! command event, produces it and answers `202 Accepted` with the command id; it answers a
+//! command's status from its ledger and the consumers' outcomes. It holds no business rules and
+//! no domain state: its one table is the ledger of accepted commands.
 
-mod caller;
+pub mod auth;
 mod commands;
 mod error;
+mod ledger;
+mod limits;
 mod ops;
+mod status;
 
-use std::{sync::Arc, time::Instant};
+use std::{sync::Arc, time::Duration, time::Instant};
 
-use axum::{Router, extract::DefaultBodyLimit, routing::post};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use secrecy::ExposeSecret;
 use studyspot_bus::{BusSettings, Codec, Producer, TraceContext};
 use studyspot_config::Settings;
 use tracing::Instrument;
@@ -23,26 +33,84 @@ pub struct AppState {
     pub(crate) producer: Producer,
     pub(crate) codec: Codec,
     pub(crate) topic_prefix: Arc<str>,
+    pub(crate) verifier: auth::Verifier,
+    pub(crate) limits: limits::RateLimits,
+    pub(crate) ledger: ledger::Ledger,
+    pub(crate) outcomes: status::Outcomes,
+    pub(crate) max_status_wait: Duration,
 }
 
-/// The gateway's routes with its operational endpoints.
-pub fn app(settings: &Settings) -> Result<Router, GatewayError> {
+impl auth::Authenticates for AppState {
+    fn verifier(&self) -> &auth::Verifier {
+        &self.verifier
+    }
+
+    fn admit(&self, caller: &auth::Caller) -> Result<(), GatewayError> {
+        self.limits.check(&caller.rate_key())
+    }
+}
+
+/// The gateway's routes with its operational endpoints. Connects to PostgreSQL (its ledger, and
+/// the projections through the read-only role) and starts the background work it needs.
+pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
     let bus = BusSettings::from_settings(settings, "studyspot-gateway");
+    let startup = |what: &str, e: &dyn std::fmt::Display| GatewayError::Startup(format!("{what}: {e}"));
+    let ledger =
+        ledger::Ledger::connect(settings.postgres.url.expose_secret(), settings.postgres.max_connections)
+            .await
+            .map_err(|e| startup("the ledger (postgres.url)", &e))?;
+    let readonly = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(settings.postgres.max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(settings.postgres.readonly_url.expose_secret())
+        .await
+        .map_err(|e| startup("the projections (postgres.readonly_url)", &e))?;
     let state = AppState {
-        producer: Producer::new(&bus).map_err(GatewayError::Startup)?,
-        codec: Codec::new(&settings.registry.url).map_err(GatewayError::Startup)?,
+        producer: Producer::new(&bus).map_err(|e| startup("the producer", &e))?,
+        codec: Codec::new(&settings.registry.url).map_err(|e| startup("the codec", &e))?,
         topic_prefix: settings.kafka.topic_prefix.as_str().into(),
+        verifier: auth::Verifier::new(&settings.auth).map_err(|e| startup("auth", &e))?,
+        limits: limits::RateLimits::new(
+            settings.gateway.rate_limit_per_second,
+            settings.gateway.rate_limit_burst,
+        ),
+        ledger: ledger.clone(),
+        outcomes: status::Outcomes::start(readonly.clone()),
+        max_status_wait: Duration::from_millis(settings.gateway.max_status_wait_ms),
     };
-    let readiness = ops::readiness(state.producer.clone(), &settings.registry.url);
+    spawn_upkeep(
+        &state,
+        Duration::from_secs(3600 * u64::from(settings.gateway.ledger_retention_hours.max(24))),
+    );
+    let readiness =
+        ops::readiness(state.producer.clone(), &settings.registry.url, ledger.pool().clone(), readonly);
     let api = Router::new()
         .route("/api/payments", post(commands::create_payment))
         .route("/api/notifications", post(commands::send_notification))
         .route("/api/attendance/check-ins", post(commands::check_in))
         .route("/api/monitoring/metrics", post(commands::record_metric_sample))
+        .route("/api/commands/{id}", get(status::command_status))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(observe_request))
         .with_state(state);
     Ok(api.merge(studyspot_telemetry::ops_router("gateway", readiness)))
+}
+
+/// Expires old ledger rows and idle rate-limit buckets.
+fn spawn_upkeep(state: &AppState, retention: Duration) {
+    let (ledger, limits) = (state.ledger.clone(), state.limits.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(limits::RateLimits::sweep_interval());
+        loop {
+            tick.tick().await;
+            limits.forget_idle();
+            match ledger.expire(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "ledger rows past retention removed"),
+                Err(e) => tracing::warn!(error = %e, "ledger expiry failed"),
+            }
+        }
+    });
 }
 
 /// Each request runs in a span that continues the caller's W3C trace (or starts one); the trace

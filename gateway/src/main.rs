@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = studyspot_config::Settings::load(args.config.as_deref())?;
     let _traces = studyspot_telemetry::init_logs("gateway", &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
-    let app = studyspot_gateway::app(&settings)?;
+    let app = studyspot_gateway::app(&settings).await?;
     let listen = settings.gateway.http_listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await

@@ -1,10 +1,18 @@
 use studyspot_bus::{BrokerCheck, Producer};
-use studyspot_telemetry::{CheckFuture, Readiness, ReadinessCheck};
+use studyspot_telemetry::{CheckFuture, PostgresCheck, Readiness, ReadinessCheck};
 
-pub fn readiness(producer: Producer, registry_url: &str) -> Readiness {
+/// Ready when the broker, the registry, the ledger and the projections all answer.
+pub fn readiness(
+    producer: Producer,
+    registry_url: &str,
+    ledger: sqlx::PgPool,
+    readonly: sqlx::PgPool,
+) -> Readiness {
     Readiness::default()
         .with(BrokerCheck(producer))
         .with(Registry(format!("{}/subjects", registry_url.trim_end_matches('/'))))
+        .with(PostgresCheck::named("postgres_ledger", ledger))
+        .with(PostgresCheck::named("postgres_readonly", readonly))
 }
 
 struct Registry(String);

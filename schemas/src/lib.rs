@@ -11,6 +11,11 @@ mod metadata;
 pub mod notifications;
 mod record;
 
+/// The PostgreSQL NOTIFY channel on which consumers announce decided commands (payload: command
+/// ids, comma-separated) and the gateway's command status listens. The rows are in each
+/// consumer's `command_outcomes` table.
+pub const COMMAND_OUTCOMES_CHANNEL: &str = "studyspot_command_outcomes";
+
 pub use catalogue::{Compatibility, Topic, TopicKind, catalogue, topic_by_name};
 pub use metadata::{EventMetadata, first_blank};
 pub use record::{Record, RecordInfo, Rejection};

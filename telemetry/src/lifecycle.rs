@@ -22,15 +22,30 @@ pub fn shutdown_token() -> std::io::Result<tokio_util::sync::CancellationToken> 
 }
 
 /// PostgreSQL answers a query through this pool.
-pub struct PostgresCheck(pub sqlx::PgPool);
+pub struct PostgresCheck {
+    pool: sqlx::PgPool,
+    name: &'static str,
+}
+
+impl PostgresCheck {
+    /// Reported as `postgres`.
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Self { pool, name: "postgres" }
+    }
+
+    /// For a process with more than one pool (e.g. a read-only one beside its own).
+    pub fn named(name: &'static str, pool: sqlx::PgPool) -> Self {
+        Self { pool, name }
+    }
+}
 
 impl ReadinessCheck for PostgresCheck {
     fn name(&self) -> &'static str {
-        "postgres"
+        self.name
     }
 
     fn check(&self) -> CheckFuture {
-        let pool = self.0.clone();
+        let pool = self.pool.clone();
         Box::pin(async move {
             tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&pool))
                 .await

@@ -1,6 +1,7 @@
 //! The consumer runtime's promises, proven on a real attendance consumer process against the
 //! real broker and PostgreSQL: a SIGKILL at any step neither loses nor doubles an effect.
 
+#[allow(dead_code, reason = "the support module serves every test binary; this one uses part of it")]
 mod support;
 
 use std::{collections::HashMap, os::unix::process::ExitStatusExt, time::Duration};

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use studyspot_bus::headers;
 use studyspot_schemas::{Record, attendance};
 use studyspot_telemetry::OtlpTarget;
-use support::{World, eventually, kafka, stop};
+use support::{World, eventually, stop};
 
 #[derive(Debug, Clone)]
 struct ExportedSpan {
@@ -82,14 +82,7 @@ async fn one_trace_spans_gateway_consumer_and_follow_on_event() {
     assert!(gateway_export.is_enabled());
 
     let world = World::new().await;
-    let mut settings = studyspot_config::Settings::load(None).expect("defaults");
-    settings.kafka.bootstrap_servers = kafka();
-    settings.kafka.topic_prefix = world.prefix.clone();
-    settings.registry.url = world.registry_url.clone();
-    let app = studyspot_gateway::app(&settings).expect("gateway");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let gateway = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (gateway, token) = world.gateway().await;
 
     let mut consumer = world.spawn_consumer_with(
         None,
@@ -107,7 +100,7 @@ async fn one_trace_spans_gateway_consumer_and_follow_on_event() {
     let app_span = "00f067aa0ba902b7";
     let response = reqwest::Client::new()
         .post(format!("{gateway}/api/attendance/check-ins"))
-        .header("x-organization-id", format!("org_{}", world.id))
+        .bearer_auth(&token)
         .header("traceparent", format!("00-{app_trace}-{app_span}-01"))
         .json(&json!({ "member_id": "mem_1", "venue_id": "ven_1" }))
         .send()

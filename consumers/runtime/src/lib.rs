@@ -18,7 +18,6 @@ mod runtime;
 
 pub use database::{Database, connect_schema};
 pub use handler::{Disposition, Effects, HandleError, Handler, Inbound};
-pub use outcomes::OUTCOMES_CHANNEL;
 pub use process::{ConsumerSpec, ProcessError, run_consumer};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use sqlx::migrate::Migrator;

@@ -3,10 +3,9 @@
 
 use sqlx::PgConnection;
 
-use crate::Inbound;
+use studyspot_schemas::COMMAND_OUTCOMES_CHANNEL;
 
-/// The channel the gateway listens on; payloads are comma-separated command ids.
-pub const OUTCOMES_CHANNEL: &str = "studyspot_command_outcomes";
+use crate::Inbound;
 
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7900;
@@ -59,7 +58,7 @@ pub(crate) async fn record(tx: &mut PgConnection, outcomes: &[CommandOutcome]) -
     // Delivered only if the transaction commits, which is exactly when the outcome is real.
     for payload in payloads(outcomes.iter().map(|o| o.command_id.as_str())) {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(OUTCOMES_CHANNEL)
+            .bind(COMMAND_OUTCOMES_CHANNEL)
             .bind(payload)
             .execute(&mut *tx)
             .await?;

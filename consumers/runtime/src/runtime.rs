@@ -160,7 +160,7 @@ impl<H: Handler> Runtime<H> {
     /// The checks behind this consumer's `/ready`: its database and the broker.
     pub fn readiness(&self) -> Readiness {
         Readiness::default()
-            .with(PostgresCheck(self.db.pool.clone()))
+            .with(PostgresCheck::new(self.db.pool.clone()))
             .with(BrokerCheck(self.producer.clone()))
     }
 

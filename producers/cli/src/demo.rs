@@ -8,7 +8,31 @@ use anyhow::Context;
 use serde_json::json;
 use studyspot_bus::{BusSettings, Codec, headers, reader};
 use studyspot_config::Settings;
+use studyspot_gateway::auth::{Claims, Role, mint};
 use studyspot_schemas::{alerts, attendance, billing, notifications};
+
+/// A gateway token signed with the configured secret.
+pub fn token(
+    settings: &Settings,
+    organization: Option<String>,
+    roles: Vec<Role>,
+    subject: String,
+    member_id: Option<String>,
+    ttl_seconds: u64,
+) -> anyhow::Result<String> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = Claims {
+        sub: subject,
+        org: organization,
+        roles,
+        member_id,
+        iss: settings.auth.issuer.clone(),
+        aud: settings.auth.audience.clone(),
+        iat: now,
+        exp: now + ttl_seconds,
+    };
+    Ok(mint(&settings.auth, &claims)?)
+}
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let bus = BusSettings::from_settings(settings, "studyspot-demo");
@@ -19,6 +43,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let run = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis());
     let org = format!("org_demo_{run}");
     let member = format!("mem_{run}");
+    let token = token(settings, Some(org.clone()), vec![Role::Staff], "user:demo".into(), None, 600)?;
     println!("organization {org}, through the gateway at {gateway}");
 
     let requests = [
@@ -50,8 +75,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         let correlation = format!("demo-{run}-{}", path.rsplit('/').next().unwrap_or(path));
         let response = http
             .post(format!("{gateway}{path}"))
-            .header("x-organization-id", &org)
-            .header("x-actor", "user:demo")
+            .bearer_auth(&token)
             .header("x-correlation-id", &correlation)
             .json(&body)
             .send()
@@ -60,7 +84,21 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         let status = response.status();
         let answer: serde_json::Value = response.json().await.unwrap_or_default();
         anyhow::ensure!(status.as_u16() == 202, "POST {path}: {status} {answer}");
-        println!("→ POST {path:<28} 202 command_id={}", answer["command_id"].as_str().unwrap_or("?"));
+        let status_url = answer["status_url"].as_str().unwrap_or_default();
+        let outcome: serde_json::Value = http
+            .get(format!("{gateway}{status_url}?wait=10s"))
+            .bearer_auth(&token)
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await?
+            .json()
+            .await
+            .unwrap_or_default();
+        println!(
+            "→ POST {path:<28} 202 command_id={}  status: {}",
+            answer["command_id"].as_str().unwrap_or("?"),
+            outcome["status"].as_str().unwrap_or("unknown")
+        );
         expected.push((events_topic, correlation));
     }
 

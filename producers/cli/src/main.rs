@@ -37,6 +37,24 @@ enum Command {
     },
     /// Sends one of each domain's commands and prints the follow-on events they cause.
     Demo,
+    /// Mints a bearer token for the gateway, signed with auth.hs256_secret (for local use).
+    Token {
+        /// The organization the token acts for (omit only with --role platform-admin).
+        #[arg(long)]
+        organization: Option<String>,
+        /// platform-admin, owner, staff, member or service; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<studyspot_gateway::auth::Role>,
+        /// Who acts, as recorded on the commands.
+        #[arg(long, default_value = "user:local")]
+        subject: String,
+        /// For a member: the member id they may act for.
+        #[arg(long)]
+        member_id: Option<String>,
+        /// How long the token is valid, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_seconds: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,6 +83,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Schemas { action: SchemasAction::Register } => register_schemas(&settings).await,
         Command::Demo => demo::run(&settings).await,
+        Command::Token { organization, roles, subject, member_id, ttl_seconds } => {
+            let token = demo::token(&settings, organization, roles, subject, member_id, ttl_seconds)?;
+            println!("{token}");
+            Ok(())
+        }
     }
 }
 

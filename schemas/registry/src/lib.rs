@@ -30,6 +30,6 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// Migrates the store, then returns the API with `/metrics`, `/health` and `/ready`.
 pub async fn router(pool: PgPool) -> Result<axum::Router, RegistryError> {
     MIGRATIONS.run(&pool).await.map_err(|e| RegistryError::Store(e.into()))?;
-    let readiness = Readiness::default().with(PostgresCheck(pool.clone()));
+    let readiness = Readiness::default().with(PostgresCheck::new(pool.clone()));
     Ok(api::routes(pool).merge(studyspot_telemetry::ops_router("schema-registry", readiness)))
 }

@@ -102,6 +102,35 @@ impl World {
             .expect("read topic")
     }
 
+    /// A gateway serving this world (in this test process), and a staff token for it.
+    pub async fn gateway(&self) -> (String, String) {
+        let mut settings = studyspot_config::Settings::load(None).expect("defaults");
+        settings.kafka.bootstrap_servers = kafka();
+        settings.kafka.topic_prefix = self.prefix.clone();
+        settings.registry.url = self.registry_url.clone();
+        settings.postgres.url = self.database_url.clone().into();
+        // A fresh database has no read-only role of its own; the owner reads in its place.
+        settings.postgres.readonly_url = self.database_url.clone().into();
+        settings.postgres.max_connections = 4;
+        let app = studyspot_gateway::app(&settings).await.expect("gateway");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+        let claims = studyspot_gateway::auth::Claims {
+            sub: "user:staff".into(),
+            org: Some(format!("org_{}", self.id)),
+            roles: vec![studyspot_gateway::auth::Role::Staff],
+            member_id: None,
+            iss: settings.auth.issuer.clone(),
+            aud: settings.auth.audience.clone(),
+            iat: now,
+            exp: now + 3600,
+        };
+        (base, studyspot_gateway::auth::mint(&settings.auth, &claims).expect("token"))
+    }
+
     /// Starts a real attendance consumer process on this world.
     pub fn spawn_consumer(&self, crash_at: Option<&str>) -> Consumer {
         self.spawn_consumer_with_database(crash_at, &self.database_url)

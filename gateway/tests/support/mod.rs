@@ -1,0 +1,112 @@
+//! A test's own gateway: a fresh database (ledger and projections), an in-process schema registry,
+//! topics of its own (a unique prefix) on the real broker, and tokens signed with its settings.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+use studyspot_bus::{BusSettings, InboundMessage, admin, reader};
+use studyspot_config::Settings;
+use studyspot_gateway::auth::{Claims, Role, mint};
+
+pub struct TestGateway {
+    pub settings: Settings,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl TestGateway {
+    /// A gateway on fresh infrastructure; `tweak` adjusts the settings first.
+    pub async fn start(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let admin_url = std::env::var("STUDYSPOT_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into());
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let mut admin_db = PgConnection::connect(&admin_url).await.expect("PostgreSQL for tests");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE gw_{id}")))
+            .execute(&mut admin_db)
+            .await
+            .expect("create db");
+        let url = format!("{}/gw_{id}", admin_url.rsplit_once('/').expect("url has a database").0);
+        let registry = studyspot_schema_registry::router(
+            studyspot_schema_registry::connect(&url, 2).await.expect("pool"),
+        )
+        .await
+        .expect("registry");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let registry_url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, registry).await });
+
+        let mut settings = Settings::load(None).expect("defaults");
+        settings.kafka.bootstrap_servers =
+            std::env::var("STUDYSPOT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+        settings.kafka.topic_prefix = format!("t{id}.");
+        settings.registry.url = registry_url;
+        settings.postgres.url = url.clone().into();
+        // A fresh database has no read-only role of its own; the owner reads in its place.
+        settings.postgres.readonly_url = url.into();
+        settings.postgres.max_connections = 4;
+        tweak(&mut settings);
+        let commands: Vec<String> = studyspot_schemas::catalogue()
+            .iter()
+            .filter(|t| t.kind == studyspot_schemas::TopicKind::Commands)
+            .map(|t| format!("{}{}", settings.kafka.topic_prefix, t.name))
+            .collect();
+        let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
+        admin::ensure_topics(&BusSettings::from_settings(&settings, "gateway-test"), &refs, 1, 1)
+            .await
+            .expect("topics");
+        let base = Self::serve(&settings).await;
+        Self { settings, base, client: reqwest::Client::new() }
+    }
+
+    /// Another gateway process on the same infrastructure (as after a restart).
+    pub async fn serve(settings: &Settings) -> String {
+        let app = studyspot_gateway::app(settings).await.expect("app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    pub fn token(&self, org: Option<&str>, roles: &[Role], member_id: Option<&str>) -> String {
+        self.token_with(org, roles, member_id, 600)
+    }
+
+    pub fn token_with(&self, org: Option<&str>, roles: &[Role], member_id: Option<&str>, ttl: i64) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: format!("user:{}", member_id.unwrap_or("ada")),
+            org: org.map(str::to_owned),
+            roles: roles.to_vec(),
+            member_id: member_id.map(str::to_owned),
+            iss: self.settings.auth.issuer.clone(),
+            aud: self.settings.auth.audience.clone(),
+            iat: now,
+            exp: now.saturating_add_signed(ttl),
+        };
+        mint(&self.settings.auth, &claims).expect("mint")
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+    }
+
+    /// Sends and returns the status, the headers and the JSON body (Null when there is none).
+    pub async fn send(request: RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value) {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub fn read_all(&self, catalogue_topic: &str) -> Vec<InboundMessage> {
+        let bus = BusSettings::from_settings(&self.settings, "gateway-test-reader");
+        let topic = format!("{}{catalogue_topic}", self.settings.kafka.topic_prefix);
+        reader::read_to_end(&bus, &topic, Duration::from_secs(30)).expect("read topic")
+    }
+}
