@@ -38,6 +38,7 @@ pub struct Kafka {
     pub replication_factor: i32,
     pub topic_prefix: String,
     pub rejoin_when_unassigned_ms: u64,
+    pub session_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,6 +15,8 @@ pub struct BusSettings {
     /// legitimately hold none); on for the embedded broker, whose coordinator can leave a
     /// survivor unassigned after another member dies (see ARCHITECTURE.md).
     pub rejoin_when_unassigned: Option<std::time::Duration>,
+    /// How long the group coordinator waits for a consumer's heartbeat before evicting it.
+    pub session_timeout: std::time::Duration,
 }
 
 impl BusSettings {
@@ -28,6 +30,7 @@ impl BusSettings {
                 0 => None,
                 ms => Some(std::time::Duration::from_millis(ms)),
             },
+            session_timeout: std::time::Duration::from_millis(settings.kafka.session_timeout_ms),
         }
     }
 

@@ -145,14 +145,16 @@ impl Source {
         topics: &[&str],
         keeper: Arc<Mutex<dyn PositionKeeper>>,
     ) -> Result<Self, BusError> {
+        let session_timeout_ms = settings.session_timeout.as_millis().max(1000);
         let mut config = settings.client_config();
         config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
+            .set("session.timeout.ms", session_timeout_ms.to_string())
+            // A third of the session, as Kafka's defaults have it.
+            .set("heartbeat.interval.ms", (session_timeout_ms / 3).max(100).to_string())
             .set("statistics.interval.ms", "5000")
             // Bounds what librdkafka prefetches per partition (its default is 64 MiB).
             .set("queued.max.messages.kbytes", "8192");

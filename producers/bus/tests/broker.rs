@@ -67,6 +67,7 @@ async fn acknowledged_records_survive_a_broker_crash() {
         extra: Default::default(),
         client_id: "broker-durability-test".into(),
         rejoin_when_unassigned: None,
+        session_timeout: Duration::from_secs(10),
     };
     admin::ensure_topics(&settings, &["durable"], 3, 1).await.expect("topic");
     let producer = Producer::new(&settings).expect("producer");

@@ -57,6 +57,7 @@ impl World {
             extra: Default::default(),
             client_id: format!("test-{id}"),
             rejoin_when_unassigned: None,
+            session_timeout: Duration::from_secs(10),
         };
         let names: Vec<String> = admin::topic_names_with_dead_letters(studyspot_schemas::catalogue())
             .into_iter()
@@ -168,6 +169,8 @@ impl World {
             .env("STUDYSPOT_POSTGRES__URL", database_url)
             .env("STUDYSPOT_CONSUMER__MAX_BATCH", "50")
             .env("STUDYSPOT_CONSUMER__RETRY_MAX_MS", "1000")
+            // A SIGKILLed member's partitions move on after this; the default 45 s would only slow tests.
+            .env("STUDYSPOT_KAFKA__SESSION_TIMEOUT_MS", "10000")
             .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn,studyspot=info");
         // Each process logs to a file of its own, shown when a test finds it exited badly.
