@@ -92,6 +92,12 @@ impl GatewayError {
     }
 }
 
+/// The table or schema is not there yet: its consumer has not started once, so nothing has been
+/// projected (an empty answer, not an outage).
+pub(crate) fn projection_missing(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P01" | "3F000")))
+}
+
 impl From<sqlx::Error> for GatewayError {
     fn from(e: sqlx::Error) -> Self {
         // The ledger's statements are fixed: a failure is the database being away, not the request.

@@ -1,6 +1,7 @@
 //! The gateway: thin. It authenticates the caller, validates a request's shape, turns it into a
 //! command event, produces it and answers `202 Accepted` with the command id; it answers a
-//! command's status from its ledger and the consumers' outcomes. It holds no business rules and
+//! command's status from its ledger and the consumers' outcomes; it serves queries from the
+//! projections through a read-only role. It holds no business rules and
 //! no domain state: its one table is the ledger of accepted commands.
 
 pub mod auth;
@@ -9,6 +10,7 @@ mod error;
 mod ledger;
 mod limits;
 mod ops;
+mod queries;
 mod status;
 
 use std::{sync::Arc, time::Duration, time::Instant};
@@ -38,6 +40,8 @@ pub struct AppState {
     pub(crate) ledger: ledger::Ledger,
     pub(crate) outcomes: status::Outcomes,
     pub(crate) max_status_wait: Duration,
+    /// The projections, through the read-only role.
+    pub(crate) readonly: sqlx::PgPool,
 }
 
 impl auth::Authenticates for AppState {
@@ -77,6 +81,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         ledger: ledger.clone(),
         outcomes: status::Outcomes::start(readonly.clone()),
         max_status_wait: Duration::from_millis(settings.gateway.max_status_wait_ms),
+        readonly: readonly.clone(),
     };
     spawn_upkeep(
         &state,
@@ -85,10 +90,12 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
     let readiness =
         ops::readiness(state.producer.clone(), &settings.registry.url, ledger.pool().clone(), readonly);
     let api = Router::new()
-        .route("/api/payments", post(commands::create_payment))
-        .route("/api/notifications", post(commands::send_notification))
+        .route("/api/payments", post(commands::create_payment).get(queries::payments))
+        .route("/api/payments/{id}", get(queries::payment))
+        .route("/api/notifications", post(commands::send_notification).get(queries::notifications))
         .route("/api/attendance/check-ins", post(commands::check_in))
-        .route("/api/monitoring/metrics", post(commands::record_metric_sample))
+        .route("/api/attendance/sessions", get(queries::sessions))
+        .route("/api/monitoring/metrics", post(commands::record_metric_sample).get(queries::metric_samples))
         .route("/api/commands/{id}", get(status::command_status))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(observe_request))

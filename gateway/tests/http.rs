@@ -2,6 +2,7 @@
 //! roles, organizations that never cross, clear 4xx errors naming the field, idempotency keys that
 //! survive a restart, rate limits, and command status.
 
+#[allow(dead_code, reason = "the support module serves every test binary; this one uses part of it")]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -104,6 +104,22 @@ impl TestGateway {
         (status, headers, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A connection to `schema` of this gateway's database with that domain's projection migrated,
+    /// standing in for the consumer that owns it.
+    pub async fn projection(&self, schema: &str, migrations: &sqlx::migrate::Migrator) -> PgConnection {
+        use secrecy::ExposeSecret;
+        use sqlx::postgres::PgConnectOptions;
+        let options: PgConnectOptions = self.settings.postgres.url.expose_secret().parse().expect("url");
+        let mut db =
+            PgConnection::connect_with(&options.options([("search_path", schema)])).await.expect("connect");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+            .execute(&mut db)
+            .await
+            .expect("schema");
+        migrations.run(&mut db).await.expect("migrations");
+        db
+    }
+
     pub fn read_all(&self, catalogue_topic: &str) -> Vec<InboundMessage> {
         let bus = BusSettings::from_settings(&self.settings, "gateway-test-reader");
         let topic = format!("{}{catalogue_topic}", self.settings.kafka.topic_prefix);

@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, migrate::Migrator};
 
+pub mod reads;
+
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
 pub struct Sample {
     pub event_id: String,
     pub organization_id: String,

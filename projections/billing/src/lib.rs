@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, migrate::Migrator};
 
+pub mod reads;
+
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct Payment {
     pub payment_id: String,
     pub organization_id: String,

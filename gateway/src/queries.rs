@@ -1,0 +1,210 @@
+//! Queries: the projections, read through the read-only role, always within the caller's
+//! organization; a member sees only their own records. Lists are newest first and paginated by an
+//! opaque cursor (`?limit=50&cursor=…` → `{"items": […], "next_cursor": …}`).
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State, rejection::QueryRejection},
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use studyspot_alerts_projection::reads::{SampleFilter, list_samples};
+use studyspot_attendance_projection::reads::{SessionFilter, list_sessions};
+use studyspot_billing_projection::reads::{PaymentFilter, find_payment, list_payments};
+use studyspot_notifications_projection::reads::{NotificationFilter, list_notifications};
+
+use crate::{AppState, GatewayError, auth::Caller, error::projection_missing};
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 200;
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// A list request's parameters, checked: unknown names are refused, so a typo is not silently
+/// ignored.
+struct ListParams {
+    values: HashMap<String, String>,
+    limit: i64,
+    after: Option<(DateTime<Utc>, String)>,
+}
+
+impl ListParams {
+    fn parse(params: Params, filters: &[&str]) -> Result<Self, GatewayError> {
+        let Query(mut values) = params.map_err(|e| GatewayError::invalid("query", e.body_text()))?;
+        if let Some(unknown) =
+            values.keys().find(|k| !filters.contains(&k.as_str()) && *k != "limit" && *k != "cursor")
+        {
+            return Err(GatewayError::invalid(
+                unknown,
+                format!("unknown parameter {unknown}; filters here: {}", filters.join(", ")),
+            ));
+        }
+        let limit = match values.remove("limit") {
+            None => DEFAULT_LIMIT,
+            Some(text) => {
+                text.parse::<i64>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+                    GatewayError::invalid("limit", format!("limit must be 1 to {MAX_LIMIT}"))
+                })?
+            }
+        };
+        let after = values.remove("cursor").map(|c| decode_cursor(&c)).transpose()?;
+        Ok(Self { values, limit, after })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn after(&self) -> Option<(DateTime<Utc>, &str)> {
+        self.after.as_ref().map(|(at, id)| (*at, id.as_str()))
+    }
+
+    /// One more row than the page is fetched, to know whether another page follows.
+    fn fetch_limit(&self) -> i64 {
+        self.limit + 1
+    }
+
+    fn page<T: Serialize>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (DateTime<Utc>, &str)) -> Json<Value> {
+        let more = rows.len() as i64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next_cursor = more.then(|| rows.last().map(|r| encode_cursor(key(r)))).flatten();
+        Json(json!({ "items": rows, "next_cursor": next_cursor }))
+    }
+}
+
+fn encode_cursor((at, id): (DateTime<Utc>, &str)) -> String {
+    format!("{}.{id}", at.timestamp_micros())
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), GatewayError> {
+    let invalid = || GatewayError::invalid("cursor", "cursor must be a next_cursor this API returned");
+    let (micros, id) = cursor.split_once('.').ok_or_else(invalid)?;
+    let at = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
+    if id.is_empty() {
+        return Err(invalid());
+    }
+    Ok((at, id.to_owned()))
+}
+
+/// Rows, or none when the projection does not exist yet.
+fn rows<T>(result: Result<Vec<T>, sqlx::Error>) -> Result<Vec<T>, GatewayError> {
+    match result {
+        Err(e) if projection_missing(&e) => Ok(Vec::new()),
+        other => Ok(other?),
+    }
+}
+
+/// The member a request may filter by: a member's own id, whatever they asked; an operator's choice.
+fn member_scope<'a>(caller: &'a Caller, asked: Option<&'a str>) -> Result<Option<&'a str>, GatewayError> {
+    if caller.require_operator("").is_ok() {
+        return Ok(asked);
+    }
+    let own = caller.member_id.as_deref();
+    match asked {
+        Some(asked) if Some(asked) != own => {
+            Err(GatewayError::Forbidden(format!("records of member {asked} are not visible with this token")))
+        }
+        _ => Ok(own.or(Some(""))),
+    }
+}
+
+pub async fn payments(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, GatewayError> {
+    let params = ListParams::parse(params, &["member_id", "status", "method"])?;
+    let filter = PaymentFilter {
+        organization_id: &caller.organization_id,
+        member_id: member_scope(&caller, params.get("member_id"))?,
+        status: params.get("status"),
+        method: params.get("method"),
+    };
+    let rows = rows(list_payments(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
+    Ok(params.page(rows, |p| (p.created_at, p.payment_id.as_str())))
+}
+
+pub async fn payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(payment_id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    let found = match find_payment(&state.readonly, &caller.organization_id, &payment_id).await {
+        Err(e) if projection_missing(&e) => None,
+        other => other?,
+    };
+    let payment = found
+        .filter(|p| caller.may_see_member(Some(&p.member_id)))
+        .ok_or_else(|| GatewayError::NotFound(format!("payment {payment_id}")))?;
+    Ok(Json(json!(payment)))
+}
+
+pub async fn notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, GatewayError> {
+    let params = ListParams::parse(params, &["recipient_id", "channel", "category", "status"])?;
+    let filter = NotificationFilter {
+        organization_id: &caller.organization_id,
+        recipient_id: member_scope(&caller, params.get("recipient_id"))?,
+        channel: params.get("channel"),
+        category: params.get("category"),
+        status: params.get("status"),
+    };
+    let rows =
+        rows(list_notifications(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
+    Ok(params.page(rows, |n| (n.created_at, n.notification_id.as_str())))
+}
+
+pub async fn sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, GatewayError> {
+    let params = ListParams::parse(params, &["member_id", "venue_id", "open"])?;
+    let open = match params.get("open") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(GatewayError::invalid("open", "open must be true or false")),
+    };
+    let filter = SessionFilter {
+        organization_id: &caller.organization_id,
+        member_id: member_scope(&caller, params.get("member_id"))?,
+        venue_id: params.get("venue_id"),
+        open,
+    };
+    let rows = rows(list_sessions(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
+    Ok(params.page(rows, |s| (s.checked_in_at, s.session_id.as_str())))
+}
+
+pub async fn metric_samples(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, GatewayError> {
+    caller.require_operator("reading metric samples")?;
+    let params = ListParams::parse(params, &["metric"])?;
+    let filter = SampleFilter { organization_id: &caller.organization_id, metric: params.get("metric") };
+    let rows = rows(list_samples(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
+    Ok(params.page(rows, |s| (s.sampled_at, s.event_id.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let at = DateTime::from_timestamp_micros(1_767_225_600_123_456).expect("time");
+        let cursor = encode_cursor((at, "pay_01.x"));
+        assert_eq!(decode_cursor(&cursor).expect("valid"), (at, "pay_01.x".to_owned()));
+        for bad in ["", "abc", "12.", "x.pay_1", "99999999999999999999.pay_1"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}
