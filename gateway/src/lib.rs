@@ -9,6 +9,7 @@ mod commands;
 mod error;
 mod ledger;
 mod limits;
+mod live;
 mod ops;
 mod queries;
 mod status;
@@ -42,6 +43,7 @@ pub struct AppState {
     pub(crate) max_status_wait: Duration,
     /// The projections, through the read-only role.
     pub(crate) readonly: sqlx::PgPool,
+    pub(crate) live: live::Live,
 }
 
 impl auth::Authenticates for AppState {
@@ -69,9 +71,16 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         .connect(settings.postgres.readonly_url.expose_secret())
         .await
         .map_err(|e| startup("the projections (postgres.readonly_url)", &e))?;
+    let codec = Codec::new(&settings.registry.url).map_err(|e| startup("the codec", &e))?;
+    let live = {
+        let (bus, codec, prefix) = (bus.clone(), codec.clone(), settings.kafka.topic_prefix.clone());
+        tokio::task::spawn_blocking(move || live::Live::start(bus, codec, &prefix))
+            .await
+            .map_err(|e| startup("the event tail", &e))??
+    };
     let state = AppState {
         producer: Producer::new(&bus).map_err(|e| startup("the producer", &e))?,
-        codec: Codec::new(&settings.registry.url).map_err(|e| startup("the codec", &e))?,
+        codec,
         topic_prefix: settings.kafka.topic_prefix.as_str().into(),
         verifier: auth::Verifier::new(&settings.auth).map_err(|e| startup("auth", &e))?,
         limits: limits::RateLimits::new(
@@ -82,6 +91,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         outcomes: status::Outcomes::start(readonly.clone()),
         max_status_wait: Duration::from_millis(settings.gateway.max_status_wait_ms),
         readonly: readonly.clone(),
+        live,
     };
     spawn_upkeep(
         &state,
@@ -97,6 +107,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         .route("/api/attendance/sessions", get(queries::sessions))
         .route("/api/monitoring/metrics", post(commands::record_metric_sample).get(queries::metric_samples))
         .route("/api/commands/{id}", get(status::command_status))
+        .route("/api/events/stream", get(live::events_stream))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(observe_request))
         .with_state(state);

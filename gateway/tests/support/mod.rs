@@ -47,12 +47,11 @@ impl TestGateway {
         settings.postgres.readonly_url = url.into();
         settings.postgres.max_connections = 4;
         tweak(&mut settings);
-        let commands: Vec<String> = studyspot_schemas::catalogue()
+        let topics: Vec<String> = studyspot_schemas::catalogue()
             .iter()
-            .filter(|t| t.kind == studyspot_schemas::TopicKind::Commands)
             .map(|t| format!("{}{}", settings.kafka.topic_prefix, t.name))
             .collect();
-        let refs: Vec<&str> = commands.iter().map(String::as_str).collect();
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         admin::ensure_topics(&BusSettings::from_settings(&settings, "gateway-test"), &refs, 1, 1)
             .await
             .expect("topics");

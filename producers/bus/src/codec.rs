@@ -47,6 +47,14 @@ pub struct Decoded {
     pub value: Value,
 }
 
+impl Decoded {
+    /// The record as JSON, field for field as written (for APIs and tools that show records).
+    pub fn to_json(&self) -> Result<serde_json::Value, BusError> {
+        serde_json::Value::try_from(self.value.clone())
+            .map_err(|e| BusError::Config(format!("{} has no JSON form: {e}", self.full_name)))
+    }
+}
+
 impl Codec {
     pub fn new(registry_url: &str) -> Result<Self, BusError> {
         let settings = SrSettings::new_builder(registry_url.trim_end_matches('/').to_owned())

@@ -7,6 +7,7 @@
 //!   consumer runtime keeps them in PostgreSQL), polled on its own thread.
 //! - [`Codec`]: Avro through a Confluent-compatible registry (TopicRecordNameStrategy).
 //! - [`admin`]: topics from the catalogue and subject compatibility levels.
+//! - [`tail`]: following topics outside any group, from given positions (live views).
 
 pub mod admin;
 mod codec;
@@ -16,6 +17,7 @@ mod producer;
 pub mod reader;
 mod settings;
 mod source;
+pub mod tail;
 mod trace;
 
 pub use codec::{Codec, Decoded, EncodedRecord};

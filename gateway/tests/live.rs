@@ -1,0 +1,156 @@
+//! The live event stream (Server-Sent Events): follow-on events as they are published, only those
+//! the caller may see, and a reconnect with Last-Event-ID gets what it missed and nothing twice.
+
+#[allow(dead_code, reason = "the support module serves every test binary; this one uses part of it")]
+mod support;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::Value;
+use studyspot_bus::{BusSettings, Codec, OutboundMessage, Producer, TraceContext};
+use studyspot_gateway::auth::Role;
+use studyspot_schemas::{EventMetadata, Record, attendance};
+use support::TestGateway;
+
+/// One SSE event: id, event name, data as JSON.
+#[derive(Debug)]
+struct SseEvent {
+    id: String,
+    name: String,
+    data: Value,
+}
+
+/// Reads SSE frames off a response until `count` events arrived (comments and keep-alives skipped).
+struct SseReader {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseReader {
+    async fn open(gw: &TestGateway, token: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = gw.request(Method::GET, "/api/events/stream", Some(token));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.expect("stream");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        Self { stream: response.bytes_stream().boxed(), buffer: String::new() }
+    }
+
+    async fn next(&mut self) -> SseEvent {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let frame: String = self.buffer.drain(..end + 2).collect();
+                    let mut event = SseEvent { id: String::new(), name: String::new(), data: Value::Null };
+                    for line in frame.lines() {
+                        if let Some(v) = line.strip_prefix("id:") {
+                            event.id = v.trim().to_owned();
+                        } else if let Some(v) = line.strip_prefix("event:") {
+                            event.name = v.trim().to_owned();
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            event.data = serde_json::from_str(v.trim()).expect("data is JSON");
+                        }
+                    }
+                    if !event.name.is_empty() {
+                        return event;
+                    }
+                    continue;
+                }
+                let chunk = self.stream.next().await.expect("stream open").expect("chunk");
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .expect("an event within 30 s")
+    }
+}
+
+struct Publisher {
+    producer: Producer,
+    codec: Codec,
+    prefix: String,
+}
+
+impl Publisher {
+    fn new(gw: &TestGateway) -> Self {
+        let bus = BusSettings::from_settings(&gw.settings, "live-test");
+        Self {
+            producer: Producer::new(&bus).expect("producer"),
+            codec: Codec::new(&gw.settings.registry.url).expect("codec"),
+            prefix: gw.settings.kafka.topic_prefix.clone(),
+        }
+    }
+
+    async fn checked_in(&self, org: &str, member: &str, session: &str) {
+        let event = attendance::CheckedIn {
+            metadata: EventMetadata {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                occurred_at: 1_767_225_600_000,
+                correlation_id: session.into(),
+                causation_id: None,
+                organization_id: org.into(),
+                actor: "service:attendance".into(),
+            },
+            session_id: session.into(),
+            member_id: member.into(),
+            venue_id: "ven_1".into(),
+            seat_id: None,
+            occupancy: 1,
+        };
+        let mut message = OutboundMessage::from_encoded(
+            self.codec.encode(&event).await.expect("encode"),
+            &TraceContext::root(),
+        );
+        message.topic = format!("{}{}", self.prefix, attendance::CheckedIn::topic().name);
+        self.producer.send(&message).await.expect("produce");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stream_live_filtered_and_resume_where_they_left_off() {
+    let gw = TestGateway::start(|_| {}).await;
+    let publisher = Publisher::new(&gw);
+    let staff = gw.token(Some("org_1"), &[Role::Staff], None);
+    let member = gw.token(Some("org_1"), &[Role::Member], Some("mem_2"));
+
+    let mut as_staff = SseReader::open(&gw, &staff, None).await;
+    let mut as_member = SseReader::open(&gw, &member, None).await;
+    publisher.checked_in("org_2", "mem_1", "ses_other_org").await;
+    publisher.checked_in("org_1", "mem_1", "ses_1").await;
+    publisher.checked_in("org_1", "mem_2", "ses_2").await;
+
+    let first = as_staff.next().await;
+    assert_eq!(first.name, "CheckedIn");
+    assert_eq!(first.data["session_id"], "ses_1", "another organization's event never shows: {first:?}");
+    assert_eq!(first.data["metadata"]["organization_id"], "org_1");
+    let second = as_staff.next().await;
+    assert_eq!(second.data["session_id"], "ses_2");
+    let own = as_member.next().await;
+    assert_eq!(own.data["session_id"], "ses_2", "a member sees only events about themselves: {own:?}");
+
+    // Gone after the first event; two more happen meanwhile; back with the first event's id.
+    drop(as_staff);
+    publisher.checked_in("org_1", "mem_3", "ses_3").await;
+    publisher.checked_in("org_1", "mem_4", "ses_4").await;
+    let mut resumed = SseReader::open(&gw, &staff, Some(&first.id)).await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(resumed.next().await.data["session_id"].as_str().expect("session").to_owned());
+    }
+    assert_eq!(sessions, ["ses_2", "ses_3", "ses_4"], "what was missed, in order, nothing twice");
+    publisher.checked_in("org_1", "mem_5", "ses_5").await;
+    assert_eq!(resumed.next().await.data["session_id"], "ses_5", "and then live again");
+
+    let (status, _, body) = TestGateway::send(
+        gw.request(Method::GET, "/api/events/stream", Some(&staff)).header("last-event-id", "garbage"),
+    )
+    .await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("Last-Event-ID")), "{body}");
+}
