@@ -196,7 +196,7 @@ fn answer(body: serde_json::Value, replayed: bool) -> Response {
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentRequest {
     payment_id: Option<String>,
@@ -207,6 +207,23 @@ pub struct CreatePaymentRequest {
     description: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/payments", tag = "billing", request_body = CreatePaymentRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer and produces nothing new"),
+        ("X-Correlation-Id" = Option<String>, Header, description = "Carried on every event the command causes"),
+    ),
+    responses(
+        (status = 202, description = "Accepted; decided asynchronously", body = crate::openapi::Accepted),
+        (status = 400, description = "Malformed JSON, wrong types or unknown fields", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The Idempotency-Key's first request is still in flight", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid, or the Idempotency-Key was used with another request", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Broker, registry or database unavailable; retry", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn create_payment(
     State(state): State<AppState>,
     caller: Caller,
@@ -249,7 +266,7 @@ pub async fn create_payment(
     accept(&state, command, how).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendNotificationRequest {
     notification_id: Option<String>,
@@ -260,6 +277,23 @@ pub struct SendNotificationRequest {
     body: String,
 }
 
+#[utoipa::path(post, path = "/api/notifications", tag = "notifications", request_body = SendNotificationRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer and produces nothing new"),
+        ("X-Correlation-Id" = Option<String>, Header, description = "Carried on every event the command causes"),
+    ),
+    responses(
+        (status = 202, description = "Accepted; decided asynchronously", body = crate::openapi::Accepted),
+        (status = 400, description = "Malformed JSON, wrong types or unknown fields", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The Idempotency-Key's first request is still in flight", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid, or the Idempotency-Key was used with another request", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Broker, registry or database unavailable; retry", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn send_notification(
     State(state): State<AppState>,
     caller: Caller,
@@ -294,7 +328,7 @@ pub async fn send_notification(
     accept(&state, command, how).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckInRequest {
     session_id: Option<String>,
@@ -303,6 +337,23 @@ pub struct CheckInRequest {
     seat_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/attendance/check-ins", tag = "attendance", request_body = CheckInRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer and produces nothing new"),
+        ("X-Correlation-Id" = Option<String>, Header, description = "Carried on every event the command causes"),
+    ),
+    responses(
+        (status = 202, description = "Accepted; decided asynchronously", body = crate::openapi::Accepted),
+        (status = 400, description = "Malformed JSON, wrong types or unknown fields", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The Idempotency-Key's first request is still in flight", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid, or the Idempotency-Key was used with another request", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Broker, registry or database unavailable; retry", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn check_in(
     State(state): State<AppState>,
     caller: Caller,
@@ -337,7 +388,7 @@ pub async fn check_in(
     accept(&state, command, how).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricSampleRequest {
     metric: String,
@@ -347,6 +398,23 @@ pub struct MetricSampleRequest {
     sampled_at: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/api/monitoring/metrics", tag = "monitoring", request_body = MetricSampleRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer and produces nothing new"),
+        ("X-Correlation-Id" = Option<String>, Header, description = "Carried on every event the command causes"),
+    ),
+    responses(
+        (status = 202, description = "Accepted; decided asynchronously", body = crate::openapi::Accepted),
+        (status = 400, description = "Malformed JSON, wrong types or unknown fields", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The Idempotency-Key's first request is still in flight", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid, or the Idempotency-Key was used with another request", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Broker, registry or database unavailable; retry", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn record_metric_sample(
     State(state): State<AppState>,
     caller: Caller,

@@ -10,17 +10,14 @@ mod error;
 mod ledger;
 mod limits;
 mod live;
+pub mod openapi;
 mod ops;
 mod queries;
 mod status;
 
 use std::{sync::Arc, time::Duration, time::Instant};
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    routing::{get, post},
-};
+use axum::{Router, extract::DefaultBodyLimit, routing::get};
 use secrecy::ExposeSecret;
 use studyspot_bus::{BusSettings, Codec, Producer, TraceContext};
 use studyspot_config::Settings;
@@ -99,19 +96,34 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
     );
     let readiness =
         ops::readiness(state.producer.clone(), &settings.registry.url, ledger.pool().clone(), readonly);
-    let api = Router::new()
-        .route("/api/payments", post(commands::create_payment).get(queries::payments))
-        .route("/api/payments/{id}", get(queries::payment))
-        .route("/api/notifications", post(commands::send_notification).get(queries::notifications))
-        .route("/api/attendance/check-ins", post(commands::check_in))
-        .route("/api/attendance/sessions", get(queries::sessions))
-        .route("/api/monitoring/metrics", post(commands::record_metric_sample).get(queries::metric_samples))
-        .route("/api/commands/{id}", get(status::command_status))
-        .route("/api/events/stream", get(live::events_stream))
+    let (api, document) = api_routes().split_for_parts();
+    let document = Arc::new(document);
+    let api = api
+        .route("/openapi.json", get(move || async move { axum::Json(document.as_ref().clone()) }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(observe_request))
         .with_state(state);
     Ok(api.merge(studyspot_telemetry::ops_router("gateway", readiness)))
+}
+
+/// Every API route, from the annotated handlers: the router and the OpenAPI document at once.
+fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(commands::create_payment, queries::payments))
+        .routes(routes!(queries::payment))
+        .routes(routes!(commands::send_notification, queries::notifications))
+        .routes(routes!(commands::check_in))
+        .routes(routes!(queries::sessions))
+        .routes(routes!(commands::record_metric_sample, queries::metric_samples))
+        .routes(routes!(status::command_status))
+        .routes(routes!(live::events_stream))
+}
+
+/// The OpenAPI document the gateway serves at `/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
 }
 
 /// Expires old ledger rows and idle rate-limit buckets.

@@ -92,6 +92,15 @@ fn visible(caller: &Caller, event: &Value) -> bool {
     caller.may_see_member(about)
 }
 
+#[utoipa::path(get, path = "/api/events/stream", tag = "events",
+    params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event: what was missed comes first")),
+    responses(
+        (status = 200, description = "Server-Sent Events: event = record name, data = the record as JSON", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A Last-Event-ID this stream did not send", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn events_stream(
     State(state): State<AppState>,
     caller: Caller,

@@ -111,6 +111,22 @@ fn member_scope<'a>(caller: &'a Caller, asked: Option<&'a str>) -> Result<Option
     }
 }
 
+#[utoipa::path(get, path = "/api/payments", tag = "billing",
+    params(
+        ("member_id" = Option<String>, Query, description = "Only this member's payments"),
+        ("status" = Option<String>, Query, description = "e.g. created"),
+        ("method" = Option<String>, Query, description = "card, bank_transfer, upi, wallet or cash"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = crate::openapi::Page<studyspot_billing_projection::Payment>),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn payments(
     State(state): State<AppState>,
     caller: Caller,
@@ -127,6 +143,15 @@ pub async fn payments(
     Ok(params.page(rows, |p| (p.created_at, p.payment_id.as_str())))
 }
 
+#[utoipa::path(get, path = "/api/payments/{id}", tag = "billing",
+    params(("id" = String, Path, description = "The payment id")),
+    responses(
+        (status = 200, description = "The payment", body = studyspot_billing_projection::Payment),
+        (status = 404, description = "No such payment visible to this token", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn payment(
     State(state): State<AppState>,
     caller: Caller,
@@ -142,6 +167,23 @@ pub async fn payment(
     Ok(Json(json!(payment)))
 }
 
+#[utoipa::path(get, path = "/api/notifications", tag = "notifications",
+    params(
+        ("recipient_id" = Option<String>, Query, description = "Only this recipient's notifications"),
+        ("channel" = Option<String>, Query, description = "e.g. email"),
+        ("category" = Option<String>, Query, description = "e.g. transactional"),
+        ("status" = Option<String>, Query, description = "e.g. queued"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = crate::openapi::Page<studyspot_notifications_projection::Notification>),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn notifications(
     State(state): State<AppState>,
     caller: Caller,
@@ -160,6 +202,22 @@ pub async fn notifications(
     Ok(params.page(rows, |n| (n.created_at, n.notification_id.as_str())))
 }
 
+#[utoipa::path(get, path = "/api/attendance/sessions", tag = "attendance",
+    params(
+        ("member_id" = Option<String>, Query, description = "Only this member's sessions"),
+        ("venue_id" = Option<String>, Query, description = "Only this venue's sessions"),
+        ("open" = Option<String>, Query, description = "true: only sessions not checked out yet"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = crate::openapi::Page<studyspot_attendance_projection::Session>),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn sessions(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,6 +240,20 @@ pub async fn sessions(
     Ok(params.page(rows, |s| (s.checked_in_at, s.session_id.as_str())))
 }
 
+#[utoipa::path(get, path = "/api/monitoring/metrics", tag = "monitoring",
+    params(
+        ("metric" = Option<String>, Query, description = "Only this metric's samples"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = crate::openapi::Page<studyspot_alerts_projection::Sample>),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn metric_samples(
     State(state): State<AppState>,
     caller: Caller,

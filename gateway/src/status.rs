@@ -120,6 +120,19 @@ fn parse_wait(text: &str) -> Option<Duration> {
     (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value * unit_ms / 1000.0))
 }
 
+#[utoipa::path(get, path = "/api/commands/{id}", tag = "commands",
+    params(
+        ("id" = String, Path, description = "The command_id of a 202 answer"),
+        ("wait" = Option<String>, Query, description = "Hold the request until the command is decided, e.g. 5s or 500ms (at most gateway.max_status_wait_ms)"),
+    ),
+    responses(
+        (status = 200, description = "accepted, applied, rejected or failed", body = crate::openapi::CommandStatus),
+        (status = 404, description = "No such command in this organization (or not this member's)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "Not a UUID, or a bad wait", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn command_status(
     State(state): State<AppState>,
     caller: Caller,

@@ -185,6 +185,10 @@ async fn tokens_are_required_and_checked() {
     let valid = gw.token(Some("org_1"), &[Role::Owner], None);
     let (status, _, body) = send(Some(valid)).await;
     assert_eq!(status, 202, "{body}");
+
+    let (status, _, document) = TestGateway::send(gw.request(Method::GET, "/openapi.json", None)).await;
+    assert_eq!(status, 200, "the API description needs no token");
+    assert_eq!(document, serde_json::to_value(studyspot_gateway::openapi_document()).expect("json"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,56 @@
+//! The OpenAPI document: generated from the handlers the router is built from, committed as
+//! `gateway/openapi.json` so a change to the API shows in review. `STUDYSPOT_BLESS=1` rewrites it.
+
+use serde_json::Value;
+
+#[test]
+fn the_committed_document_is_the_generated_one() {
+    let generated = studyspot_gateway::openapi_document().to_pretty_json().expect("json") + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    if std::env::var_os("STUDYSPOT_BLESS").is_some() {
+        std::fs::write(&path, &generated).expect("write openapi.json");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "gateway/openapi.json is stale: run `STUDYSPOT_BLESS=1 cargo test -p studyspot-gateway --test openapi` and commit it"
+    );
+}
+
+#[test]
+fn every_operation_is_documented_with_its_errors_and_auth() {
+    let document: Value = serde_json::to_value(studyspot_gateway::openapi_document()).expect("json");
+    assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", document["openapi"]);
+    assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            operations.push(format!("{} {path}", method.to_uppercase()));
+            let responses = operation["responses"].as_object().expect("responses");
+            assert!(responses.contains_key("401"), "{method} {path} documents 401");
+            assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path} documents success");
+        }
+    }
+    operations.sort();
+    assert_eq!(
+        operations,
+        [
+            "GET /api/attendance/sessions",
+            "GET /api/commands/{id}",
+            "GET /api/events/stream",
+            "GET /api/monitoring/metrics",
+            "GET /api/notifications",
+            "GET /api/payments",
+            "GET /api/payments/{id}",
+            "POST /api/attendance/check-ins",
+            "POST /api/monitoring/metrics",
+            "POST /api/notifications",
+            "POST /api/payments",
+        ]
+    );
+    let schema = &document["components"]["schemas"]["CreatePaymentRequest"];
+    let required: Vec<&str> =
+        schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    assert!(required.contains(&"amount_minor") && required.contains(&"currency"), "{schema}");
+}
