@@ -1,4 +1,5 @@
 //! `studyspot-bench bus`: the bus's figures from one run, each beside the limit it is bound by.
+//! `studyspot-bench gateway`: accepted commands per second beside an empty axum handler.
 //!
 //! - raw broker consume rate (msgs/s) of 200-byte records with our producer settings;
 //! - raw PostgreSQL batched upsert rate (rows/s);
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 struct Args {
     #[command(subcommand)]
     what: What,
-    /// Records per measurement.
+    /// Records per measurement (requests, for the gateway).
     #[arg(long, global = true, default_value_t = 50_000)]
     records: usize,
     /// Runtime batch sizes to measure.
@@ -34,11 +35,19 @@ struct Args {
 enum What {
     /// Broker and PostgreSQL limits, and the consumer runtime beside them.
     Bus,
+    /// Commands accepted by the gateway over keep-alive HTTP, beside an empty axum handler.
+    Gateway {
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
 }
 
-struct Env {
-    kafka: String,
-    admin_url: String,
+mod gateway;
+
+pub(crate) struct Env {
+    pub(crate) kafka: String,
+    pub(crate) admin_url: String,
 }
 
 #[tokio::main]
@@ -52,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
     };
     match args.what {
         What::Bus => bus(&env, args.records, &args.batches, args.kafka_debug.as_deref()).await,
+        What::Gateway { concurrency } => gateway::run(&env, args.records, concurrency).await,
     }
 }
 
@@ -243,13 +253,13 @@ impl Handler for Tally {
     }
 }
 
-async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+pub(crate) async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
     let mut admin = PgConnection::connect(admin_url).await.context("PostgreSQL")?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
     Ok(format!("{}/{name}", admin_url.rsplit_once('/').context("database in url")?.0))
 }
 
-async fn start_registry(database_url: &str) -> anyhow::Result<String> {
+pub(crate) async fn start_registry(database_url: &str) -> anyhow::Result<String> {
     let pool = studyspot_schema_registry::connect(database_url, 4).await?;
     let app = studyspot_schema_registry::router(pool).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
