@@ -4,7 +4,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, request::Parts},
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind, jwk::JwkSet};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -222,15 +225,15 @@ impl<S: Authenticates + Send + Sync> FromRequestParts<S> for Caller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let caller = authenticate(parts, state.verifier())?;
+        let caller = authenticate(&parts.headers, state.verifier())?;
         state.admit(&caller)?;
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
 }
 
-fn header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, GatewayError> {
-    match parts.headers.get(name) {
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, GatewayError> {
+    match headers.get(name) {
         None => Ok(None),
         Some(value) => value.to_str().map(|v| Some(v.trim()).filter(|v| !v.is_empty())).map_err(|_| {
             GatewayError::InvalidHeader { header: name.to_owned(), message: "not visible ASCII".into() }
@@ -238,7 +241,8 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, GatewayEr
     }
 }
 
-pub(crate) fn authenticate(parts: &Parts, verifier: &Verifier) -> Result<Caller, GatewayError> {
+/// The caller named by a request's headers (HTTP) or metadata (gRPC).
+pub(crate) fn authenticate(parts: &HeaderMap, verifier: &Verifier) -> Result<Caller, GatewayError> {
     let authorization = header(parts, "authorization")?.ok_or(GatewayError::Unauthenticated {
         code: "unauthenticated",
         message: "send a bearer token: Authorization: Bearer <token>".into(),

@@ -66,7 +66,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CommandRequest<T> {
 }
 
 /// Keys are what Stripe accepts: up to 255 visible ASCII characters.
-fn idempotency_key(value: &HeaderValue) -> Result<String, GatewayError> {
+pub(crate) fn idempotency_key(value: &HeaderValue) -> Result<String, GatewayError> {
     let invalid = |message: &str| GatewayError::InvalidHeader {
         header: "Idempotency-Key".into(),
         message: message.into(),
@@ -144,7 +144,11 @@ struct Accept<'a> {
 
 /// Records the command in the ledger, produces it to its topic and answers 202 with its id; a
 /// retried `Idempotency-Key` gets the first answer instead.
-async fn accept<R: Record>(state: &AppState, command: R, how: Accept<'_>) -> Result<Response, GatewayError> {
+async fn accept<R: Record>(
+    state: &AppState,
+    command: R,
+    how: Accept<'_>,
+) -> Result<(serde_json::Value, bool), GatewayError> {
     let command_id = uuid::Uuid::parse_str(&command.metadata().event_id)
         .map_err(|e| GatewayError::Internal(format!("command id: {e}")))?;
     let encoded = state.codec.encode(&command).await.map_err(|e| {
@@ -175,7 +179,7 @@ async fn accept<R: Record>(state: &AppState, command: R, how: Accept<'_>) -> Res
     let keyed = how.idempotency.is_some();
     let (command_id, response, message, replayed) = match state.ledger.begin(&entry).await? {
         Begun::New => (command_id, response, message, false),
-        Begun::Replay(first) => return Ok(answer(first, true)),
+        Begun::Replay(first) => return Ok((first, true)),
         Begun::Resend { command_id, response, message } => (command_id, response, message, true),
         Begun::Reused => return Err(GatewayError::IdempotencyKeyReused),
         Begun::InFlight => return Err(GatewayError::IdempotencyKeyInUse),
@@ -185,10 +189,10 @@ async fn accept<R: Record>(state: &AppState, command: R, how: Accept<'_>) -> Res
         return Err(GatewayError::Unavailable(e.to_string()));
     }
     state.ledger.produced(command_id).await?;
-    Ok(answer(response, replayed))
+    Ok((response, replayed))
 }
 
-fn answer(body: serde_json::Value, replayed: bool) -> Response {
+fn answer((body, replayed): (serde_json::Value, bool)) -> Response {
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -199,12 +203,12 @@ fn answer(body: serde_json::Value, replayed: bool) -> Response {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentRequest {
-    payment_id: Option<String>,
-    member_id: String,
-    amount_minor: i64,
-    currency: String,
-    method: String,
-    description: Option<String>,
+    pub(crate) payment_id: Option<String>,
+    pub(crate) member_id: String,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: String,
+    pub(crate) method: String,
+    pub(crate) description: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/payments", tag = "billing", request_body = CreatePaymentRequest,
@@ -230,7 +234,17 @@ pub async fn create_payment(
     Extension(trace): Extension<TraceContext>,
     request: CommandRequest<CreatePaymentRequest>,
 ) -> Result<Response, GatewayError> {
-    let body = request.body;
+    Ok(answer(create_payment_with(&state, &caller, &trace, request.idempotency, request.body).await?))
+}
+
+/// The command behind `create_payment`, whichever protocol it came by.
+pub(crate) async fn create_payment_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    body: CreatePaymentRequest,
+) -> Result<(serde_json::Value, bool), GatewayError> {
     required("member_id", &body.member_id)?;
     if body.amount_minor <= 0 {
         return Err(GatewayError::invalid(
@@ -247,7 +261,7 @@ pub async fn create_payment(
     let payment_id = body.payment_id.unwrap_or_else(|| new_id("pay"));
     required("payment_id", &payment_id)?;
     let command = billing::CreatePayment {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         payment_id: payment_id.clone(),
         member_id: body.member_id,
         amount_minor: body.amount_minor,
@@ -256,25 +270,19 @@ pub async fn create_payment(
         description: body.description,
     };
     let aggregate = ("payment_id", payment_id);
-    let how = Accept {
-        caller: &caller,
-        trace: &trace,
-        idempotency: request.idempotency,
-        aggregate,
-        member_id: Some(&member_id),
-    };
-    accept(&state, command, how).await
+    let how = Accept { caller, trace, idempotency, aggregate, member_id: Some(&member_id) };
+    accept(state, command, how).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendNotificationRequest {
-    notification_id: Option<String>,
-    recipient_id: String,
-    channel: String,
-    category: String,
-    subject: Option<String>,
-    body: String,
+    pub(crate) notification_id: Option<String>,
+    pub(crate) recipient_id: String,
+    pub(crate) channel: String,
+    pub(crate) category: String,
+    pub(crate) subject: Option<String>,
+    pub(crate) body: String,
 }
 
 #[utoipa::path(post, path = "/api/notifications", tag = "notifications", request_body = SendNotificationRequest,
@@ -300,7 +308,17 @@ pub async fn send_notification(
     Extension(trace): Extension<TraceContext>,
     request: CommandRequest<SendNotificationRequest>,
 ) -> Result<Response, GatewayError> {
-    let body = request.body;
+    Ok(answer(send_notification_with(&state, &caller, &trace, request.idempotency, request.body).await?))
+}
+
+/// The command behind `send_notification`, whichever protocol it came by.
+pub(crate) async fn send_notification_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    body: SendNotificationRequest,
+) -> Result<(serde_json::Value, bool), GatewayError> {
     required("recipient_id", &body.recipient_id)?;
     required("category", &body.category)?;
     required("body", &body.body)?;
@@ -309,7 +327,7 @@ pub async fn send_notification(
     let notification_id = body.notification_id.unwrap_or_else(|| new_id("ntf"));
     required("notification_id", &notification_id)?;
     let command = notifications::SendNotification {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         notification_id: notification_id.clone(),
         recipient_id: body.recipient_id,
         channel: body.channel,
@@ -318,23 +336,17 @@ pub async fn send_notification(
         body: body.body,
     };
     let aggregate = ("notification_id", notification_id);
-    let how = Accept {
-        caller: &caller,
-        trace: &trace,
-        idempotency: request.idempotency,
-        aggregate,
-        member_id: None,
-    };
-    accept(&state, command, how).await
+    let how = Accept { caller, trace, idempotency, aggregate, member_id: None };
+    accept(state, command, how).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckInRequest {
-    session_id: Option<String>,
-    member_id: String,
-    venue_id: String,
-    seat_id: Option<String>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) member_id: String,
+    pub(crate) venue_id: String,
+    pub(crate) seat_id: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/attendance/check-ins", tag = "attendance", request_body = CheckInRequest,
@@ -360,7 +372,17 @@ pub async fn check_in(
     Extension(trace): Extension<TraceContext>,
     request: CommandRequest<CheckInRequest>,
 ) -> Result<Response, GatewayError> {
-    let body = request.body;
+    Ok(answer(check_in_with(&state, &caller, &trace, request.idempotency, request.body).await?))
+}
+
+/// The command behind `check_in`, whichever protocol it came by.
+pub(crate) async fn check_in_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    body: CheckInRequest,
+) -> Result<(serde_json::Value, bool), GatewayError> {
     required("member_id", &body.member_id)?;
     required("venue_id", &body.venue_id)?;
     if let Some(seat) = &body.seat_id {
@@ -371,31 +393,25 @@ pub async fn check_in(
     let session_id = body.session_id.unwrap_or_else(|| new_id("ses"));
     required("session_id", &session_id)?;
     let command = attendance::CheckIn {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         session_id: session_id.clone(),
         member_id: body.member_id,
         venue_id: body.venue_id,
         seat_id: body.seat_id,
     };
     let aggregate = ("session_id", session_id);
-    let how = Accept {
-        caller: &caller,
-        trace: &trace,
-        idempotency: request.idempotency,
-        aggregate,
-        member_id: Some(&member_id),
-    };
-    accept(&state, command, how).await
+    let how = Accept { caller, trace, idempotency, aggregate, member_id: Some(&member_id) };
+    accept(state, command, how).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricSampleRequest {
-    metric: String,
+    pub(crate) metric: String,
     #[serde(default)]
-    labels: HashMap<String, String>,
-    value: f64,
-    sampled_at: Option<i64>,
+    pub(crate) labels: HashMap<String, String>,
+    pub(crate) value: f64,
+    pub(crate) sampled_at: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/api/monitoring/metrics", tag = "monitoring", request_body = MetricSampleRequest,
@@ -421,26 +437,30 @@ pub async fn record_metric_sample(
     Extension(trace): Extension<TraceContext>,
     request: CommandRequest<MetricSampleRequest>,
 ) -> Result<Response, GatewayError> {
-    let body = request.body;
+    Ok(answer(record_metric_sample_with(&state, &caller, &trace, request.idempotency, request.body).await?))
+}
+
+/// The command behind `record_metric_sample`, whichever protocol it came by.
+pub(crate) async fn record_metric_sample_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    body: MetricSampleRequest,
+) -> Result<(serde_json::Value, bool), GatewayError> {
     required("metric", &body.metric)?;
     if !body.value.is_finite() {
         return Err(GatewayError::invalid("value", "value must be a finite number"));
     }
     caller.require_operator("recording a metric sample")?;
     let command = alerts::RecordMetricSample {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         metric: body.metric.clone(),
         labels: body.labels,
         value: body.value,
         sampled_at: body.sampled_at.unwrap_or_else(now_ms),
     };
     let aggregate = ("metric", body.metric);
-    let how = Accept {
-        caller: &caller,
-        trace: &trace,
-        idempotency: request.idempotency,
-        aggregate,
-        member_id: None,
-    };
-    accept(&state, command, how).await
+    let how = Accept { caller, trace, idempotency, aggregate, member_id: None };
+    accept(state, command, how).await
 }

@@ -92,6 +92,42 @@ impl GatewayError {
     }
 }
 
+impl From<GatewayError> for tonic::Status {
+    /// The gRPC face of the same error: a status code matching the HTTP status, ErrorInfo whose
+    /// reason is the HTTP API's code, and BadRequest naming the field when there is one.
+    fn from(e: GatewayError) -> Self {
+        use tonic::Code;
+        use tonic_types::{ErrorDetails, StatusExt};
+        let (status, code) = e.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+        }
+        let grpc = match status {
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNPROCESSABLE_ENTITY
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::InvalidArgument,
+            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+            StatusCode::FORBIDDEN => Code::PermissionDenied,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::CONFLICT => Code::Aborted,
+            StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
+            StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+            _ => Code::Internal,
+        };
+        let mut details = ErrorDetails::new();
+        let mut metadata = std::collections::HashMap::new();
+        if let GatewayError::RateLimited { retry_after_secs } = &e {
+            metadata.insert("retry_after_secs".to_owned(), retry_after_secs.to_string());
+        }
+        details.set_error_info(code, "studyspot", metadata);
+        if let Some(field) = e.field() {
+            details.add_bad_request_violation(field, e.to_string());
+        }
+        tonic::Status::with_error_details(grpc, e.to_string(), details)
+    }
+}
+
 /// The table or schema is not there yet: its consumer has not started once, so nothing has been
 /// projected (an empty answer, not an outage).
 pub(crate) fn projection_missing(e: &sqlx::Error) -> bool {

@@ -7,6 +7,8 @@
 pub mod auth;
 mod commands;
 mod error;
+mod grpc;
+pub mod grpc_api;
 mod ledger;
 mod limits;
 mod live;
@@ -98,11 +100,15 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         ops::readiness(state.producer.clone(), &settings.registry.url, ledger.pool().clone(), readonly);
     let (api, document) = api_routes().split_for_parts();
     let document = Arc::new(document);
+    let grpc = grpc::router(state.clone())?;
+    // gRPC and HTTP on one listener (HTTP/2 cleartext for gRPC), under the same request span,
+    // metrics and body limit.
     let api = api
         .route("/openapi.json", get(move || async move { axum::Json(document.as_ref().clone()) }))
+        .with_state(state)
+        .merge(grpc)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(observe_request))
-        .with_state(state);
+        .layer(axum::middleware::from_fn(observe_request));
     Ok(api.merge(studyspot_telemetry::ops_router("gateway", readiness)))
 }
 

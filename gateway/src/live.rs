@@ -106,6 +106,37 @@ pub async fn events_stream(
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, GatewayError> {
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| bad_last_event_id("Last-Event-ID"))?.to_owned()),
+    };
+    let events = open(&state, caller, last_event_id.as_deref(), "Last-Event-ID").await?;
+    let stream = futures::stream::unfold(events, |mut events| async move {
+        let event = events.recv().await?;
+        Some((Ok(Event::default().id(event.id).event(event.name).data(event.json)), events))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One event for a client: its resumable id, the record's name and the record as JSON.
+pub(crate) struct LiveEvent {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) json: String,
+}
+
+fn bad_last_event_id(field: &str) -> GatewayError {
+    GatewayError::InvalidHeader { header: field.into(), message: "not an id this stream sent".into() }
+}
+
+/// Opens a stream of what `caller` may see, from now or after `last_event_id` (named `field` in
+/// errors), whichever protocol carries it.
+pub(crate) async fn open(
+    state: &AppState,
+    caller: Caller,
+    last_event_id: Option<&str>,
+    field: &str,
+) -> Result<mpsc::Receiver<LiveEvent>, GatewayError> {
     let live = state.live.clone();
     // Subscribe before reading positions: whatever the tail hands out from now on is buffered, and
     // whatever it handed out before is below the watermarks read next, so the replay has it.
@@ -117,17 +148,12 @@ pub async fn events_stream(
             .await
             .map_err(|e| GatewayError::Internal(e.to_string()))?
             .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-    let resume = match headers.get("last-event-id") {
+    let resume = match last_event_id {
         None => None,
-        Some(value) => Some(value.to_str().ok().and_then(|id| live.decode(id)).ok_or_else(|| {
-            GatewayError::InvalidHeader {
-                header: "Last-Event-ID".into(),
-                message: "not an id this stream sent".into(),
-            }
-        })?),
+        Some(id) => Some(live.decode(id).ok_or_else(|| bad_last_event_id(field))?),
     };
 
-    let (out, events) = mpsc::channel::<Result<Event, Infallible>>(256);
+    let (out, events) = mpsc::channel::<LiveEvent>(256);
     tokio::spawn(async move {
         // Partitions not named by the client's id start at the position of now.
         let mut positions = now.clone();
@@ -157,14 +183,12 @@ pub async fn events_stream(
                         return;
                     }
                 }
-                // Too slow: end the stream; the client reconnects with its Last-Event-ID.
+                // Too slow: end the stream; the client reconnects with its last event id.
                 Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
             }
         }
     });
-    let stream =
-        futures::stream::unfold(events, |mut events| async move { events.recv().await.map(|e| (e, events)) });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(events)
 }
 
 /// Sends `record` to the client when it is new to this stream and visible to the caller; false
@@ -174,7 +198,7 @@ async fn forward(
     caller: &Caller,
     positions: &mut Positions,
     record: &InboundMessage,
-    out: &mpsc::Sender<Result<Event, Infallible>>,
+    out: &mpsc::Sender<LiveEvent>,
 ) -> bool {
     let id = record.partition_id();
     let Some(next) = positions.get_mut(&id) else { return true };
@@ -195,6 +219,5 @@ async fn forward(
         return true;
     }
     let name = decoded.full_name.rsplit('.').next().unwrap_or(&decoded.full_name).to_owned();
-    let event = Event::default().id(live.encode(positions)).event(name).data(json.to_string());
-    out.send(Ok(event)).await.is_ok()
+    out.send(LiveEvent { id: live.encode(positions), name, json: json.to_string() }).await.is_ok()
 }

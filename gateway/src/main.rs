@@ -20,11 +20,21 @@ async fn main() -> anyhow::Result<()> {
     let _traces = studyspot_telemetry::init_logs("gateway", &settings.telemetry.log_format);
     studyspot_telemetry::install_metrics();
     let app = studyspot_gateway::app(&settings).await?;
-    let listen = settings.gateway.http_listen.clone();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (is another gateway running?)"))?;
-    tracing::info!(%listen, "gateway listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    let bind = |listen: String| async move {
+        tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (is another gateway running?)"))
+    };
+    // Both listeners serve both protocols; grpc_listen is where gRPC clients are pointed by default.
+    let http = bind(settings.gateway.http_listen.clone()).await?;
+    let grpc = bind(settings.gateway.grpc_listen.clone()).await?;
+    tracing::info!(http = %settings.gateway.http_listen, grpc = %settings.gateway.grpc_listen, "gateway listening");
+    let grpc_server = tokio::spawn(
+        axum::serve(grpc, app.clone())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+    axum::serve(http, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    grpc_server.await??;
     Ok(())
 }

@@ -140,14 +140,24 @@ pub async fn command_status(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, GatewayError> {
     let Query(query) = query.map_err(|e| GatewayError::invalid("query", e.body_text()))?;
-    let command_id =
-        Uuid::parse_str(&id).map_err(|_| GatewayError::invalid("command_id", "command_id must be a UUID"))?;
     let wait = match query.get("wait") {
         None => Duration::ZERO,
         Some(text) => parse_wait(text)
-            .ok_or_else(|| GatewayError::invalid("wait", "wait must be a duration such as 5s or 500ms"))?
-            .min(state.max_status_wait),
+            .ok_or_else(|| GatewayError::invalid("wait", "wait must be a duration such as 5s or 500ms"))?,
     };
+    Ok(Json(status_with(&state, &caller, &id, wait).await?))
+}
+
+/// A command's status, waiting up to `wait` (capped) for its outcome, whichever protocol asks.
+pub(crate) async fn status_with(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wait: Duration,
+) -> Result<Value, GatewayError> {
+    let command_id =
+        Uuid::parse_str(id).map_err(|_| GatewayError::invalid("command_id", "command_id must be a UUID"))?;
+    let wait = wait.min(state.max_status_wait);
     let not_found = || GatewayError::NotFound(format!("command {command_id}"));
     let accepted = state.ledger.find(&caller.organization_id, command_id).await?.ok_or_else(not_found)?;
     // A member sees only commands about themselves; others' are as good as absent.
@@ -172,7 +182,7 @@ pub async fn command_status(
         }
         decided = state.outcomes.lookup(&accepted.domain, command_id).await?;
     }
-    Ok(Json(status_body(&accepted, decided.as_ref())))
+    Ok(status_body(&accepted, decided.as_ref()))
 }
 
 fn status_body(accepted: &Accepted, decided: Option<&Decided>) -> Value {

@@ -9,10 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
-use studyspot_bus::{BusSettings, Codec, OutboundMessage, Producer, TraceContext};
 use studyspot_gateway::auth::Role;
-use studyspot_schemas::{EventMetadata, Record, attendance};
-use support::TestGateway;
+use support::{Publisher, TestGateway};
 
 /// One SSE event: id, event name, data as JSON.
 #[derive(Debug)]
@@ -69,47 +67,6 @@ impl SseReader {
         })
         .await
         .expect("an event within 30 s")
-    }
-}
-
-struct Publisher {
-    producer: Producer,
-    codec: Codec,
-    prefix: String,
-}
-
-impl Publisher {
-    fn new(gw: &TestGateway) -> Self {
-        let bus = BusSettings::from_settings(&gw.settings, "live-test");
-        Self {
-            producer: Producer::new(&bus).expect("producer"),
-            codec: Codec::new(&gw.settings.registry.url).expect("codec"),
-            prefix: gw.settings.kafka.topic_prefix.clone(),
-        }
-    }
-
-    async fn checked_in(&self, org: &str, member: &str, session: &str) {
-        let event = attendance::CheckedIn {
-            metadata: EventMetadata {
-                event_id: uuid::Uuid::now_v7().to_string(),
-                occurred_at: 1_767_225_600_000,
-                correlation_id: session.into(),
-                causation_id: None,
-                organization_id: org.into(),
-                actor: "service:attendance".into(),
-            },
-            session_id: session.into(),
-            member_id: member.into(),
-            venue_id: "ven_1".into(),
-            seat_id: None,
-            occupancy: 1,
-        };
-        let mut message = OutboundMessage::from_encoded(
-            self.codec.encode(&event).await.expect("encode"),
-            &TraceContext::root(),
-        );
-        message.topic = format!("{}{}", self.prefix, attendance::CheckedIn::topic().name);
-        self.producer.send(&message).await.expect("produce");
     }
 }
 

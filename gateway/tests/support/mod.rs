@@ -6,9 +6,12 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
-use studyspot_bus::{BusSettings, InboundMessage, admin, reader};
+use studyspot_bus::{
+    BusSettings, Codec, InboundMessage, OutboundMessage, Producer, TraceContext, admin, reader,
+};
 use studyspot_config::Settings;
 use studyspot_gateway::auth::{Claims, Role, mint};
+use studyspot_schemas::{EventMetadata, Record, attendance};
 
 pub struct TestGateway {
     pub settings: Settings,
@@ -123,5 +126,47 @@ impl TestGateway {
         let bus = BusSettings::from_settings(&self.settings, "gateway-test-reader");
         let topic = format!("{}{catalogue_topic}", self.settings.kafka.topic_prefix);
         reader::read_to_end(&bus, &topic, Duration::from_secs(30)).expect("read topic")
+    }
+}
+
+/// Publishes follow-on events as a consumer would, for the live stream to carry.
+pub struct Publisher {
+    producer: Producer,
+    codec: Codec,
+    prefix: String,
+}
+
+impl Publisher {
+    pub fn new(gw: &TestGateway) -> Self {
+        let bus = BusSettings::from_settings(&gw.settings, "live-test");
+        Self {
+            producer: Producer::new(&bus).expect("producer"),
+            codec: Codec::new(&gw.settings.registry.url).expect("codec"),
+            prefix: gw.settings.kafka.topic_prefix.clone(),
+        }
+    }
+
+    pub async fn checked_in(&self, org: &str, member: &str, session: &str) {
+        let event = attendance::CheckedIn {
+            metadata: EventMetadata {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                occurred_at: 1_767_225_600_000,
+                correlation_id: session.into(),
+                causation_id: None,
+                organization_id: org.into(),
+                actor: "service:attendance".into(),
+            },
+            session_id: session.into(),
+            member_id: member.into(),
+            venue_id: "ven_1".into(),
+            seat_id: None,
+            occupancy: 1,
+        };
+        let mut message = OutboundMessage::from_encoded(
+            self.codec.encode(&event).await.expect("encode"),
+            &TraceContext::root(),
+        );
+        message.topic = format!("{}{}", self.prefix, attendance::CheckedIn::topic().name);
+        self.producer.send(&message).await.expect("produce");
     }
 }

@@ -1,0 +1,188 @@
+//! The gRPC face of the gateway: the same operations as HTTP, through the same functions, with the
+//! same token, organization, idempotency and rate-limit rules (metadata instead of headers).
+//! Server reflection is on.
+
+use std::{pin::Pin, time::Duration};
+
+use futures::Stream;
+use sha2::{Digest, Sha256};
+use studyspot_bus::TraceContext;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    AppState, BODY_LIMIT, GatewayError,
+    auth::{Authenticates, Caller, authenticate},
+    commands,
+    grpc_api::{self as pb, gateway_server::GatewayServer},
+    ledger::Idempotency,
+    live, status,
+};
+
+pub struct GatewayService {
+    state: AppState,
+}
+
+/// The gRPC services, as an axum router to serve beside the HTTP routes.
+pub fn router(state: AppState) -> Result<axum::Router, GatewayError> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| GatewayError::Startup(format!("gRPC reflection: {e}")))?;
+    let gateway = GatewayServer::new(GatewayService { state }).max_decoding_message_size(BODY_LIMIT);
+    Ok(tonic::service::Routes::new(gateway).add_service(reflection).prepare().into_axum_router())
+}
+
+/// Who calls, with which trace and idempotency key: what an HTTP handler's extractors give it.
+struct Prepared {
+    caller: Caller,
+    trace: TraceContext,
+    idempotency: Option<Idempotency>,
+}
+
+impl GatewayService {
+    fn prepare<M: prost::Message>(
+        &self,
+        request: &Request<M>,
+        method: &str,
+    ) -> Result<Prepared, GatewayError> {
+        let headers = request.metadata().clone().into_headers();
+        let caller = authenticate(&headers, self.state.verifier())?;
+        self.state.admit(&caller)?;
+        let trace = request.extensions().get::<TraceContext>().cloned().unwrap_or_else(TraceContext::root);
+        let idempotency = match headers.get("idempotency-key") {
+            None => None,
+            Some(value) => {
+                let key = commands::idempotency_key(value)?;
+                let mut hash = Sha256::new();
+                hash.update(format!("grpc {method}").as_bytes());
+                hash.update([0]);
+                hash.update(request.get_ref().encode_to_vec());
+                Some(Idempotency { key, request_hash: hash.finalize().to_vec() })
+            }
+        };
+        Ok(Prepared { caller, trace, idempotency })
+    }
+}
+
+fn accepted((answer, replayed): (serde_json::Value, bool), field: &str) -> Response<pb::Accepted> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    Response::new(pb::Accepted {
+        command_id: text(&answer["command_id"]),
+        status_url: text(&answer["status_url"]),
+        aggregate_field: field.to_owned(),
+        aggregate_id: text(&answer[field]),
+        replayed,
+    })
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::gateway_server::Gateway for GatewayService {
+    async fn create_payment(
+        &self,
+        request: Request<pb::CreatePaymentRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CreatePayment")?;
+        let m = request.into_inner();
+        let body = commands::CreatePaymentRequest {
+            payment_id: m.payment_id,
+            member_id: m.member_id,
+            amount_minor: m.amount_minor,
+            currency: m.currency,
+            method: m.method,
+            description: m.description,
+        };
+        let answer =
+            commands::create_payment_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "payment_id"))
+    }
+
+    async fn send_notification(
+        &self,
+        request: Request<pb::SendNotificationRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "SendNotification")?;
+        let m = request.into_inner();
+        let body = commands::SendNotificationRequest {
+            notification_id: m.notification_id,
+            recipient_id: m.recipient_id,
+            channel: m.channel,
+            category: m.category,
+            subject: m.subject,
+            body: m.body,
+        };
+        let answer =
+            commands::send_notification_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "notification_id"))
+    }
+
+    async fn check_in(&self, request: Request<pb::CheckInRequest>) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CheckIn")?;
+        let m = request.into_inner();
+        let body = commands::CheckInRequest {
+            session_id: m.session_id,
+            member_id: m.member_id,
+            venue_id: m.venue_id,
+            seat_id: m.seat_id,
+        };
+        let answer = commands::check_in_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "session_id"))
+    }
+
+    async fn record_metric_sample(
+        &self,
+        request: Request<pb::RecordMetricSampleRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "RecordMetricSample")?;
+        let m = request.into_inner();
+        let body = commands::MetricSampleRequest {
+            metric: m.metric,
+            labels: m.labels.into_iter().collect(),
+            value: m.value,
+            sampled_at: m.sampled_at,
+        };
+        let answer =
+            commands::record_metric_sample_with(&self.state, &p.caller, &p.trace, p.idempotency, body)
+                .await?;
+        Ok(accepted(answer, "metric"))
+    }
+
+    async fn get_command(
+        &self,
+        request: Request<pb::GetCommandRequest>,
+    ) -> Result<Response<pb::CommandStatus>, Status> {
+        let p = self.prepare(&request, "GetCommand")?;
+        let m = request.into_inner();
+        let wait = Duration::from_millis(u64::from(m.wait_ms.unwrap_or(0)));
+        let body = status::status_with(&self.state, &p.caller, &m.command_id, wait).await?;
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+        Ok(Response::new(pb::CommandStatus {
+            command_id: text(&body["command_id"]).unwrap_or_default(),
+            command_type: text(&body["command_type"]).unwrap_or_default(),
+            status: text(&body["status"]).unwrap_or_default(),
+            accepted_at: text(&body["accepted_at"]).unwrap_or_default(),
+            decided_at: text(&body["decided_at"]),
+            events: body["events"].as_array().into_iter().flatten().filter_map(text).collect(),
+            rejection_code: text(&body["rejection"]["code"]),
+            rejection_reason: text(&body["rejection"]["reason"]),
+            error_reason: text(&body["error"]["reason"]),
+        }))
+    }
+
+    type StreamEventsStream = EventStream;
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let p = self.prepare(&request, "StreamEvents")?;
+        let last = request.into_inner().last_event_id;
+        let events = live::open(&self.state, p.caller, last.as_deref(), "last_event_id").await?;
+        let stream = futures::stream::unfold(events, |mut events| async move {
+            let e = events.recv().await?;
+            Some((Ok(pb::Event { id: e.id, name: e.name, json: e.json }), events))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
