@@ -345,6 +345,27 @@ mod tests {
     }
 
     #[test]
+    fn rs256_tokens_verify_by_the_kid_of_the_jwks_file() {
+        // A key pair made for this test only (tests/fixtures).
+        let private = include_bytes!("../tests/fixtures/rs256-test-key.pem");
+        let mut auth = auth();
+        auth.jwks_file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rs256-test-jwks.json").into();
+        let verifier = Verifier::new(&auth).expect("verifier with JWKS");
+        let sign = |kid: Option<&str>| {
+            let mut header = Header::new(Algorithm::RS256);
+            header.kid = kid.map(str::to_owned);
+            let key = EncodingKey::from_rsa_pem(private).expect("test key");
+            jsonwebtoken::encode(&header, &claims(vec![Role::Service], Some("org_1")), &key).expect("sign")
+        };
+        let claims = verifier.verify(&sign(Some("test-rs256-1"))).expect("RS256 by a known kid");
+        assert_eq!(claims.roles, vec![Role::Service]);
+        assert_eq!(code(verifier.verify(&sign(Some("another-key"))).unwrap_err()), "invalid_token");
+        assert_eq!(code(verifier.verify(&sign(None)).unwrap_err()), "invalid_token");
+        let without_jwks = Verifier::new(&super::tests::auth()).expect("verifier");
+        assert_eq!(code(without_jwks.verify(&sign(Some("test-rs256-1"))).unwrap_err()), "invalid_token");
+    }
+
+    #[test]
     fn members_act_only_for_themselves() {
         let caller = Caller {
             organization_id: "org_1".into(),
