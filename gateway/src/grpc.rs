@@ -15,7 +15,7 @@ use crate::{
     commands,
     grpc_api::{self as pb, gateway_server::GatewayServer},
     ledger::Idempotency,
-    live, status,
+    live, queries, status,
 };
 
 pub struct GatewayService {
@@ -76,6 +76,36 @@ fn accepted((answer, replayed): (serde_json::Value, bool), field: &str) -> Respo
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+fn time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A list request as the HTTP query parameters it mirrors.
+fn list_values(m: pb::ListRequest) -> std::collections::HashMap<String, String> {
+    let mut values: std::collections::HashMap<String, String> = m.filters.into_iter().collect();
+    if let Some(limit) = m.limit {
+        values.insert("limit".into(), limit.to_string());
+    }
+    if let Some(cursor) = m.cursor {
+        values.insert("cursor".into(), cursor);
+    }
+    values
+}
+
+fn payment(p: studyspot_billing_projection::Payment) -> pb::Payment {
+    pb::Payment {
+        payment_id: p.payment_id,
+        member_id: p.member_id,
+        amount_minor: p.amount_minor,
+        currency: p.currency,
+        method: p.method,
+        description: p.description,
+        status: p.status,
+        created_at: time(p.created_at),
+        updated_at: time(p.updated_at),
+    }
+}
 
 #[tonic::async_trait]
 impl pb::gateway_server::Gateway for GatewayService {
@@ -184,5 +214,90 @@ impl pb::gateway_server::Gateway for GatewayService {
             Some((Ok(pb::Event { id: e.id, name: e.name, json: e.json }), events))
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_payments(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::PaymentPage>, Status> {
+        let p = self.prepare(&request, "ListPayments")?;
+        let page = queries::payments_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page.items.into_iter().map(payment).collect();
+        Ok(Response::new(pb::PaymentPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn get_payment(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::Payment>, Status> {
+        let p = self.prepare(&request, "GetPayment")?;
+        let id = request.into_inner().payment_id;
+        Ok(Response::new(payment(queries::payment_with(&self.state, &p.caller, &id).await?)))
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::NotificationPage>, Status> {
+        let p = self.prepare(&request, "ListNotifications")?;
+        let page =
+            queries::notifications_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|n| pb::Notification {
+                notification_id: n.notification_id,
+                recipient_id: n.recipient_id,
+                channel: n.channel,
+                category: n.category,
+                subject: n.subject,
+                body: n.body,
+                status: n.status,
+                created_at: time(n.created_at),
+            })
+            .collect();
+        Ok(Response::new(pb::NotificationPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::SessionPage>, Status> {
+        let p = self.prepare(&request, "ListSessions")?;
+        let page = queries::sessions_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|s| pb::Session {
+                session_id: s.session_id,
+                member_id: s.member_id,
+                venue_id: s.venue_id,
+                seat_id: s.seat_id,
+                checked_in_at: time(s.checked_in_at),
+                checked_out_at: s.checked_out_at.map(time),
+            })
+            .collect();
+        Ok(Response::new(pb::SessionPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn list_metric_samples(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::MetricSamplePage>, Status> {
+        let p = self.prepare(&request, "ListMetricSamples")?;
+        let page =
+            queries::metric_samples_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|s| pb::MetricSample {
+                event_id: s.event_id,
+                metric: s.metric,
+                labels_json: s.labels.to_string(),
+                value: s.value,
+                sampled_at: time(s.sampled_at),
+            })
+            .collect();
+        Ok(Response::new(pb::MetricSamplePage { items, next_cursor: page.next_cursor }))
     }
 }

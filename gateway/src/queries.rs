@@ -23,6 +23,22 @@ const MAX_LIMIT: i64 = 200;
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
+/// One page of a list, and the cursor of the next when there is one.
+pub(crate) struct Page<T> {
+    pub(crate) items: Vec<T>,
+    pub(crate) next_cursor: Option<String>,
+}
+
+impl<T: Serialize> Page<T> {
+    fn json(self) -> Json<Value> {
+        Json(json!({ "items": self.items, "next_cursor": self.next_cursor }))
+    }
+}
+
+fn query_values(params: Params) -> Result<HashMap<String, String>, GatewayError> {
+    params.map(|Query(values)| values).map_err(|e| GatewayError::invalid("query", e.body_text()))
+}
+
 /// A list request's parameters, checked: unknown names are refused, so a typo is not silently
 /// ignored.
 struct ListParams {
@@ -32,8 +48,7 @@ struct ListParams {
 }
 
 impl ListParams {
-    fn parse(params: Params, filters: &[&str]) -> Result<Self, GatewayError> {
-        let Query(mut values) = params.map_err(|e| GatewayError::invalid("query", e.body_text()))?;
+    fn parse(mut values: HashMap<String, String>, filters: &[&str]) -> Result<Self, GatewayError> {
         if let Some(unknown) =
             values.keys().find(|k| !filters.contains(&k.as_str()) && *k != "limit" && *k != "cursor")
         {
@@ -67,11 +82,11 @@ impl ListParams {
         self.limit + 1
     }
 
-    fn page<T: Serialize>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (DateTime<Utc>, &str)) -> Json<Value> {
+    fn page<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (DateTime<Utc>, &str)) -> Page<T> {
         let more = rows.len() as i64 > self.limit;
         rows.truncate(self.limit as usize);
         let next_cursor = more.then(|| rows.last().map(|r| encode_cursor(key(r)))).flatten();
-        Json(json!({ "items": rows, "next_cursor": next_cursor }))
+        Page { items: rows, next_cursor }
     }
 }
 
@@ -132,10 +147,19 @@ pub async fn payments(
     caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    let params = ListParams::parse(params, &["member_id", "status", "method"])?;
+    Ok(payments_with(&state, &caller, query_values(params)?).await?.json())
+}
+
+/// The list behind `payments`, whichever protocol asks.
+pub(crate) async fn payments_with(
+    state: &AppState,
+    caller: &Caller,
+    values: HashMap<String, String>,
+) -> Result<Page<studyspot_billing_projection::Payment>, GatewayError> {
+    let params = ListParams::parse(values, &["member_id", "status", "method"])?;
     let filter = PaymentFilter {
         organization_id: &caller.organization_id,
-        member_id: member_scope(&caller, params.get("member_id"))?,
+        member_id: member_scope(caller, params.get("member_id"))?,
         status: params.get("status"),
         method: params.get("method"),
     };
@@ -157,14 +181,23 @@ pub async fn payment(
     caller: Caller,
     Path(payment_id): Path<String>,
 ) -> Result<Json<Value>, GatewayError> {
-    let found = match find_payment(&state.readonly, &caller.organization_id, &payment_id).await {
+    Ok(Json(json!(payment_with(&state, &caller, &payment_id).await?)))
+}
+
+/// One payment, whichever protocol asks.
+pub(crate) async fn payment_with(
+    state: &AppState,
+    caller: &Caller,
+    payment_id: &str,
+) -> Result<studyspot_billing_projection::Payment, GatewayError> {
+    let found = match find_payment(&state.readonly, &caller.organization_id, payment_id).await {
         Err(e) if projection_missing(&e) => None,
         other => other?,
     };
     let payment = found
         .filter(|p| caller.may_see_member(Some(&p.member_id)))
         .ok_or_else(|| GatewayError::NotFound(format!("payment {payment_id}")))?;
-    Ok(Json(json!(payment)))
+    Ok(payment)
 }
 
 #[utoipa::path(get, path = "/api/notifications", tag = "notifications",
@@ -189,10 +222,19 @@ pub async fn notifications(
     caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    let params = ListParams::parse(params, &["recipient_id", "channel", "category", "status"])?;
+    Ok(notifications_with(&state, &caller, query_values(params)?).await?.json())
+}
+
+/// The list behind `notifications`, whichever protocol asks.
+pub(crate) async fn notifications_with(
+    state: &AppState,
+    caller: &Caller,
+    values: HashMap<String, String>,
+) -> Result<Page<studyspot_notifications_projection::Notification>, GatewayError> {
+    let params = ListParams::parse(values, &["recipient_id", "channel", "category", "status"])?;
     let filter = NotificationFilter {
         organization_id: &caller.organization_id,
-        recipient_id: member_scope(&caller, params.get("recipient_id"))?,
+        recipient_id: member_scope(caller, params.get("recipient_id"))?,
         channel: params.get("channel"),
         category: params.get("category"),
         status: params.get("status"),
@@ -223,7 +265,16 @@ pub async fn sessions(
     caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    let params = ListParams::parse(params, &["member_id", "venue_id", "open"])?;
+    Ok(sessions_with(&state, &caller, query_values(params)?).await?.json())
+}
+
+/// The list behind `sessions`, whichever protocol asks.
+pub(crate) async fn sessions_with(
+    state: &AppState,
+    caller: &Caller,
+    values: HashMap<String, String>,
+) -> Result<Page<studyspot_attendance_projection::Session>, GatewayError> {
+    let params = ListParams::parse(values, &["member_id", "venue_id", "open"])?;
     let open = match params.get("open") {
         None => None,
         Some("true") => Some(true),
@@ -232,7 +283,7 @@ pub async fn sessions(
     };
     let filter = SessionFilter {
         organization_id: &caller.organization_id,
-        member_id: member_scope(&caller, params.get("member_id"))?,
+        member_id: member_scope(caller, params.get("member_id"))?,
         venue_id: params.get("venue_id"),
         open,
     };
@@ -259,8 +310,17 @@ pub async fn metric_samples(
     caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
+    Ok(metric_samples_with(&state, &caller, query_values(params)?).await?.json())
+}
+
+/// The list behind `metric_samples`, whichever protocol asks.
+pub(crate) async fn metric_samples_with(
+    state: &AppState,
+    caller: &Caller,
+    values: HashMap<String, String>,
+) -> Result<Page<studyspot_alerts_projection::Sample>, GatewayError> {
     caller.require_operator("reading metric samples")?;
-    let params = ListParams::parse(params, &["metric"])?;
+    let params = ListParams::parse(values, &["metric"])?;
     let filter = SampleFilter { organization_id: &caller.organization_id, metric: params.get("metric") };
     let rows = rows(list_samples(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
     Ok(params.page(rows, |s| (s.sampled_at, s.event_id.as_str())))

@@ -132,3 +132,75 @@ async fn server_reflection_lists_the_gateway_service() {
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"studyspot.gateway.v1.Gateway"), "{names:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_over_grpc_are_paginated_filtered_and_scoped_like_http() {
+    use studyspot_billing_projection as billing;
+    use studyspot_gateway::grpc_api::{GetPaymentRequest, ListRequest};
+
+    let gw = TestGateway::start(|_| {}).await;
+    let mut db = gw.projection("billing", &billing::MIGRATIONS).await;
+    let start = chrono::DateTime::from_timestamp(1_767_225_600, 0).expect("time");
+    for n in 0..5_i64 {
+        let at = start + chrono::Duration::minutes(n);
+        let payment = billing::Payment {
+            payment_id: format!("pay_{n}"),
+            organization_id: if n < 4 { "org_a".into() } else { "org_b".into() },
+            member_id: if n % 2 == 0 { "mem_1".into() } else { "mem_2".into() },
+            amount_minor: 100 * (n + 1),
+            currency: "EUR".into(),
+            method: "card".into(),
+            description: None,
+            status: "created".into(),
+            created_at: at,
+            updated_at: at,
+        };
+        billing::insert_payment(&mut db, &payment).await.expect("insert");
+    }
+    let mut client = GatewayClient::new(
+        Channel::from_shared(gw.base.clone()).expect("uri").connect().await.expect("connect"),
+    );
+    let owner_a = gw.token(Some("org_a"), &[Role::Owner], None);
+    let member_1 = gw.token(Some("org_a"), &[Role::Member], Some("mem_1"));
+
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let request = ListRequest { limit: Some(3), cursor: cursor.take(), ..Default::default() };
+        let page = client.list_payments(authorized(request, &owner_a)).await.expect("page").into_inner();
+        ids.extend(page.items.into_iter().map(|p| p.payment_id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["pay_3", "pay_2", "pay_1", "pay_0"], "newest first, every page, one organization");
+
+    let filtered =
+        ListRequest { filters: [("member_id".into(), "mem_2".into())].into(), ..Default::default() };
+    let page = client.list_payments(authorized(filtered, &owner_a)).await.expect("filtered").into_inner();
+    assert_eq!(page.items.iter().map(|p| p.payment_id.as_str()).collect::<Vec<_>>(), ["pay_3", "pay_1"]);
+
+    let own =
+        client.list_payments(authorized(ListRequest::default(), &member_1)).await.expect("own").into_inner();
+    assert_eq!(own.items.iter().map(|p| p.payment_id.as_str()).collect::<Vec<_>>(), ["pay_2", "pay_0"]);
+
+    let one = client
+        .get_payment(authorized(GetPaymentRequest { payment_id: "pay_2".into() }, &member_1))
+        .await
+        .expect("own payment")
+        .into_inner();
+    assert_eq!((one.amount_minor, one.created_at.as_str()), (300, "2026-01-01T00:02:00.000000Z"));
+    let hidden = client
+        .get_payment(authorized(GetPaymentRequest { payment_id: "pay_1".into() }, &member_1))
+        .await
+        .expect_err("another member's");
+    assert_eq!(hidden.code(), Code::NotFound);
+
+    let bad = ListRequest { filters: [("memberid".into(), "mem_1".into())].into(), ..Default::default() };
+    let refused = client.list_payments(authorized(bad, &owner_a)).await.expect_err("unknown filter");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let details = refused.get_error_details();
+    let violations = &details.bad_request().expect("bad request").field_violations;
+    assert_eq!(violations[0].field, "memberid", "{violations:?}");
+}
