@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
         handler: AttendanceHandler,
         migrator: &studyspot_attendance_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
+        sidecars: Vec::new(),
     })
     .await?;
     Ok(())

@@ -15,9 +15,11 @@ mod outbox;
 mod outcomes;
 mod process;
 mod runtime;
+mod sidecar;
 
 pub use database::{Database, connect_schema};
 pub use handler::{Disposition, Effects, HandleError, Handler, Inbound};
 pub use process::{ConsumerSpec, ProcessError, run_consumer};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
+pub use sidecar::{OutboxWriter, Sidecar, SidecarContext};
 pub use sqlx::migrate::Migrator;

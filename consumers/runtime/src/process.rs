@@ -1,6 +1,6 @@
 use std::{net::SocketAddr, path::PathBuf};
 
-use crate::{Handler, Migrator, Runtime, RuntimeConfig, RuntimeError};
+use crate::{Handler, Migrator, Runtime, RuntimeConfig, RuntimeError, Sidecar, SidecarContext};
 
 /// What distinguishes one consumer binary from another.
 pub struct ConsumerSpec<H> {
@@ -10,6 +10,8 @@ pub struct ConsumerSpec<H> {
     pub migrator: &'static Migrator,
     /// Where `/metrics`, `/health` and `/ready` listen unless `STUDYSPOT_OPS_LISTEN` says otherwise.
     pub default_ops_port: u16,
+    /// Work beside consuming (started once the schema is migrated), stopped with the process.
+    pub sidecars: Vec<Sidecar>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,19 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), Proce
     let config = RuntimeConfig::from_settings(&settings, spec.name, &spec.topics);
     let runtime = Runtime::connect(config, spec.handler, Some(spec.migrator)).await?;
     let router = studyspot_telemetry::ops_router(spec.name, runtime.readiness());
+    let settings = std::sync::Arc::new(settings);
+    let sidecars: Vec<_> = spec
+        .sidecars
+        .into_iter()
+        .map(|start| {
+            tokio::spawn(start(SidecarContext {
+                settings: settings.clone(),
+                pool: runtime.database().pool.clone(),
+                outbox: runtime.outbox(),
+                shutdown: shutdown.clone(),
+            }))
+        })
+        .collect();
     let ops = tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -66,6 +81,9 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), Proce
     tracing::info!(ops = %ops_addr, "{} consumer started", spec.name);
     let result = runtime.run(shutdown.clone()).await;
     shutdown.cancel();
+    for sidecar in sidecars {
+        let _ = sidecar.await;
+    }
     let _ = ops.await;
     Ok(result?)
 }

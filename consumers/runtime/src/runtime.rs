@@ -132,6 +132,8 @@ pub struct Runtime<H> {
     handler: Arc<H>,
     producer: Producer,
     codec: Codec,
+    /// Woken when outbox rows are committed (by a lane or a sidecar).
+    published: Arc<Notify>,
 }
 
 impl<H: Handler> Runtime<H> {
@@ -150,11 +152,27 @@ impl<H: Handler> Runtime<H> {
         .await?;
         let producer = Producer::new(&config.bus)?;
         let codec = Codec::new(&config.bus.registry_url)?;
-        Ok(Self { config, db, handler: Arc::new(handler), producer, codec })
+        Ok(Self {
+            config,
+            db,
+            handler: Arc::new(handler),
+            producer,
+            codec,
+            published: Arc::new(Notify::new()),
+        })
     }
 
     pub fn database(&self) -> &Database {
         &self.db
+    }
+
+    /// A writer into this consumer's outbox, for work done beside consuming.
+    pub fn outbox(&self) -> crate::OutboxWriter {
+        crate::OutboxWriter {
+            codec: self.codec.clone(),
+            topics: Topics { prefix: self.config.topic_prefix.clone() },
+            published: self.published.clone(),
+        }
     }
 
     /// The checks behind this consumer's `/ready`: its database and the broker.
@@ -178,7 +196,7 @@ impl<H: Handler> Runtime<H> {
         // Rows a crash left unpublished go out first: the publisher drains at once when it starts,
         // always in id order, so nothing committed later can overtake them. Consuming need not
         // wait for the broker to take them.
-        let published = Arc::new(Notify::new());
+        let published = self.published.clone();
         let stop_publisher = CancellationToken::new();
         let publisher =
             tokio::spawn(publisher.run(published.clone(), shutdown.clone(), stop_publisher.clone()));
