@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{World, stop};
+use support::{stop, world};
 
 async fn check_in(client: &reqwest::Client, gateway: &str, token: &str, member: &str) -> String {
     let response = client
@@ -31,7 +31,7 @@ async fn status(client: &reqwest::Client, gateway: &str, token: &str, url: &str)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_status_of_a_command_follows_the_consumers_decision() {
-    let world = World::new().await;
+    let world = world().await;
     let (gateway, token) = world.gateway().await;
     let mut consumer = world.spawn_consumer(None);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");

@@ -8,7 +8,7 @@ use std::{collections::HashMap, os::unix::process::ExitStatusExt, time::Duration
 
 use studyspot_bus::headers;
 use studyspot_schemas::attendance;
-use support::{World, check_in, eventually, exited, stop};
+use support::{World, check_in, eventually, exited, stop, world};
 
 const COMMANDS: usize = 120;
 
@@ -22,7 +22,7 @@ async fn sessions(world: &World) -> i64 {
 
 /// Runs the whole scenario with the consumer killed at `point`, then checks exactly-once effects.
 async fn survives_sigkill_at(point: &str) {
-    let world = World::new().await;
+    let world = world().await;
     for n in 0..COMMANDS {
         world.send(&check_in(&world, n, if n % 2 == 0 { "ven_a" } else { "ven_b" })).await;
     }
@@ -111,7 +111,7 @@ async fn sigkill_after_publish_before_marking_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poison_message_is_dead_lettered_and_the_rest_applied() {
-    let world = World::new().await;
+    let world = world().await;
     world.send(&check_in(&world, 0, "ven_a")).await;
     world.send_raw(attendance::COMMANDS.name, "ven_a", b"not avro at all".to_vec()).await;
     let mut malformed = check_in(&world, 1, "ven_a");
@@ -155,7 +155,7 @@ async fn a_poison_message_is_dead_lettered_and_the_rest_applied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_in_one_group_one_stopped_mid_stream() {
-    let world = World::new().await;
+    let world = world().await;
     let mut first = world.spawn_consumer(None);
     let mut second = world.spawn_consumer(None);
     for n in 0..COMMANDS / 2 {
@@ -186,7 +186,7 @@ async fn two_instances_in_one_group_one_stopped_mid_stream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_gone_for_ten_seconds_mid_stream_skips_nothing() {
-    let world = World::new().await;
+    let world = world().await;
     let proxy = support::proxy::Proxy::start(world.database_host_port()).await;
     let mut consumer = world.spawn_consumer_with_database(None, &world.database_url_via(proxy.addr));
     for n in 0..COMMANDS / 2 {

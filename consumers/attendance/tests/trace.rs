@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use studyspot_bus::headers;
 use studyspot_schemas::{Record, attendance};
 use studyspot_telemetry::OtlpTarget;
-use support::{World, eventually, stop};
+use support::{eventually, stop, world};
 
 #[derive(Debug, Clone)]
 struct ExportedSpan {
@@ -81,7 +81,7 @@ async fn one_trace_spans_gateway_consumer_and_follow_on_event() {
     );
     assert!(gateway_export.is_enabled());
 
-    let world = World::new().await;
+    let world = world().await;
     let (gateway, token) = world.gateway().await;
 
     let mut consumer = world.spawn_consumer_with(
