@@ -28,6 +28,7 @@ pub struct Settings {
     pub gateway: Gateway,
     pub auth: Auth,
     pub telemetry: Telemetry,
+    pub billing: Billing,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +94,66 @@ impl Auth {
 pub struct Telemetry {
     pub log_format: String,
     pub metrics_host: String,
+}
+
+/// Billing's payment providers: which one charges what, what each costs, where each lives.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Billing {
+    /// Payment method → connector (stripe, paypal, razorpay, manual).
+    pub routing: BTreeMap<String, String>,
+    /// Organization id → (payment method → connector), over `routing`.
+    #[serde(default)]
+    pub organization_routing: BTreeMap<String, BTreeMap<String, String>>,
+    /// Connector → its fee.
+    pub fees: BTreeMap<String, Fee>,
+    /// Payment method → its processing fee.
+    pub processing_fees: BTreeMap<String, Fee>,
+    pub provider: ProviderWorker,
+    pub stripe: Stripe,
+    pub paypal: PayPal,
+    pub razorpay: Razorpay,
+}
+
+/// `percent_bps` of the amount (basis points, rounded half up) plus `fixed_minor`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub struct Fee {
+    pub percent_bps: u32,
+    pub fixed_minor: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderWorker {
+    pub poll_interval_ms: u64,
+    pub concurrency: usize,
+    pub lease_secs: u64,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub awaiting_poll_secs: u64,
+    pub stale_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stripe {
+    pub base_url: String,
+    pub secret_key: SecretString,
+    pub webhook_secret: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PayPal {
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Razorpay {
+    pub base_url: String,
+    pub key_id: String,
+    pub key_secret: SecretString,
+    pub webhook_secret: SecretString,
 }
 
 impl Settings {

@@ -99,7 +99,7 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
-fn metadata(caller: &Caller) -> EventMetadata {
+pub(crate) fn metadata(caller: &Caller) -> EventMetadata {
     let event_id = uuid::Uuid::now_v7().to_string();
     EventMetadata {
         correlation_id: caller.correlation_id.clone().unwrap_or_else(|| event_id.clone()),
@@ -111,11 +111,11 @@ fn metadata(caller: &Caller) -> EventMetadata {
     }
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
-fn required(field: &str, value: &str) -> Result<(), GatewayError> {
+pub(crate) fn required(field: &str, value: &str) -> Result<(), GatewayError> {
     if value.trim().is_empty() {
         Err(GatewayError::invalid(field, format!("{field} must not be empty")))
     } else {
@@ -123,7 +123,7 @@ fn required(field: &str, value: &str) -> Result<(), GatewayError> {
     }
 }
 
-fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), GatewayError> {
+pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), GatewayError> {
     if allowed.contains(&value) {
         Ok(())
     } else {
@@ -132,19 +132,19 @@ fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), GatewayError
 }
 
 /// What a handler hands to [`accept`] besides the command.
-struct Accept<'a> {
-    caller: &'a Caller,
-    trace: &'a TraceContext,
-    idempotency: Option<Idempotency>,
+pub(crate) struct Accept<'a> {
+    pub(crate) caller: &'a Caller,
+    pub(crate) trace: &'a TraceContext,
+    pub(crate) idempotency: Option<Idempotency>,
     /// The aggregate's id field and value, echoed in the answer.
-    aggregate: (&'static str, String),
+    pub(crate) aggregate: (&'static str, String),
     /// The member the command concerns, if any (members may read their own commands' status).
-    member_id: Option<&'a str>,
+    pub(crate) member_id: Option<&'a str>,
 }
 
 /// Records the command in the ledger, produces it to its topic and answers 202 with its id; a
 /// retried `Idempotency-Key` gets the first answer instead.
-async fn accept<R: Record>(
+pub(crate) async fn accept<R: Record>(
     state: &AppState,
     command: R,
     how: Accept<'_>,
@@ -192,7 +192,7 @@ async fn accept<R: Record>(
     Ok((response, replayed))
 }
 
-fn answer((body, replayed): (serde_json::Value, bool)) -> Response {
+pub(crate) fn answer((body, replayed): (serde_json::Value, bool)) -> Response {
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -209,6 +209,10 @@ pub struct CreatePaymentRequest {
     pub(crate) currency: String,
     pub(crate) method: String,
     pub(crate) description: Option<String>,
+    /// The invoice this payment pays (in part or in full).
+    pub(crate) invoice_id: Option<String>,
+    /// A stored payment method of the member to charge.
+    pub(crate) payment_method_id: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/payments", tag = "billing", request_body = CreatePaymentRequest,
@@ -268,6 +272,8 @@ pub(crate) async fn create_payment_with(
         currency: body.currency,
         method: body.method,
         description: body.description,
+        invoice_id: body.invoice_id,
+        payment_method_id: body.payment_method_id,
     };
     let aggregate = ("payment_id", payment_id);
     let how = Accept { caller, trace, idempotency, aggregate, member_id: Some(&member_id) };

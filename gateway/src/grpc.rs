@@ -122,6 +122,8 @@ impl pb::gateway_server::Gateway for GatewayService {
             currency: m.currency,
             method: m.method,
             description: m.description,
+            invoice_id: m.invoice_id,
+            payment_method_id: m.payment_method_id,
         };
         let answer =
             commands::create_payment_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;

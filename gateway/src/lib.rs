@@ -5,6 +5,7 @@
 //! no domain state: its one table is the ledger of accepted commands.
 
 pub mod auth;
+mod billing;
 mod commands;
 mod error;
 mod grpc;
@@ -119,6 +120,17 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(commands::create_payment, queries::payments))
         .routes(routes!(queries::payment))
+        .routes(routes!(billing::process_payment))
+        .routes(routes!(billing::confirm_payment))
+        .routes(routes!(billing::refund_payment))
+        .routes(routes!(billing::refunds))
+        .routes(routes!(billing::refund))
+        .routes(routes!(billing::add_payment_method, billing::payment_methods))
+        .routes(routes!(billing::payment_method))
+        .routes(routes!(billing::create_invoice, billing::invoices))
+        .routes(routes!(billing::invoice))
+        .routes(routes!(billing::change_invoice_status))
+        .routes(routes!(billing::payments_dashboard))
         .routes(routes!(commands::send_notification, queries::notifications))
         .routes(routes!(commands::check_in))
         .routes(routes!(queries::sessions))

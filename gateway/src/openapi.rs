@@ -87,3 +87,12 @@ pub struct Page<T: ToSchema> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+/// An invoice with its lines (`lines` added to the invoice's fields).
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "describes a response shape for the OpenAPI document")]
+pub struct InvoiceWithLines {
+    #[schema(inline)]
+    invoice: studyspot_billing_projection::Invoice,
+    lines: Vec<studyspot_billing_projection::InvoiceLine>,
+}

@@ -21,7 +21,7 @@ use crate::{AppState, GatewayError, auth::Caller, error::projection_missing};
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 200;
 
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+pub(crate) type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// One page of a list, and the cursor of the next when there is one.
 pub(crate) struct Page<T> {
@@ -30,25 +30,25 @@ pub(crate) struct Page<T> {
 }
 
 impl<T: Serialize> Page<T> {
-    fn json(self) -> Json<Value> {
+    pub(crate) fn json(self) -> Json<Value> {
         Json(json!({ "items": self.items, "next_cursor": self.next_cursor }))
     }
 }
 
-fn query_values(params: Params) -> Result<HashMap<String, String>, GatewayError> {
+pub(crate) fn query_values(params: Params) -> Result<HashMap<String, String>, GatewayError> {
     params.map(|Query(values)| values).map_err(|e| GatewayError::invalid("query", e.body_text()))
 }
 
 /// A list request's parameters, checked: unknown names are refused, so a typo is not silently
 /// ignored.
-struct ListParams {
+pub(crate) struct ListParams {
     values: HashMap<String, String>,
     limit: i64,
     after: Option<(DateTime<Utc>, String)>,
 }
 
 impl ListParams {
-    fn parse(mut values: HashMap<String, String>, filters: &[&str]) -> Result<Self, GatewayError> {
+    pub(crate) fn parse(mut values: HashMap<String, String>, filters: &[&str]) -> Result<Self, GatewayError> {
         if let Some(unknown) =
             values.keys().find(|k| !filters.contains(&k.as_str()) && *k != "limit" && *k != "cursor")
         {
@@ -69,20 +69,20 @@ impl ListParams {
         Ok(Self { values, limit, after })
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
-    fn after(&self) -> Option<(DateTime<Utc>, &str)> {
+    pub(crate) fn after(&self) -> Option<(DateTime<Utc>, &str)> {
         self.after.as_ref().map(|(at, id)| (*at, id.as_str()))
     }
 
     /// One more row than the page is fetched, to know whether another page follows.
-    fn fetch_limit(&self) -> i64 {
+    pub(crate) fn fetch_limit(&self) -> i64 {
         self.limit + 1
     }
 
-    fn page<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (DateTime<Utc>, &str)) -> Page<T> {
+    pub(crate) fn page<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (DateTime<Utc>, &str)) -> Page<T> {
         let more = rows.len() as i64 > self.limit;
         rows.truncate(self.limit as usize);
         let next_cursor = more.then(|| rows.last().map(|r| encode_cursor(key(r)))).flatten();
@@ -105,7 +105,7 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), GatewayError> 
 }
 
 /// Rows, or none when the projection does not exist yet.
-fn rows<T>(result: Result<Vec<T>, sqlx::Error>) -> Result<Vec<T>, GatewayError> {
+pub(crate) fn rows<T>(result: Result<Vec<T>, sqlx::Error>) -> Result<Vec<T>, GatewayError> {
     match result {
         Err(e) if projection_missing(&e) => Ok(Vec::new()),
         other => Ok(other?),
@@ -113,7 +113,10 @@ fn rows<T>(result: Result<Vec<T>, sqlx::Error>) -> Result<Vec<T>, GatewayError> 
 }
 
 /// The member a request may filter by: a member's own id, whatever they asked; an operator's choice.
-fn member_scope<'a>(caller: &'a Caller, asked: Option<&'a str>) -> Result<Option<&'a str>, GatewayError> {
+pub(crate) fn member_scope<'a>(
+    caller: &'a Caller,
+    asked: Option<&'a str>,
+) -> Result<Option<&'a str>, GatewayError> {
     if caller.require_operator("").is_ok() {
         return Ok(asked);
     }

@@ -154,6 +154,7 @@ async fn lists_over_grpc_are_paginated_filtered_and_scoped_like_http() {
             status: "created".into(),
             created_at: at,
             updated_at: at,
+            ..Default::default()
         };
         billing::insert_payment(&mut db, &payment).await.expect("insert");
     }

@@ -65,6 +65,7 @@ async fn lists_are_paginated_filtered_and_scoped() {
             status: "created".into(),
             created_at: at(n),
             updated_at: at(n),
+            ..Default::default()
         };
         billing::insert_payment(&mut db, &payment).await.expect("insert");
     }

@@ -28,6 +28,12 @@ pub struct CreatePayment {
     pub method: String,
     #[avro(default = "null")]
     pub description: Option<String>,
+    /// The invoice this payment pays (in part or in full).
+    #[avro(default = "null")]
+    pub invoice_id: Option<String>,
+    /// A stored payment method (`pm_…`) of the member to charge.
+    #[avro(default = "null")]
+    pub payment_method_id: Option<String>,
 }
 record!(
     CreatePayment,
@@ -49,6 +55,8 @@ pub struct PaymentCreated {
     pub method: String,
     #[avro(default = "null")]
     pub description: Option<String>,
+    #[avro(default = "null")]
+    pub invoice_id: Option<String>,
 }
 record!(
     PaymentCreated,
@@ -80,3 +88,360 @@ record!(
 );
 
 rejection!(CommandRejected);
+
+/// The payment states a `status` field may name.
+pub const PAYMENT_STATUSES: [&str; 7] =
+    ["created", "processing", "requires_action", "succeeded", "failed", "partially_refunded", "refunded"];
+/// What a provider said about a charge (`RecordChargeOutcome.outcome`).
+pub const CHARGE_OUTCOMES: [&str; 4] = ["succeeded", "failed", "requires_action", "processing"];
+/// What a provider said about a refund (`RecordRefundOutcome.outcome`).
+pub const REFUND_OUTCOMES: [&str; 3] = ["succeeded", "pending", "failed"];
+/// The invoice states a `status` field may name.
+pub const INVOICE_STATUSES: [&str; 5] = ["draft", "open", "paid", "void", "uncollectible"];
+
+macro_rules! billing_record {
+    ($ty:ident, $topic:ident, key = $key:ident) => {
+        record!(
+            $ty,
+            concat!("studyspot.billing.", stringify!($ty)),
+            concat!("billing/", stringify!($ty), ".avsc"),
+            $topic,
+            key = |r| &r.$key
+        );
+    };
+}
+
+/// Ask billing to charge a created (or failed) payment through the provider its organization uses
+/// for the payment's method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct ProcessPayment {
+    pub metadata: EventMetadata,
+    pub payment_id: String,
+    pub member_id: String,
+    /// Where a payer returns after a provider's redirect (3-D Secure, PayPal approval).
+    #[avro(default = "null")]
+    pub return_url: Option<String>,
+}
+billing_record!(ProcessPayment, COMMANDS, key = member_id);
+
+/// Billing's provider worker reports what a provider said about a charge. Not for apps: the
+/// gateway never produces it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct RecordChargeOutcome {
+    pub metadata: EventMetadata,
+    pub payment_id: String,
+    pub member_id: String,
+    /// The provider call (the `ProcessPayment` command's id) this answers.
+    pub call_id: String,
+    /// stripe, paypal, razorpay or manual.
+    pub connector: String,
+    /// succeeded, failed, requires_action or processing.
+    pub outcome: String,
+    #[avro(default = "null")]
+    pub provider_payment_id: Option<String>,
+    /// The provider's decline or error code, when failed.
+    #[avro(default = "null")]
+    pub code: Option<String>,
+    #[avro(default = "null")]
+    pub message: Option<String>,
+    /// redirect, upi_intent, upi_qr or staff_confirmation, when action is required.
+    #[avro(default = "null")]
+    pub action_kind: Option<String>,
+    #[avro(default = "null")]
+    pub action_url: Option<String>,
+    /// The connector's fee (percentage + fixed, or what the provider reported), minor units.
+    pub gateway_fee_minor: i64,
+    /// The method's processing fee, minor units.
+    pub processing_fee_minor: i64,
+}
+billing_record!(RecordChargeOutcome, COMMANDS, key = member_id);
+
+/// Staff confirm that a cash or bank-transfer payment was received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct ConfirmManualPayment {
+    pub metadata: EventMetadata,
+    pub payment_id: String,
+    pub member_id: String,
+    /// A receipt or bank reference.
+    #[avro(default = "null")]
+    pub reference: Option<String>,
+}
+billing_record!(ConfirmManualPayment, COMMANDS, key = member_id);
+
+/// Ask billing to refund a succeeded payment, fully (no amount) or in part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct RefundPayment {
+    pub metadata: EventMetadata,
+    /// `re_…`, chosen by the caller.
+    pub refund_id: String,
+    pub payment_id: String,
+    pub member_id: String,
+    /// Minor units; absent means everything not yet refunded.
+    #[avro(default = "null")]
+    pub amount_minor: Option<i64>,
+    #[avro(default = "null")]
+    pub reason: Option<String>,
+}
+billing_record!(RefundPayment, COMMANDS, key = member_id);
+
+/// Billing's provider worker reports what a provider said about a refund.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct RecordRefundOutcome {
+    pub metadata: EventMetadata,
+    pub refund_id: String,
+    pub payment_id: String,
+    pub member_id: String,
+    /// The provider call (the `RefundPayment` command's id) this answers.
+    pub call_id: String,
+    /// succeeded, pending or failed.
+    pub outcome: String,
+    #[avro(default = "null")]
+    pub provider_refund_id: Option<String>,
+    #[avro(default = "null")]
+    pub code: Option<String>,
+    #[avro(default = "null")]
+    pub message: Option<String>,
+}
+billing_record!(RecordRefundOutcome, COMMANDS, key = member_id);
+
+/// Store a member's payment method (a provider token, never card numbers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct AddPaymentMethod {
+    pub metadata: EventMetadata,
+    /// `pm_…`, chosen by the caller.
+    pub payment_method_id: String,
+    pub member_id: String,
+    /// card, bank_transfer, upi, wallet or cash.
+    pub method: String,
+    /// The provider's token for it (e.g. Stripe `pm_…`), when the method needs one.
+    #[avro(default = "null")]
+    pub provider_token: Option<String>,
+    /// For people, e.g. "Visa •••• 4242".
+    #[avro(default = "null")]
+    pub label: Option<String>,
+    #[avro(default = "false")]
+    pub make_default: bool,
+}
+billing_record!(AddPaymentMethod, COMMANDS, key = member_id);
+
+/// One line of an invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct InvoiceLine {
+    pub description: String,
+    pub quantity: i64,
+    pub unit_amount_minor: i64,
+    /// Tax on this line in basis points (1900 = 19 %).
+    #[avro(default = "0")]
+    pub tax_rate_bps: i32,
+    /// The tax's name on the invoice, e.g. "VAT".
+    #[avro(default = "null")]
+    pub tax_name: Option<String>,
+}
+
+/// Ask billing to create an invoice; `finalize` numbers and opens it at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct CreateInvoice {
+    pub metadata: EventMetadata,
+    /// `inv_…`, chosen by the caller.
+    pub invoice_id: String,
+    pub member_id: String,
+    pub currency: String,
+    pub lines: Vec<InvoiceLine>,
+    /// Milliseconds since the Unix epoch.
+    pub due_at: i64,
+    #[avro(default = "true")]
+    pub finalize: bool,
+}
+billing_record!(CreateInvoice, COMMANDS, key = member_id);
+
+/// Ask billing to move an invoice: finalize a draft (`open`), `void` it or mark it `uncollectible`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct ChangeInvoiceStatus {
+    pub metadata: EventMetadata,
+    pub invoice_id: String,
+    pub member_id: String,
+    /// open, void or uncollectible.
+    pub status: String,
+}
+billing_record!(ChangeInvoiceStatus, COMMANDS, key = member_id);
+
+/// A charge went to a provider; `attempt` counts tries of this payment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct PaymentProcessingStarted {
+    pub metadata: EventMetadata,
+    pub payment_id: String,
+    pub member_id: String,
+    pub attempt: i32,
+}
+billing_record!(PaymentProcessingStarted, EVENTS, key = member_id);
+
+/// The money was captured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct PaymentSucceeded {
+    pub metadata: EventMetadata,
+    pub payment_id: String,
+    pub member_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub method: String,
+    pub connector: String,
+    #[avro(default = "null")]
+    pub provider_payment_id: Option<String>,
+    pub gateway_fee_minor: i64,
+    pub processing_fee_minor: i64,
+    #[avro(default = "null")]
+    pub invoice_id: Option<String>,
+}
+billing_record!(PaymentSucceeded, EVENTS, key = member_id);
+
+/// The provider declined or the charge could not be made; `code` is the provider's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct PaymentFailed {
+    pub metadata: EventMetadata,
+    pub payment_id: String,
+    pub member_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub method: String,
+    pub connector: String,
+    pub code: String,
+    pub message: String,
+}
+billing_record!(PaymentFailed, EVENTS, key = member_id);
+
+/// The payer (or staff, for cash) must act before the payment can complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct PaymentRequiresAction {
+    pub metadata: EventMetadata,
+    pub payment_id: String,
+    pub member_id: String,
+    pub connector: String,
+    pub action_kind: String,
+    #[avro(default = "null")]
+    pub action_url: Option<String>,
+}
+billing_record!(PaymentRequiresAction, EVENTS, key = member_id);
+
+/// A refund was accepted and goes to the provider; its amount is reserved against the payment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct RefundRequested {
+    pub metadata: EventMetadata,
+    pub refund_id: String,
+    pub payment_id: String,
+    pub member_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+billing_record!(RefundRequested, EVENTS, key = member_id);
+
+/// The provider refunded the money.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct RefundIssued {
+    pub metadata: EventMetadata,
+    pub refund_id: String,
+    pub payment_id: String,
+    pub member_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    #[avro(default = "null")]
+    pub provider_refund_id: Option<String>,
+    /// The payment's status after it: partially_refunded or refunded.
+    pub payment_status: String,
+}
+billing_record!(RefundIssued, EVENTS, key = member_id);
+
+/// The provider refused the refund; its amount is released.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct RefundFailed {
+    pub metadata: EventMetadata,
+    pub refund_id: String,
+    pub payment_id: String,
+    pub member_id: String,
+    pub code: String,
+    pub message: String,
+}
+billing_record!(RefundFailed, EVENTS, key = member_id);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct PaymentMethodAdded {
+    pub metadata: EventMetadata,
+    pub payment_method_id: String,
+    pub member_id: String,
+    pub method: String,
+    #[avro(default = "null")]
+    pub label: Option<String>,
+    pub is_default: bool,
+}
+billing_record!(PaymentMethodAdded, EVENTS, key = member_id);
+
+/// An invoice exists; `number` is set once it is finalized (drafts have none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct InvoiceCreated {
+    pub metadata: EventMetadata,
+    pub invoice_id: String,
+    pub member_id: String,
+    pub currency: String,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub due_at: i64,
+}
+billing_record!(InvoiceCreated, EVENTS, key = member_id);
+
+/// A draft was finalized: numbered (per organization, without gaps) and open for payment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct InvoiceIssued {
+    pub metadata: EventMetadata,
+    pub invoice_id: String,
+    pub member_id: String,
+    /// e.g. INV-000042.
+    pub number: String,
+    pub currency: String,
+    pub total_minor: i64,
+    pub due_at: i64,
+}
+billing_record!(InvoiceIssued, EVENTS, key = member_id);
+
+/// Succeeded payments now cover the invoice's total.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct InvoicePaid {
+    pub metadata: EventMetadata,
+    pub invoice_id: String,
+    pub member_id: String,
+    pub number: String,
+    pub currency: String,
+    pub amount_paid_minor: i64,
+}
+billing_record!(InvoicePaid, EVENTS, key = member_id);
+
+/// An invoice was voided or marked uncollectible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct InvoiceStatusChanged {
+    pub metadata: EventMetadata,
+    pub invoice_id: String,
+    pub member_id: String,
+    pub from_status: String,
+    pub status: String,
+}
+billing_record!(InvoiceStatusChanged, EVENTS, key = member_id);

@@ -61,7 +61,17 @@ pub static BILLING_COMMANDS: Topic = Topic {
     owner: "billing",
     key_field: "member_id",
     compatibility: Compatibility::BackwardTransitive,
-    records: &[RecordInfo::of::<billing::CreatePayment>()],
+    records: &[
+        RecordInfo::of::<billing::CreatePayment>(),
+        RecordInfo::of::<billing::ProcessPayment>(),
+        RecordInfo::of::<billing::RecordChargeOutcome>(),
+        RecordInfo::of::<billing::ConfirmManualPayment>(),
+        RecordInfo::of::<billing::RefundPayment>(),
+        RecordInfo::of::<billing::RecordRefundOutcome>(),
+        RecordInfo::of::<billing::AddPaymentMethod>(),
+        RecordInfo::of::<billing::CreateInvoice>(),
+        RecordInfo::of::<billing::ChangeInvoiceStatus>(),
+    ],
 };
 
 pub static BILLING_EVENTS: Topic = Topic {
@@ -71,7 +81,22 @@ pub static BILLING_EVENTS: Topic = Topic {
     owner: "billing",
     key_field: "member_id",
     compatibility: Compatibility::FullTransitive,
-    records: &[RecordInfo::of::<billing::PaymentCreated>(), RecordInfo::of::<billing::CommandRejected>()],
+    records: &[
+        RecordInfo::of::<billing::PaymentCreated>(),
+        RecordInfo::of::<billing::PaymentProcessingStarted>(),
+        RecordInfo::of::<billing::PaymentSucceeded>(),
+        RecordInfo::of::<billing::PaymentFailed>(),
+        RecordInfo::of::<billing::PaymentRequiresAction>(),
+        RecordInfo::of::<billing::RefundRequested>(),
+        RecordInfo::of::<billing::RefundIssued>(),
+        RecordInfo::of::<billing::RefundFailed>(),
+        RecordInfo::of::<billing::PaymentMethodAdded>(),
+        RecordInfo::of::<billing::InvoiceCreated>(),
+        RecordInfo::of::<billing::InvoiceIssued>(),
+        RecordInfo::of::<billing::InvoicePaid>(),
+        RecordInfo::of::<billing::InvoiceStatusChanged>(),
+        RecordInfo::of::<billing::CommandRejected>(),
+    ],
 };
 
 pub static NOTIFICATIONS_COMMANDS: Topic = Topic {

@@ -69,7 +69,7 @@ macro_rules! rejection {
 pub(crate) use rejection;
 
 macro_rules! record {
-    ($ty:ty, $full_name:literal, $avsc:literal, $topic:expr, key = |$r:ident| $key:expr) => {
+    ($ty:ty, $full_name:expr, $avsc:expr, $topic:expr, key = |$r:ident| $key:expr) => {
         impl $crate::Record for $ty {
             const FULL_NAME: &'static str = $full_name;
             const AVSC: &'static str = $avsc;

@@ -1,12 +1,30 @@
+//! Billing's handler: load what a command needs, let `decide` rule, write the projection, emit
+//! the follow-on events, and record the provider calls the worker makes afterwards.
+
 use sqlx::PgConnection;
-use studyspot_billing_projection::{self as projection, Payment};
+use studyspot_billing_projection::{
+    self as projection, Invoice, Payment, PaymentMethod, Refund, calls, calls::ProviderCall, invoices,
+    methods, payments, refunds,
+};
 use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
 use studyspot_schemas::{
     Record,
-    billing::{CommandRejected, CreatePayment, PaymentCreated},
+    billing::{
+        AddPaymentMethod, ChangeInvoiceStatus, CommandRejected, ConfirmManualPayment, CreateInvoice,
+        CreatePayment, InvoiceCreated, InvoiceIssued, InvoicePaid, InvoiceStatusChanged, PaymentCreated,
+        PaymentFailed, PaymentMethodAdded, PaymentProcessingStarted, PaymentRequiresAction, PaymentSucceeded,
+        ProcessPayment, RecordChargeOutcome, RecordRefundOutcome, RefundFailed, RefundIssued, RefundPayment,
+        RefundRequested,
+    },
 };
 
-use crate::decide::{CreatePaymentDecision, decide_create_payment, validate_create_payment};
+use crate::{
+    decide::{
+        self, Malformed, Refusal, invoices as invoice_rules, payments as payment_rules,
+        refunds as refund_rules,
+    },
+    provider::CallRequest,
+};
 
 const ACTOR: &str = "service:billing";
 
@@ -20,58 +38,527 @@ impl Handler for BillingHandler {
         message: &Inbound,
         effects: &mut Effects,
     ) -> Result<(), HandleError> {
-        if message.is::<CreatePayment>() {
-            create_payment(tx, message, effects).await
-        } else {
-            Err(HandleError::UnknownRecord(message.record_type.clone()))
+        let mut out = Out { message, effects, next: 0 };
+        match message.record_type.as_str() {
+            CreatePayment::FULL_NAME => create_payment(tx, &mut out).await,
+            ProcessPayment::FULL_NAME => process_payment(tx, &mut out).await,
+            RecordChargeOutcome::FULL_NAME => charge_outcome(tx, &mut out).await,
+            ConfirmManualPayment::FULL_NAME => confirm_manual(tx, &mut out).await,
+            RefundPayment::FULL_NAME => refund_payment(tx, &mut out).await,
+            RecordRefundOutcome::FULL_NAME => refund_outcome(tx, &mut out).await,
+            AddPaymentMethod::FULL_NAME => add_payment_method(tx, &mut out).await,
+            CreateInvoice::FULL_NAME => create_invoice(tx, &mut out).await,
+            ChangeInvoiceStatus::FULL_NAME => change_invoice_status(tx, &mut out).await,
+            other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
     }
 }
 
-async fn create_payment(
+/// The follow-on events of one command, numbered in the order they are emitted.
+struct Out<'a> {
+    message: &'a Inbound,
+    effects: &'a mut Effects,
+    next: u32,
+}
+
+impl Out<'_> {
+    fn metadata(&mut self) -> studyspot_schemas::EventMetadata {
+        self.next += 1;
+        self.message.follow_on(self.next - 1, ACTOR)
+    }
+
+    fn emit<R: Record>(&mut self, record: impl FnOnce(studyspot_schemas::EventMetadata) -> R) {
+        let metadata = self.metadata();
+        self.effects.emit(record(metadata));
+    }
+
+    fn refuse<C: Record>(&mut self, member_id: &str, refusal: Refusal) {
+        let metadata = self.metadata();
+        self.effects.reject(CommandRejected {
+            metadata,
+            command_id: self.message.metadata.event_id.clone(),
+            command_type: C::FULL_NAME.to_owned(),
+            member_id: member_id.to_owned(),
+            code: refusal.code.to_owned(),
+            reason: refusal.reason,
+        });
+    }
+}
+
+fn malformed<C: Record>(m: Malformed) -> HandleError {
+    HandleError::malformed(C::FULL_NAME, m.0)
+}
+
+/// The payment a command names, if it is the member's; otherwise the refusal to emit.
+async fn member_payment(
     tx: &mut PgConnection,
-    message: &Inbound,
-    effects: &mut Effects,
-) -> Result<(), HandleError> {
-    let c: CreatePayment = message.record()?;
-    validate_create_payment(&c).map_err(|m| HandleError::malformed(CreatePayment::FULL_NAME, m.0))?;
-    let at = message.occurred_at()?;
-    match decide_create_payment(projection::payment_exists(tx, &c.payment_id).await?, &c) {
-        CreatePaymentDecision::Create => {
-            projection::insert_payment(
-                tx,
-                &Payment {
-                    payment_id: c.payment_id.clone(),
-                    organization_id: c.metadata.organization_id.clone(),
-                    member_id: c.member_id.clone(),
-                    amount_minor: c.amount_minor,
-                    currency: c.currency.clone(),
-                    method: c.method.clone(),
-                    description: c.description.clone(),
-                    status: "created".into(),
-                    created_at: at,
-                    updated_at: at,
-                },
-            )
-            .await?;
-            effects.emit(PaymentCreated {
-                metadata: message.follow_on(0, ACTOR),
+    payment_id: &str,
+    member_id: &str,
+) -> Result<Result<Payment, Refusal>, HandleError> {
+    Ok(match payments::load(tx, payment_id).await? {
+        Some(p) if p.member_id == member_id => Ok(p),
+        _ => Err(Refusal::new(
+            "payment_not_found",
+            format!("payment {payment_id} does not exist for member {member_id}"),
+        )),
+    })
+}
+
+async fn create_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: CreatePayment = out.message.record()?;
+    payment_rules::validate_create(&c).map_err(malformed::<CreatePayment>)?;
+    let at = out.message.occurred_at()?;
+    let mut ctx = payment_rules::CreateContext {
+        exists: projection::payment_exists(tx, &c.payment_id).await?,
+        ..Default::default()
+    };
+    if let Some(id) = &c.payment_method_id {
+        ctx.method_of = methods::load(tx, id).await?.map(|m| (m.member_id, m.method));
+    }
+    if let Some(id) = &c.invoice_id {
+        ctx.invoice = invoices::load(tx, id)
+            .await?
+            .map(|i| (i.member_id, i.currency, i.status, i.total_minor - i.amount_paid_minor));
+    }
+    match payment_rules::create(&ctx, &c, at) {
+        Ok(payment) => {
+            payments::save(tx, &payment).await?;
+            out.emit(|metadata| PaymentCreated {
+                metadata,
                 payment_id: c.payment_id,
                 member_id: c.member_id,
                 amount_minor: c.amount_minor,
                 currency: c.currency,
                 method: c.method,
                 description: c.description,
+                invoice_id: c.invoice_id,
             });
         }
-        CreatePaymentDecision::Rejected { code, reason } => effects.reject(CommandRejected {
-            metadata: message.follow_on(0, ACTOR),
-            command_id: c.metadata.event_id.clone(),
-            command_type: CreatePayment::FULL_NAME.to_owned(),
-            member_id: c.member_id,
-            code: code.to_owned(),
-            reason,
+        Err(refusal) => out.refuse::<CreatePayment>(&c.member_id, refusal),
+    }
+    Ok(())
+}
+
+async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: ProcessPayment = out.message.record()?;
+    decide::check_filled(&[("payment_id", &c.payment_id), ("member_id", &c.member_id)])
+        .map_err(malformed::<ProcessPayment>)?;
+    let at = out.message.occurred_at()?;
+    // The command's id names the provider call and is its idempotency key: a redelivered command
+    // is dropped by the runtime, and a retried call never charges twice.
+    let call_id = out.message.metadata.event_id.clone();
+    let decided = match member_payment(tx, &c.payment_id, &c.member_id).await? {
+        Ok(p) => payment_rules::process(&p, &call_id, at),
+        Err(refusal) => Err(refusal),
+    };
+    let payment = match decided {
+        Ok(payment) => payment,
+        Err(refusal) => {
+            out.refuse::<ProcessPayment>(&c.member_id, refusal);
+            return Ok(());
+        }
+    };
+    payments::save(tx, &payment).await?;
+    let token = match &payment.payment_method_id {
+        Some(id) => methods::load(tx, id).await?.and_then(|m| m.provider_token),
+        None => None,
+    };
+    let request = CallRequest {
+        idempotency_key: call_id.clone(),
+        correlation_id: out.message.metadata.correlation_id.clone(),
+        amount_minor: payment.amount_minor,
+        currency: payment.currency.clone(),
+        method: payment.method.clone(),
+        payment_method_token: token,
+        description: payment.description.clone(),
+        return_url: c.return_url.clone(),
+        provider_payment_id: None,
+    };
+    calls::insert(
+        tx,
+        &ProviderCall {
+            call_id,
+            kind: "charge".into(),
+            organization_id: payment.organization_id.clone(),
+            member_id: payment.member_id.clone(),
+            payment_id: payment.payment_id.clone(),
+            refund_id: None,
+            status: "pending".into(),
+            request: request.to_json(),
+            connector: None,
+            provider_payment_id: None,
+            attempts: 0,
+            reports: 0,
+            last_error: None,
+            next_attempt_at: at,
+            first_attempt_at: None,
+            created_at: at,
+        },
+    )
+    .await?;
+    out.emit(|metadata| PaymentProcessingStarted {
+        metadata,
+        payment_id: payment.payment_id.clone(),
+        member_id: payment.member_id.clone(),
+        attempt: payment.attempts,
+    });
+    Ok(())
+}
+
+async fn charge_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let o: RecordChargeOutcome = out.message.record()?;
+    payment_rules::validate_outcome(&o).map_err(malformed::<RecordChargeOutcome>)?;
+    let at = out.message.occurred_at()?;
+    let decided = match member_payment(tx, &o.payment_id, &o.member_id).await? {
+        Ok(p) => payment_rules::apply_outcome(&p, &o, at),
+        Err(refusal) => Err(refusal),
+    };
+    let payment = match decided {
+        Ok(payment) => payment,
+        Err(refusal) => {
+            out.refuse::<RecordChargeOutcome>(&o.member_id, refusal);
+            return Ok(());
+        }
+    };
+    payments::save(tx, &payment).await?;
+    match payment.status.as_str() {
+        "succeeded" => {
+            calls::settle(tx, &o.call_id).await?;
+            succeeded(tx, out, &payment, at).await?;
+        }
+        "failed" => {
+            calls::settle(tx, &o.call_id).await?;
+            out.emit(|metadata| PaymentFailed {
+                metadata,
+                payment_id: payment.payment_id.clone(),
+                member_id: payment.member_id.clone(),
+                amount_minor: payment.amount_minor,
+                currency: payment.currency.clone(),
+                method: payment.method.clone(),
+                connector: o.connector.clone(),
+                code: payment.failure_code.clone().unwrap_or_default(),
+                message: payment.failure_message.clone().unwrap_or_default(),
+            });
+        }
+        "requires_action" => out.emit(|metadata| PaymentRequiresAction {
+            metadata,
+            payment_id: payment.payment_id.clone(),
+            member_id: payment.member_id.clone(),
+            connector: o.connector.clone(),
+            action_kind: payment.action_kind.clone().unwrap_or_default(),
+            action_url: payment.action_url.clone(),
         }),
+        // Still with the provider: nothing new to tell.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `PaymentSucceeded`, and the invoice it pays.
+async fn succeeded(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    payment: &Payment,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), HandleError> {
+    out.emit(|metadata| PaymentSucceeded {
+        metadata,
+        payment_id: payment.payment_id.clone(),
+        member_id: payment.member_id.clone(),
+        amount_minor: payment.amount_minor,
+        currency: payment.currency.clone(),
+        method: payment.method.clone(),
+        connector: payment.connector.clone().unwrap_or_else(|| "manual".into()),
+        provider_payment_id: payment.provider_payment_id.clone(),
+        gateway_fee_minor: payment.gateway_fee_minor,
+        processing_fee_minor: payment.processing_fee_minor,
+        invoice_id: payment.invoice_id.clone(),
+    });
+    let Some(invoice_id) = &payment.invoice_id else { return Ok(()) };
+    let Some(invoice) = invoices::load(tx, invoice_id).await? else { return Ok(()) };
+    let (invoice, paid) = invoice_rules::pay(&invoice, payment.amount_minor, at);
+    invoices::save(tx, &invoice).await?;
+    if paid {
+        out.emit(|metadata| InvoicePaid {
+            metadata,
+            invoice_id: invoice.invoice_id.clone(),
+            member_id: invoice.member_id.clone(),
+            number: invoice.number.clone().unwrap_or_default(),
+            currency: invoice.currency.clone(),
+            amount_paid_minor: invoice.amount_paid_minor,
+        });
+    }
+    Ok(())
+}
+
+async fn confirm_manual(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: ConfirmManualPayment = out.message.record()?;
+    decide::check_filled(&[("payment_id", &c.payment_id), ("member_id", &c.member_id)])
+        .map_err(malformed::<ConfirmManualPayment>)?;
+    let at = out.message.occurred_at()?;
+    let decided = match member_payment(tx, &c.payment_id, &c.member_id).await? {
+        Ok(p) => payment_rules::confirm_manual(&p, at).map(|confirmed| (p.pending_call_id, confirmed)),
+        Err(refusal) => Err(refusal),
+    };
+    match decided {
+        Ok((call, payment)) => {
+            payments::save(tx, &payment).await?;
+            if let Some(call) = call {
+                calls::settle(tx, &call).await?;
+            }
+            succeeded(tx, out, &payment, at).await?;
+        }
+        Err(refusal) => out.refuse::<ConfirmManualPayment>(&c.member_id, refusal),
+    }
+    Ok(())
+}
+
+async fn refund_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: RefundPayment = out.message.record()?;
+    refund_rules::validate(&c).map_err(malformed::<RefundPayment>)?;
+    let at = out.message.occurred_at()?;
+    let exists = refunds::exists(tx, &c.refund_id).await?;
+    let decided = match member_payment(tx, &c.payment_id, &c.member_id).await? {
+        Ok(p) => refund_rules::request(&p, exists, &c, at),
+        Err(refusal) => Err(refusal),
+    };
+    let (payment, refund) = match decided {
+        Ok(decided) => decided,
+        Err(refusal) => {
+            out.refuse::<RefundPayment>(&c.member_id, refusal);
+            return Ok(());
+        }
+    };
+    payments::save(tx, &payment).await?;
+    refunds::save(tx, &refund).await?;
+    let call_id = out.message.metadata.event_id.clone();
+    let request = CallRequest {
+        idempotency_key: call_id.clone(),
+        correlation_id: out.message.metadata.correlation_id.clone(),
+        amount_minor: refund.amount_minor,
+        currency: refund.currency.clone(),
+        method: payment.method.clone(),
+        payment_method_token: None,
+        description: refund.reason.clone(),
+        return_url: None,
+        provider_payment_id: payment.provider_payment_id.clone(),
+    };
+    calls::insert(
+        tx,
+        &ProviderCall {
+            call_id,
+            kind: "refund".into(),
+            organization_id: payment.organization_id.clone(),
+            member_id: payment.member_id.clone(),
+            payment_id: payment.payment_id.clone(),
+            refund_id: Some(refund.refund_id.clone()),
+            status: "pending".into(),
+            request: request.to_json(),
+            // A refund goes back through whoever charged.
+            connector: payment.connector.clone(),
+            provider_payment_id: payment.provider_payment_id.clone(),
+            attempts: 0,
+            reports: 0,
+            last_error: None,
+            next_attempt_at: at,
+            first_attempt_at: None,
+            created_at: at,
+        },
+    )
+    .await?;
+    out.emit(|metadata| RefundRequested {
+        metadata,
+        refund_id: refund.refund_id.clone(),
+        payment_id: refund.payment_id.clone(),
+        member_id: refund.member_id.clone(),
+        amount_minor: refund.amount_minor,
+        currency: refund.currency.clone(),
+    });
+    Ok(())
+}
+
+async fn refund_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let o: RecordRefundOutcome = out.message.record()?;
+    refund_rules::validate_outcome(&o).map_err(malformed::<RecordRefundOutcome>)?;
+    let at = out.message.occurred_at()?;
+    let refund: Option<Refund> = refunds::load(tx, &o.refund_id).await?;
+    let payment = match member_payment(tx, &o.payment_id, &o.member_id).await? {
+        Ok(p) => p,
+        Err(refusal) => {
+            out.refuse::<RecordRefundOutcome>(&o.member_id, refusal);
+            return Ok(());
+        }
+    };
+    let Some(refund) = refund.filter(|r| r.payment_id == payment.payment_id) else {
+        let refusal = Refusal::new(
+            "refund_not_found",
+            format!("refund {} of payment {} does not exist", o.refund_id, o.payment_id),
+        );
+        out.refuse::<RecordRefundOutcome>(&o.member_id, refusal);
+        return Ok(());
+    };
+    let (payment, refund) = match refund_rules::apply_outcome(&payment, &refund, &o, at) {
+        Ok(decided) => decided,
+        Err(refusal) => {
+            out.refuse::<RecordRefundOutcome>(&o.member_id, refusal);
+            return Ok(());
+        }
+    };
+    payments::save(tx, &payment).await?;
+    refunds::save(tx, &refund).await?;
+    match refund.status.as_str() {
+        "succeeded" => {
+            calls::settle(tx, &o.call_id).await?;
+            out.emit(|metadata| RefundIssued {
+                metadata,
+                refund_id: refund.refund_id.clone(),
+                payment_id: refund.payment_id.clone(),
+                member_id: refund.member_id.clone(),
+                amount_minor: refund.amount_minor,
+                currency: refund.currency.clone(),
+                provider_refund_id: refund.provider_refund_id.clone(),
+                payment_status: payment.status.clone(),
+            });
+        }
+        "failed" => {
+            calls::settle(tx, &o.call_id).await?;
+            out.emit(|metadata| RefundFailed {
+                metadata,
+                refund_id: refund.refund_id.clone(),
+                payment_id: refund.payment_id.clone(),
+                member_id: refund.member_id.clone(),
+                code: refund.failure_code.clone().unwrap_or_default(),
+                message: refund.failure_message.clone().unwrap_or_default(),
+            });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn add_payment_method(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: AddPaymentMethod = out.message.record()?;
+    decide::check_filled(&[
+        ("payment_method_id", &c.payment_method_id),
+        ("member_id", &c.member_id),
+        ("metadata.organization_id", &c.metadata.organization_id),
+    ])
+    .and_then(|()| decide::check_method(&c.method))
+    .map_err(malformed::<AddPaymentMethod>)?;
+    let at = out.message.occurred_at()?;
+    if methods::load(tx, &c.payment_method_id).await?.is_some() {
+        let refusal = Refusal::new(
+            "payment_method_exists",
+            format!("payment method {} already exists", c.payment_method_id),
+        );
+        out.refuse::<AddPaymentMethod>(&c.member_id, refusal);
+        return Ok(());
+    }
+    let is_default = methods::insert(
+        tx,
+        &PaymentMethod {
+            payment_method_id: c.payment_method_id.clone(),
+            organization_id: c.metadata.organization_id.clone(),
+            member_id: c.member_id.clone(),
+            method: c.method.clone(),
+            provider_token: c.provider_token.clone(),
+            label: c.label.clone(),
+            is_default: c.make_default,
+            created_at: at,
+        },
+    )
+    .await?;
+    out.emit(|metadata| PaymentMethodAdded {
+        metadata,
+        payment_method_id: c.payment_method_id,
+        member_id: c.member_id,
+        method: c.method,
+        label: c.label,
+        is_default,
+    });
+    Ok(())
+}
+
+async fn create_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: CreateInvoice = out.message.record()?;
+    invoice_rules::validate(&c).map_err(malformed::<CreateInvoice>)?;
+    let priced = invoice_rules::price(&c).map_err(malformed::<CreateInvoice>)?;
+    let at = out.message.occurred_at()?;
+    let exists = invoices::load(tx, &c.invoice_id).await?.is_some();
+    let (invoice, lines) = match invoice_rules::create(exists, &c, priced, at) {
+        Ok(created) => created,
+        Err(refusal) => {
+            out.refuse::<CreateInvoice>(&c.member_id, refusal);
+            return Ok(());
+        }
+    };
+    invoices::insert(tx, &invoice, &lines).await?;
+    out.emit(|metadata| InvoiceCreated {
+        metadata,
+        invoice_id: invoice.invoice_id.clone(),
+        member_id: invoice.member_id.clone(),
+        currency: invoice.currency.clone(),
+        subtotal_minor: invoice.subtotal_minor,
+        tax_minor: invoice.tax_minor,
+        total_minor: invoice.total_minor,
+        due_at: c.due_at,
+    });
+    if c.finalize {
+        finalize(tx, out, &invoice, at).await?;
+    }
+    Ok(())
+}
+
+async fn finalize(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    draft: &Invoice,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), HandleError> {
+    let sequence = invoices::next_number(tx, &draft.organization_id).await?;
+    let invoice = invoice_rules::finalize(draft, sequence, at);
+    invoices::save(tx, &invoice).await?;
+    out.emit(|metadata| InvoiceIssued {
+        metadata,
+        invoice_id: invoice.invoice_id.clone(),
+        member_id: invoice.member_id.clone(),
+        number: invoice.number.clone().unwrap_or_default(),
+        currency: invoice.currency.clone(),
+        total_minor: invoice.total_minor,
+        due_at: invoice.due_at.timestamp_millis(),
+    });
+    Ok(())
+}
+
+async fn change_invoice_status(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: ChangeInvoiceStatus = out.message.record()?;
+    invoice_rules::validate_change(&c).map_err(malformed::<ChangeInvoiceStatus>)?;
+    let at = out.message.occurred_at()?;
+    let invoice = match invoices::load(tx, &c.invoice_id).await? {
+        Some(i) if i.member_id == c.member_id => i,
+        _ => {
+            let refusal = Refusal::new(
+                "invoice_not_found",
+                format!("invoice {} does not exist for member {}", c.invoice_id, c.member_id),
+            );
+            out.refuse::<ChangeInvoiceStatus>(&c.member_id, refusal);
+            return Ok(());
+        }
+    };
+    match invoice_rules::change(&invoice, &c.status) {
+        Ok(true) => finalize(tx, out, &invoice, at).await?,
+        Ok(false) => {
+            let changed = Invoice { status: c.status.clone(), updated_at: at, ..invoice.clone() };
+            invoices::save(tx, &changed).await?;
+            out.emit(|metadata| InvoiceStatusChanged {
+                metadata,
+                invoice_id: changed.invoice_id.clone(),
+                member_id: changed.member_id.clone(),
+                from_status: invoice.status.clone(),
+                status: changed.status.clone(),
+            });
+        }
+        Err(refusal) => out.refuse::<ChangeInvoiceStatus>(&c.member_id, refusal),
     }
     Ok(())
 }

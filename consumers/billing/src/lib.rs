@@ -1,8 +1,10 @@
-//! Billing: payments now; invoices, refunds and subscriptions follow. Pure decisions in
-//! [`decide`], the shell in [`handler`].
+//! Billing: payments over provider connectors, refunds, payment methods and invoices
+//! (subscriptions follow). Pure decisions in [`decide`], the shell in [`handler`], the calls to
+//! payment providers in [`provider`].
 
 pub mod decide;
 pub mod handler;
+pub mod provider;
 
 pub use handler::BillingHandler;
 

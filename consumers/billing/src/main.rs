@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
         handler: BillingHandler,
         migrator: &studyspot_billing_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
+        sidecars: vec![studyspot_billing::provider::sidecar()],
     })
     .await?;
     Ok(())

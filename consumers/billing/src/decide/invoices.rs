@@ -1,0 +1,257 @@
+//! Invoices: priced from their lines (tax per line, rounded half up), numbered when finalized,
+//! paid by one or more payments.
+
+use chrono::{DateTime, Utc};
+use studyspot_billing_projection::{Invoice, InvoiceLine};
+use studyspot_schemas::billing::{ChangeInvoiceStatus, CreateInvoice};
+
+use super::{Malformed, Refusal, basis_points, check_currency, check_filled};
+
+pub fn validate(c: &CreateInvoice) -> Result<(), Malformed> {
+    check_filled(&[
+        ("invoice_id", &c.invoice_id),
+        ("member_id", &c.member_id),
+        ("metadata.organization_id", &c.metadata.organization_id),
+    ])?;
+    check_currency(&c.currency)?;
+    if c.lines.is_empty() {
+        return Err(Malformed("an invoice needs at least one line".into()));
+    }
+    for (n, line) in c.lines.iter().enumerate() {
+        if line.description.trim().is_empty() {
+            return Err(Malformed(format!("lines[{n}].description is empty")));
+        }
+        if line.quantity <= 0 {
+            return Err(Malformed(format!("lines[{n}].quantity must be positive")));
+        }
+        if line.unit_amount_minor < 0 {
+            return Err(Malformed(format!("lines[{n}].unit_amount_minor cannot be negative")));
+        }
+        if !(0..=10_000).contains(&line.tax_rate_bps) {
+            return Err(Malformed(format!("lines[{n}].tax_rate_bps must be 0 to 10000")));
+        }
+    }
+    Ok(())
+}
+
+/// An invoice's lines with their amounts and taxes, and its totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Priced {
+    pub lines: Vec<InvoiceLine>,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub due_at: DateTime<Utc>,
+}
+
+pub fn price(c: &CreateInvoice) -> Result<Priced, Malformed> {
+    let overflow = || Malformed("the invoice's amounts overflow".into());
+    let mut lines = Vec::with_capacity(c.lines.len());
+    let (mut subtotal, mut tax) = (0_i64, 0_i64);
+    for (n, line) in c.lines.iter().enumerate() {
+        let amount = line.quantity.checked_mul(line.unit_amount_minor).ok_or_else(overflow)?;
+        let line_tax = basis_points(amount, i64::from(line.tax_rate_bps)).ok_or_else(overflow)?;
+        subtotal = subtotal.checked_add(amount).ok_or_else(overflow)?;
+        tax = tax.checked_add(line_tax).ok_or_else(overflow)?;
+        lines.push(InvoiceLine {
+            invoice_id: c.invoice_id.clone(),
+            line_no: i32::try_from(n + 1).map_err(|_| overflow())?,
+            description: line.description.clone(),
+            quantity: line.quantity,
+            unit_amount_minor: line.unit_amount_minor,
+            amount_minor: amount,
+            tax_rate_bps: line.tax_rate_bps,
+            tax_name: line.tax_name.clone(),
+            tax_minor: line_tax,
+        });
+    }
+    subtotal.checked_add(tax).ok_or_else(overflow)?;
+    let due_at = DateTime::from_timestamp_millis(c.due_at)
+        .ok_or_else(|| Malformed(format!("due_at {} is not a valid time", c.due_at)))?;
+    Ok(Priced { lines, subtotal_minor: subtotal, tax_minor: tax, due_at })
+}
+
+/// A new draft (the handler finalizes it when the command says so).
+pub fn create(
+    exists: bool,
+    c: &CreateInvoice,
+    priced: Priced,
+    at: DateTime<Utc>,
+) -> Result<(Invoice, Vec<InvoiceLine>), Refusal> {
+    if exists {
+        return Err(Refusal::new("invoice_exists", format!("invoice {} already exists", c.invoice_id)));
+    }
+    let invoice = Invoice {
+        invoice_id: c.invoice_id.clone(),
+        organization_id: c.metadata.organization_id.clone(),
+        member_id: c.member_id.clone(),
+        number: None,
+        currency: c.currency.clone(),
+        subtotal_minor: priced.subtotal_minor,
+        tax_minor: priced.tax_minor,
+        total_minor: priced.subtotal_minor + priced.tax_minor,
+        amount_paid_minor: 0,
+        status: "draft".into(),
+        due_at: priced.due_at,
+        created_at: at,
+        updated_at: at,
+        issued_at: None,
+        paid_at: None,
+    };
+    Ok((invoice, priced.lines))
+}
+
+/// Invoice numbers: a prefix and the organization's sequence, zero-padded.
+pub fn number(sequence: i64) -> String {
+    format!("INV-{sequence:06}")
+}
+
+/// Finalizes a draft with the organization's next number.
+pub fn finalize(i: &Invoice, sequence: i64, at: DateTime<Utc>) -> Invoice {
+    Invoice {
+        number: Some(number(sequence)),
+        status: "open".into(),
+        issued_at: Some(at),
+        updated_at: at,
+        ..i.clone()
+    }
+}
+
+pub fn validate_change(c: &ChangeInvoiceStatus) -> Result<(), Malformed> {
+    check_filled(&[("invoice_id", &c.invoice_id), ("member_id", &c.member_id)])?;
+    if !matches!(c.status.as_str(), "open" | "void" | "uncollectible") {
+        return Err(Malformed(format!("status {:?} is not one of open, void, uncollectible", c.status)));
+    }
+    Ok(())
+}
+
+/// Which moves are allowed, as Stripe has them: a draft is finalized (open) or voided; an open
+/// invoice is voided or marked uncollectible; an uncollectible one may still be voided. Paid and
+/// void are final. `Ok(true)` means the move needs a number.
+pub fn change(i: &Invoice, to: &str) -> Result<bool, Refusal> {
+    match (i.status.as_str(), to) {
+        ("draft", "open") => Ok(true),
+        ("draft", "void") | ("open", "void") | ("open", "uncollectible") | ("uncollectible", "void") => {
+            Ok(false)
+        }
+        (from, to) => Err(Refusal::new(
+            "invalid_invoice_transition",
+            format!("invoice {} is {from}; it cannot become {to}", i.invoice_id),
+        )),
+    }
+}
+
+/// A succeeded payment of the invoice; `true` when it is now paid in full.
+pub fn pay(i: &Invoice, amount_minor: i64, at: DateTime<Utc>) -> (Invoice, bool) {
+    let paid = i.amount_paid_minor + amount_minor;
+    let settled = paid >= i.total_minor && matches!(i.status.as_str(), "open" | "uncollectible");
+    let invoice = Invoice {
+        amount_paid_minor: paid,
+        status: if settled { "paid".into() } else { i.status.clone() },
+        paid_at: if settled { Some(at) } else { i.paid_at },
+        updated_at: at,
+        ..i.clone()
+    };
+    (invoice, settled)
+}
+
+#[cfg(test)]
+mod tests {
+    use studyspot_schemas::{EventMetadata, billing::InvoiceLine as Line};
+
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600 + minute * 60, 0).expect("time")
+    }
+
+    fn command() -> CreateInvoice {
+        CreateInvoice {
+            metadata: EventMetadata::example(),
+            invoice_id: "inv_1".into(),
+            member_id: "mem_1".into(),
+            currency: "EUR".into(),
+            lines: vec![
+                Line {
+                    description: "Desk, March".into(),
+                    quantity: 1,
+                    unit_amount_minor: 10_050,
+                    tax_rate_bps: 1900,
+                    tax_name: Some("VAT".into()),
+                },
+                Line {
+                    description: "Locker".into(),
+                    quantity: 3,
+                    unit_amount_minor: 333,
+                    tax_rate_bps: 700,
+                    tax_name: Some("VAT reduced".into()),
+                },
+            ],
+            due_at: 1_767_225_600_000 + 14 * 86_400_000,
+            finalize: true,
+        }
+    }
+
+    #[test]
+    fn given_lines_when_created_then_taxes_round_per_line_and_the_draft_has_no_number() {
+        let priced = price(&command()).expect("well formed");
+        let (invoice, lines) = create(false, &command(), priced, at(0)).expect("not refused");
+        // 10 050 × 19 % = 1 909.5 → 1 910; 999 × 7 % = 69.93 → 70.
+        assert_eq!(lines.iter().map(|l| l.tax_minor).collect::<Vec<_>>(), [1910, 70]);
+        assert_eq!((invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor), (11_049, 1_980, 13_029));
+        assert_eq!((invoice.status.as_str(), invoice.number.as_deref()), ("draft", None));
+        let open = finalize(&invoice, 42, at(1));
+        assert_eq!((open.status.as_str(), open.number.as_deref()), ("open", Some("INV-000042")));
+    }
+
+    #[test]
+    fn bad_lines_and_existing_ids_are_refused() {
+        let priced = price(&command()).expect("well formed");
+        assert_eq!(
+            create(true, &command(), priced, at(0)).map(|_| ()).map_err(|r| r.code),
+            Err("invoice_exists")
+        );
+        let mut empty = command();
+        empty.lines.clear();
+        assert!(validate(&empty).is_err());
+        for change in [
+            |l: &mut Line| l.quantity = 0,
+            |l: &mut Line| l.unit_amount_minor = -1,
+            |l: &mut Line| l.tax_rate_bps = 10_001,
+            |l: &mut Line| l.description = " ".into(),
+        ] {
+            let mut c = command();
+            change(&mut c.lines[0]);
+            assert!(validate(&c).is_err());
+        }
+        let mut huge = command();
+        huge.lines[0].quantity = i64::MAX;
+        assert!(price(&huge).is_err(), "overflow is malformed");
+    }
+
+    #[test]
+    fn status_moves_follow_the_lifecycle() {
+        let (draft, _) = create(false, &command(), price(&command()).expect("ok"), at(0)).expect("ok");
+        assert_eq!(change(&draft, "open"), Ok(true));
+        assert_eq!(change(&draft, "void"), Ok(false));
+        assert_eq!(change(&draft, "uncollectible").map_err(|r| r.code), Err("invalid_invoice_transition"));
+        let open = finalize(&draft, 1, at(1));
+        assert_eq!(change(&open, "uncollectible"), Ok(false));
+        assert_eq!(change(&open, "open").map_err(|r| r.code), Err("invalid_invoice_transition"));
+        for done in ["paid", "void"] {
+            let i = Invoice { status: done.into(), ..open.clone() };
+            for to in ["open", "void", "uncollectible"] {
+                assert!(change(&i, to).is_err(), "{done} → {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_payments_pay_an_invoice_in_full() {
+        let (draft, _) = create(false, &command(), price(&command()).expect("ok"), at(0)).expect("ok");
+        let open = finalize(&draft, 1, at(1));
+        let (part, paid) = pay(&open, 10_000, at(2));
+        assert_eq!((part.status.as_str(), paid, part.amount_paid_minor), ("open", false, 10_000));
+        let (full, paid) = pay(&part, 3_029, at(3));
+        assert_eq!((full.status.as_str(), paid, full.paid_at), ("paid", true, Some(at(3))));
+    }
+}

@@ -1,0 +1,66 @@
+//! Billing decisions: no I/O, no clock. Each takes the state the handler loaded and the command,
+//! and returns the new state (and what the events need) or a [`Refusal`].
+
+pub mod invoices;
+pub mod payments;
+pub mod refunds;
+
+pub use studyspot_schemas::billing::PAYMENT_METHODS as METHODS;
+
+/// The command cannot be applied as it is: it goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed(pub String);
+
+/// A well-formed command the domain refuses: a `CommandRejected` event with this code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, reason: impl Into<String>) -> Self {
+        Self { code, reason: reason.into() }
+    }
+}
+
+pub(crate) fn check_currency(currency: &str) -> Result<(), Malformed> {
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Malformed(format!("currency {currency:?} is not an ISO 4217 code")));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_method(method: &str) -> Result<(), Malformed> {
+    if !METHODS.contains(&method) {
+        return Err(Malformed(format!("method {method:?} is not one of {}", METHODS.join(", "))));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_filled(fields: &[(&str, &str)]) -> Result<(), Malformed> {
+    match studyspot_schemas::first_blank(fields) {
+        Some(field) => Err(Malformed(format!("{field} is empty"))),
+        None => Ok(()),
+    }
+}
+
+/// `amount × bps / 10 000`, rounded half up, in i128 so no product overflows.
+pub fn basis_points(amount_minor: i64, bps: i64) -> Option<i64> {
+    let product = i128::from(amount_minor) * i128::from(bps);
+    i64::try_from((product + 5_000).div_euclid(10_000)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basis_points_round_half_up_without_overflow() {
+        assert_eq!(basis_points(1000, 290), Some(29));
+        assert_eq!(basis_points(1050, 1900), Some(200)); // 199.5 → 200
+        assert_eq!(basis_points(1049, 1900), Some(199)); // 199.31 → 199
+        assert_eq!(basis_points(i64::MAX, 10_000), Some(i64::MAX));
+        assert_eq!(basis_points(i64::MAX, 20_000), None);
+    }
+}

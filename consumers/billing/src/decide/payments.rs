@@ -1,0 +1,430 @@
+//! The payment state machine: created → processing → succeeded | failed | requires_action, and
+//! on to (partially) refunded. Anything else is refused with a reason.
+
+use chrono::{DateTime, Utc};
+use studyspot_billing_projection::Payment;
+use studyspot_schemas::billing::{CHARGE_OUTCOMES, CreatePayment, RecordChargeOutcome};
+
+use super::{Malformed, Refusal, check_currency, check_filled, check_method};
+
+pub fn validate_create(c: &CreatePayment) -> Result<(), Malformed> {
+    check_filled(&[
+        ("payment_id", &c.payment_id),
+        ("member_id", &c.member_id),
+        ("metadata.organization_id", &c.metadata.organization_id),
+    ])?;
+    if c.amount_minor <= 0 {
+        return Err(Malformed(format!("amount_minor must be positive, got {}", c.amount_minor)));
+    }
+    check_currency(&c.currency)?;
+    check_method(&c.method)
+}
+
+/// What the handler knows about the references a new payment makes.
+#[derive(Debug, Clone, Default)]
+pub struct CreateContext {
+    pub exists: bool,
+    /// The named payment method: (member, method).
+    pub method_of: Option<(String, String)>,
+    /// The named invoice: (member, currency, status, outstanding amount).
+    pub invoice: Option<(String, String, String, i64)>,
+}
+
+pub fn create(ctx: &CreateContext, c: &CreatePayment, at: DateTime<Utc>) -> Result<Payment, Refusal> {
+    if ctx.exists {
+        return Err(Refusal::new("payment_exists", format!("payment {} already exists", c.payment_id)));
+    }
+    if let Some(id) = &c.payment_method_id {
+        match &ctx.method_of {
+            None => {
+                return Err(Refusal::new(
+                    "payment_method_not_found",
+                    format!("payment method {id} does not exist"),
+                ));
+            }
+            Some((member, _)) if member != &c.member_id => {
+                return Err(Refusal::new(
+                    "payment_method_not_found",
+                    format!("payment method {id} is not member {}'s", c.member_id),
+                ));
+            }
+            Some((_, method)) if method != &c.method => {
+                return Err(Refusal::new(
+                    "payment_method_mismatch",
+                    format!("payment method {id} is a {method} method, the payment is by {}", c.method),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(id) = &c.invoice_id {
+        let Some((member, currency, status, outstanding)) = &ctx.invoice else {
+            return Err(Refusal::new("invoice_not_found", format!("invoice {id} does not exist")));
+        };
+        if member != &c.member_id {
+            return Err(Refusal::new(
+                "invoice_not_found",
+                format!("invoice {id} is not member {}'s", c.member_id),
+            ));
+        }
+        if !matches!(status.as_str(), "open" | "uncollectible") {
+            return Err(Refusal::new("invoice_not_payable", format!("invoice {id} is {status}")));
+        }
+        if currency != &c.currency {
+            return Err(Refusal::new(
+                "currency_mismatch",
+                format!("invoice {id} is in {currency}, the payment in {}", c.currency),
+            ));
+        }
+        if c.amount_minor > *outstanding {
+            return Err(Refusal::new(
+                "amount_exceeds_invoice",
+                format!(
+                    "{} exceeds the {outstanding} {currency} minor units outstanding on invoice {id}",
+                    c.amount_minor
+                ),
+            ));
+        }
+    }
+    Ok(Payment {
+        payment_id: c.payment_id.clone(),
+        organization_id: c.metadata.organization_id.clone(),
+        member_id: c.member_id.clone(),
+        amount_minor: c.amount_minor,
+        currency: c.currency.clone(),
+        method: c.method.clone(),
+        description: c.description.clone(),
+        status: "created".into(),
+        created_at: at,
+        updated_at: at,
+        invoice_id: c.invoice_id.clone(),
+        payment_method_id: c.payment_method_id.clone(),
+        ..Payment::default()
+    })
+}
+
+/// Sends the payment to its provider: from created, or again after a failure (a new attempt with
+/// a new idempotency key). `call_id` names the provider call.
+pub fn process(p: &Payment, call_id: &str, at: DateTime<Utc>) -> Result<Payment, Refusal> {
+    match p.status.as_str() {
+        "created" | "failed" => Ok(Payment {
+            status: "processing".into(),
+            attempts: p.attempts + 1,
+            pending_call_id: Some(call_id.to_owned()),
+            failure_code: None,
+            failure_message: None,
+            action_kind: None,
+            action_url: None,
+            failed_at: None,
+            updated_at: at,
+            ..p.clone()
+        }),
+        "processing" => Err(Refusal::new(
+            "payment_processing",
+            format!("payment {} is already with its provider", p.payment_id),
+        )),
+        "requires_action" => Err(Refusal::new(
+            "payment_requires_action",
+            format!(
+                "payment {} waits for {}; complete that or let it fail first",
+                p.payment_id,
+                p.action_kind.as_deref().unwrap_or("the payer")
+            ),
+        )),
+        status => Err(Refusal::new(
+            "payment_already_succeeded",
+            format!("payment {} is {status}; it cannot be charged again", p.payment_id),
+        )),
+    }
+}
+
+pub fn validate_outcome(o: &RecordChargeOutcome) -> Result<(), Malformed> {
+    check_filled(&[("payment_id", &o.payment_id), ("call_id", &o.call_id), ("connector", &o.connector)])?;
+    if !CHARGE_OUTCOMES.contains(&o.outcome.as_str()) {
+        return Err(Malformed(format!(
+            "outcome {:?} is not one of {}",
+            o.outcome,
+            CHARGE_OUTCOMES.join(", ")
+        )));
+    }
+    if o.outcome == "requires_action" && o.action_kind.is_none() {
+        return Err(Malformed("requires_action without action_kind".into()));
+    }
+    if o.gateway_fee_minor < 0 || o.processing_fee_minor < 0 {
+        return Err(Malformed("fees cannot be negative".into()));
+    }
+    Ok(())
+}
+
+/// A provider's answer to the call the payment waits for. Answers to older attempts, or arriving
+/// after the payment settled, are refused (and so recorded).
+pub fn apply_outcome(p: &Payment, o: &RecordChargeOutcome, at: DateTime<Utc>) -> Result<Payment, Refusal> {
+    if p.pending_call_id.as_deref() != Some(o.call_id.as_str()) {
+        return Err(Refusal::new(
+            "outcome_not_expected",
+            format!("payment {} does not wait for call {} (it is {})", p.payment_id, o.call_id, p.status),
+        ));
+    }
+    let answered = Payment {
+        connector: Some(o.connector.clone()),
+        provider_payment_id: o.provider_payment_id.clone().or_else(|| p.provider_payment_id.clone()),
+        gateway_fee_minor: o.gateway_fee_minor,
+        processing_fee_minor: o.processing_fee_minor,
+        updated_at: at,
+        ..p.clone()
+    };
+    Ok(match o.outcome.as_str() {
+        "succeeded" => Payment {
+            status: "succeeded".into(),
+            pending_call_id: None,
+            action_kind: None,
+            action_url: None,
+            succeeded_at: Some(at),
+            ..answered
+        },
+        "failed" => Payment {
+            status: "failed".into(),
+            pending_call_id: None,
+            failure_code: Some(o.code.clone().unwrap_or_else(|| "provider_error".into())),
+            failure_message: o.message.clone(),
+            action_kind: None,
+            action_url: None,
+            failed_at: Some(at),
+            // A failed charge costs nothing.
+            gateway_fee_minor: 0,
+            processing_fee_minor: 0,
+            ..answered
+        },
+        "requires_action" => Payment {
+            status: "requires_action".into(),
+            action_kind: o.action_kind.clone(),
+            action_url: o.action_url.clone(),
+            ..answered
+        },
+        _ => Payment { status: "processing".into(), ..answered },
+    })
+}
+
+/// Staff say the cash or bank transfer arrived.
+pub fn confirm_manual(p: &Payment, at: DateTime<Utc>) -> Result<Payment, Refusal> {
+    if p.status != "requires_action" || p.action_kind.as_deref() != Some("staff_confirmation") {
+        return Err(Refusal::new(
+            "not_awaiting_confirmation",
+            format!("payment {} is {}, not waiting for staff to confirm it", p.payment_id, p.status),
+        ));
+    }
+    Ok(Payment {
+        status: "succeeded".into(),
+        pending_call_id: None,
+        action_kind: None,
+        action_url: None,
+        succeeded_at: Some(at),
+        updated_at: at,
+        ..p.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use studyspot_schemas::EventMetadata;
+
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600 + minute * 60, 0).expect("time")
+    }
+
+    fn command() -> CreatePayment {
+        CreatePayment {
+            metadata: EventMetadata::example(),
+            payment_id: "pay_1".into(),
+            member_id: "mem_1".into(),
+            amount_minor: 1500,
+            currency: "EUR".into(),
+            method: "card".into(),
+            description: None,
+            invoice_id: None,
+            payment_method_id: None,
+        }
+    }
+
+    fn created() -> Payment {
+        create(&CreateContext::default(), &command(), at(0)).expect("created")
+    }
+
+    fn outcome(call: &str, outcome: &str) -> RecordChargeOutcome {
+        RecordChargeOutcome {
+            metadata: EventMetadata::example(),
+            payment_id: "pay_1".into(),
+            member_id: "mem_1".into(),
+            call_id: call.into(),
+            connector: "stripe".into(),
+            outcome: outcome.into(),
+            provider_payment_id: Some("pi_1".into()),
+            code: (outcome == "failed").then(|| "card_declined".into()),
+            message: None,
+            action_kind: (outcome == "requires_action").then(|| "redirect".into()),
+            action_url: (outcome == "requires_action").then(|| "https://hooks.stripe.com/3ds".into()),
+            gateway_fee_minor: 74,
+            processing_fee_minor: 0,
+        }
+    }
+
+    #[test]
+    fn given_a_new_payment_when_created_then_it_is_recorded_as_created() {
+        assert_eq!(validate_create(&command()), Ok(()));
+        let p = created();
+        assert_eq!((p.status.as_str(), p.amount_minor, p.attempts), ("created", 1500, 0));
+    }
+
+    #[test]
+    fn given_the_payment_exists_when_created_again_then_it_is_refused() {
+        let ctx = CreateContext { exists: true, ..Default::default() };
+        assert_eq!(create(&ctx, &command(), at(0)).map_err(|r| r.code), Err("payment_exists"));
+    }
+
+    #[test]
+    fn amounts_currencies_and_methods_are_checked() {
+        let mut zero = command();
+        zero.amount_minor = 0;
+        assert!(validate_create(&zero).is_err());
+        for currency in ["eur", "EURO", "E1R", ""] {
+            let mut c = command();
+            c.currency = currency.into();
+            assert!(validate_create(&c).is_err(), "{currency}");
+        }
+        let mut bitcoin = command();
+        bitcoin.method = "bitcoin".into();
+        assert!(validate_create(&bitcoin).is_err());
+        let mut anonymous = command();
+        anonymous.member_id = " ".into();
+        assert!(validate_create(&anonymous).is_err());
+    }
+
+    #[test]
+    fn references_to_methods_and_invoices_must_fit() {
+        let mut c = command();
+        c.payment_method_id = Some("pm_1".into());
+        let none = CreateContext::default();
+        assert_eq!(create(&none, &c, at(0)).map_err(|r| r.code), Err("payment_method_not_found"));
+        let other = CreateContext { method_of: Some(("mem_2".into(), "card".into())), ..Default::default() };
+        assert_eq!(create(&other, &c, at(0)).map_err(|r| r.code), Err("payment_method_not_found"));
+        let upi = CreateContext { method_of: Some(("mem_1".into(), "upi".into())), ..Default::default() };
+        assert_eq!(create(&upi, &c, at(0)).map_err(|r| r.code), Err("payment_method_mismatch"));
+
+        let mut c = command();
+        c.invoice_id = Some("inv_1".into());
+        let invoice = |status: &str, currency: &str, outstanding| CreateContext {
+            invoice: Some(("mem_1".into(), currency.into(), status.into(), outstanding)),
+            ..Default::default()
+        };
+        assert_eq!(create(&none, &c, at(0)).map_err(|r| r.code), Err("invoice_not_found"));
+        assert_eq!(
+            create(&invoice("paid", "EUR", 0), &c, at(0)).map_err(|r| r.code),
+            Err("invoice_not_payable")
+        );
+        assert_eq!(
+            create(&invoice("open", "USD", 5000), &c, at(0)).map_err(|r| r.code),
+            Err("currency_mismatch")
+        );
+        assert_eq!(
+            create(&invoice("open", "EUR", 1000), &c, at(0)).map_err(|r| r.code),
+            Err("amount_exceeds_invoice")
+        );
+        assert!(create(&invoice("open", "EUR", 1500), &c, at(0)).is_ok());
+    }
+
+    #[test]
+    fn given_created_when_processed_then_it_waits_for_the_provider() {
+        let p = process(&created(), "call_1", at(1)).expect("processing");
+        assert_eq!(
+            (p.status.as_str(), p.attempts, p.pending_call_id.as_deref()),
+            ("processing", 1, Some("call_1"))
+        );
+    }
+
+    #[test]
+    fn given_processing_or_waiting_or_succeeded_when_processed_again_then_it_is_refused() {
+        let processing = process(&created(), "call_1", at(1)).expect("processing");
+        assert_eq!(process(&processing, "call_2", at(2)).map_err(|r| r.code), Err("payment_processing"));
+        let waiting =
+            apply_outcome(&processing, &outcome("call_1", "requires_action"), at(2)).expect("waits");
+        assert_eq!(process(&waiting, "call_2", at(3)).map_err(|r| r.code), Err("payment_requires_action"));
+        let succeeded = apply_outcome(&processing, &outcome("call_1", "succeeded"), at(2)).expect("ok");
+        assert_eq!(
+            process(&succeeded, "call_2", at(3)).map_err(|r| r.code),
+            Err("payment_already_succeeded")
+        );
+    }
+
+    #[test]
+    fn given_processing_when_the_provider_succeeds_then_fees_and_provider_id_are_kept() {
+        let processing = process(&created(), "call_1", at(1)).expect("processing");
+        let p = apply_outcome(&processing, &outcome("call_1", "succeeded"), at(2)).expect("succeeded");
+        assert_eq!(p.status, "succeeded");
+        assert_eq!((p.gateway_fee_minor, p.provider_payment_id.as_deref()), (74, Some("pi_1")));
+        assert_eq!((p.succeeded_at, p.pending_call_id), (Some(at(2)), None));
+    }
+
+    #[test]
+    fn given_processing_when_declined_then_failed_with_the_code_and_it_may_be_retried() {
+        let processing = process(&created(), "call_1", at(1)).expect("processing");
+        let failed = apply_outcome(&processing, &outcome("call_1", "failed"), at(2)).expect("failed");
+        assert_eq!(
+            (failed.status.as_str(), failed.failure_code.as_deref()),
+            ("failed", Some("card_declined"))
+        );
+        assert_eq!(failed.gateway_fee_minor, 0, "a decline costs nothing");
+        let again = process(&failed, "call_2", at(3)).expect("a new attempt");
+        assert_eq!((again.attempts, again.failure_code), (2, None));
+    }
+
+    #[test]
+    fn given_requires_action_when_the_provider_later_succeeds_then_it_succeeds() {
+        let processing = process(&created(), "call_1", at(1)).expect("processing");
+        let waiting =
+            apply_outcome(&processing, &outcome("call_1", "requires_action"), at(2)).expect("waits");
+        assert_eq!(waiting.action_kind.as_deref(), Some("redirect"));
+        let done = apply_outcome(&waiting, &outcome("call_1", "succeeded"), at(3)).expect("succeeded");
+        assert_eq!((done.status.as_str(), done.action_kind), ("succeeded", None));
+    }
+
+    #[test]
+    fn answers_to_another_call_or_after_settling_are_refused() {
+        let processing = process(&created(), "call_1", at(1)).expect("processing");
+        assert_eq!(
+            apply_outcome(&processing, &outcome("call_0", "succeeded"), at(2)).map_err(|r| r.code),
+            Err("outcome_not_expected")
+        );
+        let done = apply_outcome(&processing, &outcome("call_1", "succeeded"), at(2)).expect("ok");
+        assert_eq!(
+            apply_outcome(&done, &outcome("call_1", "failed"), at(3)).map_err(|r| r.code),
+            Err("outcome_not_expected")
+        );
+    }
+
+    #[test]
+    fn outcomes_are_validated() {
+        let mut o = outcome("call_1", "refunded");
+        assert!(validate_outcome(&o).is_err());
+        o = outcome("call_1", "requires_action");
+        o.action_kind = None;
+        assert!(validate_outcome(&o).is_err());
+        o = outcome("call_1", "succeeded");
+        o.gateway_fee_minor = -1;
+        assert!(validate_outcome(&o).is_err());
+    }
+
+    #[test]
+    fn manual_payments_succeed_when_staff_confirm_them_and_only_then() {
+        let processing = process(&created(), "call_1", at(1)).expect("processing");
+        assert_eq!(confirm_manual(&processing, at(2)).map_err(|r| r.code), Err("not_awaiting_confirmation"));
+        let mut cash = outcome("call_1", "requires_action");
+        cash.action_kind = Some("staff_confirmation".into());
+        cash.action_url = None;
+        let waiting = apply_outcome(&processing, &cash, at(2)).expect("waits");
+        let done = confirm_manual(&waiting, at(3)).expect("confirmed");
+        assert_eq!((done.status.as_str(), done.succeeded_at), ("succeeded", Some(at(3))));
+        assert_eq!(confirm_manual(&done, at(4)).map_err(|r| r.code), Err("not_awaiting_confirmation"));
+    }
+}

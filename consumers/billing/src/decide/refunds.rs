@@ -1,0 +1,244 @@
+//! Refunds, full or partial: never more than was captured minus what is refunded or being refunded.
+
+use chrono::{DateTime, Utc};
+use studyspot_billing_projection::{Payment, Refund};
+use studyspot_schemas::billing::{REFUND_OUTCOMES, RecordRefundOutcome, RefundPayment};
+
+use super::{Malformed, Refusal, check_filled};
+
+pub fn validate(c: &RefundPayment) -> Result<(), Malformed> {
+    check_filled(&[("refund_id", &c.refund_id), ("payment_id", &c.payment_id), ("member_id", &c.member_id)])?;
+    if let Some(amount) = c.amount_minor
+        && amount <= 0
+    {
+        return Err(Malformed(format!("amount_minor must be positive, got {amount}")));
+    }
+    Ok(())
+}
+
+/// Reserves the refund's amount on the payment; the provider is asked next.
+pub fn request(
+    p: &Payment,
+    exists: bool,
+    c: &RefundPayment,
+    at: DateTime<Utc>,
+) -> Result<(Payment, Refund), Refusal> {
+    if exists {
+        return Err(Refusal::new("refund_exists", format!("refund {} already exists", c.refund_id)));
+    }
+    if !matches!(p.status.as_str(), "succeeded" | "partially_refunded") {
+        return Err(Refusal::new(
+            "payment_not_refundable",
+            format!("payment {} is {}; only succeeded payments are refunded", p.payment_id, p.status),
+        ));
+    }
+    let refundable = p.amount_minor - p.refunded_minor - p.reserved_minor;
+    if refundable <= 0 {
+        return Err(Refusal::new(
+            "payment_fully_refunded",
+            format!("payment {} has nothing left to refund", p.payment_id),
+        ));
+    }
+    let amount = c.amount_minor.unwrap_or(refundable);
+    if amount > refundable {
+        return Err(Refusal::new(
+            "refund_exceeds_payment",
+            format!(
+                "a refund of {amount} exceeds the {refundable} {} minor units left to refund on payment {} \
+                 ({} captured, {} refunded, {} being refunded)",
+                p.currency, p.payment_id, p.amount_minor, p.refunded_minor, p.reserved_minor
+            ),
+        ));
+    }
+    let payment = Payment { reserved_minor: p.reserved_minor + amount, updated_at: at, ..p.clone() };
+    let refund = Refund {
+        refund_id: c.refund_id.clone(),
+        organization_id: p.organization_id.clone(),
+        payment_id: p.payment_id.clone(),
+        member_id: p.member_id.clone(),
+        amount_minor: amount,
+        currency: p.currency.clone(),
+        status: "pending".into(),
+        reason: c.reason.clone(),
+        created_at: at,
+        updated_at: at,
+        ..Refund::default()
+    };
+    Ok((payment, refund))
+}
+
+pub fn validate_outcome(o: &RecordRefundOutcome) -> Result<(), Malformed> {
+    check_filled(&[("refund_id", &o.refund_id), ("payment_id", &o.payment_id), ("call_id", &o.call_id)])?;
+    if !REFUND_OUTCOMES.contains(&o.outcome.as_str()) {
+        return Err(Malformed(format!(
+            "outcome {:?} is not one of {}",
+            o.outcome,
+            REFUND_OUTCOMES.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The provider's answer: succeeded moves the reserved amount to refunded, failed releases it,
+/// pending keeps waiting.
+pub fn apply_outcome(
+    p: &Payment,
+    r: &Refund,
+    o: &RecordRefundOutcome,
+    at: DateTime<Utc>,
+) -> Result<(Payment, Refund), Refusal> {
+    if r.status != "pending" {
+        return Err(Refusal::new(
+            "outcome_not_expected",
+            format!("refund {} is already {}", r.refund_id, r.status),
+        ));
+    }
+    let provider_refund_id = o.provider_refund_id.clone().or_else(|| r.provider_refund_id.clone());
+    Ok(match o.outcome.as_str() {
+        "succeeded" => {
+            let refunded = p.refunded_minor + r.amount_minor;
+            let status = if refunded >= p.amount_minor { "refunded" } else { "partially_refunded" };
+            (
+                Payment {
+                    refunded_minor: refunded,
+                    reserved_minor: p.reserved_minor - r.amount_minor,
+                    status: status.into(),
+                    updated_at: at,
+                    ..p.clone()
+                },
+                Refund { status: "succeeded".into(), provider_refund_id, updated_at: at, ..r.clone() },
+            )
+        }
+        "failed" => (
+            Payment { reserved_minor: p.reserved_minor - r.amount_minor, updated_at: at, ..p.clone() },
+            Refund {
+                status: "failed".into(),
+                provider_refund_id,
+                failure_code: Some(o.code.clone().unwrap_or_else(|| "provider_error".into())),
+                failure_message: o.message.clone(),
+                updated_at: at,
+                ..r.clone()
+            },
+        ),
+        _ => (p.clone(), Refund { provider_refund_id, updated_at: at, ..r.clone() }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use studyspot_schemas::EventMetadata;
+
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600 + minute * 60, 0).expect("time")
+    }
+
+    fn succeeded() -> Payment {
+        Payment {
+            payment_id: "pay_1".into(),
+            member_id: "mem_1".into(),
+            amount_minor: 1000,
+            currency: "EUR".into(),
+            status: "succeeded".into(),
+            ..Payment::default()
+        }
+    }
+
+    fn refund(id: &str, amount: Option<i64>) -> RefundPayment {
+        RefundPayment {
+            metadata: EventMetadata::example(),
+            refund_id: id.into(),
+            payment_id: "pay_1".into(),
+            member_id: "mem_1".into(),
+            amount_minor: amount,
+            reason: None,
+        }
+    }
+
+    fn answer(id: &str, outcome: &str) -> RecordRefundOutcome {
+        RecordRefundOutcome {
+            metadata: EventMetadata::example(),
+            refund_id: id.into(),
+            payment_id: "pay_1".into(),
+            member_id: "mem_1".into(),
+            call_id: "call".into(),
+            outcome: outcome.into(),
+            provider_refund_id: Some("re_provider".into()),
+            code: (outcome == "failed").then(|| "insufficient_balance".into()),
+            message: None,
+        }
+    }
+
+    #[test]
+    fn given_a_succeeded_payment_when_partly_refunded_then_the_amount_is_reserved_then_refunded() {
+        let (p, r) = request(&succeeded(), false, &refund("re_1", Some(300)), at(1)).expect("requested");
+        assert_eq!((p.reserved_minor, r.amount_minor, r.status.as_str()), (300, 300, "pending"));
+        let (p, r) = apply_outcome(&p, &r, &answer("re_1", "succeeded"), at(2)).expect("issued");
+        assert_eq!((p.status.as_str(), p.refunded_minor, p.reserved_minor), ("partially_refunded", 300, 0));
+        assert_eq!((r.status.as_str(), r.provider_refund_id.as_deref()), ("succeeded", Some("re_provider")));
+    }
+
+    #[test]
+    fn given_no_amount_when_refunded_then_everything_left_is_refunded() {
+        let partly = Payment { refunded_minor: 300, status: "partially_refunded".into(), ..succeeded() };
+        let (p, r) = request(&partly, false, &refund("re_2", None), at(1)).expect("requested");
+        assert_eq!(r.amount_minor, 700);
+        let (p, _) = apply_outcome(&p, &r, &answer("re_2", "succeeded"), at(2)).expect("issued");
+        assert_eq!((p.status.as_str(), p.refunded_minor), ("refunded", 1000));
+        assert_eq!(
+            request(&p, false, &refund("re_3", None), at(3)).map_err(|r| r.code),
+            Err("payment_not_refundable")
+        );
+    }
+
+    #[test]
+    fn a_refund_above_what_is_left_counting_pending_refunds_is_refused() {
+        let (p, _) = request(&succeeded(), false, &refund("re_1", Some(600)), at(1)).expect("requested");
+        let refused = request(&p, false, &refund("re_2", Some(500)), at(2)).expect_err("too much");
+        assert_eq!(refused.code, "refund_exceeds_payment");
+        assert!(refused.reason.contains("400"), "{}", refused.reason);
+        assert!(request(&p, false, &refund("re_2", Some(400)), at(2)).is_ok());
+        let all = Payment { reserved_minor: 1000, ..succeeded() };
+        assert_eq!(
+            request(&all, false, &refund("re_9", None), at(2)).map_err(|r| r.code),
+            Err("payment_fully_refunded")
+        );
+    }
+
+    #[test]
+    fn only_succeeded_payments_are_refunded_and_refund_ids_are_unique() {
+        for status in ["created", "processing", "requires_action", "failed", "refunded"] {
+            let p = Payment { status: status.into(), ..succeeded() };
+            assert_eq!(
+                request(&p, false, &refund("re_1", Some(1)), at(1)).map_err(|r| r.code),
+                Err("payment_not_refundable"),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            request(&succeeded(), true, &refund("re_1", Some(1)), at(1)).map_err(|r| r.code),
+            Err("refund_exists")
+        );
+    }
+
+    #[test]
+    fn a_failed_refund_releases_its_amount_and_answers_after_settling_are_refused() {
+        let (p, r) = request(&succeeded(), false, &refund("re_1", Some(300)), at(1)).expect("requested");
+        let (p, r) = apply_outcome(&p, &r, &answer("re_1", "failed"), at(2)).expect("failed");
+        assert_eq!((p.reserved_minor, p.refunded_minor, p.status.as_str()), (0, 0, "succeeded"));
+        assert_eq!(r.failure_code.as_deref(), Some("insufficient_balance"));
+        assert_eq!(
+            apply_outcome(&p, &r, &answer("re_1", "succeeded"), at(3)).map_err(|r| r.code),
+            Err("outcome_not_expected")
+        );
+    }
+
+    #[test]
+    fn refund_commands_are_validated() {
+        assert!(validate(&refund("re_1", Some(0))).is_err());
+        assert!(validate(&refund("", Some(1))).is_err());
+        assert!(validate(&refund("re_1", None)).is_ok());
+        assert!(validate_outcome(&answer("re_1", "maybe")).is_err());
+    }
+}

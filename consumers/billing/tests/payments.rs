@@ -1,0 +1,284 @@
+//! Payments end to end: the gateway, the real broker and PostgreSQL, a real billing consumer
+//! process, and a fake Stripe that checks the exact requests billing's provider worker sends.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use studyspot_gateway::auth::Role;
+use studyspot_schemas::billing;
+use studyspot_test_world::{Consumer, World, eventually, stop};
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+async fn world() -> World {
+    World::new("billing", env!("CARGO_BIN_EXE_studyspot-billing")).await
+}
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture json")
+}
+
+/// A billing consumer whose Stripe lives at `stripe`, polling for provider calls often.
+fn consumer(world: &World, stripe: &MockServer) -> Consumer {
+    let base = format!("{}/", stripe.uri());
+    world.spawn_consumer_with(
+        None,
+        &world.database_url,
+        &[
+            ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base.as_str()),
+            ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
+            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
+            ("STUDYSPOT_BILLING__PROVIDER__RETRY_BASE_MS", "100"),
+        ],
+    )
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends a command and waits for billing's decision; returns (command id, status body).
+    async fn command(&self, path: &str, body: Value) -> (String, Value) {
+        let (status, accepted) = self.post(path, body).await;
+        assert_eq!(status, 202, "{path}: {accepted}");
+        let id = accepted["command_id"].as_str().expect("command id").to_owned();
+        let (status, decided) = self.get(&format!("/api/commands/{id}?wait=30s")).await;
+        assert_eq!(status, 200, "{decided}");
+        (id, decided)
+    }
+
+    /// Polls a resource until `done` holds for it.
+    async fn until(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        eventually(what, Duration::from_secs(60), || async {
+            let (status, body) = self.get(path).await;
+            (status == 200 && done(&body)).then_some(body)
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_card_payment_is_charged_once_refunded_in_part_and_an_excess_refund_is_refused() {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/payment_intents"))
+        .and(matchers::header("authorization", "Bearer sk_test_e2e"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("stripe_payment_intent_succeeded.json")),
+        )
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/refunds"))
+        .and(matchers::header("authorization", "Bearer sk_test_e2e"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("stripe_refund_succeeded.json")))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        base,
+        token: world.token(&settings, Role::Staff, None),
+    };
+    let mut consumer = consumer(&world, &stripe);
+
+    let (_, added) = api
+        .command(
+            "/api/payments/methods",
+            json!({ "payment_method_id": "pm_1", "member_id": "mem_1", "method": "card",
+                    "provider_token": "pm_card_visa", "label": "Visa •••• 4242" }),
+        )
+        .await;
+    assert_eq!(added["status"], "applied", "{added}\n{}", consumer.log());
+    let (_, created) = api
+        .command(
+            "/api/payments",
+            json!({ "payment_id": "pay_1", "member_id": "mem_1", "amount_minor": 2000, "currency": "EUR",
+                    "method": "card", "payment_method_id": "pm_1", "description": "Desk, March" }),
+        )
+        .await;
+    assert_eq!(created["status"], "applied", "{created}");
+
+    let (process_id, processing) = api.command("/api/payments/pay_1/process", json!({})).await;
+    assert_eq!(processing["status"], "applied", "{processing}");
+    let paid =
+        api.until("/api/payments/pay_1", "the payment to succeed", |p| p["status"] == "succeeded").await;
+    assert_eq!(paid["connector"], "stripe");
+    assert_eq!(paid["provider_payment_id"], "pi_e2e");
+    assert_eq!(paid["gateway_fee_minor"], 88, "Stripe's own fee wins over the configured one: {paid}");
+
+    let (_, first) =
+        api.command("/api/payments/pay_1/refunds", json!({ "refund_id": "re_1", "amount_minor": 500 })).await;
+    assert_eq!(first["status"], "applied", "{first}");
+    let refunded =
+        api.until("/api/payments/pay_1", "the partial refund", |p| p["status"] == "partially_refunded").await;
+    assert_eq!(
+        (refunded["refunded_minor"].as_i64(), refunded["reserved_minor"].as_i64()),
+        (Some(500), Some(0))
+    );
+
+    let (_, excess) = api
+        .command("/api/payments/pay_1/refunds", json!({ "refund_id": "re_2", "amount_minor": 1600 }))
+        .await;
+    assert_eq!(excess["status"], "rejected", "{excess}");
+    assert_eq!(excess["rejection"]["code"], "refund_exceeds_payment");
+    assert!(excess["rejection"]["reason"].as_str().is_some_and(|r| r.contains("1500")), "{excess}");
+
+    let (status, refund) = api.get("/api/payments/refunds/re_1").await;
+    assert_eq!(
+        (status, refund["status"].as_str(), refund["provider_refund_id"].as_str()),
+        (200, Some("succeeded"), Some("re_e2e"))
+    );
+    assert_eq!(api.get("/api/payments/refunds/re_2").await.0, 404, "a refused refund leaves nothing");
+
+    // Exactly one charge and one refund reached Stripe, each with the idempotency key derived from
+    // the command that decided it, and the form billing means.
+    let requests = stripe.received_requests().await.expect("recorded");
+    let charge: Vec<_> = requests.iter().filter(|r| r.url.path() == "/v1/payment_intents").collect();
+    assert_eq!(charge.len(), 1);
+    assert_eq!(
+        charge[0].headers.get("idempotency-key").and_then(|v| v.to_str().ok()),
+        Some(format!("studyspot-{process_id}").as_str())
+    );
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&charge[0].body).into_owned().collect();
+    for (key, value) in [
+        ("amount", "2000"),
+        ("currency", "eur"),
+        ("confirm", "true"),
+        ("payment_method", "pm_card_visa"),
+        ("metadata[payment_id]", "pay_1"),
+        ("metadata[member_id]", "mem_1"),
+    ] {
+        assert!(form.contains(&(key.to_owned(), value.to_owned())), "{key}={value} in {form:?}");
+    }
+    let refund_form: Vec<(String, String)> = requests
+        .iter()
+        .find(|r| r.url.path() == "/v1/refunds")
+        .map(|r| url::form_urlencoded::parse(&r.body).into_owned().collect())
+        .expect("a refund request");
+    assert!(refund_form.contains(&("amount".into(), "500".into())), "{refund_form:?}");
+    assert!(refund_form.contains(&("payment_intent".into(), "pi_e2e".into())), "{refund_form:?}");
+
+    // The dashboard's sums agree with the payments and refunds themselves.
+    let (status, dashboard) =
+        api.get("/api/payments/analytics/dashboard?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z").await;
+    assert_eq!(status, 200, "{dashboard}");
+    let eur = &dashboard["totals"][0];
+    assert_eq!(eur["currency"], "EUR", "{dashboard}");
+    assert_eq!((eur["succeeded"].as_i64(), eur["failed"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(eur["revenue_minor"].as_i64(), paid["amount_minor"].as_i64());
+    assert_eq!(eur["refunded_minor"].as_i64(), refunded["refunded_minor"].as_i64());
+    assert_eq!(eur["gateway_fees_minor"].as_i64(), Some(88));
+    assert_eq!(eur["success_rate"].as_f64(), Some(1.0));
+    assert_eq!(dashboard["revenue_by_connector"][0]["key"], "stripe");
+    assert_eq!(dashboard["revenue_by_method"][0]["amount_minor"].as_i64(), Some(2000));
+
+    let events = world.read_all(billing::EVENTS.name);
+    let count = |name: &str| {
+        events.iter().filter(|e| e.headers.get(studyspot_bus::headers::RECORD_TYPE) == Some(name)).count()
+    };
+    assert_eq!(count("studyspot.billing.PaymentSucceeded"), 1);
+    assert_eq!(count("studyspot.billing.RefundIssued"), 1);
+    assert_eq!(count("studyspot.billing.CommandRejected"), 1);
+    stop(&mut consumer);
+    stripe.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cash_pays_a_numbered_invoice_when_staff_confirm_it() {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        base,
+        token: world.token(&settings, Role::Owner, None),
+    };
+    let mut consumer = consumer(&world, &stripe);
+
+    for n in 1..=2 {
+        let (_, invoiced) = api
+            .command(
+                "/api/payments/invoices",
+                json!({ "invoice_id": format!("inv_{n}"), "member_id": "mem_1", "currency": "EUR",
+                        "due_at": "2027-01-15T00:00:00Z",
+                        "lines": [{ "description": "Desk, March", "quantity": 1, "unit_amount_minor": 10050,
+                                    "tax_rate_bps": 1900, "tax_name": "VAT" }] }),
+            )
+            .await;
+        assert_eq!(invoiced["status"], "applied", "{invoiced}\n{}", consumer.log());
+    }
+    let (_, invoice) = api.get("/api/payments/invoices/inv_2").await;
+    assert_eq!(invoice["number"], "INV-000002", "numbered per organization in order: {invoice}");
+    assert_eq!(
+        (invoice["total_minor"].as_i64(), invoice["lines"][0]["tax_minor"].as_i64()),
+        (Some(11_960), Some(1910))
+    );
+
+    let (_, created) = api
+        .command(
+            "/api/payments",
+            json!({ "payment_id": "pay_cash", "member_id": "mem_1", "amount_minor": 11_960, "currency": "EUR",
+                    "method": "cash", "invoice_id": "inv_2" }),
+        )
+        .await;
+    assert_eq!(created["status"], "applied", "{created}");
+    api.command("/api/payments/pay_cash/process", json!({})).await;
+    let waiting = api
+        .until("/api/payments/pay_cash", "the cash payment to wait for staff", |p| {
+            p["status"] == "requires_action"
+        })
+        .await;
+    assert_eq!(
+        (waiting["action_kind"].as_str(), waiting["connector"].as_str()),
+        (Some("staff_confirmation"), Some("manual"))
+    );
+
+    let (_, confirmed) =
+        api.command("/api/payments/pay_cash/confirm", json!({ "reference": "receipt 7" })).await;
+    assert_eq!(confirmed["status"], "applied", "{confirmed}");
+    let (_, paid) = api.get("/api/payments/invoices/inv_2").await;
+    assert_eq!(
+        (paid["status"].as_str(), paid["amount_paid_minor"].as_i64()),
+        (Some("paid"), Some(11_960)),
+        "{paid}"
+    );
+
+    let (_, again) = api.command("/api/payments/pay_cash/confirm", json!({})).await;
+    assert_eq!(again["rejection"]["code"], "not_awaiting_confirmation", "{again}");
+    let (_, void) = api.command("/api/payments/invoices/inv_2/status", json!({ "status": "void" })).await;
+    assert_eq!(void["rejection"]["code"], "invalid_invoice_transition", "a paid invoice stays paid: {void}");
+    assert!(stripe.received_requests().await.expect("recorded").is_empty(), "cash never reaches a provider");
+    stop(&mut consumer);
+}

@@ -1,0 +1,590 @@
+//! Billing's operations beyond creating a payment: process, confirm and refund payments, store
+//! payment methods, issue and move invoices, and read them all, with the payments dashboard.
+//! The gateway only checks shapes and who may ask; billing decides.
+
+use std::collections::HashMap;
+
+use axum::{
+    Extension, Json,
+    extract::{Path, State},
+    response::Response,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use studyspot_billing_projection::{Payment, reads};
+use studyspot_bus::TraceContext;
+use studyspot_schemas::billing;
+
+use crate::{
+    AppState, GatewayError,
+    auth::Caller,
+    commands::{Accept, CommandRequest, accept, answer, metadata, new_id, one_of, required},
+    error::projection_missing,
+    ledger::Idempotency,
+    queries::{ListParams, Page, Params, member_scope, query_values, rows},
+};
+
+/// The payment a command names, as the caller may see it (404 otherwise). Commands on a payment
+/// are keyed by its member, whom the caller does not have to name.
+async fn visible_payment(
+    state: &AppState,
+    caller: &Caller,
+    payment_id: &str,
+) -> Result<Payment, GatewayError> {
+    let found = match reads::find_payment(&state.readonly, &caller.organization_id, payment_id).await {
+        Err(e) if projection_missing(&e) => None,
+        other => other?,
+    };
+    found
+        .filter(|p| caller.may_see_member(Some(&p.member_id)))
+        .ok_or_else(|| GatewayError::NotFound(format!("payment {payment_id}")))
+}
+
+fn optional_id(field: &str, id: Option<String>, prefix: &str) -> Result<String, GatewayError> {
+    let id = id.unwrap_or_else(|| new_id(prefix));
+    required(field, &id)?;
+    Ok(id)
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessPaymentRequest {
+    /// Where the payer returns after a provider's redirect (3-D Secure, PayPal approval).
+    pub(crate) return_url: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/payments/{id}/process", tag = "billing", request_body = ProcessPaymentRequest,
+    params(("id" = String, Path, description = "The payment id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer")),
+    responses(
+        (status = 202, description = "Accepted: the payment goes to its provider", body = crate::openapi::Accepted),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such payment visible to this token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn process_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(trace): Extension<TraceContext>,
+    Path(payment_id): Path<String>,
+    request: CommandRequest<ProcessPaymentRequest>,
+) -> Result<Response, GatewayError> {
+    let payment = visible_payment(&state, &caller, &payment_id).await?;
+    let command = billing::ProcessPayment {
+        metadata: metadata(&caller),
+        payment_id: payment.payment_id.clone(),
+        member_id: payment.member_id.clone(),
+        return_url: request.body.return_url,
+    };
+    let how =
+        accept_how(&caller, &trace, request.idempotency, ("payment_id", payment_id), &payment.member_id);
+    Ok(answer(accept(&state, command, how).await?))
+}
+
+fn accept_how<'a>(
+    caller: &'a Caller,
+    trace: &'a TraceContext,
+    idempotency: Option<Idempotency>,
+    aggregate: (&'static str, String),
+    member_id: &'a str,
+) -> Accept<'a> {
+    Accept { caller, trace, idempotency, aggregate, member_id: Some(member_id) }
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPaymentRequest {
+    /// A receipt number or bank reference.
+    pub(crate) reference: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/payments/{id}/confirm", tag = "billing", request_body = ConfirmPaymentRequest,
+    params(("id" = String, Path, description = "A cash or bank-transfer payment waiting for staff")),
+    responses(
+        (status = 202, description = "Accepted", body = crate::openapi::Accepted),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Only owners, staff and services confirm payments", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such payment visible to this token", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn confirm_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(trace): Extension<TraceContext>,
+    Path(payment_id): Path<String>,
+    request: CommandRequest<ConfirmPaymentRequest>,
+) -> Result<Response, GatewayError> {
+    caller.require_operator("confirming a payment")?;
+    let payment = visible_payment(&state, &caller, &payment_id).await?;
+    let command = billing::ConfirmManualPayment {
+        metadata: metadata(&caller),
+        payment_id: payment.payment_id.clone(),
+        member_id: payment.member_id.clone(),
+        reference: request.body.reference,
+    };
+    let how =
+        accept_how(&caller, &trace, request.idempotency, ("payment_id", payment_id), &payment.member_id);
+    Ok(answer(accept(&state, command, how).await?))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// Chosen by the caller (`re_…`) or by the gateway.
+    pub(crate) refund_id: Option<String>,
+    /// Minor units; absent refunds everything not yet refunded.
+    pub(crate) amount_minor: Option<i64>,
+    pub(crate) reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/payments/{id}/refunds", tag = "billing", request_body = RefundRequest,
+    params(("id" = String, Path, description = "A succeeded payment")),
+    responses(
+        (status = 202, description = "Accepted; billing checks the amount against what is left", body = crate::openapi::Accepted),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Only owners, staff and services refund", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such payment visible to this token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn refund_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(trace): Extension<TraceContext>,
+    Path(payment_id): Path<String>,
+    request: CommandRequest<RefundRequest>,
+) -> Result<Response, GatewayError> {
+    caller.require_operator("refunding a payment")?;
+    let body = request.body;
+    if body.amount_minor.is_some_and(|a| a <= 0) {
+        return Err(GatewayError::invalid(
+            "amount_minor",
+            "amount_minor must be a positive number of minor units",
+        ));
+    }
+    let refund_id = optional_id("refund_id", body.refund_id, "re")?;
+    let payment = visible_payment(&state, &caller, &payment_id).await?;
+    let command = billing::RefundPayment {
+        metadata: metadata(&caller),
+        refund_id: refund_id.clone(),
+        payment_id: payment.payment_id.clone(),
+        member_id: payment.member_id.clone(),
+        amount_minor: body.amount_minor,
+        reason: body.reason,
+    };
+    let how = accept_how(&caller, &trace, request.idempotency, ("refund_id", refund_id), &payment.member_id);
+    Ok(answer(accept(&state, command, how).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddPaymentMethodRequest {
+    pub(crate) payment_method_id: Option<String>,
+    pub(crate) member_id: String,
+    /// card, bank_transfer, upi, wallet or cash.
+    pub(crate) method: String,
+    /// The provider's token for it (e.g. Stripe `pm_…`); never card numbers.
+    pub(crate) provider_token: Option<String>,
+    /// For people, e.g. "Visa •••• 4242".
+    pub(crate) label: Option<String>,
+    #[serde(default)]
+    pub(crate) make_default: bool,
+}
+
+#[utoipa::path(post, path = "/api/payments/methods", tag = "billing", request_body = AddPaymentMethodRequest,
+    responses(
+        (status = 202, description = "Accepted", body = crate::openapi::Accepted),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn add_payment_method(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(trace): Extension<TraceContext>,
+    request: CommandRequest<AddPaymentMethodRequest>,
+) -> Result<Response, GatewayError> {
+    let body = request.body;
+    required("member_id", &body.member_id)?;
+    one_of("method", &body.method, &billing::PAYMENT_METHODS)?;
+    if body.provider_token.as_deref().is_some_and(|t| t.chars().filter(char::is_ascii_digit).count() >= 12) {
+        return Err(GatewayError::invalid(
+            "provider_token",
+            "provider_token looks like a card number; store the provider's token instead",
+        ));
+    }
+    caller.require_member_or_operator(&body.member_id, "adding a payment method")?;
+    let id = optional_id("payment_method_id", body.payment_method_id, "pm")?;
+    let command = billing::AddPaymentMethod {
+        metadata: metadata(&caller),
+        payment_method_id: id.clone(),
+        member_id: body.member_id.clone(),
+        method: body.method,
+        provider_token: body.provider_token,
+        label: body.label,
+        make_default: body.make_default,
+    };
+    let how = accept_how(&caller, &trace, request.idempotency, ("payment_method_id", id), &body.member_id);
+    Ok(answer(accept(&state, command, how).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceLineRequest {
+    pub(crate) description: String,
+    pub(crate) quantity: i64,
+    pub(crate) unit_amount_minor: i64,
+    /// Basis points: 1900 = 19 %.
+    #[serde(default)]
+    pub(crate) tax_rate_bps: i32,
+    pub(crate) tax_name: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvoiceRequest {
+    pub(crate) invoice_id: Option<String>,
+    pub(crate) member_id: String,
+    pub(crate) currency: String,
+    pub(crate) lines: Vec<InvoiceLineRequest>,
+    /// RFC 3339.
+    pub(crate) due_at: DateTime<Utc>,
+    /// Number and open it at once (default); false keeps a draft.
+    pub(crate) finalize: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/api/payments/invoices", tag = "billing", request_body = CreateInvoiceRequest,
+    responses(
+        (status = 202, description = "Accepted", body = crate::openapi::Accepted),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Only owners, staff and services invoice", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn create_invoice(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(trace): Extension<TraceContext>,
+    request: CommandRequest<CreateInvoiceRequest>,
+) -> Result<Response, GatewayError> {
+    caller.require_operator("creating an invoice")?;
+    let body = request.body;
+    required("member_id", &body.member_id)?;
+    if body.currency.len() != 3 || !body.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(GatewayError::invalid("currency", "currency must be an ISO 4217 code such as EUR"));
+    }
+    if body.lines.is_empty() {
+        return Err(GatewayError::invalid("lines", "an invoice needs at least one line"));
+    }
+    for (n, line) in body.lines.iter().enumerate() {
+        let field = |name: &str| format!("lines[{n}].{name}");
+        required(&field("description"), &line.description)?;
+        if line.quantity <= 0 {
+            return Err(GatewayError::invalid(&field("quantity"), "quantity must be positive"));
+        }
+        if line.unit_amount_minor < 0 {
+            return Err(GatewayError::invalid(
+                &field("unit_amount_minor"),
+                "unit_amount_minor cannot be negative",
+            ));
+        }
+        if !(0..=10_000).contains(&line.tax_rate_bps) {
+            return Err(GatewayError::invalid(&field("tax_rate_bps"), "tax_rate_bps must be 0 to 10000"));
+        }
+    }
+    let invoice_id = optional_id("invoice_id", body.invoice_id, "inv")?;
+    let command = billing::CreateInvoice {
+        metadata: metadata(&caller),
+        invoice_id: invoice_id.clone(),
+        member_id: body.member_id.clone(),
+        currency: body.currency,
+        lines: body
+            .lines
+            .into_iter()
+            .map(|l| billing::InvoiceLine {
+                description: l.description,
+                quantity: l.quantity,
+                unit_amount_minor: l.unit_amount_minor,
+                tax_rate_bps: l.tax_rate_bps,
+                tax_name: l.tax_name,
+            })
+            .collect(),
+        due_at: body.due_at.timestamp_millis(),
+        finalize: body.finalize.unwrap_or(true),
+    };
+    let how = accept_how(&caller, &trace, request.idempotency, ("invoice_id", invoice_id), &body.member_id);
+    Ok(answer(accept(&state, command, how).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceStatusRequest {
+    /// open (finalize a draft), void or uncollectible.
+    pub(crate) status: String,
+}
+
+#[utoipa::path(post, path = "/api/payments/invoices/{id}/status", tag = "billing", request_body = InvoiceStatusRequest,
+    params(("id" = String, Path, description = "The invoice id")),
+    responses(
+        (status = 202, description = "Accepted", body = crate::openapi::Accepted),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Only owners, staff and services move invoices", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such invoice in this organization", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn change_invoice_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(trace): Extension<TraceContext>,
+    Path(invoice_id): Path<String>,
+    request: CommandRequest<InvoiceStatusRequest>,
+) -> Result<Response, GatewayError> {
+    caller.require_operator("changing an invoice")?;
+    one_of("status", &request.body.status, &["open", "void", "uncollectible"])?;
+    let (invoice, _) = visible_invoice(&state, &caller, &invoice_id).await?;
+    let command = billing::ChangeInvoiceStatus {
+        metadata: metadata(&caller),
+        invoice_id: invoice.invoice_id.clone(),
+        member_id: invoice.member_id.clone(),
+        status: request.body.status,
+    };
+    let how =
+        accept_how(&caller, &trace, request.idempotency, ("invoice_id", invoice_id), &invoice.member_id);
+    Ok(answer(accept(&state, command, how).await?))
+}
+
+async fn visible_invoice(
+    state: &AppState,
+    caller: &Caller,
+    invoice_id: &str,
+) -> Result<
+    (studyspot_billing_projection::Invoice, Vec<studyspot_billing_projection::InvoiceLine>),
+    GatewayError,
+> {
+    let found = match reads::find_invoice(&state.readonly, &caller.organization_id, invoice_id).await {
+        Err(e) if projection_missing(&e) => None,
+        other => other?,
+    };
+    found
+        .filter(|(i, _)| caller.may_see_member(Some(&i.member_id)))
+        .ok_or_else(|| GatewayError::NotFound(format!("invoice {invoice_id}")))
+}
+
+#[utoipa::path(get, path = "/api/payments/refunds", tag = "billing",
+    params(
+        ("member_id" = Option<String>, Query, description = "Only this member's refunds"),
+        ("payment_id" = Option<String>, Query, description = "Only this payment's refunds"),
+        ("status" = Option<String>, Query, description = "pending, succeeded or failed"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = crate::openapi::Page<studyspot_billing_projection::Refund>),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn refunds(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, GatewayError> {
+    Ok(refunds_with(&state, &caller, query_values(params)?).await?.json())
+}
+
+pub(crate) async fn refunds_with(
+    state: &AppState,
+    caller: &Caller,
+    values: HashMap<String, String>,
+) -> Result<Page<studyspot_billing_projection::Refund>, GatewayError> {
+    let params = ListParams::parse(values, &["member_id", "payment_id", "status"])?;
+    let filter = reads::OwnedFilter {
+        organization_id: &caller.organization_id,
+        member_id: member_scope(caller, params.get("member_id"))?,
+        status: params.get("status"),
+        payment_id: params.get("payment_id"),
+    };
+    let rows =
+        rows(reads::list_refunds(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
+    Ok(params.page(rows, |r| (r.created_at, r.refund_id.as_str())))
+}
+
+#[utoipa::path(get, path = "/api/payments/refunds/{id}", tag = "billing",
+    params(("id" = String, Path, description = "The refund id")),
+    responses(
+        (status = 200, description = "The refund", body = studyspot_billing_projection::Refund),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such refund visible to this token", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(refund_id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    let found = match reads::find_refund(&state.readonly, &caller.organization_id, &refund_id).await {
+        Err(e) if projection_missing(&e) => None,
+        other => other?,
+    };
+    let refund = found
+        .filter(|r| caller.may_see_member(Some(&r.member_id)))
+        .ok_or_else(|| GatewayError::NotFound(format!("refund {refund_id}")))?;
+    Ok(Json(json!(refund)))
+}
+
+#[utoipa::path(get, path = "/api/payments/methods", tag = "billing",
+    params(
+        ("member_id" = Option<String>, Query, description = "Only this member's methods"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = crate::openapi::Page<studyspot_billing_projection::PaymentMethod>),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn payment_methods(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, GatewayError> {
+    let params = ListParams::parse(query_values(params)?, &["member_id"])?;
+    let filter = reads::OwnedFilter {
+        organization_id: &caller.organization_id,
+        member_id: member_scope(&caller, params.get("member_id"))?,
+        ..Default::default()
+    };
+    let rows = rows(
+        reads::list_payment_methods(&state.readonly, &filter, params.after(), params.fetch_limit()).await,
+    )?;
+    Ok(params.page(rows, |m| (m.created_at, m.payment_method_id.as_str())).json())
+}
+
+#[utoipa::path(get, path = "/api/payments/methods/{id}", tag = "billing",
+    params(("id" = String, Path, description = "The payment method id")),
+    responses(
+        (status = 200, description = "The payment method", body = studyspot_billing_projection::PaymentMethod),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such payment method visible to this token", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn payment_method(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    let found = match reads::find_payment_method(&state.readonly, &caller.organization_id, &id).await {
+        Err(e) if projection_missing(&e) => None,
+        other => other?,
+    };
+    let method = found
+        .filter(|m| caller.may_see_member(Some(&m.member_id)))
+        .ok_or_else(|| GatewayError::NotFound(format!("payment method {id}")))?;
+    Ok(Json(json!(method)))
+}
+
+#[utoipa::path(get, path = "/api/payments/invoices", tag = "billing",
+    params(
+        ("member_id" = Option<String>, Query, description = "Only this member's invoices"),
+        ("status" = Option<String>, Query, description = "draft, open, paid, void or uncollectible"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = crate::openapi::Page<studyspot_billing_projection::Invoice>),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn invoices(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, GatewayError> {
+    let params = ListParams::parse(query_values(params)?, &["member_id", "status"])?;
+    let filter = reads::OwnedFilter {
+        organization_id: &caller.organization_id,
+        member_id: member_scope(&caller, params.get("member_id"))?,
+        status: params.get("status"),
+        payment_id: None,
+    };
+    let rows =
+        rows(reads::list_invoices(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
+    Ok(params.page(rows, |i| (i.created_at, i.invoice_id.as_str())).json())
+}
+
+#[utoipa::path(get, path = "/api/payments/invoices/{id}", tag = "billing",
+    params(("id" = String, Path, description = "The invoice id")),
+    responses(
+        (status = 200, description = "The invoice with its lines", body = crate::openapi::InvoiceWithLines),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such invoice visible to this token", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn invoice(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(invoice_id): Path<String>,
+) -> Result<Json<Value>, GatewayError> {
+    let (invoice, lines) = visible_invoice(&state, &caller, &invoice_id).await?;
+    let mut body = json!(invoice);
+    body["lines"] = json!(lines);
+    Ok(Json(body))
+}
+
+#[utoipa::path(get, path = "/api/payments/analytics/dashboard", tag = "billing",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339, inclusive; default 30 days before `to`"),
+        ("to" = Option<String>, Query, description = "RFC 3339, exclusive; default now"),
+    ),
+    responses(
+        (status = 200, description = "Per currency: revenue by day, method and connector, success and failure rates, refunds, fees", body = reads::PaymentsDashboard),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Only owners, staff and services see analytics", body = crate::openapi::ErrorBody),
+        (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn payments_dashboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> Result<Json<Value>, GatewayError> {
+    caller.require_operator("payment analytics")?;
+    let values = query_values(params)?;
+    if let Some(unknown) = values.keys().find(|k| *k != "from" && *k != "to") {
+        return Err(GatewayError::invalid(unknown, format!("unknown parameter {unknown}; use from and to")));
+    }
+    let time = |field: &str| -> Result<Option<DateTime<Utc>>, GatewayError> {
+        values
+            .get(field)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| GatewayError::invalid(field, format!("{field} must be an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let to = time("to")?.unwrap_or_else(Utc::now);
+    let from = time("from")?.unwrap_or(to - Duration::days(30));
+    if from >= to {
+        return Err(GatewayError::invalid("from", "from must be before to"));
+    }
+    let dashboard = match reads::payments_dashboard(&state.readonly, &caller.organization_id, from, to).await
+    {
+        Err(e) if projection_missing(&e) => reads::PaymentsDashboard {
+            from,
+            to,
+            totals: Vec::new(),
+            revenue_by_day: Vec::new(),
+            revenue_by_method: Vec::new(),
+            revenue_by_connector: Vec::new(),
+        },
+        other => other?,
+    };
+    Ok(Json(json!(dashboard)))
+}

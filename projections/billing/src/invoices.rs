@@ -1,0 +1,122 @@
+//! Invoices with their lines; numbers per organization, consecutive and never reused.
+
+use sqlx::PgConnection;
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Invoice {
+    pub invoice_id: String,
+    pub organization_id: String,
+    pub member_id: String,
+    /// Set when finalized, e.g. INV-000042.
+    pub number: Option<String>,
+    pub currency: String,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub amount_paid_minor: i64,
+    /// draft, open, paid, void or uncollectible.
+    pub status: String,
+    pub due_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvoiceLine {
+    #[serde(skip)]
+    pub invoice_id: String,
+    pub line_no: i32,
+    pub description: String,
+    pub quantity: i64,
+    pub unit_amount_minor: i64,
+    /// quantity × unit amount, before tax.
+    pub amount_minor: i64,
+    pub tax_rate_bps: i32,
+    pub tax_name: Option<String>,
+    pub tax_minor: i64,
+}
+
+pub(crate) const COLUMNS: &str = "invoice_id, organization_id, member_id, number, currency, subtotal_minor, tax_minor, \
+    total_minor, amount_paid_minor, status, due_at, created_at, updated_at, issued_at, paid_at";
+
+pub(crate) const LINE_COLUMNS: &str = "invoice_id, line_no, description, quantity, unit_amount_minor, amount_minor, tax_rate_bps, tax_name, tax_minor";
+
+pub async fn load(tx: &mut PgConnection, invoice_id: &str) -> Result<Option<Invoice>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM invoices WHERE invoice_id = $1 FOR UPDATE"
+    )))
+    .bind(invoice_id)
+    .fetch_optional(tx)
+    .await
+}
+
+pub async fn insert(
+    tx: &mut PgConnection,
+    invoice: &Invoice,
+    lines: &[InvoiceLine],
+) -> Result<(), sqlx::Error> {
+    save(&mut *tx, invoice).await?;
+    for line in lines {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO invoice_lines ({LINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )))
+        .bind(&line.invoice_id)
+        .bind(line.line_no)
+        .bind(&line.description)
+        .bind(line.quantity)
+        .bind(line.unit_amount_minor)
+        .bind(line.amount_minor)
+        .bind(line.tax_rate_bps)
+        .bind(&line.tax_name)
+        .bind(line.tax_minor)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn save(tx: &mut PgConnection, i: &Invoice) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO invoices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (invoice_id) DO UPDATE SET number = EXCLUDED.number, amount_paid_minor = EXCLUDED.amount_paid_minor, \
+           status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, issued_at = EXCLUDED.issued_at, \
+           paid_at = EXCLUDED.paid_at"
+    )))
+    .bind(&i.invoice_id)
+    .bind(&i.organization_id)
+    .bind(&i.member_id)
+    .bind(&i.number)
+    .bind(&i.currency)
+    .bind(i.subtotal_minor)
+    .bind(i.tax_minor)
+    .bind(i.total_minor)
+    .bind(i.amount_paid_minor)
+    .bind(&i.status)
+    .bind(i.due_at)
+    .bind(i.created_at)
+    .bind(i.updated_at)
+    .bind(i.issued_at)
+    .bind(i.paid_at)
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+/// The organization's next invoice number. Taken inside the batch's transaction, so a rolled-back
+/// batch gives its number back: numbers have no gaps.
+pub async fn next_number(tx: &mut PgConnection, organization_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO invoice_counters (organization_id, last_number) VALUES ($1, 1) \
+         ON CONFLICT (organization_id) DO UPDATE SET last_number = invoice_counters.last_number + 1 \
+         RETURNING last_number",
+    )
+    .bind(organization_id)
+    .fetch_one(tx)
+    .await
+}
