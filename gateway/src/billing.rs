@@ -71,16 +71,28 @@ pub async fn process_payment(
     Path(payment_id): Path<String>,
     request: CommandRequest<ProcessPaymentRequest>,
 ) -> Result<Response, GatewayError> {
-    let payment = visible_payment(&state, &caller, &payment_id).await?;
+    Ok(answer(
+        process_payment_with(&state, &caller, &trace, request.idempotency, payment_id, request.body).await?,
+    ))
+}
+
+pub(crate) async fn process_payment_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    payment_id: String,
+    body: ProcessPaymentRequest,
+) -> Result<(Value, bool), GatewayError> {
+    let payment = visible_payment(state, caller, &payment_id).await?;
     let command = billing::ProcessPayment {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         payment_id: payment.payment_id.clone(),
         member_id: payment.member_id.clone(),
-        return_url: request.body.return_url,
+        return_url: body.return_url,
     };
-    let how =
-        accept_how(&caller, &trace, request.idempotency, ("payment_id", payment_id), &payment.member_id);
-    Ok(answer(accept(&state, command, how).await?))
+    let how = accept_how(caller, trace, idempotency, ("payment_id", payment_id), &payment.member_id);
+    accept(state, command, how).await
 }
 
 fn accept_how<'a>(
@@ -116,17 +128,29 @@ pub async fn confirm_payment(
     Path(payment_id): Path<String>,
     request: CommandRequest<ConfirmPaymentRequest>,
 ) -> Result<Response, GatewayError> {
+    Ok(answer(
+        confirm_payment_with(&state, &caller, &trace, request.idempotency, payment_id, request.body).await?,
+    ))
+}
+
+pub(crate) async fn confirm_payment_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    payment_id: String,
+    body: ConfirmPaymentRequest,
+) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("confirming a payment")?;
-    let payment = visible_payment(&state, &caller, &payment_id).await?;
+    let payment = visible_payment(state, caller, &payment_id).await?;
     let command = billing::ConfirmManualPayment {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         payment_id: payment.payment_id.clone(),
         member_id: payment.member_id.clone(),
-        reference: request.body.reference,
+        reference: body.reference,
     };
-    let how =
-        accept_how(&caller, &trace, request.idempotency, ("payment_id", payment_id), &payment.member_id);
-    Ok(answer(accept(&state, command, how).await?))
+    let how = accept_how(caller, trace, idempotency, ("payment_id", payment_id), &payment.member_id);
+    accept(state, command, how).await
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -156,8 +180,20 @@ pub async fn refund_payment(
     Path(payment_id): Path<String>,
     request: CommandRequest<RefundRequest>,
 ) -> Result<Response, GatewayError> {
+    Ok(answer(
+        refund_payment_with(&state, &caller, &trace, request.idempotency, payment_id, request.body).await?,
+    ))
+}
+
+pub(crate) async fn refund_payment_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    payment_id: String,
+    body: RefundRequest,
+) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("refunding a payment")?;
-    let body = request.body;
     if body.amount_minor.is_some_and(|a| a <= 0) {
         return Err(GatewayError::invalid(
             "amount_minor",
@@ -165,17 +201,17 @@ pub async fn refund_payment(
         ));
     }
     let refund_id = optional_id("refund_id", body.refund_id, "re")?;
-    let payment = visible_payment(&state, &caller, &payment_id).await?;
+    let payment = visible_payment(state, caller, &payment_id).await?;
     let command = billing::RefundPayment {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         refund_id: refund_id.clone(),
         payment_id: payment.payment_id.clone(),
         member_id: payment.member_id.clone(),
         amount_minor: body.amount_minor,
         reason: body.reason,
     };
-    let how = accept_how(&caller, &trace, request.idempotency, ("refund_id", refund_id), &payment.member_id);
-    Ok(answer(accept(&state, command, how).await?))
+    let how = accept_how(caller, trace, idempotency, ("refund_id", refund_id), &payment.member_id);
+    accept(state, command, how).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -207,7 +243,16 @@ pub async fn add_payment_method(
     Extension(trace): Extension<TraceContext>,
     request: CommandRequest<AddPaymentMethodRequest>,
 ) -> Result<Response, GatewayError> {
-    let body = request.body;
+    Ok(answer(add_payment_method_with(&state, &caller, &trace, request.idempotency, request.body).await?))
+}
+
+pub(crate) async fn add_payment_method_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    body: AddPaymentMethodRequest,
+) -> Result<(Value, bool), GatewayError> {
     required("member_id", &body.member_id)?;
     one_of("method", &body.method, &billing::PAYMENT_METHODS)?;
     if body.provider_token.as_deref().is_some_and(|t| t.chars().filter(char::is_ascii_digit).count() >= 12) {
@@ -219,7 +264,7 @@ pub async fn add_payment_method(
     caller.require_member_or_operator(&body.member_id, "adding a payment method")?;
     let id = optional_id("payment_method_id", body.payment_method_id, "pm")?;
     let command = billing::AddPaymentMethod {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         payment_method_id: id.clone(),
         member_id: body.member_id.clone(),
         method: body.method,
@@ -227,8 +272,8 @@ pub async fn add_payment_method(
         label: body.label,
         make_default: body.make_default,
     };
-    let how = accept_how(&caller, &trace, request.idempotency, ("payment_method_id", id), &body.member_id);
-    Ok(answer(accept(&state, command, how).await?))
+    let how = accept_how(caller, trace, idempotency, ("payment_method_id", id), &body.member_id);
+    accept(state, command, how).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -270,8 +315,17 @@ pub async fn create_invoice(
     Extension(trace): Extension<TraceContext>,
     request: CommandRequest<CreateInvoiceRequest>,
 ) -> Result<Response, GatewayError> {
+    Ok(answer(create_invoice_with(&state, &caller, &trace, request.idempotency, request.body).await?))
+}
+
+pub(crate) async fn create_invoice_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    body: CreateInvoiceRequest,
+) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("creating an invoice")?;
-    let body = request.body;
     required("member_id", &body.member_id)?;
     if body.currency.len() != 3 || !body.currency.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(GatewayError::invalid("currency", "currency must be an ISO 4217 code such as EUR"));
@@ -297,7 +351,7 @@ pub async fn create_invoice(
     }
     let invoice_id = optional_id("invoice_id", body.invoice_id, "inv")?;
     let command = billing::CreateInvoice {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         invoice_id: invoice_id.clone(),
         member_id: body.member_id.clone(),
         currency: body.currency,
@@ -315,8 +369,8 @@ pub async fn create_invoice(
         due_at: body.due_at.timestamp_millis(),
         finalize: body.finalize.unwrap_or(true),
     };
-    let how = accept_how(&caller, &trace, request.idempotency, ("invoice_id", invoice_id), &body.member_id);
-    Ok(answer(accept(&state, command, how).await?))
+    let how = accept_how(caller, trace, idempotency, ("invoice_id", invoice_id), &body.member_id);
+    accept(state, command, how).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -343,18 +397,31 @@ pub async fn change_invoice_status(
     Path(invoice_id): Path<String>,
     request: CommandRequest<InvoiceStatusRequest>,
 ) -> Result<Response, GatewayError> {
+    let answered =
+        change_invoice_status_with(&state, &caller, &trace, request.idempotency, invoice_id, request.body)
+            .await?;
+    Ok(answer(answered))
+}
+
+pub(crate) async fn change_invoice_status_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    invoice_id: String,
+    body: InvoiceStatusRequest,
+) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("changing an invoice")?;
-    one_of("status", &request.body.status, &["open", "void", "uncollectible"])?;
-    let (invoice, _) = visible_invoice(&state, &caller, &invoice_id).await?;
+    one_of("status", &body.status, &["open", "void", "uncollectible"])?;
+    let (invoice, _) = visible_invoice(state, caller, &invoice_id).await?;
     let command = billing::ChangeInvoiceStatus {
-        metadata: metadata(&caller),
+        metadata: metadata(caller),
         invoice_id: invoice.invoice_id.clone(),
         member_id: invoice.member_id.clone(),
-        status: request.body.status,
+        status: body.status,
     };
-    let how =
-        accept_how(&caller, &trace, request.idempotency, ("invoice_id", invoice_id), &invoice.member_id);
-    Ok(answer(accept(&state, command, how).await?))
+    let how = accept_how(caller, trace, idempotency, ("invoice_id", invoice_id), &invoice.member_id);
+    accept(state, command, how).await
 }
 
 async fn visible_invoice(
@@ -506,16 +573,24 @@ pub async fn invoices(
     caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    let params = ListParams::parse(query_values(params)?, &["member_id", "status"])?;
+    Ok(invoices_with(&state, &caller, query_values(params)?).await?.json())
+}
+
+pub(crate) async fn invoices_with(
+    state: &AppState,
+    caller: &Caller,
+    values: HashMap<String, String>,
+) -> Result<Page<studyspot_billing_projection::Invoice>, GatewayError> {
+    let params = ListParams::parse(values, &["member_id", "status"])?;
     let filter = reads::OwnedFilter {
         organization_id: &caller.organization_id,
-        member_id: member_scope(&caller, params.get("member_id"))?,
+        member_id: member_scope(caller, params.get("member_id"))?,
         status: params.get("status"),
         payment_id: None,
     };
     let rows =
         rows(reads::list_invoices(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
-    Ok(params.page(rows, |i| (i.created_at, i.invoice_id.as_str())).json())
+    Ok(params.page(rows, |i| (i.created_at, i.invoice_id.as_str())))
 }
 
 #[utoipa::path(get, path = "/api/payments/invoices/{id}", tag = "billing",

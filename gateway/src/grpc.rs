@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     AppState, BODY_LIMIT, GatewayError,
     auth::{Authenticates, Caller, authenticate},
-    commands,
+    billing, commands,
     grpc_api::{self as pb, gateway_server::GatewayServer},
     ledger::Idempotency,
     live, queries, status,
@@ -301,5 +301,177 @@ impl pb::gateway_server::Gateway for GatewayService {
             })
             .collect();
         Ok(Response::new(pb::MetricSamplePage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn process_payment(
+        &self,
+        request: Request<pb::ProcessPaymentRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "ProcessPayment")?;
+        let m = request.into_inner();
+        let body = billing::ProcessPaymentRequest { return_url: m.return_url };
+        let answer = billing::process_payment_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.payment_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "payment_id"))
+    }
+
+    async fn confirm_payment(
+        &self,
+        request: Request<pb::ConfirmPaymentRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "ConfirmPayment")?;
+        let m = request.into_inner();
+        let body = billing::ConfirmPaymentRequest { reference: m.reference };
+        let answer = billing::confirm_payment_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.payment_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "payment_id"))
+    }
+
+    async fn refund_payment(
+        &self,
+        request: Request<pb::RefundPaymentRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "RefundPayment")?;
+        let m = request.into_inner();
+        let body =
+            billing::RefundRequest { refund_id: m.refund_id, amount_minor: m.amount_minor, reason: m.reason };
+        let answer =
+            billing::refund_payment_with(&self.state, &p.caller, &p.trace, p.idempotency, m.payment_id, body)
+                .await?;
+        Ok(accepted(answer, "refund_id"))
+    }
+
+    async fn add_payment_method(
+        &self,
+        request: Request<pb::AddPaymentMethodRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "AddPaymentMethod")?;
+        let m = request.into_inner();
+        let body = billing::AddPaymentMethodRequest {
+            payment_method_id: m.payment_method_id,
+            member_id: m.member_id,
+            method: m.method,
+            provider_token: m.provider_token,
+            label: m.label,
+            make_default: m.make_default,
+        };
+        let answer =
+            billing::add_payment_method_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "payment_method_id"))
+    }
+
+    async fn create_invoice(
+        &self,
+        request: Request<pb::CreateInvoiceRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CreateInvoice")?;
+        let m = request.into_inner();
+        let due_at = chrono::DateTime::parse_from_rfc3339(&m.due_at)
+            .map_err(|_| GatewayError::invalid("due_at", "due_at must be an RFC 3339 time"))?
+            .with_timezone(&chrono::Utc);
+        let body = billing::CreateInvoiceRequest {
+            invoice_id: m.invoice_id,
+            member_id: m.member_id,
+            currency: m.currency,
+            lines: m
+                .lines
+                .into_iter()
+                .map(|l| billing::InvoiceLineRequest {
+                    description: l.description,
+                    quantity: l.quantity,
+                    unit_amount_minor: l.unit_amount_minor,
+                    tax_rate_bps: l.tax_rate_bps,
+                    tax_name: l.tax_name,
+                })
+                .collect(),
+            due_at,
+            finalize: m.finalize,
+        };
+        let answer =
+            billing::create_invoice_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "invoice_id"))
+    }
+
+    async fn change_invoice_status(
+        &self,
+        request: Request<pb::ChangeInvoiceStatusRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "ChangeInvoiceStatus")?;
+        let m = request.into_inner();
+        let body = billing::InvoiceStatusRequest { status: m.status };
+        let answer = billing::change_invoice_status_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.invoice_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "invoice_id"))
+    }
+
+    async fn list_refunds(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::RefundPage>, Status> {
+        let p = self.prepare(&request, "ListRefunds")?;
+        let page = billing::refunds_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|r| pb::Refund {
+                refund_id: r.refund_id,
+                payment_id: r.payment_id,
+                member_id: r.member_id,
+                amount_minor: r.amount_minor,
+                currency: r.currency,
+                status: r.status,
+                provider_refund_id: r.provider_refund_id,
+                failure_code: r.failure_code,
+                created_at: time(r.created_at),
+            })
+            .collect();
+        Ok(Response::new(pb::RefundPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn list_invoices(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::InvoicePage>, Status> {
+        let p = self.prepare(&request, "ListInvoices")?;
+        let page = billing::invoices_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|i| pb::Invoice {
+                invoice_id: i.invoice_id,
+                member_id: i.member_id,
+                number: i.number,
+                currency: i.currency,
+                subtotal_minor: i.subtotal_minor,
+                tax_minor: i.tax_minor,
+                total_minor: i.total_minor,
+                amount_paid_minor: i.amount_paid_minor,
+                status: i.status,
+                due_at: time(i.due_at),
+                created_at: time(i.created_at),
+            })
+            .collect();
+        Ok(Response::new(pb::InvoicePage { items, next_cursor: page.next_cursor }))
     }
 }

@@ -205,3 +205,69 @@ async fn lists_over_grpc_are_paginated_filtered_and_scoped_like_http() {
     let violations = &details.bad_request().expect("bad request").field_violations;
     assert_eq!(violations[0].field, "memberid", "{violations:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn billing_operations_over_grpc_check_shape_and_role_and_find_the_payment() {
+    use studyspot_billing_projection as billing;
+    use studyspot_gateway::grpc_api::{
+        CreateInvoiceRequest, InvoiceLine, ListRequest, ProcessPaymentRequest, RefundPaymentRequest,
+    };
+
+    let gw = TestGateway::start(|_| {}).await;
+    let mut db = gw.projection("billing", &billing::MIGRATIONS).await;
+    let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).expect("time");
+    let payment = billing::Payment {
+        payment_id: "pay_1".into(),
+        organization_id: "org_1".into(),
+        member_id: "mem_1".into(),
+        amount_minor: 2000,
+        currency: "EUR".into(),
+        method: "card".into(),
+        status: "created".into(),
+        created_at: at,
+        updated_at: at,
+        ..Default::default()
+    };
+    billing::insert_payment(&mut db, &payment).await.expect("insert");
+    let mut client = GatewayClient::new(
+        Channel::from_shared(gw.base.clone()).expect("uri").connect().await.expect("connect"),
+    );
+    let staff = gw.token(Some("org_1"), &[Role::Staff], None);
+    let member = gw.token(Some("org_1"), &[Role::Member], Some("mem_1"));
+
+    let process = |id: &str| ProcessPaymentRequest { payment_id: id.into(), return_url: None };
+    let accepted = client.process_payment(authorized(process("pay_1"), &member)).await.expect("own payment");
+    assert_eq!(accepted.get_ref().aggregate_id, "pay_1");
+    let commands = gw.read_all(studyspot_schemas::billing::COMMANDS.name);
+    assert_eq!(commands.len(), 1, "one ProcessPayment, keyed by the payment's member");
+    assert_eq!(commands[0].key.as_deref(), Some(&b"mem_1"[..]));
+    let missing = client.process_payment(authorized(process("pay_9"), &staff)).await.expect_err("no such");
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let refund =
+        RefundPaymentRequest { payment_id: "pay_1".into(), amount_minor: Some(500), ..Default::default() };
+    let by_member =
+        client.refund_payment(authorized(refund.clone(), &member)).await.expect_err("members do not refund");
+    assert_eq!(by_member.code(), Code::PermissionDenied);
+    let zero = RefundPaymentRequest { amount_minor: Some(0), ..refund };
+    let invalid = client.refund_payment(authorized(zero, &staff)).await.expect_err("zero");
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+
+    let line =
+        InvoiceLine { description: "Desk".into(), quantity: 0, unit_amount_minor: 100, ..Default::default() };
+    let invoice = CreateInvoiceRequest {
+        member_id: "mem_1".into(),
+        currency: "EUR".into(),
+        lines: vec![line],
+        due_at: "2027-01-01T00:00:00Z".into(),
+        ..Default::default()
+    };
+    let refused = client.create_invoice(authorized(invoice, &staff)).await.expect_err("quantity 0");
+    let details = refused.get_error_details();
+    let violations = &details.bad_request().expect("bad request").field_violations;
+    assert_eq!(violations[0].field, "lines[0].quantity", "{violations:?}");
+
+    let invoices =
+        client.list_invoices(authorized(ListRequest::default(), &staff)).await.expect("empty list");
+    assert!(invoices.get_ref().items.is_empty());
+}

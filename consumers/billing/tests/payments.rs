@@ -282,3 +282,109 @@ async fn cash_pays_a_numbered_invoice_when_staff_confirm_it() {
     assert!(stripe.received_requests().await.expect("recorded").is_empty(), "cash never reaches a provider");
     stop(&mut consumer);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declined_card_fails_with_the_providers_code_and_a_new_attempt_survives_an_outage() {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    let mut declined = fixture("stripe_payment_intent_succeeded.json");
+    declined["id"] = json!("pi_declined");
+    declined["status"] = json!("requires_payment_method");
+    declined["amount_received"] = json!(0);
+    declined["latest_charge"] = Value::Null;
+    let charge = || {
+        Mock::given(matchers::method("POST"))
+            .and(matchers::path("/v1/payment_intents"))
+            .and(matchers::header("authorization", "Bearer sk_test_e2e"))
+    };
+    charge()
+        .respond_with(ResponseTemplate::new(402).set_body_json(json!({ "error": {
+            "charge": "ch_declined", "code": "card_declined", "decline_code": "insufficient_funds",
+            "message": "Your card has insufficient funds.", "payment_intent": declined, "type": "card_error"
+        } })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&stripe)
+        .await;
+    charge()
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({ "error": {
+            "message": "An unknown error occurred", "type": "api_error"
+        } })))
+        .up_to_n_times(2)
+        .with_priority(2)
+        .mount(&stripe)
+        .await;
+    charge()
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("stripe_payment_intent_succeeded.json")),
+        )
+        .with_priority(3)
+        .mount(&stripe)
+        .await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        base,
+        token: world.token(&settings, Role::Staff, None),
+    };
+    // One try per round, so the outage reaches the worker, which backs off and tries again.
+    let base_url = format!("{}/", stripe.uri());
+    let mut consumer = world.spawn_consumer_with(
+        None,
+        &world.database_url,
+        &[
+            ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base_url.as_str()),
+            ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
+            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
+            ("STUDYSPOT_BILLING__PROVIDER__RETRY_BASE_MS", "100"),
+            ("STUDYSPOT_BILLING__PROVIDER__MAX_ATTEMPTS", "1"),
+        ],
+    );
+
+    api.command(
+        "/api/payments/methods",
+        json!({ "payment_method_id": "pm_2", "member_id": "mem_2", "method": "card", "provider_token": "pm_card_visa" }),
+    )
+    .await;
+    let (_, created) = api
+        .command(
+            "/api/payments",
+            json!({ "payment_id": "pay_2", "member_id": "mem_2", "amount_minor": 2000, "currency": "EUR",
+                    "method": "card", "payment_method_id": "pm_2" }),
+        )
+        .await;
+    assert_eq!(created["status"], "applied", "{created}\n{}", consumer.log());
+    let (first_id, _) = api.command("/api/payments/pay_2/process", json!({})).await;
+    let failed = api.until("/api/payments/pay_2", "the decline", |p| p["status"] == "failed").await;
+    assert_eq!(failed["failure_code"], "insufficient_funds", "{failed}");
+    assert_eq!(failed["gateway_fee_minor"], 0);
+
+    let (second_id, again) = api.command("/api/payments/pay_2/process", json!({})).await;
+    assert_eq!(again["status"], "applied", "a failed payment may be tried again: {again}");
+    let paid = api.until("/api/payments/pay_2", "the second attempt", |p| p["status"] == "succeeded").await;
+    assert_eq!(paid["attempts"], 2, "{paid}");
+
+    let keys: Vec<String> = stripe
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter_map(|r| r.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .collect();
+    let first_key = format!("studyspot-{first_id}");
+    let second_key = format!("studyspot-{second_id}");
+    assert_eq!(
+        keys,
+        [first_key.as_str(), second_key.as_str(), second_key.as_str(), second_key.as_str()],
+        "the decline once; the new attempt through the outage always with its own same key"
+    );
+    let events = world.read_all(billing::EVENTS.name);
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.headers.get(studyspot_bus::headers::RECORD_TYPE) == Some("studyspot.billing.PaymentFailed")
+        })
+        .collect();
+    assert_eq!(failures.len(), 1);
+    stop(&mut consumer);
+}
