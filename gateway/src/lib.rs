@@ -17,6 +17,7 @@ pub mod openapi;
 mod ops;
 mod queries;
 mod status;
+mod webhooks;
 
 use std::{sync::Arc, time::Duration, time::Instant};
 
@@ -44,6 +45,7 @@ pub struct AppState {
     /// The projections, through the read-only role.
     pub(crate) readonly: sqlx::PgPool,
     pub(crate) live: live::Live,
+    pub(crate) webhooks: webhooks::WebhookSecrets,
 }
 
 impl auth::Authenticates for AppState {
@@ -92,6 +94,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         max_status_wait: Duration::from_millis(settings.gateway.max_status_wait_ms),
         readonly: readonly.clone(),
         live,
+        webhooks: webhooks::WebhookSecrets::from_settings(&settings.billing),
     };
     spawn_upkeep(
         &state,
@@ -131,6 +134,7 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(billing::invoice))
         .routes(routes!(billing::change_invoice_status))
         .routes(routes!(billing::payments_dashboard))
+        .routes(routes!(webhooks::provider_webhook))
         .routes(routes!(commands::send_notification, queries::notifications))
         .routes(routes!(commands::check_in))
         .routes(routes!(queries::sessions))

@@ -60,6 +60,7 @@ fn every_operation_is_documented_with_its_errors_and_auth() {
             "POST /api/payments/{id}/confirm",
             "POST /api/payments/{id}/process",
             "POST /api/payments/{id}/refunds",
+            "POST /api/webhooks/{provider}",
         ]
     );
     let schema = &document["components"]["schemas"]["CreatePaymentRequest"];

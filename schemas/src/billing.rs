@@ -445,3 +445,23 @@ pub struct InvoiceStatusChanged {
     pub status: String,
 }
 billing_record!(InvoiceStatusChanged, EVENTS, key = member_id);
+
+/// A provider told us (by a verified webhook) that one of our payments changed; billing asks the
+/// provider for the payment's state at once instead of at its next poll. The webhook is a nudge,
+/// not the truth: the answer is fetched from the provider with billing's own credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct ProviderNotified {
+    pub metadata: EventMetadata,
+    pub payment_id: String,
+    pub member_id: String,
+    /// stripe or razorpay.
+    pub connector: String,
+    /// The provider's event type, e.g. payment_intent.succeeded.
+    pub event_type: String,
+    /// The provider's event id, when it gives one.
+    #[avro(default = "null")]
+    pub provider_event_id: Option<String>,
+    pub provider_payment_id: String,
+}
+billing_record!(ProviderNotified, COMMANDS, key = member_id);

@@ -71,6 +71,7 @@ pub static BILLING_COMMANDS: Topic = Topic {
         RecordInfo::of::<billing::AddPaymentMethod>(),
         RecordInfo::of::<billing::CreateInvoice>(),
         RecordInfo::of::<billing::ChangeInvoiceStatus>(),
+        RecordInfo::of::<billing::ProviderNotified>(),
     ],
 };
 

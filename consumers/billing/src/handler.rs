@@ -13,8 +13,8 @@ use studyspot_schemas::{
         AddPaymentMethod, ChangeInvoiceStatus, CommandRejected, ConfirmManualPayment, CreateInvoice,
         CreatePayment, InvoiceCreated, InvoiceIssued, InvoicePaid, InvoiceStatusChanged, PaymentCreated,
         PaymentFailed, PaymentMethodAdded, PaymentProcessingStarted, PaymentRequiresAction, PaymentSucceeded,
-        ProcessPayment, RecordChargeOutcome, RecordRefundOutcome, RefundFailed, RefundIssued, RefundPayment,
-        RefundRequested,
+        ProcessPayment, ProviderNotified, RecordChargeOutcome, RecordRefundOutcome, RefundFailed,
+        RefundIssued, RefundPayment, RefundRequested,
     },
 };
 
@@ -49,6 +49,7 @@ impl Handler for BillingHandler {
             AddPaymentMethod::FULL_NAME => add_payment_method(tx, &mut out).await,
             CreateInvoice::FULL_NAME => create_invoice(tx, &mut out).await,
             ChangeInvoiceStatus::FULL_NAME => change_invoice_status(tx, &mut out).await,
+            ProviderNotified::FULL_NAME => provider_notified(tx, &mut out).await,
             other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
     }
@@ -559,6 +560,25 @@ async fn change_invoice_status(tx: &mut PgConnection, out: &mut Out<'_>) -> Resu
             });
         }
         Err(refusal) => out.refuse::<ChangeInvoiceStatus>(&c.member_id, refusal),
+    }
+    Ok(())
+}
+
+/// A verified provider webhook: the call the payment waits for is asked about now. Nothing else
+/// changes until the provider's answer is reported.
+async fn provider_notified(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let n: ProviderNotified = out.message.record()?;
+    decide::check_filled(&[("payment_id", &n.payment_id), ("member_id", &n.member_id)])
+        .map_err(malformed::<ProviderNotified>)?;
+    let at = out.message.occurred_at()?;
+    match member_payment(tx, &n.payment_id, &n.member_id).await? {
+        Ok(payment) => {
+            if let Some(call) = &payment.pending_call_id {
+                let woken = calls::wake(tx, call, at).await?;
+                tracing::debug!(payment = %payment.payment_id, call = %call, woken, event = %n.event_type, "provider notified");
+            }
+        }
+        Err(refusal) => out.refuse::<ProviderNotified>(&n.member_id, refusal),
     }
     Ok(())
 }

@@ -388,3 +388,113 @@ async fn a_declined_card_fails_with_the_providers_code_and_a_new_attempt_survive
     assert_eq!(failures.len(), 1);
     stop(&mut consumer);
 }
+
+/// Stripe's `Stripe-Signature` for `payload` at `timestamp`.
+fn stripe_signature(secret: &str, timestamp: i64, payload: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(payload);
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_webhook_makes_billing_ask_stripe_at_once_about_a_payment_waiting_for_3d_secure() {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    let mut waiting = fixture("stripe_payment_intent_succeeded.json");
+    waiting["status"] = json!("requires_action");
+    waiting["latest_charge"] = Value::Null;
+    waiting["next_action"] = json!({ "type": "redirect_to_url",
+        "redirect_to_url": { "return_url": "https://app.example/back", "url": "https://hooks.stripe.com/3ds/pi_e2e" } });
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(waiting))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/v1/payment_intents/pi_e2e"))
+        .and(matchers::header("authorization", "Bearer sk_test_e2e"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("stripe_payment_intent_succeeded.json")),
+        )
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (base, settings) =
+        world.gateway_configured(|s| s.billing.stripe.webhook_secret = "whsec_e2e".to_owned().into()).await;
+    let api = Api {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        base,
+        token: world.token(&settings, Role::Staff, None),
+    };
+    let base_url = format!("{}/", stripe.uri());
+    // Without the webhook billing would ask again only in an hour.
+    let mut consumer = world.spawn_consumer_with(
+        None,
+        &world.database_url,
+        &[
+            ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base_url.as_str()),
+            ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
+            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
+            ("STUDYSPOT_BILLING__PROVIDER__AWAITING_POLL_SECS", "3600"),
+        ],
+    );
+    api.command(
+        "/api/payments/methods",
+        json!({ "payment_method_id": "pm_3", "member_id": "mem_3", "method": "card", "provider_token": "pm_card_visa" }),
+    )
+    .await;
+    api.command(
+        "/api/payments",
+        json!({ "payment_id": "pay_3", "member_id": "mem_3", "amount_minor": 2000, "currency": "EUR",
+                "method": "card", "payment_method_id": "pm_3" }),
+    )
+    .await;
+    api.command("/api/payments/pay_3/process", json!({ "return_url": "https://app.example/back" })).await;
+    let action = api
+        .until("/api/payments/pay_3", "3-D Secure to be asked for", |p| p["status"] == "requires_action")
+        .await;
+    assert_eq!(action["action_url"], "https://hooks.stripe.com/3ds/pi_e2e", "{action}\n{}", consumer.log());
+
+    let event = json!({ "id": "evt_e2e", "object": "event", "type": "payment_intent.succeeded",
+        "api_version": "2025-03-31.basil", "created": 1_767_000_000, "livemode": false, "pending_webhooks": 1,
+        "data": { "object": fixture("stripe_payment_intent_succeeded.json") } });
+    let mut object = event;
+    object["data"]["object"]["metadata"] = json!({ "payment_id": "pay_3" });
+    let payload = serde_json::to_vec(&object).expect("json");
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let post = |signature: String| {
+        api.client
+            .post(format!("{}/api/webhooks/stripe", api.base))
+            .header("stripe-signature", signature)
+            .header("content-type", "application/json")
+            .body(payload.clone())
+            .send()
+    };
+    let forged = post(stripe_signature("whsec_wrong", now, &payload)).await.expect("request");
+    assert_eq!(forged.status(), 401, "a wrong signature is refused");
+    let stale = post(stripe_signature("whsec_e2e", now - 3600, &payload)).await.expect("request");
+    assert_eq!(stale.status(), 401, "an old signature is refused");
+    let accepted = post(stripe_signature("whsec_e2e", now, &payload)).await.expect("request");
+    assert_eq!(accepted.status(), 202);
+    let again = post(stripe_signature("whsec_e2e", now, &payload)).await.expect("request");
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.as_bytes()), Some(&b"true"[..]));
+
+    let paid =
+        api.until("/api/payments/pay_3", "the payment to succeed", |p| p["status"] == "succeeded").await;
+    assert_eq!(paid["gateway_fee_minor"], 88, "{paid}");
+    let notified = world
+        .read_all(billing::COMMANDS.name)
+        .into_iter()
+        .filter(|c| {
+            c.headers.get(studyspot_bus::headers::RECORD_TYPE) == Some("studyspot.billing.ProviderNotified")
+        })
+        .count();
+    assert_eq!(notified, 1, "a redelivered webhook produces nothing new");
+    stop(&mut consumer);
+    stripe.verify().await;
+}

@@ -117,7 +117,16 @@ impl World {
 
     /// A gateway serving this world, and the settings tokens for it are minted with.
     pub async fn gateway_with_settings(&self) -> (String, studyspot_config::Settings) {
+        self.gateway_configured(|_| {}).await
+    }
+
+    /// A gateway serving this world with `configure` applied to its settings.
+    pub async fn gateway_configured(
+        &self,
+        configure: impl FnOnce(&mut studyspot_config::Settings),
+    ) -> (String, studyspot_config::Settings) {
         let mut settings = studyspot_config::Settings::load(None).expect("defaults");
+        configure(&mut settings);
         settings.kafka.bootstrap_servers = kafka();
         settings.kafka.topic_prefix = self.prefix.clone();
         settings.registry.url = self.registry_url.clone();

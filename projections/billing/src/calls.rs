@@ -66,6 +66,17 @@ pub async fn settle(tx: &mut PgConnection, call_id: &str) -> Result<(), sqlx::Er
         .map(drop)
 }
 
+/// Makes a call the provider has news about due at `at`: one waiting for the provider is asked
+/// again at once. Calls not yet made, or already answered for good, are left as they are.
+pub async fn wake(tx: &mut PgConnection, call_id: &str, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    sqlx::query("UPDATE provider_calls SET next_attempt_at = LEAST(next_attempt_at, $2) WHERE call_id = $1 AND status = 'awaiting'")
+        .bind(call_id)
+        .bind(at)
+        .execute(tx)
+        .await
+        .map(|r| r.rows_affected() > 0)
+}
+
 /// Takes up to `limit` due calls for `lease_secs` seconds, so a second worker (or this one after
 /// a crash, once the lease ends) does not call the provider for them at the same time.
 pub async fn lease_due(pool: &PgPool, limit: i64, lease_secs: f64) -> Result<Vec<ProviderCall>, sqlx::Error> {

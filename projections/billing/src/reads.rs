@@ -58,6 +58,25 @@ pub async fn find_payment(
     .await
 }
 
+/// The payment a provider's webhook is about, in whichever organization: by our id when the
+/// provider echoes it (metadata / notes), else by the provider's id.
+pub async fn find_payment_for_provider(
+    db: impl PgExecutor<'_>,
+    payment_id: Option<&str>,
+    connector: &str,
+    provider_payment_id: &str,
+) -> Result<Option<Payment>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM billing.payments          WHERE CASE WHEN $1::text IS NOT NULL THEN payment_id = $1                     ELSE connector = $2 AND provider_payment_id = $3 END          LIMIT 1",
+        crate::payments::COLUMNS
+    )))
+    .bind(payment_id)
+    .bind(connector)
+    .bind(provider_payment_id)
+    .fetch_optional(db)
+    .await
+}
+
 /// Filters shared by the member-owned collections (refunds, methods, invoices).
 #[derive(Debug, Default)]
 pub struct OwnedFilter<'a> {
