@@ -52,6 +52,33 @@ fn optional_id(field: &str, id: Option<String>, prefix: &str) -> Result<String, 
 pub struct ProcessPaymentRequest {
     /// Where the payer returns after a provider's redirect (3-D Secure, PayPal approval).
     pub(crate) return_url: Option<String>,
+    /// Some providers require it of the payer (Razorpay's UPI).
+    pub(crate) payer_email: Option<String>,
+    /// With country code, e.g. +919000090000 (Razorpay's UPI).
+    pub(crate) payer_phone: Option<String>,
+    /// The payer scans a QR code instead of opening a UPI app on this device.
+    #[serde(default)]
+    pub(crate) scan_qr: bool,
+}
+
+/// The payer's client as the gateway saw it: the first `X-Forwarded-For` hop (the gateway runs
+/// behind a proxy) and `User-Agent`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PayerClient {
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
+}
+
+impl PayerClient {
+    pub(crate) fn of(headers: &axum::http::HeaderMap) -> Self {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let ip = text("x-forwarded-for")
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+            .map(str::to_owned);
+        Self { ip, user_agent: text("user-agent").filter(|v| !v.is_empty()).map(str::to_owned) }
+    }
 }
 
 #[utoipa::path(post, path = "/api/payments/{id}/process", tag = "billing", request_body = ProcessPaymentRequest,
@@ -69,11 +96,14 @@ pub async fn process_payment(
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
     Path(payment_id): Path<String>,
+    headers: axum::http::HeaderMap,
     request: CommandRequest<ProcessPaymentRequest>,
 ) -> Result<Response, GatewayError> {
-    Ok(answer(
-        process_payment_with(&state, &caller, &trace, request.idempotency, payment_id, request.body).await?,
-    ))
+    let client = PayerClient::of(&headers);
+    let answered =
+        process_payment_with(&state, &caller, &trace, request.idempotency, payment_id, request.body, client)
+            .await?;
+    Ok(answer(answered))
 }
 
 pub(crate) async fn process_payment_with(
@@ -83,6 +113,7 @@ pub(crate) async fn process_payment_with(
     idempotency: Option<Idempotency>,
     payment_id: String,
     body: ProcessPaymentRequest,
+    client: PayerClient,
 ) -> Result<(Value, bool), GatewayError> {
     let payment = visible_payment(state, caller, &payment_id).await?;
     let command = billing::ProcessPayment {
@@ -90,6 +121,11 @@ pub(crate) async fn process_payment_with(
         payment_id: payment.payment_id.clone(),
         member_id: payment.member_id.clone(),
         return_url: body.return_url,
+        payer_email: body.payer_email,
+        payer_phone: body.payer_phone,
+        payer_ip: client.ip,
+        payer_user_agent: client.user_agent,
+        scan_qr: body.scan_qr,
     };
     let how = accept_how(caller, trace, idempotency, ("payment_id", payment_id), &payment.member_id);
     accept(state, command, how).await

@@ -308,8 +308,14 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ProcessPaymentRequest>,
     ) -> Result<Response<pb::Accepted>, Status> {
         let p = self.prepare(&request, "ProcessPayment")?;
+        let client = billing::PayerClient::of(&request.metadata().clone().into_headers());
         let m = request.into_inner();
-        let body = billing::ProcessPaymentRequest { return_url: m.return_url };
+        let body = billing::ProcessPaymentRequest {
+            return_url: m.return_url,
+            payer_email: m.payer_email,
+            payer_phone: m.payer_phone,
+            scan_qr: m.scan_qr,
+        };
         let answer = billing::process_payment_with(
             &self.state,
             &p.caller,
@@ -317,6 +323,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             p.idempotency,
             m.payment_id,
             body,
+            client,
         )
         .await?;
         Ok(accepted(answer, "payment_id"))

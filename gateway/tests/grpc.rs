@@ -235,7 +235,7 @@ async fn billing_operations_over_grpc_check_shape_and_role_and_find_the_payment(
     let staff = gw.token(Some("org_1"), &[Role::Staff], None);
     let member = gw.token(Some("org_1"), &[Role::Member], Some("mem_1"));
 
-    let process = |id: &str| ProcessPaymentRequest { payment_id: id.into(), return_url: None };
+    let process = |id: &str| ProcessPaymentRequest { payment_id: id.into(), ..Default::default() };
     let accepted = client.process_payment(authorized(process("pay_1"), &member)).await.expect("own payment");
     assert_eq!(accepted.get_ref().aggregate_id, "pay_1");
     let commands = gw.read_all(studyspot_schemas::billing::COMMANDS.name);

@@ -122,6 +122,19 @@ pub struct ProcessPayment {
     /// Where a payer returns after a provider's redirect (3-D Secure, PayPal approval).
     #[avro(default = "null")]
     pub return_url: Option<String>,
+    /// What some providers require of the payer (Razorpay's UPI: email, phone, IP, user agent).
+    #[avro(default = "null")]
+    pub payer_email: Option<String>,
+    #[avro(default = "null")]
+    pub payer_phone: Option<String>,
+    /// The payer's client address and `User-Agent`, as the gateway saw them.
+    #[avro(default = "null")]
+    pub payer_ip: Option<String>,
+    #[avro(default = "null")]
+    pub payer_user_agent: Option<String>,
+    /// The payer scans a QR code (a desktop) instead of opening a UPI app on this device.
+    #[avro(default = "false")]
+    pub scan_qr: bool,
 }
 billing_record!(ProcessPayment, COMMANDS, key = member_id);
 

@@ -174,6 +174,14 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
         description: payment.description.clone(),
         return_url: c.return_url.clone(),
         provider_payment_id: None,
+        payer: Some(studyspot_payment_connectors::Payer {
+            email: c.payer_email.clone(),
+            phone: c.payer_phone.clone(),
+            ip: c.payer_ip.clone(),
+            user_agent: c.payer_user_agent.clone(),
+            provider_customer_id: None,
+            scan_qr: c.scan_qr,
+        }),
     };
     calls::insert(
         tx,
@@ -343,6 +351,7 @@ async fn refund_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
         description: refund.reason.clone(),
         return_url: None,
         provider_payment_id: payment.provider_payment_id.clone(),
+        payer: None,
     };
     calls::insert(
         tx,

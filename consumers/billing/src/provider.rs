@@ -19,7 +19,7 @@ use studyspot_config::{Billing, Fee};
 use studyspot_consumer_runtime::{OutboxWriter, Sidecar, SidecarContext};
 use studyspot_payment_connectors::{
     ChargeOutcome, ChargeRequest, ConnectorError, ConnectorName, Connectors, ConnectorsConfig, PayPalConfig,
-    PaymentConnector, RazorpayConfig, RefundOutcome, RefundRequest, RetryPolicy, StripeConfig,
+    Payer, PaymentConnector, RazorpayConfig, RefundOutcome, RefundRequest, RetryPolicy, StripeConfig,
 };
 use studyspot_schemas::{
     EventMetadata,
@@ -44,6 +44,9 @@ pub struct CallRequest {
     pub return_url: Option<String>,
     /// For refunds: the charge to refund.
     pub provider_payment_id: Option<String>,
+    /// Who pays, as far as the provider needs to know.
+    #[serde(default)]
+    pub payer: Option<Payer>,
 }
 
 impl CallRequest {
@@ -307,7 +310,7 @@ impl ProviderWorker {
             payment_method_token: request.payment_method_token.clone(),
             description: request.description.clone(),
             return_url: request.return_url.clone(),
-            payer: None,
+            payer: request.payer.clone(),
         };
         let report =
             |outcome: ChargeOutcome, status| Next::Report { answer: Answer::Charge(name, outcome), status };

@@ -498,3 +498,110 @@ async fn a_signed_webhook_makes_billing_ask_stripe_at_once_about_a_payment_waiti
     stop(&mut consumer);
     stripe.verify().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upi_goes_to_razorpay_as_an_intent_with_what_razorpay_requires_of_the_payer() {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    let razorpay = MockServer::start().await;
+    let auth = "Basic cnpwX3Rlc3RfZTJlOnNlY3JldF9lMmU="; // rzp_test_e2e:secret_e2e
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/v1/orders"))
+        .and(matchers::header("authorization", auth))
+        .and(matchers::query_param("receipt", "pay_upi"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "entity": "collection", "count": 0, "items": [] })),
+        )
+        .expect(1)
+        .mount(&razorpay)
+        .await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/orders"))
+        .and(matchers::header("authorization", auth))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "order_e2e", "entity": "order", "amount": 49_900, "amount_paid": 0, "amount_due": 49_900,
+            "currency": "INR", "receipt": "pay_upi", "offer_id": null, "status": "created", "attempts": 0,
+            "notes": {}, "created_at": 1_767_000_000 })))
+        .expect(1)
+        .mount(&razorpay)
+        .await;
+    let link = "upi://pay?pa=studyspot@razorpay&pn=StudySpot&tr=pay_e2e&am=499.00&cu=INR";
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/payments/create/upi"))
+        .and(matchers::header("authorization", auth))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "razorpay_payment_id": "pay_Rzp1", "link": link })),
+        )
+        .expect(1)
+        .mount(&razorpay)
+        .await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        base,
+        token: world.token(&settings, Role::Staff, None),
+    };
+    let razorpay_url = razorpay.uri();
+    let mut consumer = world.spawn_consumer_with(
+        None,
+        &world.database_url,
+        &[
+            ("STUDYSPOT_BILLING__RAZORPAY__BASE_URL", razorpay_url.as_str()),
+            ("STUDYSPOT_BILLING__RAZORPAY__KEY_ID", "rzp_test_e2e"),
+            ("STUDYSPOT_BILLING__RAZORPAY__KEY_SECRET", "secret_e2e"),
+            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
+            ("STUDYSPOT_BILLING__PROVIDER__AWAITING_POLL_SECS", "3600"),
+        ],
+    );
+    api.command(
+        "/api/payments",
+        json!({ "payment_id": "pay_upi", "member_id": "mem_4", "amount_minor": 49_900, "currency": "INR",
+                "method": "upi", "description": "Desk, March" }),
+    )
+    .await;
+    let (status, accepted) = {
+        let response = api
+            .client
+            .post(format!("{}/api/payments/pay_upi/process", api.base))
+            .bearer_auth(&api.token)
+            .header("x-forwarded-for", "203.0.113.7, 10.0.0.1")
+            .header("user-agent", "Mozilla/5.0 (Linux; Android 14)")
+            .json(&json!({ "payer_email": "asha.rao@example.com", "payer_phone": "+919000090000" }))
+            .send()
+            .await
+            .expect("request");
+        (response.status().as_u16(), response.json::<Value>().await.expect("body"))
+    };
+    assert_eq!(status, 202, "{accepted}");
+    let waiting =
+        api.until("/api/payments/pay_upi", "the UPI intent", |p| p["status"] == "requires_action").await;
+    assert_eq!(
+        (waiting["connector"].as_str(), waiting["action_kind"].as_str(), waiting["action_url"].as_str()),
+        (Some("razorpay"), Some("upi_intent"), Some(link)),
+        "{waiting}\n{}",
+        consumer.log()
+    );
+    let requests = razorpay.received_requests().await.expect("recorded");
+    let upi: Value = requests
+        .iter()
+        .find(|r| r.url.path() == "/v1/payments/create/upi")
+        .map(|r| serde_json::from_slice(&r.body).expect("json body"))
+        .expect("a UPI payment request");
+    assert_eq!(upi["order_id"], "order_e2e");
+    assert_eq!(upi["upi"], json!({ "flow": "intent" }), "UPI collect is never used");
+    assert_eq!(
+        (upi["email"].as_str(), upi["contact"].as_str(), upi["ip"].as_str(), upi["user_agent"].as_str()),
+        (
+            Some("asha.rao@example.com"),
+            Some("+919000090000"),
+            Some("203.0.113.7"),
+            Some("Mozilla/5.0 (Linux; Android 14)")
+        )
+    );
+    assert_eq!(upi["notes"]["payment_id"], "pay_upi");
+    assert!(stripe.received_requests().await.expect("recorded").is_empty(), "UPI is routed to Razorpay only");
+    stop(&mut consumer);
+    razorpay.verify().await;
+}
