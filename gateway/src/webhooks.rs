@@ -14,7 +14,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use studyspot_billing_projection::reads;
 use studyspot_bus::TraceContext;
-use studyspot_payment_connectors::{ProviderUpdate, WebhookError, razorpay_webhook, stripe_webhook};
+use studyspot_payment_connectors::{
+    ProviderUpdate, RefundOutcome, UpdateOutcome, WebhookError, razorpay_webhook, stripe_webhook,
+};
 use studyspot_schemas::{EventMetadata, billing};
 
 use crate::{
@@ -150,6 +152,12 @@ async fn notify(
         member_id: None,
         correlation_id: None,
     };
+    let refund = match &update.outcome {
+        UpdateOutcome::Refund { refund_id, outcome } => Some(refund_news(refund_id.clone(), outcome)),
+        _ => None,
+    };
+    let (refund_id, provider_refund_id, refund_outcome, refund_code, refund_message) =
+        refund.unwrap_or_default();
     let command = billing::ProviderNotified {
         metadata: EventMetadata {
             correlation_id: command_id.clone(),
@@ -165,6 +173,11 @@ async fn notify(
         event_type: update.event_type,
         provider_event_id: event_id.clone(),
         provider_payment_id: update.provider_payment_id,
+        refund_id,
+        provider_refund_id,
+        refund_outcome,
+        refund_code,
+        refund_message,
     };
     let idempotency = event_id.map(|id| Idempotency {
         key: format!("{provider}:{id}"),
@@ -178,4 +191,21 @@ async fn notify(
         member_id: Some(&payment.member_id),
     };
     accept(state, command, how).await
+}
+
+type RefundNews = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+
+/// A refund event's fields on `ProviderNotified`.
+fn refund_news(refund_id: Option<String>, outcome: &RefundOutcome) -> RefundNews {
+    match outcome.clone() {
+        RefundOutcome::Succeeded { provider_refund_id } => {
+            (refund_id, Some(provider_refund_id), Some("succeeded".into()), None, None)
+        }
+        RefundOutcome::Pending { provider_refund_id } => {
+            (refund_id, Some(provider_refund_id), Some("pending".into()), None, None)
+        }
+        RefundOutcome::Failed { provider_refund_id, code, message } => {
+            (refund_id, provider_refund_id, Some("failed".into()), Some(code), Some(message))
+        }
+    }
 }

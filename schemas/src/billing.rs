@@ -476,5 +476,18 @@ pub struct ProviderNotified {
     #[avro(default = "null")]
     pub provider_event_id: Option<String>,
     pub provider_payment_id: String,
+    /// For a refund's news: our refund id (from the refund's metadata / notes).
+    #[avro(default = "null")]
+    pub refund_id: Option<String>,
+    #[avro(default = "null")]
+    pub provider_refund_id: Option<String>,
+    /// For a refund's news: succeeded, pending or failed, as the signed event says. There is no
+    /// refund lookup at every provider, so the verified event is the answer.
+    #[avro(default = "null")]
+    pub refund_outcome: Option<String>,
+    #[avro(default = "null")]
+    pub refund_code: Option<String>,
+    #[avro(default = "null")]
+    pub refund_message: Option<String>,
 }
 billing_record!(ProviderNotified, COMMANDS, key = member_id);

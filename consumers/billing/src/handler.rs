@@ -416,33 +416,10 @@ async fn refund_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     };
     payments::save(tx, &payment).await?;
     refunds::save(tx, &refund).await?;
-    match refund.status.as_str() {
-        "succeeded" => {
-            calls::settle(tx, &o.call_id).await?;
-            out.emit(|metadata| RefundIssued {
-                metadata,
-                refund_id: refund.refund_id.clone(),
-                payment_id: refund.payment_id.clone(),
-                member_id: refund.member_id.clone(),
-                amount_minor: refund.amount_minor,
-                currency: refund.currency.clone(),
-                provider_refund_id: refund.provider_refund_id.clone(),
-                payment_status: payment.status.clone(),
-            });
-        }
-        "failed" => {
-            calls::settle(tx, &o.call_id).await?;
-            out.emit(|metadata| RefundFailed {
-                metadata,
-                refund_id: refund.refund_id.clone(),
-                payment_id: refund.payment_id.clone(),
-                member_id: refund.member_id.clone(),
-                code: refund.failure_code.clone().unwrap_or_default(),
-                message: refund.failure_message.clone().unwrap_or_default(),
-            });
-        }
-        _ => {}
+    if refund.status != "pending" {
+        calls::settle(tx, &o.call_id).await?;
     }
+    emit_refund_settled(out, &payment, &refund);
     Ok(())
 }
 
@@ -580,6 +557,9 @@ async fn provider_notified(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
     decide::check_filled(&[("payment_id", &n.payment_id), ("member_id", &n.member_id)])
         .map_err(malformed::<ProviderNotified>)?;
     let at = out.message.occurred_at()?;
+    if n.refund_outcome.is_some() {
+        return refund_notified(tx, out, n, at).await;
+    }
     match member_payment(tx, &n.payment_id, &n.member_id).await? {
         Ok(payment) => {
             if let Some(call) = &payment.pending_call_id {
@@ -590,4 +570,90 @@ async fn provider_notified(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
         Err(refusal) => out.refuse::<ProviderNotified>(&n.member_id, refusal),
     }
     Ok(())
+}
+
+/// A verified refund event: the pending refund it names settles as the event says.
+async fn refund_notified(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    n: ProviderNotified,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), HandleError> {
+    let payment = match member_payment(tx, &n.payment_id, &n.member_id).await? {
+        Ok(p) => p,
+        Err(refusal) => {
+            out.refuse::<ProviderNotified>(&n.member_id, refusal);
+            return Ok(());
+        }
+    };
+    let refund = match (&n.refund_id, &n.provider_refund_id) {
+        (Some(id), _) => refunds::load(tx, id).await?.filter(|r| r.payment_id == payment.payment_id),
+        (None, Some(provider_id)) => {
+            refunds::load_by_provider_id(tx, &payment.payment_id, provider_id).await?
+        }
+        (None, None) => None,
+    };
+    let Some(refund) = refund else {
+        let refusal = Refusal::new(
+            "refund_not_found",
+            format!("no refund of payment {} matches the provider's event", payment.payment_id),
+        );
+        out.refuse::<ProviderNotified>(&n.member_id, refusal);
+        return Ok(());
+    };
+    if refund.status != "pending" {
+        // A redelivered or late event about a refund already settled: nothing changes.
+        return Ok(());
+    }
+    let outcome = RecordRefundOutcome {
+        metadata: n.metadata.clone(),
+        refund_id: refund.refund_id.clone(),
+        payment_id: payment.payment_id.clone(),
+        member_id: payment.member_id.clone(),
+        call_id: format!("webhook:{}", n.metadata.event_id),
+        outcome: n.refund_outcome.clone().unwrap_or_default(),
+        provider_refund_id: n.provider_refund_id.clone(),
+        code: n.refund_code.clone(),
+        message: n.refund_message.clone(),
+    };
+    refund_rules::validate_outcome(&outcome).map_err(malformed::<ProviderNotified>)?;
+    let (payment, refund) = match refund_rules::apply_outcome(&payment, &refund, &outcome, at) {
+        Ok(decided) => decided,
+        Err(refusal) => {
+            out.refuse::<ProviderNotified>(&n.member_id, refusal);
+            return Ok(());
+        }
+    };
+    payments::save(tx, &payment).await?;
+    refunds::save(tx, &refund).await?;
+    if refund.status != "pending" {
+        calls::settle_refund(tx, &refund.refund_id).await?;
+    }
+    emit_refund_settled(out, &payment, &refund);
+    Ok(())
+}
+
+/// RefundIssued or RefundFailed, once a refund's outcome is known.
+fn emit_refund_settled(out: &mut Out<'_>, payment: &Payment, refund: &Refund) {
+    match refund.status.as_str() {
+        "succeeded" => out.emit(|metadata| RefundIssued {
+            metadata,
+            refund_id: refund.refund_id.clone(),
+            payment_id: refund.payment_id.clone(),
+            member_id: refund.member_id.clone(),
+            amount_minor: refund.amount_minor,
+            currency: refund.currency.clone(),
+            provider_refund_id: refund.provider_refund_id.clone(),
+            payment_status: payment.status.clone(),
+        }),
+        "failed" => out.emit(|metadata| RefundFailed {
+            metadata,
+            refund_id: refund.refund_id.clone(),
+            payment_id: refund.payment_id.clone(),
+            member_id: refund.member_id.clone(),
+            code: refund.failure_code.clone().unwrap_or_default(),
+            message: refund.failure_message.clone().unwrap_or_default(),
+        }),
+        _ => {}
+    }
 }

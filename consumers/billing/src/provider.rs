@@ -198,7 +198,7 @@ impl ProviderWorker {
     pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
         let this = Arc::new(self);
         tracing::info!(connectors = ?this.connectors.keys().collect::<Vec<_>>(), "provider worker started");
-        loop {
+        while !shutdown.is_cancelled() {
             let worked = this.round().await;
             if worked > 0 {
                 continue;

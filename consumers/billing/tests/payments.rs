@@ -605,3 +605,153 @@ async fn upi_goes_to_razorpay_as_an_intent_with_what_razorpay_requires_of_the_pa
     stop(&mut consumer);
     razorpay.verify().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refund_stripe_leaves_pending_settles_when_its_signed_event_arrives() {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/payment_intents"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("stripe_payment_intent_succeeded.json")),
+        )
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let mut pending = fixture("stripe_refund_succeeded.json");
+    pending["status"] = json!("pending");
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pending))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (base, settings) =
+        world.gateway_configured(|s| s.billing.stripe.webhook_secret = "whsec_e2e".to_owned().into()).await;
+    let api = Api {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        base,
+        token: world.token(&settings, Role::Staff, None),
+    };
+    let mut consumer = consumer(&world, &stripe);
+    api.command(
+        "/api/payments/methods",
+        json!({ "payment_method_id": "pm_5", "member_id": "mem_5", "method": "card", "provider_token": "pm_card_visa" }),
+    )
+    .await;
+    api.command(
+        "/api/payments",
+        json!({ "payment_id": "pay_5", "member_id": "mem_5", "amount_minor": 2000, "currency": "EUR",
+                "method": "card", "payment_method_id": "pm_5" }),
+    )
+    .await;
+    api.command("/api/payments/pay_5/process", json!({})).await;
+    api.until("/api/payments/pay_5", "the charge", |p| p["status"] == "succeeded").await;
+    api.command("/api/payments/pay_5/refunds", json!({ "refund_id": "re_p", "amount_minor": 500 })).await;
+    let reported = api
+        .until("/api/payments/refunds/re_p", "the pending refund", |r| r["provider_refund_id"] == "re_e2e")
+        .await;
+    assert_eq!(reported["status"], "pending", "{reported}\n{}", consumer.log());
+    let (_, held) = api.get("/api/payments/pay_5").await;
+    assert_eq!((held["reserved_minor"].as_i64(), held["refunded_minor"].as_i64()), (Some(500), Some(0)));
+
+    let mut refund = fixture("stripe_refund_succeeded.json");
+    refund["metadata"] = json!({ "refund_id": "re_p", "payment_id": "pay_5" });
+    let event = json!({ "id": "evt_refund", "object": "event", "type": "refund.updated",
+        "api_version": "2025-03-31.basil", "created": 1_767_000_000, "livemode": false, "pending_webhooks": 1,
+        "data": { "object": refund } });
+    let payload = serde_json::to_vec(&event).expect("json");
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let response = api
+        .client
+        .post(format!("{}/api/webhooks/stripe", api.base))
+        .header("stripe-signature", stripe_signature("whsec_e2e", now, &payload))
+        .header("content-type", "application/json")
+        .body(payload)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 202);
+    let settled = api
+        .until("/api/payments/pay_5", "the refund to settle", |p| p["status"] == "partially_refunded")
+        .await;
+    assert_eq!(
+        (settled["reserved_minor"].as_i64(), settled["refunded_minor"].as_i64()),
+        (Some(0), Some(500))
+    );
+    let (_, refund) = api.get("/api/payments/refunds/re_p").await;
+    assert_eq!(refund["status"], "succeeded");
+    stop(&mut consumer);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_charge_whose_answers_were_lost_is_reconciled_from_stripe_once_stale_never_charged_twice() {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    // Stripe took the money, but every answer to the charge is lost (a 503 after the fact).
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({ "error": {
+            "message": "An unknown error occurred", "type": "api_error" } })))
+        .mount(&stripe)
+        .await;
+    let mut found = fixture("stripe_payment_intent_succeeded.json");
+    found["metadata"] = json!({ "payment_id": "pay_6" });
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/v1/payment_intents/search"))
+        .and(matchers::query_param("query", "metadata['payment_id']:'pay_6'"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "search_result", "data": [found], "has_more": false, "next_page": null,
+            "url": "/v1/payment_intents/search" })))
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+        base,
+        token: world.token(&settings, Role::Staff, None),
+    };
+    let base_url = format!("{}/", stripe.uri());
+    let mut consumer = world.spawn_consumer_with(
+        None,
+        &world.database_url,
+        &[
+            ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base_url.as_str()),
+            ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
+            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
+            ("STUDYSPOT_BILLING__PROVIDER__MAX_ATTEMPTS", "1"),
+            ("STUDYSPOT_BILLING__PROVIDER__RETRY_BASE_MS", "300"),
+            ("STUDYSPOT_BILLING__PROVIDER__RETRY_MAX_MS", "300"),
+            ("STUDYSPOT_BILLING__PROVIDER__STALE_AFTER_SECS", "1"),
+        ],
+    );
+    api.command(
+        "/api/payments/methods",
+        json!({ "payment_method_id": "pm_6", "member_id": "mem_6", "method": "card", "provider_token": "pm_card_visa" }),
+    )
+    .await;
+    api.command(
+        "/api/payments",
+        json!({ "payment_id": "pay_6", "member_id": "mem_6", "amount_minor": 2000, "currency": "EUR",
+                "method": "card", "payment_method_id": "pm_6" }),
+    )
+    .await;
+    let (process_id, _) = api.command("/api/payments/pay_6/process", json!({})).await;
+    let paid = api.until("/api/payments/pay_6", "reconciliation", |p| p["status"] == "succeeded").await;
+    assert_eq!(paid["provider_payment_id"], "pi_e2e", "{paid}\n{}", consumer.log());
+
+    let posts: Vec<String> = stripe
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .map(|r| r.headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned())
+        .collect();
+    assert!(posts.len() >= 2, "the charge was retried before it went stale: {posts:?}");
+    assert!(posts.iter().all(|k| *k == format!("studyspot-{process_id}")), "always the same key: {posts:?}");
+    stop(&mut consumer);
+    stripe.verify().await;
+}

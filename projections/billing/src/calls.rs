@@ -66,6 +66,15 @@ pub async fn settle(tx: &mut PgConnection, call_id: &str) -> Result<(), sqlx::Er
         .map(drop)
 }
 
+/// The refund's call needs nothing more (its answer came by webhook).
+pub async fn settle_refund(tx: &mut PgConnection, refund_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE provider_calls SET status = 'settled', leased_until = NULL WHERE kind = 'refund' AND refund_id = $1")
+        .bind(refund_id)
+        .execute(tx)
+        .await
+        .map(drop)
+}
+
 /// Makes a call the provider has news about due at `at`: one waiting for the provider is asked
 /// again at once. Calls not yet made, or already answered for good, are left as they are.
 pub async fn wake(tx: &mut PgConnection, call_id: &str, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {

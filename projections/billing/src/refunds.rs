@@ -65,3 +65,18 @@ pub async fn save(tx: &mut PgConnection, r: &Refund) -> Result<(), sqlx::Error> 
     .await
     .map(drop)
 }
+
+/// The refund a provider names by its own id.
+pub async fn load_by_provider_id(
+    tx: &mut PgConnection,
+    payment_id: &str,
+    provider_refund_id: &str,
+) -> Result<Option<Refund>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM refunds WHERE payment_id = $1 AND provider_refund_id = $2 FOR UPDATE"
+    )))
+    .bind(payment_id)
+    .bind(provider_refund_id)
+    .fetch_optional(tx)
+    .await
+}
