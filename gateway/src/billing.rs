@@ -556,16 +556,24 @@ pub async fn payment_methods(
     caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    let params = ListParams::parse(query_values(params)?, &["member_id"])?;
+    Ok(payment_methods_with(&state, &caller, query_values(params)?).await?.json())
+}
+
+pub(crate) async fn payment_methods_with(
+    state: &AppState,
+    caller: &Caller,
+    values: HashMap<String, String>,
+) -> Result<Page<studyspot_billing_projection::PaymentMethod>, GatewayError> {
+    let params = ListParams::parse(values, &["member_id"])?;
     let filter = reads::OwnedFilter {
         organization_id: &caller.organization_id,
-        member_id: member_scope(&caller, params.get("member_id"))?,
+        member_id: member_scope(caller, params.get("member_id"))?,
         ..Default::default()
     };
     let rows = rows(
         reads::list_payment_methods(&state.readonly, &filter, params.after(), params.fetch_limit()).await,
     )?;
-    Ok(params.page(rows, |m| (m.created_at, m.payment_method_id.as_str())).json())
+    Ok(params.page(rows, |m| (m.created_at, m.payment_method_id.as_str())))
 }
 
 #[utoipa::path(get, path = "/api/payments/methods/{id}", tag = "billing",
@@ -665,14 +673,23 @@ pub async fn payments_dashboard(
     caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
+    Ok(Json(json!(payments_dashboard_with(&state, &caller, query_values(params)?).await?)))
+}
+
+/// The dashboard for `from`..`to` (RFC 3339; default the 30 days before now).
+pub(crate) async fn payments_dashboard_with(
+    state: &AppState,
+    caller: &Caller,
+    values: HashMap<String, String>,
+) -> Result<reads::PaymentsDashboard, GatewayError> {
     caller.require_operator("payment analytics")?;
-    let values = query_values(params)?;
     if let Some(unknown) = values.keys().find(|k| *k != "from" && *k != "to") {
         return Err(GatewayError::invalid(unknown, format!("unknown parameter {unknown}; use from and to")));
     }
     let time = |field: &str| -> Result<Option<DateTime<Utc>>, GatewayError> {
         values
             .get(field)
+            .filter(|v| !v.is_empty())
             .map(|v| {
                 DateTime::parse_from_rfc3339(v)
                     .map(|t| t.with_timezone(&Utc))
@@ -685,17 +702,15 @@ pub async fn payments_dashboard(
     if from >= to {
         return Err(GatewayError::invalid("from", "from must be before to"));
     }
-    let dashboard = match reads::payments_dashboard(&state.readonly, &caller.organization_id, from, to).await
-    {
-        Err(e) if projection_missing(&e) => reads::PaymentsDashboard {
+    match reads::payments_dashboard(&state.readonly, &caller.organization_id, from, to).await {
+        Err(e) if projection_missing(&e) => Ok(reads::PaymentsDashboard {
             from,
             to,
             totals: Vec::new(),
             revenue_by_day: Vec::new(),
             revenue_by_method: Vec::new(),
             revenue_by_connector: Vec::new(),
-        },
-        other => other?,
-    };
-    Ok(Json(json!(dashboard)))
+        }),
+        other => Ok(other?),
+    }
 }

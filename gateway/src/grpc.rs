@@ -481,4 +481,74 @@ impl pb::gateway_server::Gateway for GatewayService {
             .collect();
         Ok(Response::new(pb::InvoicePage { items, next_cursor: page.next_cursor }))
     }
+
+    async fn list_payment_methods(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::PaymentMethodPage>, Status> {
+        let p = self.prepare(&request, "ListPaymentMethods")?;
+        let page =
+            billing::payment_methods_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|m| pb::PaymentMethod {
+                payment_method_id: m.payment_method_id,
+                member_id: m.member_id,
+                method: m.method,
+                label: m.label,
+                is_default: m.is_default,
+                created_at: time(m.created_at),
+            })
+            .collect();
+        Ok(Response::new(pb::PaymentMethodPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn get_payments_dashboard(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::PaymentsDashboard>, Status> {
+        let p = self.prepare(&request, "GetPaymentsDashboard")?;
+        let d = billing::payments_dashboard_with(
+            &self.state,
+            &p.caller,
+            request.into_inner().filters.into_iter().collect(),
+        )
+        .await?;
+        let rows = |rows: Vec<studyspot_billing_projection::reads::RevenueRow>| {
+            rows.into_iter()
+                .map(|r| pb::RevenueRow {
+                    key: r.key,
+                    currency: r.currency,
+                    payments: r.payments,
+                    amount_minor: r.amount_minor,
+                    fees_minor: r.fees_minor,
+                })
+                .collect()
+        };
+        Ok(Response::new(pb::PaymentsDashboard {
+            from: time(d.from),
+            to: time(d.to),
+            totals: d
+                .totals
+                .into_iter()
+                .map(|t| pb::CurrencyTotals {
+                    currency: t.currency,
+                    succeeded: t.succeeded,
+                    failed: t.failed,
+                    success_rate: t.success_rate,
+                    failure_rate: t.failure_rate,
+                    revenue_minor: t.revenue_minor,
+                    gateway_fees_minor: t.gateway_fees_minor,
+                    processing_fees_minor: t.processing_fees_minor,
+                    average_fee_minor: t.average_fee_minor,
+                    refunds: t.refunds,
+                    refunded_minor: t.refunded_minor,
+                })
+                .collect(),
+            revenue_by_day: rows(d.revenue_by_day),
+            revenue_by_method: rows(d.revenue_by_method),
+            revenue_by_connector: rows(d.revenue_by_connector),
+        }))
+    }
 }

@@ -270,4 +270,22 @@ async fn billing_operations_over_grpc_check_shape_and_role_and_find_the_payment(
     let invoices =
         client.list_invoices(authorized(ListRequest::default(), &staff)).await.expect("empty list");
     assert!(invoices.get_ref().items.is_empty());
+    let methods =
+        client.list_payment_methods(authorized(ListRequest::default(), &member)).await.expect("own");
+    assert!(methods.get_ref().items.is_empty());
+
+    let range = |from: &str| ListRequest {
+        filters: [("from".into(), from.into()), ("to".into(), "2100-01-01T00:00:00Z".into())].into(),
+        ..Default::default()
+    };
+    let dashboard = client
+        .get_payments_dashboard(authorized(range("2000-01-01T00:00:00Z"), &staff))
+        .await
+        .expect("dashboard");
+    assert_eq!(dashboard.get_ref().from, "2000-01-01T00:00:00.000000Z");
+    let hidden = client.get_payments_dashboard(authorized(range("2000-01-01T00:00:00Z"), &member)).await;
+    assert_eq!(hidden.expect_err("members see no analytics").code(), Code::PermissionDenied);
+    let bad =
+        client.get_payments_dashboard(authorized(range("yesterday"), &staff)).await.expect_err("bad from");
+    assert_eq!(bad.code(), Code::InvalidArgument);
 }
