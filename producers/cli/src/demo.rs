@@ -46,13 +46,20 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let token = token(settings, Some(org.clone()), vec![Role::Staff], "user:demo".into(), None, 600)?;
     println!("organization {org}, through the gateway at {gateway}");
 
+    // Cash, so the demo needs no provider account: billing's provider worker sends it to the
+    // manual connector, it waits for staff, and staff confirm it.
+    let payment = format!("pay_{run}");
+    let process = format!("/api/payments/{payment}/process");
+    let confirm = format!("/api/payments/{payment}/confirm");
     let requests = [
         (
             "/api/payments",
-            json!({ "member_id": member, "amount_minor": 4900, "currency": "EUR", "method": "card",
-                    "description": "Premium plan, first month" }),
+            json!({ "payment_id": payment, "member_id": member, "amount_minor": 4900, "currency": "EUR",
+                    "method": "cash", "description": "Premium plan, first month" }),
             billing::EVENTS.name,
         ),
+        (process.as_str(), json!({}), billing::EVENTS.name),
+        (confirm.as_str(), json!({ "reference": "front desk receipt" }), billing::EVENTS.name),
         (
             "/api/attendance/check-ins",
             json!({ "member_id": member, "venue_id": "ven_central_library", "seat_id": "seat_a12" }),
@@ -72,6 +79,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     ];
     let mut expected: Vec<(&'static str, String)> = Vec::new();
     for (path, body, events_topic) in requests {
+        if path == confirm {
+            wait_for_staff(&http, &gateway, &token, &payment).await?;
+        }
         let correlation = format!("demo-{run}-{}", path.rsplit('/').next().unwrap_or(path));
         let response = http
             .post(format!("{gateway}{path}"))
@@ -95,7 +105,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
             .await
             .unwrap_or_default();
         println!(
-            "→ POST {path:<28} 202 command_id={}  status: {}",
+            "→ POST {path:<44} 202 command_id={}  status: {}",
             answer["command_id"].as_str().unwrap_or("?"),
             outcome["status"].as_str().unwrap_or("unknown")
         );
@@ -164,5 +174,35 @@ fn scalar(value: &apache_avro::types::Value) -> String {
             format!("{{{}}}", pairs.join(","))
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// Polls the payment until the manual connector's answer (waiting for staff) is recorded.
+async fn wait_for_staff(
+    http: &reqwest::Client,
+    gateway: &str,
+    token: &str,
+    payment: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: serde_json::Value = http
+            .get(format!("{gateway}/api/payments/{payment}"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await
+            .unwrap_or_default();
+        if body["status"] == "requires_action" {
+            println!(
+                "  payment {payment} waits for {} (connector {})",
+                body["action_kind"].as_str().unwrap_or("?"),
+                body["connector"].as_str().unwrap_or("?")
+            );
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "payment {payment} did not reach requires_action: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
