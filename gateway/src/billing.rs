@@ -19,10 +19,10 @@ use studyspot_schemas::billing;
 use crate::{
     AppState, GatewayError,
     auth::Caller,
-    commands::{Accept, CommandRequest, accept, answer, metadata, new_id, one_of, required},
+    commands::{Accept, CommandRequest, accept, answer, currency, metadata, new_id, one_of, required},
     error::projection_missing,
     ledger::Idempotency,
-    queries::{ListParams, Page, Params, member_scope, query_values, rows},
+    queries::{ListParams, Page, Params, member_scope, query_values, rows, visible},
 };
 
 /// The payment a command names, as the caller may see it (404 otherwise). Commands on a payment
@@ -32,13 +32,7 @@ async fn visible_payment(
     caller: &Caller,
     payment_id: &str,
 ) -> Result<Payment, GatewayError> {
-    let found = match reads::find_payment(&state.readonly, &caller.organization_id, payment_id).await {
-        Err(e) if projection_missing(&e) => None,
-        other => other?,
-    };
-    found
-        .filter(|p| caller.may_see_member(Some(&p.member_id)))
-        .ok_or_else(|| GatewayError::NotFound(format!("payment {payment_id}")))
+    crate::queries::payment_with(state, caller, payment_id).await
 }
 
 fn optional_id(field: &str, id: Option<String>, prefix: &str) -> Result<String, GatewayError> {
@@ -363,9 +357,7 @@ pub(crate) async fn create_invoice_with(
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("creating an invoice")?;
     required("member_id", &body.member_id)?;
-    if body.currency.len() != 3 || !body.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(GatewayError::invalid("currency", "currency must be an ISO 4217 code such as EUR"));
-    }
+    currency(&body.currency)?;
     if body.lines.is_empty() {
         return Err(GatewayError::invalid("lines", "an invoice needs at least one line"));
     }
@@ -468,13 +460,8 @@ async fn visible_invoice(
     (studyspot_billing_projection::Invoice, Vec<studyspot_billing_projection::InvoiceLine>),
     GatewayError,
 > {
-    let found = match reads::find_invoice(&state.readonly, &caller.organization_id, invoice_id).await {
-        Err(e) if projection_missing(&e) => None,
-        other => other?,
-    };
-    found
-        .filter(|(i, _)| caller.may_see_member(Some(&i.member_id)))
-        .ok_or_else(|| GatewayError::NotFound(format!("invoice {invoice_id}")))
+    let found = reads::find_invoice(&state.readonly, &caller.organization_id, invoice_id).await;
+    visible(caller, found, |(i, _)| &i.member_id, || format!("invoice {invoice_id}"))
 }
 
 #[utoipa::path(get, path = "/api/payments/refunds", tag = "billing",
@@ -529,13 +516,8 @@ pub async fn refund(
     caller: Caller,
     Path(refund_id): Path<String>,
 ) -> Result<Json<Value>, GatewayError> {
-    let found = match reads::find_refund(&state.readonly, &caller.organization_id, &refund_id).await {
-        Err(e) if projection_missing(&e) => None,
-        other => other?,
-    };
-    let refund = found
-        .filter(|r| caller.may_see_member(Some(&r.member_id)))
-        .ok_or_else(|| GatewayError::NotFound(format!("refund {refund_id}")))?;
+    let found = reads::find_refund(&state.readonly, &caller.organization_id, &refund_id).await;
+    let refund = visible(&caller, found, |r| &r.member_id, || format!("refund {refund_id}"))?;
     Ok(Json(json!(refund)))
 }
 
@@ -589,13 +571,8 @@ pub async fn payment_method(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, GatewayError> {
-    let found = match reads::find_payment_method(&state.readonly, &caller.organization_id, &id).await {
-        Err(e) if projection_missing(&e) => None,
-        other => other?,
-    };
-    let method = found
-        .filter(|m| caller.may_see_member(Some(&m.member_id)))
-        .ok_or_else(|| GatewayError::NotFound(format!("payment method {id}")))?;
+    let found = reads::find_payment_method(&state.readonly, &caller.organization_id, &id).await;
+    let method = visible(&caller, found, |m| &m.member_id, || format!("payment method {id}"))?;
     Ok(Json(json!(method)))
 }
 

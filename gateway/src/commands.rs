@@ -123,6 +123,15 @@ pub(crate) fn required(field: &str, value: &str) -> Result<(), GatewayError> {
     }
 }
 
+/// An ISO 4217 code's shape: three upper-case letters.
+pub(crate) fn currency(value: &str) -> Result<(), GatewayError> {
+    if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(GatewayError::invalid("currency", "currency must be an ISO 4217 code such as EUR"))
+    }
+}
+
 pub(crate) fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), GatewayError> {
     if allowed.contains(&value) {
         Ok(())
@@ -256,9 +265,7 @@ pub(crate) async fn create_payment_with(
             "amount_minor must be a positive number of minor units",
         ));
     }
-    if body.currency.len() != 3 || !body.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(GatewayError::invalid("currency", "currency must be an ISO 4217 code such as EUR"));
-    }
+    currency(&body.currency)?;
     one_of("method", &body.method, &billing::PAYMENT_METHODS)?;
     caller.require_member_or_operator(&body.member_id, "creating a payment")?;
     let member_id = body.member_id.clone();

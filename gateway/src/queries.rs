@@ -112,6 +112,23 @@ pub(crate) fn rows<T>(result: Result<Vec<T>, sqlx::Error>) -> Result<Vec<T>, Gat
     }
 }
 
+/// A row the caller may see: in their organization (the query's filter) and, for a member, their
+/// own. Anything else — missing, another member's, or a projection not created yet — is a 404.
+pub(crate) fn visible<T>(
+    caller: &Caller,
+    found: Result<Option<T>, sqlx::Error>,
+    member_of: impl Fn(&T) -> &str,
+    what: impl FnOnce() -> String,
+) -> Result<T, GatewayError> {
+    let found = match found {
+        Err(e) if projection_missing(&e) => None,
+        other => other?,
+    };
+    found
+        .filter(|row| caller.may_see_member(Some(member_of(row))))
+        .ok_or_else(|| GatewayError::NotFound(what()))
+}
+
 /// The member a request may filter by: a member's own id, whatever they asked; an operator's choice.
 pub(crate) fn member_scope<'a>(
     caller: &'a Caller,
@@ -193,14 +210,8 @@ pub(crate) async fn payment_with(
     caller: &Caller,
     payment_id: &str,
 ) -> Result<studyspot_billing_projection::Payment, GatewayError> {
-    let found = match find_payment(&state.readonly, &caller.organization_id, payment_id).await {
-        Err(e) if projection_missing(&e) => None,
-        other => other?,
-    };
-    let payment = found
-        .filter(|p| caller.may_see_member(Some(&p.member_id)))
-        .ok_or_else(|| GatewayError::NotFound(format!("payment {payment_id}")))?;
-    Ok(payment)
+    let found = find_payment(&state.readonly, &caller.organization_id, payment_id).await;
+    visible(caller, found, |p| &p.member_id, || format!("payment {payment_id}"))
 }
 
 #[utoipa::path(get, path = "/api/notifications", tag = "notifications",

@@ -407,17 +407,30 @@ async fn refund_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
         out.refuse::<RecordRefundOutcome>(&o.member_id, refusal);
         return Ok(());
     };
-    let (payment, refund) = match refund_rules::apply_outcome(&payment, &refund, &o, at) {
+    apply_refund_outcome::<RecordRefundOutcome>(tx, out, &payment, &refund, &o, at).await
+}
+
+/// A provider's answer about a refund, by the worker's report or a signed webhook: the refund and
+/// its payment move on, the call is done once the answer is final, and the event tells.
+async fn apply_refund_outcome<C: Record>(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    payment: &Payment,
+    refund: &Refund,
+    outcome: &RecordRefundOutcome,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), HandleError> {
+    let (payment, refund) = match refund_rules::apply_outcome(payment, refund, outcome, at) {
         Ok(decided) => decided,
         Err(refusal) => {
-            out.refuse::<RecordRefundOutcome>(&o.member_id, refusal);
+            out.refuse::<C>(&payment.member_id, refusal);
             return Ok(());
         }
     };
     payments::save(tx, &payment).await?;
     refunds::save(tx, &refund).await?;
     if refund.status != "pending" {
-        calls::settle(tx, &o.call_id).await?;
+        calls::settle_refund(tx, &refund.refund_id).await?;
     }
     emit_refund_settled(out, &payment, &refund);
     Ok(())
@@ -617,20 +630,7 @@ async fn refund_notified(
         message: n.refund_message.clone(),
     };
     refund_rules::validate_outcome(&outcome).map_err(malformed::<ProviderNotified>)?;
-    let (payment, refund) = match refund_rules::apply_outcome(&payment, &refund, &outcome, at) {
-        Ok(decided) => decided,
-        Err(refusal) => {
-            out.refuse::<ProviderNotified>(&n.member_id, refusal);
-            return Ok(());
-        }
-    };
-    payments::save(tx, &payment).await?;
-    refunds::save(tx, &refund).await?;
-    if refund.status != "pending" {
-        calls::settle_refund(tx, &refund.refund_id).await?;
-    }
-    emit_refund_settled(out, &payment, &refund);
-    Ok(())
+    apply_refund_outcome::<ProviderNotified>(tx, out, &payment, &refund, &outcome, at).await
 }
 
 /// RefundIssued or RefundFailed, once a refund's outcome is known.

@@ -18,19 +18,26 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture json")
 }
 
-/// A billing consumer whose Stripe lives at `stripe`, polling for provider calls often.
-fn consumer(world: &World, stripe: &MockServer) -> Consumer {
+/// A billing consumer that looks for provider calls often, with `env` on top.
+fn consumer(world: &World, env: &[(&str, &str)]) -> Consumer {
+    let mut all = vec![
+        ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
+        ("STUDYSPOT_BILLING__PROVIDER__RETRY_BASE_MS", "100"),
+    ];
+    all.extend_from_slice(env);
+    world.spawn_consumer_with(None, &world.database_url, &all)
+}
+
+/// A billing consumer whose Stripe is the fake `stripe`, with `env` on top.
+fn stripe_consumer(world: &World, stripe: &MockServer, env: &[(&str, &str)]) -> Consumer {
+    // The Stripe client joins paths to its base URL: the trailing slash matters.
     let base = format!("{}/", stripe.uri());
-    world.spawn_consumer_with(
-        None,
-        &world.database_url,
-        &[
-            ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base.as_str()),
-            ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
-            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
-            ("STUDYSPOT_BILLING__PROVIDER__RETRY_BASE_MS", "100"),
-        ],
-    )
+    let mut all = vec![
+        ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base.as_str()),
+        ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
+    ];
+    all.extend_from_slice(env);
+    consumer(world, &all)
 }
 
 struct Api {
@@ -40,6 +47,11 @@ struct Api {
 }
 
 impl Api {
+    fn new(world: &World, base: String, settings: &studyspot_config::Settings, role: Role) -> Self {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        Self { client, base, token: world.token(settings, role, None) }
+    }
+
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .client
@@ -106,12 +118,8 @@ async fn a_card_payment_is_charged_once_refunded_in_part_and_an_excess_refund_is
         .mount(&stripe)
         .await;
     let (base, settings) = world.gateway_with_settings().await;
-    let api = Api {
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
-        base,
-        token: world.token(&settings, Role::Staff, None),
-    };
-    let mut consumer = consumer(&world, &stripe);
+    let api = Api::new(&world, base, &settings, Role::Staff);
+    let mut consumer = stripe_consumer(&world, &stripe, &[]);
 
     let (_, added) = api
         .command(
@@ -220,12 +228,8 @@ async fn cash_pays_a_numbered_invoice_when_staff_confirm_it() {
     let world = world().await;
     let stripe = MockServer::start().await;
     let (base, settings) = world.gateway_with_settings().await;
-    let api = Api {
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
-        base,
-        token: world.token(&settings, Role::Owner, None),
-    };
-    let mut consumer = consumer(&world, &stripe);
+    let api = Api::new(&world, base, &settings, Role::Owner);
+    let mut consumer = stripe_consumer(&world, &stripe, &[]);
 
     for n in 1..=2 {
         let (_, invoiced) = api
@@ -322,24 +326,10 @@ async fn a_declined_card_fails_with_the_providers_code_and_a_new_attempt_survive
         .mount(&stripe)
         .await;
     let (base, settings) = world.gateway_with_settings().await;
-    let api = Api {
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
-        base,
-        token: world.token(&settings, Role::Staff, None),
-    };
+    let api = Api::new(&world, base, &settings, Role::Staff);
     // One try per round, so the outage reaches the worker, which backs off and tries again.
-    let base_url = format!("{}/", stripe.uri());
-    let mut consumer = world.spawn_consumer_with(
-        None,
-        &world.database_url,
-        &[
-            ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base_url.as_str()),
-            ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
-            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
-            ("STUDYSPOT_BILLING__PROVIDER__RETRY_BASE_MS", "100"),
-            ("STUDYSPOT_BILLING__PROVIDER__MAX_ATTEMPTS", "1"),
-        ],
-    );
+    let mut consumer =
+        stripe_consumer(&world, &stripe, &[("STUDYSPOT_BILLING__PROVIDER__MAX_ATTEMPTS", "1")]);
 
     api.command(
         "/api/payments/methods",
@@ -424,23 +414,10 @@ async fn a_signed_webhook_makes_billing_ask_stripe_at_once_about_a_payment_waiti
         .await;
     let (base, settings) =
         world.gateway_configured(|s| s.billing.stripe.webhook_secret = "whsec_e2e".to_owned().into()).await;
-    let api = Api {
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
-        base,
-        token: world.token(&settings, Role::Staff, None),
-    };
-    let base_url = format!("{}/", stripe.uri());
+    let api = Api::new(&world, base, &settings, Role::Staff);
     // Without the webhook billing would ask again only in an hour.
-    let mut consumer = world.spawn_consumer_with(
-        None,
-        &world.database_url,
-        &[
-            ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base_url.as_str()),
-            ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
-            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
-            ("STUDYSPOT_BILLING__PROVIDER__AWAITING_POLL_SECS", "3600"),
-        ],
-    );
+    let mut consumer =
+        stripe_consumer(&world, &stripe, &[("STUDYSPOT_BILLING__PROVIDER__AWAITING_POLL_SECS", "3600")]);
     api.command(
         "/api/payments/methods",
         json!({ "payment_method_id": "pm_3", "member_id": "mem_3", "method": "card", "provider_token": "pm_card_visa" }),
@@ -538,20 +515,14 @@ async fn upi_goes_to_razorpay_as_an_intent_with_what_razorpay_requires_of_the_pa
         .mount(&razorpay)
         .await;
     let (base, settings) = world.gateway_with_settings().await;
-    let api = Api {
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
-        base,
-        token: world.token(&settings, Role::Staff, None),
-    };
+    let api = Api::new(&world, base, &settings, Role::Staff);
     let razorpay_url = razorpay.uri();
-    let mut consumer = world.spawn_consumer_with(
-        None,
-        &world.database_url,
+    let mut consumer = consumer(
+        &world,
         &[
             ("STUDYSPOT_BILLING__RAZORPAY__BASE_URL", razorpay_url.as_str()),
             ("STUDYSPOT_BILLING__RAZORPAY__KEY_ID", "rzp_test_e2e"),
             ("STUDYSPOT_BILLING__RAZORPAY__KEY_SECRET", "secret_e2e"),
-            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
             ("STUDYSPOT_BILLING__PROVIDER__AWAITING_POLL_SECS", "3600"),
         ],
     );
@@ -628,12 +599,8 @@ async fn a_refund_stripe_leaves_pending_settles_when_its_signed_event_arrives() 
         .await;
     let (base, settings) =
         world.gateway_configured(|s| s.billing.stripe.webhook_secret = "whsec_e2e".to_owned().into()).await;
-    let api = Api {
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
-        base,
-        token: world.token(&settings, Role::Staff, None),
-    };
-    let mut consumer = consumer(&world, &stripe);
+    let api = Api::new(&world, base, &settings, Role::Staff);
+    let mut consumer = stripe_consumer(&world, &stripe, &[]);
     api.command(
         "/api/payments/methods",
         json!({ "payment_method_id": "pm_5", "member_id": "mem_5", "method": "card", "provider_token": "pm_card_visa" }),
@@ -708,19 +675,11 @@ async fn a_charge_whose_answers_were_lost_is_reconciled_from_stripe_once_stale_n
         .mount(&stripe)
         .await;
     let (base, settings) = world.gateway_with_settings().await;
-    let api = Api {
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
-        base,
-        token: world.token(&settings, Role::Staff, None),
-    };
-    let base_url = format!("{}/", stripe.uri());
-    let mut consumer = world.spawn_consumer_with(
-        None,
-        &world.database_url,
+    let api = Api::new(&world, base, &settings, Role::Staff);
+    let mut consumer = stripe_consumer(
+        &world,
+        &stripe,
         &[
-            ("STUDYSPOT_BILLING__STRIPE__BASE_URL", base_url.as_str()),
-            ("STUDYSPOT_BILLING__STRIPE__SECRET_KEY", "sk_test_e2e"),
-            ("STUDYSPOT_BILLING__PROVIDER__POLL_INTERVAL_MS", "50"),
             ("STUDYSPOT_BILLING__PROVIDER__MAX_ATTEMPTS", "1"),
             ("STUDYSPOT_BILLING__PROVIDER__RETRY_BASE_MS", "300"),
             ("STUDYSPOT_BILLING__PROVIDER__RETRY_MAX_MS", "300"),

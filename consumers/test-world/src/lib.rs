@@ -263,12 +263,14 @@ where
     Fut: std::future::Future<Output = Option<T>>,
 {
     let deadline = Instant::now() + timeout;
+    // The probe's cadence; the deadline is what bounds the wait.
+    let mut cadence = tokio::time::interval(Duration::from_millis(100));
     loop {
+        cadence.tick().await;
         if let Some(value) = probe().await {
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
