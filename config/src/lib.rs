@@ -109,6 +109,7 @@ pub struct Billing {
     /// Payment method → its processing fee.
     pub processing_fees: BTreeMap<String, Fee>,
     pub provider: ProviderWorker,
+    pub subscriptions: Subscriptions,
     pub stripe: Stripe,
     pub paypal: PayPal,
     pub razorpay: Razorpay,
@@ -132,6 +133,16 @@ pub struct ProviderWorker {
     pub retry_max_ms: u64,
     pub awaiting_poll_secs: u64,
     pub stale_after_secs: u64,
+}
+
+/// How subscriptions are billed, and how often the scheduler asks for due billing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Subscriptions {
+    pub trial_notice_days: i64,
+    pub dunning_retry_days: Vec<i64>,
+    pub dunning_final_action: String,
+    pub invoice_due_days: i64,
+    pub scheduler_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

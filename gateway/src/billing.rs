@@ -35,7 +35,7 @@ async fn visible_payment(
     crate::queries::payment_with(state, caller, payment_id).await
 }
 
-fn optional_id(field: &str, id: Option<String>, prefix: &str) -> Result<String, GatewayError> {
+pub(crate) fn optional_id(field: &str, id: Option<String>, prefix: &str) -> Result<String, GatewayError> {
     let id = id.unwrap_or_else(|| new_id(prefix));
     required(field, &id)?;
     Ok(id)

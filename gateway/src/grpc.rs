@@ -15,7 +15,7 @@ use crate::{
     billing, commands,
     grpc_api::{self as pb, gateway_server::GatewayServer},
     ledger::Idempotency,
-    live, queries, status,
+    live, queries, status, subscriptions,
 };
 
 pub struct GatewayService {
@@ -105,6 +105,97 @@ fn payment(p: studyspot_billing_projection::Payment) -> pb::Payment {
         created_at: time(p.created_at),
         updated_at: time(p.updated_at),
     }
+}
+
+fn invoice(i: studyspot_billing_projection::Invoice) -> pb::Invoice {
+    pb::Invoice {
+        invoice_id: i.invoice_id,
+        member_id: i.member_id,
+        number: i.number,
+        currency: i.currency,
+        subtotal_minor: i.subtotal_minor,
+        tax_minor: i.tax_minor,
+        total_minor: i.total_minor,
+        amount_paid_minor: i.amount_paid_minor,
+        status: i.status,
+        due_at: time(i.due_at),
+        created_at: time(i.created_at),
+    }
+}
+
+/// An optional RFC 3339 time of a request; absent when empty.
+fn parse_time(
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, GatewayError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(&v)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| GatewayError::invalid(field, format!("{field} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+fn plan(p: studyspot_billing_projection::subscription_reads::Plan) -> pb::Plan {
+    let allowances = p
+        .allowances
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| pb::PlanAllowance {
+            metric: a["metric"].as_str().unwrap_or_default().to_owned(),
+            included: a["included"].as_i64().unwrap_or_default(),
+            overage_unit_minor: a["overage_unit_minor"].as_i64().unwrap_or_default(),
+        })
+        .collect();
+    pb::Plan {
+        plan_id: p.plan_id,
+        version: p.version,
+        name: p.name,
+        tier: p.tier,
+        cycle: p.cycle,
+        price_minor: p.price_minor,
+        currency: p.currency,
+        trial_days: p.trial_days,
+        tax_rate_bps: p.tax_rate_bps,
+        allowances,
+        created_at: time(p.created_at),
+    }
+}
+
+fn subscription(s: studyspot_billing_projection::subscription_reads::Subscription) -> pb::Subscription {
+    pb::Subscription {
+        subscription_id: s.subscription_id,
+        member_id: s.member_id,
+        plan_id: s.plan_id,
+        plan_version: s.plan_version,
+        currency: s.currency,
+        status: s.status,
+        current_period_start: time(s.current_period_start),
+        current_period_end: time(s.current_period_end),
+        trial_end: s.trial_end.map(time),
+        cancel_at_period_end: s.cancel_at_period_end,
+        cancelled_at: s.cancelled_at.map(time),
+        paused_at: s.paused_at.map(time),
+        resume_at: s.resume_at.map(time),
+        coupon_id: s.coupon_id,
+        coupon_cycles_left: s.coupon_cycles_left,
+        payment_method_id: s.payment_method_id,
+        dunning_attempt: s.dunning_attempt,
+        next_retry_at: s.next_retry_at.map(time),
+        mrr_minor: s.mrr_minor,
+        created_at: time(s.created_at),
+        updated_at: time(s.updated_at),
+    }
+}
+
+/// A list of one subscription's records as the HTTP query parameters it mirrors.
+fn subscription_list(m: pb::SubscriptionListRequest) -> (String, std::collections::HashMap<String, String>) {
+    let values =
+        list_values(pb::ListRequest { filters: Default::default(), limit: m.limit, cursor: m.cursor });
+    (m.subscription_id, values)
 }
 
 #[tonic::async_trait]
@@ -462,23 +553,7 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::InvoicePage>, Status> {
         let p = self.prepare(&request, "ListInvoices")?;
         let page = billing::invoices_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
-        let items = page
-            .items
-            .into_iter()
-            .map(|i| pb::Invoice {
-                invoice_id: i.invoice_id,
-                member_id: i.member_id,
-                number: i.number,
-                currency: i.currency,
-                subtotal_minor: i.subtotal_minor,
-                tax_minor: i.tax_minor,
-                total_minor: i.total_minor,
-                amount_paid_minor: i.amount_paid_minor,
-                status: i.status,
-                due_at: time(i.due_at),
-                created_at: time(i.created_at),
-            })
-            .collect();
+        let items = page.items.into_iter().map(invoice).collect();
         Ok(Response::new(pb::InvoicePage { items, next_cursor: page.next_cursor }))
     }
 
@@ -549,6 +624,386 @@ impl pb::gateway_server::Gateway for GatewayService {
             revenue_by_day: rows(d.revenue_by_day),
             revenue_by_method: rows(d.revenue_by_method),
             revenue_by_connector: rows(d.revenue_by_connector),
+        }))
+    }
+
+    async fn define_plan(
+        &self,
+        request: Request<pb::DefinePlanRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "DefinePlan")?;
+        let m = request.into_inner();
+        let body = subscriptions::DefinePlanRequest {
+            plan_id: m.plan_id,
+            name: m.name,
+            tier: m.tier,
+            cycle: m.cycle,
+            price_minor: m.price_minor,
+            currency: m.currency,
+            trial_days: m.trial_days,
+            tax_rate_bps: m.tax_rate_bps,
+            allowances: m
+                .allowances
+                .into_iter()
+                .map(|a| subscriptions::PlanAllowanceRequest {
+                    metric: a.metric,
+                    included: a.included,
+                    overage_unit_minor: a.overage_unit_minor,
+                })
+                .collect(),
+        };
+        let answer =
+            subscriptions::define_plan_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "plan_id"))
+    }
+
+    async fn define_coupon(
+        &self,
+        request: Request<pb::DefineCouponRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "DefineCoupon")?;
+        let m = request.into_inner();
+        let body = subscriptions::DefineCouponRequest {
+            coupon_id: m.coupon_id,
+            name: m.name,
+            percent_off_bps: m.percent_off_bps,
+            amount_off_minor: m.amount_off_minor,
+            currency: m.currency,
+            duration: m.duration,
+            duration_cycles: m.duration_cycles,
+        };
+        let answer =
+            subscriptions::define_coupon_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "coupon_id"))
+    }
+
+    async fn run_billing(
+        &self,
+        request: Request<pb::RunBillingRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "RunBilling")?;
+        let m = request.into_inner();
+        let body = subscriptions::RunBillingRequest { up_to: parse_time("up_to", m.up_to)? };
+        let answer =
+            subscriptions::run_billing_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "organization_id"))
+    }
+
+    async fn create_subscription(
+        &self,
+        request: Request<pb::CreateSubscriptionRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CreateSubscription")?;
+        let m = request.into_inner();
+        let body = subscriptions::CreateSubscriptionRequest {
+            subscription_id: m.subscription_id,
+            member_id: m.member_id,
+            plan_id: m.plan_id,
+            effective_at: parse_time("effective_at", m.effective_at)?,
+            trial_days: m.trial_days,
+            paused: m.paused,
+            resume_at: parse_time("resume_at", m.resume_at)?,
+            coupon_id: m.coupon_id,
+            payment_method_id: m.payment_method_id,
+        };
+        let answer =
+            subscriptions::create_subscription_with(&self.state, &p.caller, &p.trace, p.idempotency, body)
+                .await?;
+        Ok(accepted(answer, "subscription_id"))
+    }
+
+    async fn change_subscription_plan(
+        &self,
+        request: Request<pb::ChangeSubscriptionPlanRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "ChangeSubscriptionPlan")?;
+        let m = request.into_inner();
+        let body = subscriptions::ChangeSubscriptionPlanRequest {
+            plan_id: m.plan_id,
+            proration: m.proration,
+            effective_at: parse_time("effective_at", m.effective_at)?,
+        };
+        let answer = subscriptions::change_plan_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.subscription_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "subscription_id"))
+    }
+
+    async fn pause_subscription(
+        &self,
+        request: Request<pb::PauseSubscriptionRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "PauseSubscription")?;
+        let m = request.into_inner();
+        let body = subscriptions::PauseSubscriptionRequest {
+            resume_at: parse_time("resume_at", m.resume_at)?,
+            effective_at: parse_time("effective_at", m.effective_at)?,
+        };
+        let answer = subscriptions::pause_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.subscription_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "subscription_id"))
+    }
+
+    async fn resume_subscription(
+        &self,
+        request: Request<pb::ResumeSubscriptionRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "ResumeSubscription")?;
+        let m = request.into_inner();
+        let body = subscriptions::ResumeSubscriptionRequest {
+            effective_at: parse_time("effective_at", m.effective_at)?,
+        };
+        let answer = subscriptions::resume_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.subscription_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "subscription_id"))
+    }
+
+    async fn cancel_subscription(
+        &self,
+        request: Request<pb::CancelSubscriptionRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CancelSubscription")?;
+        let m = request.into_inner();
+        let body = subscriptions::CancelSubscriptionRequest {
+            at_period_end: m.at_period_end,
+            prorate: m.prorate,
+            reason: m.reason,
+            effective_at: parse_time("effective_at", m.effective_at)?,
+        };
+        let answer = subscriptions::cancel_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.subscription_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "subscription_id"))
+    }
+
+    async fn issue_credit_note(
+        &self,
+        request: Request<pb::IssueCreditNoteRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "IssueCreditNote")?;
+        let m = request.into_inner();
+        let body = subscriptions::IssueCreditNoteRequest {
+            credit_note_id: m.credit_note_id,
+            amount_minor: m.amount_minor,
+            memo: m.memo,
+        };
+        let answer = subscriptions::issue_credit_note_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.subscription_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "credit_note_id"))
+    }
+
+    async fn record_usage(
+        &self,
+        request: Request<pb::RecordUsageRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "RecordUsage")?;
+        let m = request.into_inner();
+        let body = subscriptions::RecordUsageRequest {
+            usage_id: m.usage_id,
+            subscription_id: m.subscription_id,
+            metric: m.metric,
+            quantity: m.quantity,
+            effective_at: parse_time("effective_at", m.effective_at)?,
+        };
+        let answer =
+            subscriptions::record_usage_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "usage_id"))
+    }
+
+    async fn list_plans(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::PlanPage>, Status> {
+        let p = self.prepare(&request, "ListPlans")?;
+        let page =
+            subscriptions::plans_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page.items.into_iter().map(plan).collect();
+        Ok(Response::new(pb::PlanPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn get_plan(
+        &self,
+        request: Request<pb::GetPlanRequest>,
+    ) -> Result<Response<pb::PlanVersions>, Status> {
+        let p = self.prepare(&request, "GetPlan")?;
+        let id = request.into_inner().plan_id;
+        let versions = subscriptions::plan_with(&self.state, &p.caller, &id).await?;
+        Ok(Response::new(pb::PlanVersions { versions: versions.into_iter().map(plan).collect() }))
+    }
+
+    async fn list_coupons(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::CouponPage>, Status> {
+        let p = self.prepare(&request, "ListCoupons")?;
+        let page =
+            subscriptions::coupons_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|c| pb::Coupon {
+                coupon_id: c.coupon_id,
+                name: c.name,
+                percent_off_bps: c.percent_off_bps,
+                amount_off_minor: c.amount_off_minor,
+                currency: c.currency,
+                duration: c.duration,
+                duration_cycles: c.duration_cycles,
+                created_at: time(c.created_at),
+            })
+            .collect();
+        Ok(Response::new(pb::CouponPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::SubscriptionPage>, Status> {
+        let p = self.prepare(&request, "ListSubscriptions")?;
+        let page =
+            subscriptions::subscriptions_with(&self.state, &p.caller, list_values(request.into_inner()))
+                .await?;
+        let items = page.items.into_iter().map(subscription).collect();
+        Ok(Response::new(pb::SubscriptionPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn get_subscription(
+        &self,
+        request: Request<pb::GetSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        let p = self.prepare(&request, "GetSubscription")?;
+        let id = request.into_inner().subscription_id;
+        Ok(Response::new(subscription(subscriptions::subscription_with(&self.state, &p.caller, &id).await?)))
+    }
+
+    async fn get_subscription_usage(
+        &self,
+        request: Request<pb::GetSubscriptionUsageRequest>,
+    ) -> Result<Response<pb::SubscriptionUsage>, Status> {
+        let p = self.prepare(&request, "GetSubscriptionUsage")?;
+        let m = request.into_inner();
+        let values = m.period_start.into_iter().map(|at| ("period_start".to_owned(), at)).collect();
+        let usage = subscriptions::usage_with(&self.state, &p.caller, &m.subscription_id, values).await?;
+        Ok(Response::new(pb::SubscriptionUsage {
+            subscription_id: usage.subscription_id,
+            period_start: time(usage.period_start),
+            metrics: usage
+                .metrics
+                .into_iter()
+                .map(|u| pb::MetricUsage {
+                    metric: u.metric,
+                    used: u.used,
+                    included: u.included,
+                    overage_unit_minor: u.overage_unit_minor,
+                    percent_used: u.percent_used,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_subscription_invoices(
+        &self,
+        request: Request<pb::SubscriptionListRequest>,
+    ) -> Result<Response<pb::InvoicePage>, Status> {
+        let p = self.prepare(&request, "ListSubscriptionInvoices")?;
+        let (id, values) = subscription_list(request.into_inner());
+        let page = subscriptions::invoices_with(&self.state, &p.caller, &id, values).await?;
+        let items = page.items.into_iter().map(invoice).collect();
+        Ok(Response::new(pb::InvoicePage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn list_credit_notes(
+        &self,
+        request: Request<pb::SubscriptionListRequest>,
+    ) -> Result<Response<pb::CreditNotePage>, Status> {
+        let p = self.prepare(&request, "ListCreditNotes")?;
+        let (id, values) = subscription_list(request.into_inner());
+        let page = subscriptions::credit_notes_with(&self.state, &p.caller, &id, values).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|c| pb::CreditNote {
+                credit_note_id: c.credit_note_id,
+                member_id: c.member_id,
+                subscription_id: c.subscription_id,
+                currency: c.currency,
+                amount_minor: c.amount_minor,
+                remaining_minor: c.remaining_minor,
+                reason: c.reason,
+                memo: c.memo,
+                created_at: time(c.created_at),
+            })
+            .collect();
+        Ok(Response::new(pb::CreditNotePage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn get_subscriptions_dashboard(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::SubscriptionsDashboard>, Status> {
+        let p = self.prepare(&request, "GetSubscriptionsDashboard")?;
+        let d = subscriptions::dashboard_with(
+            &self.state,
+            &p.caller,
+            request.into_inner().filters.into_iter().collect(),
+        )
+        .await?;
+        Ok(Response::new(pb::SubscriptionsDashboard {
+            from: time(d.from),
+            to: time(d.to),
+            currencies: d
+                .currencies
+                .into_iter()
+                .map(|c| pb::SubscriptionMetrics {
+                    currency: c.currency,
+                    mrr_minor: c.mrr_minor,
+                    arr_minor: c.arr_minor,
+                    mrr_from_minor: c.mrr_from_minor,
+                    new_mrr_minor: c.new_mrr_minor,
+                    churned_mrr_minor: c.churned_mrr_minor,
+                    expansion_mrr_minor: c.expansion_mrr_minor,
+                    contraction_mrr_minor: c.contraction_mrr_minor,
+                    trialing: c.trialing,
+                    active: c.active,
+                    past_due: c.past_due,
+                    paused: c.paused,
+                    suspended: c.suspended,
+                    cancelled: c.cancelled,
+                    churn_rate: c.churn_rate,
+                    net_revenue_retention: c.net_revenue_retention,
+                    growth_rate: c.growth_rate,
+                })
+                .collect(),
         }))
     }
 }

@@ -17,6 +17,7 @@ pub mod openapi;
 mod ops;
 mod queries;
 mod status;
+mod subscriptions;
 mod webhooks;
 
 use std::{sync::Arc, time::Duration, time::Instant};
@@ -134,6 +135,21 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(billing::invoice))
         .routes(routes!(billing::change_invoice_status))
         .routes(routes!(billing::payments_dashboard))
+        .routes(routes!(subscriptions::define_plan, subscriptions::plans))
+        .routes(routes!(subscriptions::plan))
+        .routes(routes!(subscriptions::define_coupon, subscriptions::coupons))
+        .routes(routes!(subscriptions::create_subscription, subscriptions::subscriptions))
+        .routes(routes!(subscriptions::subscription))
+        .routes(routes!(subscriptions::change_plan))
+        .routes(routes!(subscriptions::pause))
+        .routes(routes!(subscriptions::resume))
+        .routes(routes!(subscriptions::cancel))
+        .routes(routes!(subscriptions::issue_credit_note, subscriptions::credit_notes))
+        .routes(routes!(subscriptions::usage))
+        .routes(routes!(subscriptions::invoices))
+        .routes(routes!(subscriptions::record_usage))
+        .routes(routes!(subscriptions::run_billing))
+        .routes(routes!(subscriptions::dashboard))
         .routes(routes!(webhooks::provider_webhook))
         .routes(routes!(commands::send_notification, queries::notifications))
         .routes(routes!(commands::check_in))

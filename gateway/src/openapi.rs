@@ -19,7 +19,9 @@ use utoipa::{
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
-        (name = "billing"), (name = "notifications"), (name = "attendance"), (name = "monitoring"),
+        (name = "billing"),
+        (name = "subscriptions", description = "Plans, coupons, subscriptions, usage and credit notes"),
+        (name = "notifications"), (name = "attendance"), (name = "monitoring"),
         (name = "commands", description = "What became of a command"),
         (name = "events", description = "Follow-on events, live")
     )
@@ -95,4 +97,13 @@ pub struct InvoiceWithLines {
     #[schema(inline)]
     invoice: studyspot_billing_projection::Invoice,
     lines: Vec<studyspot_billing_projection::InvoiceLine>,
+}
+
+/// A plan's current version with every version, latest first (`versions` added to its fields).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code, reason = "describes a response shape for the OpenAPI document")]
+pub struct PlanWithVersions {
+    #[serde(flatten)]
+    plan: studyspot_billing_projection::subscription_reads::Plan,
+    versions: Vec<studyspot_billing_projection::subscription_reads::Plan>,
 }

@@ -3,7 +3,10 @@
 use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
-pub use crate::catalogue::{BILLING_COMMANDS as COMMANDS, BILLING_EVENTS as EVENTS};
+pub use crate::catalogue::{
+    BILLING_CATALOG_COMMANDS as CATALOG_COMMANDS, BILLING_CATALOG_EVENTS as CATALOG_EVENTS,
+    BILLING_COMMANDS as COMMANDS, BILLING_EVENTS as EVENTS,
+};
 use crate::{
     EventMetadata,
     record::{record, rejection},
@@ -110,6 +113,9 @@ macro_rules! billing_record {
         );
     };
 }
+
+mod subscriptions;
+pub use subscriptions::*;
 
 /// Ask billing to charge a created (or failed) payment through the provider its organization uses
 /// for the payment's method.

@@ -72,6 +72,14 @@ pub static BILLING_COMMANDS: Topic = Topic {
         RecordInfo::of::<billing::CreateInvoice>(),
         RecordInfo::of::<billing::ChangeInvoiceStatus>(),
         RecordInfo::of::<billing::ProviderNotified>(),
+        RecordInfo::of::<billing::CreateSubscription>(),
+        RecordInfo::of::<billing::ChangeSubscriptionPlan>(),
+        RecordInfo::of::<billing::PauseSubscription>(),
+        RecordInfo::of::<billing::ResumeSubscription>(),
+        RecordInfo::of::<billing::CancelSubscription>(),
+        RecordInfo::of::<billing::RecordUsage>(),
+        RecordInfo::of::<billing::IssueCreditNote>(),
+        RecordInfo::of::<billing::BillSubscription>(),
     ],
 };
 
@@ -97,6 +105,47 @@ pub static BILLING_EVENTS: Topic = Topic {
         RecordInfo::of::<billing::InvoicePaid>(),
         RecordInfo::of::<billing::InvoiceStatusChanged>(),
         RecordInfo::of::<billing::CommandRejected>(),
+        RecordInfo::of::<billing::SubscriptionCreated>(),
+        RecordInfo::of::<billing::SubscriptionStatusChanged>(),
+        RecordInfo::of::<billing::SubscriptionTrialEnding>(),
+        RecordInfo::of::<billing::SubscriptionRenewed>(),
+        RecordInfo::of::<billing::SubscriptionPlanChanged>(),
+        RecordInfo::of::<billing::SubscriptionCancelScheduled>(),
+        RecordInfo::of::<billing::SubscriptionDunningStep>(),
+        RecordInfo::of::<billing::UsageRecorded>(),
+        RecordInfo::of::<billing::UsageThresholdReached>(),
+        RecordInfo::of::<billing::CreditNoteIssued>(),
+    ],
+};
+
+/// Organization-wide billing requests: the plan and coupon catalogue, and billing runs (fanned out
+/// per member onto the billing command topic).
+pub static BILLING_CATALOG_COMMANDS: Topic = Topic {
+    name: "studyspot.billing.catalog.commands.v1",
+    dead_letter: "studyspot.billing.catalog.commands.v1.dlq",
+    kind: TopicKind::Commands,
+    owner: "billing",
+    key_field: "organization_id",
+    compatibility: Compatibility::BackwardTransitive,
+    records: &[
+        RecordInfo::of::<billing::DefinePlan>(),
+        RecordInfo::of::<billing::DefineCoupon>(),
+        RecordInfo::of::<billing::RunBilling>(),
+    ],
+};
+
+pub static BILLING_CATALOG_EVENTS: Topic = Topic {
+    name: "studyspot.billing.catalog.events.v1",
+    dead_letter: "studyspot.billing.catalog.events.v1.dlq",
+    kind: TopicKind::Events,
+    owner: "billing",
+    key_field: "organization_id",
+    compatibility: Compatibility::FullTransitive,
+    records: &[
+        RecordInfo::of::<billing::PlanPublished>(),
+        RecordInfo::of::<billing::CouponDefined>(),
+        RecordInfo::of::<billing::BillingRunStarted>(),
+        RecordInfo::of::<billing::CatalogCommandRejected>(),
     ],
 };
 
@@ -163,9 +212,11 @@ pub static ALERTS_EVENTS: Topic = Topic {
     records: &[RecordInfo::of::<alerts::MetricSampleRecorded>(), RecordInfo::of::<alerts::CommandRejected>()],
 };
 
-static CATALOGUE: [&Topic; 8] = [
+static CATALOGUE: [&Topic; 10] = [
     &BILLING_COMMANDS,
     &BILLING_EVENTS,
+    &BILLING_CATALOG_COMMANDS,
+    &BILLING_CATALOG_EVENTS,
     &NOTIFICATIONS_COMMANDS,
     &NOTIFICATIONS_EVENTS,
     &ATTENDANCE_COMMANDS,

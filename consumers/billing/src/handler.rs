@@ -1,6 +1,8 @@
 //! Billing's handler: load what a command needs, let `decide` rule, write the projection, emit
 //! the follow-on events, and record the provider calls the worker makes afterwards.
 
+use std::sync::Arc;
+
 use sqlx::PgConnection;
 use studyspot_billing_projection::{
     self as projection, Invoice, Payment, PaymentMethod, Refund, calls, calls::ProviderCall, invoices,
@@ -10,26 +12,38 @@ use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
 use studyspot_schemas::{
     Record,
     billing::{
-        AddPaymentMethod, ChangeInvoiceStatus, CommandRejected, ConfirmManualPayment, CreateInvoice,
-        CreatePayment, InvoiceCreated, InvoiceIssued, InvoicePaid, InvoiceStatusChanged, PaymentCreated,
-        PaymentFailed, PaymentMethodAdded, PaymentProcessingStarted, PaymentRequiresAction, PaymentSucceeded,
-        ProcessPayment, ProviderNotified, RecordChargeOutcome, RecordRefundOutcome, RefundFailed,
-        RefundIssued, RefundPayment, RefundRequested,
+        AddPaymentMethod, BillSubscription, CancelSubscription, ChangeInvoiceStatus, ChangeSubscriptionPlan,
+        CommandRejected, ConfirmManualPayment, CreateInvoice, CreatePayment, CreateSubscription,
+        DefineCoupon, DefinePlan, InvoiceCreated, InvoiceIssued, InvoicePaid, InvoiceStatusChanged,
+        IssueCreditNote, PauseSubscription, PaymentCreated, PaymentFailed, PaymentMethodAdded,
+        PaymentProcessingStarted, PaymentRequiresAction, PaymentSucceeded, ProcessPayment, ProviderNotified,
+        RecordChargeOutcome, RecordRefundOutcome, RecordUsage, RefundFailed, RefundIssued, RefundPayment,
+        RefundRequested, ResumeSubscription, RunBilling,
     },
 };
 
 use crate::{
     decide::{
         self, Malformed, Refusal, invoices as invoice_rules, payments as payment_rules,
-        refunds as refund_rules,
+        refunds as refund_rules, subscriptions::Policy,
     },
     provider::CallRequest,
 };
 
 const ACTOR: &str = "service:billing";
 
+mod subscriptions;
+
 #[derive(Debug, Default, Clone)]
-pub struct BillingHandler;
+pub struct BillingHandler {
+    policy: Arc<Policy>,
+}
+
+impl BillingHandler {
+    pub fn new(policy: Policy) -> Self {
+        Self { policy: Arc::new(policy) }
+    }
+}
 
 impl Handler for BillingHandler {
     async fn handle(
@@ -39,17 +53,29 @@ impl Handler for BillingHandler {
         effects: &mut Effects,
     ) -> Result<(), HandleError> {
         let mut out = Out { message, effects, next: 0 };
+        let policy = &self.policy;
         match message.record_type.as_str() {
             CreatePayment::FULL_NAME => create_payment(tx, &mut out).await,
             ProcessPayment::FULL_NAME => process_payment(tx, &mut out).await,
-            RecordChargeOutcome::FULL_NAME => charge_outcome(tx, &mut out).await,
-            ConfirmManualPayment::FULL_NAME => confirm_manual(tx, &mut out).await,
+            RecordChargeOutcome::FULL_NAME => charge_outcome(tx, &mut out, policy).await,
+            ConfirmManualPayment::FULL_NAME => confirm_manual(tx, &mut out, policy).await,
             RefundPayment::FULL_NAME => refund_payment(tx, &mut out).await,
             RecordRefundOutcome::FULL_NAME => refund_outcome(tx, &mut out).await,
             AddPaymentMethod::FULL_NAME => add_payment_method(tx, &mut out).await,
             CreateInvoice::FULL_NAME => create_invoice(tx, &mut out).await,
             ChangeInvoiceStatus::FULL_NAME => change_invoice_status(tx, &mut out).await,
             ProviderNotified::FULL_NAME => provider_notified(tx, &mut out).await,
+            DefinePlan::FULL_NAME => subscriptions::define_plan(tx, &mut out).await,
+            DefineCoupon::FULL_NAME => subscriptions::define_coupon(tx, &mut out).await,
+            RunBilling::FULL_NAME => subscriptions::run_billing(tx, &mut out).await,
+            CreateSubscription::FULL_NAME => subscriptions::create_subscription(tx, &mut out, policy).await,
+            ChangeSubscriptionPlan::FULL_NAME => subscriptions::change_plan(tx, &mut out, policy).await,
+            PauseSubscription::FULL_NAME => subscriptions::pause(tx, &mut out, policy).await,
+            ResumeSubscription::FULL_NAME => subscriptions::resume(tx, &mut out, policy).await,
+            CancelSubscription::FULL_NAME => subscriptions::cancel(tx, &mut out, policy).await,
+            RecordUsage::FULL_NAME => subscriptions::record_usage(tx, &mut out, policy).await,
+            IssueCreditNote::FULL_NAME => subscriptions::issue_credit_note(tx, &mut out).await,
+            BillSubscription::FULL_NAME => subscriptions::bill(tx, &mut out, policy).await,
             other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
     }
@@ -119,7 +145,8 @@ async fn create_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     if let Some(id) = &c.invoice_id {
         ctx.invoice = invoices::load(tx, id)
             .await?
-            .map(|i| (i.member_id, i.currency, i.status, i.total_minor - i.amount_paid_minor));
+            .map(|i| (i.amount_due_minor(), i.member_id, i.currency, i.status))
+            .map(|(due, member, currency, status)| (member, currency, status, due));
     }
     match payment_rules::create(&ctx, &c, at) {
         Ok(payment) => {
@@ -159,7 +186,28 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
             return Ok(());
         }
     };
-    payments::save(tx, &payment).await?;
+    let payer = studyspot_payment_connectors::Payer {
+        email: c.payer_email.clone(),
+        phone: c.payer_phone.clone(),
+        ip: c.payer_ip.clone(),
+        user_agent: c.payer_user_agent.clone(),
+        provider_customer_id: None,
+        scan_qr: c.scan_qr,
+    };
+    start_charge(tx, out, &payment, call_id, c.return_url.clone(), Some(payer), at).await
+}
+
+/// Saves a payment `process` moved to processing and records the provider call that charges it.
+async fn start_charge(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    payment: &Payment,
+    call_id: String,
+    return_url: Option<String>,
+    payer: Option<studyspot_payment_connectors::Payer>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), HandleError> {
+    payments::save(tx, payment).await?;
     let token = match &payment.payment_method_id {
         Some(id) => methods::load(tx, id).await?.and_then(|m| m.provider_token),
         None => None,
@@ -172,16 +220,9 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
         method: payment.method.clone(),
         payment_method_token: token,
         description: payment.description.clone(),
-        return_url: c.return_url.clone(),
+        return_url,
         provider_payment_id: None,
-        payer: Some(studyspot_payment_connectors::Payer {
-            email: c.payer_email.clone(),
-            phone: c.payer_phone.clone(),
-            ip: c.payer_ip.clone(),
-            user_agent: c.payer_user_agent.clone(),
-            provider_customer_id: None,
-            scan_qr: c.scan_qr,
-        }),
+        payer,
     };
     calls::insert(
         tx,
@@ -214,7 +255,11 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
     Ok(())
 }
 
-async fn charge_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+async fn charge_outcome(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
     let o: RecordChargeOutcome = out.message.record()?;
     payment_rules::validate_outcome(&o).map_err(malformed::<RecordChargeOutcome>)?;
     let at = out.message.occurred_at()?;
@@ -233,7 +278,7 @@ async fn charge_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     match payment.status.as_str() {
         "succeeded" => {
             calls::settle(tx, &o.call_id).await?;
-            succeeded(tx, out, &payment, at).await?;
+            succeeded(tx, out, policy, &payment, at).await?;
         }
         "failed" => {
             calls::settle(tx, &o.call_id).await?;
@@ -248,6 +293,9 @@ async fn charge_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
                 code: payment.failure_code.clone().unwrap_or_default(),
                 message: payment.failure_message.clone().unwrap_or_default(),
             });
+            if let Some(invoice) = &payment.invoice_id {
+                subscriptions::payment_failed(tx, out, policy, invoice, at).await?;
+            }
         }
         "requires_action" => out.emit(|metadata| PaymentRequiresAction {
             metadata,
@@ -267,6 +315,7 @@ async fn charge_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
 async fn succeeded(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
+    policy: &Policy,
     payment: &Payment,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandleError> {
@@ -296,11 +345,16 @@ async fn succeeded(
             currency: invoice.currency.clone(),
             amount_paid_minor: invoice.amount_paid_minor,
         });
+        subscriptions::invoice_paid(tx, out, policy, &invoice.invoice_id, at).await?;
     }
     Ok(())
 }
 
-async fn confirm_manual(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+async fn confirm_manual(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
     let c: ConfirmManualPayment = out.message.record()?;
     decide::check_filled(&[("payment_id", &c.payment_id), ("member_id", &c.member_id)])
         .map_err(malformed::<ConfirmManualPayment>)?;
@@ -315,7 +369,7 @@ async fn confirm_manual(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
             if let Some(call) = call {
                 calls::settle(tx, &call).await?;
             }
-            succeeded(tx, out, &payment, at).await?;
+            succeeded(tx, out, policy, &payment, at).await?;
         }
         Err(refusal) => out.refuse::<ConfirmManualPayment>(&c.member_id, refusal),
     }

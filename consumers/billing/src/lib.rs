@@ -1,10 +1,12 @@
-//! Billing: payments over provider connectors, refunds, payment methods and invoices
-//! (subscriptions follow). Pure decisions in [`decide`], the shell in [`handler`], the calls to
-//! payment providers in [`provider`].
+//! Billing: payments over provider connectors, refunds, payment methods and invoices; plans,
+//! coupons and subscriptions with renewals, proration, usage and dunning. Pure decisions in
+//! [`decide`], the shell in [`handler`], the calls to payment providers in [`provider`], the
+//! clock that asks for due billing in [`scheduler`].
 
 pub mod decide;
 pub mod handler;
 pub mod provider;
+pub mod scheduler;
 
 pub use handler::BillingHandler;
 

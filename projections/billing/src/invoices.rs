@@ -24,6 +24,19 @@ pub struct Invoice {
     pub updated_at: DateTime<Utc>,
     pub issued_at: Option<DateTime<Utc>>,
     pub paid_at: Option<DateTime<Utc>>,
+    /// Set on a subscription's invoices, with the period it bills.
+    pub subscription_id: Option<String>,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    /// Credit notes drawn on; payments and credits together settle the total.
+    pub credit_applied_minor: i64,
+}
+
+impl Invoice {
+    /// What payments still have to cover.
+    pub fn amount_due_minor(&self) -> i64 {
+        (self.total_minor - self.credit_applied_minor - self.amount_paid_minor).max(0)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -43,7 +56,8 @@ pub struct InvoiceLine {
 }
 
 pub(crate) const COLUMNS: &str = "invoice_id, organization_id, member_id, number, currency, subtotal_minor, tax_minor, \
-    total_minor, amount_paid_minor, status, due_at, created_at, updated_at, issued_at, paid_at";
+    total_minor, amount_paid_minor, status, due_at, created_at, updated_at, issued_at, paid_at, subscription_id, \
+    period_start, period_end, credit_applied_minor";
 
 pub(crate) const LINE_COLUMNS: &str = "invoice_id, line_no, description, quantity, unit_amount_minor, amount_minor, tax_rate_bps, tax_name, tax_minor";
 
@@ -83,8 +97,9 @@ pub async fn insert(
 
 pub async fn save(tx: &mut PgConnection, i: &Invoice) -> Result<(), sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO invoices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+        "INSERT INTO invoices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT (invoice_id) DO UPDATE SET number = EXCLUDED.number, amount_paid_minor = EXCLUDED.amount_paid_minor, \
+           credit_applied_minor = EXCLUDED.credit_applied_minor, \
            status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, issued_at = EXCLUDED.issued_at, \
            paid_at = EXCLUDED.paid_at"
     )))
@@ -103,6 +118,10 @@ pub async fn save(tx: &mut PgConnection, i: &Invoice) -> Result<(), sqlx::Error>
     .bind(i.updated_at)
     .bind(i.issued_at)
     .bind(i.paid_at)
+    .bind(&i.subscription_id)
+    .bind(i.period_start)
+    .bind(i.period_end)
+    .bind(i.credit_applied_minor)
     .execute(tx)
     .await
     .map(drop)

@@ -65,3 +65,18 @@ pub async fn insert(tx: &mut PgConnection, m: &PaymentMethod) -> Result<bool, sq
     .await?;
     Ok(is_default)
 }
+
+/// The member's default method.
+pub async fn default_for(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    member_id: &str,
+) -> Result<Option<PaymentMethod>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payment_methods WHERE organization_id = $1 AND member_id = $2 AND is_default"
+    )))
+    .bind(organization_id)
+    .bind(member_id)
+    .fetch_optional(tx)
+    .await
+}

@@ -96,6 +96,7 @@ pub fn create(
         updated_at: at,
         issued_at: None,
         paid_at: None,
+        ..Invoice::default()
     };
     Ok((invoice, priced.lines))
 }
@@ -140,10 +141,12 @@ pub fn change(i: &Invoice, to: &str) -> Result<bool, Refusal> {
     }
 }
 
-/// A succeeded payment of the invoice; `true` when it is now paid in full.
+/// A succeeded payment of the invoice; `true` when it is now paid in full (payments and credits
+/// applied cover the total).
 pub fn pay(i: &Invoice, amount_minor: i64, at: DateTime<Utc>) -> (Invoice, bool) {
     let paid = i.amount_paid_minor + amount_minor;
-    let settled = paid >= i.total_minor && matches!(i.status.as_str(), "open" | "uncollectible");
+    let settled = paid + i.credit_applied_minor >= i.total_minor
+        && matches!(i.status.as_str(), "open" | "uncollectible");
     let invoice = Invoice {
         amount_paid_minor: paid,
         status: if settled { "paid".into() } else { i.status.clone() },

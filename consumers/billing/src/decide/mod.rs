@@ -1,9 +1,12 @@
 //! Billing decisions: no I/O, no clock. Each takes the state the handler loaded and the command,
 //! and returns the new state (and what the events need) or a [`Refusal`].
 
+pub mod catalog;
 pub mod invoices;
 pub mod payments;
+pub mod periods;
 pub mod refunds;
+pub mod subscriptions;
 
 pub use studyspot_schemas::billing::PAYMENT_METHODS as METHODS;
 

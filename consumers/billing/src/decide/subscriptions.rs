@@ -1,0 +1,849 @@
+//! The subscription state machine: trials, periods, renewals with coupons, overage and credits,
+//! plan changes prorated to the second, pause / resume, cancellation and dunning.
+//!
+//! Every transition happens at an instant carried by a command (`effective_at`, or a billing run's
+//! `up_to`); nothing here reads a clock, so replaying the commands rebuilds the same invoices.
+//! A command first brings the subscription up to its instant ([`Machine::advance`]): renewals,
+//! trial ends, resumes and dunning retries due before it happen first, whether or not a billing
+//! run got to them.
+
+use chrono::{DateTime, Duration, Utc};
+use studyspot_billing_projection::{Coupon, Plan, Subscription};
+
+use super::{
+    Refusal, basis_points,
+    periods::{monthly, period, prorate},
+};
+
+/// How an organization's subscriptions are billed (from `[billing.subscriptions]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The trial-ending notice goes out this long before the trial ends.
+    pub trial_notice_days: i64,
+    /// After a renewal payment fails, retries this many days after the renewal, in order.
+    pub dunning_retry_days: Vec<i64>,
+    /// When retries run out: cancel (the invoice becomes uncollectible) or suspend (it stays open).
+    pub dunning_final_action: String,
+    /// An invoice is due this many days after it is issued.
+    pub invoice_due_days: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            trial_notice_days: 3,
+            dunning_retry_days: vec![1, 3, 5],
+            dunning_final_action: "cancel".into(),
+            invoice_due_days: 0,
+        }
+    }
+}
+
+/// What a subscription command needs besides the subscription.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The plan version the subscription is on.
+    pub plan: Plan,
+    /// A stored payment method renewals can charge.
+    pub has_method: bool,
+    /// Usage of the current period, by metric.
+    pub usage: Vec<(String, i64)>,
+    /// Charges waiting for the next invoice.
+    pub pending: Vec<(String, i64)>,
+    /// What the subscription's open credit notes still hold.
+    pub credit_minor: i64,
+}
+
+/// One line of a subscription's invoice; discounts are negative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillLine {
+    pub description: String,
+    pub quantity: i64,
+    pub unit_amount_minor: i64,
+    pub amount_minor: i64,
+    pub tax_minor: i64,
+}
+
+/// An invoice the subscription issues, priced, with the credit it draws.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bill {
+    pub invoice_id: String,
+    /// period (a new period, in advance), proration (a plan change settled now) or final.
+    pub kind: &'static str,
+    pub at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub lines: Vec<BillLine>,
+    pub tax_rate_bps: i32,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub credit_applied_minor: i64,
+    pub amount_due_minor: i64,
+    /// It bills the charges that were waiting (they are marked as billed by it).
+    pub takes_pending: bool,
+    /// A payment is to be charged to the stored method.
+    pub charge: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    TrialEnding {
+        trial_end: DateTime<Utc>,
+        has_method: bool,
+    },
+    Status {
+        from: String,
+        to: String,
+        reason: &'static str,
+        at: DateTime<Utc>,
+    },
+    Invoice(Bill),
+    /// Charge the invoice again (a dunning retry).
+    Retry {
+        invoice_id: String,
+        at: DateTime<Utc>,
+    },
+    Dunning {
+        invoice_id: String,
+        attempt: i32,
+        next_retry_at: Option<DateTime<Utc>>,
+        final_action: String,
+    },
+    /// The invoice will not be collected (dunning cancelled the subscription).
+    Uncollectible {
+        invoice_id: String,
+    },
+    Credit {
+        amount_minor: i64,
+        reason: &'static str,
+        at: DateTime<Utc>,
+    },
+    /// A charge for the next invoice.
+    Item {
+        description: String,
+        amount_minor: i64,
+        at: DateTime<Utc>,
+    },
+    PlanChanged {
+        from_plan_id: String,
+        from_version: i32,
+        proration: String,
+        credit_minor: i64,
+        charge_minor: i64,
+        at: DateTime<Utc>,
+    },
+    CancelScheduled {
+        cancel_at: DateTime<Utc>,
+    },
+    /// The subscription's status or MRR changed at `at`.
+    History {
+        at: DateTime<Utc>,
+        status: String,
+        mrr_minor: i64,
+    },
+}
+
+/// A subscription being moved by one command: its state and what happened to it, in order.
+#[derive(Debug, Clone)]
+pub struct Machine<'p> {
+    pub sub: Subscription,
+    pub steps: Vec<Step>,
+    ctx: Context,
+    policy: &'p Policy,
+    recorded: (String, i64),
+    /// Arrears taken early (before a plan change) for the next bill, and whether they include the
+    /// waiting charges.
+    carried: (Vec<(String, i64, i64)>, bool),
+}
+
+fn refuse(code: &'static str, reason: impl Into<String>) -> Refusal {
+    Refusal::new(code, reason)
+}
+
+fn days(n: i64) -> Duration {
+    Duration::days(n)
+}
+
+/// The invoice id of a subscription's bill: derived, so a replay names the same invoices.
+pub fn invoice_id(subscription_id: &str, kind: &str, at: DateTime<Utc>) -> String {
+    format!("inv_{}_{kind}_{}", subscription_id.trim_start_matches("sub_"), at.timestamp())
+}
+
+/// The coupon's discount of one period's plan price, if it still applies.
+fn coupon_discount(sub: &Subscription, price_minor: i64) -> i64 {
+    if sub.coupon_id.is_none() || sub.coupon_cycles_left == Some(0) {
+        return 0;
+    }
+    match (sub.coupon_percent_bps, sub.coupon_amount_minor) {
+        (Some(bps), _) => basis_points(price_minor, i64::from(bps)).unwrap_or(0).min(price_minor),
+        (None, Some(amount)) => amount.min(price_minor),
+        (None, None) => 0,
+    }
+}
+
+/// Monthly recurring revenue of the subscription on `plan`: the plan's price after a coupon that
+/// still applies, per month; nothing unless it is active or past due.
+pub fn mrr(sub: &Subscription, plan: &Plan) -> i64 {
+    if !matches!(sub.status.as_str(), "active" | "past_due") {
+        return 0;
+    }
+    monthly(plan.price_minor - coupon_discount(sub, plan.price_minor), &plan.cycle)
+}
+
+/// A new subscription at `at`; the first period is billed at once unless it starts with a trial or
+/// paused.
+pub fn create<'p>(
+    c: &CreateRequest,
+    ctx: Context,
+    coupon: Option<&Coupon>,
+    at: DateTime<Utc>,
+    policy: &'p Policy,
+) -> Result<Machine<'p>, Refusal> {
+    let plan = &ctx.plan;
+    if let Some(coupon) = coupon
+        && coupon.amount_off_minor.is_some()
+        && coupon.currency.as_deref() != Some(plan.currency.as_str())
+    {
+        return Err(refuse(
+            "currency_mismatch",
+            format!(
+                "coupon {} is in {:?}; the plan bills in {}",
+                coupon.coupon_id, coupon.currency, plan.currency
+            ),
+        ));
+    }
+    let trial_days = c.trial_days.unwrap_or(plan.trial_days);
+    let sub = Subscription {
+        subscription_id: c.subscription_id.clone(),
+        organization_id: c.organization_id.clone(),
+        member_id: c.member_id.clone(),
+        plan_id: plan.plan_id.clone(),
+        plan_version: plan.version,
+        currency: plan.currency.clone(),
+        status: "created".into(),
+        anchor: at,
+        current_period_start: at,
+        current_period_end: at,
+        covered_from: at,
+        coupon_id: coupon.map(|c| c.coupon_id.clone()),
+        coupon_percent_bps: coupon.and_then(|c| c.percent_off_bps),
+        coupon_amount_minor: coupon.and_then(|c| c.amount_off_minor),
+        coupon_cycles_left: coupon.and_then(|c| match c.duration.as_str() {
+            "once" => Some(1),
+            "repeating" => c.duration_cycles,
+            _ => None,
+        }),
+        payment_method_id: c.payment_method_id.clone(),
+        applied_through: at,
+        created_at: at,
+        updated_at: at,
+        ..Subscription::default()
+    };
+    let mut m = Machine {
+        sub,
+        steps: Vec::new(),
+        ctx,
+        policy,
+        recorded: (String::new(), -1),
+        carried: (Vec::new(), false),
+    };
+    if c.paused {
+        m.sub.paused_at = Some(at);
+        m.sub.resume_at = c.resume_at;
+        m.set_status("paused", "created_paused", at);
+    } else if trial_days > 0 {
+        let trial_end = at + days(i64::from(trial_days));
+        m.sub.trial_end = Some(trial_end);
+        m.sub.current_period_end = trial_end;
+        m.set_status("trialing", "created", at);
+    } else {
+        m.start_periods(at, "created")?;
+    }
+    m.finish(at);
+    Ok(m)
+}
+
+/// What [`create`] needs of the command.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub subscription_id: String,
+    pub organization_id: String,
+    pub member_id: String,
+    pub trial_days: Option<i32>,
+    pub paused: bool,
+    pub resume_at: Option<DateTime<Utc>>,
+    pub payment_method_id: Option<String>,
+}
+
+impl<'p> Machine<'p> {
+    /// Loads a subscription for a command at `at`; refuses instants before what was applied.
+    pub fn load(
+        sub: Subscription,
+        ctx: Context,
+        policy: &'p Policy,
+        at: DateTime<Utc>,
+    ) -> Result<Self, Refusal> {
+        if at < sub.applied_through {
+            return Err(refuse(
+                "effective_at_before_applied",
+                format!(
+                    "subscription {} is applied through {}; {} is earlier",
+                    sub.subscription_id,
+                    sub.applied_through.to_rfc3339(),
+                    at.to_rfc3339()
+                ),
+            ));
+        }
+        let recorded = (sub.status.clone(), sub.mrr_minor);
+        Ok(Self { sub, steps: Vec::new(), ctx, policy, recorded, carried: (Vec::new(), false) })
+    }
+
+    /// Loads a subscription to settle a payment's outcome, which arrives when the provider
+    /// answers: it takes effect at the subscription's own latest instant if that is later.
+    pub fn for_outcome(
+        sub: Subscription,
+        ctx: Context,
+        policy: &'p Policy,
+        at: DateTime<Utc>,
+    ) -> (Self, DateTime<Utc>) {
+        let at = at.max(sub.applied_through);
+        let recorded = (sub.status.clone(), sub.mrr_minor);
+        (Self { sub, steps: Vec::new(), ctx, policy, recorded, carried: (Vec::new(), false) }, at)
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.ctx.plan
+    }
+
+    fn cycle(&self) -> String {
+        self.ctx.plan.cycle.clone()
+    }
+
+    fn note(&mut self, at: DateTime<Utc>) {
+        let mrr = mrr(&self.sub, &self.ctx.plan);
+        self.sub.mrr_minor = mrr;
+        if self.recorded != (self.sub.status.clone(), mrr) {
+            self.recorded = (self.sub.status.clone(), mrr);
+            self.steps.push(Step::History { at, status: self.sub.status.clone(), mrr_minor: mrr });
+        }
+    }
+
+    fn set_status(&mut self, to: &str, reason: &'static str, at: DateTime<Utc>) {
+        if self.sub.status != to {
+            let from = std::mem::replace(&mut self.sub.status, to.to_owned());
+            if from != "created" {
+                self.steps.push(Step::Status { from, to: to.to_owned(), reason, at });
+            }
+        }
+        self.note(at);
+    }
+
+    fn ensure_live(&self) -> Result<(), Refusal> {
+        match self.sub.status.as_str() {
+            "cancelled" => Err(refuse(
+                "subscription_cancelled",
+                format!("subscription {} is cancelled", self.sub.subscription_id),
+            )),
+            "suspended" => Err(refuse(
+                "subscription_suspended",
+                format!(
+                    "subscription {} is suspended until its open invoice is paid",
+                    self.sub.subscription_id
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Period 0 from `at` on the current plan, billed now.
+    fn start_periods(&mut self, at: DateTime<Utc>, reason: &'static str) -> Result<(), Refusal> {
+        let (start, end) = period(at, &self.cycle(), 0)
+            .ok_or_else(|| refuse("invalid_period", format!("no {} period starts at {at}", self.cycle())))?;
+        self.sub.anchor = at;
+        self.sub.period_index = 0;
+        self.sub.current_period_start = start;
+        self.sub.current_period_end = end;
+        self.set_status("active", reason, at);
+        self.bill_period(start);
+        Ok(())
+    }
+
+    /// The invoice of the current period, in advance: the plan, its coupon, what the previous period
+    /// used beyond its allowance, and the charges waiting for it.
+    fn bill_period(&mut self, at: DateTime<Utc>) {
+        let plan = self.ctx.plan.clone();
+        let mut lines = vec![(format!("{} ({})", plan.name, plan.cycle), 1, plan.price_minor)];
+        let discount = coupon_discount(&self.sub, plan.price_minor);
+        if discount > 0 {
+            let coupon = self.sub.coupon_id.clone().unwrap_or_default();
+            lines.push((format!("Coupon {coupon}"), 1, -discount));
+        }
+        if let Some(left) = self.sub.coupon_cycles_left.as_mut()
+            && *left > 0
+        {
+            *left -= 1;
+        }
+        self.sub.covered_from = self.sub.current_period_start;
+        self.sub.covered_value_minor = plan.price_minor - discount;
+        let period = Some((self.sub.current_period_start, self.sub.current_period_end));
+        self.issue("period", at, period, lines);
+        // A coupon used up changes MRR from this period on.
+        self.note(at);
+    }
+
+    /// What the current period used beyond its allowance, and the waiting charges; taken once.
+    fn arrears(&mut self) -> (Vec<(String, i64, i64)>, bool) {
+        let (mut lines, carried_pending) = std::mem::take(&mut self.carried);
+        for (metric, used) in std::mem::take(&mut self.ctx.usage) {
+            if let Some(a) = self.ctx.plan.allowance(&metric) {
+                let over = used - a.included;
+                if over > 0 && a.overage_unit_minor > 0 {
+                    lines.push((
+                        format!("{metric} beyond the {} included", a.included),
+                        over,
+                        a.overage_unit_minor,
+                    ));
+                }
+            }
+        }
+        let pending = std::mem::take(&mut self.ctx.pending);
+        let takes_pending = carried_pending || !pending.is_empty();
+        lines.extend(pending.into_iter().map(|(description, amount)| (description, 1, amount)));
+        (lines, takes_pending)
+    }
+
+    fn issue(
+        &mut self,
+        kind: &'static str,
+        at: DateTime<Utc>,
+        period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        mut lines: Vec<(String, i64, i64)>,
+    ) {
+        let (arrears, takes_pending) = if kind == "proration" { (Vec::new(), false) } else { self.arrears() };
+        lines.extend(arrears);
+        if lines.is_empty() {
+            return;
+        }
+        let bps = self.ctx.plan.tax_rate_bps;
+        let lines: Vec<BillLine> = lines
+            .into_iter()
+            .map(|(description, quantity, unit)| {
+                let amount = quantity.saturating_mul(unit);
+                BillLine {
+                    description,
+                    quantity,
+                    unit_amount_minor: unit,
+                    amount_minor: amount,
+                    tax_minor: basis_points(amount, i64::from(bps)).unwrap_or(0),
+                }
+            })
+            .collect();
+        let subtotal: i64 = lines.iter().map(|l| l.amount_minor).sum();
+        let tax: i64 = lines.iter().map(|l| l.tax_minor).sum();
+        let total = (subtotal + tax).max(0);
+        let credit = self.ctx.credit_minor.min(total);
+        self.ctx.credit_minor -= credit;
+        let due = total - credit;
+        let invoice_id = invoice_id(&self.sub.subscription_id, kind, at);
+        let charge = due > 0 && self.ctx.has_method;
+        self.steps.push(Step::Invoice(Bill {
+            invoice_id: invoice_id.clone(),
+            kind,
+            at,
+            due_at: at + days(self.policy.invoice_due_days),
+            period,
+            lines,
+            tax_rate_bps: bps,
+            subtotal_minor: subtotal,
+            tax_minor: tax,
+            total_minor: total,
+            credit_applied_minor: credit,
+            amount_due_minor: due,
+            takes_pending,
+            charge,
+        }));
+        if due > 0 && !self.ctx.has_method && kind != "final" {
+            // Nothing to charge: the invoice waits to be paid, and dunning reminds the member.
+            self.payment_failed(&invoice_id, at);
+        }
+    }
+
+    /// The earliest billing work due, with its instant.
+    fn next_due(&self) -> Option<(DateTime<Utc>, Due)> {
+        let s = &self.sub;
+        let mut due: Vec<(DateTime<Utc>, Due)> = Vec::new();
+        match s.status.as_str() {
+            "trialing" => {
+                if let Some(end) = s.trial_end {
+                    if !s.trial_notice_sent {
+                        due.push((
+                            (end - days(self.policy.trial_notice_days)).max(s.created_at),
+                            Due::TrialNotice,
+                        ));
+                    }
+                    due.push((end, Due::TrialEnd));
+                }
+            }
+            "active" | "past_due" => {
+                if let Some(retry) = s.next_retry_at {
+                    due.push((retry, Due::Retry));
+                }
+                due.push((s.current_period_end, Due::PeriodEnd));
+            }
+            "paused" => {
+                if let Some(resume) = s.resume_at {
+                    due.push((resume, Due::Resume));
+                }
+            }
+            _ => {}
+        }
+        due.into_iter().min()
+    }
+
+    /// Does everything due up to `up_to`, in time order.
+    pub fn advance(&mut self, up_to: DateTime<Utc>) -> Result<(), Refusal> {
+        // A daily plan billed for a decade is ~3,650 periods; more means a bad instant.
+        for _ in 0..10_000 {
+            let Some((at, due)) = self.next_due().filter(|(at, _)| *at <= up_to) else {
+                return Ok(());
+            };
+            match due {
+                Due::TrialNotice => {
+                    self.sub.trial_notice_sent = true;
+                    let trial_end = self.sub.trial_end.unwrap_or(at);
+                    self.steps.push(Step::TrialEnding { trial_end, has_method: self.ctx.has_method });
+                }
+                Due::TrialEnd => {
+                    if self.sub.cancel_at_period_end {
+                        self.cancel_now(at, "cancelled", false);
+                    } else if self.ctx.has_method {
+                        self.start_periods(at, "trial_converted")?;
+                    } else {
+                        self.cancel_now(at, "no_payment_method", false);
+                    }
+                }
+                Due::PeriodEnd => {
+                    if self.sub.cancel_at_period_end {
+                        self.cancel_now(at, "cancelled", false);
+                    } else {
+                        self.renew()?;
+                    }
+                }
+                Due::Retry => {
+                    self.sub.next_retry_at = None;
+                    let invoice = self.sub.dunning_invoice_id.clone().unwrap_or_default();
+                    if self.ctx.has_method {
+                        self.steps.push(Step::Retry { invoice_id: invoice, at });
+                    } else {
+                        self.payment_failed(&invoice, at);
+                    }
+                }
+                Due::Resume => self.resume_now(at)?,
+            }
+        }
+        Err(refuse("too_many_periods", "more than 10,000 billing steps in one command"))
+    }
+
+    fn renew(&mut self) -> Result<(), Refusal> {
+        let index = self.sub.period_index + 1;
+        let (start, end) = period(self.sub.anchor, &self.cycle(), index)
+            .ok_or_else(|| refuse("invalid_period", "the next period is out of range"))?;
+        self.sub.period_index = index;
+        self.sub.current_period_start = start;
+        self.sub.current_period_end = end;
+        self.bill_period(start);
+        Ok(())
+    }
+
+    /// A charge of `invoice_id` failed (or could not be tried): the next dunning step.
+    pub fn payment_failed(&mut self, invoice_id: &str, at: DateTime<Utc>) {
+        if !matches!(self.sub.status.as_str(), "active" | "past_due") {
+            return;
+        }
+        if self.sub.dunning_invoice_id.as_deref() != Some(invoice_id) {
+            if self.sub.dunning_invoice_id.is_some() {
+                // Dunning follows the oldest unpaid invoice; a later one waits behind it.
+                return;
+            }
+            self.sub.dunning_invoice_id = Some(invoice_id.to_owned());
+            self.sub.dunning_attempt = 0;
+            self.sub.dunning_started_at = Some(at);
+        }
+        self.sub.dunning_attempt += 1;
+        let attempt = self.sub.dunning_attempt;
+        let started = self.sub.dunning_started_at.unwrap_or(at);
+        let schedule = &self.policy.dunning_retry_days;
+        let next =
+            usize::try_from(attempt - 1).ok().and_then(|n| schedule.get(n)).map(|d| started + days(*d));
+        self.sub.next_retry_at = next;
+        self.steps.push(Step::Dunning {
+            invoice_id: invoice_id.to_owned(),
+            attempt,
+            next_retry_at: next,
+            final_action: self.policy.dunning_final_action.clone(),
+        });
+        if next.is_some() {
+            self.set_status("past_due", "payment_failed", at);
+        } else if self.policy.dunning_final_action == "suspend" {
+            self.set_status("suspended", "dunning_exhausted", at);
+        } else {
+            self.steps.push(Step::Uncollectible { invoice_id: invoice_id.to_owned() });
+            self.sub.dunning_invoice_id = None;
+            self.sub.cancelled_at = Some(at);
+            self.sub.cancel_reason = Some("dunning_exhausted".into());
+            self.set_status("cancelled", "dunning_exhausted", at);
+        }
+    }
+
+    /// `invoice_id` was paid: a subscription dunning for it is current again.
+    pub fn invoice_paid(&mut self, invoice_id: &str, at: DateTime<Utc>) {
+        if self.sub.dunning_invoice_id.as_deref() != Some(invoice_id) {
+            return;
+        }
+        self.sub.dunning_invoice_id = None;
+        self.sub.dunning_attempt = 0;
+        self.sub.dunning_started_at = None;
+        self.sub.next_retry_at = None;
+        if matches!(self.sub.status.as_str(), "past_due" | "suspended") {
+            self.set_status("active", "recovered", at);
+        }
+    }
+
+    /// The unused part of what the current period's plan coverage was charged.
+    fn unused_credit(&self, at: DateTime<Utc>) -> i64 {
+        if !matches!(self.sub.status.as_str(), "active" | "past_due") {
+            return 0;
+        }
+        prorate(self.sub.covered_value_minor, self.sub.covered_from, at, self.sub.current_period_end)
+    }
+
+    fn credit(&mut self, amount_minor: i64, reason: &'static str, at: DateTime<Utc>) {
+        if amount_minor > 0 {
+            self.ctx.credit_minor += amount_minor;
+            self.steps.push(Step::Credit { amount_minor, reason, at });
+        }
+    }
+
+    fn cancel_now(&mut self, at: DateTime<Utc>, reason: &'static str, prorate: bool) {
+        if prorate {
+            let credit = self.unused_credit(at);
+            self.credit(credit, "cancellation", at);
+        }
+        // What the last period used beyond its allowance and what was waiting are still owed.
+        self.issue("final", at, None, Vec::new());
+        self.sub.cancelled_at = Some(at);
+        self.sub.cancel_reason = Some(reason.into());
+        self.sub.cancel_at_period_end = false;
+        self.sub.next_retry_at = None;
+        self.sub.current_period_end = self.sub.current_period_end.min(at).max(self.sub.current_period_start);
+        self.set_status("cancelled", reason, at);
+    }
+
+    fn resume_now(&mut self, at: DateTime<Utc>) -> Result<(), Refusal> {
+        self.sub.paused_at = None;
+        self.sub.resume_at = None;
+        self.start_periods(at, "resumed")
+    }
+
+    /// Brings the subscription's bookkeeping to `at` after a command.
+    pub fn finish(&mut self, at: DateTime<Utc>) {
+        self.sub.applied_through = self.sub.applied_through.max(at);
+        self.sub.updated_at = self.sub.applied_through;
+        self.sub.next_due_at = self.next_due().map(|(at, _)| at);
+        self.note(at);
+    }
+
+    /// Switch to `plan` at `at`, prorating as `proration` says.
+    pub fn change_plan(&mut self, plan: Plan, proration: &str, at: DateTime<Utc>) -> Result<(), Refusal> {
+        self.ensure_live()?;
+        if plan.currency != self.sub.currency {
+            return Err(refuse(
+                "currency_mismatch",
+                format!(
+                    "plan {} bills in {}; the subscription in {}",
+                    plan.plan_id, plan.currency, self.sub.currency
+                ),
+            ));
+        }
+        if plan.plan_id == self.sub.plan_id && plan.version == self.sub.plan_version {
+            return Err(refuse(
+                "plan_unchanged",
+                format!(
+                    "subscription {} is already on {} v{}",
+                    self.sub.subscription_id, plan.plan_id, plan.version
+                ),
+            ));
+        }
+        let (from_plan_id, from_version) = (self.sub.plan_id.clone(), self.sub.plan_version);
+        let billing = matches!(self.sub.status.as_str(), "active" | "past_due") && proration != "none";
+        let new_cycle = plan.cycle != self.ctx.plan.cycle;
+        if billing && new_cycle {
+            // Usage so far is measured against the old plan's allowance.
+            self.carried = self.arrears();
+        }
+        self.ctx.plan = plan;
+        self.sub.plan_id = self.ctx.plan.plan_id.clone();
+        self.sub.plan_version = self.ctx.plan.version;
+        let (mut credit, mut charge) = (0, 0);
+        if billing {
+            credit = self.unused_credit(at);
+            self.credit(credit, "proration", at);
+            if new_cycle {
+                // A new cycle starts a new period now, billed in full.
+                let (start, end) = period(at, &self.cycle(), 0)
+                    .ok_or_else(|| refuse("invalid_period", format!("no period starts at {at}")))?;
+                self.sub.anchor = at;
+                self.sub.period_index = 0;
+                self.sub.current_period_start = start;
+                self.sub.current_period_end = end;
+                self.bill_period(at);
+                charge = self.sub.covered_value_minor;
+            } else {
+                let price = self.ctx.plan.price_minor;
+                let net = match self.sub.coupon_percent_bps {
+                    Some(_) => price - coupon_discount(&self.sub, price),
+                    None => price,
+                };
+                charge = prorate(net, self.sub.current_period_start, at, self.sub.current_period_end);
+                self.sub.covered_from = at;
+                self.sub.covered_value_minor = charge;
+                let description =
+                    format!("{}: rest of the period from {}", self.ctx.plan.name, at.to_rfc3339());
+                if proration == "immediately" {
+                    self.issue("proration", at, None, vec![(description, 1, charge)]);
+                } else if charge > 0 {
+                    self.steps.push(Step::Item { description, amount_minor: charge, at });
+                }
+            }
+        }
+        self.steps.push(Step::PlanChanged {
+            from_plan_id,
+            from_version,
+            proration: proration.to_owned(),
+            credit_minor: credit,
+            charge_minor: charge,
+            at,
+        });
+        self.note(at);
+        Ok(())
+    }
+
+    pub fn pause(&mut self, resume_at: Option<DateTime<Utc>>, at: DateTime<Utc>) -> Result<(), Refusal> {
+        self.ensure_live()?;
+        let id = &self.sub.subscription_id;
+        match self.sub.status.as_str() {
+            "paused" => {
+                return Err(refuse("subscription_paused", format!("subscription {id} is already paused")));
+            }
+            "trialing" => {
+                return Err(refuse(
+                    "subscription_trialing",
+                    format!("subscription {id} is in its trial; cancel it instead"),
+                ));
+            }
+            "past_due" => {
+                return Err(refuse(
+                    "subscription_past_due",
+                    format!("subscription {id} has an unpaid invoice"),
+                ));
+            }
+            _ => {}
+        }
+        if resume_at.is_some_and(|r| r <= at) {
+            return Err(refuse("invalid_resume_at", "resume_at must be after the pause takes effect"));
+        }
+        let credit = self.unused_credit(at);
+        self.credit(credit, "pause", at);
+        self.sub.current_period_end = at;
+        self.sub.covered_value_minor = 0;
+        self.sub.paused_at = Some(at);
+        self.sub.resume_at = resume_at;
+        self.set_status("paused", "paused", at);
+        Ok(())
+    }
+
+    /// Resumes a paused subscription, or withdraws a cancellation scheduled for the period's end.
+    pub fn resume(&mut self, at: DateTime<Utc>) -> Result<(), Refusal> {
+        self.ensure_live()?;
+        match self.sub.status.as_str() {
+            "paused" => self.resume_now(at),
+            _ if self.sub.cancel_at_period_end => {
+                self.sub.cancel_at_period_end = false;
+                let status = self.sub.status.clone();
+                self.steps.push(Step::Status {
+                    from: status.clone(),
+                    to: status,
+                    reason: "cancellation_withdrawn",
+                    at,
+                });
+                Ok(())
+            }
+            _ => Err(refuse(
+                "subscription_not_paused",
+                format!("subscription {} is {}, not paused", self.sub.subscription_id, self.sub.status),
+            )),
+        }
+    }
+
+    pub fn cancel(&mut self, at_period_end: bool, prorate: bool, at: DateTime<Utc>) -> Result<(), Refusal> {
+        if self.sub.status == "cancelled" {
+            return Err(refuse(
+                "subscription_cancelled",
+                format!("subscription {} is cancelled", self.sub.subscription_id),
+            ));
+        }
+        if at_period_end && matches!(self.sub.status.as_str(), "active" | "past_due" | "trialing") {
+            if self.sub.cancel_at_period_end {
+                return Err(refuse(
+                    "cancellation_scheduled",
+                    "the subscription already ends with its period",
+                ));
+            }
+            self.sub.cancel_at_period_end = true;
+            self.steps.push(Step::CancelScheduled { cancel_at: self.sub.current_period_end });
+            return Ok(());
+        }
+        self.cancel_now(at, "cancelled", prorate);
+        Ok(())
+    }
+
+    /// May usage be counted now?
+    pub fn check_usage(&self) -> Result<(), Refusal> {
+        self.ensure_live()?;
+        if self.sub.status == "paused" {
+            return Err(refuse(
+                "subscription_paused",
+                format!("subscription {} is paused", self.sub.subscription_id),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    TrialNotice,
+    Retry,
+    Resume,
+    TrialEnd,
+    PeriodEnd,
+}
+
+/// Which thresholds (80 %, 100 %) `before → after` crosses of `included`.
+pub fn thresholds_crossed(before: i64, after: i64, included: i64) -> Vec<i32> {
+    if included <= 0 {
+        return Vec::new();
+    }
+    [80, 100]
+        .into_iter()
+        .filter(|p| {
+            let line = i128::from(included) * i128::from(*p);
+            i128::from(before) * 100 < line && i128::from(after) * 100 >= line
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "subscriptions_tests.rs"]
+mod tests;

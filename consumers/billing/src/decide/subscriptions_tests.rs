@@ -1,0 +1,437 @@
+//! Given / when / then: a subscription's life, one rule at a time.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use studyspot_billing_projection::{Allowance, Coupon, Plan};
+
+use super::*;
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("an RFC 3339 time")
+}
+
+fn plan(id: &str, price: i64, cycle: &str) -> Plan {
+    Plan {
+        organization_id: "org_1".into(),
+        plan_id: id.into(),
+        version: 1,
+        name: id.into(),
+        tier: "basic".into(),
+        cycle: cycle.into(),
+        price_minor: price,
+        currency: "EUR".into(),
+        trial_days: 0,
+        tax_rate_bps: 0,
+        allowances: Json(vec![Allowance { metric: "bookings".into(), included: 10, overage_unit_minor: 50 }]),
+        created_at: t("2027-01-01T00:00:00Z"),
+    }
+}
+
+fn ctx(plan: Plan, has_method: bool) -> Context {
+    Context { plan, has_method, usage: Vec::new(), pending: Vec::new(), credit_minor: 0 }
+}
+
+fn request() -> CreateRequest {
+    CreateRequest {
+        subscription_id: "sub_1".into(),
+        organization_id: "org_1".into(),
+        member_id: "mem_1".into(),
+        ..CreateRequest::default()
+    }
+}
+
+/// The subscription as the handler would reload it for the next command.
+fn reload<'p>(m: Machine<'_>, ctx: Context, policy: &'p Policy, at: DateTime<Utc>) -> Machine<'p> {
+    let mut next = Machine::load(m.sub, ctx, policy, at).expect("not in the past");
+    next.advance(at).expect("advances");
+    next
+}
+
+fn bills(steps: &[Step]) -> Vec<&Bill> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Invoice(b) => Some(b),
+            _ => None,
+        })
+        .collect()
+}
+
+fn statuses(steps: &[Step]) -> Vec<(String, &'static str)> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Status { to, reason, .. } => Some((to.clone(), *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn credits(steps: &[Step]) -> Vec<(i64, &'static str)> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Credit { amount_minor, reason, .. } => Some((*amount_minor, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn given_no_trial_when_created_then_the_first_month_is_billed_and_charged_at_once() {
+    let policy = Policy::default();
+    let m = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), true),
+        None,
+        t("2027-01-31T09:00:00Z"),
+        &policy,
+    )
+    .expect("created");
+    assert_eq!(m.sub.status, "active");
+    assert_eq!(
+        (m.sub.current_period_start, m.sub.current_period_end),
+        (t("2027-01-31T09:00:00Z"), t("2027-02-28T09:00:00Z"))
+    );
+    let bills = bills(&m.steps);
+    assert_eq!(bills.len(), 1);
+    assert_eq!((bills[0].total_minor, bills[0].amount_due_minor, bills[0].charge), (3_000, 3_000, true));
+    assert_eq!(m.sub.next_due_at, Some(t("2027-02-28T09:00:00Z")));
+    assert_eq!(m.sub.mrr_minor, 3_000);
+}
+
+#[test]
+fn given_a_trial_with_a_method_when_it_ends_then_a_notice_came_before_and_it_converts_to_paid() {
+    let policy = Policy::default();
+    let r = CreateRequest { trial_days: Some(14), ..request() };
+    let m = create(&r, ctx(plan("basic", 3_000, "monthly"), true), None, t("2027-03-01T00:00:00Z"), &policy)
+        .expect("ok");
+    assert_eq!((m.sub.status.as_str(), m.sub.mrr_minor), ("trialing", 0));
+    assert!(bills(&m.steps).is_empty(), "nothing is billed in a trial");
+    assert_eq!(m.sub.next_due_at, Some(t("2027-03-12T00:00:00Z")), "the notice is due 3 days before");
+    let m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-03-20T00:00:00Z"));
+    assert_eq!(
+        m.steps.first(),
+        Some(&Step::TrialEnding { trial_end: t("2027-03-15T00:00:00Z"), has_method: true })
+    );
+    assert_eq!(statuses(&m.steps), [("active".to_owned(), "trial_converted")]);
+    let bills = bills(&m.steps);
+    assert_eq!(bills[0].period, Some((t("2027-03-15T00:00:00Z"), t("2027-04-15T00:00:00Z"))));
+}
+
+#[test]
+fn given_a_trial_without_a_method_when_it_ends_then_it_is_cancelled_unbilled() {
+    let policy = Policy::default();
+    let r = CreateRequest { trial_days: Some(7), ..request() };
+    let m = create(&r, ctx(plan("basic", 3_000, "monthly"), false), None, t("2027-03-01T00:00:00Z"), &policy)
+        .expect("ok");
+    let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), false), &policy, t("2027-04-01T00:00:00Z"));
+    m.finish(t("2027-04-01T00:00:00Z"));
+    assert_eq!(statuses(&m.steps), [("cancelled".to_owned(), "no_payment_method")]);
+    assert!(bills(&m.steps).is_empty());
+    assert_eq!(m.sub.next_due_at, None);
+}
+
+#[test]
+fn given_a_30_day_month_when_upgrading_at_its_middle_then_half_is_credited_and_half_of_the_new_price_waits() {
+    let policy = Policy::default();
+    let m = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), true),
+        None,
+        t("2027-04-01T00:00:00Z"),
+        &policy,
+    )
+    .expect("ok");
+    let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-04-16T00:00:00Z"));
+    m.change_plan(plan("premium", 6_000, "monthly"), "next_invoice", t("2027-04-16T00:00:00Z"))
+        .expect("changes");
+    assert_eq!(credits(&m.steps), [(1_500, "proration")]);
+    assert!(m.steps.iter().any(|s| matches!(s, Step::Item { amount_minor: 3_000, .. })));
+    assert_eq!(m.sub.mrr_minor, 6_000);
+    // The renewal bills the new price, the waiting 3 000, and draws the 1 500 credit.
+    let next = Context {
+        pending: vec![("premium: rest of the period".into(), 3_000)],
+        credit_minor: 1_500,
+        ..ctx(plan("premium", 6_000, "monthly"), true)
+    };
+    m.finish(t("2027-04-16T00:00:00Z"));
+    let m = reload(m, next, &policy, t("2027-05-01T00:00:00Z"));
+    let bills = bills(&m.steps);
+    assert_eq!(
+        (bills[0].subtotal_minor, bills[0].credit_applied_minor, bills[0].amount_due_minor),
+        (9_000, 1_500, 7_500)
+    );
+    assert!(bills[0].takes_pending);
+}
+
+#[test]
+fn given_a_leap_february_when_downgrading_immediately_then_the_invoice_now_is_covered_by_the_credit() {
+    let policy = Policy::default();
+    let m = create(
+        &request(),
+        ctx(plan("premium", 5_800, "monthly"), true),
+        None,
+        t("2028-02-01T00:00:00Z"),
+        &policy,
+    )
+    .expect("ok");
+    let mut m = reload(m, ctx(plan("premium", 5_800, "monthly"), true), &policy, t("2028-02-15T00:00:00Z"));
+    m.change_plan(plan("basic", 2_900, "monthly"), "immediately", t("2028-02-15T00:00:00Z"))
+        .expect("changes");
+    // 15 of February 2028's 29 days remain: 5 800 × 15/29 = 3 000 back, 2 900 × 15/29 = 1 500 now.
+    assert_eq!(credits(&m.steps), [(3_000, "proration")]);
+    let bills = bills(&m.steps);
+    assert_eq!((bills[0].kind, bills[0].total_minor, bills[0].amount_due_minor), ("proration", 1_500, 0));
+    assert!(!bills[0].charge);
+}
+
+#[test]
+fn given_a_monthly_plan_when_moving_to_yearly_then_a_new_period_starts_and_is_billed_in_full() {
+    let policy = Policy::default();
+    let m = create(
+        &request(),
+        ctx(plan("basic", 3_100, "monthly"), true),
+        None,
+        t("2027-01-01T00:00:00Z"),
+        &policy,
+    )
+    .expect("ok");
+    let mut m = reload(m, ctx(plan("basic", 3_100, "monthly"), true), &policy, t("2027-01-11T00:00:00Z"));
+    m.change_plan(plan("annual", 30_000, "yearly"), "next_invoice", t("2027-01-11T00:00:00Z"))
+        .expect("changes");
+    assert_eq!(credits(&m.steps), [(2_100, "proration")], "21 of 31 days unused");
+    let bills = bills(&m.steps);
+    assert_eq!(bills[0].period, Some((t("2027-01-11T00:00:00Z"), t("2028-01-11T00:00:00Z"))));
+    assert_eq!((bills[0].total_minor, bills[0].credit_applied_minor), (30_000, 2_100));
+    assert_eq!(m.sub.mrr_minor, 2_500);
+}
+
+#[test]
+fn given_an_active_month_when_paused_then_resumed_then_the_rest_is_credited_and_a_new_period_begins() {
+    let policy = Policy::default();
+    let m = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), true),
+        None,
+        t("2027-06-01T00:00:00Z"),
+        &policy,
+    )
+    .expect("ok");
+    let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-06-11T00:00:00Z"));
+    m.pause(Some(t("2027-08-01T00:00:00Z")), t("2027-06-11T00:00:00Z")).expect("pauses");
+    assert_eq!(credits(&m.steps), [(2_000, "pause")]);
+    assert_eq!((m.sub.status.as_str(), m.sub.mrr_minor), ("paused", 0));
+    assert_eq!(m.check_usage().map_err(|r| r.code), Err("subscription_paused"));
+    m.finish(t("2027-06-11T00:00:00Z"));
+    assert_eq!(m.sub.next_due_at, Some(t("2027-08-01T00:00:00Z")), "no renewal while paused");
+    // Nothing is billed on 1 July; on 1 August it resumes by itself, drawing the credit.
+    let later = Context { credit_minor: 2_000, ..ctx(plan("basic", 3_000, "monthly"), true) };
+    let m = reload(m, later, &policy, t("2027-08-05T00:00:00Z"));
+    assert_eq!(statuses(&m.steps), [("active".to_owned(), "resumed")]);
+    let bills = bills(&m.steps);
+    assert_eq!(bills.len(), 1);
+    assert_eq!(bills[0].period, Some((t("2027-08-01T00:00:00Z"), t("2027-09-01T00:00:00Z"))));
+    assert_eq!(bills[0].amount_due_minor, 1_000);
+}
+
+#[test]
+fn given_a_subscription_created_paused_when_resumed_by_command_then_billing_starts_then() {
+    let policy = Policy::default();
+    let r = CreateRequest { paused: true, ..request() };
+    let m = create(&r, ctx(plan("basic", 3_000, "monthly"), true), None, t("2027-06-01T00:00:00Z"), &policy)
+        .expect("ok");
+    assert!(bills(&m.steps).is_empty());
+    assert_eq!(m.sub.next_due_at, None);
+    let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-06-20T12:00:00Z"));
+    m.resume(t("2027-06-20T12:00:00Z")).expect("resumes");
+    assert_eq!(bills(&m.steps)[0].period, Some((t("2027-06-20T12:00:00Z"), t("2027-07-20T12:00:00Z"))));
+}
+
+#[test]
+fn given_cancel_at_period_end_when_the_period_ends_then_it_cancels_billing_only_its_overage() {
+    let policy = Policy::default();
+    let m = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), true),
+        None,
+        t("2027-06-01T00:00:00Z"),
+        &policy,
+    )
+    .expect("ok");
+    let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-06-10T00:00:00Z"));
+    m.cancel(true, false, t("2027-06-10T00:00:00Z")).expect("scheduled");
+    assert_eq!(m.steps.last(), Some(&Step::CancelScheduled { cancel_at: t("2027-07-01T00:00:00Z") }));
+    assert_eq!(
+        m.cancel(true, false, t("2027-06-10T00:00:00Z")).map_err(|r| r.code),
+        Err("cancellation_scheduled")
+    );
+    m.finish(t("2027-06-10T00:00:00Z"));
+    let used = Context { usage: vec![("bookings".into(), 14)], ..ctx(plan("basic", 3_000, "monthly"), true) };
+    let m = reload(m, used, &policy, t("2027-08-01T00:00:00Z"));
+    assert_eq!(statuses(&m.steps), [("cancelled".to_owned(), "cancelled")]);
+    let bills = bills(&m.steps);
+    assert_eq!(bills.len(), 1, "no renewal, only the final invoice");
+    assert_eq!((bills[0].kind, bills[0].total_minor), ("final", 200), "4 bookings over at 50");
+}
+
+#[test]
+fn given_cancel_now_with_proration_then_the_unused_days_are_credited_and_without_they_are_not() {
+    let policy = Policy::default();
+    for (prorate, expected) in [(true, vec![(1_000, "cancellation")]), (false, vec![])] {
+        let m = create(
+            &request(),
+            ctx(plan("basic", 3_000, "monthly"), true),
+            None,
+            t("2027-06-01T00:00:00Z"),
+            &policy,
+        )
+        .expect("ok");
+        let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-06-21T00:00:00Z"));
+        m.cancel(false, prorate, t("2027-06-21T00:00:00Z")).expect("cancels");
+        assert_eq!(credits(&m.steps), expected);
+        assert_eq!((m.sub.status.as_str(), m.sub.mrr_minor), ("cancelled", 0));
+        m.finish(t("2027-06-21T00:00:00Z"));
+        assert_eq!(m.sub.next_due_at, None);
+        assert_eq!(
+            m.cancel(false, false, t("2027-06-22T00:00:00Z")).map_err(|r| r.code),
+            Err("subscription_cancelled")
+        );
+    }
+}
+
+#[test]
+fn given_a_failed_renewal_when_every_retry_fails_then_dunning_steps_run_on_schedule_and_it_cancels() {
+    let policy = Policy::default();
+    let m = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), true),
+        None,
+        t("2027-06-01T00:00:00Z"),
+        &policy,
+    )
+    .expect("ok");
+    let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-07-01T00:00:00Z"));
+    let invoice = bills(&m.steps)[0].invoice_id.clone();
+    m.payment_failed(&invoice, t("2027-07-01T00:00:00Z"));
+    assert_eq!(statuses(&m.steps), [("past_due".to_owned(), "payment_failed")]);
+    assert_eq!(m.sub.next_retry_at, Some(t("2027-07-02T00:00:00Z")));
+    assert_eq!(m.sub.mrr_minor, 3_000, "past due still counts as revenue");
+    let mut at = t("2027-07-01T00:00:00Z");
+    for (attempt, next) in [(2, Some("2027-07-04T00:00:00Z")), (3, Some("2027-07-06T00:00:00Z")), (4, None)] {
+        m.finish(at);
+        at = m.sub.next_retry_at.expect("a retry is scheduled");
+        m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, at);
+        assert_eq!(m.steps, [Step::Retry { invoice_id: invoice.clone(), at }]);
+        m.payment_failed(&invoice, at);
+        assert!(m.steps.contains(&Step::Dunning {
+            invoice_id: invoice.clone(),
+            attempt,
+            next_retry_at: next.map(t),
+            final_action: "cancel".into()
+        }));
+    }
+    assert_eq!(statuses(&m.steps), [("cancelled".to_owned(), "dunning_exhausted")]);
+    assert!(m.steps.contains(&Step::Uncollectible { invoice_id: invoice }));
+}
+
+#[test]
+fn given_dunning_when_the_invoice_is_paid_then_the_subscription_recovers_and_suspension_is_an_option() {
+    let suspend =
+        Policy { dunning_retry_days: vec![2], dunning_final_action: "suspend".into(), ..Policy::default() };
+    let m = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), false),
+        None,
+        t("2027-06-01T00:00:00Z"),
+        &suspend,
+    )
+    .expect("ok");
+    // No chargeable method: the first invoice waits, and dunning reminds at once.
+    assert_eq!(m.sub.status, "past_due");
+    let invoice = bills(&m.steps)[0].invoice_id.clone();
+    let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), false), &suspend, t("2027-06-05T00:00:00Z"));
+    assert_eq!(statuses(&m.steps), [("suspended".to_owned(), "dunning_exhausted")]);
+    assert_eq!(m.check_usage().map_err(|r| r.code), Err("subscription_suspended"));
+    m.invoice_paid(&invoice, t("2027-06-06T00:00:00Z"));
+    assert_eq!(statuses(&m.steps)[1], ("active".to_owned(), "recovered"));
+    assert_eq!(m.sub.dunning_invoice_id, None);
+}
+
+#[test]
+fn usage_crossing_80_and_100_percent_is_told_once_each() {
+    assert_eq!(thresholds_crossed(70, 85, 100), [80]);
+    assert_eq!(thresholds_crossed(79, 100, 100), [80, 100]);
+    assert_eq!(thresholds_crossed(80, 99, 100), Vec::<i32>::new());
+    assert_eq!(thresholds_crossed(99, 150, 100), [100]);
+    assert_eq!(thresholds_crossed(0, 7, 9), Vec::<i32>::new(), "7/9 is 77 %");
+    assert_eq!(thresholds_crossed(0, 8, 10), [80]);
+    assert_eq!(thresholds_crossed(0, 5, 0), Vec::<i32>::new(), "nothing included, nothing to cross");
+}
+
+#[test]
+fn given_a_repeating_coupon_then_it_discounts_two_periods_and_mrr_rises_after() {
+    let policy = Policy::default();
+    let coupon = Coupon {
+        organization_id: "org_1".into(),
+        coupon_id: "STUDENT".into(),
+        name: "Student".into(),
+        percent_off_bps: Some(2_000),
+        amount_off_minor: None,
+        currency: None,
+        duration: "repeating".into(),
+        duration_cycles: Some(2),
+        created_at: t("2027-01-01T00:00:00Z"),
+    };
+    let m = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), true),
+        Some(&coupon),
+        t("2027-01-01T00:00:00Z"),
+        &policy,
+    )
+    .expect("ok");
+    assert_eq!(bills(&m.steps)[0].total_minor, 2_400);
+    assert_eq!(m.sub.mrr_minor, 2_400);
+    let m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-03-01T00:00:00Z"));
+    let totals: Vec<i64> = bills(&m.steps).iter().map(|b| b.total_minor).collect();
+    assert_eq!(totals, [2_400, 3_000]);
+    assert_eq!(m.sub.mrr_minor, 3_000);
+    let fixed =
+        Coupon { percent_off_bps: None, amount_off_minor: Some(500), currency: Some("USD".into()), ..coupon };
+    let refused = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), true),
+        Some(&fixed),
+        t("2027-01-01T00:00:00Z"),
+        &policy,
+    );
+    assert_eq!(refused.map(|_| ()).map_err(|r| r.code), Err("currency_mismatch"));
+}
+
+#[test]
+fn commands_before_what_was_applied_are_refused_and_a_year_of_renewals_is_twelve_invoices() {
+    let policy = Policy::default();
+    let mut m = create(
+        &request(),
+        ctx(plan("basic", 3_000, "monthly"), true),
+        None,
+        t("2028-01-31T00:00:00Z"),
+        &policy,
+    )
+    .expect("ok");
+    m.advance(t("2029-01-30T23:59:59Z")).expect("a year");
+    m.finish(t("2029-01-30T23:59:59Z"));
+    let starts: Vec<String> =
+        bills(&m.steps).iter().filter_map(|b| b.period).map(|p| p.0.format("%m-%d").to_string()).collect();
+    assert_eq!(
+        starts,
+        [
+            "01-31", "02-29", "03-31", "04-30", "05-31", "06-30", "07-31", "08-31", "09-30", "10-31",
+            "11-30", "12-31"
+        ]
+    );
+    let refused =
+        Machine::load(m.sub, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2028-06-01T00:00:00Z"));
+    assert_eq!(refused.map(|_| ()).map_err(|r| r.code), Err("effective_at_before_applied"));
+}

@@ -1,0 +1,880 @@
+//! Subscription commands: load the subscription and what it needs, let the machine move it, then
+//! write what it decided — invoices (numbered, credits drawn, charged through the provider
+//! worker), credit notes, waiting charges, history — and emit the events.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, types::Json};
+use studyspot_billing_projection::{
+    Allowance, Coupon, CreditNote, Invoice, InvoiceLine, Plan, Subscription, credits, invoices, methods,
+    payments, plans, subscriptions, usage,
+};
+use studyspot_consumer_runtime::HandleError;
+use studyspot_schemas::{
+    Record,
+    billing::{
+        BillSubscription, BillingRunStarted, CancelSubscription, CatalogCommandRejected,
+        ChangeSubscriptionPlan, CouponDefined, CreatePayment, CreateSubscription, CreditNoteIssued,
+        DefineCoupon, DefinePlan, InvoiceCreated, InvoiceIssued, InvoicePaid, InvoiceStatusChanged,
+        IssueCreditNote, PRORATIONS, PauseSubscription, PaymentCreated, PlanPublished, RecordUsage,
+        ResumeSubscription, RunBilling, SubscriptionCancelScheduled, SubscriptionCreated,
+        SubscriptionDunningStep, SubscriptionPlanChanged, SubscriptionRenewed, SubscriptionStatusChanged,
+        SubscriptionTrialEnding, USAGE_METRICS, UsageRecorded, UsageThresholdReached,
+    },
+};
+
+use super::{Out, malformed, start_charge};
+use crate::decide::{
+    self, Malformed, Refusal, catalog, payments as payment_rules,
+    subscriptions::{self as rules, Bill, Context, CreateRequest, Machine, Policy, Step},
+};
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn instant<C: Record>(field: &str, ms: i64) -> Result<DateTime<Utc>, HandleError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| malformed::<C>(Malformed(format!("{field} {ms} is not a valid time"))))
+}
+
+/// The command's `effective_at`, or when it was accepted.
+fn effective<C: Record>(out: &Out<'_>, effective_at: Option<i64>) -> Result<DateTime<Utc>, HandleError> {
+    match effective_at {
+        Some(ms) => instant::<C>("effective_at", ms),
+        None => out.message.occurred_at(),
+    }
+}
+
+/// A derived id for the `n`th thing of a kind a command creates: the same on replay.
+fn derived_id(out: &Out<'_>, prefix: &str, n: usize) -> String {
+    let name = format!("{}/{prefix}/{n}", out.message.metadata.event_id);
+    format!("{prefix}_{}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).simple())
+}
+
+fn refuse_catalog<C: Record>(out: &mut Out<'_>, refusal: Refusal) {
+    let metadata = out.metadata();
+    out.effects.reject(CatalogCommandRejected {
+        metadata,
+        command_id: out.message.metadata.event_id.clone(),
+        command_type: C::FULL_NAME.to_owned(),
+        code: refusal.code.to_owned(),
+        reason: refusal.reason,
+    });
+}
+
+pub(super) async fn define_plan(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: DefinePlan = out.message.record()?;
+    catalog::validate_plan(&c).map_err(malformed::<DefinePlan>)?;
+    let at = out.message.occurred_at()?;
+    let org = c.metadata.organization_id.clone();
+    let current = plans::latest(tx, &org, &c.plan_id).await?;
+    if let Some(p) = &current
+        && p.currency != c.currency
+    {
+        let refusal = Refusal::new(
+            "currency_mismatch",
+            format!("plan {} bills in {}; a new version cannot change that", c.plan_id, p.currency),
+        );
+        refuse_catalog::<DefinePlan>(out, refusal);
+        return Ok(());
+    }
+    let plan = Plan {
+        organization_id: org,
+        plan_id: c.plan_id.clone(),
+        version: current.map_or(1, |p| p.version + 1),
+        name: c.name.clone(),
+        tier: c.tier.clone(),
+        cycle: c.cycle.clone(),
+        price_minor: c.price_minor,
+        currency: c.currency.clone(),
+        trial_days: c.trial_days,
+        tax_rate_bps: c.tax_rate_bps,
+        allowances: Json(
+            c.allowances
+                .iter()
+                .map(|a| Allowance {
+                    metric: a.metric.clone(),
+                    included: a.included,
+                    overage_unit_minor: a.overage_unit_minor,
+                })
+                .collect(),
+        ),
+        created_at: at,
+    };
+    plans::insert(tx, &plan).await?;
+    out.emit(|metadata| PlanPublished {
+        metadata,
+        plan_id: plan.plan_id.clone(),
+        version: plan.version,
+        name: plan.name.clone(),
+        tier: plan.tier.clone(),
+        cycle: plan.cycle.clone(),
+        price_minor: plan.price_minor,
+        currency: plan.currency.clone(),
+        trial_days: plan.trial_days,
+        allowances: c.allowances.clone(),
+    });
+    Ok(())
+}
+
+pub(super) async fn define_coupon(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: DefineCoupon = out.message.record()?;
+    catalog::validate_coupon(&c).map_err(malformed::<DefineCoupon>)?;
+    let at = out.message.occurred_at()?;
+    let org = c.metadata.organization_id.clone();
+    if plans::coupon(tx, &org, &c.coupon_id).await?.is_some() {
+        let refusal = Refusal::new("coupon_exists", format!("coupon {} already exists", c.coupon_id));
+        refuse_catalog::<DefineCoupon>(out, refusal);
+        return Ok(());
+    }
+    plans::insert_coupon(
+        tx,
+        &Coupon {
+            organization_id: org,
+            coupon_id: c.coupon_id.clone(),
+            name: c.name.clone(),
+            percent_off_bps: c.percent_off_bps,
+            amount_off_minor: c.amount_off_minor,
+            currency: c.currency.clone(),
+            duration: c.duration.clone(),
+            duration_cycles: c.duration_cycles,
+            created_at: at,
+        },
+    )
+    .await?;
+    out.emit(|metadata| CouponDefined {
+        metadata,
+        coupon_id: c.coupon_id,
+        name: c.name,
+        percent_off_bps: c.percent_off_bps,
+        amount_off_minor: c.amount_off_minor,
+        currency: c.currency,
+        duration: c.duration,
+        duration_cycles: c.duration_cycles,
+    });
+    Ok(())
+}
+
+/// Fans a billing run out as one `BillSubscription` per due subscription, keyed by its member.
+pub(super) async fn run_billing(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: RunBilling = out.message.record()?;
+    decide::check_filled(&[("metadata.organization_id", &c.metadata.organization_id)])
+        .map_err(malformed::<RunBilling>)?;
+    let up_to = instant::<RunBilling>("up_to", c.up_to)?;
+    let due = subscriptions::due(tx, &c.metadata.organization_id, up_to).await?;
+    for (subscription_id, member_id) in &due {
+        out.emit(|metadata| BillSubscription {
+            metadata,
+            subscription_id: subscription_id.clone(),
+            member_id: member_id.clone(),
+            up_to: c.up_to,
+        });
+    }
+    out.emit(|metadata| BillingRunStarted {
+        metadata,
+        up_to: c.up_to,
+        subscriptions: i32::try_from(due.len()).unwrap_or(i32::MAX),
+    });
+    Ok(())
+}
+
+/// The subscription's plan version, method, usage, waiting charges and credit.
+async fn context(tx: &mut PgConnection, sub: &Subscription) -> Result<Context, HandleError> {
+    let plan =
+        plans::version(tx, &sub.organization_id, &sub.plan_id, sub.plan_version).await?.ok_or_else(|| {
+            HandleError::malformed(CreateSubscription::FULL_NAME, "the subscription's plan is gone")
+        })?;
+    Ok(Context {
+        has_method: charge_method(tx, sub).await?.is_some(),
+        usage: usage::counters(tx, &sub.subscription_id, sub.current_period_start).await?,
+        pending: subscriptions::pending_items(tx, &sub.subscription_id)
+            .await?
+            .into_iter()
+            .map(|i| (i.description, i.amount_minor))
+            .collect(),
+        credit_minor: credits::available(tx, &sub.subscription_id).await?,
+        plan,
+    })
+}
+
+/// The stored method renewals charge: the subscription's own, else the member's default.
+async fn charge_method(
+    tx: &mut PgConnection,
+    sub: &Subscription,
+) -> Result<Option<studyspot_billing_projection::PaymentMethod>, HandleError> {
+    let method = match &sub.payment_method_id {
+        Some(id) => methods::load(tx, id).await?.filter(|m| m.member_id == sub.member_id),
+        None => methods::default_for(tx, &sub.organization_id, &sub.member_id).await?,
+    };
+    // Cash and bank transfers are collected by staff, not charged.
+    Ok(method.filter(|m| !matches!(m.method.as_str(), "cash" | "bank_transfer")))
+}
+
+pub(super) async fn create_subscription(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
+    let c: CreateSubscription = out.message.record()?;
+    decide::check_filled(&[
+        ("subscription_id", &c.subscription_id),
+        ("member_id", &c.member_id),
+        ("plan_id", &c.plan_id),
+        ("metadata.organization_id", &c.metadata.organization_id),
+    ])
+    .map_err(malformed::<CreateSubscription>)?;
+    let at = effective::<CreateSubscription>(out, c.effective_at)?;
+    let resume_at = c.resume_at.map(|ms| instant::<CreateSubscription>("resume_at", ms)).transpose()?;
+    let org = c.metadata.organization_id.clone();
+    let refusal = if subscriptions::load(tx, &c.subscription_id).await?.is_some() {
+        Some(Refusal::new(
+            "subscription_exists",
+            format!("subscription {} already exists", c.subscription_id),
+        ))
+    } else {
+        None
+    };
+    let plan = plans::latest(tx, &org, &c.plan_id).await?;
+    let coupon = match &c.coupon_id {
+        Some(id) => Some(plans::coupon(tx, &org, id).await?),
+        None => None,
+    };
+    let refusal = refusal
+        .or_else(|| {
+            plan.is_none()
+                .then(|| Refusal::new("plan_not_found", format!("plan {} does not exist", c.plan_id)))
+        })
+        .or_else(|| {
+            matches!(coupon, Some(None)).then(|| {
+                Refusal::new(
+                    "coupon_not_found",
+                    format!("coupon {} does not exist", c.coupon_id.clone().unwrap_or_default()),
+                )
+            })
+        });
+    if let Some(refusal) = refusal {
+        out.refuse::<CreateSubscription>(&c.member_id, refusal);
+        return Ok(());
+    }
+    let Some(plan) = plan else { return Ok(()) };
+    let draft = Subscription {
+        subscription_id: c.subscription_id.clone(),
+        organization_id: org.clone(),
+        member_id: c.member_id.clone(),
+        payment_method_id: c.payment_method_id.clone(),
+        ..Subscription::default()
+    };
+    let ctx = Context {
+        has_method: charge_method(tx, &draft).await?.is_some(),
+        usage: Vec::new(),
+        pending: Vec::new(),
+        credit_minor: 0,
+        plan,
+    };
+    let request = CreateRequest {
+        subscription_id: c.subscription_id.clone(),
+        organization_id: org,
+        member_id: c.member_id.clone(),
+        trial_days: c.trial_days,
+        paused: c.paused,
+        resume_at,
+        payment_method_id: c.payment_method_id.clone(),
+    };
+    let machine = match rules::create(&request, ctx, coupon.flatten().as_ref(), at, policy) {
+        Ok(m) => m,
+        Err(refusal) => {
+            out.refuse::<CreateSubscription>(&c.member_id, refusal);
+            return Ok(());
+        }
+    };
+    // The row first: invoices, credits and history refer to it.
+    subscriptions::save(tx, &machine.sub).await?;
+    let s = &machine.sub;
+    out.emit(|metadata| SubscriptionCreated {
+        metadata,
+        subscription_id: s.subscription_id.clone(),
+        member_id: s.member_id.clone(),
+        plan_id: s.plan_id.clone(),
+        plan_version: s.plan_version,
+        status: s.status.clone(),
+        current_period_start: millis(s.current_period_start),
+        current_period_end: millis(s.current_period_end),
+        trial_end: s.trial_end.map(millis),
+        coupon_id: s.coupon_id.clone(),
+    });
+    write(tx, out, machine).await
+}
+
+/// Loads the member's subscription for a command at `at`, brought up to `at`.
+async fn machine_at<'p, C: Record>(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &'p Policy,
+    subscription_id: &str,
+    member_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<Machine<'p>>, HandleError> {
+    let sub = match subscriptions::load(tx, subscription_id).await? {
+        Some(s) if s.member_id == member_id => s,
+        _ => {
+            let refusal = Refusal::new(
+                "subscription_not_found",
+                format!("subscription {subscription_id} does not exist for member {member_id}"),
+            );
+            out.refuse::<C>(member_id, refusal);
+            return Ok(None);
+        }
+    };
+    let ctx = context(tx, &sub).await?;
+    let decided = Machine::load(sub, ctx, policy, at).and_then(|mut m| m.advance(at).map(|()| m));
+    match decided {
+        Ok(m) => Ok(Some(m)),
+        Err(refusal) => {
+            out.refuse::<C>(member_id, refusal);
+            Ok(None)
+        }
+    }
+}
+
+/// Applies `change` to the subscription brought up to `at`; a refusal leaves it as it was.
+async fn command<C: Record>(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+    (subscription_id, member_id): (&str, &str),
+    at: DateTime<Utc>,
+    change: impl FnOnce(&mut Machine<'_>) -> Result<(), Refusal>,
+) -> Result<(), HandleError> {
+    decide::check_filled(&[("subscription_id", subscription_id), ("member_id", member_id)])
+        .map_err(malformed::<C>)?;
+    let Some(mut machine) = machine_at::<C>(tx, out, policy, subscription_id, member_id, at).await? else {
+        return Ok(());
+    };
+    if let Err(refusal) = change(&mut machine) {
+        out.refuse::<C>(member_id, refusal);
+        return Ok(());
+    }
+    machine.finish(at);
+    write(tx, out, machine).await
+}
+
+pub(super) async fn change_plan(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
+    let c: ChangeSubscriptionPlan = out.message.record()?;
+    if !PRORATIONS.contains(&c.proration.as_str()) {
+        return Err(malformed::<ChangeSubscriptionPlan>(Malformed(format!(
+            "proration {:?} is not one of {}",
+            c.proration,
+            PRORATIONS.join(", ")
+        ))));
+    }
+    let at = effective::<ChangeSubscriptionPlan>(out, c.effective_at)?;
+    let org = c.metadata.organization_id.clone();
+    let Some(plan) = plans::latest(tx, &org, &c.plan_id).await? else {
+        out.refuse::<ChangeSubscriptionPlan>(
+            &c.member_id,
+            Refusal::new("plan_not_found", format!("plan {} does not exist", c.plan_id)),
+        );
+        return Ok(());
+    };
+    command::<ChangeSubscriptionPlan>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
+        m.change_plan(plan, &c.proration, at)
+    })
+    .await
+}
+
+pub(super) async fn pause(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
+    let c: PauseSubscription = out.message.record()?;
+    let at = effective::<PauseSubscription>(out, c.effective_at)?;
+    let resume_at = c.resume_at.map(|ms| instant::<PauseSubscription>("resume_at", ms)).transpose()?;
+    command::<PauseSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
+        m.pause(resume_at, at)
+    })
+    .await
+}
+
+pub(super) async fn resume(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
+    let c: ResumeSubscription = out.message.record()?;
+    let at = effective::<ResumeSubscription>(out, c.effective_at)?;
+    command::<ResumeSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| m.resume(at))
+        .await
+}
+
+pub(super) async fn cancel(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
+    let c: CancelSubscription = out.message.record()?;
+    let at = effective::<CancelSubscription>(out, c.effective_at)?;
+    command::<CancelSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
+        m.cancel(c.at_period_end, c.prorate, at)
+    })
+    .await
+}
+
+pub(super) async fn bill(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
+    let c: BillSubscription = out.message.record()?;
+    let up_to = instant::<BillSubscription>("up_to", c.up_to)?;
+    if let Some(sub) = subscriptions::load(tx, &c.subscription_id).await?
+        && up_to < sub.applied_through
+    {
+        // A run older than what the subscription has seen: its work was done by later commands.
+        return Ok(());
+    }
+    command::<BillSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), up_to, |_| Ok(())).await
+}
+
+pub(super) async fn issue_credit_note(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: IssueCreditNote = out.message.record()?;
+    decide::check_filled(&[
+        ("credit_note_id", &c.credit_note_id),
+        ("subscription_id", &c.subscription_id),
+        ("member_id", &c.member_id),
+    ])
+    .map_err(malformed::<IssueCreditNote>)?;
+    if c.amount_minor <= 0 {
+        return Err(malformed::<IssueCreditNote>(Malformed("amount_minor must be positive".into())));
+    }
+    let at = out.message.occurred_at()?;
+    let sub = subscriptions::load(tx, &c.subscription_id).await?.filter(|s| s.member_id == c.member_id);
+    let refusal = match (&sub, credits::exists(tx, &c.credit_note_id).await?) {
+        (None, _) => Some(Refusal::new(
+            "subscription_not_found",
+            format!("subscription {} does not exist for member {}", c.subscription_id, c.member_id),
+        )),
+        (_, true) => Some(Refusal::new(
+            "credit_note_exists",
+            format!("credit note {} already exists", c.credit_note_id),
+        )),
+        _ => None,
+    };
+    match (sub, refusal) {
+        (Some(sub), None) => {
+            let note = CreditNote {
+                credit_note_id: c.credit_note_id.clone(),
+                organization_id: sub.organization_id.clone(),
+                member_id: sub.member_id.clone(),
+                subscription_id: sub.subscription_id.clone(),
+                currency: sub.currency.clone(),
+                amount_minor: c.amount_minor,
+                remaining_minor: c.amount_minor,
+                reason: "goodwill".into(),
+                memo: c.memo.clone(),
+                created_at: at,
+            };
+            credit_note(tx, out, &note).await
+        }
+        (_, refusal) => {
+            out.refuse::<IssueCreditNote>(
+                &c.member_id,
+                refusal.unwrap_or_else(|| Refusal::new("refused", "")),
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn credit_note(tx: &mut PgConnection, out: &mut Out<'_>, note: &CreditNote) -> Result<(), HandleError> {
+    credits::insert(tx, note).await?;
+    out.emit(|metadata| CreditNoteIssued {
+        metadata,
+        credit_note_id: note.credit_note_id.clone(),
+        subscription_id: note.subscription_id.clone(),
+        member_id: note.member_id.clone(),
+        amount_minor: note.amount_minor,
+        currency: note.currency.clone(),
+        reason: note.reason.clone(),
+    });
+    Ok(())
+}
+
+pub(super) async fn record_usage(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+) -> Result<(), HandleError> {
+    let c: RecordUsage = out.message.record()?;
+    decide::check_filled(&[("usage_id", &c.usage_id)]).map_err(malformed::<RecordUsage>)?;
+    if !USAGE_METRICS.contains(&c.metric.as_str()) {
+        return Err(malformed::<RecordUsage>(Malformed(format!(
+            "metric {:?} is not one of {}",
+            c.metric,
+            USAGE_METRICS.join(", ")
+        ))));
+    }
+    if c.quantity <= 0 {
+        return Err(malformed::<RecordUsage>(Malformed("quantity must be positive".into())));
+    }
+    let at = effective::<RecordUsage>(out, c.effective_at)?;
+    let mut counted = None;
+    let mut checked = None;
+    command::<RecordUsage>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
+        m.check_usage()?;
+        checked = Some((m.sub.current_period_start, m.plan().allowance(&c.metric).map_or(0, |a| a.included)));
+        Ok(())
+    })
+    .await?;
+    if let Some((period_start, included)) = checked
+        && usage::record_once(tx, &c.usage_id, &c.subscription_id, &c.metric, c.quantity, period_start, at)
+            .await?
+    {
+        let used = usage::add(tx, &c.subscription_id, period_start, &c.metric, c.quantity).await?;
+        counted = Some((period_start, included, used));
+    }
+    // A usage id seen before counts nothing and says nothing.
+    let Some((period_start, included, used)) = counted else { return Ok(()) };
+    out.emit(|metadata| UsageRecorded {
+        metadata,
+        usage_id: c.usage_id.clone(),
+        subscription_id: c.subscription_id.clone(),
+        member_id: c.member_id.clone(),
+        metric: c.metric.clone(),
+        quantity: c.quantity,
+        used,
+        included,
+    });
+    for percent in rules::thresholds_crossed(used - c.quantity, used, included) {
+        out.emit(|metadata| UsageThresholdReached {
+            metadata,
+            subscription_id: c.subscription_id.clone(),
+            member_id: c.member_id.clone(),
+            metric: c.metric.clone(),
+            percent,
+            used,
+            included,
+            period_start: millis(period_start),
+        });
+    }
+    Ok(())
+}
+
+/// A subscription invoice's payment failed: the next dunning step.
+pub(super) async fn payment_failed(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+    invoice_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    settle(tx, out, policy, invoice_id, at, |m, invoice, at| m.payment_failed(invoice, at)).await
+}
+
+/// A subscription invoice was paid: a subscription dunning for it is current again.
+pub(super) async fn invoice_paid(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+    invoice_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    settle(tx, out, policy, invoice_id, at, |m, invoice, at| m.invoice_paid(invoice, at)).await
+}
+
+async fn settle(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    policy: &Policy,
+    invoice_id: &str,
+    at: DateTime<Utc>,
+    apply: impl FnOnce(&mut Machine<'_>, &str, DateTime<Utc>),
+) -> Result<(), HandleError> {
+    let Some(subscription_id) = invoices::load(tx, invoice_id).await?.and_then(|i| i.subscription_id) else {
+        return Ok(());
+    };
+    let Some(sub) = subscriptions::load(tx, &subscription_id).await? else { return Ok(()) };
+    let ctx = context(tx, &sub).await?;
+    let (mut machine, at) = Machine::for_outcome(sub, ctx, policy, at);
+    apply(&mut machine, invoice_id, at);
+    machine.finish(at);
+    write(tx, out, machine).await
+}
+
+/// Writes what the machine decided, in order, and the subscription.
+async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -> Result<(), HandleError> {
+    let Machine { sub, steps, .. } = machine;
+    subscriptions::save(tx, &sub).await?;
+    let ids = (sub.subscription_id.clone(), sub.member_id.clone());
+    for (n, step) in steps.into_iter().enumerate() {
+        match step {
+            Step::TrialEnding { trial_end, has_method } => out.emit(|metadata| SubscriptionTrialEnding {
+                metadata,
+                subscription_id: ids.0.clone(),
+                member_id: ids.1.clone(),
+                trial_end: millis(trial_end),
+                has_payment_method: has_method,
+            }),
+            Step::Status { from, to, reason, at } => out.emit(|metadata| SubscriptionStatusChanged {
+                metadata,
+                subscription_id: ids.0.clone(),
+                member_id: ids.1.clone(),
+                from_status: from,
+                status: to,
+                reason: reason.into(),
+                effective_at: millis(at),
+            }),
+            Step::Invoice(bill) => issue(tx, out, &sub, bill).await?,
+            Step::Retry { invoice_id, at } => retry(tx, out, &invoice_id, at).await?,
+            Step::Dunning { invoice_id, attempt, next_retry_at, final_action } => {
+                out.emit(|metadata| SubscriptionDunningStep {
+                    metadata,
+                    subscription_id: ids.0.clone(),
+                    member_id: ids.1.clone(),
+                    invoice_id,
+                    attempt,
+                    next_retry_at: next_retry_at.map(millis),
+                    final_action,
+                })
+            }
+            Step::Uncollectible { invoice_id } => {
+                if let Some(invoice) = invoices::load(tx, &invoice_id).await?
+                    && invoice.status == "open"
+                {
+                    let changed =
+                        Invoice { status: "uncollectible".into(), updated_at: sub.updated_at, ..invoice };
+                    invoices::save(tx, &changed).await?;
+                    out.emit(|metadata| InvoiceStatusChanged {
+                        metadata,
+                        invoice_id: changed.invoice_id.clone(),
+                        member_id: changed.member_id.clone(),
+                        from_status: "open".into(),
+                        status: changed.status.clone(),
+                    });
+                }
+            }
+            Step::Credit { amount_minor, reason, at } => {
+                let note = CreditNote {
+                    credit_note_id: derived_id(out, "cn", n),
+                    organization_id: sub.organization_id.clone(),
+                    member_id: sub.member_id.clone(),
+                    subscription_id: sub.subscription_id.clone(),
+                    currency: sub.currency.clone(),
+                    amount_minor,
+                    remaining_minor: amount_minor,
+                    reason: reason.into(),
+                    memo: None,
+                    created_at: at,
+                };
+                credit_note(tx, out, &note).await?;
+            }
+            Step::Item { description, amount_minor, at } => {
+                subscriptions::add_item(tx, &sub.subscription_id, &description, amount_minor, at).await?;
+            }
+            Step::PlanChanged { from_plan_id, from_version, proration, credit_minor, charge_minor, at } => {
+                out.emit(|metadata| SubscriptionPlanChanged {
+                    metadata,
+                    subscription_id: ids.0.clone(),
+                    member_id: ids.1.clone(),
+                    from_plan_id,
+                    from_version,
+                    plan_id: sub.plan_id.clone(),
+                    plan_version: sub.plan_version,
+                    proration,
+                    credit_minor,
+                    charge_minor,
+                    effective_at: millis(at),
+                });
+            }
+            Step::CancelScheduled { cancel_at } => out.emit(|metadata| SubscriptionCancelScheduled {
+                metadata,
+                subscription_id: ids.0.clone(),
+                member_id: ids.1.clone(),
+                cancel_at: millis(cancel_at),
+            }),
+            Step::History { at, status, mrr_minor } => {
+                subscriptions::record_history(tx, &sub, at, &status, mrr_minor).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An invoice of the subscription: written numbered and open, credits drawn, then paid at once
+/// (nothing due), charged to the stored method, or left open for the member to pay.
+async fn issue(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    sub: &Subscription,
+    bill: Bill,
+) -> Result<(), HandleError> {
+    if invoices::load(tx, &bill.invoice_id).await?.is_some() {
+        return Ok(());
+    }
+    let lines: Vec<InvoiceLine> = bill
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(n, l)| InvoiceLine {
+            invoice_id: bill.invoice_id.clone(),
+            line_no: i32::try_from(n + 1).unwrap_or(i32::MAX),
+            description: l.description.clone(),
+            quantity: l.quantity,
+            unit_amount_minor: l.unit_amount_minor,
+            amount_minor: l.amount_minor,
+            tax_rate_bps: bill.tax_rate_bps,
+            tax_name: None,
+            tax_minor: l.tax_minor,
+        })
+        .collect();
+    let sequence = invoices::next_number(tx, &sub.organization_id).await?;
+    let mut invoice = Invoice {
+        invoice_id: bill.invoice_id.clone(),
+        organization_id: sub.organization_id.clone(),
+        member_id: sub.member_id.clone(),
+        number: Some(decide::invoices::number(sequence)),
+        currency: sub.currency.clone(),
+        subtotal_minor: bill.subtotal_minor,
+        tax_minor: bill.tax_minor,
+        total_minor: bill.total_minor,
+        amount_paid_minor: 0,
+        status: "open".into(),
+        due_at: bill.due_at,
+        created_at: bill.at,
+        updated_at: bill.at,
+        issued_at: Some(bill.at),
+        paid_at: None,
+        subscription_id: Some(sub.subscription_id.clone()),
+        period_start: bill.period.map(|p| p.0),
+        period_end: bill.period.map(|p| p.1),
+        credit_applied_minor: 0,
+    };
+    invoices::insert(tx, &invoice, &lines).await?;
+    invoice.credit_applied_minor =
+        credits::apply(tx, &sub.subscription_id, &invoice.invoice_id, bill.credit_applied_minor).await?;
+    if bill.takes_pending {
+        subscriptions::invoice_items(tx, &sub.subscription_id, &invoice.invoice_id).await?;
+    }
+    out.emit(|metadata| InvoiceCreated {
+        metadata,
+        invoice_id: invoice.invoice_id.clone(),
+        member_id: invoice.member_id.clone(),
+        currency: invoice.currency.clone(),
+        subtotal_minor: invoice.subtotal_minor,
+        tax_minor: invoice.tax_minor,
+        total_minor: invoice.total_minor,
+        due_at: millis(invoice.due_at),
+    });
+    out.emit(|metadata| InvoiceIssued {
+        metadata,
+        invoice_id: invoice.invoice_id.clone(),
+        member_id: invoice.member_id.clone(),
+        number: invoice.number.clone().unwrap_or_default(),
+        currency: invoice.currency.clone(),
+        total_minor: invoice.total_minor,
+        due_at: millis(invoice.due_at),
+    });
+    if let Some((start, end)) = bill.period {
+        out.emit(|metadata| SubscriptionRenewed {
+            metadata,
+            subscription_id: sub.subscription_id.clone(),
+            member_id: sub.member_id.clone(),
+            period_start: millis(start),
+            period_end: millis(end),
+            invoice_id: invoice.invoice_id.clone(),
+            amount_due_minor: invoice.amount_due_minor(),
+        });
+    }
+    if invoice.amount_due_minor() == 0 {
+        let paid = Invoice { status: "paid".into(), paid_at: Some(bill.at), ..invoice };
+        invoices::save(tx, &paid).await?;
+        out.emit(|metadata| InvoicePaid {
+            metadata,
+            invoice_id: paid.invoice_id.clone(),
+            member_id: paid.member_id.clone(),
+            number: paid.number.clone().unwrap_or_default(),
+            currency: paid.currency.clone(),
+            amount_paid_minor: paid.amount_paid_minor,
+        });
+        return Ok(());
+    }
+    invoices::save(tx, &invoice).await?;
+    if bill.charge
+        && let Some(method) = charge_method(tx, sub).await?
+    {
+        let command = CreatePayment {
+            metadata: out.message.metadata.clone(),
+            payment_id: payment_of(&invoice.invoice_id),
+            member_id: sub.member_id.clone(),
+            amount_minor: invoice.amount_due_minor(),
+            currency: invoice.currency.clone(),
+            method: method.method.clone(),
+            description: Some(format!("Invoice {}", invoice.number.clone().unwrap_or_default())),
+            invoice_id: Some(invoice.invoice_id.clone()),
+            payment_method_id: Some(method.payment_method_id.clone()),
+        };
+        let ctx = payment_rules::CreateContext {
+            exists: false,
+            method_of: Some((method.member_id.clone(), method.method.clone())),
+            invoice: Some((
+                invoice.member_id.clone(),
+                invoice.currency.clone(),
+                invoice.status.clone(),
+                invoice.amount_due_minor(),
+            )),
+        };
+        let payment = payment_rules::create(&ctx, &command, bill.at)
+            .map_err(|r| HandleError::malformed(CreatePayment::FULL_NAME, r.reason))?;
+        out.emit(|metadata| PaymentCreated {
+            metadata,
+            payment_id: payment.payment_id.clone(),
+            member_id: payment.member_id.clone(),
+            amount_minor: payment.amount_minor,
+            currency: payment.currency.clone(),
+            method: payment.method.clone(),
+            description: payment.description.clone(),
+            invoice_id: payment.invoice_id.clone(),
+        });
+        let call_id = derived_id(out, "call", 0) + &invoice.invoice_id;
+        charge(tx, out, &payment, call_id).await?;
+    }
+    Ok(())
+}
+
+/// The payment that charges a subscription invoice.
+fn payment_of(invoice_id: &str) -> String {
+    format!("pay_{}", invoice_id.trim_start_matches("inv_"))
+}
+
+async fn charge(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    payment: &studyspot_billing_projection::Payment,
+    call_id: String,
+) -> Result<(), HandleError> {
+    // Provider calls are scheduled on the clock the worker runs by: the command's acceptance.
+    let now = out.message.occurred_at()?;
+    let processing = payment_rules::process(payment, &call_id, payment.updated_at)
+        .map_err(|r| HandleError::malformed(CreatePayment::FULL_NAME, r.reason))?;
+    start_charge(tx, out, &processing, call_id, None, None, now).await
+}
+
+/// A dunning retry: the invoice's failed payment is charged again.
+async fn retry(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    invoice_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    let Some(payment) = payments::load(tx, &payment_of(invoice_id)).await? else { return Ok(()) };
+    if payment.status != "failed" {
+        return Ok(());
+    }
+    let payment = studyspot_billing_projection::Payment { updated_at: at, ..payment };
+    let call_id = derived_id(out, "call", 1) + invoice_id;
+    charge(tx, out, &payment, call_id).await
+}

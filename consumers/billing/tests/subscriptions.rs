@@ -1,0 +1,239 @@
+//! A year of a subscriber's life through the gateway, against the real broker and PostgreSQL, a
+//! real billing consumer process and a fake Stripe: a coupon, overage, an upgrade prorated to the
+//! second, a pause with automatic resume, renewals and a cancellation at period end. Every invoice
+//! and the MRR are computed here independently and compared with what billing issued.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use studyspot_gateway::auth::Role;
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+
+mod support;
+
+use studyspot_test_world::stop;
+use support::{Api, fixture, stripe_consumer, world};
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("an RFC 3339 time")
+}
+
+/// `amount × part / whole`, rounded half up: proration as a bookkeeper does it.
+fn share(amount: i64, part: DateTime<Utc>, start: DateTime<Utc>, end: DateTime<Utc>) -> i64 {
+    let (part, whole) = ((end - part).num_seconds(), (end - start).num_seconds());
+    (amount * part * 2 + whole) / (whole * 2)
+}
+
+struct Life<'a> {
+    api: &'a Api,
+    invoices: usize,
+}
+
+impl Life<'_> {
+    /// Runs billing up to `up_to` and waits until the subscription has `expected` invoices, all paid.
+    async fn bill_until(&mut self, up_to: &str, expected: usize) -> Vec<Value> {
+        let (_, run) = self.api.command("/api/subscriptions/billing", json!({ "up_to": up_to })).await;
+        assert_eq!(run["status"], "applied", "{run}");
+        self.invoices = expected;
+        self.paid_invoices(expected).await
+    }
+
+    async fn paid_invoices(&self, expected: usize) -> Vec<Value> {
+        let body = self
+            .api
+            .until("/api/subscriptions/sub_year/invoices?limit=100", "the year's invoices, paid", |b| {
+                let items = b["items"].as_array().map_or(&[][..], Vec::as_slice);
+                items.len() == expected && items.iter().all(|i| i["status"] == "paid")
+            })
+            .await;
+        let mut items = body["items"].as_array().cloned().unwrap_or_default();
+        items.sort_by_key(|i| i["issued_at"].as_str().map(str::to_owned));
+        items
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_ledger_says() {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/payment_intents"))
+        .and(matchers::header("authorization", "Bearer sk_test_e2e"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("stripe_payment_intent_succeeded.json")),
+        )
+        .mount(&stripe)
+        .await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api::new(&world, base, &settings, Role::Staff);
+    let mut consumer = stripe_consumer(
+        &world,
+        &stripe,
+        &[("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS", "0")],
+    );
+
+    for (body, what) in [
+        (
+            json!({ "plan_id": "plan_basic", "name": "Basic", "tier": "basic", "cycle": "monthly",
+                    "price_minor": 3000, "currency": "EUR",
+                    "allowances": [{ "metric": "bookings", "included": 10, "overage_unit_minor": 50 }] }),
+            "/api/subscriptions/plans",
+        ),
+        (
+            json!({ "plan_id": "plan_premium", "name": "Premium", "tier": "premium", "cycle": "monthly",
+                    "price_minor": 6000, "currency": "EUR",
+                    "allowances": [{ "metric": "bookings", "included": 30, "overage_unit_minor": 40 }] }),
+            "/api/subscriptions/plans",
+        ),
+        (
+            json!({ "coupon_id": "STUDENT", "name": "Students", "percent_off_bps": 2000,
+                    "duration": "repeating", "duration_cycles": 2 }),
+            "/api/subscriptions/coupons",
+        ),
+        (
+            json!({ "payment_method_id": "pm_year", "member_id": "mem_year", "method": "card",
+                    "provider_token": "pm_card_visa" }),
+            "/api/payments/methods",
+        ),
+    ] {
+        let (_, decided) = api.command(what, body).await;
+        assert_eq!(decided["status"], "applied", "{what}: {decided}\n{}", consumer.log());
+    }
+
+    // The independent ledger: what each invoice must come to.
+    let mut expected: Vec<i64> = Vec::new();
+    let mut life = Life { api: &api, invoices: 0 };
+
+    // January: subscribed with the student coupon, billed 20 % off at once.
+    let (_, created) = api
+        .command(
+            "/api/subscriptions",
+            json!({ "subscription_id": "sub_year", "member_id": "mem_year", "plan_id": "plan_basic",
+                    "coupon_id": "STUDENT", "effective_at": "2031-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(created["status"], "applied", "{created}\n{}", consumer.log());
+    expected.push(2_400);
+    life.paid_invoices(1).await;
+
+    // February: the coupon's second and last period.
+    expected.push(2_400);
+    life.bill_until("2031-02-01T00:00:00Z", 2).await;
+
+    // 14 bookings against 10 included; the same usage delivered twice counts once.
+    for _ in 0..2 {
+        let (_, used) = api
+            .command(
+                "/api/subscriptions/usage",
+                json!({ "usage_id": "use_feb", "subscription_id": "sub_year", "metric": "bookings",
+                        "quantity": 14, "effective_at": "2031-02-10T00:00:00Z" }),
+            )
+            .await;
+        assert_eq!(used["status"], "applied", "{used}");
+    }
+    let (_, usage) = api.get("/api/subscriptions/sub_year/usage").await;
+    let bookings =
+        usage["metrics"].as_array().and_then(|i| i.iter().find(|u| u["metric"] == "bookings")).cloned();
+    assert_eq!(bookings.map(|b| b["used"].clone()), Some(json!(14)), "{usage}");
+
+    // March: full price, and February's 4 bookings over at 0.50.
+    expected.push(3_000 + 4 * 50);
+    life.bill_until("2031-03-01T00:00:00Z", 3).await;
+
+    // Upgrade on 16 March at 00:00, settled on the next invoice: 16 of March's 31 days remain.
+    let (march, april, change) =
+        (t("2031-03-01T00:00:00Z"), t("2031-04-01T00:00:00Z"), t("2031-03-16T00:00:00Z"));
+    let (credit, charge) = (share(3_000, change, march, april), share(6_000, change, march, april));
+    assert_eq!((credit, charge), (1_548, 3_097));
+    let (_, changed) = api
+        .command(
+            "/api/subscriptions/sub_year/change-plan",
+            json!({ "plan_id": "plan_premium", "proration": "next_invoice", "effective_at": "2031-03-16T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(changed["status"], "applied", "{changed}\n{}", consumer.log());
+    expected.push(6_000 + charge - credit);
+    life.bill_until("2031-04-01T00:00:00Z", 4).await;
+
+    // Paused on 11 April until 1 June: 20 of April's 30 days of Premium come back as credit.
+    let (may, pause) = (t("2031-05-01T00:00:00Z"), t("2031-04-11T00:00:00Z"));
+    let pause_credit = share(6_000, pause, april, may);
+    let (_, paused) = api
+        .command(
+            "/api/subscriptions/sub_year/pause",
+            json!({ "resume_at": "2031-06-01T00:00:00Z", "effective_at": "2031-04-11T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(paused["status"], "applied", "{paused}");
+    // No invoice in May; resumed on 1 June by itself, drawing the credit.
+    life.bill_until("2031-05-15T00:00:00Z", 4).await;
+    expected.push(6_000 - pause_credit);
+    life.bill_until("2031-06-01T00:00:00Z", 5).await;
+
+    // June to December: six renewals at the Premium price.
+    expected.extend([6_000; 6]);
+    life.bill_until("2031-12-01T00:00:00Z", 11).await;
+    let (_, sub) = api.get("/api/subscriptions/sub_year").await;
+    assert_eq!((sub["status"].as_str(), sub["mrr_minor"].as_i64()), (Some("active"), Some(6_000)), "{sub}");
+
+    // Cancelled at the end of the December period: no January invoice, no more revenue.
+    let (_, cancelled) = api
+        .command(
+            "/api/subscriptions/sub_year/cancel",
+            json!({ "at_period_end": true, "effective_at": "2031-12-15T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(cancelled["status"], "applied", "{cancelled}");
+    let invoices = life.bill_until("2032-01-02T00:00:00Z", 11).await;
+    let sub = api
+        .until("/api/subscriptions/sub_year", "the subscription cancelled", |s| s["status"] == "cancelled")
+        .await;
+    assert_eq!(sub["mrr_minor"], 0);
+
+    let totals: Vec<i64> = invoices
+        .iter()
+        .map(|i| i["total_minor"].as_i64().unwrap_or(0) - i["credit_applied_minor"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(totals, expected, "amounts due per invoice\n{invoices:#?}");
+    let numbers: Vec<&str> = invoices.iter().filter_map(|i| i["number"].as_str()).collect();
+    assert_eq!(numbers.len(), 11);
+
+    // Stripe was asked to charge exactly those amounts, once each.
+    let charged: Vec<i64> = stripe
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/payment_intents")
+        .filter_map(|r| {
+            url::form_urlencoded::parse(&r.body)
+                .find(|(k, _)| k == "amount")
+                .and_then(|(_, v)| v.parse().ok())
+        })
+        .collect();
+    assert_eq!(charged, expected, "what Stripe was asked to charge");
+
+    // The dashboard's MRR as of any day of the year: 2 400 with the coupon, then 3 000, 6 000 after
+    // the upgrade, nothing while paused, 6 000 again, and nothing once cancelled.
+    for (to, mrr, status) in [
+        ("2031-01-15T00:00:00Z", 2_400, "active"),
+        ("2031-03-10T00:00:00Z", 3_000, "active"),
+        ("2031-03-20T00:00:00Z", 6_000, "active"),
+        ("2031-05-01T00:00:00Z", 0, "paused"),
+        ("2031-07-01T00:00:00Z", 6_000, "active"),
+        ("2032-01-15T00:00:00Z", 0, "cancelled"),
+    ] {
+        let (code, dashboard) = api
+            .get(&format!("/api/subscriptions/analytics/dashboard?from=2030-12-01T00:00:00Z&to={to}"))
+            .await;
+        assert_eq!(code, 200, "{dashboard}");
+        let eur = dashboard["currencies"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["currency"] == "EUR"))
+            .cloned()
+            .unwrap_or_else(|| dashboard.clone());
+        assert_eq!(eur["mrr_minor"].as_i64(), Some(mrr), "MRR at {to}: {dashboard}");
+        assert_eq!(eur["arr_minor"].as_i64(), Some(mrr * 12), "ARR at {to}: {dashboard}");
+        assert_eq!(eur[status].as_i64(), Some(1), "{status} at {to}: {dashboard}");
+    }
+    stop(&mut consumer);
+}
