@@ -42,6 +42,16 @@ fn millis(at: Option<DateTime<Utc>>) -> Option<i64> {
     at.map(|t| t.timestamp_millis())
 }
 
+/// When a command takes effect. Only operators and services name an instant (back-office
+/// corrections, simulations, feeds): a member's own commands take effect when accepted, so no
+/// member moves their billing clock.
+fn effective(caller: &Caller, at: Option<DateTime<Utc>>) -> Result<Option<i64>, GatewayError> {
+    if at.is_some() {
+        caller.require_operator("naming effective_at")?;
+    }
+    Ok(millis(at))
+}
+
 fn trial_days(days: Option<i32>) -> Result<(), GatewayError> {
     match days {
         Some(d) if !(0..=MAX_TRIAL_DAYS).contains(&d) => {
@@ -363,7 +373,7 @@ pub struct CreateSubscriptionRequest {
     pub(crate) member_id: String,
     /// On the plan's current version.
     pub(crate) plan_id: String,
-    /// When the first period starts (RFC 3339); default when accepted.
+    /// When the first period starts (RFC 3339; operators only); default when accepted.
     pub(crate) effective_at: Option<DateTime<Utc>>,
     /// Overrides the plan's trial, 0 to 730 days; 0 for none.
     pub(crate) trial_days: Option<i32>,
@@ -424,7 +434,7 @@ pub(crate) async fn create_subscription_with(
         subscription_id: subscription_id.clone(),
         member_id: body.member_id.clone(),
         plan_id: body.plan_id,
-        effective_at: millis(body.effective_at),
+        effective_at: effective(caller, body.effective_at)?,
         trial_days: body.trial_days,
         paused: body.paused,
         resume_at: millis(body.resume_at),
@@ -443,7 +453,7 @@ pub struct ChangeSubscriptionPlanRequest {
     /// next_invoice (default: credit and charge on the renewal invoice), immediately (an invoice
     /// now) or none (the new price from the next period).
     pub(crate) proration: Option<String>,
-    /// RFC 3339; default when accepted.
+    /// When it takes effect (RFC 3339; operators only, never before what billing applied); default when accepted.
     pub(crate) effective_at: Option<DateTime<Utc>>,
 }
 
@@ -488,7 +498,7 @@ pub(crate) async fn change_plan_with(
         member_id: subscription.member_id.clone(),
         plan_id: body.plan_id,
         proration,
-        effective_at: millis(body.effective_at),
+        effective_at: effective(caller, body.effective_at)?,
     };
     let how =
         member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &subscription.member_id);
@@ -500,7 +510,7 @@ pub(crate) async fn change_plan_with(
 pub struct PauseSubscriptionRequest {
     /// Resume automatically then (RFC 3339).
     pub(crate) resume_at: Option<DateTime<Utc>>,
-    /// RFC 3339; default when accepted.
+    /// When it takes effect (RFC 3339; operators only, never before what billing applied); default when accepted.
     pub(crate) effective_at: Option<DateTime<Utc>>,
 }
 
@@ -544,7 +554,7 @@ pub(crate) async fn pause_with(
         subscription_id: subscription.subscription_id.clone(),
         member_id: subscription.member_id.clone(),
         resume_at: millis(body.resume_at),
-        effective_at: millis(body.effective_at),
+        effective_at: effective(caller, body.effective_at)?,
     };
     let how =
         member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &subscription.member_id);
@@ -554,7 +564,7 @@ pub(crate) async fn pause_with(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeSubscriptionRequest {
-    /// RFC 3339; default when accepted.
+    /// When it takes effect (RFC 3339; operators only, never before what billing applied); default when accepted.
     pub(crate) effective_at: Option<DateTime<Utc>>,
 }
 
@@ -593,7 +603,7 @@ pub(crate) async fn resume_with(
         metadata: metadata(caller),
         subscription_id: subscription.subscription_id.clone(),
         member_id: subscription.member_id.clone(),
-        effective_at: millis(body.effective_at),
+        effective_at: effective(caller, body.effective_at)?,
     };
     let how =
         member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &subscription.member_id);
@@ -610,7 +620,7 @@ pub struct CancelSubscriptionRequest {
     #[serde(default)]
     pub(crate) prorate: bool,
     pub(crate) reason: Option<String>,
-    /// RFC 3339; default when accepted.
+    /// When it takes effect (RFC 3339; operators only, never before what billing applied); default when accepted.
     pub(crate) effective_at: Option<DateTime<Utc>>,
 }
 
@@ -659,7 +669,7 @@ pub(crate) async fn cancel_with(
         at_period_end: body.at_period_end,
         prorate: body.prorate,
         reason: body.reason,
-        effective_at: millis(body.effective_at),
+        effective_at: effective(caller, body.effective_at)?,
     };
     let how =
         member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &subscription.member_id);
@@ -741,7 +751,7 @@ pub struct RecordUsageRequest {
     pub(crate) metric: String,
     /// More than 0.
     pub(crate) quantity: i64,
-    /// RFC 3339; default when accepted.
+    /// When it takes effect (RFC 3339; operators only, never before what billing applied); default when accepted.
     pub(crate) effective_at: Option<DateTime<Utc>>,
 }
 
@@ -786,7 +796,7 @@ pub(crate) async fn record_usage_with(
         member_id: subscription.member_id.clone(),
         metric: body.metric,
         quantity: body.quantity,
-        effective_at: millis(body.effective_at),
+        effective_at: effective(caller, body.effective_at)?,
     };
     let how = member_how(caller, trace, idempotency, ("usage_id", usage_id), &subscription.member_id);
     accept(state, command, how).await

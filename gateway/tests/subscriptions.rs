@@ -276,6 +276,10 @@ async fn bad_subscription_requests_name_the_field_and_only_operators_define_the_
     let other = json!({ "member_id": "mem_2", "plan_id": "plan_pro" });
     let (status, answer) = post(&gw, "/api/subscriptions", &member, &other).await;
     assert_eq!(status, 403, "a member subscribes only themselves: {answer}");
+    let backdated =
+        json!({ "member_id": "mem_1", "plan_id": "plan_pro", "effective_at": "2030-01-01T00:00:00Z" });
+    let (status, answer) = post(&gw, "/api/subscriptions", &member, &backdated).await;
+    assert_eq!(status, 403, "a member does not move their billing clock: {answer}");
     let (status, answer) = post(
         &gw,
         "/api/subscriptions/sub_1/cancel",
@@ -349,10 +353,10 @@ async fn catalogue_and_subscription_requests_become_exactly_their_commands() {
     let run: billing::RunBilling = decode(&gw, &catalog[2]).await;
     assert_eq!(run.up_to, at("2026-03-01T00:00:00Z").timestamp_millis());
 
-    // A member subscribes themselves; the command is keyed by the member.
+    // An owner subscribes a member as of a given instant; the command is keyed by the member.
     let subscribe = json!({ "member_id": "mem_1", "plan_id": "plan_pro", "effective_at": "2026-02-01T00:00:00Z",
         "coupon_id": "STUDENT", "trial_days": 0 });
-    let (status, answer) = post(&gw, "/api/subscriptions", &member, &subscribe).await;
+    let (status, answer) = post(&gw, "/api/subscriptions", &owner, &subscribe).await;
     assert_eq!(status, 202, "{answer}");
     let subscription_id = answer["subscription_id"].as_str().expect("subscription id").to_owned();
     assert!(subscription_id.starts_with("sub_"), "{subscription_id}");
@@ -375,7 +379,15 @@ async fn catalogue_and_subscription_requests_become_exactly_their_commands() {
             payment_method_id: None,
         }
     );
-    assert_eq!(created.metadata.actor, "user:mem_1");
+    assert_eq!(created.metadata.actor, "user:ada", "the owner acted");
+
+    // A member subscribes themselves, effective when accepted.
+    let own = json!({ "member_id": "mem_1", "plan_id": "plan_pro" });
+    let (status, answer) = post(&gw, "/api/subscriptions", &member, &own).await;
+    assert_eq!(status, 202, "{answer}");
+    let commands = gw.read_all(billing::COMMANDS.name);
+    let own: billing::CreateSubscription = decode(&gw, &commands[1]).await;
+    assert_eq!((own.effective_at, own.metadata.actor.as_str()), (None, "user:mem_1"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -421,7 +433,9 @@ async fn commands_on_a_subscription_find_it_and_are_keyed_by_its_member() {
     assert_eq!((status, answer["credit_note_id"].as_str()), (202, Some("cn_1")), "{answer}");
     let usage = json!({ "usage_id": "use_1", "subscription_id": "sub_1", "metric": "bookings", "quantity": 2,
         "effective_at": "2026-01-15T10:00:00Z" });
-    let (status, answer) = post(&gw, "/api/subscriptions/usage", &member, &usage).await;
+    let (status, _) = post(&gw, "/api/subscriptions/usage", &member, &usage).await;
+    assert_eq!(status, 403, "a member's usage counts when it is accepted");
+    let (status, answer) = post(&gw, "/api/subscriptions/usage", &staff, &usage).await;
     assert_eq!((status, answer["usage_id"].as_str()), (202, Some("use_1")), "{answer}");
     let elsewhere =
         json!({ "usage_id": "use_2", "subscription_id": "sub_2", "metric": "bookings", "quantity": 1 });
@@ -835,7 +849,14 @@ async fn subscription_operations_over_grpc_are_the_same_operations() {
         prorate: true,
         ..Default::default()
     };
-    client.cancel_subscription(authorized(cancel, &member)).await.expect("own subscription");
+    client
+        .cancel_subscription(authorized(cancel.clone(), &member))
+        .await
+        .expect_err("a member names no instant");
+    client
+        .cancel_subscription(authorized(cancel, &staff))
+        .await
+        .expect("staff backdate within what was applied");
     let commands = gw.read_all(billing::COMMANDS.name);
     assert_eq!(commands.len(), 1);
     assert_eq!(key(&commands[0]), "mem_1");
