@@ -24,7 +24,8 @@ status:
 test *args:
     ./deploy/local/test "$@"
 
-# Benchmarks that print figures: `just bench bus`, `just bench gateway` (starts PostgreSQL and the broker when needed).
+# Benchmarks that print figures: `just bench bus`, `just bench gateway`, `just bench renewals --subscriptions N`
+# (starts PostgreSQL and the broker when needed).
 bench *args:
     ./deploy/local/bench "$@"
 

@@ -1,5 +1,6 @@
 //! `studyspot-bench bus`: the bus's figures from one run, each beside the limit it is bound by.
 //! `studyspot-bench gateway`: accepted commands per second beside an empty axum handler.
+//! `studyspot-bench renewals`: a renewal storm — time until every invoice is issued and paid.
 //!
 //! - raw broker consume rate (msgs/s) of 200-byte records with our producer settings;
 //! - raw PostgreSQL batched upsert rate (rows/s);
@@ -41,9 +42,15 @@ enum What {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// Subscriptions all renewing at one instant, through the billing consumer process.
+    Renewals {
+        #[arg(long, default_value_t = 5_000)]
+        subscriptions: usize,
+    },
 }
 
 mod gateway;
+mod renewals;
 
 pub(crate) struct Env {
     pub(crate) kafka: String,
@@ -62,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     match args.what {
         What::Bus => bus(&env, args.records, &args.batches, args.kafka_debug.as_deref()).await,
         What::Gateway { concurrency } => gateway::run(&env, args.records, concurrency).await,
+        What::Renewals { subscriptions } => renewals::run(subscriptions).await,
     }
 }
 

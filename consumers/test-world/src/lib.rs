@@ -3,6 +3,8 @@
 //! SIGKILL. Every integration test of a consumer stands on it, so tests run in parallel and in
 //! any order on one broker and one PostgreSQL.
 
+pub mod smtp;
+
 use std::{
     process::{Child, Command},
     time::{Duration, Instant},
@@ -197,7 +199,6 @@ impl World {
         env: &[(&str, &str)],
     ) -> Consumer {
         let mut command = Command::new(self.binary);
-        command.envs(env.iter().copied());
         command
             .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", kafka())
             .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &self.prefix)
@@ -209,6 +210,8 @@ impl World {
             .env("STUDYSPOT_KAFKA__SESSION_TIMEOUT_MS", "10000")
             .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn,studyspot=info");
+        // The caller's environment last, so it can override the defaults above.
+        command.envs(env.iter().copied());
         // Each process logs to a file of its own, shown when a test finds it exited badly.
         let log = std::env::temp_dir().join(format!(
             "{}-{}-{}.log",
