@@ -29,6 +29,7 @@ pub struct Settings {
     pub auth: Auth,
     pub telemetry: Telemetry,
     pub billing: Billing,
+    pub notifications: Notifications,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +134,27 @@ pub struct ProviderWorker {
     pub retry_max_ms: u64,
     pub awaiting_poll_secs: u64,
     pub stale_after_secs: u64,
+}
+
+/// The notifications process: its delivery worker and its channels.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Notifications {
+    pub delivery: DeliveryWorker,
+    /// The channels' clients, as `studyspot-notification-channels`' `ChannelsConfig` reads them
+    /// (email, sms, whatsapp, push, webhook, retry); kept as data so this crate knows no client.
+    #[serde(default)]
+    pub channels: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveryWorker {
+    pub poll_interval_ms: u64,
+    pub concurrency: usize,
+    pub lease_secs: u64,
+    /// Waits before each retry of a message whose provider was unreachable; then it fails.
+    pub retry_schedule_secs: Vec<u64>,
+    /// Each wait varies by up to this percentage, so retries of one outage spread out.
+    pub jitter_percent: u32,
 }
 
 /// How subscriptions are billed, and how often the scheduler asks for due billing.

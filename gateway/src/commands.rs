@@ -295,7 +295,22 @@ pub struct SendNotificationRequest {
     pub(crate) channel: String,
     pub(crate) category: String,
     pub(crate) subject: Option<String>,
+    /// The text; may be empty when `template_id` renders it.
+    #[serde(default)]
     pub(crate) body: String,
+    /// A template of the organization, rendered with `variables`.
+    pub(crate) template_id: Option<String>,
+    #[serde(default)]
+    pub(crate) variables: std::collections::HashMap<String, String>,
+    /// BCP 47, e.g. de-DE.
+    pub(crate) locale: Option<String>,
+    /// Bypasses opt-outs, caps and quiet hours.
+    #[serde(default)]
+    pub(crate) critical: bool,
+    /// Groups notifications that can be cancelled together while they wait.
+    pub(crate) transaction_id: Option<String>,
+    /// Not before then (RFC 3339).
+    pub(crate) send_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[utoipa::path(post, path = "/api/notifications", tag = "notifications", request_body = SendNotificationRequest,
@@ -334,11 +349,21 @@ pub(crate) async fn send_notification_with(
 ) -> Result<(serde_json::Value, bool), GatewayError> {
     required("recipient_id", &body.recipient_id)?;
     required("category", &body.category)?;
-    required("body", &body.body)?;
+    match &body.template_id {
+        Some(template) => required("template_id", template)?,
+        None => required("body", &body.body)?,
+    }
     one_of("channel", &body.channel, &notifications::CHANNELS)?;
+    one_of("category", &body.category, &notifications::CATEGORIES)?;
     caller.require_operator("sending a notification")?;
     let notification_id = body.notification_id.unwrap_or_else(|| new_id("ntf"));
     required("notification_id", &notification_id)?;
+    if crate::notification_routes::RESERVED_IDS.contains(&notification_id.as_str()) {
+        return Err(GatewayError::invalid(
+            "notification_id",
+            format!("{notification_id} names a route of the API; choose another notification_id"),
+        ));
+    }
     let command = notifications::SendNotification {
         metadata: metadata(caller),
         notification_id: notification_id.clone(),
@@ -347,6 +372,12 @@ pub(crate) async fn send_notification_with(
         category: body.category,
         subject: body.subject,
         body: body.body,
+        template_id: body.template_id,
+        variables: body.variables,
+        locale: body.locale,
+        critical: body.critical,
+        transaction_id: body.transaction_id,
+        send_at: body.send_at.map(|t| t.timestamp_millis()),
     };
     let aggregate = ("notification_id", notification_id);
     let how = Accept { caller, trace, idempotency, aggregate, member_id: None };

@@ -15,7 +15,7 @@ use crate::{
     billing, commands,
     grpc_api::{self as pb, gateway_server::GatewayServer},
     ledger::Idempotency,
-    live, queries, status, subscriptions,
+    live, notification_routes, queries, status, subscriptions,
 };
 
 pub struct GatewayService {
@@ -191,6 +191,48 @@ fn subscription(s: studyspot_billing_projection::subscription_reads::Subscriptio
     }
 }
 
+fn notification(n: studyspot_notifications_projection::Notification) -> pb::Notification {
+    pb::Notification {
+        notification_id: n.notification_id,
+        recipient_id: n.recipient_id,
+        channel: n.channel,
+        category: n.category,
+        subject: n.subject,
+        body: n.body,
+        status: n.status,
+        created_at: time(n.created_at),
+        reason: n.reason,
+        not_before: n.not_before.map(time),
+        attempts: n.attempts,
+        sent_at: n.sent_at.map(time),
+        failure_code: n.failure_code,
+        failure_message: n.failure_message,
+        template_id: n.template_id,
+        template_version: n.template_version,
+        locale: n.locale,
+        critical: n.critical,
+        transaction_id: n.transaction_id,
+        updated_at: n.updated_at.map(time),
+    }
+}
+
+fn status_counts(c: studyspot_notifications_projection::reads::StatusCounts) -> pb::StatusCounts {
+    pb::StatusCounts {
+        queued: c.queued,
+        deferred: c.deferred,
+        sent: c.sent,
+        failed: c.failed,
+        suppressed: c.suppressed,
+        cancelled: c.cancelled,
+        total: c.total,
+        delivery_rate: c.delivery_rate,
+    }
+}
+
+fn keyed_counts(rows: Vec<studyspot_notifications_projection::reads::KeyedCounts>) -> Vec<pb::KeyedCounts> {
+    rows.into_iter().map(|r| pb::KeyedCounts { key: r.key, counts: Some(status_counts(r.counts)) }).collect()
+}
+
 /// A list of one subscription's records as the HTTP query parameters it mirrors.
 fn subscription_list(m: pb::SubscriptionListRequest) -> (String, std::collections::HashMap<String, String>) {
     let values =
@@ -234,6 +276,17 @@ impl pb::gateway_server::Gateway for GatewayService {
             category: m.category,
             subject: m.subject,
             body: m.body,
+            template_id: m.template_id,
+            variables: m.variables.into_iter().collect(),
+            locale: m.locale,
+            critical: m.critical,
+            transaction_id: m.transaction_id,
+            send_at: m
+                .send_at
+                .map(|t| {
+                    t.parse().map_err(|_| GatewayError::invalid("send_at", "send_at is not an RFC 3339 time"))
+                })
+                .transpose()?,
         };
         let answer =
             commands::send_notification_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
@@ -335,20 +388,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "ListNotifications")?;
         let page =
             queries::notifications_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
-        let items = page
-            .items
-            .into_iter()
-            .map(|n| pb::Notification {
-                notification_id: n.notification_id,
-                recipient_id: n.recipient_id,
-                channel: n.channel,
-                category: n.category,
-                subject: n.subject,
-                body: n.body,
-                status: n.status,
-                created_at: time(n.created_at),
-            })
-            .collect();
+        let items = page.items.into_iter().map(notification).collect();
         Ok(Response::new(pb::NotificationPage { items, next_cursor: page.next_cursor }))
     }
 
@@ -1002,6 +1042,218 @@ impl pb::gateway_server::Gateway for GatewayService {
                     churn_rate: c.churn_rate,
                     net_revenue_retention: c.net_revenue_retention,
                     growth_rate: c.growth_rate,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_template(
+        &self,
+        request: Request<pb::CreateTemplateRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CreateTemplate")?;
+        let m = request.into_inner();
+        let body = notification_routes::CreateTemplateRequest {
+            template_id: m.template_id,
+            channel: m.channel,
+            locale: m.locale,
+            subject: m.subject,
+            body: m.body,
+            html: m.html,
+            sample_variables: m.sample_variables.into_iter().collect(),
+        };
+        let answer =
+            notification_routes::create_template_with(&self.state, &p.caller, &p.trace, p.idempotency, body)
+                .await?;
+        Ok(accepted(answer, "template_id"))
+    }
+
+    async fn preview_template(
+        &self,
+        request: Request<pb::PreviewTemplateRequest>,
+    ) -> Result<Response<pb::RenderedTemplate>, Status> {
+        let p = self.prepare(&request, "PreviewTemplate")?;
+        let m = request.into_inner();
+        let body = notification_routes::PreviewTemplateRequest {
+            subject: m.subject,
+            body: m.body,
+            html: m.html,
+            variables: m.variables.into_iter().collect(),
+        };
+        let rendered = notification_routes::preview_template_with(&p.caller, body)?;
+        Ok(Response::new(pb::RenderedTemplate {
+            subject: rendered.subject,
+            body: rendered.body,
+            html: rendered.html,
+        }))
+    }
+
+    async fn set_preferences(
+        &self,
+        request: Request<pb::SetPreferencesRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "SetPreferences")?;
+        let m = request.into_inner();
+        let body = notification_routes::SetPreferencesRequest {
+            recipient_id: m.recipient_id,
+            email: m.email,
+            phone: m.phone,
+            whatsapp: m.whatsapp,
+            push_token: m.push_token,
+            webhook_url: m.webhook_url,
+            webhook_secret: m.webhook_secret,
+            time_zone: m.time_zone,
+            quiet_start: m.quiet_start,
+            quiet_end: m.quiet_end,
+            opted_out_channels: m.opted_out_channels,
+            opted_out_categories: m.opted_out_categories,
+            category_caps: m.category_caps.into_iter().collect(),
+            daily_cap: m.daily_cap,
+        };
+        let answer =
+            notification_routes::set_preferences_with(&self.state, &p.caller, &p.trace, p.idempotency, body)
+                .await?;
+        Ok(accepted(answer, "recipient_id"))
+    }
+
+    async fn cancel_notifications(
+        &self,
+        request: Request<pb::CancelNotificationsRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CancelNotifications")?;
+        let m = request.into_inner();
+        let body = notification_routes::CancelNotificationsRequest {
+            recipient_id: m.recipient_id,
+            transaction_id: m.transaction_id,
+        };
+        let answer = notification_routes::cancel_notifications_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "transaction_id"))
+    }
+
+    async fn get_notification(
+        &self,
+        request: Request<pb::GetNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let p = self.prepare(&request, "GetNotification")?;
+        let id = request.into_inner().notification_id;
+        Ok(Response::new(notification(
+            notification_routes::notification_with(&self.state, &p.caller, &id).await?,
+        )))
+    }
+
+    async fn list_templates(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::TemplatePage>, Status> {
+        let p = self.prepare(&request, "ListTemplates")?;
+        let page =
+            notification_routes::templates_with(&self.state, &p.caller, list_values(request.into_inner()))
+                .await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|t| pb::Template {
+                template_id: t.template_id,
+                channel: t.channel,
+                locale: t.locale,
+                version: t.version,
+                subject: t.subject,
+                body: t.body,
+                html: t.html,
+                created_at: time(t.created_at),
+            })
+            .collect();
+        Ok(Response::new(pb::TemplatePage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn get_preferences(
+        &self,
+        request: Request<pb::GetPreferencesRequest>,
+    ) -> Result<Response<pb::Preferences>, Status> {
+        let p = self.prepare(&request, "GetPreferences")?;
+        let id = request.into_inner().recipient_id;
+        let found = notification_routes::preferences_with(&self.state, &p.caller, &id).await?;
+        let category_caps = found
+            .category_caps
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(category, cap)| Some((category.clone(), i32::try_from(cap.as_i64()?).ok()?)))
+            .collect();
+        Ok(Response::new(pb::Preferences {
+            recipient_id: found.recipient_id,
+            email: found.email,
+            phone: found.phone,
+            whatsapp: found.whatsapp,
+            push_token: found.push_token,
+            webhook_url: found.webhook_url,
+            webhook_secret_set: found.webhook_secret_set,
+            time_zone: found.time_zone,
+            quiet_start: found.quiet_start,
+            quiet_end: found.quiet_end,
+            opted_out_channels: found.opted_out_channels,
+            opted_out_categories: found.opted_out_categories,
+            category_caps,
+            daily_cap: found.daily_cap,
+            updated_at: time(found.updated_at),
+        }))
+    }
+
+    async fn list_inbox(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::InboxPage>, Status> {
+        let p = self.prepare(&request, "ListInbox")?;
+        let page = notification_routes::inbox_with(&self.state, &p.caller, list_values(request.into_inner()))
+            .await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|m| pb::InboxMessage {
+                notification_id: m.notification_id,
+                category: m.category,
+                subject: m.subject,
+                body: m.body,
+                html: m.html,
+                status: m.status,
+                not_before: m.not_before.map(time),
+                sent_at: m.sent_at.map(time),
+                created_at: time(m.created_at),
+            })
+            .collect();
+        Ok(Response::new(pb::InboxPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn get_notifications_dashboard(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::NotificationsDashboard>, Status> {
+        let p = self.prepare(&request, "GetNotificationsDashboard")?;
+        let d = notification_routes::dashboard_with(
+            &self.state,
+            &p.caller,
+            request.into_inner().filters.into_iter().collect(),
+        )
+        .await?;
+        Ok(Response::new(pb::NotificationsDashboard {
+            from: time(d.from),
+            to: time(d.to),
+            totals: Some(status_counts(d.totals)),
+            by_channel: keyed_counts(d.by_channel),
+            by_category: keyed_counts(d.by_category),
+            by_template: keyed_counts(d.by_template),
+            breakdown: d
+                .breakdown
+                .into_iter()
+                .map(|b| pb::BreakdownCounts {
+                    channel: b.channel,
+                    category: b.category,
+                    template_id: b.template_id,
+                    counts: Some(status_counts(b.counts)),
                 })
                 .collect(),
         }))

@@ -13,6 +13,7 @@ pub mod grpc_api;
 mod ledger;
 mod limits;
 mod live;
+mod notification_routes;
 pub mod openapi;
 mod ops;
 mod queries;
@@ -152,6 +153,14 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(subscriptions::dashboard))
         .routes(routes!(webhooks::provider_webhook))
         .routes(routes!(commands::send_notification, queries::notifications))
+        .routes(routes!(notification_routes::notification))
+        .routes(routes!(notification_routes::create_template, notification_routes::templates))
+        .routes(routes!(notification_routes::preview_template))
+        .routes(routes!(notification_routes::set_preferences))
+        .routes(routes!(notification_routes::preferences))
+        .routes(routes!(notification_routes::cancel_notifications))
+        .routes(routes!(notification_routes::inbox))
+        .routes(routes!(notification_routes::dashboard))
         .routes(routes!(commands::check_in))
         .routes(routes!(queries::sessions))
         .routes(routes!(commands::record_metric_sample, queries::metric_samples))

@@ -217,9 +217,10 @@ pub(crate) async fn payment_with(
 #[utoipa::path(get, path = "/api/notifications", tag = "notifications",
     params(
         ("recipient_id" = Option<String>, Query, description = "Only this recipient's notifications"),
-        ("channel" = Option<String>, Query, description = "e.g. email"),
-        ("category" = Option<String>, Query, description = "e.g. transactional"),
-        ("status" = Option<String>, Query, description = "e.g. queued"),
+        ("channel" = Option<String>, Query, description = "email, sms, whatsapp, push, in_app or webhook"),
+        ("category" = Option<String>, Query, description = "transactional, billing, attendance, operational or marketing"),
+        ("status" = Option<String>, Query, description = "queued, deferred, sent, failed, suppressed or cancelled"),
+        ("transaction_id" = Option<String>, Query, description = "Only notifications sent with this transaction_id"),
         ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
@@ -245,13 +246,24 @@ pub(crate) async fn notifications_with(
     caller: &Caller,
     values: HashMap<String, String>,
 ) -> Result<Page<studyspot_notifications_projection::Notification>, GatewayError> {
-    let params = ListParams::parse(values, &["recipient_id", "channel", "category", "status"])?;
+    let params =
+        ListParams::parse(values, &["recipient_id", "channel", "category", "status", "transaction_id"])?;
+    for (name, allowed) in [
+        ("channel", &studyspot_schemas::notifications::CHANNELS[..]),
+        ("category", &studyspot_schemas::notifications::CATEGORIES[..]),
+        ("status", &crate::notification_routes::STATUSES[..]),
+    ] {
+        if let Some(value) = params.get(name) {
+            crate::commands::one_of(name, value, allowed)?;
+        }
+    }
     let filter = NotificationFilter {
         organization_id: &caller.organization_id,
         recipient_id: member_scope(caller, params.get("recipient_id"))?,
         channel: params.get("channel"),
         category: params.get("category"),
         status: params.get("status"),
+        transaction_id: params.get("transaction_id"),
     };
     let rows =
         rows(list_notifications(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;

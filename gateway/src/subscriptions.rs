@@ -803,7 +803,10 @@ pub(crate) async fn record_usage_with(
 }
 
 /// An RFC 3339 query parameter, absent when not given (or empty).
-fn time_param(values: &HashMap<String, String>, field: &str) -> Result<Option<DateTime<Utc>>, GatewayError> {
+pub(crate) fn time_param(
+    values: &HashMap<String, String>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, GatewayError> {
     values
         .get(field)
         .filter(|v| !v.is_empty())
@@ -815,7 +818,7 @@ fn time_param(values: &HashMap<String, String>, field: &str) -> Result<Option<Da
         .transpose()
 }
 
-fn only_params(values: &HashMap<String, String>, allowed: &[&str]) -> Result<(), GatewayError> {
+pub(crate) fn only_params(values: &HashMap<String, String>, allowed: &[&str]) -> Result<(), GatewayError> {
     match values.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(unknown) => Err(GatewayError::invalid(
             unknown,

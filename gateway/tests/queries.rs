@@ -135,6 +135,7 @@ async fn every_list_stays_within_the_organization() {
             body: "Hi".into(),
             status: "queued".into(),
             created_at: at(n as i64),
+            ..Default::default()
         };
         notifications::insert_notification(&mut db, &notification).await.expect("insert");
     }

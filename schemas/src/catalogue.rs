@@ -156,7 +156,36 @@ pub static NOTIFICATIONS_COMMANDS: Topic = Topic {
     owner: "notifications",
     key_field: "recipient_id",
     compatibility: Compatibility::BackwardTransitive,
-    records: &[RecordInfo::of::<notifications::SendNotification>()],
+    records: &[
+        RecordInfo::of::<notifications::SendNotification>(),
+        RecordInfo::of::<notifications::SetPreferences>(),
+        RecordInfo::of::<notifications::RecordDeliveryOutcome>(),
+        RecordInfo::of::<notifications::CancelNotifications>(),
+    ],
+};
+
+/// Organization-wide notification requests: templates.
+pub static NOTIFICATIONS_CATALOG_COMMANDS: Topic = Topic {
+    name: "studyspot.notifications.catalog.commands.v1",
+    dead_letter: "studyspot.notifications.catalog.commands.v1.dlq",
+    kind: TopicKind::Commands,
+    owner: "notifications",
+    key_field: "organization_id",
+    compatibility: Compatibility::BackwardTransitive,
+    records: &[RecordInfo::of::<notifications::CreateTemplate>()],
+};
+
+pub static NOTIFICATIONS_CATALOG_EVENTS: Topic = Topic {
+    name: "studyspot.notifications.catalog.events.v1",
+    dead_letter: "studyspot.notifications.catalog.events.v1.dlq",
+    kind: TopicKind::Events,
+    owner: "notifications",
+    key_field: "organization_id",
+    compatibility: Compatibility::FullTransitive,
+    records: &[
+        RecordInfo::of::<notifications::TemplatePublished>(),
+        RecordInfo::of::<notifications::CatalogCommandRejected>(),
+    ],
 };
 
 pub static NOTIFICATIONS_EVENTS: Topic = Topic {
@@ -169,6 +198,11 @@ pub static NOTIFICATIONS_EVENTS: Topic = Topic {
     records: &[
         RecordInfo::of::<notifications::NotificationQueued>(),
         RecordInfo::of::<notifications::CommandRejected>(),
+        RecordInfo::of::<notifications::PreferencesUpdated>(),
+        RecordInfo::of::<notifications::NotificationDeferred>(),
+        RecordInfo::of::<notifications::NotificationSuppressed>(),
+        RecordInfo::of::<notifications::NotificationSent>(),
+        RecordInfo::of::<notifications::NotificationFailed>(),
     ],
 };
 
@@ -212,13 +246,15 @@ pub static ALERTS_EVENTS: Topic = Topic {
     records: &[RecordInfo::of::<alerts::MetricSampleRecorded>(), RecordInfo::of::<alerts::CommandRejected>()],
 };
 
-static CATALOGUE: [&Topic; 10] = [
+static CATALOGUE: [&Topic; 12] = [
     &BILLING_COMMANDS,
     &BILLING_EVENTS,
     &BILLING_CATALOG_COMMANDS,
     &BILLING_CATALOG_EVENTS,
     &NOTIFICATIONS_COMMANDS,
     &NOTIFICATIONS_EVENTS,
+    &NOTIFICATIONS_CATALOG_COMMANDS,
+    &NOTIFICATIONS_CATALOG_EVENTS,
     &ATTENDANCE_COMMANDS,
     &ATTENDANCE_EVENTS,
     &ALERTS_COMMANDS,

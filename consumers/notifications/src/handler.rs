@@ -1,12 +1,34 @@
-use sqlx::PgConnection;
+//! Notifications' handler: route and render each notification (preferences, quiet hours, caps,
+//! templates), record the delivery the worker sends, settle the worker's reports, and turn other
+//! domains' events into notifications.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, types::Json};
 use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
-use studyspot_notifications_projection::{self as projection, Notification};
+use studyspot_notifications_projection::store::{self, NotificationRow, PreferencesRow, Template};
 use studyspot_schemas::{
-    Record,
-    notifications::{CommandRejected, NotificationQueued, SendNotification},
+    EventMetadata, Record,
+    billing::{
+        PaymentFailed, PaymentSucceeded, SubscriptionDunningStep, SubscriptionTrialEnding,
+        UsageThresholdReached,
+    },
+    notifications::{
+        CancelNotifications, CatalogCommandRejected, CommandRejected, CreateTemplate, NotificationDeferred,
+        NotificationFailed, NotificationQueued, NotificationSent, NotificationSuppressed, PreferencesUpdated,
+        RecordDeliveryOutcome, SendNotification, SetPreferences, TemplatePublished,
+    },
 };
 
-use crate::decide::{SendDecision, decide_send, validate_send};
+use crate::{
+    decide::{
+        self, Malformed,
+        routing::{self, Route, SentToday},
+        templates::{self, Parts},
+    },
+    triggers,
+};
 
 const ACTOR: &str = "service:notifications";
 
@@ -20,51 +42,378 @@ impl Handler for NotificationsHandler {
         message: &Inbound,
         effects: &mut Effects,
     ) -> Result<(), HandleError> {
-        if message.is::<SendNotification>() {
-            send(tx, message, effects).await
-        } else {
-            Err(HandleError::UnknownRecord(message.record_type.clone()))
+        let mut out = Out { message, effects, next: 0 };
+        match message.record_type.as_str() {
+            SendNotification::FULL_NAME => {
+                let c: SendNotification = message.record()?;
+                decide::validate_send(&c).map_err(malformed::<SendNotification>)?;
+                send(tx, &mut out, c).await
+            }
+            SetPreferences::FULL_NAME => set_preferences(tx, &mut out).await,
+            RecordDeliveryOutcome::FULL_NAME => delivery_outcome(tx, &mut out).await,
+            CancelNotifications::FULL_NAME => cancel(tx, &mut out).await,
+            CreateTemplate::FULL_NAME => create_template(tx, &mut out).await,
+            PaymentSucceeded::FULL_NAME
+            | PaymentFailed::FULL_NAME
+            | SubscriptionTrialEnding::FULL_NAME
+            | SubscriptionDunningStep::FULL_NAME
+            | UsageThresholdReached::FULL_NAME => match triggers::notification_for(message)? {
+                Some(c) => send(tx, &mut out, c).await,
+                None => Ok(()),
+            },
+            // Other domains' events notifications has no message for.
+            other if !message.topic.contains(".notifications.") => {
+                tracing::trace!(record = other, "not a trigger");
+                Ok(())
+            }
+            other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
     }
 }
 
-async fn send(tx: &mut PgConnection, message: &Inbound, effects: &mut Effects) -> Result<(), HandleError> {
-    let c: SendNotification = message.record()?;
-    validate_send(&c).map_err(|m| HandleError::malformed(SendNotification::FULL_NAME, m.0))?;
-    let at = message.occurred_at()?;
-    match decide_send(projection::notification_exists(tx, &c.notification_id).await?, &c) {
-        SendDecision::Queue => {
-            projection::insert_notification(
-                tx,
-                &Notification {
-                    notification_id: c.notification_id.clone(),
-                    organization_id: c.metadata.organization_id.clone(),
-                    recipient_id: c.recipient_id.clone(),
-                    channel: c.channel.clone(),
-                    category: c.category.clone(),
-                    subject: c.subject.clone(),
-                    body: c.body.clone(),
-                    status: "queued".into(),
-                    created_at: at,
-                },
-            )
-            .await?;
-            effects.emit(NotificationQueued {
-                metadata: message.follow_on(0, ACTOR),
-                notification_id: c.notification_id,
-                recipient_id: c.recipient_id,
-                channel: c.channel,
-                category: c.category,
-            });
-        }
-        SendDecision::Rejected { code, reason } => effects.reject(CommandRejected {
-            metadata: message.follow_on(0, ACTOR),
-            command_id: c.metadata.event_id.clone(),
-            command_type: SendNotification::FULL_NAME.to_owned(),
-            recipient_id: c.recipient_id,
+/// The follow-on events of one record, numbered in the order they are emitted.
+pub(crate) struct Out<'a> {
+    pub(crate) message: &'a Inbound,
+    effects: &'a mut Effects,
+    next: u32,
+}
+
+impl Out<'_> {
+    fn metadata(&mut self) -> EventMetadata {
+        self.next += 1;
+        self.message.follow_on(self.next - 1, ACTOR)
+    }
+
+    fn emit<R: Record>(&mut self, record: impl FnOnce(EventMetadata) -> R) {
+        let metadata = self.metadata();
+        self.effects.emit(record(metadata));
+    }
+
+    fn refuse<C: Record>(&mut self, recipient_id: &str, code: &'static str, reason: String) {
+        let metadata = self.metadata();
+        self.effects.reject(CommandRejected {
+            metadata,
+            command_id: self.message.metadata.event_id.clone(),
+            command_type: C::FULL_NAME.to_owned(),
+            recipient_id: recipient_id.to_owned(),
             code: code.to_owned(),
             reason,
-        }),
+        });
     }
+}
+
+fn malformed<C: Record>(m: Malformed) -> HandleError {
+    HandleError::malformed(C::FULL_NAME, m.0)
+}
+
+/// The recipient's preferences, parsed; stored ones were valid when set.
+fn parse(p: &PreferencesRow) -> routing::Preferences {
+    routing::Preferences {
+        email: p.email.clone(),
+        phone: p.phone.clone(),
+        whatsapp: p.whatsapp.clone(),
+        push_token: p.push_token.clone(),
+        webhook_url: p.webhook_url.clone(),
+        time_zone: routing::time_zone(&p.time_zone).unwrap_or(chrono_tz::Tz::UTC),
+        quiet: p.quiet_start.zip(p.quiet_end),
+        opted_out_channels: p.opted_out_channels.clone(),
+        opted_out_categories: p.opted_out_categories.clone(),
+        category_caps: p.category_caps.0.clone(),
+        daily_cap: p.daily_cap,
+    }
+}
+
+async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> Result<(), HandleError> {
+    let at = out.message.occurred_at()?;
+    let org = c.metadata.organization_id.clone();
+    if store::load(tx, &c.notification_id).await?.is_some() {
+        let reason = format!("notification {} already exists", c.notification_id);
+        out.refuse::<SendNotification>(&c.recipient_id, "notification_exists", reason);
+        return Ok(());
+    }
+    let send_at = match c.send_at {
+        Some(ms) => Some(DateTime::from_timestamp_millis(ms).ok_or_else(|| {
+            malformed::<SendNotification>(Malformed(format!("send_at {ms} is not a time")))
+        })?),
+        None => None,
+    };
+    let prefs = store::preferences(tx, &org, &c.recipient_id).await?.map(|p| parse(&p));
+    // A trigger names no channel: email when the member has an address, else in-app.
+    let channel = match c.channel.as_str() {
+        "" if prefs.as_ref().is_some_and(|p| p.email.is_some()) => "email".to_owned(),
+        "" => "in_app".to_owned(),
+        named => named.to_owned(),
+    };
+    // Render first: a message that cannot be written is refused, whoever it was for.
+    let (rendered, template) = match &c.template_id {
+        Some(id) => {
+            let locale = c.locale.clone().unwrap_or_else(|| "en".into());
+            let template = store::template(tx, &org, id, &channel, &locale).await?;
+            // Without the organization's template, the command's own text is the template.
+            let parts = match &template {
+                Some(t) => Parts { subject: t.subject.as_deref(), body: &t.body, html: t.html.as_deref() },
+                None if !c.body.is_empty() => {
+                    Parts { subject: c.subject.as_deref(), body: &c.body, html: None }
+                }
+                None => {
+                    let reason = format!("template {id} has no {channel} version in {locale} or en");
+                    out.refuse::<SendNotification>(&c.recipient_id, "template_not_found", reason);
+                    return Ok(());
+                }
+            };
+            match templates::render(&parts, &c.variables) {
+                Ok(r) => (r, template),
+                Err(e) => {
+                    out.refuse::<SendNotification>(&c.recipient_id, "template_render_failed", e);
+                    return Ok(());
+                }
+            }
+        }
+        None => (templates::Rendered { subject: c.subject.clone(), body: c.body.clone(), html: None }, None),
+    };
+    let request = routing::Request {
+        recipient_id: &c.recipient_id,
+        channel: &channel,
+        category: &c.category,
+        critical: c.critical,
+        send_at,
+    };
+    // The caps' counts for the local day the route picks (one day, usually today).
+    let mut counts: HashMap<chrono::NaiveDate, SentToday> = HashMap::new();
+    for day in candidate_days(prefs.as_ref(), at, send_at) {
+        let (category, all) = store::sent_on(tx, &org, &c.recipient_id, day, &c.category).await?;
+        counts.insert(day, SentToday { category, all });
+    }
+    let route =
+        routing::route(&request, prefs.as_ref(), at, |day| counts.get(&day).copied().unwrap_or_default());
+    let mut row = NotificationRow {
+        notification_id: c.notification_id.clone(),
+        organization_id: org.clone(),
+        recipient_id: c.recipient_id.clone(),
+        channel: channel.clone(),
+        category: c.category.clone(),
+        subject: rendered.subject,
+        body: rendered.body,
+        html: rendered.html,
+        status: "queued".into(),
+        template_id: template.as_ref().map(|t| t.template_id.clone()),
+        template_version: template.as_ref().map(|t| t.version),
+        locale: template.map(|t| t.locale),
+        critical: c.critical,
+        transaction_id: c.transaction_id.clone(),
+        created_at: at,
+        updated_at: Some(at),
+        ..NotificationRow::default()
+    };
+    match route {
+        Route::Suppress { reason } => {
+            row.status = "suppressed".into();
+            row.reason = Some(reason.into());
+            store::save(tx, &row).await?;
+            out.emit(|metadata| NotificationSuppressed {
+                metadata,
+                notification_id: row.notification_id.clone(),
+                recipient_id: row.recipient_id.clone(),
+                channel: row.channel.clone(),
+                reason: reason.into(),
+            });
+        }
+        Route::Deliver { address, not_before, deferred, day } => {
+            row.address = Some(address);
+            row.not_before = Some(not_before);
+            row.status = if deferred.is_some() { "deferred".into() } else { "queued".into() };
+            row.reason = deferred.map(Into::into);
+            store::save(tx, &row).await?;
+            store::insert_delivery(tx, &row, not_before, at).await?;
+            store::count_sent(tx, &org, &c.recipient_id, day, &c.category).await?;
+            out.emit(|metadata| NotificationQueued {
+                metadata,
+                notification_id: row.notification_id.clone(),
+                recipient_id: row.recipient_id.clone(),
+                channel: row.channel.clone(),
+                category: row.category.clone(),
+            });
+            if let Some(reason) = deferred {
+                out.emit(|metadata| NotificationDeferred {
+                    metadata,
+                    notification_id: row.notification_id.clone(),
+                    recipient_id: row.recipient_id.clone(),
+                    until: not_before.timestamp_millis(),
+                    reason: reason.into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The local days a send asked at `at` (or `send_at`) could fall on, quiet hours included.
+fn candidate_days(
+    prefs: Option<&routing::Preferences>,
+    at: DateTime<Utc>,
+    send_at: Option<DateTime<Utc>>,
+) -> Vec<chrono::NaiveDate> {
+    let tz = prefs.map_or(chrono_tz::Tz::UTC, |p| p.time_zone);
+    let start = send_at.filter(|s| *s > at).unwrap_or(at);
+    let end = prefs.and_then(|p| routing::quiet_until(p, start)).unwrap_or(start);
+    let mut days = vec![start.with_timezone(&tz).date_naive()];
+    let last = end.with_timezone(&tz).date_naive();
+    if last != days[0] {
+        days.push(last);
+    }
+    days
+}
+
+async fn set_preferences(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: SetPreferences = out.message.record()?;
+    let parsed = decide::preferences(&c).map_err(malformed::<SetPreferences>)?;
+    let at = out.message.occurred_at()?;
+    let (quiet_start, quiet_end) = parsed.quiet.map_or((None, None), |(s, e)| (Some(s), Some(e)));
+    store::save_preferences(
+        tx,
+        &PreferencesRow {
+            organization_id: c.metadata.organization_id.clone(),
+            recipient_id: c.recipient_id.clone(),
+            email: c.email.clone(),
+            phone: c.phone.clone(),
+            whatsapp: c.whatsapp.clone(),
+            push_token: c.push_token.clone(),
+            webhook_url: c.webhook_url.clone(),
+            webhook_secret: c.webhook_secret.clone(),
+            time_zone: c.time_zone.clone(),
+            quiet_start,
+            quiet_end,
+            opted_out_channels: c.opted_out_channels.clone(),
+            opted_out_categories: c.opted_out_categories.clone(),
+            category_caps: Json(c.category_caps.clone()),
+            daily_cap: c.daily_cap,
+            updated_at: at,
+        },
+    )
+    .await?;
+    out.emit(|metadata| PreferencesUpdated {
+        metadata,
+        recipient_id: c.recipient_id,
+        time_zone: c.time_zone,
+        opted_out_channels: c.opted_out_channels,
+        opted_out_categories: c.opted_out_categories,
+    });
+    Ok(())
+}
+
+async fn delivery_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let o: RecordDeliveryOutcome = out.message.record()?;
+    if !matches!(o.outcome.as_str(), "sent" | "failed" | "gave_up") {
+        return Err(malformed::<RecordDeliveryOutcome>(Malformed(format!(
+            "outcome {:?} is not sent, failed or gave_up",
+            o.outcome
+        ))));
+    }
+    let at = out.message.occurred_at()?;
+    let Some(mut row) =
+        store::load(tx, &o.notification_id).await?.filter(|n| n.recipient_id == o.recipient_id)
+    else {
+        let reason = format!("notification {} does not exist for {}", o.notification_id, o.recipient_id);
+        out.refuse::<RecordDeliveryOutcome>(&o.recipient_id, "notification_not_found", reason);
+        return Ok(());
+    };
+    if !store::finish_delivery(tx, &o.notification_id, "settled").await?
+        || matches!(row.status.as_str(), "sent" | "failed")
+    {
+        // A report already applied (a worker's retry after a crash): nothing changes.
+        return Ok(());
+    }
+    row.attempts = o.attempts;
+    row.updated_at = Some(at);
+    if o.outcome == "sent" {
+        row.status = "sent".into();
+        row.sent_at = Some(at);
+        row.provider_message_id = o.provider_message_id.clone();
+        store::save(tx, &row).await?;
+        out.emit(|metadata| NotificationSent {
+            metadata,
+            notification_id: row.notification_id.clone(),
+            recipient_id: row.recipient_id.clone(),
+            channel: row.channel.clone(),
+            attempts: row.attempts,
+            provider_message_id: row.provider_message_id.clone(),
+        });
+    } else {
+        row.status = "failed".into();
+        row.failure_code = Some(o.code.clone().unwrap_or_else(|| o.outcome.clone()));
+        row.failure_message = o.message.clone();
+        store::save(tx, &row).await?;
+        out.emit(|metadata| NotificationFailed {
+            metadata,
+            notification_id: row.notification_id.clone(),
+            recipient_id: row.recipient_id.clone(),
+            channel: row.channel.clone(),
+            attempts: row.attempts,
+            code: row.failure_code.clone().unwrap_or_default(),
+            message: row.failure_message.clone().unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
+async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: CancelNotifications = out.message.record()?;
+    if c.recipient_id.trim().is_empty() || c.transaction_id.trim().is_empty() {
+        return Err(malformed::<CancelNotifications>(Malformed(
+            "recipient_id and transaction_id are required".into(),
+        )));
+    }
+    let at = out.message.occurred_at()?;
+    let org = c.metadata.organization_id.clone();
+    for id in store::waiting_in_transaction(tx, &org, &c.recipient_id, &c.transaction_id).await? {
+        store::finish_delivery(tx, &id, "cancelled").await?;
+        let Some(mut row) = store::load(tx, &id).await? else { continue };
+        row.status = "cancelled".into();
+        row.updated_at = Some(at);
+        store::save(tx, &row).await?;
+        out.emit(|metadata| NotificationSuppressed {
+            metadata,
+            notification_id: row.notification_id.clone(),
+            recipient_id: row.recipient_id.clone(),
+            channel: row.channel.clone(),
+            reason: "cancelled".into(),
+        });
+    }
+    Ok(())
+}
+
+async fn create_template(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: CreateTemplate = out.message.record()?;
+    decide::validate_template(&c).map_err(malformed::<CreateTemplate>)?;
+    let at = out.message.occurred_at()?;
+    let parts = Parts { subject: c.subject.as_deref(), body: &c.body, html: c.html.as_deref() };
+    if let Err(e) = templates::render(&parts, &c.sample_variables) {
+        let metadata = out.metadata();
+        out.effects.reject(CatalogCommandRejected {
+            metadata,
+            command_id: out.message.metadata.event_id.clone(),
+            command_type: CreateTemplate::FULL_NAME.to_owned(),
+            code: "template_invalid".into(),
+            reason: e,
+        });
+        return Ok(());
+    }
+    let template = Template {
+        template_id: c.template_id.clone(),
+        channel: c.channel.clone(),
+        locale: c.locale.clone(),
+        version: 0,
+        subject: c.subject.clone(),
+        body: c.body.clone(),
+        html: c.html.clone(),
+    };
+    let version = store::insert_template(tx, &c.metadata.organization_id, &template, at).await?;
+    out.emit(|metadata| TemplatePublished {
+        metadata,
+        template_id: c.template_id,
+        channel: c.channel,
+        locale: c.locale,
+        version,
+    });
     Ok(())
 }

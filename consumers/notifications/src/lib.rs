@@ -1,8 +1,12 @@
-//! Notifications: messages to members and operators. Pure decisions in [`decide`], the shell in
-//! [`handler`].
+//! Notifications: messages to members and operators over email, SMS, WhatsApp, push, in-app and
+//! webhooks. Pure decisions in [`decide`] (routing by preferences, quiet hours and caps;
+//! templates), the shell in [`handler`], other domains' events turned into notifications in
+//! [`triggers`].
 
 pub mod decide;
+pub mod delivery;
 pub mod handler;
+pub mod triggers;
 
 pub use handler::NotificationsHandler;
 

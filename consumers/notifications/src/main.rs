@@ -1,16 +1,21 @@
 use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
 use studyspot_notifications::{DEFAULT_OPS_PORT, NAME, NotificationsHandler};
-use studyspot_schemas::notifications;
+use studyspot_schemas::{billing, notifications};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     run_consumer(ConsumerSpec {
         name: NAME,
-        topics: vec![notifications::COMMANDS.name],
+        // Billing's events: receipts, failed payments, trial ends, dunning steps, usage alerts.
+        topics: vec![
+            notifications::COMMANDS.name,
+            notifications::CATALOG_COMMANDS.name,
+            billing::EVENTS.name,
+        ],
         handler: NotificationsHandler,
         migrator: &studyspot_notifications_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
-        sidecars: Vec::new(),
+        sidecars: vec![studyspot_notifications::delivery::sidecar()],
     })
     .await?;
     Ok(())

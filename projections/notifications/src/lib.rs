@@ -4,10 +4,12 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, migrate::Migrator};
 
 pub mod reads;
+pub mod store;
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+/// A notification as the gateway reads it: what was asked, and what became of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Notification {
     pub notification_id: String,
@@ -17,8 +19,27 @@ pub struct Notification {
     pub category: String,
     pub subject: Option<String>,
     pub body: String,
+    /// queued, deferred, sent, failed, suppressed or cancelled.
     pub status: String,
+    /// Why it was deferred (quiet_hours, scheduled) or suppressed (opted out, capped, no address).
+    pub reason: Option<String>,
+    /// Deferred or scheduled: not sent before then.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The provider's (or the channel's) code when it failed.
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    /// The template that rendered it, and which version.
+    pub template_id: Option<String>,
+    pub template_version: Option<i32>,
+    pub locale: Option<String>,
+    /// Sent regardless of opt-outs, caps and quiet hours.
+    pub critical: bool,
+    pub transaction_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 pub async fn notification_exists(tx: &mut PgConnection, notification_id: &str) -> Result<bool, sqlx::Error> {
@@ -30,8 +51,10 @@ pub async fn notification_exists(tx: &mut PgConnection, notification_id: &str) -
 
 pub async fn insert_notification(tx: &mut PgConnection, n: &Notification) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO notifications (notification_id, organization_id, recipient_id, channel, category, subject, body, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO notifications (notification_id, organization_id, recipient_id, channel, category, subject, body, status, \
+           reason, not_before, attempts, sent_at, failure_code, failure_message, template_id, template_version, locale, \
+           critical, transaction_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     )
     .bind(&n.notification_id)
     .bind(&n.organization_id)
@@ -41,7 +64,19 @@ pub async fn insert_notification(tx: &mut PgConnection, n: &Notification) -> Res
     .bind(&n.subject)
     .bind(&n.body)
     .bind(&n.status)
+    .bind(&n.reason)
+    .bind(n.not_before)
+    .bind(n.attempts)
+    .bind(n.sent_at)
+    .bind(&n.failure_code)
+    .bind(&n.failure_message)
+    .bind(&n.template_id)
+    .bind(n.template_version)
+    .bind(&n.locale)
+    .bind(n.critical)
+    .bind(&n.transaction_id)
     .bind(n.created_at)
+    .bind(n.updated_at)
     .execute(tx)
     .await
     .map(drop)

@@ -1,0 +1,204 @@
+//! The delivery worker: beside consuming, it leases due deliveries, sends each through its
+//! channel with the notification's id as idempotency key, and reports the answer as a
+//! `RecordDeliveryOutcome` command through the outbox — in the same transaction that marks the
+//! delivery reported, so a report is published exactly when it is recorded. A crash before that
+//! sends again after the lease, with the same key. In-app messages need no provider: they are
+//! stored and live in the projection, so they are reported sent at once.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use rand::Rng as _;
+use sqlx::PgPool;
+use studyspot_bus::TraceContext;
+use studyspot_consumer_runtime::{OutboxWriter, Sidecar, SidecarContext};
+use studyspot_notification_channels::{
+    ChannelError, ChannelName, Channels, ChannelsConfig, Delivery, Message, SecretString,
+};
+use studyspot_notifications_projection::store::{self, Due};
+use studyspot_schemas::{EventMetadata, notifications::RecordDeliveryOutcome};
+
+const ACTOR: &str = "service:notifications-delivery";
+
+#[derive(Clone)]
+struct Worker {
+    pool: PgPool,
+    outbox: OutboxWriter,
+    channels: Arc<Channels>,
+    concurrency: i64,
+    lease_secs: f64,
+    schedule: Arc<Vec<u64>>,
+    jitter_percent: u32,
+}
+
+pub fn sidecar() -> Sidecar {
+    Box::new(|ctx: SidecarContext| {
+        Box::pin(async move {
+            let n = &ctx.settings.notifications;
+            let config: ChannelsConfig = match serde_json::from_value(n.channels.clone()) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "notifications.channels is invalid; nothing is delivered");
+                    return;
+                }
+            };
+            let channels = match studyspot_notification_channels::channels(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "notification channels are misconfigured; nothing is delivered");
+                    return;
+                }
+            };
+            let d = &n.delivery;
+            let worker = Worker {
+                pool: ctx.pool,
+                outbox: ctx.outbox,
+                channels: Arc::new(channels),
+                concurrency: i64::try_from(d.concurrency.max(1)).unwrap_or(16),
+                lease_secs: d.lease_secs.max(1) as f64,
+                schedule: Arc::new(d.retry_schedule_secs.clone()),
+                jitter_percent: d.jitter_percent.min(100),
+            };
+            let poll = Duration::from_millis(d.poll_interval_ms.max(10));
+            loop {
+                let busy = match worker.round().await {
+                    Ok(n) => n > 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "delivery round failed; retrying");
+                        false
+                    }
+                };
+                if !busy {
+                    tokio::select! {
+                        () = ctx.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(poll) => {}
+                    }
+                } else if ctx.shutdown.is_cancelled() {
+                    return;
+                }
+            }
+        })
+    })
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+impl Worker {
+    /// One lease of due deliveries, sent concurrently; returns how many.
+    async fn round(&self) -> Result<usize, Failure> {
+        let mut tx = self.pool.begin().await?;
+        let due = store::lease_due(&mut tx, Utc::now(), self.concurrency, self.lease_secs).await?;
+        tx.commit().await?;
+        let n = due.len();
+        let results = futures::future::join_all(due.into_iter().map(|d| self.deliver(d))).await;
+        for r in results {
+            r?;
+        }
+        if n > 0 {
+            self.outbox.wake();
+        }
+        Ok(n)
+    }
+
+    async fn deliver(&self, d: Due) -> Result<(), Failure> {
+        let attempts = d.attempts + 1;
+        let answer = self.send(&d).await;
+        let mut tx = self.pool.begin().await?;
+        match answer {
+            Ok(delivery) => {
+                self.report(&mut tx, &d, "sent", attempts, delivery.provider_message_id, None).await?
+            }
+            Err(ChannelError::Permanent { code, message }) => {
+                self.report(&mut tx, &d, "failed", attempts, None, Some((code, message))).await?;
+            }
+            Err(e) => {
+                let wait = usize::try_from(d.attempts).ok().and_then(|n| self.schedule.get(n)).copied();
+                match wait {
+                    Some(secs) => {
+                        let next = Utc::now() + self.jittered(secs);
+                        tracing::info!(notification = %d.notification_id, attempts, error = %e, next = %next, "delivery retried later");
+                        store::retry_later(&mut tx, &d.notification_id, attempts, next, &e.to_string())
+                            .await?;
+                    }
+                    None => {
+                        let gave_up = ("retries_exhausted".to_owned(), e.to_string());
+                        self.report(&mut tx, &d, "gave_up", attempts, None, Some(gave_up)).await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn send(&self, d: &Due) -> Result<Delivery, ChannelError> {
+        if d.channel == "in_app" {
+            return Ok(Delivery {
+                provider_message_id: None,
+                status: studyspot_notification_channels::DeliveryStatus::Sent,
+            });
+        }
+        let client = d.channel.parse::<ChannelName>().ok().and_then(|name| self.channels.get(&name));
+        let Some(client) = client else {
+            return Err(ChannelError::Permanent {
+                code: "channel_not_configured".into(),
+                message: format!("no {} channel is configured", d.channel),
+            });
+        };
+        let message = Message {
+            idempotency_key: d.notification_id.clone(),
+            to: d.address.clone().unwrap_or_default(),
+            subject: d.subject.clone(),
+            body: d.body.clone(),
+            html: d.html.clone(),
+            data: [
+                ("notification_id".to_owned(), d.notification_id.clone()),
+                ("category".to_owned(), d.category.clone()),
+            ]
+            .into(),
+            webhook_secret: d.webhook_secret.clone().map(SecretString::from),
+            event_type: Some(format!("notification.{}", d.category)),
+        };
+        client.send(&message).await
+    }
+
+    fn jittered(&self, secs: u64) -> chrono::Duration {
+        let base = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
+        let spread = base * i64::from(self.jitter_percent) / 100;
+        let offset = if spread > 0 { rand::rng().random_range(-spread..=spread) } else { 0 };
+        chrono::Duration::milliseconds((base + offset).max(0))
+    }
+
+    async fn report(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        d: &Due,
+        outcome: &str,
+        attempts: i32,
+        provider_message_id: Option<String>,
+        failure: Option<(String, String)>,
+    ) -> Result<(), Failure> {
+        let name = format!("{}/delivery/{attempts}", d.notification_id);
+        let (code, message) = failure.map_or((None, None), |(c, m)| (Some(c), Some(m)));
+        let record = RecordDeliveryOutcome {
+            metadata: EventMetadata {
+                event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
+                occurred_at: Utc::now().timestamp_millis(),
+                correlation_id: d.notification_id.clone(),
+                causation_id: Some(d.notification_id.clone()),
+                organization_id: d.organization_id.clone(),
+                actor: ACTOR.to_owned(),
+            },
+            notification_id: d.notification_id.clone(),
+            recipient_id: d.recipient_id.clone(),
+            outcome: outcome.to_owned(),
+            attempts,
+            provider_message_id,
+            code,
+            message,
+        };
+        self.outbox.enqueue(tx, &record, &TraceContext::root()).await?;
+        store::reported(tx, &d.notification_id, attempts).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! Other domains' events that become notifications: each maps to a notification of the member,
+//! through the organization's template of that name when it has one, else a plain default text.
+//! The notification id derives from the event's id, so a redelivered event notifies once.
+
+use std::collections::HashMap;
+
+use studyspot_consumer_runtime::{HandleError, Inbound};
+use studyspot_schemas::{
+    EventMetadata, Record,
+    billing::{
+        PaymentFailed, PaymentSucceeded, SubscriptionDunningStep, SubscriptionTrialEnding,
+        UsageThresholdReached,
+    },
+    notifications::SendNotification,
+};
+
+use crate::decide::money;
+
+/// The templates triggers use, by name, and the text used when an organization has none.
+pub const DEFAULTS: [(&str, &str, &str); 5] = [
+    ("payment_receipt", "Payment received", "We received your payment of {{ amount }}. Thank you!"),
+    ("payment_failed", "Payment failed", "Your payment of {{ amount }} failed: {{ reason }}."),
+    ("trial_ending", "Your trial ends soon", "Your trial ends on {{ trial_end }}."),
+    (
+        "renewal_failed",
+        "We could not renew your subscription",
+        "Attempt {{ attempt }} to collect invoice {{ invoice_id }} failed. {{ next_step }}",
+    ),
+    (
+        "usage_threshold",
+        "Usage alert",
+        "You have used {{ percent }}% of your {{ metric }} allowance ({{ used }} of {{ included }}).",
+    ),
+];
+
+fn default_text(template: &str) -> (&'static str, &'static str) {
+    DEFAULTS.iter().find(|(name, _, _)| *name == template).map_or(("", ""), |(_, s, b)| (*s, *b))
+}
+
+fn date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
+}
+
+/// The notification an event asks for, if any.
+pub fn notification_for(message: &Inbound) -> Result<Option<SendNotification>, HandleError> {
+    let (member, template, category, critical, vars): (String, &str, &str, bool, Vec<(&str, String)>) =
+        match message.record_type.as_str() {
+            PaymentSucceeded::FULL_NAME => {
+                let e: PaymentSucceeded = message.record()?;
+                let vars = vec![
+                    ("amount", money(e.amount_minor, &e.currency)),
+                    ("payment_id", e.payment_id.clone()),
+                    ("method", e.method.clone()),
+                ];
+                (e.member_id, "payment_receipt", "transactional", false, vars)
+            }
+            PaymentFailed::FULL_NAME => {
+                let e: PaymentFailed = message.record()?;
+                let vars =
+                    vec![("amount", money(e.amount_minor, &e.currency)), ("reason", e.message.clone())];
+                (e.member_id, "payment_failed", "transactional", false, vars)
+            }
+            SubscriptionTrialEnding::FULL_NAME => {
+                let e: SubscriptionTrialEnding = message.record()?;
+                (e.member_id, "trial_ending", "billing", false, vec![("trial_end", date(e.trial_end))])
+            }
+            SubscriptionDunningStep::FULL_NAME => {
+                let e: SubscriptionDunningStep = message.record()?;
+                let next = match e.next_retry_at {
+                    Some(at) => format!("We will try again on {}.", date(at)),
+                    None => format!(
+                        "No more attempts; the subscription is {}.",
+                        if e.final_action == "suspend" { "suspended" } else { "cancelled" }
+                    ),
+                };
+                let vars = vec![
+                    ("attempt", e.attempt.to_string()),
+                    ("invoice_id", e.invoice_id.clone()),
+                    ("next_step", next),
+                ];
+                (e.member_id, "renewal_failed", "transactional", false, vars)
+            }
+            UsageThresholdReached::FULL_NAME => {
+                let e: UsageThresholdReached = message.record()?;
+                let vars = vec![
+                    ("percent", e.percent.to_string()),
+                    ("metric", e.metric.replace('_', " ")),
+                    ("used", e.used.to_string()),
+                    ("included", e.included.to_string()),
+                ];
+                (e.member_id, "usage_threshold", "billing", false, vars)
+            }
+            _ => return Ok(None),
+        };
+    let (subject, body) = default_text(template);
+    let event = &message.metadata;
+    Ok(Some(SendNotification {
+        metadata: EventMetadata {
+            event_id: event.event_id.clone(),
+            occurred_at: event.occurred_at,
+            correlation_id: event.correlation_id.clone(),
+            causation_id: Some(event.event_id.clone()),
+            organization_id: event.organization_id.clone(),
+            actor: "service:notifications".into(),
+        },
+        notification_id: format!(
+            "ntf_{}",
+            uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("{}/{template}", event.event_id).as_bytes()
+            )
+            .simple()
+        ),
+        recipient_id: member,
+        // The handler picks the channel the member can be reached on (see `channel_for`).
+        channel: String::new(),
+        category: category.into(),
+        subject: Some(subject.into()),
+        body: body.into(),
+        template_id: Some(template.into()),
+        variables: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<HashMap<_, _>>(),
+        locale: None,
+        critical,
+        transaction_id: None,
+        send_at: None,
+    }))
+}

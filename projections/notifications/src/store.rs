@@ -1,0 +1,397 @@
+//! The consumer's writes and loads: notifications, templates, preferences, deliveries, counts.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use sqlx::{PgConnection, types::Json};
+
+/// A notification with what routing and rendering decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct NotificationRow {
+    pub notification_id: String,
+    pub organization_id: String,
+    pub recipient_id: String,
+    pub channel: String,
+    pub category: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+    pub status: String,
+    pub template_id: Option<String>,
+    pub template_version: Option<i32>,
+    pub locale: Option<String>,
+    pub critical: bool,
+    pub transaction_id: Option<String>,
+    pub address: Option<String>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub provider_message_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "notification_id, organization_id, recipient_id, channel, category, subject, body, html, status, \
+    template_id, template_version, locale, critical, transaction_id, address, not_before, reason, attempts, \
+    provider_message_id, failure_code, failure_message, sent_at, created_at, updated_at";
+
+pub async fn load(
+    tx: &mut PgConnection,
+    notification_id: &str,
+) -> Result<Option<NotificationRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications WHERE notification_id = $1 FOR UPDATE"
+    )))
+    .bind(notification_id)
+    .fetch_optional(tx)
+    .await
+}
+
+pub async fn save(tx: &mut PgConnection, n: &NotificationRow) -> Result<(), sqlx::Error> {
+    let placeholders = (1..=24).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let updates = COLUMNS
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !matches!(*c, "notification_id" | "organization_id" | "created_at"))
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO notifications ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT (notification_id) DO UPDATE SET {updates}"
+    )))
+    .bind(&n.notification_id)
+    .bind(&n.organization_id)
+    .bind(&n.recipient_id)
+    .bind(&n.channel)
+    .bind(&n.category)
+    .bind(&n.subject)
+    .bind(&n.body)
+    .bind(&n.html)
+    .bind(&n.status)
+    .bind(&n.template_id)
+    .bind(n.template_version)
+    .bind(&n.locale)
+    .bind(n.critical)
+    .bind(&n.transaction_id)
+    .bind(&n.address)
+    .bind(n.not_before)
+    .bind(&n.reason)
+    .bind(n.attempts)
+    .bind(&n.provider_message_id)
+    .bind(&n.failure_code)
+    .bind(&n.failure_message)
+    .bind(n.sent_at)
+    .bind(n.created_at)
+    .bind(n.updated_at)
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Template {
+    pub template_id: String,
+    pub channel: String,
+    pub locale: String,
+    pub version: i32,
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+}
+
+/// The latest version for the channel in `locale`, else in its language (de for de-AT), else in
+/// English.
+pub async fn template(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    template_id: &str,
+    channel: &str,
+    locale: &str,
+) -> Result<Option<Template>, sqlx::Error> {
+    let language = locale.split(['-', '_']).next().unwrap_or(locale);
+    sqlx::query_as(
+        "SELECT template_id, channel, locale, version, subject, body, html FROM templates \
+         WHERE organization_id = $1 AND template_id = $2 AND channel = $3 AND locale IN ($4, $5, 'en') \
+         ORDER BY CASE locale WHEN $4 THEN 0 WHEN $5 THEN 1 ELSE 2 END, version DESC LIMIT 1",
+    )
+    .bind(organization_id)
+    .bind(template_id)
+    .bind(channel)
+    .bind(locale)
+    .bind(language)
+    .fetch_optional(tx)
+    .await
+}
+
+pub async fn insert_template(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    t: &Template,
+    at: DateTime<Utc>,
+) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO templates (organization_id, template_id, channel, locale, version, subject, body, html, created_at) \
+         SELECT $1, $2, $3, $4, COALESCE(MAX(version), 0) + 1, $5, $6, $7, $8 FROM templates \
+         WHERE organization_id = $1 AND template_id = $2 AND channel = $3 AND locale = $4 \
+         RETURNING version",
+    )
+    .bind(organization_id)
+    .bind(&t.template_id)
+    .bind(&t.channel)
+    .bind(&t.locale)
+    .bind(&t.subject)
+    .bind(&t.body)
+    .bind(&t.html)
+    .bind(at)
+    .fetch_one(tx)
+    .await
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PreferencesRow {
+    pub organization_id: String,
+    pub recipient_id: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub whatsapp: Option<String>,
+    pub push_token: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub time_zone: String,
+    pub quiet_start: Option<NaiveTime>,
+    pub quiet_end: Option<NaiveTime>,
+    pub opted_out_channels: Vec<String>,
+    pub opted_out_categories: Vec<String>,
+    pub category_caps: Json<std::collections::HashMap<String, i32>>,
+    pub daily_cap: Option<i32>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const PREFERENCE_COLUMNS: &str = "organization_id, recipient_id, email, phone, whatsapp, push_token, webhook_url, \
+    webhook_secret, time_zone, quiet_start, quiet_end, opted_out_channels, opted_out_categories, category_caps, \
+    daily_cap, updated_at";
+
+pub async fn preferences(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    recipient_id: &str,
+) -> Result<Option<PreferencesRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PREFERENCE_COLUMNS} FROM preferences WHERE organization_id = $1 AND recipient_id = $2"
+    )))
+    .bind(organization_id)
+    .bind(recipient_id)
+    .fetch_optional(tx)
+    .await
+}
+
+pub async fn save_preferences(tx: &mut PgConnection, p: &PreferencesRow) -> Result<(), sqlx::Error> {
+    let updates = PREFERENCE_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !matches!(*c, "organization_id" | "recipient_id"))
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO preferences ({PREFERENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (organization_id, recipient_id) DO UPDATE SET {updates}"
+    )))
+    .bind(&p.organization_id)
+    .bind(&p.recipient_id)
+    .bind(&p.email)
+    .bind(&p.phone)
+    .bind(&p.whatsapp)
+    .bind(&p.push_token)
+    .bind(&p.webhook_url)
+    .bind(&p.webhook_secret)
+    .bind(&p.time_zone)
+    .bind(p.quiet_start)
+    .bind(p.quiet_end)
+    .bind(&p.opted_out_channels)
+    .bind(&p.opted_out_categories)
+    .bind(&p.category_caps)
+    .bind(p.daily_cap)
+    .bind(p.updated_at)
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+/// Sent to the recipient on a local day: in `category`, and in all categories.
+pub async fn sent_on(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    recipient_id: &str,
+    day: NaiveDate,
+    category: &str,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COALESCE(SUM(sent) FILTER (WHERE category = $4), 0)::bigint, COALESCE(SUM(sent), 0)::bigint \
+         FROM sent_counts WHERE organization_id = $1 AND recipient_id = $2 AND local_day = $3",
+    )
+    .bind(organization_id)
+    .bind(recipient_id)
+    .bind(day)
+    .bind(category)
+    .fetch_one(tx)
+    .await
+}
+
+pub async fn count_sent(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    recipient_id: &str,
+    day: NaiveDate,
+    category: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sent_counts (organization_id, recipient_id, local_day, category, sent) VALUES ($1, $2, $3, $4, 1) \
+         ON CONFLICT (organization_id, recipient_id, local_day, category) DO UPDATE SET sent = sent_counts.sent + 1",
+    )
+    .bind(organization_id)
+    .bind(recipient_id)
+    .bind(day)
+    .bind(category)
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+pub async fn insert_delivery(
+    tx: &mut PgConnection,
+    n: &NotificationRow,
+    due: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO deliveries (notification_id, organization_id, recipient_id, channel, status, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6) ON CONFLICT (notification_id) DO NOTHING",
+    )
+    .bind(&n.notification_id)
+    .bind(&n.organization_id)
+    .bind(&n.recipient_id)
+    .bind(&n.channel)
+    .bind(due)
+    .bind(at)
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+/// Marks the delivery `status` (settled, cancelled).
+pub async fn finish_delivery(
+    tx: &mut PgConnection,
+    notification_id: &str,
+    status: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = $2, leased_until = NULL WHERE notification_id = $1 AND status IN ('pending', 'reported')",
+    )
+    .bind(notification_id)
+    .bind(status)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The recipient's waiting notifications of a transaction.
+pub async fn waiting_in_transaction(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    recipient_id: &str,
+    transaction_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT n.notification_id FROM notifications n JOIN deliveries d USING (notification_id) \
+         WHERE n.organization_id = $1 AND n.recipient_id = $2 AND n.transaction_id = $3 AND d.status = 'pending' \
+         ORDER BY n.notification_id",
+    )
+    .bind(organization_id)
+    .bind(recipient_id)
+    .bind(transaction_id)
+    .fetch_all(tx)
+    .await
+}
+
+/// A due delivery, leased to one worker.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Due {
+    pub notification_id: String,
+    pub organization_id: String,
+    pub recipient_id: String,
+    pub channel: String,
+    pub attempts: i32,
+    pub address: Option<String>,
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+    pub category: String,
+    pub webhook_secret: Option<String>,
+}
+
+/// Leases up to `limit` due deliveries for `lease_secs`; a crashed worker's leases run out.
+pub async fn lease_due(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+    lease_secs: f64,
+) -> Result<Vec<Due>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH due AS ( \
+           SELECT notification_id FROM deliveries \
+           WHERE status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until < $1) \
+           ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         UPDATE deliveries d SET leased_until = $1 + make_interval(secs => $3) FROM due \
+         WHERE d.notification_id = due.notification_id \
+         RETURNING d.notification_id, d.organization_id, d.recipient_id, d.channel, d.attempts, \
+           (SELECT address FROM notifications n WHERE n.notification_id = d.notification_id) AS address, \
+           (SELECT subject FROM notifications n WHERE n.notification_id = d.notification_id) AS subject, \
+           (SELECT body FROM notifications n WHERE n.notification_id = d.notification_id) AS body, \
+           (SELECT html FROM notifications n WHERE n.notification_id = d.notification_id) AS html, \
+           (SELECT category FROM notifications n WHERE n.notification_id = d.notification_id) AS category, \
+           (SELECT webhook_secret FROM preferences p WHERE p.organization_id = d.organization_id \
+              AND p.recipient_id = d.recipient_id) AS webhook_secret",
+    )
+    .bind(now)
+    .bind(limit)
+    .bind(lease_secs)
+    .fetch_all(tx)
+    .await
+}
+
+/// The answer is in the outbox (same transaction): nobody sends it again.
+pub async fn reported(
+    tx: &mut PgConnection,
+    notification_id: &str,
+    attempts: i32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET status = 'reported', attempts = $2, leased_until = NULL WHERE notification_id = $1")
+        .bind(notification_id)
+        .bind(attempts)
+        .execute(tx)
+        .await
+        .map(drop)
+}
+
+/// A transient failure: try again at `next`.
+pub async fn retry_later(
+    tx: &mut PgConnection,
+    notification_id: &str,
+    attempts: i32,
+    next: DateTime<Utc>,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, leased_until = NULL \
+         WHERE notification_id = $1",
+    )
+    .bind(notification_id)
+    .bind(attempts)
+    .bind(next)
+    .bind(error)
+    .execute(tx)
+    .await
+    .map(drop)
+}
