@@ -184,8 +184,15 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
         let (category, all) = store::sent_on(tx, &org, &c.recipient_id, day, &c.category).await?;
         counts.insert(day, SentToday { category, all });
     }
-    let route =
+    let mut route =
         routing::route(&request, prefs.as_ref(), at, |day| counts.get(&day).copied().unwrap_or_default());
+    // An address a provider refused for good gets nothing more, critical or not.
+    if let Route::Deliver { address, .. } = &route
+        && channel != "in_app"
+        && store::address_mark(tx, &org, &channel, address).await?.is_some()
+    {
+        route = Route::Suppress { reason: "address_marked" };
+    }
     let mut row = NotificationRow {
         notification_id: c.notification_id.clone(),
         organization_id: org.clone(),
@@ -291,6 +298,8 @@ async fn set_preferences(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
         },
     )
     .await?;
+    // Addresses set again are the recipient's word that they work.
+    store::clear_marks(tx, &c.metadata.organization_id, &c.recipient_id).await?;
     out.emit(|metadata| PreferencesUpdated {
         metadata,
         recipient_id: c.recipient_id,
@@ -343,6 +352,10 @@ async fn delivery_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<()
         row.failure_code = Some(o.code.clone().unwrap_or_else(|| o.outcome.clone()));
         row.failure_message = o.message.clone();
         store::save(tx, &row).await?;
+        // A permanent refusal of the recipient's address (not our missing channel) marks it.
+        if o.outcome == "failed" && o.code.as_deref().is_some_and(|c| c != "channel_not_configured") {
+            store::mark_address(tx, &row, row.failure_code.as_deref().unwrap_or_default(), at).await?;
+        }
         out.emit(|metadata| NotificationFailed {
             metadata,
             notification_id: row.notification_id.clone(),

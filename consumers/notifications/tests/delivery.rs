@@ -310,3 +310,80 @@ async fn an_unreachable_mail_server_is_retried_on_schedule_then_the_message_fail
     assert_eq!((attempts, code.as_deref()), (3, Some("retries_exhausted")), "{failed}\n{}", consumer.log());
     stop(&mut consumer);
 }
+
+async fn post(base: &str, token: &str, body: Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/notifications"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 202);
+}
+
+/// The notification's status and reason or failure code, once it is no longer waiting.
+async fn settled(world: &World, id: &str) -> (String, Option<String>) {
+    eventually(&format!("{id} settled"), Duration::from_secs(60), || async {
+        let pool = world.pool().await;
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT status, reason, failure_code FROM notifications.notifications WHERE notification_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&pool)
+        .await
+        .ok()
+        .flatten();
+        row.filter(|(status, _, _)| !matches!(status.as_str(), "queued" | "deferred"))
+            .map(|(status, reason, code)| (status, code.or(reason)))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hard_bounce_marks_the_address_until_the_member_sets_it_again() {
+    let world = world().await;
+    let sink = SmtpSink::start("550 5.1.1 <ada@example.org>: Recipient address rejected: User unknown").await;
+    let mut consumer = consumer(&world, &sink, &[]);
+    let (base, token) = world.gateway().await;
+    let applied = |n: i64| {
+        let world = &world;
+        async move {
+            eventually("preferences applied", Duration::from_secs(60), || async {
+                let pool = world.pool().await;
+                let set: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM notifications.preferences p WHERE NOT EXISTS \
+                     (SELECT 1 FROM notifications.marked_addresses m WHERE m.recipient_id = p.recipient_id)",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0);
+                (set == n).then_some(())
+            })
+            .await;
+        }
+    };
+    world.send(&preferences(&world, "prefs", "ada@example.org", "UTC", None)).await;
+    applied(1).await;
+    let body = |id: &str| {
+        json!({ "notification_id": id, "recipient_id": "mem_ada", "channel": "email",
+                "category": "transactional", "body": "Hello" })
+    };
+    post(&base, &token, body("ntf_bounce")).await;
+    assert_eq!(
+        settled(&world, "ntf_bounce").await,
+        ("failed".into(), Some("550".into())),
+        "{}",
+        consumer.log()
+    );
+    post(&base, &token, body("ntf_after")).await;
+    assert_eq!(settled(&world, "ntf_after").await, ("suppressed".into(), Some("address_marked".into())));
+    assert_eq!(sink.connections(), 1, "nothing more was sent to the bounced address");
+
+    world.send(&preferences(&world, "prefs-again", "ada@example.org", "UTC", None)).await;
+    applied(1).await;
+    post(&base, &token, body("ntf_again")).await;
+    assert_eq!(settled(&world, "ntf_again").await, ("failed".into(), Some("550".into())), "tried again");
+    assert_eq!(sink.connections(), 2);
+    stop(&mut consumer);
+}

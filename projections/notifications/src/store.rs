@@ -395,3 +395,58 @@ pub async fn retry_later(
     .await
     .map(drop)
 }
+
+/// Marks an address a provider refused for good.
+pub async fn mark_address(
+    tx: &mut PgConnection,
+    n: &NotificationRow,
+    code: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let Some(address) = &n.address else { return Ok(()) };
+    sqlx::query(
+        "INSERT INTO marked_addresses (organization_id, channel, address, recipient_id, code, notification_id, marked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (organization_id, channel, address) DO NOTHING",
+    )
+    .bind(&n.organization_id)
+    .bind(&n.channel)
+    .bind(address)
+    .bind(&n.recipient_id)
+    .bind(code)
+    .bind(&n.notification_id)
+    .bind(at)
+    .execute(tx)
+    .await
+    .map(drop)
+}
+
+/// The code an address was marked with, if it was.
+pub async fn address_mark(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    channel: &str,
+    address: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT code FROM marked_addresses WHERE organization_id = $1 AND channel = $2 AND address = $3",
+    )
+    .bind(organization_id)
+    .bind(channel)
+    .bind(address)
+    .fetch_optional(tx)
+    .await
+}
+
+/// The recipient set their addresses again: their marks are cleared.
+pub async fn clear_marks(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    recipient_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM marked_addresses WHERE organization_id = $1 AND recipient_id = $2")
+        .bind(organization_id)
+        .bind(recipient_id)
+        .execute(tx)
+        .await
+        .map(drop)
+}
