@@ -79,7 +79,15 @@ async fn count(pool: &sqlx::PgPool, sql: &str) -> anyhow::Result<i64> {
 async fn until(pool: &sqlx::PgPool, sql: &str, target: i64, limit: Duration) -> anyhow::Result<Instant> {
     let started = Instant::now();
     loop {
-        let n = count(pool, sql).await?;
+        // The consumer creates its schema when it starts: until then the query fails.
+        let n = match count(pool, sql).await {
+            Ok(n) => n,
+            Err(e) if started.elapsed() < limit => {
+                tracing::debug!(error = %e, "not yet");
+                0
+            }
+            Err(e) => return Err(e),
+        };
         if n >= target {
             return Ok(Instant::now());
         }
