@@ -237,3 +237,64 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
     }
     stop(&mut consumer);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_without_a_card_goes_past_due_and_recovers_when_the_next_retry_charges_a_card_added_since()
+ {
+    let world = world().await;
+    let stripe = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/v1/payment_intents"))
+        .and(matchers::body_string_contains("amount=3000"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("stripe_payment_intent_succeeded.json")),
+        )
+        .expect(1)
+        .mount(&stripe)
+        .await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api::new(&world, base, &settings, Role::Staff);
+    let mut consumer = stripe_consumer(
+        &world,
+        &stripe,
+        &[("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS", "0")],
+    );
+    let (_, plan) = api
+        .command(
+            "/api/subscriptions/plans",
+            json!({ "plan_id": "plan_basic", "name": "Basic", "tier": "basic", "cycle": "monthly",
+                    "price_minor": 3000, "currency": "EUR" }),
+        )
+        .await;
+    assert_eq!(plan["status"], "applied", "{plan}\n{}", consumer.log());
+    let (_, created) = api
+        .command(
+            "/api/subscriptions",
+            json!({ "subscription_id": "sub_nocard", "member_id": "mem_nocard", "plan_id": "plan_basic",
+                    "effective_at": "2031-05-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(created["status"], "applied", "{created}");
+    // Nothing to charge: the first invoice waits and dunning starts at once.
+    let sub = api.until("/api/subscriptions/sub_nocard", "past due", |s| s["status"] == "past_due").await;
+    assert_eq!(sub["next_retry_at"], "2031-05-02T00:00:00Z", "{sub}");
+
+    let (_, added) = api
+        .command(
+            "/api/payments/methods",
+            json!({ "payment_method_id": "pm_late", "member_id": "mem_nocard", "method": "card",
+                    "provider_token": "pm_card_visa" }),
+        )
+        .await;
+    assert_eq!(added["status"], "applied", "{added}");
+    let (_, run) =
+        api.command("/api/subscriptions/billing", json!({ "up_to": "2031-05-02T00:00:00Z" })).await;
+    assert_eq!(run["status"], "applied", "{run}");
+    let sub = api.until("/api/subscriptions/sub_nocard", "recovered", |s| s["status"] == "active").await;
+    assert_eq!((sub["dunning_attempt"].as_i64(), sub["mrr_minor"].as_i64()), (Some(0), Some(3000)), "{sub}");
+    let invoices = api
+        .until("/api/subscriptions/sub_nocard/invoices", "paid", |b| b["items"][0]["status"] == "paid")
+        .await;
+    assert_eq!(invoices["items"].as_array().map(Vec::len), Some(1));
+    stop(&mut consumer);
+}

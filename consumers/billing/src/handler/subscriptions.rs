@@ -629,7 +629,7 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                 effective_at: millis(at),
             }),
             Step::Invoice(bill) => issue(tx, out, &sub, bill).await?,
-            Step::Retry { invoice_id, at } => retry(tx, out, &invoice_id, at).await?,
+            Step::Retry { invoice_id, at } => retry(tx, out, &sub, &invoice_id, at).await?,
             Step::Dunning { invoice_id, attempt, next_retry_at, final_action } => {
                 out.emit(|metadata| SubscriptionDunningStep {
                     metadata,
@@ -803,46 +803,58 @@ async fn issue(
         return Ok(());
     }
     invoices::save(tx, &invoice).await?;
-    if bill.charge
-        && let Some(method) = charge_method(tx, sub).await?
-    {
-        let command = CreatePayment {
-            metadata: out.message.metadata.clone(),
-            payment_id: payment_of(&invoice.invoice_id),
-            member_id: sub.member_id.clone(),
-            amount_minor: invoice.amount_due_minor(),
-            currency: invoice.currency.clone(),
-            method: method.method.clone(),
-            description: Some(format!("Invoice {}", invoice.number.clone().unwrap_or_default())),
-            invoice_id: Some(invoice.invoice_id.clone()),
-            payment_method_id: Some(method.payment_method_id.clone()),
-        };
-        let ctx = payment_rules::CreateContext {
-            exists: false,
-            method_of: Some((method.member_id.clone(), method.method.clone())),
-            invoice: Some((
-                invoice.member_id.clone(),
-                invoice.currency.clone(),
-                invoice.status.clone(),
-                invoice.amount_due_minor(),
-            )),
-        };
-        let payment = payment_rules::create(&ctx, &command, bill.at)
-            .map_err(|r| HandleError::malformed(CreatePayment::FULL_NAME, r.reason))?;
-        out.emit(|metadata| PaymentCreated {
-            metadata,
-            payment_id: payment.payment_id.clone(),
-            member_id: payment.member_id.clone(),
-            amount_minor: payment.amount_minor,
-            currency: payment.currency.clone(),
-            method: payment.method.clone(),
-            description: payment.description.clone(),
-            invoice_id: payment.invoice_id.clone(),
-        });
-        let call_id = derived_id(out, "call", 0) + &invoice.invoice_id;
-        charge(tx, out, &payment, call_id).await?;
+    if bill.charge {
+        create_and_charge(tx, out, sub, &invoice, bill.at).await?;
     }
     Ok(())
+}
+
+/// A payment of the invoice's amount due on the subscription's method, charged through the
+/// provider worker; `false` when there is no method to charge.
+async fn create_and_charge(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    sub: &Subscription,
+    invoice: &Invoice,
+    at: DateTime<Utc>,
+) -> Result<bool, HandleError> {
+    let Some(method) = charge_method(tx, sub).await? else { return Ok(false) };
+    let command = CreatePayment {
+        metadata: out.message.metadata.clone(),
+        payment_id: payment_of(&invoice.invoice_id),
+        member_id: sub.member_id.clone(),
+        amount_minor: invoice.amount_due_minor(),
+        currency: invoice.currency.clone(),
+        method: method.method.clone(),
+        description: Some(format!("Invoice {}", invoice.number.clone().unwrap_or_default())),
+        invoice_id: Some(invoice.invoice_id.clone()),
+        payment_method_id: Some(method.payment_method_id.clone()),
+    };
+    let ctx = payment_rules::CreateContext {
+        exists: false,
+        method_of: Some((method.member_id.clone(), method.method.clone())),
+        invoice: Some((
+            invoice.member_id.clone(),
+            invoice.currency.clone(),
+            invoice.status.clone(),
+            invoice.amount_due_minor(),
+        )),
+    };
+    let payment = payment_rules::create(&ctx, &command, at)
+        .map_err(|r| HandleError::malformed(CreatePayment::FULL_NAME, r.reason))?;
+    out.emit(|metadata| PaymentCreated {
+        metadata,
+        payment_id: payment.payment_id.clone(),
+        member_id: payment.member_id.clone(),
+        amount_minor: payment.amount_minor,
+        currency: payment.currency.clone(),
+        method: payment.method.clone(),
+        description: payment.description.clone(),
+        invoice_id: payment.invoice_id.clone(),
+    });
+    let call_id = derived_id(out, "call", 0) + &invoice.invoice_id;
+    charge(tx, out, &payment, call_id).await?;
+    Ok(true)
 }
 
 /// The payment that charges a subscription invoice.
@@ -863,14 +875,24 @@ async fn charge(
     start_charge(tx, out, &processing, call_id, None, None, now).await
 }
 
-/// A dunning retry: the invoice's failed payment is charged again.
+/// A dunning retry: the invoice's failed payment is charged again — or, when the member added a
+/// method only after the invoice was issued, a first payment is made for it.
 async fn retry(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
+    sub: &Subscription,
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    let Some(payment) = payments::load(tx, &payment_of(invoice_id)).await? else { return Ok(()) };
+    let Some(payment) = payments::load(tx, &payment_of(invoice_id)).await? else {
+        if let Some(invoice) = invoices::load(tx, invoice_id).await?
+            && invoice.status == "open"
+            && invoice.amount_due_minor() > 0
+        {
+            create_and_charge(tx, out, sub, &invoice, at).await?;
+        }
+        return Ok(());
+    };
     if payment.status != "failed" {
         return Ok(());
     }
