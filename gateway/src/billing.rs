@@ -9,7 +9,7 @@ use axum::{
     extract::{Path, State},
     response::Response,
 };
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use studyspot_billing_projection::{Payment, reads};
@@ -660,25 +660,7 @@ pub(crate) async fn payments_dashboard_with(
     values: HashMap<String, String>,
 ) -> Result<reads::PaymentsDashboard, GatewayError> {
     caller.require_operator("payment analytics")?;
-    if let Some(unknown) = values.keys().find(|k| *k != "from" && *k != "to") {
-        return Err(GatewayError::invalid(unknown, format!("unknown parameter {unknown}; use from and to")));
-    }
-    let time = |field: &str| -> Result<Option<DateTime<Utc>>, GatewayError> {
-        values
-            .get(field)
-            .filter(|v| !v.is_empty())
-            .map(|v| {
-                DateTime::parse_from_rfc3339(v)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| GatewayError::invalid(field, format!("{field} must be an RFC 3339 time")))
-            })
-            .transpose()
-    };
-    let to = time("to")?.unwrap_or_else(Utc::now);
-    let from = time("from")?.unwrap_or(to - Duration::days(30));
-    if from >= to {
-        return Err(GatewayError::invalid("from", "from must be before to"));
-    }
+    let (from, to) = crate::queries::analytics_range(&values)?;
     match reads::payments_dashboard(&state.readonly, &caller.organization_id, from, to).await {
         Err(e) if projection_missing(&e) => Ok(reads::PaymentsDashboard {
             from,

@@ -15,7 +15,7 @@ use base64::{
     Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
-use chrono::{Duration, NaiveTime, Utc};
+use chrono::NaiveTime;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -33,8 +33,7 @@ use crate::{
     commands::{Accept, CommandRequest, accept, answer, metadata, one_of, required},
     error::projection_missing,
     ledger::Idempotency,
-    queries::{ListParams, Page, Params, query_values, rows, visible},
-    subscriptions::{only_params, time_param},
+    queries::{ListParams, Page, Params, analytics_range, query_values, rows, visible},
 };
 
 /// The statuses a notification is in (the projection's check constraint).
@@ -689,12 +688,7 @@ pub(crate) async fn dashboard_with(
     values: HashMap<String, String>,
 ) -> Result<NotificationsDashboard, GatewayError> {
     caller.require_operator("notification analytics")?;
-    only_params(&values, &["from", "to"])?;
-    let to = time_param(&values, "to")?.unwrap_or_else(Utc::now);
-    let from = time_param(&values, "from")?.unwrap_or(to - Duration::days(30));
-    if from >= to {
-        return Err(GatewayError::invalid("from", "from must be before to"));
-    }
+    let (from, to) = analytics_range(&values)?;
     match reads::notifications_dashboard(&state.readonly, &caller.organization_id, from, to).await {
         Err(e) if projection_missing(&e) => Ok(NotificationsDashboard::empty(from, to)),
         other => Ok(other?),

@@ -352,6 +352,46 @@ pub(crate) async fn metric_samples_with(
     Ok(params.page(rows, |s| (s.sampled_at, s.event_id.as_str())))
 }
 
+/// An RFC 3339 query parameter, absent when not given (or empty).
+pub(crate) fn time_param(
+    values: &HashMap<String, String>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, GatewayError> {
+    values
+        .get(field)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| GatewayError::invalid(field, format!("{field} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+pub(crate) fn only_params(values: &HashMap<String, String>, allowed: &[&str]) -> Result<(), GatewayError> {
+    match values.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(GatewayError::invalid(
+            unknown,
+            format!("unknown parameter {unknown}; use {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A dashboard's `from` and `to` (RFC 3339; default the 30 days before now), the only
+/// parameters it takes.
+pub(crate) fn analytics_range(
+    values: &HashMap<String, String>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), GatewayError> {
+    only_params(values, &["from", "to"])?;
+    let to = time_param(values, "to")?.unwrap_or_else(Utc::now);
+    let from = time_param(values, "from")?.unwrap_or(to - chrono::Duration::days(30));
+    if from >= to {
+        return Err(GatewayError::invalid("from", "from must be before to"));
+    }
+    Ok((from, to))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

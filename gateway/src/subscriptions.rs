@@ -10,7 +10,7 @@ use axum::{
     extract::{Path, State},
     response::Response,
 };
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use studyspot_billing_projection::{
@@ -29,7 +29,10 @@ use crate::{
     commands::{Accept, CommandRequest, accept, answer, currency, metadata, one_of, required},
     error::projection_missing,
     ledger::Idempotency,
-    queries::{ListParams, Page, Params, member_scope, query_values, rows, visible},
+    queries::{
+        ListParams, Page, Params, analytics_range, member_scope, only_params, query_values, rows, time_param,
+        visible,
+    },
 };
 
 /// The longest trial a plan or a subscription may give, in days.
@@ -802,32 +805,6 @@ pub(crate) async fn record_usage_with(
     accept(state, command, how).await
 }
 
-/// An RFC 3339 query parameter, absent when not given (or empty).
-pub(crate) fn time_param(
-    values: &HashMap<String, String>,
-    field: &str,
-) -> Result<Option<DateTime<Utc>>, GatewayError> {
-    values
-        .get(field)
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            DateTime::parse_from_rfc3339(v)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| GatewayError::invalid(field, format!("{field} must be an RFC 3339 time")))
-        })
-        .transpose()
-}
-
-pub(crate) fn only_params(values: &HashMap<String, String>, allowed: &[&str]) -> Result<(), GatewayError> {
-    match values.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(unknown) => Err(GatewayError::invalid(
-            unknown,
-            format!("unknown parameter {unknown}; use {}", allowed.join(", ")),
-        )),
-        None => Ok(()),
-    }
-}
-
 #[utoipa::path(get, path = "/api/subscriptions/plans", tag = "subscriptions",
     params(
         ("all_versions" = Option<bool>, Query, description = "true: every version of every plan; default the current version of each"),
@@ -1160,12 +1137,7 @@ pub(crate) async fn dashboard_with(
     values: HashMap<String, String>,
 ) -> Result<SubscriptionsDashboard, GatewayError> {
     caller.require_operator("subscription analytics")?;
-    only_params(&values, &["from", "to"])?;
-    let to = time_param(&values, "to")?.unwrap_or_else(Utc::now);
-    let from = time_param(&values, "from")?.unwrap_or(to - Duration::days(30));
-    if from >= to {
-        return Err(GatewayError::invalid("from", "from must be before to"));
-    }
+    let (from, to) = analytics_range(&values)?;
     match reads::subscriptions_dashboard(&state.readonly, &caller.organization_id, from, to).await {
         Err(e) if projection_missing(&e) => Ok(SubscriptionsDashboard { from, to, currencies: Vec::new() }),
         other => Ok(other?),
