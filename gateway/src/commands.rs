@@ -311,6 +311,11 @@ pub struct SendNotificationRequest {
     pub(crate) transaction_id: Option<String>,
     /// Not before then (RFC 3339).
     pub(crate) send_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Collect with the recipient's other messages of this key (same channel and category) into
+    /// one digest, sent when its window closes. Critical messages are never digested.
+    pub(crate) digest_key: Option<String>,
+    /// The digest's window from its first message, 60 s to 31 days; 3600 when absent.
+    pub(crate) digest_window_secs: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/api/notifications", tag = "notifications", request_body = SendNotificationRequest,
@@ -355,6 +360,20 @@ pub(crate) async fn send_notification_with(
     }
     one_of("channel", &body.channel, &notifications::CHANNELS)?;
     one_of("category", &body.category, &notifications::CATEGORIES)?;
+    if let Some(key) = &body.digest_key {
+        required("digest_key", key)?;
+    }
+    if let Some(window) = body.digest_window_secs {
+        if body.digest_key.is_none() {
+            return Err(GatewayError::invalid("digest_window_secs", "digest_window_secs needs a digest_key"));
+        }
+        if !(60..=31 * 86_400).contains(&window) {
+            return Err(GatewayError::invalid(
+                "digest_window_secs",
+                format!("digest_window_secs {window} is not between 60 and 2678400 (31 days)"),
+            ));
+        }
+    }
     caller.require_operator("sending a notification")?;
     let notification_id = body.notification_id.unwrap_or_else(|| new_id("ntf"));
     required("notification_id", &notification_id)?;
@@ -378,6 +397,9 @@ pub(crate) async fn send_notification_with(
         critical: body.critical,
         transaction_id: body.transaction_id,
         send_at: body.send_at.map(|t| t.timestamp_millis()),
+        campaign_id: None,
+        digest_key: body.digest_key,
+        digest_window_secs: body.digest_window_secs,
     };
     let aggregate = ("notification_id", notification_id);
     let how = Accept { caller, trace, idempotency, aggregate, member_id: None };

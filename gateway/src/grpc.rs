@@ -287,6 +287,8 @@ impl pb::gateway_server::Gateway for GatewayService {
                     t.parse().map_err(|_| GatewayError::invalid("send_at", "send_at is not an RFC 3339 time"))
                 })
                 .transpose()?,
+            digest_key: m.digest_key,
+            digest_window_secs: m.digest_window_secs,
         };
         let answer =
             commands::send_notification_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;

@@ -161,10 +161,12 @@ pub static NOTIFICATIONS_COMMANDS: Topic = Topic {
         RecordInfo::of::<notifications::SetPreferences>(),
         RecordInfo::of::<notifications::RecordDeliveryOutcome>(),
         RecordInfo::of::<notifications::CancelNotifications>(),
+        RecordInfo::of::<notifications::MarkNotificationsRead>(),
+        RecordInfo::of::<notifications::ReleaseNotification>(),
     ],
 };
 
-/// Organization-wide notification requests: templates.
+/// Organization-wide notification requests: templates and campaigns.
 pub static NOTIFICATIONS_CATALOG_COMMANDS: Topic = Topic {
     name: "studyspot.notifications.catalog.commands.v1",
     dead_letter: "studyspot.notifications.catalog.commands.v1.dlq",
@@ -172,7 +174,12 @@ pub static NOTIFICATIONS_CATALOG_COMMANDS: Topic = Topic {
     owner: "notifications",
     key_field: "organization_id",
     compatibility: Compatibility::BackwardTransitive,
-    records: &[RecordInfo::of::<notifications::CreateTemplate>()],
+    records: &[
+        RecordInfo::of::<notifications::CreateTemplate>(),
+        RecordInfo::of::<notifications::CreateCampaign>(),
+        RecordInfo::of::<notifications::LaunchCampaign>(),
+        RecordInfo::of::<notifications::CancelCampaign>(),
+    ],
 };
 
 pub static NOTIFICATIONS_CATALOG_EVENTS: Topic = Topic {
@@ -185,6 +192,9 @@ pub static NOTIFICATIONS_CATALOG_EVENTS: Topic = Topic {
     records: &[
         RecordInfo::of::<notifications::TemplatePublished>(),
         RecordInfo::of::<notifications::CatalogCommandRejected>(),
+        RecordInfo::of::<notifications::CampaignCreated>(),
+        RecordInfo::of::<notifications::CampaignLaunched>(),
+        RecordInfo::of::<notifications::CampaignCancelled>(),
     ],
 };
 
@@ -203,6 +213,9 @@ pub static NOTIFICATIONS_EVENTS: Topic = Topic {
         RecordInfo::of::<notifications::NotificationSuppressed>(),
         RecordInfo::of::<notifications::NotificationSent>(),
         RecordInfo::of::<notifications::NotificationFailed>(),
+        RecordInfo::of::<notifications::NotificationsRead>(),
+        RecordInfo::of::<notifications::NotificationDigested>(),
+        RecordInfo::of::<notifications::WebhookEndpointDisabled>(),
     ],
 };
 

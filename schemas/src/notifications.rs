@@ -51,6 +51,16 @@ pub struct SendNotification {
     /// Not before then (milliseconds since the epoch); default at once.
     #[avro(default = "null")]
     pub send_at: Option<i64>,
+    /// The campaign (`cmp_…`) this message is part of: cancelling the campaign stops it.
+    #[avro(default = "null")]
+    pub campaign_id: Option<String>,
+    /// Collected with the recipient's other messages of this key (same channel and category) into
+    /// one digest sent when its window closes; ignored for critical messages.
+    #[avro(default = "null")]
+    pub digest_key: Option<String>,
+    /// The digest's window in seconds from its first message; 3600 when absent.
+    #[avro(default = "null")]
+    pub digest_window_secs: Option<i64>,
 }
 record!(
     SendNotification,
@@ -231,6 +241,178 @@ pub struct CatalogCommandRejected {
 }
 notifications_record!(CatalogCommandRejected, CATALOG_EVENTS, key = metadata.organization_id);
 rejection!(CatalogCommandRejected);
+
+/// Who a campaign is for. Empty lists do not narrow; a broadcast names nothing.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct Segment {
+    /// Members whose current subscription is on one of these plans.
+    #[avro(default = "[]")]
+    pub plan_ids: Vec<String>,
+    /// Members whose subscription is in one of these statuses (active, trialing, past_due, …).
+    #[avro(default = "[]")]
+    pub subscription_statuses: Vec<String>,
+    /// Members who checked in at one of these venues (within `attended_within_days` when set).
+    #[avro(default = "[]")]
+    pub venue_ids: Vec<String>,
+    /// Members who checked in anywhere (or at `venue_ids`) in the last N days before the launch.
+    #[avro(default = "null")]
+    pub attended_within_days: Option<i32>,
+    /// Exactly these recipients (a targeted list); combined with the rest by AND.
+    #[avro(default = "[]")]
+    pub recipient_ids: Vec<String>,
+}
+
+/// Define a campaign: a message (a template or a text) to a segment on a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct CreateCampaign {
+    pub metadata: EventMetadata,
+    /// `cmp_…`.
+    pub campaign_id: String,
+    pub name: String,
+    /// broadcast, targeted, automated, transactional or marketing.
+    pub kind: String,
+    /// One of CATEGORIES; a marketing campaign respects marketing opt-outs and caps.
+    pub category: String,
+    /// A channel, or empty for each recipient's email when known, else in-app.
+    #[avro(default = "\"\"")]
+    pub channel: String,
+    #[avro(default = "null")]
+    pub template_id: Option<String>,
+    #[avro(default = "null")]
+    pub subject: Option<String>,
+    #[avro(default = "\"\"")]
+    pub body: String,
+    #[avro(default = "{}")]
+    pub variables: HashMap<String, String>,
+    #[avro(default = "null")]
+    pub locale: Option<String>,
+    pub segment: Segment,
+    /// Send at this wall-clock time in each recipient's own time zone (`2026-12-01T09:00`).
+    #[avro(default = "null")]
+    pub send_at_local: Option<String>,
+    /// Or at this instant (milliseconds since the epoch) for everyone; at launch when neither.
+    #[avro(default = "null")]
+    pub send_at: Option<i64>,
+    /// At most this many messages per minute, spread from the send time; unlimited when absent.
+    #[avro(default = "null")]
+    pub throttle_per_minute: Option<i32>,
+    /// For automated campaigns: the record type whose events send it
+    /// (`studyspot.billing.PaymentSucceeded`, `studyspot.attendance.CheckedIn`, …).
+    #[avro(default = "null")]
+    pub trigger: Option<String>,
+}
+notifications_record!(CreateCampaign, CATALOG_COMMANDS, key = metadata.organization_id);
+
+/// Send a campaign to its segment as it is at this command's time (automated ones: start reacting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct LaunchCampaign {
+    pub metadata: EventMetadata,
+    pub campaign_id: String,
+}
+notifications_record!(LaunchCampaign, CATALOG_COMMANDS, key = metadata.organization_id);
+
+/// Stop what of a campaign has not gone out yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct CancelCampaign {
+    pub metadata: EventMetadata,
+    pub campaign_id: String,
+}
+notifications_record!(CancelCampaign, CATALOG_COMMANDS, key = metadata.organization_id);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct CampaignCreated {
+    pub metadata: EventMetadata,
+    pub campaign_id: String,
+    pub kind: String,
+    pub category: String,
+}
+notifications_record!(CampaignCreated, CATALOG_EVENTS, key = metadata.organization_id);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct CampaignLaunched {
+    pub metadata: EventMetadata,
+    pub campaign_id: String,
+    /// Messages asked for (one SendNotification each); 0 for an automated campaign.
+    pub recipients: i32,
+    /// When the first and last of them are due (milliseconds since the epoch).
+    #[avro(default = "null")]
+    pub first_send_at: Option<i64>,
+    #[avro(default = "null")]
+    pub last_send_at: Option<i64>,
+}
+notifications_record!(CampaignLaunched, CATALOG_EVENTS, key = metadata.organization_id);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct CampaignCancelled {
+    pub metadata: EventMetadata,
+    pub campaign_id: String,
+}
+notifications_record!(CampaignCancelled, CATALOG_EVENTS, key = metadata.organization_id);
+
+/// A member read in-app messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct MarkNotificationsRead {
+    pub metadata: EventMetadata,
+    pub recipient_id: String,
+    pub notification_ids: Vec<String>,
+}
+notifications_record!(MarkNotificationsRead, COMMANDS, key = recipient_id);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct NotificationsRead {
+    pub metadata: EventMetadata,
+    pub recipient_id: String,
+    /// Those that were unread until now.
+    pub notification_ids: Vec<String>,
+}
+notifications_record!(NotificationsRead, EVENTS, key = recipient_id);
+
+/// Send a waiting notification (scheduled, deferred by quiet hours) now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct ReleaseNotification {
+    pub metadata: EventMetadata,
+    pub notification_id: String,
+    pub recipient_id: String,
+}
+notifications_record!(ReleaseNotification, COMMANDS, key = recipient_id);
+
+/// A message was collected into a digest (`digest_id`, itself a notification sent when the
+/// window closes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct NotificationDigested {
+    pub metadata: EventMetadata,
+    pub notification_id: String,
+    pub recipient_id: String,
+    pub digest_id: String,
+    /// Messages in the digest so far.
+    pub items: i32,
+}
+notifications_record!(NotificationDigested, EVENTS, key = recipient_id);
+
+/// A webhook endpoint failed for longer than `notifications.delivery.webhook_disable_after_secs`:
+/// nothing more is sent to it until its owner sets it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct WebhookEndpointDisabled {
+    pub metadata: EventMetadata,
+    pub recipient_id: String,
+    pub url: String,
+    /// When it first failed (milliseconds since the epoch) and the last error.
+    pub failing_since: i64,
+    pub last_error: String,
+}
+notifications_record!(WebhookEndpointDisabled, EVENTS, key = recipient_id);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "studyspot.notifications")]

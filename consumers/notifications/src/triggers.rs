@@ -124,5 +124,8 @@ pub fn notification_for(message: &Inbound) -> Result<Option<SendNotification>, H
         critical,
         transaction_id: None,
         send_at: None,
+        campaign_id: None,
+        digest_key: None,
+        digest_window_secs: None,
     }))
 }

@@ -122,6 +122,9 @@ mod tests {
             critical: false,
             transaction_id: None,
             send_at: None,
+            campaign_id: None,
+            digest_key: None,
+            digest_window_secs: None,
         }
     }
 
