@@ -413,6 +413,11 @@ pub struct CheckInRequest {
     pub(crate) member_id: String,
     pub(crate) venue_id: String,
     pub(crate) seat_id: Option<String>,
+    /// A zone without a seat.
+    pub(crate) zone_id: Option<String>,
+    /// The signed QR token scanned (a seat's) or shown (the member's); members must present one
+    /// where the venue requires it.
+    pub(crate) qr_token: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/attendance/check-ins", tag = "attendance", request_body = CheckInRequest,
@@ -451,8 +456,12 @@ pub(crate) async fn check_in_with(
 ) -> Result<(serde_json::Value, bool), GatewayError> {
     required("member_id", &body.member_id)?;
     required("venue_id", &body.venue_id)?;
-    if let Some(seat) = &body.seat_id {
-        required("seat_id", seat)?;
+    for (field, value) in
+        [("seat_id", &body.seat_id), ("zone_id", &body.zone_id), ("qr_token", &body.qr_token)]
+    {
+        if let Some(value) = value {
+            required(field, value)?;
+        }
     }
     caller.require_member_or_operator(&body.member_id, "checking in")?;
     let member_id = body.member_id.clone();
@@ -464,6 +473,10 @@ pub(crate) async fn check_in_with(
         member_id: body.member_id,
         venue_id: body.venue_id,
         seat_id: body.seat_id,
+        zone_id: body.zone_id,
+        qr_token: body.qr_token,
+        // Staff check members in at the desk; a member proves presence with a QR token.
+        staff_assisted: caller.require_operator("").is_ok(),
     };
     let aggregate = ("session_id", session_id);
     let how = Accept { caller, trace, idempotency, aggregate, member_id: Some(&member_id) };

@@ -344,6 +344,8 @@ impl pb::gateway_server::Gateway for GatewayService {
             events: body["events"].as_array().into_iter().flatten().filter_map(text).collect(),
             rejection_code: text(&body["rejection"]["code"]),
             rejection_reason: text(&body["rejection"]["reason"]),
+            zone_id: m.zone_id,
+            qr_token: m.qr_token,
             error_reason: text(&body["error"]["reason"]),
         }))
     }

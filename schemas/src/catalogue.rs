@@ -226,7 +226,16 @@ pub static ATTENDANCE_COMMANDS: Topic = Topic {
     owner: "attendance",
     key_field: "venue_id",
     compatibility: Compatibility::BackwardTransitive,
-    records: &[RecordInfo::of::<attendance::CheckIn>()],
+    records: &[
+        RecordInfo::of::<attendance::CheckIn>(),
+        RecordInfo::of::<attendance::DefineVenue>(),
+        RecordInfo::of::<attendance::GrantPass>(),
+        RecordInfo::of::<attendance::CheckOut>(),
+        RecordInfo::of::<attendance::CreateBooking>(),
+        RecordInfo::of::<attendance::CancelBooking>(),
+        RecordInfo::of::<attendance::CancelBookings>(),
+        RecordInfo::of::<attendance::RunAttendance>(),
+    ],
 };
 
 pub static ATTENDANCE_EVENTS: Topic = Topic {
@@ -236,7 +245,17 @@ pub static ATTENDANCE_EVENTS: Topic = Topic {
     owner: "attendance",
     key_field: "venue_id",
     compatibility: Compatibility::FullTransitive,
-    records: &[RecordInfo::of::<attendance::CheckedIn>(), RecordInfo::of::<attendance::CommandRejected>()],
+    records: &[
+        RecordInfo::of::<attendance::CheckedIn>(),
+        RecordInfo::of::<attendance::CommandRejected>(),
+        RecordInfo::of::<attendance::VenueDefined>(),
+        RecordInfo::of::<attendance::PassGranted>(),
+        RecordInfo::of::<attendance::SessionCompleted>(),
+        RecordInfo::of::<attendance::OverstayDetected>(),
+        RecordInfo::of::<attendance::BookingCreated>(),
+        RecordInfo::of::<attendance::BookingCancelled>(),
+        RecordInfo::of::<attendance::BookingNoShow>(),
+    ],
 };
 
 pub static ALERTS_COMMANDS: Topic = Topic {

@@ -1,16 +1,20 @@
 use studyspot_attendance::{AttendanceHandler, DEFAULT_OPS_PORT, NAME};
 use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
-use studyspot_schemas::attendance;
+use studyspot_schemas::{attendance, billing};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let settings = studyspot_config::Settings::load(None)?;
+    let keys = studyspot_attendance::keys(&settings)
+        .map_err(|e| anyhow::anyhow!("attendance.qr: {e} (signing_key_id must name a non-empty key)"))?;
     run_consumer(ConsumerSpec {
         name: NAME,
-        topics: vec![attendance::COMMANDS.name],
-        handler: AttendanceHandler,
+        // Billing's events: attendance keeps its own view of members' subscriptions.
+        topics: vec![attendance::COMMANDS.name, billing::EVENTS.name],
+        handler: AttendanceHandler::new(Some(keys)),
         migrator: &studyspot_attendance_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
-        sidecars: Vec::new(),
+        sidecars: vec![studyspot_attendance::scheduler::sidecar()],
     })
     .await?;
     Ok(())

@@ -32,6 +32,8 @@ async fn status(client: &reqwest::Client, gateway: &str, token: &str, url: &str)
 #[tokio::test(flavor = "multi_thread")]
 async fn the_status_of_a_command_follows_the_consumers_decision() {
     let world = world().await;
+    world.send(&support::venue(&world, "ven_1", 10)).await;
+    world.send(&support::pass(&world, 1, "ven_1")).await;
     let (gateway, token) = world.gateway().await;
     let mut consumer = world.spawn_consumer(None);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");

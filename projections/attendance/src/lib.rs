@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, migrate::Migrator};
 
 pub mod reads;
+pub mod write;
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
