@@ -32,6 +32,7 @@ use crate::{
 
 const ACTOR: &str = "service:billing";
 
+mod attendance;
 mod subscriptions;
 
 #[derive(Debug, Default, Clone)]
@@ -76,6 +77,11 @@ impl Handler for BillingHandler {
             RecordUsage::FULL_NAME => subscriptions::record_usage(tx, &mut out, policy).await,
             IssueCreditNote::FULL_NAME => subscriptions::issue_credit_note(tx, &mut out).await,
             BillSubscription::FULL_NAME => subscriptions::bill(tx, &mut out, policy).await,
+            studyspot_schemas::attendance::SessionCompleted::FULL_NAME => {
+                attendance::session_completed(&mut out)
+            }
+            // Attendance's other events are not billing's business.
+            _ if message.topic.ends_with(studyspot_schemas::attendance::EVENTS.name) => Ok(()),
             other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
     }

@@ -18,7 +18,12 @@ async fn main() -> anyhow::Result<()> {
     );
     run_consumer(ConsumerSpec {
         name: NAME,
-        topics: vec![billing::COMMANDS.name, billing::CATALOG_COMMANDS.name],
+        // Attendance's events: completed sessions count as usage.
+        topics: vec![
+            billing::COMMANDS.name,
+            billing::CATALOG_COMMANDS.name,
+            studyspot_schemas::attendance::EVENTS.name,
+        ],
         handler: BillingHandler::new(policy),
         migrator: &studyspot_billing_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
