@@ -35,6 +35,9 @@ pub enum GatewayError {
     IdempotencyKeyInUse,
     #[error("{0} not found")]
     NotFound(String),
+    /// A tracking link's token that does not verify (bad signature, unknown key, expired, wrong kind).
+    #[error("{message}")]
+    InvalidLink { message: String },
     #[error("a dependency is unavailable; retry later: {0}")]
     Unavailable(String),
     #[error("cannot start: {0}")]
@@ -72,6 +75,7 @@ impl GatewayError {
             Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             Self::IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency_key_in_use"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::InvalidLink { .. } => (StatusCode::BAD_REQUEST, "invalid_link"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "dependency_unavailable"),
             Self::Startup(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -87,6 +91,7 @@ impl GatewayError {
             Self::OrganizationMismatch(_) => Some("X-Organization-Id".into()),
             Self::IdempotencyKeyReused | Self::IdempotencyKeyInUse => Some("Idempotency-Key".into()),
             Self::Unauthenticated { .. } => Some("Authorization".into()),
+            Self::InvalidLink { .. } => Some("token".into()),
             _ => None,
         }
     }

@@ -41,7 +41,7 @@ pub use email::EmailChannel;
 pub use error::ChannelError;
 pub use fcm::FcmChannel;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use twilio::{TwilioChannel, twilio_signature, verify_twilio_signature};
+pub use twilio::{STATUS_CALLBACK_DATA, TwilioChannel, twilio_signature, verify_twilio_signature};
 pub use types::{ChannelName, Delivery, DeliveryStatus, Message, UnknownChannel};
 pub use webhook::WebhookChannel;
 

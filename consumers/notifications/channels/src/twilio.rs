@@ -34,6 +34,10 @@ use crate::retry::with_retry;
 use crate::types::{ChannelName, Delivery, DeliveryStatus, Message};
 use crate::{Channel, async_trait};
 
+/// The `data` entry of a [`Message`] that names its own `StatusCallback` URL (SMS and
+/// WhatsApp), instead of the configured one.
+pub const STATUS_CALLBACK_DATA: &str = "status_callback";
+
 /// The header Twilio de-duplicates requests by.
 pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
 
@@ -139,7 +143,9 @@ impl TwilioChannel {
             Sender::Service(sid) => form.push(("MessagingServiceSid", sid.clone())),
         }
         form.push(("Body", m.body.clone()));
-        if let Some(callback) = &self.status_callback {
+        // The message's own callback (a signed tracking URL) over the configured one.
+        let own = m.data.get(STATUS_CALLBACK_DATA).filter(|u| !u.trim().is_empty());
+        if let Some(callback) = own.or(self.status_callback.as_ref()) {
             form.push(("StatusCallback", callback.clone()));
         }
         form
