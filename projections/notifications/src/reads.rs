@@ -279,6 +279,8 @@ pub struct NotificationsDashboard {
     pub by_template: Vec<KeyedCounts>,
     /// By channel, category and template together.
     pub breakdown: Vec<BreakdownCounts>,
+    /// Delivered, opened, clicked and bounced: in all, by channel, template and campaign.
+    pub tracking: crate::tracking::TrackingDashboard,
 }
 
 impl NotificationsDashboard {
@@ -291,6 +293,7 @@ impl NotificationsDashboard {
             by_category: Vec::new(),
             by_template: Vec::new(),
             breakdown: Vec::new(),
+            tracking: crate::tracking::TrackingDashboard::default(),
         }
     }
 }
@@ -330,11 +333,12 @@ impl DashboardRow {
 /// Counts by status of the notifications created in `[from, to)`: in all, by channel, by
 /// category, by template, and by the three together, in one query (grouping sets).
 pub async fn notifications_dashboard(
-    db: impl PgExecutor<'_>,
+    db: &sqlx::PgPool,
     organization_id: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<NotificationsDashboard, sqlx::Error> {
+    let mut db = db.acquire().await?;
     let rows: Vec<DashboardRow> = sqlx::query_as(
         "SELECT GROUPING(channel, category, template_id)::int AS grouping, channel, category, template_id, \
            count(*) FILTER (WHERE status = 'queued') AS queued, \
@@ -352,9 +356,10 @@ pub async fn notifications_dashboard(
     .bind(organization_id)
     .bind(from)
     .bind(to)
-    .fetch_all(db)
+    .fetch_all(&mut *db)
     .await?;
     let mut dashboard = NotificationsDashboard::empty(from, to);
+    dashboard.tracking = crate::tracking::dashboard(&mut *db, organization_id, from, to).await?;
     for row in rows {
         let counts = row.counts();
         // Bits: channel 4, category 2, template_id 1.
