@@ -408,8 +408,8 @@ pub struct WebhookEndpointDisabled {
     pub metadata: EventMetadata,
     pub recipient_id: String,
     pub url: String,
-    /// When it first failed (milliseconds since the epoch) and the last error.
-    pub failing_since: i64,
+    /// When (milliseconds since the epoch), and the worker's account: failing since when, last error.
+    pub disabled_at: i64,
     pub last_error: String,
 }
 notifications_record!(WebhookEndpointDisabled, EVENTS, key = recipient_id);
@@ -475,3 +475,53 @@ pub struct NotificationFailed {
     pub message: String,
 }
 notifications_record!(NotificationFailed, EVENTS, key = recipient_id);
+
+/// The statuses a `RecordDeliveryStatus` may report.
+pub const DELIVERY_STATUSES: [&str; 5] = ["delivered", "undelivered", "opened", "clicked", "bounced"];
+
+/// What became of a message after it was sent: a provider's status callback (delivered,
+/// undelivered, bounced), or the recipient opening it (the open pixel) or following one of its
+/// links (the click redirect). Sent by the gateway from signed tracking links and verified
+/// provider callbacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct RecordDeliveryStatus {
+    pub metadata: EventMetadata,
+    pub notification_id: String,
+    pub recipient_id: String,
+    /// delivered, undelivered, opened, clicked or bounced.
+    pub status: String,
+    /// The link followed (clicked).
+    #[avro(default = "null")]
+    pub url: Option<String>,
+    /// The provider's own word for it (Twilio's `MessageStatus` and `ErrorCode`).
+    #[avro(default = "null")]
+    pub provider_status: Option<String>,
+    /// Where it came from: open_pixel, click_redirect, twilio, …
+    pub source: String,
+}
+notifications_record!(RecordDeliveryStatus, COMMANDS, key = recipient_id);
+
+/// A delivery status applied to a notification: every open and click, each provider status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.notifications")]
+pub struct NotificationTracked {
+    pub metadata: EventMetadata,
+    pub notification_id: String,
+    pub recipient_id: String,
+    pub channel: String,
+    /// delivered, undelivered, opened, clicked or bounced.
+    pub status: String,
+    /// The first of its status for this notification (unique opens and clicks).
+    pub first: bool,
+    #[avro(default = "null")]
+    pub url: Option<String>,
+    #[avro(default = "null")]
+    pub provider_status: Option<String>,
+    pub source: String,
+    #[avro(default = "null")]
+    pub template_id: Option<String>,
+    #[avro(default = "null")]
+    pub campaign_id: Option<String>,
+}
+notifications_record!(NotificationTracked, EVENTS, key = recipient_id);

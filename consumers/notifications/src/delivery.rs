@@ -16,7 +16,10 @@ use studyspot_notification_channels::{
     ChannelError, ChannelName, Channels, ChannelsConfig, Delivery, Message, SecretString,
 };
 use studyspot_notifications_projection::store::{self, Due};
+
+use crate::endpoints::{DISABLED, Endpoints, Gate};
 use studyspot_schemas::{EventMetadata, notifications::RecordDeliveryOutcome};
+use studyspot_tracking_links::{Keys, Links, Target, html};
 
 const ACTOR: &str = "service:notifications-delivery";
 
@@ -29,6 +32,22 @@ struct Worker {
     lease_secs: f64,
     schedule: Arc<Vec<u64>>,
     jitter_percent: u32,
+    /// Signs tracking links (open pixel, click redirects, Twilio status callbacks) when enabled.
+    links: Option<Arc<Links>>,
+    endpoints: Arc<Endpoints>,
+}
+
+/// The tracking links of `[notifications.tracking]`, when enabled and a signing key is set.
+pub fn tracking_links(t: &studyspot_config::Tracking) -> Option<Links> {
+    if !t.enabled {
+        return None;
+    }
+    let keys = Keys::new(&t.signing_key_id, t.secrets.clone());
+    if !keys.can_sign() {
+        tracing::warn!(key = %t.signing_key_id, "notifications.tracking has no secret for its signing key; messages go out untracked");
+        return None;
+    }
+    Some(Links::new(&t.public_base_url, keys, t.link_ttl_days.saturating_mul(86_400)))
 }
 
 pub fn sidecar() -> Sidecar {
@@ -58,6 +77,12 @@ pub fn sidecar() -> Sidecar {
                 lease_secs: d.lease_secs.max(1) as f64,
                 schedule: Arc::new(d.retry_schedule_secs.clone()),
                 jitter_percent: d.jitter_percent.min(100),
+                links: tracking_links(&n.tracking).map(Arc::new),
+                endpoints: Arc::new(Endpoints::new(
+                    d.webhook_rate_per_second,
+                    d.webhook_rate_burst,
+                    d.webhook_disable_after_secs,
+                )),
             };
             let poll = Duration::from_millis(d.poll_interval_ms.max(10));
             loop {
@@ -102,14 +127,54 @@ impl Worker {
 
     async fn deliver(&self, d: Due) -> Result<(), Failure> {
         let attempts = d.attempts + 1;
+        let webhook = d.channel == "webhook";
+        if webhook {
+            let mut tx = self.pool.begin().await?;
+            match self.endpoints.gate(&mut tx, &d).await? {
+                Gate::Go => {}
+                Gate::Wait(wait) => {
+                    // Not an attempt: the endpoint's rate, not the endpoint, held it back.
+                    let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                    store::retry_later(
+                        &mut tx,
+                        &d.notification_id,
+                        d.attempts,
+                        next,
+                        "over the endpoint's rate",
+                    )
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(());
+                }
+                Gate::Disabled(at) => {
+                    let why = format!("the endpoint was disabled at {at} after failing without a success");
+                    self.report(&mut tx, &d, "failed", attempts, None, Some((DISABLED.to_owned(), why)))
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(());
+                }
+            }
+            tx.commit().await?;
+        }
         let answer = self.send(&d).await;
         let mut tx = self.pool.begin().await?;
         match answer {
             Ok(delivery) => {
+                if webhook {
+                    self.endpoints.succeeded(&mut tx, &d).await?;
+                }
                 self.report(&mut tx, &d, "sent", attempts, delivery.provider_message_id, None).await?
             }
             Err(ChannelError::Permanent { code, message }) => {
                 self.report(&mut tx, &d, "failed", attempts, None, Some((code, message))).await?;
+            }
+            Err(e)
+                if webhook
+                    && let Some(since) =
+                        self.endpoints.failed(&mut tx, &d, &e.to_string(), Utc::now()).await? =>
+            {
+                let why = format!("failing since {since}; last error: {e}");
+                self.report(&mut tx, &d, "failed", attempts, None, Some((DISABLED.to_owned(), why))).await?;
             }
             Err(e) => {
                 let wait = usize::try_from(d.attempts).ok().and_then(|n| self.schedule.get(n)).copied();
@@ -145,12 +210,13 @@ impl Worker {
                 message: format!("no {} channel is configured", d.channel),
             });
         };
-        let message = Message {
+        let (html, status_callback) = self.tracking(d);
+        let mut message = Message {
             idempotency_key: d.notification_id.clone(),
             to: d.address.clone().unwrap_or_default(),
             subject: d.subject.clone(),
             body: d.body.clone(),
-            html: d.html.clone(),
+            html,
             data: [
                 ("notification_id".to_owned(), d.notification_id.clone()),
                 ("category".to_owned(), d.category.clone()),
@@ -159,7 +225,35 @@ impl Worker {
             webhook_secret: d.webhook_secret.clone().map(SecretString::from),
             event_type: Some(format!("notification.{}", d.category)),
         };
+        if let Some(url) = status_callback {
+            message.data.insert(studyspot_notification_channels::STATUS_CALLBACK_DATA.to_owned(), url);
+        }
         client.send(&message).await
+    }
+
+    /// The HTML as sent (with the open pixel and click redirects) and, for Twilio, the message's
+    /// own status-callback URL. Untracked when tracking is off or a link cannot be signed.
+    fn tracking(&self, d: &Due) -> (Option<String>, Option<String>) {
+        let Some(links) = &self.links else { return (d.html.clone(), None) };
+        let target = Target {
+            notification_id: d.notification_id.clone(),
+            recipient_id: d.recipient_id.clone(),
+            organization_id: d.organization_id.clone(),
+        };
+        let now = Utc::now().timestamp();
+        match d.channel.as_str() {
+            "email" => {
+                let html = d.html.as_deref().map(|h| {
+                    html::instrument(h, links, &target, now).unwrap_or_else(|e| {
+                        tracing::warn!(notification = %d.notification_id, error = %e, "sent without tracking");
+                        h.to_owned()
+                    })
+                });
+                (html, None)
+            }
+            "sms" | "whatsapp" => (d.html.clone(), links.twilio_status_url(&target).ok()),
+            _ => (d.html.clone(), None),
+        }
     }
 
     fn jittered(&self, secs: u64) -> chrono::Duration {

@@ -10,24 +10,23 @@ use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
 use studyspot_notifications_projection::store::{self, NotificationRow, PreferencesRow, Template};
 use studyspot_schemas::{
     EventMetadata, Record,
-    billing::{
-        PaymentFailed, PaymentSucceeded, SubscriptionDunningStep, SubscriptionTrialEnding,
-        UsageThresholdReached,
-    },
     notifications::{
-        CancelNotifications, CatalogCommandRejected, CommandRejected, CreateTemplate, NotificationDeferred,
-        NotificationFailed, NotificationQueued, NotificationSent, NotificationSuppressed, PreferencesUpdated,
-        RecordDeliveryOutcome, SendNotification, SetPreferences, TemplatePublished,
+        CancelCampaign, CancelNotifications, CatalogCommandRejected, CommandRejected, CreateCampaign,
+        CreateTemplate, LaunchCampaign, MarkNotificationsRead, NotificationDeferred, NotificationDigested,
+        NotificationFailed, NotificationQueued, NotificationSent, NotificationSuppressed, NotificationsRead,
+        PreferencesUpdated, RecordDeliveryOutcome, ReleaseNotification, SendNotification, SetPreferences,
+        TemplatePublished, WebhookEndpointDisabled,
     },
 };
 
 use crate::{
+    campaigns,
     decide::{
-        self, Malformed,
+        self, Malformed, digests,
         routing::{self, Route, SentToday},
         templates::{self, Parts},
     },
-    triggers,
+    endpoints,
 };
 
 const ACTOR: &str = "service:notifications";
@@ -52,19 +51,22 @@ impl Handler for NotificationsHandler {
             SetPreferences::FULL_NAME => set_preferences(tx, &mut out).await,
             RecordDeliveryOutcome::FULL_NAME => delivery_outcome(tx, &mut out).await,
             CancelNotifications::FULL_NAME => cancel(tx, &mut out).await,
+            studyspot_schemas::notifications::RecordDeliveryStatus::FULL_NAME => {
+                crate::tracking::record_status(tx, &mut out).await
+            }
             CreateTemplate::FULL_NAME => create_template(tx, &mut out).await,
-            PaymentSucceeded::FULL_NAME
-            | PaymentFailed::FULL_NAME
-            | SubscriptionTrialEnding::FULL_NAME
-            | SubscriptionDunningStep::FULL_NAME
-            | UsageThresholdReached::FULL_NAME => match triggers::notification_for(message)? {
-                Some(c) => send(tx, &mut out, c).await,
-                None => Ok(()),
-            },
-            // Other domains' events notifications has no message for.
-            other if !message.topic.contains(".notifications.") => {
-                tracing::trace!(record = other, "not a trigger");
-                Ok(())
+            MarkNotificationsRead::FULL_NAME => mark_read(tx, &mut out).await,
+            ReleaseNotification::FULL_NAME => release(tx, &mut out).await,
+            CreateCampaign::FULL_NAME => campaigns::create(tx, &mut out).await,
+            LaunchCampaign::FULL_NAME => campaigns::launch(tx, &mut out).await,
+            CancelCampaign::FULL_NAME => campaigns::cancel(tx, &mut out).await,
+            // Other domains' events: who members are (for segments), and what notifies them.
+            _ if !message.topic.contains(".notifications.") => {
+                campaigns::note_audience(tx, message).await?;
+                match campaigns::triggered(tx, message).await? {
+                    Some(c) => send(tx, &mut out, c).await,
+                    None => Ok(()),
+                }
             }
             other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
@@ -79,17 +81,29 @@ pub(crate) struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn metadata(&mut self) -> EventMetadata {
+    pub(crate) fn metadata(&mut self) -> EventMetadata {
         self.next += 1;
         self.message.follow_on(self.next - 1, ACTOR)
     }
 
-    fn emit<R: Record>(&mut self, record: impl FnOnce(EventMetadata) -> R) {
+    pub(crate) fn emit<R: Record>(&mut self, record: impl FnOnce(EventMetadata) -> R) {
         let metadata = self.metadata();
         self.effects.emit(record(metadata));
     }
 
-    fn refuse<C: Record>(&mut self, recipient_id: &str, code: &'static str, reason: String) {
+    /// An organization-wide command refused (templates, campaigns).
+    pub(crate) fn refuse_catalog<C: Record>(&mut self, code: &'static str, reason: String) {
+        let metadata = self.metadata();
+        self.effects.reject(CatalogCommandRejected {
+            metadata,
+            command_id: self.message.metadata.event_id.clone(),
+            command_type: C::FULL_NAME.to_owned(),
+            code: code.to_owned(),
+            reason,
+        });
+    }
+
+    pub(crate) fn refuse<C: Record>(&mut self, recipient_id: &str, code: &'static str, reason: String) {
         let metadata = self.metadata();
         self.effects.reject(CommandRejected {
             metadata,
@@ -102,7 +116,7 @@ impl Out<'_> {
     }
 }
 
-fn malformed<C: Record>(m: Malformed) -> HandleError {
+pub(crate) fn malformed<C: Record>(m: Malformed) -> HandleError {
     HandleError::malformed(C::FULL_NAME, m.0)
 }
 
@@ -131,11 +145,21 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
         out.refuse::<SendNotification>(&c.recipient_id, "notification_exists", reason);
         return Ok(());
     }
-    let send_at = match c.send_at {
+    let mut send_at = match c.send_at {
         Some(ms) => Some(DateTime::from_timestamp_millis(ms).ok_or_else(|| {
             malformed::<SendNotification>(Malformed(format!("send_at {ms} is not a time")))
         })?),
         None => None,
+    };
+    // A digest is routed for when its window closes: quiet hours and caps apply then.
+    let digest = match (&c.digest_key, c.critical) {
+        (Some(key), false) => {
+            let window = digests::window_secs(c.digest_window_secs).map_err(malformed::<SendNotification>)?;
+            let closes_at = send_at.unwrap_or(at).max(at) + chrono::Duration::seconds(window);
+            send_at = Some(closes_at);
+            Some((key.clone(), closes_at))
+        }
+        _ => None,
     };
     let prefs = store::preferences(tx, &org, &c.recipient_id).await?.map(|p| parse(&p));
     // A trigger names no channel: email when the member has an address, else in-app.
@@ -169,6 +193,17 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
                 }
             }
         }
+        // Text with variables (a campaign's, personalized) is a template of its own.
+        None if !c.variables.is_empty() => {
+            let parts = Parts { subject: c.subject.as_deref(), body: &c.body, html: None };
+            match templates::render(&parts, &c.variables) {
+                Ok(r) => (r, None),
+                Err(e) => {
+                    out.refuse::<SendNotification>(&c.recipient_id, "template_render_failed", e);
+                    return Ok(());
+                }
+            }
+        }
         None => (templates::Rendered { subject: c.subject.clone(), body: c.body.clone(), html: None }, None),
     };
     let request = routing::Request {
@@ -186,6 +221,11 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
     }
     let mut route =
         routing::route(&request, prefs.as_ref(), at, |day| counts.get(&day).copied().unwrap_or_default());
+    if let Some(campaign) = &c.campaign_id
+        && studyspot_notifications_projection::campaigns::is_cancelled(tx, &org, campaign).await?
+    {
+        route = Route::Suppress { reason: "campaign_cancelled" };
+    }
     // An address a provider refused for good gets nothing more, critical or not.
     if let Route::Deliver { address, .. } = &route
         && channel != "in_app"
@@ -210,6 +250,7 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
         transaction_id: c.transaction_id.clone(),
         created_at: at,
         updated_at: Some(at),
+        campaign_id: c.campaign_id.clone(),
         ..NotificationRow::default()
     };
     match route {
@@ -226,6 +267,58 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
             });
         }
         Route::Deliver { address, not_before, deferred, day } => {
+            if let Some((key, closes_at)) = digest {
+                let open = studyspot_notifications_projection::campaigns::open_digest(
+                    tx,
+                    &org,
+                    &row.recipient_id,
+                    &row.channel,
+                    &row.category,
+                    &key,
+                    at,
+                )
+                .await?;
+                if let Some(digest_id) = open {
+                    row.address = Some(address);
+                    return collect(tx, out, row, digest_id).await;
+                }
+                // The first message of a digest: the digest is a notification of its own, queued
+                // for when the window closes, that carries this one and those that follow.
+                let digest_id = format!(
+                    "dig_{}",
+                    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, row.notification_id.as_bytes()).simple()
+                );
+                let mut item = row.clone();
+                item.address = Some(address.clone());
+                row.notification_id = digest_id.clone();
+                row.transaction_id = None;
+                row.address = Some(address);
+                row.not_before = Some(not_before);
+                row.status = if deferred.is_some() { "deferred".into() } else { "queued".into() };
+                row.reason = deferred.map(Into::into);
+                store::save(tx, &row).await?;
+                store::insert_delivery(tx, &row, not_before, at).await?;
+                store::count_sent(tx, &org, &c.recipient_id, day, &c.category).await?;
+                studyspot_notifications_projection::campaigns::insert_digest(
+                    tx,
+                    &digest_id,
+                    &org,
+                    &row.recipient_id,
+                    &row.channel,
+                    &row.category,
+                    &key,
+                    closes_at,
+                )
+                .await?;
+                out.emit(|metadata| NotificationQueued {
+                    metadata,
+                    notification_id: row.notification_id.clone(),
+                    recipient_id: row.recipient_id.clone(),
+                    channel: row.channel.clone(),
+                    category: row.category.clone(),
+                });
+                return collect(tx, out, item, digest_id).await;
+            }
             row.address = Some(address);
             row.not_before = Some(not_before);
             row.status = if deferred.is_some() { "deferred".into() } else { "queued".into() };
@@ -250,6 +343,100 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Puts a message into its digest and writes the digest again with every message in it.
+async fn collect(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    mut item: NotificationRow,
+    digest_id: String,
+) -> Result<(), HandleError> {
+    item.status = "digested".into();
+    item.digest_id = Some(digest_id.clone());
+    store::save(tx, &item).await?;
+    let items = rewrite_digest(tx, &digest_id, item.updated_at.unwrap_or(item.created_at)).await?;
+    out.emit(|metadata| NotificationDigested {
+        metadata,
+        notification_id: item.notification_id.clone(),
+        recipient_id: item.recipient_id.clone(),
+        digest_id,
+        items,
+    });
+    Ok(())
+}
+
+/// Renders the digest from the messages it holds; returns how many. An empty digest is cancelled.
+async fn rewrite_digest(
+    tx: &mut PgConnection,
+    digest_id: &str,
+    at: DateTime<Utc>,
+) -> Result<i32, HandleError> {
+    let items: Vec<digests::Item> =
+        studyspot_notifications_projection::campaigns::digest_items(tx, digest_id)
+            .await?
+            .into_iter()
+            .map(|(subject, body)| digests::Item { subject, body })
+            .collect();
+    let Some(mut digest) = store::load(tx, digest_id).await? else { return Ok(0) };
+    if items.is_empty() {
+        store::finish_delivery(tx, digest_id, "cancelled").await?;
+        digest.status = "cancelled".into();
+    } else if items.len() > 1 {
+        let rendered = digests::render(&items);
+        digest.subject = rendered.subject;
+        digest.body = rendered.body;
+        digest.html = None;
+    }
+    digest.updated_at = Some(at);
+    store::save(tx, &digest).await?;
+    Ok(i32::try_from(items.len()).unwrap_or(i32::MAX))
+}
+
+async fn mark_read(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: MarkNotificationsRead = out.message.record()?;
+    if c.recipient_id.trim().is_empty() || c.notification_ids.is_empty() || c.notification_ids.len() > 500 {
+        return Err(malformed::<MarkNotificationsRead>(Malformed(
+            "recipient_id and 1 to 500 notification_ids are required".into(),
+        )));
+    }
+    let at = out.message.occurred_at()?;
+    let org = c.metadata.organization_id.clone();
+    let read = studyspot_notifications_projection::campaigns::mark_read(
+        tx,
+        &org,
+        &c.recipient_id,
+        &c.notification_ids,
+        at,
+    )
+    .await?;
+    if !read.is_empty() {
+        out.emit(|metadata| NotificationsRead {
+            metadata,
+            recipient_id: c.recipient_id,
+            notification_ids: read,
+        });
+    }
+    Ok(())
+}
+
+async fn release(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: ReleaseNotification = out.message.record()?;
+    let at = out.message.occurred_at()?;
+    let found = store::load(tx, &c.notification_id).await?.filter(|n| n.recipient_id == c.recipient_id);
+    let Some(row) = found else {
+        let reason = format!("notification {} does not exist for {}", c.notification_id, c.recipient_id);
+        out.refuse::<ReleaseNotification>(&c.recipient_id, "notification_not_found", reason);
+        return Ok(());
+    };
+    // A digested message goes out with its digest: sending now sends the digest now.
+    let target = row.digest_id.clone().unwrap_or_else(|| row.notification_id.clone());
+    if !studyspot_notifications_projection::campaigns::release(tx, &target, at).await? {
+        let reason =
+            format!("notification {} is {}: nothing waits to be sent", c.notification_id, row.status);
+        out.refuse::<ReleaseNotification>(&c.recipient_id, "notification_not_waiting", reason);
     }
     Ok(())
 }
@@ -300,6 +487,8 @@ async fn set_preferences(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
     .await?;
     // Addresses set again are the recipient's word that they work.
     store::clear_marks(tx, &c.metadata.organization_id, &c.recipient_id).await?;
+    studyspot_notifications_projection::endpoints::forget(tx, &c.metadata.organization_id, &c.recipient_id)
+        .await?;
     out.emit(|metadata| PreferencesUpdated {
         metadata,
         recipient_id: c.recipient_id,
@@ -353,7 +542,14 @@ async fn delivery_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<()
         row.failure_message = o.message.clone();
         store::save(tx, &row).await?;
         // A permanent refusal of the recipient's address (not our missing channel) marks it.
+        let mut newly_disabled = None;
         if o.outcome == "failed" && o.code.as_deref().is_some_and(|c| c != "channel_not_configured") {
+            let address = row.address.clone().unwrap_or_default();
+            if o.code.as_deref() == Some(endpoints::DISABLED)
+                && store::address_mark(tx, &row.organization_id, &row.channel, &address).await?.is_none()
+            {
+                newly_disabled = Some(address);
+            }
             store::mark_address(tx, &row, row.failure_code.as_deref().unwrap_or_default(), at).await?;
         }
         out.emit(|metadata| NotificationFailed {
@@ -365,8 +561,50 @@ async fn delivery_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<()
             code: row.failure_code.clone().unwrap_or_default(),
             message: row.failure_message.clone().unwrap_or_default(),
         });
+        if let Some(url) = newly_disabled {
+            endpoint_disabled(tx, out, &row, url, at).await?;
+        }
     }
     Ok(())
+}
+
+/// A webhook endpoint was disabled: an event for downstream teams, and a message to its owner
+/// on their other channels (email when known, else in-app).
+async fn endpoint_disabled(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    row: &NotificationRow,
+    url: String,
+    at: DateTime<Utc>,
+) -> Result<(), HandleError> {
+    let message = row.failure_message.clone().unwrap_or_default();
+    out.emit(|metadata| WebhookEndpointDisabled {
+        metadata,
+        recipient_id: row.recipient_id.clone(),
+        url: url.clone(),
+        disabled_at: at.timestamp_millis(),
+        last_error: message.clone(),
+    });
+    let name = format!("{}/endpoint_disabled", row.notification_id);
+    let notice = SendNotification {
+        metadata: out.message.follow_on(u32::MAX, ACTOR),
+        notification_id: format!("ntf_{}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).simple()),
+        recipient_id: row.recipient_id.clone(),
+        channel: String::new(),
+        category: "operational".into(),
+        subject: Some("Your webhook endpoint was disabled".into()),
+        body: "We stopped sending to {{ url }}: it kept failing ({{ error }}). Set your notification preferences again to turn it back on.".into(),
+        template_id: Some("webhook_endpoint_disabled".into()),
+        variables: [("url".to_owned(), url), ("error".to_owned(), message)].into(),
+        locale: None,
+        critical: false,
+        transaction_id: None,
+        send_at: None,
+        campaign_id: None,
+        digest_key: None,
+        digest_window_secs: None,
+    };
+    send(tx, out, notice).await
 }
 
 async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
@@ -378,6 +616,27 @@ async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleEr
     }
     let at = out.message.occurred_at()?;
     let org = c.metadata.organization_id.clone();
+    let digested = studyspot_notifications_projection::campaigns::digested_in_transaction(
+        tx,
+        &org,
+        &c.recipient_id,
+        &c.transaction_id,
+    )
+    .await?;
+    for (id, digest_id) in digested {
+        let Some(mut row) = store::load(tx, &id).await? else { continue };
+        row.status = "cancelled".into();
+        row.updated_at = Some(at);
+        store::save(tx, &row).await?;
+        rewrite_digest(tx, &digest_id, at).await?;
+        out.emit(|metadata| NotificationSuppressed {
+            metadata,
+            notification_id: row.notification_id.clone(),
+            recipient_id: row.recipient_id.clone(),
+            channel: row.channel.clone(),
+            reason: "cancelled".into(),
+        });
+    }
     for id in store::waiting_in_transaction(tx, &org, &c.recipient_id, &c.transaction_id).await? {
         store::finish_delivery(tx, &id, "cancelled").await?;
         let Some(mut row) = store::load(tx, &id).await? else { continue };
@@ -401,14 +660,7 @@ async fn create_template(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
     let at = out.message.occurred_at()?;
     let parts = Parts { subject: c.subject.as_deref(), body: &c.body, html: c.html.as_deref() };
     if let Err(e) = templates::render(&parts, &c.sample_variables) {
-        let metadata = out.metadata();
-        out.effects.reject(CatalogCommandRejected {
-            metadata,
-            command_id: out.message.metadata.event_id.clone(),
-            command_type: CreateTemplate::FULL_NAME.to_owned(),
-            code: "template_invalid".into(),
-            reason: e,
-        });
+        out.refuse_catalog::<CreateTemplate>("template_invalid", e);
         return Ok(());
     }
     let template = Template {

@@ -3,9 +3,12 @@
 //! templates), the shell in [`handler`], other domains' events turned into notifications in
 //! [`triggers`].
 
+pub mod campaigns;
 pub mod decide;
 pub mod delivery;
+mod endpoints;
 pub mod handler;
+pub mod tracking;
 pub mod triggers;
 
 pub use handler::NotificationsHandler;

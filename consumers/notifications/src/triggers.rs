@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use studyspot_consumer_runtime::{HandleError, Inbound};
 use studyspot_schemas::{
     EventMetadata, Record,
+    attendance::{BookingNoShow, CheckedIn, OverstayDetected},
     billing::{
         PaymentFailed, PaymentSucceeded, SubscriptionDunningStep, SubscriptionTrialEnding,
         UsageThresholdReached,
@@ -16,8 +17,20 @@ use studyspot_schemas::{
 
 use crate::decide::money;
 
+/// The record types that notify, and that an automated campaign may name as its trigger.
+pub const TRIGGERS: [&str; 8] = [
+    PaymentSucceeded::FULL_NAME,
+    PaymentFailed::FULL_NAME,
+    SubscriptionTrialEnding::FULL_NAME,
+    SubscriptionDunningStep::FULL_NAME,
+    UsageThresholdReached::FULL_NAME,
+    CheckedIn::FULL_NAME,
+    OverstayDetected::FULL_NAME,
+    BookingNoShow::FULL_NAME,
+];
+
 /// The templates triggers use, by name, and the text used when an organization has none.
-pub const DEFAULTS: [(&str, &str, &str); 5] = [
+pub const DEFAULTS: [(&str, &str, &str); 8] = [
     ("payment_receipt", "Payment received", "We received your payment of {{ amount }}. Thank you!"),
     ("payment_failed", "Payment failed", "Your payment of {{ amount }} failed: {{ reason }}."),
     ("trial_ending", "Your trial ends soon", "Your trial ends on {{ trial_end }}."),
@@ -31,7 +44,37 @@ pub const DEFAULTS: [(&str, &str, &str); 5] = [
         "Usage alert",
         "You have used {{ percent }}% of your {{ metric }} allowance ({{ used }} of {{ included }}).",
     ),
+    (
+        "check_in_confirmation",
+        "You are checked in",
+        "Welcome! You are checked in at {{ venue_id }}{{ seat }}.",
+    ),
+    (
+        "overstay",
+        "Your stay has reached its limit",
+        "You checked in at {{ checked_in_at }}; stays at {{ venue_id }} end after {{ max_stay_minutes }} minutes. Please check out.",
+    ),
+    (
+        "booking_no_show",
+        "We released your booking",
+        "You did not check in for your booking at {{ venue_id }} starting {{ starts_at }}, so the seat was released.",
+    ),
 ];
+
+/// The variables a trigger's events give its template (and an automated campaign's text).
+pub fn variables_of(trigger: &str) -> &'static [&'static str] {
+    match trigger {
+        PaymentSucceeded::FULL_NAME => &["amount", "payment_id", "method"],
+        PaymentFailed::FULL_NAME => &["amount", "reason"],
+        SubscriptionTrialEnding::FULL_NAME => &["trial_end"],
+        SubscriptionDunningStep::FULL_NAME => &["attempt", "invoice_id", "next_step"],
+        UsageThresholdReached::FULL_NAME => &["percent", "metric", "used", "included"],
+        CheckedIn::FULL_NAME => &["venue_id", "seat", "session_id"],
+        OverstayDetected::FULL_NAME => &["venue_id", "checked_in_at", "max_stay_minutes", "session_id"],
+        BookingNoShow::FULL_NAME => &["venue_id", "starts_at", "booking_id"],
+        _ => &[],
+    }
+}
 
 fn default_text(template: &str) -> (&'static str, &'static str) {
     DEFAULTS.iter().find(|(name, _, _)| *name == template).map_or(("", ""), |(_, s, b)| (*s, *b))
@@ -40,6 +83,11 @@ fn default_text(template: &str) -> (&'static str, &'static str) {
 fn date(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d").to_string())
+}
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 /// The notification an event asks for, if any.
@@ -91,6 +139,35 @@ pub fn notification_for(message: &Inbound) -> Result<Option<SendNotification>, H
                 ];
                 (e.member_id, "usage_threshold", "billing", false, vars)
             }
+            CheckedIn::FULL_NAME => {
+                let e: CheckedIn = message.record()?;
+                let seat = e.seat_id.as_ref().map_or_else(String::new, |s| format!(", seat {s}"));
+                let vars = vec![
+                    ("venue_id", e.venue_id.clone()),
+                    ("seat", seat),
+                    ("session_id", e.session_id.clone()),
+                ];
+                (e.member_id, "check_in_confirmation", "attendance", false, vars)
+            }
+            OverstayDetected::FULL_NAME => {
+                let e: OverstayDetected = message.record()?;
+                let vars = vec![
+                    ("venue_id", e.venue_id.clone()),
+                    ("checked_in_at", time(e.checked_in_at)),
+                    ("max_stay_minutes", e.max_stay_minutes.to_string()),
+                    ("session_id", e.session_id.clone()),
+                ];
+                (e.member_id, "overstay", "attendance", false, vars)
+            }
+            BookingNoShow::FULL_NAME => {
+                let e: BookingNoShow = message.record()?;
+                let vars = vec![
+                    ("venue_id", e.venue_id.clone()),
+                    ("starts_at", time(e.starts_at)),
+                    ("booking_id", e.booking_id.clone()),
+                ];
+                (e.member_id, "booking_no_show", "attendance", false, vars)
+            }
             _ => return Ok(None),
         };
     let (subject, body) = default_text(template);
@@ -128,4 +205,32 @@ pub fn notification_for(message: &Inbound) -> Result<Option<SendNotification>, H
         digest_key: None,
         digest_window_secs: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::templates::{Parts, render};
+
+    #[test]
+    fn every_trigger_names_the_variables_its_default_text_uses() {
+        let templates = [
+            "payment_receipt",
+            "payment_failed",
+            "trial_ending",
+            "renewal_failed",
+            "usage_threshold",
+            "check_in_confirmation",
+            "overstay",
+            "booking_no_show",
+        ];
+        for (trigger, template) in TRIGGERS.iter().zip(templates) {
+            let variables: HashMap<String, String> =
+                variables_of(trigger).iter().map(|v| ((*v).to_owned(), "x".to_owned())).collect();
+            let (subject, body) = default_text(template);
+            assert!(!body.is_empty(), "{template} has a default text");
+            let parts = Parts { subject: Some(subject), body, html: None };
+            assert!(render(&parts, &variables).is_ok(), "{trigger} renders {template}");
+        }
+    }
 }

@@ -30,3 +30,7 @@ CREATE TABLE tracking_events (
     occurred_at       timestamptz NOT NULL
 );
 CREATE INDEX tracking_events_by_notification ON tracking_events (notification_id, occurred_at);
+
+-- Twilio status callbacks to the configured (unsigned) URL name the message by its sid.
+CREATE INDEX notifications_by_provider_message ON notifications (provider_message_id)
+    WHERE provider_message_id IS NOT NULL;

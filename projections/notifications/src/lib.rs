@@ -3,8 +3,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, migrate::Migrator};
 
+pub mod campaign_reads;
+pub mod campaigns;
+pub mod endpoints;
 pub mod reads;
 pub mod store;
+pub mod tracking;
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 

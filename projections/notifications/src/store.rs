@@ -30,11 +30,14 @@ pub struct NotificationRow {
     pub sent_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
+    pub campaign_id: Option<String>,
+    /// Collected into this digest (a notification of its own).
+    pub digest_id: Option<String>,
 }
 
 const COLUMNS: &str = "notification_id, organization_id, recipient_id, channel, category, subject, body, html, status, \
     template_id, template_version, locale, critical, transaction_id, address, not_before, reason, attempts, \
-    provider_message_id, failure_code, failure_message, sent_at, created_at, updated_at";
+    provider_message_id, failure_code, failure_message, sent_at, created_at, updated_at, campaign_id, digest_id";
 
 pub async fn load(
     tx: &mut PgConnection,
@@ -49,7 +52,7 @@ pub async fn load(
 }
 
 pub async fn save(tx: &mut PgConnection, n: &NotificationRow) -> Result<(), sqlx::Error> {
-    let placeholders = (1..=24).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let placeholders = (1..=26).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
     let updates = COLUMNS
         .split(',')
         .map(str::trim)
@@ -84,6 +87,8 @@ pub async fn save(tx: &mut PgConnection, n: &NotificationRow) -> Result<(), sqlx
     .bind(n.sent_at)
     .bind(n.created_at)
     .bind(n.updated_at)
+    .bind(&n.campaign_id)
+    .bind(&n.digest_id)
     .execute(tx)
     .await
     .map(drop)

@@ -241,3 +241,27 @@ pub async fn dashboard(
     }
     Ok(dashboard)
 }
+
+/// Whose message a provider's id names (the gateway reads it for status callbacks).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProviderMessage {
+    pub notification_id: String,
+    pub organization_id: String,
+    pub recipient_id: String,
+}
+
+/// The notification sent under `provider_message_id` (Twilio's `SM…` sid), through the
+/// read-only role; none when it is unknown or not unique.
+pub async fn find_by_provider_message_id(
+    db: impl PgExecutor<'_>,
+    provider_message_id: &str,
+) -> Result<Option<ProviderMessage>, sqlx::Error> {
+    let found: Vec<ProviderMessage> = sqlx::query_as(
+        "SELECT notification_id, organization_id, recipient_id FROM notifications.notifications \
+         WHERE provider_message_id = $1 LIMIT 2",
+    )
+    .bind(provider_message_id)
+    .fetch_all(db)
+    .await?;
+    Ok(if found.len() == 1 { found.into_iter().next() } else { None })
+}

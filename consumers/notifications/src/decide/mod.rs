@@ -1,5 +1,7 @@
 //! Notification decisions: no I/O, no clock.
 
+pub mod campaigns;
+pub mod digests;
 pub mod routing;
 pub mod templates;
 
