@@ -267,7 +267,16 @@ pub static ALERTS_COMMANDS: Topic = Topic {
     owner: "alerts",
     key_field: "organization_id",
     compatibility: Compatibility::BackwardTransitive,
-    records: &[RecordInfo::of::<alerts::RecordMetricSample>()],
+    records: &[
+        RecordInfo::of::<alerts::RecordMetricSample>(),
+        RecordInfo::of::<alerts::RecordMetricSamples>(),
+        RecordInfo::of::<alerts::DefineAlertRule>(),
+        RecordInfo::of::<alerts::DefineRoute>(),
+        RecordInfo::of::<alerts::DefineInhibitRule>(),
+        RecordInfo::of::<alerts::CreateSilence>(),
+        RecordInfo::of::<alerts::ExpireSilence>(),
+        RecordInfo::of::<alerts::EvaluateRules>(),
+    ],
 };
 
 pub static ALERTS_EVENTS: Topic = Topic {
@@ -277,7 +286,14 @@ pub static ALERTS_EVENTS: Topic = Topic {
     owner: "alerts",
     key_field: "organization_id",
     compatibility: Compatibility::FullTransitive,
-    records: &[RecordInfo::of::<alerts::MetricSampleRecorded>(), RecordInfo::of::<alerts::CommandRejected>()],
+    records: &[
+        RecordInfo::of::<alerts::MetricSampleRecorded>(),
+        RecordInfo::of::<alerts::CommandRejected>(),
+        RecordInfo::of::<alerts::AlertConfigChanged>(),
+        RecordInfo::of::<alerts::AlertStateChanged>(),
+        RecordInfo::of::<alerts::AlertFired>(),
+        RecordInfo::of::<alerts::AlertResolved>(),
+    ],
 };
 
 static CATALOGUE: [&Topic; 12] = [
