@@ -460,6 +460,14 @@ pub struct NotificationSent {
     pub attempts: i32,
     #[avro(default = "null")]
     pub provider_message_id: Option<String>,
+    /// In-app messages only: what the member reads, so a live client (the gateway's event stream)
+    /// shows it as it arrives.
+    #[avro(default = "null")]
+    pub subject: Option<String>,
+    #[avro(default = "null")]
+    pub body: Option<String>,
+    #[avro(default = "null")]
+    pub category: Option<String>,
 }
 notifications_record!(NotificationSent, EVENTS, key = recipient_id);
 

@@ -535,6 +535,9 @@ async fn delivery_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<()
             channel: row.channel.clone(),
             attempts: row.attempts,
             provider_message_id: row.provider_message_id.clone(),
+            subject: row.subject.clone().filter(|_| row.channel == "in_app"),
+            body: (row.channel == "in_app").then(|| row.body.clone()),
+            category: (row.channel == "in_app").then(|| row.category.clone()),
         });
     } else {
         row.status = "failed".into();

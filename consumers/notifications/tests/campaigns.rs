@@ -114,6 +114,38 @@ async fn count(world: &World, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&world.pool().await).await.unwrap_or(-1)
 }
 
+/// Opens the caller's live event stream and returns, once it comes, the data of the first
+/// `NotificationSent` event that `wanted` accepts.
+async fn live_event(
+    base: &str,
+    token: &str,
+    wanted: impl Fn(&str) -> bool + Send + 'static,
+) -> tokio::task::JoinHandle<String> {
+    let mut response = reqwest::Client::new()
+        .get(format!("{base}/api/events/stream"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the event stream");
+    assert_eq!(response.status().as_u16(), 200);
+    tokio::spawn(async move {
+        let mut buffer = String::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                let data =
+                    event.lines().find_map(|l| l.strip_prefix("data:")).map(str::trim).unwrap_or_default();
+                let name = event.lines().find_map(|l| l.strip_prefix("event:")).map(str::trim);
+                if name == Some("NotificationSent") && wanted(data) {
+                    return data.to_owned();
+                }
+            }
+        }
+        String::new()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_campaign_reaches_its_segment_at_nine_local_time_and_cancelling_stops_what_has_not_gone_out() {
     let world = world().await;
@@ -297,7 +329,9 @@ async fn a_digest_sends_its_messages_as_one_email_without_the_cancelled_one_and_
         "one message against the caps"
     );
 
-    // In-app: the member reads their inbox and marks a message read.
+    // In-app: streamed live to the member, then in their inbox, which they mark read.
+    let member = world.token(&settings, Role::Member, Some("mem_ada"));
+    let live = live_event(&base, &member, |data| data.contains("Wi-Fi is back")).await;
     post(
         &base,
         &token,
@@ -306,7 +340,16 @@ async fn a_digest_sends_its_messages_as_one_email_without_the_cancelled_one_and_
                 "category": "operational", "body": "Wi-Fi is back" }),
     )
     .await;
-    let member = world.token(&settings, Role::Member, Some("mem_ada"));
+    let streamed = tokio::time::timeout(Duration::from_secs(60), live)
+        .await
+        .expect("the live event within a minute")
+        .expect("the stream reader");
+    let streamed: Value = serde_json::from_str(&streamed).expect("event data is JSON");
+    assert_eq!(
+        (streamed["notification_id"].as_str(), streamed["channel"].as_str(), streamed["category"].as_str()),
+        (Some("ntf_inbox"), Some("in_app"), Some("operational")),
+        "{streamed}"
+    );
     eventually("the message in the inbox", Duration::from_secs(60), || async {
         let inbox = get(&base, &member, "/api/notifications/inbox").await;
         inbox["items"].as_array().filter(|i| i.iter().any(|m| m["notification_id"] == "ntf_inbox")).map(drop)
