@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use studyspot_bus::TraceContext;
+use studyspot_notifications_projection::tracking;
 use studyspot_schemas::notifications::RecordDeliveryStatus;
 use studyspot_tracking_links::{Keys, Kind, Link};
 
@@ -21,6 +22,7 @@ use crate::{
     AppState, GatewayError,
     auth::{Caller, Role},
     commands::{Accept, accept, answer, metadata},
+    error::projection_missing,
     ledger::Idempotency,
 };
 
@@ -42,6 +44,9 @@ pub struct TrackingSettings {
 impl TrackingSettings {
     pub fn from_settings(n: &studyspot_config::Notifications) -> Self {
         let t = &n.tracking;
+        if t.enabled && t.uses_development_secret() {
+            tracing::warn!("notifications.tracking uses the development secret: set your own in production");
+        }
         let channel_token = |channel: &str| {
             n.channels
                 .get(channel)
@@ -237,6 +242,56 @@ pub async fn twilio_status_callback(
     headers: HeaderMap,
     Form(params): Form<Vec<(String, String)>>,
 ) -> Result<Response, GatewayError> {
+    twilio_verified(&state, &uri, &headers, &params)?;
+    let link = verified(&state, &token, Kind::Status)?;
+    twilio_record(&state, &trace, &link, &params).await
+}
+
+#[utoipa::path(post, path = "/api/notifications/tracking/twilio", tag = "notifications",
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's HMAC-SHA1 of the URL and the form parameters")),
+    request_body(content = String, description = "Twilio's status callback to the configured StatusCallback URL: the message is found by MessageSid", content_type = "application/x-www-form-urlencoded"),
+    security(()),
+    responses(
+        (status = 202, description = "Verified; the status is recorded", body = crate::openapi::Accepted),
+        (status = 200, description = "Verified, but not a final status (queued, sending, sent, …)"),
+        (status = 401, description = "X-Twilio-Signature missing or wrong", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No notification was sent under this MessageSid (yet), or no Twilio auth token is configured", body = crate::openapi::ErrorBody),
+        (status = 503, description = "Broker or database unavailable: Twilio retries", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn twilio_status_by_sid(
+    State(state): State<AppState>,
+    Extension(trace): Extension<TraceContext>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Result<Response, GatewayError> {
+    twilio_verified(&state, &uri, &headers, &params)?;
+    let sid = params.iter().find(|(k, _)| k == "MessageSid").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let found = match tracking::find_by_provider_message_id(&state.readonly, sid).await {
+        Err(e) if projection_missing(&e) => None,
+        other => other?,
+    };
+    let message = found.ok_or_else(|| GatewayError::NotFound(format!("message {sid}")))?;
+    let link = Link {
+        notification_id: message.notification_id,
+        recipient_id: message.recipient_id,
+        organization_id: message.organization_id,
+        kind: Kind::Status,
+        url: None,
+        expires_at: None,
+    };
+    twilio_record(&state, &trace, &link, &params).await
+}
+
+/// Checks `X-Twilio-Signature` over the URL Twilio called (the public base URL, this path and
+/// query) and the form parameters.
+fn twilio_verified(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<(), GatewayError> {
     let auth_token =
         state.tracking.twilio_auth_token.as_ref().ok_or_else(|| {
             GatewayError::NotFound("Twilio status callbacks (no auth token configured)".into())
@@ -251,7 +306,7 @@ pub async fn twilio_status_callback(
     if !studyspot_notification_channels::verify_twilio_signature(
         auth_token.expose_secret(),
         &url,
-        &params,
+        params,
         signature,
     ) {
         return Err(GatewayError::Unauthenticated {
@@ -259,7 +314,16 @@ pub async fn twilio_status_callback(
             message: "X-Twilio-Signature does not match this request".into(),
         });
     }
-    let link = verified(&state, &token, Kind::Status)?;
+    Ok(())
+}
+
+/// A verified callback's final status as a command; earlier steps are acknowledged only.
+async fn twilio_record(
+    state: &AppState,
+    trace: &TraceContext,
+    link: &Link,
+    params: &[(String, String)],
+) -> Result<Response, GatewayError> {
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let message_status = param("MessageStatus").or(param("SmsStatus")).unwrap_or_default();
     let Some(status) = twilio_status(message_status) else {
@@ -280,7 +344,7 @@ pub async fn twilio_status_callback(
     let idempotency =
         Idempotency { key: name.clone(), request_hash: Sha256::digest(name.as_bytes()).to_vec() };
     let s = Status { status, url: None, provider_status: Some(provider_status), source: "twilio" };
-    Ok(answer(record(&state, &trace, &link, "provider:twilio", s, Some(idempotency), Some(event_id)).await?))
+    Ok(answer(record(state, trace, link, "provider:twilio", s, Some(idempotency), Some(event_id)).await?))
 }
 
 #[cfg(test)]

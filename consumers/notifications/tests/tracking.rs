@@ -204,6 +204,25 @@ async fn opens_clicks_and_twilio_deliveries_reach_the_dashboard() {
         .await
         .expect("callback");
     assert_eq!(response.status().as_u16(), 202);
+    // WhatsApp-style read receipt to the configured callback URL: found by the message's sid once
+    // the send is recorded (404 until then).
+    let by_sid = format!("{PUBLIC}/api/notifications/tracking/twilio");
+    let read: Vec<(String, String)> = [("MessageSid", "SM_e2e"), ("MessageStatus", "read")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let signature = studyspot_notification_channels::twilio_signature(TWILIO_TOKEN, &by_sid, &read);
+    eventually("the read receipt found by sid", Duration::from_secs(60), || async {
+        let response = http
+            .post(local(&by_sid))
+            .header("X-Twilio-Signature", &signature)
+            .form(&read)
+            .send()
+            .await
+            .ok()?;
+        (response.status().as_u16() == 202).then_some(())
+    })
+    .await;
 
     let today = Utc::now();
     let range = format!(
@@ -222,7 +241,7 @@ async fn opens_clicks_and_twilio_deliveries_reach_the_dashboard() {
             .await
             .ok()?;
         let t = &body["tracking"]["totals"];
-        (t["sent"] == 2 && t["delivered"] == 2 && t["opened"] == 1 && t["clicked"] == 1).then_some(body)
+        (t["sent"] == 2 && t["delivered"] == 2 && t["opened"] == 2 && t["clicked"] == 1).then_some(body)
     })
     .await;
     let tracking = &dashboard["tracking"];
@@ -246,7 +265,7 @@ async fn opens_clicks_and_twilio_deliveries_reach_the_dashboard() {
     let sms = channel("sms").expect("sms");
     assert_eq!(
         (&sms["delivered"], &sms["opened"], &sms["bounced"]),
-        (&json!(1), &json!(0), &json!(0)),
+        (&json!(1), &json!(1), &json!(0)),
         "{sms}"
     );
     let template = tracking["by_template"]
@@ -279,7 +298,8 @@ async fn opens_clicks_and_twilio_deliveries_reach_the_dashboard() {
         [
             ("ntf_mail".into(), "clicked".into(), true),
             ("ntf_mail".into(), "opened".into(), true),
-            ("ntf_sms".into(), "delivered".into(), true)
+            ("ntf_sms".into(), "delivered".into(), true),
+            ("ntf_sms".into(), "opened".into(), true),
         ],
         "{}",
         consumer.log()
