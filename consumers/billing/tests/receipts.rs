@@ -28,7 +28,7 @@ async fn notifications_in_process(
         studyspot_bus::admin::topic_names_with_dead_letters(studyspot_schemas::catalogue())
             .into_iter()
             .filter(|n| n.contains(".notifications.") || n.contains(".attendance."))
-            .map(|n| world.topic(&n))
+            .map(|n| world.topic(n))
             .collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("notifications' topics");
