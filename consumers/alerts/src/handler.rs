@@ -6,7 +6,7 @@ use studyspot_schemas::{
     alerts::{MetricSampleRecorded, RecordMetricSample},
 };
 
-use crate::decide::validate_sample;
+use crate::decide::samples::validate_sample;
 
 const ACTOR: &str = "service:alerts";
 

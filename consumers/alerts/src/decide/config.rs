@@ -1,0 +1,296 @@
+//! What alerts holds as configuration: rules, routes, inhibitions, silences. Each is built from
+//! its command, validated: `Err(Malformed)` for what the contract forbids (dead letter),
+//! `Ok(Err(Refusal))` for a well-formed command the domain refuses.
+
+use serde::{Deserialize, Serialize};
+use studyspot_schemas::alerts::{
+    CreateSilence, DefineAlertRule, DefineInhibitRule, DefineRoute, Receiver as ReceiverRecord,
+};
+
+use super::{
+    Labels, Malformed, Refusal,
+    matchers::{Matcher, all_match, from_records},
+    mute::TimeInterval,
+    samples::{valid_label_name, valid_metric_name},
+};
+
+pub const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
+pub const CHANNELS: [&str; 6] = ["email", "sms", "whatsapp", "push", "in_app", "webhook"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Threshold,
+    Rate,
+    Ratio,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    Avg,
+    Sum,
+    Min,
+    Max,
+    Count,
+    Last,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Comparison {
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Comparison {
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Self::Gt => value > threshold,
+            Self::Ge => value >= threshold,
+            Self::Lt => value < threshold,
+            Self::Le => value <= threshold,
+            Self::Eq => value == threshold,
+            Self::Ne => value != threshold,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub rule_id: String,
+    pub name: String,
+    pub kind: Kind,
+    pub metric: String,
+    pub matchers: Vec<Matcher>,
+    pub aggregation: Aggregation,
+    pub denominator_metric: Option<String>,
+    pub denominator_matchers: Vec<Matcher>,
+    pub window_ms: i64,
+    pub for_ms: i64,
+    pub op: Comparison,
+    pub threshold: f64,
+    pub severity: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub group_by: Vec<String>,
+    pub repeat_ms: i64,
+    pub enabled: bool,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(field: &str, value: &str) -> Result<T, Malformed> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|_| Malformed(format!("{field} {value:?} is not one of the allowed values")))
+}
+
+impl Rule {
+    pub fn from_command(c: &DefineAlertRule) -> Result<Result<Self, Refusal>, Malformed> {
+        if c.rule_id.trim().is_empty() || c.name.trim().is_empty() {
+            return Err(Malformed("rule_id and name are required".into()));
+        }
+        if !valid_metric_name(&c.metric) {
+            return Err(Malformed(format!("metric {:?} is not a valid metric name", c.metric)));
+        }
+        if let Some(m) = c.denominator_metric.as_deref().filter(|m| !valid_metric_name(m)) {
+            return Err(Malformed(format!("denominator_metric {m:?} is not a valid metric name")));
+        }
+        if c.window_seconds <= 0 || c.for_seconds < 0 || c.repeat_interval_seconds < 0 {
+            return Err(Malformed(
+                "window_seconds must be positive, for and repeat_interval not negative".into(),
+            ));
+        }
+        if !c.threshold.is_finite() {
+            return Err(Malformed("threshold is not finite".into()));
+        }
+        if !SEVERITIES.contains(&c.severity.as_str()) {
+            return Err(Malformed(format!("severity {:?} is not critical, warning or info", c.severity)));
+        }
+        if let Some(bad) = c.group_by.iter().chain(c.labels.keys()).find(|l| !valid_label_name(l)) {
+            return Err(Malformed(format!("label {bad:?} is not a valid label name")));
+        }
+        let matchers = match from_records(&c.matchers)? {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        let denominator_matchers = match from_records(&c.denominator_matchers)? {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        Ok(Ok(Self {
+            rule_id: c.rule_id.clone(),
+            name: c.name.clone(),
+            kind: parse("kind", &c.kind)?,
+            metric: c.metric.clone(),
+            matchers,
+            aggregation: parse("aggregation", &c.aggregation)?,
+            denominator_metric: c.denominator_metric.clone(),
+            denominator_matchers,
+            window_ms: c.window_seconds.saturating_mul(1000),
+            for_ms: c.for_seconds.saturating_mul(1000),
+            op: parse("op", &c.op)?,
+            threshold: c.threshold,
+            severity: c.severity.clone(),
+            labels: c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            annotations: c.annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            group_by: c.group_by.clone(),
+            repeat_ms: c.repeat_interval_seconds.saturating_mul(1000),
+            enabled: c.enabled,
+        }))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Receiver {
+    pub recipient_id: String,
+    pub channel: String,
+}
+
+impl Receiver {
+    pub fn to_record(&self) -> ReceiverRecord {
+        ReceiverRecord { recipient_id: self.recipient_id.clone(), channel: self.channel.clone() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub route_id: String,
+    pub matchers: Vec<Matcher>,
+    pub receivers: Vec<Receiver>,
+    pub mute_time_intervals: Vec<TimeInterval>,
+}
+
+impl Route {
+    pub fn from_command(c: &DefineRoute) -> Result<Result<Self, Refusal>, Malformed> {
+        if c.route_id.trim().is_empty() {
+            return Err(Malformed("route_id is required".into()));
+        }
+        if c.receivers.is_empty() {
+            return Err(Malformed("a route needs at least one receiver".into()));
+        }
+        let mut receivers = Vec::with_capacity(c.receivers.len());
+        for r in &c.receivers {
+            if r.recipient_id.trim().is_empty() || !CHANNELS.contains(&r.channel.as_str()) {
+                return Err(Malformed(format!(
+                    "receiver ({:?}, {:?}) needs a recipient and a channel of {}",
+                    r.recipient_id,
+                    r.channel,
+                    CHANNELS.join(", ")
+                )));
+            }
+            receivers.push(Receiver { recipient_id: r.recipient_id.clone(), channel: r.channel.clone() });
+        }
+        let mute_time_intervals =
+            c.mute_time_intervals.iter().map(TimeInterval::from_record).collect::<Result<Vec<_>, _>>()?;
+        Ok(from_records(&c.matchers)?.map(|matchers| Self {
+            route_id: c.route_id.clone(),
+            matchers,
+            receivers,
+            mute_time_intervals,
+        }))
+    }
+
+    pub fn muted_at(&self, at_ms: i64) -> bool {
+        self.mute_time_intervals.iter().any(|i| i.contains(at_ms))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InhibitRule {
+    pub inhibit_rule_id: String,
+    pub source_matchers: Vec<Matcher>,
+    pub target_matchers: Vec<Matcher>,
+    pub equal: Vec<String>,
+}
+
+impl InhibitRule {
+    pub fn from_command(c: &DefineInhibitRule) -> Result<Result<Self, Refusal>, Malformed> {
+        if c.inhibit_rule_id.trim().is_empty() {
+            return Err(Malformed("inhibit_rule_id is required".into()));
+        }
+        if c.source_matchers.is_empty() || c.target_matchers.is_empty() {
+            return Err(Malformed("source_matchers and target_matchers may not be empty".into()));
+        }
+        if let Some(bad) = c.equal.iter().find(|l| !valid_label_name(l)) {
+            return Err(Malformed(format!("equal label {bad:?} is not a valid label name")));
+        }
+        let source_matchers = match from_records(&c.source_matchers)? {
+            Ok(m) => m,
+            Err(r) => return Ok(Err(r)),
+        };
+        Ok(from_records(&c.target_matchers)?.map(|target_matchers| Self {
+            inhibit_rule_id: c.inhibit_rule_id.clone(),
+            source_matchers,
+            target_matchers,
+            equal: c.equal.clone(),
+        }))
+    }
+
+    /// Whether `source` (firing) inhibits `target`: Alertmanager's rule, where a label missing on
+    /// both sides counts as equal and an alert never inhibits itself.
+    pub fn inhibits(&self, source: &Labels, target: &Labels) -> bool {
+        source != target
+            && all_match(&self.source_matchers, source)
+            && all_match(&self.target_matchers, target)
+            && self.equal.iter().all(|l| source.get(l) == target.get(l))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub silence_id: String,
+    pub matchers: Vec<Matcher>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub comment: String,
+    pub created_by: String,
+}
+
+impl Silence {
+    pub fn from_command(c: &CreateSilence) -> Result<Result<Self, Refusal>, Malformed> {
+        if c.silence_id.trim().is_empty() {
+            return Err(Malformed("silence_id is required".into()));
+        }
+        if c.matchers.is_empty() {
+            return Err(Malformed("a silence needs at least one matcher".into()));
+        }
+        if c.ends_at <= c.starts_at {
+            return Err(Malformed("ends_at must be after starts_at".into()));
+        }
+        if c.ends_at <= c.metadata.occurred_at {
+            return Ok(Err(Refusal::new("silence_already_ended", "ends_at is already past")));
+        }
+        Ok(from_records(&c.matchers)?.map(|matchers| Self {
+            silence_id: c.silence_id.clone(),
+            matchers,
+            starts_at: c.starts_at,
+            ends_at: c.ends_at,
+            comment: c.comment.clone(),
+            created_by: c.metadata.actor.clone(),
+        }))
+    }
+
+    pub fn active_at(&self, at_ms: i64) -> bool {
+        self.starts_at <= at_ms && at_ms < self.ends_at
+    }
+
+    /// Expiring at `at_ms`: the silence ends then. Refused when it has already ended.
+    pub fn expire(&self, at_ms: i64) -> Result<Self, Refusal> {
+        if self.ends_at <= at_ms {
+            return Err(Refusal::new(
+                "silence_expired",
+                format!("silence {} has already ended", self.silence_id),
+            ));
+        }
+        // A silence not yet started ends before it starts: it never silences anything.
+        Ok(Self { ends_at: at_ms.max(self.starts_at), ..self.clone() })
+    }
+}
