@@ -158,6 +158,22 @@ pub struct DeliveryWorker {
     pub jitter_percent: u32,
 }
 
+/// The attendance process: its scheduler and the QR tokens the gateway mints and it verifies.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Attendance {
+    pub scheduler_interval_secs: u64,
+    pub qr: QrTokens,
+}
+
+/// HMAC-SHA256 keys by id; `signing_key_id` signs new tokens, every key listed verifies.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QrTokens {
+    pub signing_key_id: String,
+    pub keys: BTreeMap<String, SecretString>,
+    pub ttl_secs: u64,
+    pub seat_code_ttl_days: u64,
+}
+
 /// How subscriptions are billed, and how often the scheduler asks for due billing.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Subscriptions {
@@ -185,22 +201,6 @@ pub struct PayPal {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Razorpay {
     pub base_url: String,
-/// The attendance process: its scheduler and the QR tokens the gateway mints and it verifies.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Attendance {
-    pub scheduler_interval_secs: u64,
-    pub qr: QrTokens,
-}
-
-/// HMAC-SHA256 keys by id; `signing_key_id` signs new tokens, every key listed verifies.
-#[derive(Debug, Clone, Deserialize)]
-pub struct QrTokens {
-    pub signing_key_id: String,
-    pub keys: BTreeMap<String, SecretString>,
-    pub ttl_secs: u64,
-    pub seat_code_ttl_days: u64,
-}
-
     pub key_id: String,
     pub key_secret: SecretString,
     pub webhook_secret: SecretString,

@@ -303,6 +303,8 @@ impl pb::gateway_server::Gateway for GatewayService {
             member_id: m.member_id,
             venue_id: m.venue_id,
             seat_id: m.seat_id,
+            zone_id: m.zone_id,
+            qr_token: m.qr_token,
         };
         let answer = commands::check_in_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
         Ok(accepted(answer, "session_id"))
@@ -344,8 +346,6 @@ impl pb::gateway_server::Gateway for GatewayService {
             events: body["events"].as_array().into_iter().flatten().filter_map(text).collect(),
             rejection_code: text(&body["rejection"]["code"]),
             rejection_reason: text(&body["rejection"]["reason"]),
-            zone_id: m.zone_id,
-            qr_token: m.qr_token,
             error_reason: text(&body["error"]["reason"]),
         }))
     }
