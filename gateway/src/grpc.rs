@@ -10,7 +10,7 @@ use studyspot_bus::TraceContext;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    AppState, BODY_LIMIT, GatewayError,
+    AppState, BODY_LIMIT, GatewayError, attendance_routes,
     auth::{Authenticates, Caller, authenticate},
     billing, commands,
     grpc_api::{self as pb, gateway_server::GatewayServer},
@@ -293,6 +293,255 @@ impl pb::gateway_server::Gateway for GatewayService {
         let answer =
             commands::send_notification_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
         Ok(accepted(answer, "notification_id"))
+    }
+
+    async fn define_venue(
+        &self,
+        request: Request<pb::DefineVenueRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        use attendance_routes as a;
+        let p = self.prepare(&request, "DefineVenue")?;
+        let m = request.into_inner();
+        let l = m.limits.unwrap_or_default();
+        let body = a::VenueRequest {
+            venue_id: m.venue_id,
+            name: m.name,
+            time_zone: m.time_zone,
+            capacity: m.capacity,
+            zones: m
+                .zones
+                .into_iter()
+                .map(|z| a::ZoneBody { zone_id: z.zone_id, name: z.name, capacity: z.capacity })
+                .collect(),
+            seats: m
+                .seats
+                .into_iter()
+                .map(|s| a::SeatBody { seat_id: s.seat_id, zone_id: s.zone_id, label: s.label })
+                .collect(),
+            opening_hours: m
+                .opening_hours
+                .into_iter()
+                .map(|h| a::OpeningHoursBody { weekday: h.weekday, opens: h.opens, closes: h.closes })
+                .collect(),
+            limits: a::LimitsBody {
+                max_bookings_per_member: l.max_bookings_per_member,
+                max_concurrent_bookings: l.max_concurrent_bookings,
+                max_days_ahead: l.max_days_ahead,
+                min_booking_minutes: l.min_booking_minutes,
+                max_booking_minutes: l.max_booking_minutes,
+                no_show_grace_minutes: l.no_show_grace_minutes,
+                max_stay_minutes: l.max_stay_minutes,
+            },
+            qr_required: m.qr_required.unwrap_or(true),
+        };
+        let answer = a::define_venue_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "venue_id"))
+    }
+
+    async fn grant_pass(
+        &self,
+        request: Request<pb::GrantPassRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "GrantPass")?;
+        let m = request.into_inner();
+        let required_time = |field: &str, v: String| {
+            parse_time(field, Some(v))?
+                .ok_or_else(|| GatewayError::invalid(field, format!("{field} is required")))
+        };
+        let body = attendance_routes::PassRequest {
+            pass_id: m.pass_id,
+            member_id: m.member_id,
+            venue_id: m.venue_id,
+            valid_from: required_time("valid_from", m.valid_from)?,
+            valid_until: required_time("valid_until", m.valid_until)?,
+        };
+        let answer =
+            attendance_routes::grant_pass_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "pass_id"))
+    }
+
+    async fn create_booking(
+        &self,
+        request: Request<pb::CreateBookingRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CreateBooking")?;
+        let m = request.into_inner();
+        let required_time = |field: &str, v: String| {
+            parse_time(field, Some(v))?
+                .ok_or_else(|| GatewayError::invalid(field, format!("{field} is required")))
+        };
+        let body = attendance_routes::BookingRequest {
+            booking_id: m.booking_id,
+            member_id: m.member_id,
+            venue_id: m.venue_id,
+            seat_id: m.seat_id,
+            zone_id: m.zone_id,
+            starts_at: required_time("starts_at", m.starts_at)?,
+            ends_at: required_time("ends_at", m.ends_at)?,
+            recurrence: m
+                .recurrence
+                .map(|r| attendance_routes::RecurrenceBody { frequency: r.frequency, count: r.count }),
+        };
+        let answer =
+            attendance_routes::create_booking_with(&self.state, &p.caller, &p.trace, p.idempotency, body)
+                .await?;
+        Ok(accepted(answer, "booking_id"))
+    }
+
+    async fn cancel_booking(
+        &self,
+        request: Request<pb::CancelBookingRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CancelBooking")?;
+        let m = request.into_inner();
+        let answer = attendance_routes::cancel_booking_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.booking_id,
+        )
+        .await?;
+        Ok(accepted(answer, "booking_id"))
+    }
+
+    async fn cancel_bookings(
+        &self,
+        request: Request<pb::CancelBookingsRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CancelBookings")?;
+        let m = request.into_inner();
+        let required_time = |field: &str, v: String| {
+            parse_time(field, Some(v))?
+                .ok_or_else(|| GatewayError::invalid(field, format!("{field} is required")))
+        };
+        let body = attendance_routes::CancelRangeRequest {
+            member_id: m.member_id,
+            venue_id: m.venue_id,
+            from: required_time("from", m.from)?,
+            to: required_time("to", m.to)?,
+        };
+        let answer =
+            attendance_routes::cancel_bookings_with(&self.state, &p.caller, &p.trace, p.idempotency, body)
+                .await?;
+        Ok(accepted(answer, "venue_id"))
+    }
+
+    async fn check_out(
+        &self,
+        request: Request<pb::CheckOutRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CheckOut")?;
+        let m = request.into_inner();
+        let body = attendance_routes::CheckOutRequest {
+            member_id: m.member_id,
+            venue_id: m.venue_id,
+            session_id: m.session_id,
+            reason: m.reason,
+        };
+        let answer =
+            attendance_routes::check_out_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "venue_id"))
+    }
+
+    async fn mint_qr_token(
+        &self,
+        request: Request<pb::MintQrTokenRequest>,
+    ) -> Result<Response<pb::QrToken>, Status> {
+        let p = self.prepare(&request, "MintQrToken")?;
+        let m = request.into_inner();
+        let body = attendance_routes::QrTokenRequest {
+            kind: m.kind,
+            venue_id: m.venue_id,
+            seat_id: m.seat_id,
+            member_id: m.member_id,
+        };
+        let minted = attendance_routes::mint_qr_token_with(&self.state, &p.caller, body)?;
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        Ok(Response::new(pb::QrToken {
+            token: text(&minted["token"]),
+            kind: text(&minted["kind"]),
+            expires_at: text(&minted["expires_at"]),
+        }))
+    }
+
+    async fn get_occupancy(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::OccupancyList>, Status> {
+        let p = self.prepare(&request, "GetOccupancy")?;
+        let venues = attendance_routes::occupancy_with(
+            &self.state,
+            &p.caller,
+            request.into_inner().filters.into_iter().collect(),
+        )
+        .await?;
+        Ok(Response::new(pb::OccupancyList {
+            venues: venues
+                .into_iter()
+                .map(|v| pb::VenueOccupancy {
+                    venue_id: v.venue_id,
+                    name: v.name,
+                    capacity: v.capacity,
+                    occupancy: v.occupancy,
+                    zones: v
+                        .zones
+                        .into_iter()
+                        .map(|z| pb::ZoneOccupancy {
+                            zone_id: z.zone_id,
+                            name: z.name,
+                            capacity: z.capacity,
+                            occupancy: z.occupancy,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_attendance_dashboard(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::AttendanceDashboard>, Status> {
+        let p = self.prepare(&request, "GetAttendanceDashboard")?;
+        let d = attendance_routes::dashboard_with(
+            &self.state,
+            &p.caller,
+            request.into_inner().filters.into_iter().collect(),
+        )
+        .await?;
+        Ok(Response::new(pb::AttendanceDashboard {
+            from: time(d.from),
+            to: time(d.to),
+            venues: d
+                .venues
+                .into_iter()
+                .map(|v| pb::VenueStats {
+                    venue_id: v.venue_id,
+                    check_ins: v.check_ins,
+                    completed_sessions: v.completed_sessions,
+                    average_stay_seconds: v.average_stay_seconds,
+                    overstays: v.overstays,
+                    bookings: v.bookings,
+                    no_shows: v.no_shows,
+                    cancellations: v.cancellations,
+                })
+                .collect(),
+            occupancy: d
+                .occupancy
+                .into_iter()
+                .map(|o| pb::OccupancyPoint { venue_id: o.venue_id, hour: time(o.hour), peak: o.peak })
+                .collect(),
+            peak_hours: d
+                .peak_hours
+                .into_iter()
+                .map(|h| pb::PeakHour {
+                    venue_id: h.venue_id,
+                    hour_of_day: h.hour_of_day,
+                    check_ins: h.check_ins,
+                })
+                .collect(),
+        }))
     }
 
     async fn check_in(&self, request: Request<pb::CheckInRequest>) -> Result<Response<pb::Accepted>, Status> {

@@ -4,6 +4,7 @@
 //! projections through a read-only role. It holds no business rules and
 //! no domain state: its one table is the ledger of accepted commands.
 
+mod attendance_routes;
 pub mod auth;
 mod billing;
 mod commands;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub(crate) readonly: sqlx::PgPool,
     pub(crate) live: live::Live,
     pub(crate) webhooks: webhooks::WebhookSecrets,
+    pub(crate) qr: attendance_routes::QrIssuer,
 }
 
 impl auth::Authenticates for AppState {
@@ -97,6 +99,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         readonly: readonly.clone(),
         live,
         webhooks: webhooks::WebhookSecrets::from_settings(&settings.billing),
+        qr: attendance_routes::QrIssuer::from_settings(settings),
     };
     spawn_upkeep(
         &state,
@@ -163,6 +166,16 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(notification_routes::dashboard))
         .routes(routes!(commands::check_in))
         .routes(routes!(queries::sessions))
+        .routes(routes!(attendance_routes::define_venue))
+        .routes(routes!(attendance_routes::grant_pass))
+        .routes(routes!(attendance_routes::create_booking))
+        .routes(routes!(attendance_routes::cancel_booking))
+        .routes(routes!(attendance_routes::cancel_bookings))
+        .routes(routes!(attendance_routes::check_out))
+        .routes(routes!(attendance_routes::mint_qr_token))
+        .routes(routes!(attendance_routes::seat_qr))
+        .routes(routes!(attendance_routes::occupancy))
+        .routes(routes!(attendance_routes::dashboard))
         .routes(routes!(commands::record_metric_sample, queries::metric_samples))
         .routes(routes!(status::command_status))
         .routes(routes!(live::events_stream))

@@ -275,6 +275,8 @@ pub(crate) async fn notifications_with(
         ("member_id" = Option<String>, Query, description = "Only this member's sessions"),
         ("venue_id" = Option<String>, Query, description = "Only this venue's sessions"),
         ("open" = Option<String>, Query, description = "true: only sessions not checked out yet"),
+        ("from" = Option<String>, Query, description = "RFC 3339: only sessions checked in at or after"),
+        ("to" = Option<String>, Query, description = "RFC 3339: only sessions checked in before"),
         ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
@@ -300,7 +302,8 @@ pub(crate) async fn sessions_with(
     caller: &Caller,
     values: HashMap<String, String>,
 ) -> Result<Page<studyspot_attendance_projection::Session>, GatewayError> {
-    let params = ListParams::parse(values, &["member_id", "venue_id", "open"])?;
+    let (from, to) = (time_param(&values, "from")?, time_param(&values, "to")?);
+    let params = ListParams::parse(values, &["member_id", "venue_id", "open", "from", "to"])?;
     let open = match params.get("open") {
         None => None,
         Some("true") => Some(true),
@@ -312,6 +315,8 @@ pub(crate) async fn sessions_with(
         member_id: member_scope(caller, params.get("member_id"))?,
         venue_id: params.get("venue_id"),
         open,
+        from,
+        to,
     };
     let rows = rows(list_sessions(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
     Ok(params.page(rows, |s| (s.checked_in_at, s.session_id.as_str())))

@@ -161,6 +161,11 @@ impl Publisher {
             venue_id: "ven_1".into(),
             seat_id: None,
             occupancy: 1,
+            zone_id: None,
+            zone_occupancy: None,
+            booking_id: None,
+            subscription_id: None,
+            pass_id: None,
         };
         let mut message = OutboundMessage::from_encoded(
             self.codec.encode(&event).await.expect("encode"),
