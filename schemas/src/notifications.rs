@@ -61,6 +61,10 @@ pub struct SendNotification {
     /// The digest's window in seconds from its first message; 3600 when absent.
     #[avro(default = "null")]
     pub digest_window_secs: Option<i64>,
+    /// Or a schedule: the digest goes out at this local time (`HH:MM`, the recipient's zone) next
+    /// after its first message, e.g. a daily summary at 18:00.
+    #[avro(default = "null")]
+    pub digest_at_local: Option<String>,
 }
 record!(
     SendNotification,

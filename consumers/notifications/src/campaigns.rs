@@ -172,6 +172,7 @@ pub(crate) async fn launch(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
             campaign_id: Some(campaign.campaign_id.clone()),
             digest_key: None,
             digest_window_secs: None,
+            digest_at_local: None,
         });
     }
     let recipients = i32::try_from(members.len()).unwrap_or(i32::MAX);

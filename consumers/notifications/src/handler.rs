@@ -152,16 +152,28 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
         None => None,
     };
     // A digest is routed for when its window closes: quiet hours and caps apply then.
+    let prefs = store::preferences(tx, &org, &c.recipient_id).await?.map(|p| parse(&p));
     let digest = match (&c.digest_key, c.critical) {
         (Some(key), false) => {
-            let window = digests::window_secs(c.digest_window_secs).map_err(malformed::<SendNotification>)?;
-            let closes_at = send_at.unwrap_or(at).max(at) + chrono::Duration::seconds(window);
+            let opened = send_at.unwrap_or(at).max(at);
+            let closes_at = match &c.digest_at_local {
+                Some(local) => {
+                    let time = routing::local_time("digest_at_local", local)
+                        .map_err(|e| malformed::<SendNotification>(Malformed(e)))?;
+                    let zone = prefs.as_ref().map_or(chrono_tz::Tz::UTC, |p| p.time_zone);
+                    digests::next_local(opened, time, zone)
+                }
+                None => {
+                    let window =
+                        digests::window_secs(c.digest_window_secs).map_err(malformed::<SendNotification>)?;
+                    opened + chrono::Duration::seconds(window)
+                }
+            };
             send_at = Some(closes_at);
             Some((key.clone(), closes_at))
         }
         _ => None,
     };
-    let prefs = store::preferences(tx, &org, &c.recipient_id).await?.map(|p| parse(&p));
     // A trigger names no channel: email when the member has an address, else in-app.
     let channel = match c.channel.as_str() {
         "" if prefs.as_ref().is_some_and(|p| p.email.is_some()) => "email".to_owned(),
@@ -606,6 +618,7 @@ async fn endpoint_disabled(
         campaign_id: None,
         digest_key: None,
         digest_window_secs: None,
+        digest_at_local: None,
     };
     send(tx, out, notice).await
 }

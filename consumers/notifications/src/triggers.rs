@@ -204,6 +204,7 @@ pub fn notification_for(message: &Inbound) -> Result<Option<SendNotification>, H
         campaign_id: None,
         digest_key: None,
         digest_window_secs: None,
+        digest_at_local: None,
     }))
 }
 

@@ -69,7 +69,9 @@ pub fn due_for(
     wanted.max(launched_at)
 }
 
-fn in_zone(local: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
+/// The instant of a local wall-clock time in `zone`: the first after a DST gap, the earlier of a
+/// repeated hour.
+pub fn in_zone(local: NaiveDateTime, zone: Tz) -> DateTime<Utc> {
     match zone.from_local_datetime(&local) {
         chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
         chrono::LocalResult::Ambiguous(earlier, _) => earlier.with_timezone(&Utc),

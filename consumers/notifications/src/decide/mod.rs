@@ -127,6 +127,7 @@ mod tests {
             campaign_id: None,
             digest_key: None,
             digest_window_secs: None,
+            digest_at_local: None,
         }
     }
 
