@@ -1,14 +1,42 @@
+//! Alerts' handler: load what a command needs, let `decide` rule, write the projection, emit the
+//! follow-on events. Billing's payment outcomes become samples of `studyspot_payments` (a
+//! `RecordMetricSample` on alerts' own organization-keyed command topic, id derived from the
+//! event's), so samples and evaluation ticks of one organization are applied in one order and a
+//! replay rebuilds the same alert history.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, de::DeserializeOwned};
 use sqlx::PgConnection;
-use studyspot_alerts_projection::{self as projection, Sample};
+use studyspot_alerts_projection::{
+    self as projection, Sample,
+    alerting::{self, AlertRow, ConfigKind, HistoryRow, NotificationRow, RuleRow, SilenceRow},
+};
 use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
 use studyspot_schemas::{
-    Record,
-    alerts::{MetricSampleRecorded, RecordMetricSample},
+    EventMetadata, Record,
+    alerts::{
+        AlertConfigChanged, AlertFired, AlertResolved, AlertStateChanged, CommandRejected, CreateSilence,
+        DefineAlertRule, DefineInhibitRule, DefineRoute, EvaluateRules, ExpireSilence, MetricSample,
+        MetricSampleRecorded, RecordMetricSample, RecordMetricSamples,
+    },
+    billing::{self, PaymentFailed, PaymentSucceeded},
 };
 
-use crate::decide::samples::validate_sample;
+use crate::decide::{
+    Labels, Malformed, Refusal,
+    config::{InhibitRule, Receiver, Route, Rule, Silence},
+    evaluate::{self, Alert, Notification, Tick},
+    samples::{validate_one, validate_sample},
+    series,
+};
 
 const ACTOR: &str = "service:alerts";
+
+/// The metric billing's payment outcomes become: one sample of 1 per payment, labelled
+/// `outcome` (`succeeded` / `failed`), `connector` and `method`.
+pub const PAYMENTS_METRIC: &str = "studyspot_payments";
 
 #[derive(Debug, Default, Clone)]
 pub struct AlertsHandler;
@@ -20,44 +48,454 @@ impl Handler for AlertsHandler {
         message: &Inbound,
         effects: &mut Effects,
     ) -> Result<(), HandleError> {
-        if message.is::<RecordMetricSample>() {
-            record_sample(tx, message, effects).await
-        } else {
-            Err(HandleError::UnknownRecord(message.record_type.clone()))
+        let mut out = Out { message, effects, next: 0 };
+        match message.record_type.as_str() {
+            RecordMetricSample::FULL_NAME => record_sample(tx, &mut out).await,
+            RecordMetricSamples::FULL_NAME => record_samples(tx, &mut out).await,
+            DefineAlertRule::FULL_NAME => define_rule(tx, &mut out).await,
+            DefineRoute::FULL_NAME => define_route(tx, &mut out).await,
+            DefineInhibitRule::FULL_NAME => define_inhibit_rule(tx, &mut out).await,
+            CreateSilence::FULL_NAME => create_silence(tx, &mut out).await,
+            ExpireSilence::FULL_NAME => expire_silence(tx, &mut out).await,
+            EvaluateRules::FULL_NAME => evaluate_rules(tx, &mut out).await,
+            PaymentSucceeded::FULL_NAME => {
+                let e: PaymentSucceeded = message.record()?;
+                payment_sample(&mut out, "succeeded", &e.connector, &e.method);
+                Ok(())
+            }
+            PaymentFailed::FULL_NAME => {
+                let e: PaymentFailed = message.record()?;
+                payment_sample(&mut out, "failed", &e.connector, &e.method);
+                Ok(())
+            }
+            // Billing's other events are not (yet) metrics.
+            _ if message.topic.ends_with(billing::EVENTS.name) => Ok(()),
+            other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
     }
 }
 
-async fn record_sample(
+/// The follow-on records of one message, numbered in the order they are emitted.
+struct Out<'a> {
+    message: &'a Inbound,
+    effects: &'a mut Effects,
+    next: u32,
+}
+
+impl Out<'_> {
+    fn metadata(&mut self) -> EventMetadata {
+        self.next += 1;
+        self.message.follow_on(self.next - 1, ACTOR)
+    }
+
+    fn emit<R: Record>(&mut self, record: impl FnOnce(EventMetadata) -> R) {
+        let metadata = self.metadata();
+        self.effects.emit(record(metadata));
+    }
+
+    fn refuse<C: Record>(&mut self, refusal: Refusal) {
+        let metadata = self.metadata();
+        self.effects.reject(CommandRejected {
+            metadata,
+            command_id: self.message.metadata.event_id.clone(),
+            command_type: C::FULL_NAME.to_owned(),
+            code: refusal.code.to_owned(),
+            reason: refusal.reason,
+        });
+    }
+
+    fn org(&self) -> &str {
+        &self.message.metadata.organization_id
+    }
+
+    fn changed(&mut self, kind: &str, id: &str, change: &str) {
+        self.emit(|metadata| AlertConfigChanged {
+            metadata,
+            kind: kind.into(),
+            id: id.into(),
+            change: change.into(),
+        });
+    }
+}
+
+fn malformed<C: Record>(m: Malformed) -> HandleError {
+    HandleError::malformed(C::FULL_NAME, m.0)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, HandleError> {
+    serde_json::to_value(value).map_err(|e| HandleError::Fatal(format!("alerts projection: {e}")))
+}
+
+/// A definition the consumer itself wrote; unreadable means the projection is not ours.
+fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, HandleError> {
+    serde_json::from_value(value).map_err(|e| HandleError::Fatal(format!("alerts projection: {e}")))
+}
+
+fn time<C: Record>(field: &str, ms: i64) -> Result<DateTime<Utc>, HandleError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| HandleError::malformed(C::FULL_NAME, format!("{field} {ms} is not a valid time")))
+}
+
+async fn store_sample(
     tx: &mut PgConnection,
-    message: &Inbound,
-    effects: &mut Effects,
+    out: &mut Out<'_>,
+    index: usize,
+    s: MetricSample,
 ) -> Result<(), HandleError> {
-    let c: RecordMetricSample = message.record()?;
-    validate_sample(&c).map_err(|m| HandleError::malformed(RecordMetricSample::FULL_NAME, m.0))?;
-    let sampled_at = chrono::DateTime::from_timestamp_millis(c.sampled_at).ok_or_else(|| {
-        HandleError::malformed(RecordMetricSample::FULL_NAME, "sampled_at is not a valid time")
-    })?;
-    let labels = serde_json::to_value(&c.labels)
-        .map_err(|e| HandleError::malformed(RecordMetricSample::FULL_NAME, e.to_string()))?;
+    let labels = to_json(&s.labels)?;
     projection::insert_sample(
         tx,
         &Sample {
-            event_id: c.metadata.event_id.clone(),
-            organization_id: c.metadata.organization_id.clone(),
-            metric: c.metric.clone(),
+            event_id: format!("{}/{index}", out.message.metadata.event_id),
+            organization_id: out.org().to_owned(),
+            metric: s.metric.clone(),
             labels,
-            value: c.value,
-            sampled_at,
+            value: s.value,
+            sampled_at: time::<RecordMetricSamples>("sampled_at", s.sampled_at)?,
         },
     )
     .await?;
-    effects.emit(MetricSampleRecorded {
-        metadata: message.follow_on(0, ACTOR),
-        metric: c.metric,
-        labels: c.labels,
-        value: c.value,
-        sampled_at: c.sampled_at,
+    out.emit(|metadata| MetricSampleRecorded {
+        metadata,
+        metric: s.metric,
+        labels: s.labels,
+        value: s.value,
+        sampled_at: s.sampled_at,
     });
+    Ok(())
+}
+
+async fn record_sample(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: RecordMetricSample = out.message.record()?;
+    validate_sample(&c).map_err(malformed::<RecordMetricSample>)?;
+    let sample =
+        MetricSample { metric: c.metric, labels: c.labels, value: c.value, sampled_at: c.sampled_at };
+    store_sample(tx, out, 0, sample).await
+}
+
+async fn record_samples(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: RecordMetricSamples = out.message.record()?;
+    if c.samples.is_empty() {
+        return Err(HandleError::malformed(RecordMetricSamples::FULL_NAME, "samples is empty"));
+    }
+    for (i, s) in c.samples.iter().enumerate() {
+        validate_one(s)
+            .map_err(|m| malformed::<RecordMetricSamples>(Malformed(format!("samples[{i}]: {}", m.0))))?;
+    }
+    for (i, s) in c.samples.into_iter().enumerate() {
+        store_sample(tx, out, i, s).await?;
+    }
+    Ok(())
+}
+
+fn payment_sample(out: &mut Out<'_>, outcome: &str, connector: &str, method: &str) {
+    let sampled_at = out.message.metadata.occurred_at;
+    out.emit(|metadata| RecordMetricSample {
+        metadata,
+        metric: PAYMENTS_METRIC.into(),
+        labels: HashMap::from([
+            ("outcome".to_owned(), outcome.to_owned()),
+            ("connector".to_owned(), connector.to_owned()),
+            ("method".to_owned(), method.to_owned()),
+        ]),
+        value: 1.0,
+        sampled_at,
+    });
+}
+
+async fn define_rule(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: DefineAlertRule = out.message.record()?;
+    let rule = match Rule::from_command(&c).map_err(malformed::<DefineAlertRule>)? {
+        Ok(r) => r,
+        Err(refusal) => {
+            out.refuse::<DefineAlertRule>(refusal);
+            return Ok(());
+        }
+    };
+    let row = RuleRow {
+        organization_id: out.org(),
+        rule_id: &rule.rule_id,
+        name: &rule.name,
+        severity: &rule.severity,
+        enabled: rule.enabled,
+        definition: to_json(&rule)?,
+        at: out.message.occurred_at()?,
+    };
+    alerting::upsert_rule(tx, &row).await?;
+    out.changed("rule", &rule.rule_id, "defined");
+    Ok(())
+}
+
+async fn define_route(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: DefineRoute = out.message.record()?;
+    let route = match Route::from_command(&c).map_err(malformed::<DefineRoute>)? {
+        Ok(r) => r,
+        Err(refusal) => {
+            out.refuse::<DefineRoute>(refusal);
+            return Ok(());
+        }
+    };
+    let at = out.message.occurred_at()?;
+    alerting::upsert_config(tx, ConfigKind::Route, out.org(), &route.route_id, &to_json(&route)?, at).await?;
+    out.changed("route", &route.route_id, "defined");
+    Ok(())
+}
+
+async fn define_inhibit_rule(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: DefineInhibitRule = out.message.record()?;
+    let rule = match InhibitRule::from_command(&c).map_err(malformed::<DefineInhibitRule>)? {
+        Ok(r) => r,
+        Err(refusal) => {
+            out.refuse::<DefineInhibitRule>(refusal);
+            return Ok(());
+        }
+    };
+    let at = out.message.occurred_at()?;
+    let id = rule.inhibit_rule_id.clone();
+    alerting::upsert_config(tx, ConfigKind::InhibitRule, out.org(), &id, &to_json(&rule)?, at).await?;
+    out.changed("inhibit_rule", &id, "defined");
+    Ok(())
+}
+
+async fn write_silence(tx: &mut PgConnection, message: &Inbound, s: &Silence) -> Result<(), HandleError> {
+    let row = SilenceRow {
+        organization_id: &message.metadata.organization_id,
+        silence_id: &s.silence_id,
+        starts_at: time::<CreateSilence>("starts_at", s.starts_at)?,
+        ends_at: time::<CreateSilence>("ends_at", s.ends_at)?,
+        created_by: &s.created_by,
+        comment: &s.comment,
+        definition: to_json(s)?,
+        at: message.occurred_at()?,
+    };
+    alerting::upsert_silence(tx, &row).await?;
+    Ok(())
+}
+
+async fn create_silence(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: CreateSilence = out.message.record()?;
+    let silence = match Silence::from_command(&c).map_err(malformed::<CreateSilence>)? {
+        Ok(s) => s,
+        Err(refusal) => {
+            out.refuse::<CreateSilence>(refusal);
+            return Ok(());
+        }
+    };
+    write_silence(tx, out.message, &silence).await?;
+    out.changed("silence", &silence.silence_id, "defined");
+    Ok(())
+}
+
+async fn expire_silence(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: ExpireSilence = out.message.record()?;
+    let Some(stored) = alerting::load_silence(tx, out.org(), &c.silence_id).await? else {
+        out.refuse::<ExpireSilence>(Refusal::new(
+            "silence_not_found",
+            format!("no silence {}", c.silence_id),
+        ));
+        return Ok(());
+    };
+    let silence: Silence = from_json(stored)?;
+    match silence.expire(c.metadata.occurred_at) {
+        Ok(expired) => {
+            write_silence(tx, out.message, &expired).await?;
+            out.changed("silence", &expired.silence_id, "expired");
+        }
+        Err(refusal) => out.refuse::<ExpireSilence>(refusal),
+    }
+    Ok(())
+}
+
+fn labels_json(labels: &Labels) -> Result<serde_json::Value, HandleError> {
+    to_json(labels)
+}
+
+fn hash_map(labels: &Labels) -> HashMap<String, String> {
+    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+async fn evaluate_rules(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let c: EvaluateRules = out.message.record()?;
+    let up_to = time::<EvaluateRules>("up_to", c.up_to)?;
+    let org = out.org().to_owned();
+    if !alerting::advance_clock(tx, &org, up_to).await? {
+        out.refuse::<EvaluateRules>(Refusal::new(
+            "tick_before_applied",
+            format!("a tick at or after {up_to} was already applied"),
+        ));
+        return Ok(());
+    }
+    let config = alerting::load_config(tx, &org, up_to).await?;
+    let rules: Vec<Rule> = config.rules.into_iter().map(from_json).collect::<Result<_, _>>()?;
+    let routes: Vec<Route> = config.routes.into_iter().map(from_json).collect::<Result<_, _>>()?;
+    let inhibit_rules: Vec<InhibitRule> =
+        config.inhibit_rules.into_iter().map(from_json).collect::<Result<_, _>>()?;
+    let silences: Vec<Silence> = config.silences.into_iter().map(from_json).collect::<Result<_, _>>()?;
+    let enabled = rules.iter().filter(|r| r.enabled);
+    let mut metrics: Vec<String> = enabled
+        .clone()
+        .flat_map(|r| std::iter::once(r.metric.clone()).chain(r.denominator_metric.clone()))
+        .collect();
+    metrics.sort();
+    metrics.dedup();
+    let window = enabled.map(|r| r.window_ms).max().unwrap_or(0);
+    let from = time::<EvaluateRules>("up_to", c.up_to.saturating_sub(window))?;
+    let mut samples = Vec::new();
+    for (metric, labels, value, at) in alerting::samples_between(tx, &org, &metrics, from, up_to).await? {
+        samples.push(series::Sample {
+            metric,
+            labels: from_json(labels)?,
+            value,
+            at_ms: at.timestamp_millis(),
+        });
+    }
+    let alerts: Vec<Alert> =
+        alerting::live_alerts(tx, &org).await?.into_iter().map(from_json).collect::<Result<_, _>>()?;
+
+    let outcome = evaluate::evaluate(&Tick {
+        now: c.up_to,
+        rules: &rules,
+        samples: &samples,
+        alerts: &alerts,
+        silences: &silences,
+        inhibit_rules: &inhibit_rules,
+        routes: &routes,
+    });
+
+    for a in &outcome.alerts {
+        let row = AlertRow {
+            organization_id: &org,
+            fingerprint: &a.fingerprint,
+            rule_id: &a.rule_id,
+            state: a.state.as_str(),
+            severity: &a.severity,
+            labels: labels_json(&a.labels)?,
+            active_at: time::<EvaluateRules>("active_at", a.active_at)?,
+            fired_at: a.fired_at.and_then(DateTime::from_timestamp_millis),
+            resolved_at: a.resolved_at.and_then(DateTime::from_timestamp_millis),
+            value: a.value,
+            suppressed: a.suppressed.as_deref(),
+            body: to_json(a)?,
+            at: up_to,
+        };
+        alerting::upsert_alert(tx, &row).await?;
+    }
+    for t in &outcome.transitions {
+        let metadata = out.metadata();
+        alerting::insert_history(
+            tx,
+            &HistoryRow {
+                organization_id: &org,
+                fingerprint: &t.fingerprint,
+                rule_id: &t.rule_id,
+                labels: labels_json(&t.labels)?,
+                from_state: t.from.as_str(),
+                to_state: t.to.as_str(),
+                value: t.value,
+                at: up_to,
+                event_id: &metadata.event_id,
+            },
+        )
+        .await?;
+        out.effects.emit(AlertStateChanged {
+            metadata,
+            fingerprint: t.fingerprint.clone(),
+            rule_id: t.rule_id.clone(),
+            labels: hash_map(&t.labels),
+            from_state: t.from.as_str().into(),
+            to_state: t.to.as_str().into(),
+            value: t.value,
+            at: c.up_to,
+        });
+    }
+    for n in &outcome.notifications {
+        let Some(alert) = outcome.alert(n.fingerprint()) else { continue };
+        notify(tx, out, &org, alert, n, c.up_to).await?;
+    }
+    Ok(())
+}
+
+fn receivers_json(receivers: &[Receiver]) -> Result<serde_json::Value, HandleError> {
+    to_json(&receivers)
+}
+
+async fn notify(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    org: &str,
+    alert: &Alert,
+    n: &Notification,
+    now: i64,
+) -> Result<(), HandleError> {
+    let at = time::<EvaluateRules>("up_to", now)?;
+    let alert_name = alert.labels.get("alertname").cloned().unwrap_or_default();
+    let mut row = NotificationRow {
+        organization_id: org,
+        fingerprint: &alert.fingerprint,
+        rule_id: &alert.rule_id,
+        decision: "suppressed",
+        reason: None,
+        receivers: serde_json::Value::Array(Vec::new()),
+        repeat: false,
+        at,
+        event_id: None,
+    };
+    match n {
+        Notification::Suppressed { reason, .. } => {
+            row.reason = Some(reason);
+            alerting::insert_notification(tx, &row).await?;
+        }
+        Notification::Fired { receivers, repeat, .. } => {
+            let metadata = out.metadata();
+            let event_id = metadata.event_id.clone();
+            row = NotificationRow {
+                decision: "fired",
+                receivers: receivers_json(receivers)?,
+                repeat: *repeat,
+                event_id: Some(&event_id),
+                ..row
+            };
+            alerting::insert_notification(tx, &row).await?;
+            out.effects.emit(AlertFired {
+                metadata,
+                fingerprint: alert.fingerprint.clone(),
+                rule_id: alert.rule_id.clone(),
+                alert_name,
+                severity: alert.severity.clone(),
+                labels: hash_map(&alert.labels),
+                annotations: hash_map(&alert.annotations),
+                value: alert.value.unwrap_or_default(),
+                started_at: alert.active_at,
+                fired_at: now,
+                group_key: alert.group_key.clone(),
+                receivers: receivers.iter().map(Receiver::to_record).collect(),
+                repeat: *repeat,
+            });
+        }
+        Notification::Resolved { receivers, .. } => {
+            let metadata = out.metadata();
+            let event_id = metadata.event_id.clone();
+            row = NotificationRow {
+                decision: "resolved",
+                receivers: receivers_json(receivers)?,
+                event_id: Some(&event_id),
+                ..row
+            };
+            alerting::insert_notification(tx, &row).await?;
+            out.effects.emit(AlertResolved {
+                metadata,
+                fingerprint: alert.fingerprint.clone(),
+                rule_id: alert.rule_id.clone(),
+                alert_name,
+                severity: alert.severity.clone(),
+                labels: hash_map(&alert.labels),
+                annotations: hash_map(&alert.annotations),
+                started_at: alert.active_at,
+                resolved_at: now,
+                group_key: alert.group_key.clone(),
+                receivers: receivers.iter().map(Receiver::to_record).collect(),
+            });
+        }
+    }
     Ok(())
 }

@@ -1,8 +1,11 @@
-//! Alerts: metric samples now; rules, the alert lifecycle and silences follow. Pure decisions in
-//! [`decide`], the shell in [`handler`].
+//! Alerts: metric samples (posted, and derived from billing's payment outcomes), rules, the
+//! Alertmanager lifecycle with silences, inhibition and routing, and `AlertFired` /
+//! `AlertResolved` for notifications. Pure decisions in [`decide`], the shell in [`handler`],
+//! evaluation ticks from [`scheduler`].
 
 pub mod decide;
 pub mod handler;
+pub mod scheduler;
 
 pub use handler::AlertsHandler;
 

@@ -1,16 +1,17 @@
 use studyspot_alerts::{AlertsHandler, DEFAULT_OPS_PORT, NAME};
 use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
-use studyspot_schemas::alerts;
+use studyspot_schemas::{alerts, billing};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     run_consumer(ConsumerSpec {
         name: NAME,
-        topics: vec![alerts::COMMANDS.name],
+        // Billing's events: payment outcomes become the `studyspot_payments` metric.
+        topics: vec![alerts::COMMANDS.name, billing::EVENTS.name],
         handler: AlertsHandler,
         migrator: &studyspot_alerts_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
-        sidecars: Vec::new(),
+        sidecars: vec![studyspot_alerts::scheduler::sidecar()],
     })
     .await?;
     Ok(())

@@ -1,8 +1,10 @@
-//! Alerts' projection: metric samples (rules, alerts and silences follow).
+//! Alerts' projection: metric samples, rules, routes, inhibitions, silences, alerts and the
+//! history of every state change and notification decision.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, migrate::Migrator};
 
+pub mod alerting;
 pub mod reads;
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
