@@ -1,6 +1,7 @@
 //! Delivery tracking on the gateway, without bearer tokens: the open pixel and the click redirect
 //! of HTML e-mails (signed links the notifications delivery worker made), and Twilio's status
-//! callbacks (signed by Twilio, to a signed per-message URL). Each becomes a
+//! callbacks (signed by Twilio, to a signed per-message URL, or to the configured URL: then the
+//! message is found by its sid). Each becomes a
 //! `RecordDeliveryStatus` command for the notifications consumer, which decides what it means.
 //! Only a verified link names a notification; the redirect only ever goes to a signed target.
 

@@ -2,7 +2,8 @@
 //!
 //! `POST {base_url}/2010-04-01/Accounts/{AccountSid}/Messages.json`, Basic auth
 //! `AccountSid:AuthToken`, a form body: `To`, `From` (or `MessagingServiceSid` when configured,
-//! instead of `From`), `Body`, and `StatusCallback` when configured. WhatsApp addresses are
+//! instead of `From`), `Body`, and `StatusCallback`: the message's own
+//! (`data["status_callback"]`, a signed tracking URL) or the configured one. WhatsApp addresses are
 //! `whatsapp:+E.164` on both `To` and `From` (added when missing).
 //!
 //! Idempotency: every attempt carries `I-Twilio-Idempotency-Token: {idempotency_key}`; Twilio
