@@ -40,3 +40,8 @@ psql:
 # The operator CLI: `just studyspot topics list`.
 studyspot *args:
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/studyspot-target}" cargo run --quiet --release -p studyspot-cli -- "$@"
+
+# A slice of the event history as NDJSON, CSV or Parquet, or copied to another topic:
+# `just replay -t studyspot.attendance.events.v1 --format parquet -o out/` (see `studyspot replay --help`).
+replay *args:
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/studyspot-target}" cargo run --quiet --release -p studyspot-cli -- replay "$@"

@@ -8,11 +8,13 @@
 //! - [`Codec`]: Avro through a Confluent-compatible registry (TopicRecordNameStrategy).
 //! - [`admin`]: topics from the catalogue and subject compatibility levels.
 //! - [`tail`]: following topics outside any group, from given positions (live views).
+//! - [`history`]: reading a slice of history between positions or instants (replay, rebuild).
 
 pub mod admin;
 mod codec;
 mod error;
 pub mod headers;
+pub mod history;
 mod producer;
 pub mod reader;
 mod settings;

@@ -1,6 +1,8 @@
 //! `studyspot`: the operator's command line.
 
 mod demo;
+mod projection;
+mod replay;
 
 use std::path::PathBuf;
 
@@ -37,6 +39,14 @@ enum Command {
     },
     /// Sends one of each domain's commands and prints the follow-on events they cause.
     Demo,
+    /// Reads a slice of the event history (decoded with today's schemas) into NDJSON, CSV or
+    /// Parquet, or copies it into another topic.
+    Replay(Box<replay::ReplayArgs>),
+    /// A consumer's projection (its PostgreSQL schema).
+    Projection {
+        #[command(subcommand)]
+        action: ProjectionAction,
+    },
     /// Mints a bearer token for the gateway, signed with auth.hs256_secret (for local use).
     Token {
         /// The organization the token acts for (omit only with --role platform-admin).
@@ -66,6 +76,26 @@ enum TopicsAction {
 }
 
 #[derive(Subcommand)]
+enum ProjectionAction {
+    /// Prints each table's row count and an order-independent digest of the projection's contents
+    /// (the runtime's bookkeeping tables left out): equal digests, equal projections.
+    Checksum {
+        /// The consumer (billing, notifications, attendance, alerts); its schema has its name.
+        consumer: String,
+        /// Another schema of the consumer's (a rebuild's) instead of the live one.
+        #[arg(long)]
+        schema: Option<String>,
+        /// A table to leave out as well (repeat).
+        #[arg(long = "exclude-table")]
+        exclude_tables: Vec<String>,
+        /// A column to leave out, `column` in every table or `table.column` (repeat): for
+        /// wall-clock columns a rebuild cannot reproduce.
+        #[arg(long = "exclude-column")]
+        exclude_columns: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum SchemasAction {
     /// Sets each subject's compatibility rule and registers the current schema (idempotent).
     Register,
@@ -83,6 +113,20 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Schemas { action: SchemasAction::Register } => register_schemas(&settings).await,
         Command::Demo => demo::run(&settings).await,
+        Command::Replay(replay_args) => replay::run(&settings, *replay_args).await,
+        Command::Projection {
+            action: ProjectionAction::Checksum { consumer, schema, exclude_tables, exclude_columns },
+        } => {
+            use secrecy::ExposeSecret;
+            projection::run(
+                settings.postgres.url.expose_secret(),
+                &consumer,
+                schema.as_deref(),
+                &exclude_tables,
+                &exclude_columns,
+            )
+            .await
+        }
         Command::Token { organization, roles, subject, member_id, ttl_seconds } => {
             let token = demo::token(&settings, organization, roles, subject, member_id, ttl_seconds)?;
             println!("{token}");
