@@ -25,19 +25,23 @@ struct Api {
 }
 
 impl Api {
-    /// A POST, tried again while the gateway answers 503 (its pools are small in tests).
+    /// A POST, tried again while the gateway answers 503 (its pools are small in tests), with one
+    /// Idempotency-Key for all tries: a command whose first try did reach the topic is not sent
+    /// twice (a QR token must not be used twice).
     async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let key = uuid::Uuid::now_v7().to_string();
         loop {
             let response = self
                 .client
                 .post(format!("{}{path}", self.base))
                 .bearer_auth(token)
+                .header("Idempotency-Key", &key)
                 .json(body)
                 .send()
                 .await
                 .expect("request");
             let status = response.status().as_u16();
-            if status != 503 {
+            if status != 503 && status != 409 {
                 return (status, response.json().await.unwrap_or(Value::Null));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
