@@ -20,7 +20,7 @@ use studyspot_schemas::{
 };
 
 use crate::{
-    campaigns,
+    alert_triggers, campaigns,
     decide::{
         self, Malformed, digests,
         routing::{self, Route, SentToday},
@@ -63,6 +63,9 @@ impl Handler for NotificationsHandler {
             // Other domains' events: who members are (for segments), and what notifies them.
             _ if !message.topic.contains(".notifications.") => {
                 campaigns::note_audience(tx, message).await?;
+                for c in alert_triggers::notifications_for(message)? {
+                    send(tx, &mut out, c).await?;
+                }
                 match campaigns::triggered(tx, message).await? {
                     Some(c) => send(tx, &mut out, c).await,
                     None => Ok(()),

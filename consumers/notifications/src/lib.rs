@@ -3,6 +3,7 @@
 //! templates), the shell in [`handler`], other domains' events turned into notifications in
 //! [`triggers`].
 
+pub mod alert_triggers;
 pub mod campaigns;
 pub mod decide;
 pub mod delivery;

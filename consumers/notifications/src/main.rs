@@ -1,18 +1,20 @@
 use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
 use studyspot_notifications::{DEFAULT_OPS_PORT, NAME, NotificationsHandler};
-use studyspot_schemas::{attendance, billing, notifications};
+use studyspot_schemas::{alerts, attendance, billing, notifications};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     run_consumer(ConsumerSpec {
         name: NAME,
         // Billing's events (receipts, failed payments, trial ends, dunning steps, usage alerts) and
-        // attendance's (check-ins): triggers, and who members are for campaign segments.
+        // attendance's (check-ins): triggers, and who members are for campaign segments; alerts'
+        // (AlertFired / AlertResolved) to each receiver their routing named.
         topics: vec![
             notifications::COMMANDS.name,
             notifications::CATALOG_COMMANDS.name,
             billing::EVENTS.name,
             attendance::EVENTS.name,
+            alerts::EVENTS.name,
         ],
         handler: NotificationsHandler,
         migrator: &studyspot_notifications_projection::MIGRATIONS,

@@ -9,7 +9,11 @@ use std::{
 use chrono::Utc;
 use mail_parser::MessageParser;
 use serde_json::json;
-use studyspot_schemas::{EventMetadata, notifications::SetPreferences};
+use studyspot_schemas::{
+    EventMetadata,
+    alerts::{self, AlertFired, AlertResolved, Receiver},
+    notifications::SetPreferences,
+};
 use studyspot_test_world::{Consumer, World, eventually, smtp::SmtpSink, stop};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
 
@@ -213,4 +217,122 @@ async fn one_endpoint_gets_no_more_than_its_rate() {
     let span = times[5] - times[0];
     assert!(span >= Duration::from_millis(2_400), "six requests within {span:?}");
     stop(&mut consumer);
+}
+
+fn receivers() -> Vec<Receiver> {
+    ["webhook", "email"]
+        .into_iter()
+        .map(|channel| Receiver { recipient_id: "mem_hook".into(), channel: channel.into() })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_critical_alert_reaches_its_receivers_once_and_its_resolution_follows() {
+    let world = World::new("notifications", env!("CARGO_BIN_EXE_studyspot-notifications")).await;
+    let alerts_topics = [world.topic(alerts::EVENTS.name)];
+    let refs: Vec<&str> = alerts_topics.iter().map(String::as_str).collect();
+    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("alerts' topic");
+    let sink = SmtpSink::accepting().await;
+    let endpoint = MockServer::start().await;
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("POST")).respond_with(Bodies(arrivals.clone())).mount(&endpoint).await;
+    let mut consumer = consumer(&world, &sink, &[]);
+    // Quiet hours all day: a critical alert goes out anyway.
+    let mut prefs = preferences(&world, "prefs", &format!("{}/hook", endpoint.uri()));
+    prefs.quiet_start = Some("00:00".into());
+    prefs.quiet_end = Some("23:59".into());
+    world.send(&prefs).await;
+    preferences_applied(&world, 1).await;
+
+    let at = Utc::now().timestamp_millis();
+    let labels: std::collections::HashMap<String, String> =
+        [("alertname", "PaymentFailureRate"), ("severity", "critical")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    let fired = AlertFired {
+        metadata: metadata(&world, "fired"),
+        fingerprint: "fp_1".into(),
+        rule_id: "rule_payments".into(),
+        alert_name: "PaymentFailureRate".into(),
+        severity: "critical".into(),
+        labels: labels.clone(),
+        annotations: [("summary".to_owned(), "40% of payments failed in 5 minutes".to_owned())].into(),
+        value: 0.4,
+        started_at: at - 60_000,
+        fired_at: at,
+        group_key: "rule_payments".into(),
+        receivers: receivers(),
+        repeat: false,
+    };
+    // Redelivered: each receiver is told once.
+    world.send(&fired).await;
+    world.send(&fired).await;
+    let mail = eventually("the alert by email", Duration::from_secs(60), || async {
+        sink.captured().into_iter().next()
+    })
+    .await;
+    let parsed = MessageParser::default().parse(&mail.data).expect("MIME");
+    assert_eq!(parsed.subject(), Some("[CRITICAL] PaymentFailureRate is firing"), "{}", consumer.log());
+    let hook = eventually("the alert at the webhook", Duration::from_secs(60), || async {
+        arrivals.lock().expect("bodies").first().cloned()
+    })
+    .await;
+    let text = hook["text"].as_str().unwrap_or_default();
+    assert!(text.starts_with("[CRITICAL] PaymentFailureRate is firing\n\n40% of payments failed"), "{hook}");
+
+    world
+        .send(&AlertResolved {
+            metadata: metadata(&world, "resolved"),
+            fingerprint: "fp_1".into(),
+            rule_id: "rule_payments".into(),
+            alert_name: "PaymentFailureRate".into(),
+            severity: "critical".into(),
+            labels,
+            annotations: Default::default(),
+            started_at: at - 60_000,
+            resolved_at: at + 300_000,
+            group_key: "rule_payments".into(),
+            receivers: receivers(),
+        })
+        .await;
+    let resolved = eventually("the resolution at the webhook", Duration::from_secs(60), || async {
+        let bodies = arrivals.lock().expect("bodies").clone();
+        bodies.iter().find(|b| b["text"].as_str().is_some_and(|t| t.starts_with("[RESOLVED]"))).cloned()
+    })
+    .await;
+    assert!(resolved["text"].as_str().is_some_and(|t| t.contains("PaymentFailureRate")));
+    eventually("the resolution by email", Duration::from_secs(60), || async {
+        (sink.captured().len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        arrivals.lock().expect("bodies").len(),
+        2,
+        "one firing and one resolved message to the webhook"
+    );
+    stop(&mut consumer);
+}
+
+/// Keeps each request's JSON body.
+struct Bodies(Arc<Mutex<Vec<serde_json::Value>>>);
+
+impl Respond for Bodies {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body = serde_json::from_slice(&request.body).unwrap_or_default();
+        self.0.lock().expect("bodies").push(body);
+        ResponseTemplate::new(200)
+    }
+}
+
+fn metadata(world: &World, name: &str) -> EventMetadata {
+    EventMetadata {
+        event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/{name}", world.id).as_bytes())
+            .to_string(),
+        occurred_at: Utc::now().timestamp_millis(),
+        correlation_id: format!("test-{name}"),
+        causation_id: None,
+        organization_id: world.organization_id(),
+        actor: "service:alerts".into(),
+    }
 }

@@ -2,7 +2,8 @@
 //! ([`webhook_signature`](crate::webhook_signature)).
 //!
 //! `POST {to}` with `Content-Type: application/json`, the body
-//! `{"type": event_type, "timestamp": "2026-03-01T09:30:00Z", "data": {…}}` and the headers
+//! `{"type": event_type, "timestamp": "2026-03-01T09:30:00Z", "text": "…", "data": {…}}` (`text`,
+//! the message itself, also makes it a Slack-compatible incoming-webhook payload) and the headers
 //! - `webhook-id`: the idempotency key (the same on every attempt; receivers de-duplicate by it),
 //! - `webhook-timestamp`: the attempt's time in unix seconds (the body's `timestamp` is the same
 //!   instant in RFC 3339), so a late retry still falls within the receiver's tolerance,
@@ -44,6 +45,10 @@ struct Payload<'a> {
     #[serde(rename = "type")]
     event_type: &'a str,
     timestamp: String,
+    /// The message as people read it (subject, a blank line, body): also what a Slack-compatible
+    /// incoming webhook shows.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    text: String,
     data: &'a BTreeMap<String, String>,
 }
 
@@ -66,6 +71,11 @@ pub(crate) fn body(m: &Message, at: DateTime<Utc>) -> Vec<u8> {
     let payload = Payload {
         event_type: m.event_type.as_deref().unwrap_or(WebhookChannel::DEFAULT_EVENT_TYPE),
         timestamp: at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        text: match m.subject.as_deref().filter(|s| !s.is_empty()) {
+            Some(subject) if !m.body.is_empty() => format!("{subject}\n\n{}", m.body),
+            Some(subject) => subject.to_owned(),
+            None => m.body.clone(),
+        },
         data: &m.data,
     };
     // Strings and a map of strings: serializing cannot fail.
@@ -135,5 +145,15 @@ mod tests {
         );
         let plain = Message::default();
         assert!(String::from_utf8(body(&plain, at)).unwrap().starts_with(r#"{"type":"notification","#));
+        let alert = Message {
+            subject: Some("FIRING: payment failure rate".to_owned()),
+            body: "12% of payments failed".to_owned(),
+            ..Message::default()
+        };
+        assert!(
+            String::from_utf8(body(&alert, at))
+                .unwrap()
+                .contains(r#""text":"FIRING: payment failure rate\n\n12% of payments failed","#)
+        );
     }
 }

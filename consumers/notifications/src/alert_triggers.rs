@@ -1,0 +1,150 @@
+//! Alerts' `AlertFired` / `AlertResolved`: one message per receiver the event names (alerts'
+//! routing rules chose them), through the organization's `alert_fired` / `alert_resolved`
+//! template when it has one, else a default text. A critical alert's messages are critical
+//! (quiet hours, caps and opt-outs do not hold them back). Ids derive from the event and the
+//! receiver, so a redelivered event tells each receiver once.
+
+use std::collections::HashMap;
+
+use studyspot_consumer_runtime::{HandleError, Inbound};
+use studyspot_schemas::{
+    EventMetadata, Record,
+    alerts::{AlertFired, AlertResolved, Receiver},
+    notifications::SendNotification,
+};
+
+pub const FIRED: (&str, &str, &str) = (
+    "alert_fired",
+    "[{{ severity | upper }}] {{ alert_name }} is firing",
+    "{{ summary }}\nValue: {{ value }}. Since {{ started_at }}.\nLabels: {{ labels }}{{ runbook }}",
+);
+pub const RESOLVED: (&str, &str, &str) = (
+    "alert_resolved",
+    "[RESOLVED] {{ alert_name }}",
+    "{{ summary }}\nResolved at {{ resolved_at }} (since {{ started_at }}).\nLabels: {{ labels }}",
+);
+
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+fn labels(labels: &HashMap<String, String>) -> String {
+    let mut pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    pairs.join(", ")
+}
+
+/// The messages an alerts event asks for: none for other records.
+pub fn notifications_for(message: &Inbound) -> Result<Vec<SendNotification>, HandleError> {
+    let (template, severity, receivers, vars) = match message.record_type.as_str() {
+        AlertFired::FULL_NAME => {
+            let e: AlertFired = message.record()?;
+            let summary = e.annotations.get("summary").cloned().unwrap_or_else(|| e.alert_name.clone());
+            let runbook =
+                e.annotations.get("runbook_url").map_or_else(String::new, |u| format!("\nRunbook: {u}"));
+            let vars = vec![
+                ("alert_name", e.alert_name.clone()),
+                ("severity", e.severity.clone()),
+                ("summary", summary),
+                ("description", e.annotations.get("description").cloned().unwrap_or_default()),
+                ("value", e.value.to_string()),
+                ("started_at", time(e.started_at)),
+                ("fired_at", time(e.fired_at)),
+                ("labels", labels(&e.labels)),
+                ("runbook", runbook),
+                ("fingerprint", e.fingerprint.clone()),
+            ];
+            (FIRED, e.severity, e.receivers, vars)
+        }
+        AlertResolved::FULL_NAME => {
+            let e: AlertResolved = message.record()?;
+            let summary = e.annotations.get("summary").cloned().unwrap_or_else(|| e.alert_name.clone());
+            let vars = vec![
+                ("alert_name", e.alert_name.clone()),
+                ("severity", e.severity.clone()),
+                ("summary", summary),
+                ("started_at", time(e.started_at)),
+                ("resolved_at", time(e.resolved_at)),
+                ("labels", labels(&e.labels)),
+                ("fingerprint", e.fingerprint.clone()),
+            ];
+            (RESOLVED, e.severity, e.receivers, vars)
+        }
+        _ => return Ok(Vec::new()),
+    };
+    let (name, subject, body) = template;
+    let event = &message.metadata;
+    let variables: HashMap<String, String> = vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    Ok(receivers
+        .into_iter()
+        .map(|Receiver { recipient_id, channel }| {
+            let id = format!("{}/{recipient_id}/{channel}", event.event_id);
+            SendNotification {
+                metadata: EventMetadata {
+                    event_id: event.event_id.clone(),
+                    occurred_at: event.occurred_at,
+                    correlation_id: event.correlation_id.clone(),
+                    causation_id: Some(event.event_id.clone()),
+                    organization_id: event.organization_id.clone(),
+                    actor: event.actor.clone(),
+                },
+                notification_id: format!(
+                    "ntf_{}",
+                    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.as_bytes()).simple()
+                ),
+                recipient_id,
+                channel,
+                category: "operational".into(),
+                subject: Some(subject.into()),
+                body: body.into(),
+                template_id: Some(name.into()),
+                variables: variables.clone(),
+                locale: None,
+                critical: severity == "critical",
+                transaction_id: None,
+                send_at: None,
+                campaign_id: None,
+                digest_key: None,
+                digest_window_secs: None,
+                digest_at_local: None,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::templates::{Parts, render};
+
+    #[test]
+    fn the_default_texts_render_with_what_the_events_give() {
+        let fired: HashMap<String, String> = [
+            "alert_name",
+            "severity",
+            "summary",
+            "description",
+            "value",
+            "started_at",
+            "fired_at",
+            "labels",
+            "runbook",
+            "fingerprint",
+        ]
+        .iter()
+        .map(|k| ((*k).to_owned(), "critical".to_owned()))
+        .collect();
+        let parts = Parts { subject: Some(FIRED.1), body: FIRED.2, html: None };
+        let r = render(&parts, &fired).expect("fired renders");
+        assert_eq!(r.subject.as_deref(), Some("[CRITICAL] critical is firing"));
+        let resolved: HashMap<String, String> =
+            ["alert_name", "severity", "summary", "started_at", "resolved_at", "labels", "fingerprint"]
+                .iter()
+                .map(|k| ((*k).to_owned(), "x".to_owned()))
+                .collect();
+        let parts = Parts { subject: Some(RESOLVED.1), body: RESOLVED.2, html: None };
+        assert!(render(&parts, &resolved).is_ok());
+        assert_eq!(labels(&[("b".into(), "2".into()), ("a".into(), "1".into())].into()), "a=1, b=2");
+    }
+}
