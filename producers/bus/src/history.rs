@@ -102,6 +102,11 @@ pub fn offsets_at(
 pub struct HistoryReader {
     consumer: Option<BaseConsumer>,
     remaining: BTreeMap<PartitionId, i64>,
+    /// Records before this instant are skipped until a partition's first one at or after it.
+    from_ms: Option<i64>,
+    /// A partition ends at its first record at or after this instant.
+    until_ms: Option<i64>,
+    started: std::collections::BTreeSet<PartitionId>,
 }
 
 impl HistoryReader {
@@ -113,7 +118,13 @@ impl HistoryReader {
             .map(|(p, end)| (p.clone(), *end))
             .collect();
         if remaining.is_empty() {
-            return Ok(Self { consumer: None, remaining });
+            return Ok(Self {
+                consumer: None,
+                remaining,
+                from_ms: None,
+                until_ms: None,
+                started: Default::default(),
+            });
         }
         let consumer = consumer(settings)?;
         let mut assignment = TopicPartitionList::new();
@@ -122,7 +133,23 @@ impl HistoryReader {
             assignment.add_partition_offset(&p.topic, p.partition, Offset::Offset(start))?;
         }
         consumer.assign(&assignment)?;
-        Ok(Self { consumer: Some(consumer), remaining })
+        Ok(Self {
+            consumer: Some(consumer),
+            remaining,
+            from_ms: None,
+            until_ms: None,
+            started: Default::default(),
+        })
+    }
+
+    /// Bounds the slice by record timestamps as well, the way Kafka's offsets for times do: a
+    /// partition starts at its first record at or after `from_ms` and ends before its first record
+    /// at or after `until_ms`. Checked on the records themselves, so the slice is right even on a
+    /// broker whose answer to [`offsets_at`] is only approximate (the embedded one).
+    pub fn with_time_bounds(mut self, from_ms: Option<i64>, until_ms: Option<i64>) -> Self {
+        self.from_ms = from_ms;
+        self.until_ms = until_ms;
+        self
     }
 
     /// Partitions not read to their end yet.
@@ -147,8 +174,24 @@ impl HistoryReader {
             let id = message.partition_id();
             let Some(end) = self.remaining.get(&id).copied() else { continue };
             let offset = message.offset;
+            let timestamp = message.timestamp_ms.unwrap_or(-1);
+            if self.until_ms.is_some_and(|until| timestamp >= until) {
+                self.remaining.remove(&id);
+                let mut done = TopicPartitionList::new();
+                done.add_partition(&id.topic, id.partition);
+                consumer.pause(&done)?;
+                continue;
+            }
             if offset + 1 >= end {
                 self.remaining.remove(&id);
+            }
+            if let Some(from) = self.from_ms
+                && !self.started.contains(&id)
+            {
+                if timestamp < from {
+                    continue;
+                }
+                self.started.insert(id);
             }
             if offset < end {
                 return Ok(Some(message));

@@ -388,6 +388,19 @@ async fn replays_a_known_history_to_ndjson_csv_and_parquet() {
     let firsts = read_ndjson(&first);
     assert!(!firsts.is_empty() && firsts.iter().all(|l| l["offset"] == 0), "{firsts:?}");
 
+    // A slice by time: from the newest record's timestamp on, and up to (excluding) it.
+    let newest = lines.iter().filter_map(|l| l["timestamp_ms"].as_i64()).max().expect("timestamps");
+    let late = dir.join("late.ndjson");
+    replay(&world, &["--from", &format!("time:{newest}"), "--output", late.to_str().expect("utf8")]).await;
+    let late = read_ndjson(&late);
+    let want = lines.iter().filter(|l| l["timestamp_ms"].as_i64() >= Some(newest)).count();
+    assert!(want > 0 && late.len() == want, "{} records at or after {newest}, {want} expected", late.len());
+    let early = dir.join("early.ndjson");
+    replay(&world, &["--to", &format!("time:{newest}"), "--output", early.to_str().expect("utf8")]).await;
+    let early = read_ndjson(&early);
+    assert_eq!(early.len() + late.len(), lines.len(), "the two slices partition the history");
+    assert!(early.iter().all(|l| l["timestamp_ms"].as_i64() < Some(newest)));
+
     // CSV: one file per record type, every decodable record a row, every leaf a column.
     let csv_dir = scratch(&world, "csv");
     replay(&world, &["--format", "csv", "--output", csv_dir.to_str().expect("utf8")]).await;

@@ -216,6 +216,9 @@ fn resolve_positions(
                 (p.clone(), o.clamp(m.low, m.high))
             })
             .collect(),
+        // The end by time is found on the records (see HistoryReader::with_time_bounds): read up
+        // to now and stop each partition there.
+        Position::Time(_) if end => marks.iter().map(|(p, m)| (p.clone(), m.high)).collect(),
         Position::Time(ms) => history::offsets_at(settings, marks, *ms, timeout)?,
     })
 }
@@ -283,11 +286,13 @@ pub async fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
     // The reader thread: the broker's records into a bounded channel, in order per partition.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<InboundMessage, String>>(1024);
     let idle = Duration::from_secs(args.idle_timeout_secs);
+    let time_of = |p: &Position| if let Position::Time(ms) = p { Some(*ms) } else { None };
+    let (from_ms, until_ms) = (time_of(&args.from), time_of(&args.to));
     let reader_thread = std::thread::Builder::new().name("replay-reader".into()).spawn({
         let bus = bus.clone();
         move || {
             let mut reader = match HistoryReader::open(&bus, &from, &until) {
-                Ok(r) => r,
+                Ok(r) => r.with_time_bounds(from_ms, until_ms),
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e.to_string()));
                     return;
