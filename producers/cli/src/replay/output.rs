@@ -156,9 +156,11 @@ impl Sink for Csv {
     }
 }
 
-/// Rows per Arrow batch handed to the Parquet writer, and per row group.
-const BATCH_ROWS: usize = 8192;
+/// Rows per Arrow batch handed to the Parquet writer, and the most rows and encoded bytes of a row
+/// group: what one record type's file holds in memory at most (the bytes bound wins for wide rows).
+const BATCH_ROWS: usize = 4096;
 const ROW_GROUP_ROWS: usize = 65536;
+const ROW_GROUP_BYTES: usize = 8 << 20;
 
 struct ParquetTable {
     writer: ArrowWriter<File>,
@@ -259,6 +261,7 @@ impl Sink for Parquet {
             let properties = WriterProperties::builder()
                 .set_compression(Compression::SNAPPY)
                 .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
                 .build();
             let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
             let writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))?;
