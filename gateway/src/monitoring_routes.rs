@@ -735,3 +735,78 @@ pub(crate) async fn alert_history_with(
     let rule_id = values.get("rule_id").map(String::as_str).filter(|v| !v.is_empty());
     rows(reads::list_history(&state.readonly, &caller.organization_id, rule_id, limit(&values)?).await)
 }
+
+// ---------------------------------------------------------------------------------------------
+// gRPC: the same operations (see `grpc.rs`).
+
+/// The monitoring commands whose gRPC request carries the HTTP body as JSON.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum JsonCommand {
+    Rule,
+    Route,
+    InhibitRule,
+    Silence,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body_json: &str) -> Result<T, GatewayError> {
+    serde_json::from_str(body_json).map_err(|e| {
+        let field = e.to_string().split('`').nth(1).map(str::to_owned);
+        GatewayError::InvalidJson { message: e.to_string(), field }
+    })
+}
+
+/// A monitoring command from its JSON body; the answer and its aggregate's field.
+pub(crate) async fn json_command_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    command: JsonCommand,
+    body_json: &str,
+) -> Result<((Value, bool), &'static str), GatewayError> {
+    Ok(match command {
+        JsonCommand::Rule => {
+            (define_rule_with(state, caller, trace, idempotency, json_body(body_json)?).await?, "rule_id")
+        }
+        JsonCommand::Route => {
+            (define_route_with(state, caller, trace, idempotency, json_body(body_json)?).await?, "route_id")
+        }
+        JsonCommand::InhibitRule => (
+            define_inhibit_rule_with(state, caller, trace, idempotency, json_body(body_json)?).await?,
+            "inhibit_rule_id",
+        ),
+        JsonCommand::Silence => {
+            (create_silence_with(state, caller, trace, idempotency, json_body(body_json)?).await?, "silence_id")
+        }
+    })
+}
+
+/// The monitoring lists, for gRPC.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum List {
+    Rules,
+    Silences,
+    ActiveAlerts,
+    History,
+}
+
+fn to_json_items<T: serde::Serialize>(items: Vec<T>) -> Result<Vec<String>, GatewayError> {
+    items
+        .iter()
+        .map(|i| serde_json::to_string(i).map_err(|e| GatewayError::Internal(e.to_string())))
+        .collect()
+}
+
+pub(crate) async fn list_json_with(
+    state: &AppState,
+    caller: &Caller,
+    list: List,
+    values: HashMap<String, String>,
+) -> Result<Vec<String>, GatewayError> {
+    match list {
+        List::Rules => to_json_items(rules_with(state, caller, values).await?),
+        List::Silences => to_json_items(silences_with(state, caller, values).await?),
+        List::ActiveAlerts => to_json_items(active_alerts_with(state, caller, values).await?),
+        List::History => to_json_items(alert_history_with(state, caller, values).await?),
+    }
+}
