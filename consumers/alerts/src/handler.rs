@@ -21,6 +21,7 @@ use studyspot_schemas::{
         DefineAlertRule, DefineInhibitRule, DefineRoute, EvaluateRules, ExpireSilence, MetricSample,
         MetricSampleRecorded, RecordMetricSample, RecordMetricSamples,
     },
+    attendance::{self, CheckedIn, SessionCompleted},
     billing::{self, PaymentFailed, PaymentSucceeded},
 };
 
@@ -33,6 +34,10 @@ use crate::decide::{
 };
 
 const ACTOR: &str = "service:alerts";
+
+/// The metric attendance's check-ins and completed sessions become: the venue's occupancy (people
+/// checked in) after the change, labelled `venue_id`.
+pub const OCCUPANCY_METRIC: &str = "studyspot_venue_occupancy";
 
 /// The metric billing's payment outcomes become: one sample of 1 per payment, labelled
 /// `outcome` (`succeeded` / `failed`), `connector` and `method`.
@@ -68,8 +73,22 @@ impl Handler for AlertsHandler {
                 payment_sample(&mut out, "failed", &e.connector, &e.method);
                 Ok(())
             }
-            // Billing's other events are not (yet) metrics.
-            _ if message.topic.ends_with(billing::EVENTS.name) => Ok(()),
+            CheckedIn::FULL_NAME => {
+                let e: CheckedIn = message.record()?;
+                occupancy_sample(&mut out, &e.venue_id, e.occupancy);
+                Ok(())
+            }
+            SessionCompleted::FULL_NAME => {
+                let e: SessionCompleted = message.record()?;
+                occupancy_sample(&mut out, &e.venue_id, e.occupancy);
+                Ok(())
+            }
+            // Billing's and attendance's other events are not (yet) metrics.
+            _ if message.topic.ends_with(billing::EVENTS.name)
+                || message.topic.ends_with(attendance::EVENTS.name) =>
+            {
+                Ok(())
+            }
             other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
     }
@@ -199,6 +218,17 @@ fn payment_sample(out: &mut Out<'_>, outcome: &str, connector: &str, method: &st
             ("method".to_owned(), method.to_owned()),
         ]),
         value: 1.0,
+        sampled_at,
+    });
+}
+
+fn occupancy_sample(out: &mut Out<'_>, venue_id: &str, occupancy: i32) {
+    let sampled_at = out.message.metadata.occurred_at;
+    out.emit(|metadata| RecordMetricSample {
+        metadata,
+        metric: OCCUPANCY_METRIC.into(),
+        labels: HashMap::from([("venue_id".to_owned(), venue_id.to_owned())]),
+        value: f64::from(occupancy),
         sampled_at,
     });
 }

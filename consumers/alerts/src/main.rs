@@ -1,13 +1,14 @@
 use studyspot_alerts::{AlertsHandler, DEFAULT_OPS_PORT, NAME};
 use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
-use studyspot_schemas::{alerts, billing};
+use studyspot_schemas::{alerts, attendance, billing};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     run_consumer(ConsumerSpec {
         name: NAME,
-        // Billing's events: payment outcomes become the `studyspot_payments` metric.
-        topics: vec![alerts::COMMANDS.name, billing::EVENTS.name],
+        // Billing's events: payment outcomes become the `studyspot_payments` metric; attendance's:
+        // check-ins and completed sessions become `studyspot_venue_occupancy`.
+        topics: vec![alerts::COMMANDS.name, billing::EVENTS.name, attendance::EVENTS.name],
         handler: AlertsHandler,
         migrator: &studyspot_alerts_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,

@@ -116,8 +116,13 @@ async fn notifications(world: &World) -> (Vec<AlertFired>, Vec<AlertResolved>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_failed_payments_fires_once_and_recovery_resolves() {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
-    // Alerts reads billing's events: that topic exists in every real deployment.
-    let billing_topics = [world.topic(billing::EVENTS.name), world.topic(billing::EVENTS.dead_letter)];
+    // Alerts reads billing's and attendance's events: those topics exist in every real deployment.
+    let billing_topics = [
+        world.topic(billing::EVENTS.name),
+        world.topic(billing::EVENTS.dead_letter),
+        world.topic(studyspot_schemas::attendance::EVENTS.name),
+        world.topic(studyspot_schemas::attendance::EVENTS.dead_letter),
+    ];
     let refs: Vec<&str> = billing_topics.iter().map(String::as_str).collect();
     studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("billing topics");
     let (base, settings) = world.gateway_with_settings().await;
@@ -227,6 +232,29 @@ async fn a_burst_of_failed_payments_fires_once_and_recovery_resolves() {
     assert_eq!(r.fingerprint, f.fingerprint);
     assert_eq!(r.receivers, f.receivers, "whoever was told it fired is told it resolved");
     assert!(r.resolved_at > f.fired_at);
+
+    // Attendance's check-ins become the venue's occupancy samples.
+    world
+        .send(&studyspot_schemas::attendance::CheckedIn {
+            metadata: metadata(&world),
+            session_id: "ses_1".into(),
+            member_id: "mem_1".into(),
+            venue_id: "ven_1".into(),
+            seat_id: None,
+            occupancy: 7,
+            zone_id: None,
+            zone_occupancy: None,
+            booking_id: None,
+            subscription_id: None,
+            pass_id: None,
+        })
+        .await;
+    let occupancy = eventually("an occupancy sample", Duration::from_secs(30), || async {
+        let (_, body) = api.get("/api/monitoring/metrics?metric=studyspot_venue_occupancy").await;
+        body["items"].as_array().and_then(|i| i.first().cloned())
+    })
+    .await;
+    assert_eq!((occupancy["value"].as_f64(), &occupancy["labels"]["venue_id"]), (Some(7.0), &json!("ven_1")));
 
     // The persisted history: inactive → pending → firing → resolved, fired and resolved decisions.
     let (_, history) = api.get("/api/monitoring/alerts/history?rule_id=rul_payment_failures").await;
