@@ -775,9 +775,10 @@ pub(crate) async fn json_command_with(
             define_inhibit_rule_with(state, caller, trace, idempotency, json_body(body_json)?).await?,
             "inhibit_rule_id",
         ),
-        JsonCommand::Silence => {
-            (create_silence_with(state, caller, trace, idempotency, json_body(body_json)?).await?, "silence_id")
-        }
+        JsonCommand::Silence => (
+            create_silence_with(state, caller, trace, idempotency, json_body(body_json)?).await?,
+            "silence_id",
+        ),
     })
 }
 
