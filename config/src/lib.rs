@@ -31,6 +31,7 @@ pub struct Settings {
     pub billing: Billing,
     pub notifications: Notifications,
     pub attendance: Attendance,
+    pub alerts: Alerts,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +146,33 @@ pub struct Notifications {
     /// (email, sms, whatsapp, push, webhook, retry); kept as data so this crate knows no client.
     #[serde(default)]
     pub channels: serde_json::Value,
+    pub tracking: Tracking,
+}
+
+/// Delivery tracking: signed open-pixel, click-redirect and status-callback links on the gateway.
+/// The notifications process signs them, the gateway verifies them; both read this section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tracking {
+    /// Open pixel and click redirects in HTML e-mails; Twilio status callbacks per message.
+    pub enabled: bool,
+    /// The gateway as recipients and providers reach it, e.g. https://api.example.org.
+    pub public_base_url: String,
+    /// The key id new links are signed with; must be one of `secrets`.
+    pub signing_key_id: String,
+    /// Key id → HMAC-SHA256 secret. Every key verifies, so a key rotates by adding one.
+    pub secrets: BTreeMap<String, SecretString>,
+    /// Open and click links expire this long after sending (0: never).
+    pub link_ttl_days: u64,
+    /// Twilio's auth token for its status callbacks' signatures; empty: the SMS channel's.
+    pub twilio_auth_token: SecretString,
+}
+
+impl Tracking {
+    /// The secret shipped in the defaults, for local development only.
+    pub fn uses_development_secret(&self) -> bool {
+        use secrecy::ExposeSecret;
+        self.secrets.values().any(|s| DEFAULTS.contains(&format!("k1 = \"{}\"", s.expose_secret())))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +184,11 @@ pub struct DeliveryWorker {
     pub retry_schedule_secs: Vec<u64>,
     /// Each wait varies by up to this percentage, so retries of one outage spread out.
     pub jitter_percent: u32,
+    /// Requests per second to one webhook endpoint, with room for a burst.
+    pub webhook_rate_per_second: u32,
+    pub webhook_rate_burst: u32,
+    /// A webhook endpoint failing this long without a success is disabled and its owner told.
+    pub webhook_disable_after_secs: u64,
 }
 
 /// The attendance process: its scheduler and the QR tokens the gateway mints and it verifies.
@@ -163,6 +196,12 @@ pub struct DeliveryWorker {
 pub struct Attendance {
     pub scheduler_interval_secs: u64,
     pub qr: QrTokens,
+}
+
+/// The alerts process: how often its scheduler asks for rule evaluation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Alerts {
+    pub evaluation_interval_secs: u64,
 }
 
 /// HMAC-SHA256 keys by id; `signing_key_id` signs new tokens, every key listed verifies.

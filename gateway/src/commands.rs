@@ -316,6 +316,8 @@ pub struct SendNotificationRequest {
     pub(crate) digest_key: Option<String>,
     /// The digest's window from its first message, 60 s to 31 days; 3600 when absent.
     pub(crate) digest_window_secs: Option<i64>,
+    /// Or a schedule: the digest goes out at this local time (`HH:MM`, the recipient's zone).
+    pub(crate) digest_at_local: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/notifications", tag = "notifications", request_body = SendNotificationRequest,
@@ -363,6 +365,20 @@ pub(crate) async fn send_notification_with(
     if let Some(key) = &body.digest_key {
         required("digest_key", key)?;
     }
+    if let Some(local) = &body.digest_at_local {
+        if body.digest_key.is_none() || body.digest_window_secs.is_some() {
+            return Err(GatewayError::invalid(
+                "digest_at_local",
+                "digest_at_local needs a digest_key and excludes digest_window_secs",
+            ));
+        }
+        if chrono::NaiveTime::parse_from_str(local, "%H:%M").is_err() {
+            return Err(GatewayError::invalid(
+                "digest_at_local",
+                format!("digest_at_local {local:?} is not HH:MM"),
+            ));
+        }
+    }
     if let Some(window) = body.digest_window_secs {
         if body.digest_key.is_none() {
             return Err(GatewayError::invalid("digest_window_secs", "digest_window_secs needs a digest_key"));
@@ -400,6 +416,7 @@ pub(crate) async fn send_notification_with(
         campaign_id: None,
         digest_key: body.digest_key,
         digest_window_secs: body.digest_window_secs,
+        digest_at_local: body.digest_at_local,
     };
     let aggregate = ("notification_id", notification_id);
     let how = Accept { caller, trace, idempotency, aggregate, member_id: None };

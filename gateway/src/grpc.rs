@@ -12,10 +12,10 @@ use tonic::{Request, Response, Status};
 use crate::{
     AppState, BODY_LIMIT, GatewayError, attendance_routes,
     auth::{Authenticates, Caller, authenticate},
-    billing, commands,
+    billing, campaign_routes, commands,
     grpc_api::{self as pb, gateway_server::GatewayServer},
     ledger::Idempotency,
-    live, notification_routes, queries, status, subscriptions,
+    live, monitoring_routes, notification_routes, queries, status, subscriptions,
 };
 
 pub struct GatewayService {
@@ -79,6 +79,74 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>
 
 fn time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn tracking_dashboard(
+    t: studyspot_notifications_projection::tracking::TrackingDashboard,
+) -> pb::TrackingDashboard {
+    use studyspot_notifications_projection::tracking::{KeyedTracking, TrackingCounts};
+    let counts = |c: TrackingCounts| pb::TrackingCounts {
+        sent: c.sent,
+        delivered: c.delivered,
+        undelivered: c.undelivered,
+        bounced: c.bounced,
+        opened: c.opened,
+        opens: c.opens,
+        clicked: c.clicked,
+        clicks: c.clicks,
+        open_rate: c.open_rate,
+        click_rate: c.click_rate,
+    };
+    let keyed = |rows: Vec<KeyedTracking>| {
+        rows.into_iter().map(|k| pb::KeyedTracking { key: k.key, counts: Some(counts(k.counts)) }).collect()
+    };
+    pb::TrackingDashboard {
+        totals: Some(counts(t.totals)),
+        by_channel: keyed(t.by_channel),
+        by_template: keyed(t.by_template),
+        by_campaign: keyed(t.by_campaign),
+    }
+}
+
+fn campaign(c: studyspot_notifications_projection::campaign_reads::Campaign) -> pb::Campaign {
+    let list = |key: &str| -> Vec<String> {
+        c.segment[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let segment = pb::Segment {
+        plan_ids: list("plan_ids"),
+        subscription_statuses: list("subscription_statuses"),
+        venue_ids: list("venue_ids"),
+        attended_within_days: c.segment["attended_within_days"].as_i64().and_then(|d| i32::try_from(d).ok()),
+        recipient_ids: list("recipient_ids"),
+    };
+    pb::Campaign {
+        campaign_id: c.campaign_id,
+        name: c.name,
+        kind: c.kind,
+        category: c.category,
+        channel: c.channel,
+        template_id: c.template_id,
+        subject: c.subject,
+        body: c.body,
+        segment: Some(segment),
+        send_at_local: c.send_at_local.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+        send_at: c.send_at.map(time),
+        throttle_per_minute: c.throttle_per_minute,
+        trigger: c.trigger,
+        status: c.status,
+        recipients: c.recipients,
+        waiting: c.waiting,
+        sent: c.sent,
+        failed: c.failed,
+        suppressed: c.suppressed,
+        cancelled: c.cancelled,
+        created_at: time(c.created_at),
+        launched_at: c.launched_at.map(time),
+        cancelled_at: c.cancelled_at.map(time),
+    }
 }
 
 /// A list request as the HTTP query parameters it mirrors.
@@ -289,6 +357,7 @@ impl pb::gateway_server::Gateway for GatewayService {
                 .transpose()?,
             digest_key: m.digest_key,
             digest_window_secs: m.digest_window_secs,
+            digest_at_local: m.digest_at_local,
         };
         let answer =
             commands::send_notification_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
@@ -1481,6 +1550,120 @@ impl pb::gateway_server::Gateway for GatewayService {
         Ok(Response::new(pb::InboxPage { items, next_cursor: page.next_cursor }))
     }
 
+    async fn create_campaign(
+        &self,
+        request: Request<pb::CreateCampaignRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CreateCampaign")?;
+        let m = request.into_inner();
+        let segment = m.segment.unwrap_or_default();
+        let body = campaign_routes::CreateCampaignRequest {
+            campaign_id: m.campaign_id,
+            name: m.name,
+            kind: m.kind,
+            category: m.category,
+            channel: m.channel,
+            template_id: m.template_id,
+            subject: m.subject,
+            body: m.body,
+            variables: m.variables.into_iter().collect(),
+            locale: m.locale,
+            segment: campaign_routes::SegmentRequest {
+                plan_ids: segment.plan_ids,
+                subscription_statuses: segment.subscription_statuses,
+                venue_ids: segment.venue_ids,
+                attended_within_days: segment.attended_within_days,
+                recipient_ids: segment.recipient_ids,
+            },
+            send_at_local: m.send_at_local,
+            send_at: m
+                .send_at
+                .map(|t| {
+                    t.parse().map_err(|_| GatewayError::invalid("send_at", "send_at is not an RFC 3339 time"))
+                })
+                .transpose()?,
+            throttle_per_minute: m.throttle_per_minute,
+            trigger: m.trigger,
+        };
+        let answer =
+            campaign_routes::create_campaign_with(&self.state, &p.caller, &p.trace, p.idempotency, body)
+                .await?;
+        Ok(accepted(answer, "campaign_id"))
+    }
+
+    async fn launch_campaign(
+        &self,
+        request: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "LaunchCampaign")?;
+        let id = request.into_inner().campaign_id;
+        let answer =
+            campaign_routes::campaign_command_with(&self.state, &p.caller, &p.trace, p.idempotency, id, true)
+                .await?;
+        Ok(accepted(answer, "campaign_id"))
+    }
+
+    async fn cancel_campaign(
+        &self,
+        request: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "CancelCampaign")?;
+        let id = request.into_inner().campaign_id;
+        let answer = campaign_routes::campaign_command_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            id,
+            false,
+        )
+        .await?;
+        Ok(accepted(answer, "campaign_id"))
+    }
+
+    async fn get_campaign(
+        &self,
+        request: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::Campaign>, Status> {
+        let p = self.prepare(&request, "GetCampaign")?;
+        let id = request.into_inner().campaign_id;
+        Ok(Response::new(campaign(campaign_routes::campaign_with(&self.state, &p.caller, &id).await?)))
+    }
+
+    async fn list_campaigns(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::CampaignPage>, Status> {
+        let p = self.prepare(&request, "ListCampaigns")?;
+        let page = campaign_routes::campaigns_with(&self.state, &p.caller, list_values(request.into_inner()))
+            .await?;
+        let items = page.items.into_iter().map(campaign).collect();
+        Ok(Response::new(pb::CampaignPage { items, next_cursor: page.next_cursor }))
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        request: Request<pb::MarkNotificationsReadRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "MarkNotificationsRead")?;
+        let body =
+            campaign_routes::MarkReadRequest { notification_ids: request.into_inner().notification_ids };
+        let answer =
+            campaign_routes::mark_read_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
+        Ok(accepted(answer, "recipient_id"))
+    }
+
+    async fn send_notification_now(
+        &self,
+        request: Request<pb::GetNotificationRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "SendNotificationNow")?;
+        let id = request.into_inner().notification_id;
+        let answer =
+            campaign_routes::send_now_with(&self.state, &p.caller, &p.trace, p.idempotency, id).await?;
+        Ok(accepted(answer, "notification_id"))
+    }
+
     async fn get_notifications_dashboard(
         &self,
         request: Request<pb::ListRequest>,
@@ -1509,6 +1692,123 @@ impl pb::gateway_server::Gateway for GatewayService {
                     counts: Some(status_counts(b.counts)),
                 })
                 .collect(),
+            tracking: Some(tracking_dashboard(d.tracking)),
         }))
+    }
+
+    async fn record_metric_samples(
+        &self,
+        request: Request<pb::RecordMetricSamplesRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "RecordMetricSamples")?;
+        let samples = request
+            .into_inner()
+            .samples
+            .into_iter()
+            .map(|m| commands::MetricSampleRequest {
+                metric: m.metric,
+                labels: m.labels.into_iter().collect(),
+                value: m.value,
+                sampled_at: m.sampled_at,
+            })
+            .collect();
+        let answer =
+            monitoring_routes::record_samples_with(&self.state, &p.caller, &p.trace, p.idempotency, samples)
+                .await?;
+        Ok(accepted(answer, "metric"))
+    }
+
+    async fn define_alert_rule(
+        &self,
+        request: Request<pb::MonitoringCommandRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        self.monitoring_command(request, "DefineAlertRule", monitoring_routes::JsonCommand::Rule).await
+    }
+
+    async fn define_alert_route(
+        &self,
+        request: Request<pb::MonitoringCommandRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        self.monitoring_command(request, "DefineAlertRoute", monitoring_routes::JsonCommand::Route).await
+    }
+
+    async fn define_inhibit_rule(
+        &self,
+        request: Request<pb::MonitoringCommandRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        self.monitoring_command(request, "DefineInhibitRule", monitoring_routes::JsonCommand::InhibitRule).await
+    }
+
+    async fn create_silence(
+        &self,
+        request: Request<pb::MonitoringCommandRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        self.monitoring_command(request, "CreateSilence", monitoring_routes::JsonCommand::Silence).await
+    }
+
+    async fn list_alert_rules(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::MonitoringItems>, Status> {
+        self.monitoring_list(request, "ListAlertRules", monitoring_routes::List::Rules).await
+    }
+
+    async fn list_silences(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::MonitoringItems>, Status> {
+        self.monitoring_list(request, "ListSilences", monitoring_routes::List::Silences).await
+    }
+
+    async fn list_active_alerts(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::MonitoringItems>, Status> {
+        self.monitoring_list(request, "ListActiveAlerts", monitoring_routes::List::ActiveAlerts).await
+    }
+
+    async fn list_alert_history(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::MonitoringItems>, Status> {
+        self.monitoring_list(request, "ListAlertHistory", monitoring_routes::List::History).await
+    }
+}
+
+/// Monitoring's gRPC operations share these: a JSON command body, a JSON item list.
+impl GatewayService {
+    async fn monitoring_command(
+        &self,
+        request: Request<pb::MonitoringCommandRequest>,
+        operation: &'static str,
+        command: monitoring_routes::JsonCommand,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, operation)?;
+        let body = request.into_inner().body_json;
+        let (answer, field) = monitoring_routes::json_command_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            command,
+            &body,
+        )
+        .await?;
+        Ok(accepted(answer, field))
+    }
+
+    async fn monitoring_list(
+        &self,
+        request: Request<pb::ListRequest>,
+        operation: &'static str,
+        list: monitoring_routes::List,
+    ) -> Result<Response<pb::MonitoringItems>, Status> {
+        let p = self.prepare(&request, operation)?;
+        let mut values = list_values(request.into_inner());
+        // These lists are not paged: a cursor is refused as an unknown parameter.
+        values.retain(|k, _| k != "cursor");
+        let items_json =
+            monitoring_routes::list_json_with(&self.state, &p.caller, list, values).await?;
+        Ok(Response::new(pb::MonitoringItems { items_json }))
     }
 }

@@ -7,6 +7,7 @@
 mod attendance_routes;
 pub mod auth;
 mod billing;
+mod campaign_routes;
 mod commands;
 mod error;
 mod grpc;
@@ -14,7 +15,9 @@ pub mod grpc_api;
 mod ledger;
 mod limits;
 mod live;
+mod monitoring_routes;
 mod notification_routes;
+mod notification_tracking;
 pub mod openapi;
 mod ops;
 mod queries;
@@ -50,6 +53,7 @@ pub struct AppState {
     pub(crate) live: live::Live,
     pub(crate) webhooks: webhooks::WebhookSecrets,
     pub(crate) qr: attendance_routes::QrIssuer,
+    pub(crate) tracking: notification_tracking::TrackingSettings,
 }
 
 impl auth::Authenticates for AppState {
@@ -100,6 +104,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         live,
         webhooks: webhooks::WebhookSecrets::from_settings(&settings.billing),
         qr: attendance_routes::QrIssuer::from_settings(settings),
+        tracking: notification_tracking::TrackingSettings::from_settings(&settings.notifications),
     };
     spawn_upkeep(
         &state,
@@ -164,6 +169,16 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(notification_routes::cancel_notifications))
         .routes(routes!(notification_routes::inbox))
         .routes(routes!(notification_routes::dashboard))
+        .routes(routes!(campaign_routes::create_campaign, campaign_routes::campaigns))
+        .routes(routes!(campaign_routes::campaign))
+        .routes(routes!(campaign_routes::launch_campaign))
+        .routes(routes!(campaign_routes::cancel_campaign))
+        .routes(routes!(campaign_routes::mark_read))
+        .routes(routes!(campaign_routes::send_now))
+        .routes(routes!(notification_tracking::open_pixel))
+        .routes(routes!(notification_tracking::click_redirect))
+        .routes(routes!(notification_tracking::twilio_status_callback))
+        .routes(routes!(notification_tracking::twilio_status_by_sid))
         .routes(routes!(commands::check_in))
         .routes(routes!(queries::sessions))
         .routes(routes!(attendance_routes::define_venue))
@@ -176,7 +191,13 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(attendance_routes::seat_qr))
         .routes(routes!(attendance_routes::occupancy))
         .routes(routes!(attendance_routes::dashboard))
-        .routes(routes!(commands::record_metric_sample, queries::metric_samples))
+        .routes(routes!(monitoring_routes::record_metrics, queries::metric_samples))
+        .routes(routes!(monitoring_routes::define_rule, monitoring_routes::rules))
+        .routes(routes!(monitoring_routes::active_alerts))
+        .routes(routes!(monitoring_routes::alert_history))
+        .routes(routes!(monitoring_routes::define_route))
+        .routes(routes!(monitoring_routes::define_inhibit_rule))
+        .routes(routes!(monitoring_routes::create_silence, monitoring_routes::silences))
         .routes(routes!(status::command_status))
         .routes(routes!(live::events_stream))
 }

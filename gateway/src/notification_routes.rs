@@ -40,7 +40,8 @@ use crate::{
 pub(crate) const STATUSES: [&str; 6] = ["queued", "deferred", "sent", "failed", "suppressed", "cancelled"];
 
 /// Path segments under /api/notifications/ that are not notification ids.
-pub(crate) const RESERVED_IDS: [&str; 5] = ["templates", "subscriptions", "cancel", "inbox", "analytics"];
+pub(crate) const RESERVED_IDS: [&str; 6] =
+    ["templates", "subscriptions", "cancel", "inbox", "analytics", "campaigns"];
 
 /// Standard Webhooks secrets: `whsec_` + standard base64, padded or not.
 const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
