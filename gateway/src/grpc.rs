@@ -1736,7 +1736,8 @@ impl pb::gateway_server::Gateway for GatewayService {
         &self,
         request: Request<pb::MonitoringCommandRequest>,
     ) -> Result<Response<pb::Accepted>, Status> {
-        self.monitoring_command(request, "DefineInhibitRule", monitoring_routes::JsonCommand::InhibitRule).await
+        self.monitoring_command(request, "DefineInhibitRule", monitoring_routes::JsonCommand::InhibitRule)
+            .await
     }
 
     async fn create_silence(
@@ -1807,8 +1808,7 @@ impl GatewayService {
         let mut values = list_values(request.into_inner());
         // These lists are not paged: a cursor is refused as an unknown parameter.
         values.retain(|k, _| k != "cursor");
-        let items_json =
-            monitoring_routes::list_json_with(&self.state, &p.caller, list, values).await?;
+        let items_json = monitoring_routes::list_json_with(&self.state, &p.caller, list, values).await?;
         Ok(Response::new(pb::MonitoringItems { items_json }))
     }
 }
