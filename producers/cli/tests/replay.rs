@@ -573,8 +573,8 @@ async fn memory_stays_flat_however_long_the_history() {
         .ok()
         .map(|v| v.split(',').map(|n| n.parse().expect("a size")).collect())
         .unwrap_or_else(|| vec![300, 2_000]);
-    // Pipelined sends make big batches; on the embedded broker a replay of those got no record
-    // within its idle timeout (open question, see the replay notes), so sequential is the default.
+    // Pipelined sends make big batches, which the embedded broker serves slowly (its first fetch
+    // can take longer than the default idle timeout): sequential is the default here.
     let concurrent = std::env::var("REPLAY_MEMORY_CONCURRENT").is_ok();
     for &target in &sizes {
         while sent < target {
@@ -597,6 +597,7 @@ async fn memory_stays_flat_however_long_the_history() {
             let output = tokio::process::Command::new("/usr/bin/time")
                 .args(["-f", "peak_rss_kb=%M", BIN, "replay", "--topic", attendance::COMMANDS.name])
                 .args(["--format", format, "--output", out.to_str().expect("utf8"), "--progress", "lines"])
+                .args(["--idle-timeout-secs", "300"])
                 .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", studyspot_test_world::kafka())
                 .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &world.prefix)
                 .env("STUDYSPOT_REGISTRY__URL", &world.registry_url)

@@ -117,8 +117,9 @@ pub struct ReplayArgs {
     /// file: keys, headers and payloads byte for byte, in order per partition (so per key).
     #[arg(long)]
     pub republish_to: Option<String>,
-    /// Give up when the broker sends nothing for this long while records are still expected.
-    #[arg(long, default_value_t = 30)]
+    /// Give up when the broker sends nothing for this long while records are still expected (the
+    /// embedded broker can take tens of seconds for a first fetch of big batches).
+    #[arg(long, default_value_t = 120)]
     pub idle_timeout_secs: u64,
     /// Progress: a bar on a terminal, plain lines otherwise, or none.
     #[arg(long, value_enum, default_value = "auto")]
