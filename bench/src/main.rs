@@ -239,6 +239,9 @@ fn tally_command(i: usize) -> attendance::CheckIn {
         member_id: format!("mem_{i}"),
         venue_id: format!("ven_{}", i % 100),
         seat_id: None,
+        zone_id: None,
+        qr_token: None,
+        staff_assisted: false,
     }
 }
 
