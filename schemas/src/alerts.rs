@@ -11,6 +11,9 @@ use crate::{
     record::{record, rejection},
 };
 
+mod ops;
+pub use ops::*;
+
 /// One sample of a metric, posted by a service or derived from domain events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "studyspot.alerts")]

@@ -276,6 +276,10 @@ pub static ALERTS_COMMANDS: Topic = Topic {
         RecordInfo::of::<alerts::CreateSilence>(),
         RecordInfo::of::<alerts::ExpireSilence>(),
         RecordInfo::of::<alerts::EvaluateRules>(),
+        RecordInfo::of::<alerts::DefineHealthCheck>(),
+        RecordInfo::of::<alerts::RecordProbeResult>(),
+        RecordInfo::of::<alerts::RecordLogs>(),
+        RecordInfo::of::<alerts::EnforceLogRetention>(),
     ],
 };
 
@@ -293,6 +297,7 @@ pub static ALERTS_EVENTS: Topic = Topic {
         RecordInfo::of::<alerts::AlertStateChanged>(),
         RecordInfo::of::<alerts::AlertFired>(),
         RecordInfo::of::<alerts::AlertResolved>(),
+        RecordInfo::of::<alerts::HealthCheckStatusChanged>(),
     ],
 };
 
