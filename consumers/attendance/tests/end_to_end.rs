@@ -7,7 +7,10 @@
 #[allow(dead_code, reason = "the support module serves every test binary; this one uses part of it")]
 mod support;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
@@ -18,6 +21,9 @@ use support::{World, eventually, stop, world};
 const MEMBERS: usize = 500;
 const CAPACITY: i64 = 120;
 const VENUES: [&str; 2] = ["ven_north", "ven_south"];
+/// How long one request, one decision or one member's wait for a free seat may take before the
+/// test gives up: generous, as 500 members share two small gateway pools.
+const PATIENCE: Duration = Duration::from_secs(240);
 
 struct Api {
     client: reqwest::Client,
@@ -30,7 +36,9 @@ impl Api {
     /// twice (a QR token must not be used twice).
     async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
         let key = uuid::Uuid::now_v7().to_string();
+        let deadline = Instant::now() + PATIENCE;
         loop {
+            assert!(Instant::now() < deadline, "{path}: still 503/409 after {PATIENCE:?}");
             let response = self
                 .client
                 .post(format!("{}{path}", self.base))
@@ -60,7 +68,9 @@ impl Api {
         let (status, accepted) = self.post(token, path, body).await;
         assert_eq!(status, 202, "{path}: {accepted}");
         let id = accepted["command_id"].as_str().expect("command id");
+        let deadline = Instant::now() + PATIENCE;
         loop {
+            assert!(Instant::now() < deadline, "{path}: command {id} undecided after {PATIENCE:?}");
             let (status, decided) = self.get(token, &format!("/api/commands/{id}?wait=30s")).await;
             assert_eq!(status, 200, "{decided}");
             let outcome = decided["status"].as_str().unwrap_or_default().to_owned();
@@ -113,7 +123,7 @@ async fn billing_in_process(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_members_check_in_and_out_concurrently_and_every_session_is_billed_once() {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let world = world().await;
     let (base, settings) = world
         .gateway_configured(|s| {
@@ -184,7 +194,9 @@ async fn five_hundred_members_check_in_and_out_concurrently_and_every_session_is
                 let token = world.token(settings, Role::Member, Some(&member));
                 let venue = VENUES[n % 2];
                 let mut full = 0;
+                let deadline = Instant::now() + PATIENCE;
                 loop {
+                    assert!(Instant::now() < deadline, "{member} never got in after {full} refusals");
                     let (status, qr) = api
                         .post(&token, "/api/attendance/qr-tokens", &json!({ "kind": "member", "venue_id": venue, "member_id": member }))
                         .await;
