@@ -202,6 +202,32 @@ pub struct Attendance {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Alerts {
     pub evaluation_interval_secs: u64,
+    pub health: AlertsHealth,
+    pub logs: AlertsLogs,
+}
+
+/// The alerts process's prober: StudySpot's own processes it checks by default, and how.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AlertsHealth {
+    /// Probing on or off (the checks stay defined).
+    pub enabled: bool,
+    /// How often the prober looks for due checks.
+    pub tick_ms: u64,
+    /// The organization that owns the process checks: its routes tell operators.
+    pub organization_id: String,
+    /// Process name → the URL of its `/ready`; an empty URL leaves the process out.
+    pub processes: BTreeMap<String, String>,
+    pub process_interval_seconds: i64,
+    pub process_timeout_ms: i64,
+    pub process_failure_threshold: i32,
+    pub process_severity: String,
+}
+
+/// Structured logs: how long they are kept, and how often old ones are dropped.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AlertsLogs {
+    pub retention_days: i32,
+    pub retention_interval_secs: u64,
 }
 
 /// HMAC-SHA256 keys by id; `signing_key_id` signs new tokens, every key listed verifies.
