@@ -1,5 +1,5 @@
-//! `studyspot projection checksum <consumer>`: an order-independent digest of a projection's
-//! contents, to compare a rebuilt projection with the live one (or two environments).
+//! An order-independent digest of a projection's contents (`studyspot projection checksum`), to
+//! compare a rebuilt projection with the live one (or two environments).
 //!
 //! Per table: the row count and the sum (as an exact numeric) of the first 64 bits of each row's
 //! md5, taken over the row's text form (`ROW(col, …)::text`, columns in their declared order).
@@ -8,9 +8,14 @@
 //! by name. The runtime's bookkeeping (offsets, applied ids, outbox, command outcomes, migrations)
 //! differs between a live projection and its rebuild by design, so it is left out.
 
-use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+
+use crate::RuntimeError;
+
+fn bail(message: String) -> RuntimeError {
+    RuntimeError::Fatal(message)
+}
 
 /// The consumer runtime's own tables (consumers/runtime/migrations) and sqlx's ledger.
 pub const BOOKKEEPING: [&str; 5] =
@@ -45,9 +50,9 @@ pub async fn checksum(
     schema: &str,
     exclude_tables: &[String],
     exclude_columns: &[String],
-) -> anyhow::Result<Checksum> {
+) -> Result<Checksum, RuntimeError> {
     if !valid_identifier(schema) {
-        bail!("schema name {schema:?} must be [a-z0-9_]+");
+        return Err(bail(format!("schema name {schema:?} must be [a-z0-9_]+")));
     }
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)",
@@ -56,7 +61,7 @@ pub async fn checksum(
     .fetch_one(pool)
     .await?;
     if !exists {
-        bail!("there is no schema {schema}");
+        return Err(bail(format!("there is no schema {schema}")));
     }
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables
@@ -93,32 +98,9 @@ pub async fn checksum(
             quote(schema),
             quote(&table)
         );
-        let (rows, sum): (i64, String) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_one(pool)
-            .await
-            .with_context(|| format!("cannot read {schema}.{table}"))?;
+        let (rows, sum): (i64, String) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?;
         hasher.update(format!("{table}\t{rows}\t{sum}\n").as_bytes());
         sums.push(TableSum { table, rows, sum });
     }
     Ok(Checksum { tables: sums, digest: hex::encode(hasher.finalize()) })
-}
-
-pub async fn run(
-    database_url: &str,
-    consumer: &str,
-    schema: Option<&str>,
-    exclude_tables: &[String],
-    exclude_columns: &[String],
-) -> anyhow::Result<()> {
-    let schema = schema.unwrap_or(consumer);
-    let pool = PgPool::connect(database_url).await.context("cannot connect to PostgreSQL (postgres.url)")?;
-    let sum = checksum(&pool, schema, exclude_tables, exclude_columns).await?;
-    pool.close().await;
-    let width = sum.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).max(5);
-    for t in &sum.tables {
-        let table_digest = hex::encode(Sha256::digest(format!("{}\t{}\t{}", t.table, t.rows, t.sum)));
-        println!("{:<width$}  {:>10} rows  {}", t.table, t.rows, &table_digest[..16]);
-    }
-    println!("{schema}  {} tables  digest {}", sum.tables.len(), sum.digest);
-    Ok(())
 }

@@ -22,12 +22,11 @@ pub(crate) struct Keeper {
     pub(crate) lanes: Vec<mpsc::Sender<LaneInput>>,
 }
 
-impl Keeper {
-    fn lane_of(&self, message: &InboundMessage) -> usize {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (&message.topic, message.partition).hash(&mut hasher);
-        (hasher.finish() % self.lanes.len() as u64) as usize
-    }
+/// The lane of `message`'s partition among `lanes`: a partition always goes to one lane.
+pub(crate) fn lane_of(message: &InboundMessage, lanes: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&message.topic, message.partition).hash(&mut hasher);
+    (hasher.finish() % lanes as u64) as usize
 }
 
 impl PositionKeeper for Keeper {
@@ -76,7 +75,7 @@ impl PositionKeeper for Keeper {
     }
 
     fn deliver(&mut self, message: InboundMessage) {
-        let lane = self.lane_of(&message);
+        let lane = lane_of(&message, self.lanes.len());
         if self.lanes[lane].blocking_send(LaneInput::Message(message)).is_err() {
             tracing::debug!(
                 "lane closed; dropping a record that will be read again from the stored position"

@@ -35,6 +35,10 @@ pub(crate) struct LaneContext<H> {
     pub(crate) stopping: CancellationToken,
     /// Cancelled by a lane that cannot go on.
     pub(crate) fatal: CancellationToken,
+    /// Rebuilding a projection from history into a schema of its own: its follow-on events and
+    /// dead letters are in the log already, so none go to the outbox, no command outcome is
+    /// announced, and the live consumer's swap lock is not taken.
+    pub(crate) rebuilding: bool,
 }
 
 /// One record of a batch, decoded before the transaction opens (decoding may call the registry).
@@ -189,6 +193,15 @@ impl<H: Handler> LaneContext<H> {
             _ => Failure::Retry(e.to_string()),
         };
         let mut tx = self.db.pool.begin().await.map_err(retry)?;
+        if !self.rebuilding {
+            // Shared with every other batch; a rebuild's swap takes it exclusively, so it waits
+            // for batches in flight and batches wait for it — then resolve names in the new schema.
+            sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext($1))")
+                .bind(crate::rebuild::swap_lock(&self.name))
+                .execute(&mut *tx)
+                .await
+                .map_err(retry)?;
+        }
 
         // Lock each partition's position: a second owner (a rebalance in flight) waits here and
         // then skips what this transaction applied.
@@ -297,8 +310,10 @@ impl<H: Handler> LaneContext<H> {
             }
             decided.extend(command);
         }
-        outbox::insert(&mut tx, &rows).await.map_err(retry)?;
-        outcomes::record(&mut tx, &decided).await.map_err(retry)?;
+        if !self.rebuilding {
+            outbox::insert(&mut tx, &rows).await.map_err(retry)?;
+        }
+        outcomes::record(&mut tx, &decided, !self.rebuilding).await.map_err(retry)?;
 
         for (p, last_offset) in &last {
             let next = (last_offset + 1).max(stored.get(p).copied().unwrap_or(0));

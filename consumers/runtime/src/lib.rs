@@ -6,6 +6,7 @@
 //! Positions are loaded from PostgreSQL on assignment, so a crash at any instant neither loses
 //! nor doubles an effect.
 
+pub mod checksum;
 mod crash;
 mod database;
 mod handler;
@@ -14,12 +15,14 @@ mod lane;
 mod outbox;
 mod outcomes;
 mod process;
+mod rebuild;
 mod runtime;
 mod sidecar;
 
 pub use database::{Database, connect_schema};
 pub use handler::{Disposition, Effects, HandleError, Handler, Inbound};
 pub use process::{ConsumerSpec, ProcessError, run_consumer};
+pub use rebuild::{RebuildOptions, RebuildReport, drop_old, rebuild};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use sidecar::{OutboxWriter, Sidecar, SidecarContext};
 pub use sqlx::migrate::Migrator;

@@ -34,7 +34,13 @@ impl CommandOutcome {
     }
 }
 
-pub(crate) async fn record(tx: &mut PgConnection, outcomes: &[CommandOutcome]) -> Result<(), sqlx::Error> {
+/// Records `outcomes`; `announce` says whether a waiting gateway is told (not for a rebuild's
+/// outcomes, decided long ago).
+pub(crate) async fn record(
+    tx: &mut PgConnection,
+    outcomes: &[CommandOutcome],
+    announce: bool,
+) -> Result<(), sqlx::Error> {
     if outcomes.is_empty() {
         return Ok(());
     }
@@ -55,6 +61,9 @@ pub(crate) async fn record(tx: &mut PgConnection, outcomes: &[CommandOutcome]) -
     .bind(column(|o| Some(o.events.join(","))))
     .execute(&mut *tx)
     .await?;
+    if !announce {
+        return Ok(());
+    }
     // Delivered only if the transaction commits, which is exactly when the outcome is real.
     for payload in payloads(outcomes.iter().map(|o| o.command_id.as_str())) {
         sqlx::query("SELECT pg_notify($1, $2)")

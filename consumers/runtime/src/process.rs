@@ -1,6 +1,8 @@
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::{Handler, Migrator, Runtime, RuntimeConfig, RuntimeError, Sidecar, SidecarContext};
+use crate::{
+    Handler, Migrator, RebuildOptions, Runtime, RuntimeConfig, RuntimeError, Sidecar, SidecarContext,
+};
 
 /// What distinguishes one consumer binary from another.
 pub struct ConsumerSpec<H> {
@@ -36,6 +38,27 @@ struct Args {
     /// A settings file layered over the documented defaults (also STUDYSPOT_CONFIG).
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(clap::Subcommand)]
+enum Mode {
+    /// Rebuilds the projection from the beginning of history into a fresh schema beside the live
+    /// one (`<name>_rebuild_<n>`), without publishing, sidecars or schedulers, and swaps it in once
+    /// caught up with the live consumer; the old projection stays as `<name>_old_<n>` until
+    /// `studyspot projection drop-old <name>`.
+    Rebuild {
+        /// Leave the rebuild beside the live projection instead of swapping it in.
+        #[arg(long)]
+        no_swap: bool,
+        /// Try the swap once at most this many records behind the live consumer.
+        #[arg(long, default_value_t = 1000)]
+        swap_gap: u64,
+        /// The longest the live consumer is paused for the swap, in seconds.
+        #[arg(long, default_value_t = 30)]
+        swap_timeout_secs: u64,
+    },
 }
 
 /// The whole life of a consumer process: arguments, settings, logs, metrics, the runtime,
@@ -46,6 +69,34 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), Proce
     let shutdown = studyspot_telemetry::shutdown_token().map_err(ProcessError::Signals)?;
     let settings = studyspot_config::Settings::load(args.config.as_deref())?;
     let _traces = studyspot_telemetry::init_logs(spec.name, &settings.telemetry.log_format);
+    if let Some(Mode::Rebuild { no_swap, swap_gap, swap_timeout_secs }) = args.mode {
+        let options = RebuildOptions {
+            swap: !no_swap,
+            swap_gap,
+            swap_timeout: Duration::from_secs(swap_timeout_secs.max(1)),
+            ..RebuildOptions::default()
+        };
+        let config = RuntimeConfig::from_settings(&settings, spec.name, &spec.topics);
+        let rebuilding = crate::rebuild(config, spec.handler, Some(spec.migrator), options);
+        let report = tokio::select! {
+            report = rebuilding => report?,
+            () = shutdown.cancelled() => return Err(RuntimeError::Interrupted.into()),
+        };
+        // The one line a caller (`studyspot rebuild`) reads.
+        println!(
+            "rebuilt {} from {} records in {:.1} s ({:.0} records/s) into {}{}",
+            spec.name,
+            report.records,
+            report.elapsed.as_secs_f64(),
+            report.records as f64 / report.elapsed.as_secs_f64().max(1e-3),
+            report.schema,
+            report
+                .old_schema
+                .map(|old| format!("; the previous projection is kept as {old}"))
+                .unwrap_or_default(),
+        );
+        return Ok(());
+    }
     studyspot_telemetry::install_metrics();
     let ops_addr = std::env::var("STUDYSPOT_OPS_LISTEN")
         .unwrap_or_else(|_| format!("{}:{}", settings.telemetry.metrics_host, spec.default_ops_port));

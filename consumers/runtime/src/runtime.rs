@@ -73,7 +73,7 @@ impl RuntimeConfig {
 /// Maps catalogue topic names to Kafka topic names (the prefix) and to their dead-letter topics.
 #[derive(Debug, Clone)]
 pub(crate) struct Topics {
-    prefix: String,
+    pub(crate) prefix: String,
 }
 
 impl Topics {
@@ -217,6 +217,7 @@ impl<H: Handler> Runtime<H> {
             backoff,
             stopping: stopping.clone(),
             fatal: fatal.clone(),
+            rebuilding: false,
         });
         let mut senders = Vec::with_capacity(self.config.lanes);
         let mut lanes = Vec::with_capacity(self.config.lanes);

@@ -42,6 +42,25 @@ enum Command {
     /// Reads a slice of the event history (decoded with today's schemas) into NDJSON, CSV or
     /// Parquet, or copies it into another topic.
     Replay(Box<replay::ReplayArgs>),
+    /// Rebuilds a consumer's projection from the beginning of history into a fresh schema while the
+    /// live one keeps serving, and swaps it in once caught up (the consumer binary's `rebuild`).
+    Rebuild {
+        /// billing, notifications, attendance or alerts.
+        consumer: String,
+        /// The consumer binary (default: STUDYSPOT_<CONSUMER>_BIN, then studyspot-<consumer>
+        /// beside this program, then on PATH).
+        #[arg(long)]
+        bin: Option<PathBuf>,
+        /// Leave the rebuild beside the live projection instead of swapping it in.
+        #[arg(long)]
+        no_swap: bool,
+        /// Try the swap once at most this many records behind the live consumer.
+        #[arg(long, default_value_t = 1000)]
+        swap_gap: u64,
+        /// The longest the live consumer is paused for the swap, in seconds.
+        #[arg(long, default_value_t = 30)]
+        swap_timeout_secs: u64,
+    },
     /// A consumer's projection (its PostgreSQL schema).
     Projection {
         #[command(subcommand)]
@@ -93,6 +112,13 @@ enum ProjectionAction {
         #[arg(long = "exclude-column")]
         exclude_columns: Vec<String>,
     },
+    /// Drops the projections a rebuild swapped out (`<consumer>_old_<n>`).
+    DropOld {
+        consumer: String,
+        /// Only this one (e.g. billing_old_2).
+        #[arg(long)]
+        schema: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,11 +140,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Schemas { action: SchemasAction::Register } => register_schemas(&settings).await,
         Command::Demo => demo::run(&settings).await,
         Command::Replay(replay_args) => replay::run(&settings, *replay_args).await,
+        Command::Rebuild { consumer, bin, no_swap, swap_gap, swap_timeout_secs } => {
+            let mut forwarded =
+                vec![format!("--swap-gap={swap_gap}"), format!("--swap-timeout-secs={swap_timeout_secs}")];
+            if no_swap {
+                forwarded.push("--no-swap".into());
+            }
+            projection::rebuild(&consumer, args.config.as_deref(), bin, &forwarded)
+        }
         Command::Projection {
             action: ProjectionAction::Checksum { consumer, schema, exclude_tables, exclude_columns },
         } => {
             use secrecy::ExposeSecret;
-            projection::run(
+            projection::print_checksum(
                 settings.postgres.url.expose_secret(),
                 &consumer,
                 schema.as_deref(),
@@ -126,6 +160,10 @@ async fn main() -> anyhow::Result<()> {
                 &exclude_columns,
             )
             .await
+        }
+        Command::Projection { action: ProjectionAction::DropOld { consumer, schema } } => {
+            use secrecy::ExposeSecret;
+            projection::drop_old(settings.postgres.url.expose_secret(), &consumer, schema.as_deref()).await
         }
         Command::Token { organization, roles, subject, member_id, ttl_seconds } => {
             let token = demo::token(&settings, organization, roles, subject, member_id, ttl_seconds)?;
