@@ -191,13 +191,9 @@ impl World {
         self.spawn_consumer_with(crash_at, database_url, &[])
     }
 
-    /// A consumer process with `env` added to its environment.
-    pub fn spawn_consumer_with(
-        &self,
-        crash_at: Option<&str>,
-        database_url: &str,
-        env: &[(&str, &str)],
-    ) -> Consumer {
+    /// This world's consumer binary with the environment its processes run with (add arguments,
+    /// e.g. `rebuild`, and run it).
+    pub fn consumer_command(&self, database_url: &str) -> Command {
         let mut command = Command::new(self.binary);
         command
             .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", kafka())
@@ -210,6 +206,17 @@ impl World {
             .env("STUDYSPOT_KAFKA__SESSION_TIMEOUT_MS", "10000")
             .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn,studyspot=info");
+        command
+    }
+
+    /// A consumer process with `env` added to its environment.
+    pub fn spawn_consumer_with(
+        &self,
+        crash_at: Option<&str>,
+        database_url: &str,
+        env: &[(&str, &str)],
+    ) -> Consumer {
+        let mut command = self.consumer_command(database_url);
         // The caller's environment last, so it can override the defaults above.
         command.envs(env.iter().copied());
         // Each process logs to a file of its own, shown when a test finds it exited badly.
