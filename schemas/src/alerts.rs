@@ -11,7 +11,9 @@ use crate::{
     record::{record, rejection},
 };
 
+mod insights;
 mod ops;
+pub use insights::*;
 pub use ops::*;
 
 /// One sample of a metric, posted by a service or derived from domain events.
@@ -151,7 +153,7 @@ pub struct DefineAlertRule {
     pub metric: String,
     #[avro(default = "[]")]
     pub matchers: Vec<Matcher>,
-    /// For `threshold`: `avg`, `sum`, `min`, `max`, `count` or `last`.
+    /// For `threshold`: `avg`, `sum`, `min`, `max`, `count`, `last` or `increase` (last less first).
     pub aggregation: String,
     /// For `ratio`; absent means `metric`.
     #[avro(default = "null")]
@@ -199,6 +201,17 @@ pub struct DefineRoute {
     pub receivers: Vec<Receiver>,
     #[avro(default = "[]")]
     pub mute_time_intervals: Vec<TimeInterval>,
+    /// Alertmanager's grouping: alerts with the same values of these labels are told in one
+    /// notification ([`AlertGroupNotified`]). `["..."]` (the default) groups by every label:
+    /// each alert is told on its own ([`AlertFired`] / [`AlertResolved`]).
+    #[avro(default = r#"["..."]"#)]
+    pub group_by: Vec<String>,
+    /// How long a new group collects alerts before its first notification.
+    #[avro(default = "0")]
+    pub group_wait_seconds: i64,
+    /// How long after a group's notification alerts added or resolved are told.
+    #[avro(default = "0")]
+    pub group_interval_seconds: i64,
 }
 record!(
     DefineRoute,
