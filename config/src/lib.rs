@@ -202,6 +202,14 @@ pub struct Attendance {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Alerts {
     pub evaluation_interval_secs: u64,
+    /// Samples older than this many days are dropped.
+    pub sample_retention_days: u32,
+    /// How often the scheduler asks for report runs and sample retention (0: never).
+    pub insights_interval_secs: u64,
+    /// How often dead-letter counts and consumer lag are sampled from the broker (0: never).
+    pub broker_sample_interval_secs: u64,
+    /// The consumers (group `studyspot.<name>`) whose lag is sampled.
+    pub lag_consumers: Vec<String>,
     pub health: AlertsHealth,
     pub logs: AlertsLogs,
 }

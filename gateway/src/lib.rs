@@ -15,6 +15,7 @@ pub mod grpc_api;
 mod ledger;
 mod limits;
 mod live;
+mod monitoring_insight_routes;
 mod monitoring_routes;
 mod notification_routes;
 mod notification_tracking;
@@ -198,6 +199,12 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(monitoring_routes::define_route))
         .routes(routes!(monitoring_routes::define_inhibit_rule))
         .routes(routes!(monitoring_routes::create_silence, monitoring_routes::silences))
+        .routes(routes!(monitoring_insight_routes::define_dashboard, monitoring_insight_routes::dashboards))
+        .routes(routes!(monitoring_insight_routes::dashboard))
+        .routes(routes!(monitoring_insight_routes::dashboard_data))
+        .routes(routes!(monitoring_insight_routes::define_report, monitoring_insight_routes::reports))
+        .routes(routes!(monitoring_insight_routes::report))
+        .routes(routes!(monitoring_insight_routes::report_run_file))
         .routes(routes!(status::command_status))
         .routes(routes!(live::events_stream))
 }

@@ -27,14 +27,14 @@ use crate::{
 /// At most this many samples in one request.
 pub const MAX_BATCH: usize = 1000;
 const KINDS: [&str; 3] = ["threshold", "rate", "ratio"];
-const AGGREGATIONS: [&str; 6] = ["avg", "sum", "min", "max", "count", "last"];
+pub(crate) const AGGREGATIONS: [&str; 7] = ["avg", "sum", "min", "max", "count", "last", "increase"];
 const COMPARISONS: [&str; 6] = [">", ">=", "<", "<=", "==", "!="];
 const MATCH_OPS: [&str; 4] = ["=", "!=", "=~", "!~"];
 const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
-const CHANNELS: [&str; 6] = ["email", "sms", "whatsapp", "push", "in_app", "webhook"];
+pub(crate) const CHANNELS: [&str; 6] = ["email", "sms", "whatsapp", "push", "in_app", "webhook"];
 const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 
-fn metric_name(field: &str, name: &str) -> Result<(), GatewayError> {
+pub(crate) fn metric_name(field: &str, name: &str) -> Result<(), GatewayError> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
@@ -45,7 +45,7 @@ fn metric_name(field: &str, name: &str) -> Result<(), GatewayError> {
     }
 }
 
-fn label_name(field: &str, name: &str) -> Result<(), GatewayError> {
+pub(crate) fn label_name(field: &str, name: &str) -> Result<(), GatewayError> {
     let mut chars = name.chars();
     let ok = !name.starts_with("__")
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -64,7 +64,7 @@ fn labels(field: &str, labels: &HashMap<String, String>) -> Result<(), GatewayEr
     labels.keys().try_for_each(|k| label_name(&format!("{field}.{k}"), k))
 }
 
-fn rfc3339(field: &str, value: &str) -> Result<DateTime<Utc>, GatewayError> {
+pub(crate) fn rfc3339(field: &str, value: &str) -> Result<DateTime<Utc>, GatewayError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| GatewayError::invalid(field, format!("{field} must be an RFC 3339 time")))
@@ -177,7 +177,7 @@ pub struct MatcherBody {
     pub(crate) value: String,
 }
 
-fn matchers(field: &str, body: Vec<MatcherBody>) -> Result<Vec<Matcher>, GatewayError> {
+pub(crate) fn matchers(field: &str, body: Vec<MatcherBody>) -> Result<Vec<Matcher>, GatewayError> {
     body.into_iter()
         .enumerate()
         .map(|(i, m)| {
@@ -366,6 +366,15 @@ pub struct RouteRequest {
     /// While one of these holds, the route tells nobody (e.g. outside opening hours).
     #[serde(default)]
     pub(crate) mute_time_intervals: Vec<TimeIntervalBody>,
+    /// Alertmanager's grouping: alerts with equal values of these labels are told in one
+    /// notification. Absent or `["..."]`: each alert on its own.
+    pub(crate) group_by: Option<Vec<String>>,
+    /// Seconds a new group collects alerts before its first notification (default 0).
+    #[serde(default)]
+    pub(crate) group_wait_seconds: i64,
+    /// Seconds after a group's notification before additions and resolutions are told (default 0).
+    #[serde(default)]
+    pub(crate) group_interval_seconds: i64,
 }
 
 fn minutes(field: &str, hhmm: &str) -> Result<i32, GatewayError> {
@@ -437,6 +446,19 @@ pub(crate) async fn define_route_with(
             time_zone: t.time_zone,
         });
     }
+    let group_by = body.group_by.unwrap_or_else(|| vec!["...".to_owned()]);
+    if group_by.iter().any(|l| l == "...") && group_by.len() > 1 {
+        return Err(GatewayError::invalid("group_by", "\"...\" groups by every label and stands alone"));
+    }
+    for (i, l) in group_by.iter().enumerate().filter(|(_, l)| *l != "...") {
+        label_name(&format!("group_by[{i}]"), l)?;
+    }
+    if body.group_wait_seconds < 0 || body.group_interval_seconds < 0 {
+        return Err(GatewayError::invalid(
+            "group_wait_seconds",
+            "group_wait and group_interval may not be negative",
+        ));
+    }
     let route_id = body.route_id.unwrap_or_else(|| new_id("rte"));
     let command = schema::DefineRoute {
         metadata: metadata(caller),
@@ -444,6 +466,9 @@ pub(crate) async fn define_route_with(
         matchers: matchers("matchers", body.matchers)?,
         receivers,
         mute_time_intervals: mute,
+        group_by,
+        group_wait_seconds: body.group_wait_seconds,
+        group_interval_seconds: body.group_interval_seconds,
     };
     accept(
         state,
@@ -609,7 +634,7 @@ pub(crate) async fn create_silence_with(
 // ---------------------------------------------------------------------------------------------
 // Reads
 
-fn limit(values: &HashMap<String, String>) -> Result<i64, GatewayError> {
+pub(crate) fn limit(values: &HashMap<String, String>) -> Result<i64, GatewayError> {
     match values.get("limit") {
         None => Ok(100),
         Some(v) => v

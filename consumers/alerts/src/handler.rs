@@ -21,9 +21,13 @@ use studyspot_schemas::{
         DefineAlertRule, DefineInhibitRule, DefineRoute, EvaluateRules, ExpireSilence, MetricSample,
         MetricSampleRecorded, RecordMetricSample, RecordMetricSamples,
     },
+    alerts::{DefineDashboard, DefineReport, GenerateReports, PruneMetricSamples},
     attendance::{self, CheckedIn, SessionCompleted},
     billing::{self, PaymentFailed, PaymentSucceeded},
+    notifications,
 };
+
+use crate::derived;
 
 use crate::decide::{
     Labels, Malformed, Refusal,
@@ -63,29 +67,51 @@ impl Handler for AlertsHandler {
             CreateSilence::FULL_NAME => create_silence(tx, &mut out).await,
             ExpireSilence::FULL_NAME => expire_silence(tx, &mut out).await,
             EvaluateRules::FULL_NAME => evaluate_rules(tx, &mut out).await,
+            PruneMetricSamples::FULL_NAME => crate::retention::prune(tx, &mut out).await,
+            DefineDashboard::FULL_NAME => crate::dashboards::define(tx, &mut out).await,
+            DefineReport::FULL_NAME => crate::reports::define(tx, &mut out).await,
+            GenerateReports::FULL_NAME => crate::reports::generate(tx, &mut out).await,
             PaymentSucceeded::FULL_NAME => {
                 let e: PaymentSucceeded = message.record()?;
                 payment_sample(&mut out, "succeeded", &e.connector, &e.method);
+                derived::payment_amount(
+                    &mut out,
+                    "succeeded",
+                    e.amount_minor,
+                    &e.currency,
+                    &e.connector,
+                    &e.method,
+                );
                 Ok(())
             }
             PaymentFailed::FULL_NAME => {
                 let e: PaymentFailed = message.record()?;
                 payment_sample(&mut out, "failed", &e.connector, &e.method);
+                derived::payment_amount(
+                    &mut out,
+                    "failed",
+                    e.amount_minor,
+                    &e.currency,
+                    &e.connector,
+                    &e.method,
+                );
                 Ok(())
             }
             CheckedIn::FULL_NAME => {
                 let e: CheckedIn = message.record()?;
                 occupancy_sample(&mut out, &e.venue_id, e.occupancy);
-                Ok(())
+                derived::occupancy_ratio(tx, &mut out, &e.venue_id, e.occupancy).await
             }
             SessionCompleted::FULL_NAME => {
                 let e: SessionCompleted = message.record()?;
                 occupancy_sample(&mut out, &e.venue_id, e.occupancy);
-                Ok(())
+                derived::occupancy_ratio(tx, &mut out, &e.venue_id, e.occupancy).await
             }
-            // Billing's and attendance's other events are not (yet) metrics.
+            name if derived::handles(name) => derived::apply(tx, &mut out).await,
+            // Billing's, attendance's and notifications' other events are not (yet) metrics.
             _ if message.topic.ends_with(billing::EVENTS.name)
-                || message.topic.ends_with(attendance::EVENTS.name) =>
+                || message.topic.ends_with(attendance::EVENTS.name)
+                || message.topic.ends_with(notifications::EVENTS.name) =>
             {
                 Ok(())
             }
@@ -95,24 +121,24 @@ impl Handler for AlertsHandler {
 }
 
 /// The follow-on records of one message, numbered in the order they are emitted.
-struct Out<'a> {
-    message: &'a Inbound,
-    effects: &'a mut Effects,
+pub(crate) struct Out<'a> {
+    pub(crate) message: &'a Inbound,
+    pub(crate) effects: &'a mut Effects,
     next: u32,
 }
 
 impl Out<'_> {
-    fn metadata(&mut self) -> EventMetadata {
+    pub(crate) fn metadata(&mut self) -> EventMetadata {
         self.next += 1;
         self.message.follow_on(self.next - 1, ACTOR)
     }
 
-    fn emit<R: Record>(&mut self, record: impl FnOnce(EventMetadata) -> R) {
+    pub(crate) fn emit<R: Record>(&mut self, record: impl FnOnce(EventMetadata) -> R) {
         let metadata = self.metadata();
         self.effects.emit(record(metadata));
     }
 
-    fn refuse<C: Record>(&mut self, refusal: Refusal) {
+    pub(crate) fn refuse<C: Record>(&mut self, refusal: Refusal) {
         let metadata = self.metadata();
         self.effects.reject(CommandRejected {
             metadata,
@@ -123,11 +149,11 @@ impl Out<'_> {
         });
     }
 
-    fn org(&self) -> &str {
+    pub(crate) fn org(&self) -> &str {
         &self.message.metadata.organization_id
     }
 
-    fn changed(&mut self, kind: &str, id: &str, change: &str) {
+    pub(crate) fn changed(&mut self, kind: &str, id: &str, change: &str) {
         self.emit(|metadata| AlertConfigChanged {
             metadata,
             kind: kind.into(),
@@ -137,20 +163,20 @@ impl Out<'_> {
     }
 }
 
-fn malformed<C: Record>(m: Malformed) -> HandleError {
+pub(crate) fn malformed<C: Record>(m: Malformed) -> HandleError {
     HandleError::malformed(C::FULL_NAME, m.0)
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, HandleError> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, HandleError> {
     serde_json::to_value(value).map_err(|e| HandleError::Fatal(format!("alerts projection: {e}")))
 }
 
 /// A definition the consumer itself wrote; unreadable means the projection is not ours.
-fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, HandleError> {
+pub(crate) fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, HandleError> {
     serde_json::from_value(value).map_err(|e| HandleError::Fatal(format!("alerts projection: {e}")))
 }
 
-fn time<C: Record>(field: &str, ms: i64) -> Result<DateTime<Utc>, HandleError> {
+pub(crate) fn time<C: Record>(field: &str, ms: i64) -> Result<DateTime<Utc>, HandleError> {
     DateTime::from_timestamp_millis(ms)
         .ok_or_else(|| HandleError::malformed(C::FULL_NAME, format!("{field} {ms} is not a valid time")))
 }
@@ -438,7 +464,8 @@ async fn evaluate_rules(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
             at: c.up_to,
         });
     }
-    for n in &outcome.notifications {
+    let notifications = crate::groups::apply(tx, out, &org, c.up_to, &routes, &outcome).await?;
+    for n in &notifications {
         let Some(alert) = outcome.alert(n.fingerprint()) else { continue };
         notify(tx, out, &org, alert, n, c.up_to).await?;
     }

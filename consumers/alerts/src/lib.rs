@@ -3,8 +3,14 @@
 //! `AlertResolved` for notifications. Pure decisions in [`decide`], the shell in [`handler`],
 //! evaluation ticks from [`scheduler`].
 
+pub mod dashboards;
 pub mod decide;
+pub mod derived;
+pub mod groups;
 pub mod handler;
+pub mod insight_scheduler;
+pub mod reports;
+pub mod retention;
 pub mod scheduler;
 
 pub use handler::AlertsHandler;

@@ -1,6 +1,6 @@
 use studyspot_alerts::{AlertsHandler, DEFAULT_OPS_PORT, NAME};
 use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
-use studyspot_schemas::{alerts, attendance, billing};
+use studyspot_schemas::{alerts, attendance, billing, notifications};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -8,11 +8,20 @@ async fn main() -> anyhow::Result<()> {
         name: NAME,
         // Billing's events: payment outcomes become the `studyspot_payments` metric; attendance's:
         // check-ins and completed sessions become `studyspot_venue_occupancy`.
-        topics: vec![alerts::COMMANDS.name, billing::EVENTS.name, attendance::EVENTS.name],
+        // Notifications': sends, failures and delivery statuses become `studyspot_notification_outcomes`.
+        topics: vec![
+            alerts::COMMANDS.name,
+            billing::EVENTS.name,
+            attendance::EVENTS.name,
+            notifications::EVENTS.name,
+        ],
         handler: AlertsHandler,
         migrator: &studyspot_alerts_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
-        sidecars: vec![studyspot_alerts::scheduler::sidecar()],
+        sidecars: vec![
+            studyspot_alerts::scheduler::sidecar(),
+            studyspot_alerts::insight_scheduler::sidecar(),
+        ],
     })
     .await?;
     Ok(())

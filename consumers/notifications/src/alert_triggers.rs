@@ -1,15 +1,16 @@
-//! Alerts' `AlertFired` / `AlertResolved`: one message per receiver the event names (alerts'
-//! routing rules chose them), through the organization's `alert_fired` / `alert_resolved`
-//! template when it has one, else a default text. A critical alert's messages are critical
-//! (quiet hours, caps and opt-outs do not hold them back). Ids derive from the event and the
-//! receiver, so a redelivered event tells each receiver once.
+//! Alerts' `AlertFired` / `AlertResolved`, and `AlertGroupNotified` (a group of alerts told at
+//! once): one message per receiver the event names (alerts' routing rules chose them), through
+//! the organization's `alert_fired` / `alert_resolved` / `alert_group` template when it has one,
+//! else a default text. A critical alert's messages are critical (quiet hours, caps and opt-outs
+//! do not hold them back). Ids derive from the event and the receiver, so a redelivered event
+//! tells each receiver once.
 
 use std::collections::HashMap;
 
 use studyspot_consumer_runtime::{HandleError, Inbound};
 use studyspot_schemas::{
     EventMetadata, Record,
-    alerts::{AlertFired, AlertResolved, Receiver},
+    alerts::{AlertFired, AlertGroupNotified, AlertResolved, Receiver},
     notifications::SendNotification,
 };
 
@@ -17,6 +18,11 @@ pub const FIRED: (&str, &str, &str) = (
     "alert_fired",
     "[{{ severity | upper }}] {{ alert_name }} is firing",
     "{{ summary }}\nValue: {{ value }}. Since {{ started_at }}.\nLabels: {{ labels }}{{ runbook }}",
+);
+pub const GROUP: (&str, &str, &str) = (
+    "alert_group",
+    "[{{ status | upper }}:{{ firing_count }}] {{ group }}",
+    "{{ firing_count }} firing, {{ resolved_count }} resolved ({{ group_labels }}).\n{{ alerts }}",
 );
 pub const RESOLVED: (&str, &str, &str) = (
     "alert_resolved",
@@ -70,6 +76,42 @@ pub fn notifications_for(message: &Inbound) -> Result<Vec<SendNotification>, Han
                 ("fingerprint", e.fingerprint.clone()),
             ];
             (RESOLVED, e.severity, e.receivers, vars)
+        }
+        AlertGroupNotified::FULL_NAME => {
+            let e: AlertGroupNotified = message.record()?;
+            let firing = e.alerts.iter().filter(|a| a.status == "firing").count();
+            let lines: Vec<String> = e
+                .alerts
+                .iter()
+                .map(|a| {
+                    let summary =
+                        a.annotations.get("summary").cloned().unwrap_or_else(|| a.alert_name.clone());
+                    let value = a.value.map_or_else(String::new, |v| format!(" (value {v})"));
+                    format!(
+                        "- [{}] {}: {summary}{value}; {}",
+                        a.status.to_uppercase(),
+                        a.alert_name,
+                        labels(&a.labels)
+                    )
+                })
+                .collect();
+            let names: Vec<&str> = {
+                let mut n: Vec<&str> = e.alerts.iter().map(|a| a.alert_name.as_str()).collect();
+                n.dedup();
+                n
+            };
+            let vars = vec![
+                ("status", e.status.clone()),
+                ("severity", e.severity.clone()),
+                ("group", names.join(", ")),
+                ("group_key", e.group_key.clone()),
+                ("group_labels", labels(&e.group_labels)),
+                ("firing_count", firing.to_string()),
+                ("resolved_count", (e.alerts.len() - firing).to_string()),
+                ("alerts", lines.join("\n")),
+                ("notified_at", time(e.notified_at)),
+            ];
+            (GROUP, e.severity, e.receivers, vars)
         }
         _ => return Ok(Vec::new()),
     };
@@ -145,6 +187,24 @@ mod tests {
                 .collect();
         let parts = Parts { subject: Some(RESOLVED.1), body: RESOLVED.2, html: None };
         assert!(render(&parts, &resolved).is_ok());
+        let group: HashMap<String, String> = [
+            ("status", "firing"),
+            ("severity", "warning"),
+            ("group", "VenueFull"),
+            ("group_key", "rte_ops:{team=\"ops\"}"),
+            ("group_labels", "team=ops"),
+            ("firing_count", "2"),
+            ("resolved_count", "0"),
+            ("alerts", "- a\n- b"),
+            ("notified_at", "now"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let parts = Parts { subject: Some(GROUP.1), body: GROUP.2, html: None };
+        let r = render(&parts, &group).expect("group renders");
+        assert_eq!(r.subject.as_deref(), Some("[FIRING:2] VenueFull"));
+        assert!(r.body.contains("2 firing, 0 resolved (team=ops).\n- a\n- b"), "{}", r.body);
         assert_eq!(labels(&[("b".into(), "2".into()), ("a".into(), "1".into())].into()), "a=1, b=2");
     }
 }

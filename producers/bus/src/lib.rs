@@ -9,12 +9,14 @@
 //! - [`admin`]: topics from the catalogue and subject compatibility levels.
 //! - [`tail`]: following topics outside any group, from given positions (live views).
 //! - [`history`]: reading a slice of history between positions or instants (replay, rebuild).
+//! - [`lag`]: a consumer group's committed offsets (its lag against the high watermarks).
 
 pub mod admin;
 mod codec;
 mod error;
 pub mod headers;
 pub mod history;
+pub mod lag;
 mod producer;
 pub mod reader;
 mod settings;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, migrate::Migrator};
 
 pub mod alerting;
+pub mod insights;
 pub mod ops;
 pub mod reads;
 

@@ -34,6 +34,9 @@ pub enum Aggregation {
     Max,
     Count,
     Last,
+    /// The last sample less the first in the window: what a counter (dead-letter records, a
+    /// sampled total) grew by.
+    Increase,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +169,14 @@ pub struct Route {
     pub matchers: Vec<Matcher>,
     pub receivers: Vec<Receiver>,
     pub mute_time_intervals: Vec<TimeInterval>,
+    /// Grouping (see [`super::grouping`]); routes stored before grouping existed tell each
+    /// alert on its own.
+    #[serde(default = "super::grouping::every_label")]
+    pub group_by: Vec<String>,
+    #[serde(default)]
+    pub group_wait_ms: i64,
+    #[serde(default)]
+    pub group_interval_ms: i64,
 }
 
 impl Route {
@@ -190,11 +201,24 @@ impl Route {
         }
         let mute_time_intervals =
             c.mute_time_intervals.iter().map(TimeInterval::from_record).collect::<Result<Vec<_>, _>>()?;
+        if c.group_wait_seconds < 0 || c.group_interval_seconds < 0 {
+            return Err(Malformed("group_wait and group_interval may not be negative".into()));
+        }
+        let every = c.group_by.iter().any(|l| l == super::grouping::EVERY_LABEL);
+        if every && c.group_by.len() > 1 {
+            return Err(Malformed("group_by \"...\" stands alone".into()));
+        }
+        if let Some(bad) = c.group_by.iter().find(|l| !every && !valid_label_name(l)) {
+            return Err(Malformed(format!("group_by label {bad:?} is not a valid label name")));
+        }
         Ok(from_records(&c.matchers)?.map(|matchers| Self {
             route_id: c.route_id.clone(),
             matchers,
             receivers,
             mute_time_intervals,
+            group_by: c.group_by.clone(),
+            group_wait_ms: c.group_wait_seconds.saturating_mul(1000),
+            group_interval_ms: c.group_interval_seconds.saturating_mul(1000),
         }))
     }
 

@@ -60,6 +60,9 @@ fn route(id: &str, matchers: Vec<M>, recipient: &str, mute: Vec<T>) -> Route {
         matchers,
         receivers: vec![R { recipient_id: recipient.into(), channel: "webhook".into() }],
         mute_time_intervals: mute,
+        group_by: vec!["...".into()],
+        group_wait_seconds: 0,
+        group_interval_seconds: 0,
     })
     .expect("well-formed")
     .expect("accepted")

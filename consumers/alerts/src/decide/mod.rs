@@ -8,9 +8,11 @@
 //! - [`mute`]: time intervals in a zone.
 //! - [`evaluate`]: the lifecycle (inactive → pending → firing → resolved), inhibition, silences,
 //!   routing, de-duplication and repeats, at one tick.
+//! - [`grouping`]: Alertmanager's groups per route (`group_by`, `group_wait`, `group_interval`).
 
 pub mod config;
 pub mod evaluate;
+pub mod grouping;
 pub mod matchers;
 pub mod mute;
 pub mod samples;
