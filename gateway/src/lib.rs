@@ -15,6 +15,7 @@ pub mod grpc_api;
 mod ledger;
 mod limits;
 mod live;
+mod monitoring_ops_routes;
 mod monitoring_insight_routes;
 mod monitoring_routes;
 mod notification_routes;
@@ -205,6 +206,9 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(monitoring_insight_routes::define_report, monitoring_insight_routes::reports))
         .routes(routes!(monitoring_insight_routes::report))
         .routes(routes!(monitoring_insight_routes::report_run_file))
+        .routes(routes!(monitoring_ops_routes::define_health_check, monitoring_ops_routes::health_checks))
+        .routes(routes!(monitoring_ops_routes::health_check))
+        .routes(routes!(monitoring_ops_routes::record_logs, monitoring_ops_routes::search_logs))
         .routes(routes!(status::command_status))
         .routes(routes!(live::events_stream))
 }

@@ -22,6 +22,7 @@ use studyspot_schemas::{
         MetricSampleRecorded, RecordMetricSample, RecordMetricSamples,
     },
     alerts::{DefineDashboard, DefineReport, GenerateReports, PruneMetricSamples},
+    alerts::{DefineHealthCheck, EnforceLogRetention, RecordLogs, RecordProbeResult},
     attendance::{self, CheckedIn, SessionCompleted},
     billing::{self, PaymentFailed, PaymentSucceeded},
     notifications,
@@ -67,6 +68,14 @@ impl Handler for AlertsHandler {
             CreateSilence::FULL_NAME => create_silence(tx, &mut out).await,
             ExpireSilence::FULL_NAME => expire_silence(tx, &mut out).await,
             EvaluateRules::FULL_NAME => evaluate_rules(tx, &mut out).await,
+            DefineHealthCheck::FULL_NAME => {
+                crate::health::define_health_check(tx, message, out.effects).await
+            }
+            RecordProbeResult::FULL_NAME => {
+                crate::health::record_probe_result(tx, message, out.effects).await
+            }
+            RecordLogs::FULL_NAME => crate::logs::record(tx, message, out.effects).await,
+            EnforceLogRetention::FULL_NAME => crate::logs::enforce_retention(tx, message, out.effects).await,
             PruneMetricSamples::FULL_NAME => crate::retention::prune(tx, &mut out).await,
             DefineDashboard::FULL_NAME => crate::dashboards::define(tx, &mut out).await,
             DefineReport::FULL_NAME => crate::reports::define(tx, &mut out).await,

@@ -6,9 +6,12 @@
 pub mod dashboards;
 pub mod decide;
 pub mod derived;
+mod emitter;
 pub mod groups;
 pub mod handler;
+pub mod health;
 pub mod insight_scheduler;
+pub mod logs;
 pub mod reports;
 pub mod retention;
 pub mod scheduler;

@@ -21,6 +21,8 @@ async fn main() -> anyhow::Result<()> {
         sidecars: vec![
             studyspot_alerts::scheduler::sidecar(),
             studyspot_alerts::insight_scheduler::sidecar(),
+            studyspot_alerts::health::prober::sidecar(),
+            studyspot_alerts::logs::retention_sidecar(),
         ],
     })
     .await?;

@@ -175,11 +175,12 @@ impl<H: Handler> Runtime<H> {
         }
     }
 
-    /// The checks behind this consumer's `/ready`: its database and the broker.
+    /// The checks behind this consumer's `/ready`: its database, the broker and the schema registry.
     pub fn readiness(&self) -> Readiness {
         Readiness::default()
             .with(PostgresCheck::new(self.db.pool.clone()))
             .with(BrokerCheck(self.producer.clone()))
+            .with(studyspot_bus::RegistryCheck::new(&self.config.bus.registry_url))
     }
 
     /// Consumes until `shutdown` is cancelled (or a fatal error), then finishes the batch in hand,

@@ -27,7 +27,7 @@ mod trace;
 pub use codec::{Codec, Decoded, EncodedRecord};
 pub use error::BusError;
 pub use headers::Headers;
-pub use producer::{BrokerCheck, Delivery, OutboundMessage, Producer};
+pub use producer::{BrokerCheck, Delivery, OutboundMessage, Producer, RegistryCheck};
 pub use settings::BusSettings;
 pub use source::{InboundMessage, PartitionId, PositionKeeper, Source};
 pub use trace::TraceContext;

@@ -121,3 +121,36 @@ impl studyspot_telemetry::ReadinessCheck for BrokerCheck {
         })
     }
 }
+
+/// The schema registry answers `GET /subjects`: producing needs it to register schemas, consuming
+/// to look up writer schemas, so a process without it cannot do its work.
+pub struct RegistryCheck {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl RegistryCheck {
+    pub fn new(registry_url: &str) -> Self {
+        Self {
+            url: format!("{}/subjects", registry_url.trim_end_matches('/')),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
+        }
+    }
+}
+
+impl studyspot_telemetry::ReadinessCheck for RegistryCheck {
+    fn name(&self) -> &'static str {
+        "schema_registry"
+    }
+
+    fn check(&self) -> studyspot_telemetry::CheckFuture {
+        let (client, url) = (self.client.clone(), self.url.clone());
+        Box::pin(async move {
+            let response = client.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
+            if response.status().is_success() { Ok(()) } else { Err(format!("{url}: {}", response.status())) }
+        })
+    }
+}
