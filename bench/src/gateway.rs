@@ -15,14 +15,14 @@ use studyspot_gateway::auth::{Claims, Role, mint};
 
 use crate::{Env, fresh_database, start_registry};
 
-struct Figures {
-    per_second: f64,
+pub(crate) struct Figures {
+    pub(crate) per_second: f64,
     p50: Duration,
     p99: Duration,
 }
 
 /// `requests` POSTs of `body` to `url` from `concurrency` workers sharing one keep-alive client.
-async fn drive(
+pub(crate) async fn drive(
     url: &str,
     token: Option<&str>,
     body: serde_json::Value,

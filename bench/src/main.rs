@@ -47,10 +47,31 @@ enum What {
         #[arg(long, default_value_t = 5_000)]
         subscriptions: usize,
     },
+    /// The whole system: limits, gateway commands/s, consumers' events/s, end-to-end latency and
+    /// peak RSS, through the real processes (STUDYSPOT_BIN_DIR, default beside this binary).
+    System {
+        /// Commands per second offered in the fixed-load phase.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Clients at saturation.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 6)]
+        organizations: usize,
+        #[arg(long, default_value_t = 30)]
+        members: usize,
+        /// JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 mod gateway;
 mod renewals;
+mod system;
 
 pub(crate) struct Env {
     pub(crate) kafka: String,
@@ -70,6 +91,12 @@ async fn main() -> anyhow::Result<()> {
         What::Bus => bus(&env, args.records, &args.batches, args.kafka_debug.as_deref()).await,
         What::Gateway { concurrency } => gateway::run(&env, args.records, concurrency).await,
         What::Renewals { subscriptions } => renewals::run(subscriptions).await,
+        What::System { rate, seconds, concurrency, organizations, members, json } => {
+            let records = args.records.min(30_000);
+            let options =
+                system::Options { records, rate, seconds, concurrency, organizations, members, json };
+            system::run(&env, options).await
+        }
     }
 }
 

@@ -1,0 +1,383 @@
+//! `studyspot-bench system`: the whole system in one run, each figure beside the limit it is
+//! bounded by. The limits (raw broker produce and consume of 200-byte records with our producer
+//! settings, a PostgreSQL batched upsert, an empty axum handler) are measured first, on this
+//! machine, in this run. Then the real processes (gateway and the four consumers, release
+//! binaries) run on the same PostgreSQL and broker under the load generator's mix: commands/s the
+//! gateway accepts over keep-alive HTTP and gRPC, events/s each consumer applies, the end-to-end
+//! latency from the request to the first follow-on event readable on the topics at a fixed
+//! offered load and at saturation, and the peak RSS of every process.
+//! The renewal storm is `studyspot-bench renewals`.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use axum::{Json, http::StatusCode, routing::post};
+use futures::StreamExt as _;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use studyspot_bus::{BusSettings, OutboundMessage, Producer, admin, reader};
+use studyspot_loadgen::{
+    api::{Gateway, Transport},
+    ledger::Ledger,
+    load::{self, Load, Report},
+    mix::Tenant,
+    observe::FollowOns,
+    stack::{CONSUMERS, Infrastructure, Stack, StackOptions},
+};
+
+use crate::{Env, fresh_database, gateway::drive, start_registry};
+
+pub struct Options {
+    pub records: usize,
+    pub rate: f64,
+    pub seconds: u64,
+    pub concurrency: usize,
+    pub organizations: usize,
+    pub members: usize,
+    pub json: bool,
+}
+
+struct Limits {
+    produce: f64,
+    consume: f64,
+    upsert: f64,
+    empty_handler: f64,
+}
+
+async fn limits(env: &Env, records: usize, concurrency: usize) -> anyhow::Result<Limits> {
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let database_url = fresh_database(&env.admin_url, &format!("bench_{run}")).await?;
+    let bus = BusSettings {
+        bootstrap_servers: env.kafka.clone(),
+        registry_url: start_registry(&database_url).await?,
+        extra: Default::default(),
+        client_id: "studyspot-bench".into(),
+        rejoin_when_unassigned: Some(Duration::from_secs(15)),
+        session_timeout: Duration::from_secs(45),
+    };
+    let topic = format!("bench{run}.raw");
+    admin::ensure_topics(&bus, &[topic.as_str()], 6, 1).await?;
+    let producer = Producer::new(&bus)?;
+    let payload = vec![b'x'; 200];
+    let started = Instant::now();
+    let sends = (0..records).map(|i| {
+        let message = OutboundMessage {
+            topic: topic.clone(),
+            key: format!("k{}", i % 1000),
+            payload: payload.clone(),
+            headers: Default::default(),
+        };
+        let producer = producer.clone();
+        async move { producer.send(&message).await }
+    });
+    for result in futures::stream::iter(sends).buffer_unordered(10_000).collect::<Vec<_>>().await {
+        result?;
+    }
+    let produce = records as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let read = tokio::task::spawn_blocking({
+        let (bus, topic) = (bus.clone(), topic.clone());
+        move || reader::read_to_end(&bus, &topic, Duration::from_secs(300))
+    })
+    .await??;
+    anyhow::ensure!(read.len() == records, "read {} of {records}", read.len());
+    let consume = records as f64 / started.elapsed().as_secs_f64();
+
+    let pool = PgPool::connect(&database_url).await?;
+    sqlx::query("CREATE TABLE upsert_bench (key text PRIMARY KEY, n bigint NOT NULL)").execute(&pool).await?;
+    let started = Instant::now();
+    for chunk in (0..records).collect::<Vec<_>>().chunks(1000) {
+        let keys: Vec<String> = chunk.iter().map(|i| format!("k{i}")).collect();
+        sqlx::query(
+            "INSERT INTO upsert_bench (key, n) SELECT k, 1 FROM UNNEST($1::text[]) AS k \
+             ON CONFLICT (key) DO UPDATE SET n = upsert_bench.n + 1",
+        )
+        .bind(&keys)
+        .execute(&pool)
+        .await?;
+    }
+    let upsert = records as f64 / started.elapsed().as_secs_f64();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let empty = format!("http://{}/empty", listener.local_addr()?);
+    let app = axum::Router::new().route(
+        "/empty",
+        post(|| async { (StatusCode::ACCEPTED, Json(json!({ "command_id": "x", "status_url": "/x" }))) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let body = json!({ "member_id": "mem_bench", "venue_id": "ven_bench" });
+    drive(&empty, None, body.clone(), 500, concurrency).await?;
+    let empty_handler = drive(&empty, None, body, records.min(30_000), concurrency).await?.per_second;
+    Ok(Limits { produce, consume, upsert, empty_handler })
+}
+
+/// Records each consumer has applied so far (`applied_events`: commands and events alike).
+async fn applied(pool: &PgPool) -> BTreeMap<&'static str, i64> {
+    let mut counts = BTreeMap::new();
+    for consumer in CONSUMERS {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {consumer}.applied_events"
+        )))
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0);
+        counts.insert(consumer, n);
+    }
+    counts
+}
+
+/// Samples every consumer's applied count until none has grown for `quiet`: each one's rate runs
+/// from its first to its last increase in that time.
+async fn follow_consumers(
+    pool: &PgPool,
+    quiet: Duration,
+    limit: Duration,
+) -> BTreeMap<&'static str, (i64, f64)> {
+    let start = applied(pool).await;
+    let mut first: BTreeMap<&str, Instant> = BTreeMap::new();
+    let mut last: BTreeMap<&str, (Instant, i64)> = BTreeMap::new();
+    let began = Instant::now();
+    let mut previous = start.clone();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = applied(pool).await;
+        for (consumer, n) in &now {
+            if *n > previous[consumer] {
+                first.entry(consumer).or_insert_with(Instant::now);
+                last.insert(consumer, (Instant::now(), *n));
+            }
+        }
+        previous = now;
+        let latest = last.values().map(|(at, _)| *at).max().unwrap_or(began);
+        if latest.elapsed() > quiet || began.elapsed() > limit {
+            break;
+        }
+    }
+    CONSUMERS
+        .iter()
+        .map(|c| {
+            let applied = last.get(c).map_or(0, |(_, n)| n - start[c]);
+            let span = match (first.get(c), last.get(c)) {
+                (Some(a), Some((b, _))) => b.duration_since(*a).as_secs_f64(),
+                _ => 0.0,
+            };
+            (*c, (applied, if span > 0.5 { applied as f64 / span } else { 0.0 }))
+        })
+        .collect()
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// A load with follow-on events tailed: accepted/s, and latency from request to event.
+async fn measured(
+    stack: &Stack,
+    gateway: &Gateway,
+    tenants: &Arc<Vec<Tenant>>,
+    ledger: &Ledger,
+    load: Load,
+) -> anyhow::Result<(Report, Histogram<u64>, usize, BTreeMap<&'static str, (i64, f64)>)> {
+    let pool = PgPool::connect(&stack.database_url).await?;
+    let follow = FollowOns::start(&stack.bus, &stack.prefix).await?;
+    let consumers = tokio::spawn({
+        let pool = pool.clone();
+        async move { follow_consumers(&pool, Duration::from_secs(5), Duration::from_secs(600)).await }
+    });
+    let report = load::run(gateway.clone(), tenants.clone(), ledger.clone(), load).await?;
+    let rates = consumers.await?;
+    let (latency, missing) = follow.latencies(&report.sent)?;
+    Ok((report, latency, missing, rates))
+}
+
+pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
+    let bin_dir = std::env::var("STUDYSPOT_BIN_DIR").map(std::path::PathBuf::from).or_else(|_| {
+        std::env::current_exe().map(|e| e.parent().map(ToOwned::to_owned).unwrap_or_default())
+    })?;
+    eprintln!("system benchmark: limits ({} records) …", options.records);
+    let limits = limits(env, options.records, options.concurrency).await?;
+
+    let home = std::env::temp_dir().join(format!("studyspot-bench-system-{}", uuid::Uuid::now_v7().simple()));
+    eprintln!("starting the system (binaries in {}, logs in {}) …", bin_dir.display(), home.display());
+    let mut stack = Stack::start(StackOptions {
+        bin_dir,
+        home: home.clone(),
+        infrastructure: Infrastructure::Shared { admin_url: env.admin_url.clone(), kafka: env.kafka.clone() },
+        env: vec![("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS".into(), "5".into())],
+        partitions: 6,
+    })
+    .await?;
+    let gateway = Gateway::new(&stack.gateway_url, Duration::from_secs(30))?;
+    let ledger = Ledger::create(&home.join("ledger.ndjson"))?;
+    let tenants: Vec<Tenant> = (0..options.organizations)
+        .map(|n| Tenant::new(&stack.settings, n, options.members))
+        .collect::<anyhow::Result<_>>()?;
+    let set_up = Instant::now();
+    let n = load::set_up(&gateway, &ledger, &tenants, &stack.mailroom.webhook_base, 5).await?;
+    eprintln!("set up: {n} commands applied in {:.1} s", set_up.elapsed().as_secs_f64());
+    let tenants = Arc::new(tenants);
+    let seconds = Duration::from_secs(options.seconds);
+    let saturate = |transport, seed| Load {
+        rate: None,
+        duration: seconds,
+        concurrency: options.concurrency,
+        transports: vec![transport],
+        seed,
+    };
+
+    eprintln!("gateway at saturation over HTTP, then gRPC …");
+    let http =
+        load::run(gateway.clone(), tenants.clone(), ledger.clone(), saturate(Transport::Http, 1)).await?;
+    let pool = PgPool::connect(&stack.database_url).await?;
+    follow_consumers(&pool, Duration::from_secs(5), Duration::from_secs(900)).await;
+    let grpc =
+        load::run(gateway.clone(), tenants.clone(), ledger.clone(), saturate(Transport::Grpc, 2)).await?;
+    follow_consumers(&pool, Duration::from_secs(5), Duration::from_secs(900)).await;
+
+    eprintln!("fixed offered load {} commands/s …", options.rate);
+    let fixed_load = Load {
+        rate: Some(options.rate),
+        duration: seconds,
+        concurrency: 512,
+        transports: vec![Transport::Http, Transport::Grpc],
+        seed: 3,
+    };
+    let (fixed, fixed_latency, fixed_missing, rates) =
+        measured(&stack, &gateway, &tenants, &ledger, fixed_load).await?;
+    eprintln!("saturation with follow-on events …");
+    let (saturated, saturated_latency, saturated_missing, saturated_rates) = measured(
+        &stack,
+        &gateway,
+        &tenants,
+        &ledger,
+        Load { transports: vec![Transport::Http, Transport::Grpc], ..saturate(Transport::Http, 4) },
+    )
+    .await?;
+    let peaks = stack.peak_rss();
+    let crashed = stack.crashed();
+    stack.shutdown();
+    if let Some(crash) = crashed {
+        anyhow::bail!("a process crashed during the benchmark: {crash}");
+    }
+
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut row = |name: &str, value: String, ratio: String| rows.push((name.to_owned(), value, ratio));
+    row(
+        "limit: broker produce (200 B, idempotent, lz4)",
+        format!("{:.0} msgs/s", limits.produce),
+        String::new(),
+    );
+    row("limit: broker consume (200 B, raw)", format!("{:.0} msgs/s", limits.consume), String::new());
+    row("limit: PostgreSQL batched upsert", format!("{:.0} rows/s", limits.upsert), String::new());
+    row("limit: empty axum handler", format!("{:.0} req/s", limits.empty_handler), String::new());
+    let pct = |a: f64, b: f64| format!("{:.1}% of {}", 100.0 * a / b.max(1e-9), "");
+    row(
+        "gateway commands, HTTP keep-alive",
+        format!("{:.0}/s", http.accepted_per_second()),
+        format!("{}empty handler", pct(http.accepted_per_second(), limits.empty_handler)),
+    );
+    row(
+        "gateway commands, gRPC",
+        format!("{:.0}/s", grpc.accepted_per_second()),
+        format!("{}empty handler", pct(grpc.accepted_per_second(), limits.empty_handler)),
+    );
+    row(
+        "gateway commands vs broker produce",
+        format!("{:.0}/s", http.accepted_per_second().max(grpc.accepted_per_second())),
+        format!("{}produce", pct(http.accepted_per_second().max(grpc.accepted_per_second()), limits.produce)),
+    );
+    for (consumer, (n, rate)) in &saturated_rates {
+        row(
+            &format!("{consumer}: records applied (saturation)"),
+            format!("{rate:.0}/s ({n})"),
+            format!("{}consume, {:.1}% of upsert", pct(*rate, limits.consume), 100.0 * rate / limits.upsert),
+        );
+    }
+    for (consumer, (n, rate)) in &rates {
+        row(
+            &format!("{consumer}: records applied (fixed load)"),
+            format!("{rate:.0}/s ({n})"),
+            String::new(),
+        );
+    }
+    for (name, report, latency, missing) in [
+        (format!("fixed {:.0}/s offered", options.rate), &fixed, &fixed_latency, fixed_missing),
+        ("saturation".to_owned(), &saturated, &saturated_latency, saturated_missing),
+    ] {
+        row(
+            &format!("{name}: accepted"),
+            format!("{:.0}/s", report.accepted_per_second()),
+            format!("{} shed, {} gave up", report.shed, report.gave_up),
+        );
+        row(
+            &format!("{name}: request → 202"),
+            format!("p50 {:.1} ms", ms(&report.accept_latency, 0.5)),
+            format!(
+                "p99 {:.1} ms  p99.9 {:.1} ms",
+                ms(&report.accept_latency, 0.99),
+                ms(&report.accept_latency, 0.999)
+            ),
+        );
+        row(
+            &format!("{name}: request → follow-on event"),
+            format!("p50 {:.0} ms", ms(latency, 0.5)),
+            format!(
+                "p99 {:.0} ms  p99.9 {:.0} ms  ({} of {} without one)",
+                ms(latency, 0.99),
+                ms(latency, 0.999),
+                missing,
+                report.accepted
+            ),
+        );
+    }
+    for (name, kib) in &peaks {
+        row(&format!("peak RSS {name}"), format!("{:.1} MiB", *kib as f64 / 1024.0), String::new());
+    }
+    let figure = |r: &Report, h: &Histogram<u64>, missing: usize| {
+        json!({
+            "accepted_per_second": r.accepted_per_second(), "accepted": r.accepted, "shed": r.shed, "gave_up": r.gave_up,
+            "accept_ms": { "p50": ms(&r.accept_latency, 0.5), "p99": ms(&r.accept_latency, 0.99), "p999": ms(&r.accept_latency, 0.999) },
+            "follow_on_ms": { "p50": ms(h, 0.5), "p99": ms(h, 0.99), "p999": ms(h, 0.999), "count": h.len(), "without": missing },
+        })
+    };
+    let rates_json = |r: &BTreeMap<&str, (i64, f64)>| -> Value {
+        r.iter()
+            .map(|(c, (n, rate))| ((*c).to_owned(), json!({ "applied": n, "per_second": rate })))
+            .collect()
+    };
+    let document = json!({
+        "limits": { "produce_per_second": limits.produce, "consume_per_second": limits.consume,
+                    "upsert_rows_per_second": limits.upsert, "empty_handler_per_second": limits.empty_handler },
+        "gateway": { "http_per_second": http.accepted_per_second(), "grpc_per_second": grpc.accepted_per_second(),
+                     "http_ratio_to_empty_handler": http.accepted_per_second() / limits.empty_handler,
+                     "grpc_ratio_to_empty_handler": grpc.accepted_per_second() / limits.empty_handler },
+        "consumers_at_saturation": rates_json(&saturated_rates),
+        "consumers_at_fixed_load": rates_json(&rates),
+        "fixed": figure(&fixed, &fixed_latency, fixed_missing),
+        "fixed_offered_per_second": options.rate,
+        "saturation": figure(&saturated, &saturated_latency, saturated_missing),
+        "peak_rss_kib": peaks,
+        "renewal_storm": "studyspot-bench renewals",
+    });
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        println!(
+            "system benchmark: {} organizations × {} members, {} s per phase, {} clients at saturation, 2 cores, broker {}",
+            options.organizations, options.members, options.seconds, options.concurrency, env.kafka
+        );
+        for (name, value, ratio) in rows {
+            println!("{name:<48} {value:>18}   {ratio}");
+        }
+        println!(
+            "renewal storm: `just bench renewals --subscriptions N` (time until every invoice is issued and paid)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&home).context("remove the benchmark's home");
+    Ok(())
+}

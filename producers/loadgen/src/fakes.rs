@@ -1,0 +1,232 @@
+//! The providers the soak and the system benchmark point the consumers at: a fake Stripe that
+//! honours idempotency keys the way Stripe does (a repeated key answers the first intent again and
+//! charges nothing), an SMTP sink and a webhook receiver. Each keeps what reached it, so the
+//! checker can count effects outside the system: charges per payment, messages per notification.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Form, Json,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    routing::{get, post},
+};
+use serde_json::Value;
+use studyspot_test_world::smtp::SmtpSink;
+
+const INTENT: &str =
+    include_str!("../../../consumers/billing/tests/fixtures/stripe_payment_intent_succeeded.json");
+
+/// One PaymentIntent the fake Stripe created (a repeated idempotency key creates none).
+#[derive(Clone, Debug)]
+pub struct Charge {
+    pub idempotency_key: String,
+    pub payment_id: String,
+    pub amount_minor: i64,
+}
+
+#[derive(Default)]
+struct StripeBook {
+    /// Idempotency key → the intent answered for it.
+    by_key: HashMap<String, Value>,
+    /// Intent id → intent, for fetches.
+    by_id: HashMap<String, Value>,
+    charges: Vec<Charge>,
+    replays: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeStripe {
+    pub url: String,
+    book: Arc<Mutex<StripeBook>>,
+}
+
+impl FakeStripe {
+    pub async fn start() -> anyhow::Result<Self> {
+        let template: Value = serde_json::from_str(INTENT)?;
+        let book = Arc::new(Mutex::new(StripeBook::default()));
+        let app = axum::Router::new()
+            .route("/v1/payment_intents", post(create_intent))
+            .route("/v1/payment_intents/search", get(search_intents))
+            .route("/v1/payment_intents/{id}", get(fetch_intent))
+            .with_state((book.clone(), Arc::new(template)));
+        let url = format!("{}/", serve(app).await?);
+        Ok(Self { url, book })
+    }
+
+    pub fn charges(&self) -> Vec<Charge> {
+        self.book.lock().map(|b| b.charges.clone()).unwrap_or_default()
+    }
+
+    /// Requests that repeated an idempotency key (a provider call retried after a crash).
+    pub fn replays(&self) -> usize {
+        self.book.lock().map(|b| b.replays).unwrap_or_default()
+    }
+}
+
+type StripeState = (Arc<Mutex<StripeBook>>, Arc<Value>);
+
+async fn create_intent(
+    State((book, template)): State<StripeState>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Json<Value>, StatusCode> {
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or(StatusCode::BAD_REQUEST)?;
+    let mut book = book.lock().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    if let Some(intent) = book.by_key.get(&key).cloned() {
+        book.replays += 1;
+        return Ok(Json(intent));
+    }
+    let amount = field("amount").and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
+    let payment_id = field("metadata[payment_id]").unwrap_or_default();
+    let mut intent = (*template).clone();
+    let id = format!("pi_soak_{}", book.charges.len());
+    intent["id"] = id.clone().into();
+    intent["amount"] = amount.into();
+    intent["amount_received"] = amount.into();
+    if let Some(currency) = field("currency") {
+        intent["currency"] = currency.into();
+    }
+    intent["metadata"] = serde_json::json!({ "payment_id": payment_id });
+    book.charges.push(Charge { idempotency_key: key.clone(), payment_id, amount_minor: amount });
+    book.by_key.insert(key, intent.clone());
+    book.by_id.insert(id, intent.clone());
+    Ok(Json(intent))
+}
+
+async fn fetch_intent(
+    State((book, _)): State<StripeState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, StatusCode> {
+    let book = book.lock().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    book.by_id.get(&id).cloned().map(Json).ok_or(StatusCode::NOT_FOUND)
+}
+
+/// `query=metadata['payment_id']:'pay_…'`: the intents created for that payment.
+async fn search_intents(
+    State((book, _)): State<StripeState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, StatusCode> {
+    let wanted = query
+        .get("query")
+        .and_then(|q| q.rsplit_once(":'"))
+        .map(|(_, v)| v.trim_end_matches('\'').to_owned())
+        .unwrap_or_default();
+    let book = book.lock().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    let data: Vec<Value> =
+        book.by_id.values().filter(|i| i["metadata"]["payment_id"] == wanted.as_str()).cloned().collect();
+    Ok(Json(serde_json::json!({ "object": "search_result", "data": data, "has_more": false })))
+}
+
+/// Messages at the SMTP sink and the webhook receiver, by the notification id they carry
+/// (`X-StudySpot-Idempotency-Key`, `webhook-id`).
+pub struct Mailroom {
+    pub smtp: SmtpSink,
+    pub webhook_base: String,
+    webhooks: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+/// One message that reached a channel: the notification id, the recipient address and the channel.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Delivered {
+    pub notification_id: String,
+    pub recipient: String,
+    pub channel: &'static str,
+}
+
+impl Mailroom {
+    pub async fn start() -> anyhow::Result<Self> {
+        let smtp = SmtpSink::accepting().await;
+        let webhooks = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route(
+                "/hooks/{recipient}",
+                post(
+                    |State(seen): State<Arc<Mutex<Vec<(String, String)>>>>,
+                     Path(recipient): Path<String>,
+                     headers: HeaderMap| async move {
+                        let id = headers
+                            .get("webhook-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        if let Ok(mut seen) = seen.lock() {
+                            seen.push((id, recipient));
+                        }
+                        StatusCode::NO_CONTENT
+                    },
+                ),
+            )
+            .with_state(webhooks.clone());
+        let webhook_base = serve(app).await?;
+        Ok(Self { smtp, webhook_base, webhooks })
+    }
+
+    /// Every message received, one entry per receipt (a message sent twice is here twice).
+    pub fn delivered(&self) -> Vec<Delivered> {
+        let mut all: Vec<Delivered> = self
+            .smtp
+            .captured()
+            .into_iter()
+            .map(|m| Delivered {
+                notification_id: header(&m.data, "x-studyspot-idempotency-key").unwrap_or_default(),
+                recipient: m.rcpt_to.join(","),
+                channel: "email",
+            })
+            .collect();
+        if let Ok(hooks) = self.webhooks.lock() {
+            all.extend(hooks.iter().map(|(id, recipient)| Delivered {
+                notification_id: id.clone(),
+                recipient: recipient.clone(),
+                channel: "webhook",
+            }));
+        }
+        all
+    }
+}
+
+/// A header of a raw RFC 5322 message (unfolded, first occurrence).
+fn header(data: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(data);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        if key.eq_ignore_ascii_case(name) {
+            let mut value = value.trim().to_owned();
+            while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+                value.push_str(next.trim());
+                lines.next();
+            }
+            return Some(value);
+        }
+    }
+    None
+}
+
+pub(crate) async fn serve(app: axum::Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header;
+
+    #[test]
+    fn reads_a_folded_header_case_insensitively() {
+        let raw = b"From: a@b\r\nX-StudySpot-Idempotency-Key: ntf_\r\n 1\r\nSubject: x\r\n\r\nbody";
+        assert_eq!(header(raw, "x-studyspot-idempotency-key").as_deref(), Some("ntf_1"));
+        assert_eq!(header(raw, "missing"), None);
+    }
+}

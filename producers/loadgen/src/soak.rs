@@ -1,0 +1,251 @@
+//! The chaos soak: the whole system on infrastructure of its own, the mixed load, and SIGKILLs of
+//! every consumer, the gateway, the broker and PostgreSQL at moments a seeded RNG picks; then the
+//! invariant checker. The seed is printed, so a failing run can be repeated.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+
+use crate::{
+    api::{Gateway, Transport},
+    checker,
+    ledger::Ledger,
+    load::{self, Load},
+    mix::Tenant,
+    stack::{CONSUMERS, Infrastructure, Stack, StackOptions},
+};
+
+pub struct SoakOptions {
+    pub duration: Duration,
+    pub seed: u64,
+    pub faults: usize,
+    pub organizations: usize,
+    pub members: usize,
+    pub rate: f64,
+    pub bin_dir: PathBuf,
+    pub home: PathBuf,
+    pub tansu: PathBuf,
+    pub json: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Fault {
+    pub at_secs: f64,
+    pub target: String,
+    pub down_ms: u128,
+    pub back_ms: u128,
+}
+
+/// Runs the soak; true when no invariant was broken.
+pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
+    let mut rng = StdRng::seed_from_u64(options.seed);
+    println!(
+        "soak: seed {} · {:.1} min · {} faults · {} organizations × {} members · {} commands/s offered · home {}",
+        options.seed,
+        options.duration.as_secs_f64() / 60.0,
+        options.faults,
+        options.organizations,
+        options.members,
+        options.rate,
+        options.home.display()
+    );
+    let started = Instant::now();
+    let mut stack = Stack::start(StackOptions {
+        bin_dir: options.bin_dir.clone(),
+        home: options.home.clone(),
+        infrastructure: Infrastructure::Owned { tansu: options.tansu.clone() },
+        env: vec![
+            // Renewals fall due while the load runs; billing asks for them this often.
+            ("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS".into(), "5".into()),
+            ("STUDYSPOT_CONSUMER__MAX_BATCH".into(), "200".into()),
+        ],
+        partitions: 3,
+    })
+    .await?;
+    println!(
+        "stack up in {:.1} s (broker {}, PostgreSQL port {})",
+        started.elapsed().as_secs_f64(),
+        stack.kafka,
+        stack.postgres.as_ref().map_or(0, |p| p.port)
+    );
+    let gateway = Gateway::new(&stack.gateway_url, Duration::from_secs(120))?;
+    let ledger = Ledger::create(&options.home.join("ledger.ndjson"))?;
+    let tenants: Vec<Tenant> = (0..options.organizations)
+        .map(|n| Tenant::new(&stack.settings, n, options.members))
+        .collect::<anyhow::Result<_>>()?;
+    let set_up = load::set_up(&gateway, &ledger, &tenants, &stack.mailroom.webhook_base, 5).await?;
+    println!("set up: {set_up} commands applied in {:.1} s", started.elapsed().as_secs_f64());
+
+    let load = Load {
+        rate: Some(options.rate),
+        duration: options.duration,
+        concurrency: 256,
+        transports: vec![Transport::Http, Transport::Grpc],
+        seed: rng.random(),
+    };
+    let running = tokio::spawn(load::run(gateway.clone(), Arc::new(tenants), ledger.clone(), load));
+
+    // Faults: every target in turn (a shuffled cycle), at random moments spread over the run.
+    let mut targets: Vec<String> = CONSUMERS.iter().map(|c| (*c).to_owned()).collect();
+    targets.extend(["gateway".into(), "broker".into(), "postgres".into()]);
+    let mut cycle = Vec::new();
+    let mut faults = Vec::new();
+    let mut crashes = Vec::new();
+    let load_started = Instant::now();
+    let slot = options.duration.as_secs_f64() / (options.faults as f64 + 1.0);
+    for n in 0..options.faults {
+        let at = slot * (n as f64 + 0.5 + rng.random_range(0.0..1.0));
+        let wait = Duration::from_secs_f64(at).saturating_sub(load_started.elapsed());
+        tokio::time::sleep(wait).await;
+        if let Some(crash) = stack.crashed() {
+            crashes.push(crash);
+        }
+        if cycle.is_empty() {
+            cycle = targets.clone();
+            cycle.shuffle(&mut rng);
+        }
+        let target = cycle.pop().unwrap_or_default();
+        let down = Duration::from_millis(rng.random_range(200..3_000));
+        let at_secs = load_started.elapsed().as_secs_f64();
+        let back = inject(&mut stack, &target, down).await?;
+        println!(
+            "fault {:>2} at {at_secs:>6.1} s: SIGKILL {target:<13} down {:>5} ms, ready again after {:>6} ms",
+            n + 1,
+            down.as_millis(),
+            back.as_millis()
+        );
+        faults.push(Fault { at_secs, target, down_ms: down.as_millis(), back_ms: back.as_millis() });
+    }
+    let report = running.await??;
+    println!(
+        "load: {} commands accepted in {:.1} s ({:.0}/s; http {}, grpc {}), {} gave up, {} refused, {} shed",
+        report.accepted,
+        report.elapsed.as_secs_f64(),
+        report.accepted_per_second(),
+        report.by_transport.get("http").unwrap_or(&0),
+        report.by_transport.get("grpc").unwrap_or(&0),
+        report.gave_up,
+        report.refused,
+        report.shed
+    );
+    for refusal in report.refusals.iter().take(5) {
+        println!("  e.g. {refusal}");
+    }
+    if let Some(crash) = stack.crashed() {
+        crashes.push(crash);
+    }
+
+    let pool = sqlx::PgPool::connect(&stack.database_url).await?;
+    let entries = ledger.entries();
+    let quiet_started = Instant::now();
+    let quiet = {
+        let (stripe, mailroom) = (&stack.stripe, &stack.mailroom);
+        checker::wait_quiet(
+            &pool,
+            &entries,
+            || stripe.charges().len() + mailroom.delivered().len(),
+            Duration::from_secs(300),
+        )
+        .await
+    };
+    println!(
+        "{} after {:.1} s",
+        if quiet { "quiet" } else { "NOT quiet (checking anyway)" },
+        quiet_started.elapsed().as_secs_f64()
+    );
+    let verdict = checker::check(
+        &pool,
+        &stack.bus,
+        &stack.prefix,
+        &entries,
+        &stack.stripe.charges(),
+        &stack.mailroom.delivered(),
+    )
+    .await?;
+    let peaks = stack.peak_rss();
+    stack.shutdown();
+
+    let mut violations = verdict.violations.clone();
+    for crash in &crashes {
+        violations.push(checker::Violation { invariant: "process_crashed", detail: crash.clone() });
+    }
+    println!();
+    println!("commands accepted      {:>8}  ({} set-up, {} load)", verdict.commands, set_up, report.accepted);
+    for (kind, n) in &verdict.outcomes {
+        println!("  {kind:<30} {n:>8}");
+    }
+    println!("faults injected        {:>8}", faults.len());
+    println!(
+        "charges at the provider{:>8}  ({} repeated keys answered idempotently)",
+        verdict.charges,
+        stack.stripe.replays()
+    );
+    println!("messages delivered     {:>8}", verdict.deliveries);
+    println!("sessions / usage       {:>8} / {}", verdict.sessions, verdict.usage_records);
+    println!("metric samples         {:>8}", verdict.samples);
+    println!("follow-on events       {:>8}  (each present by id)", verdict.follow_on_events);
+    for (name, kib) in &peaks {
+        println!("peak RSS {name:<22} {:>8.1} MiB", *kib as f64 / 1024.0);
+    }
+    println!("violations             {:>8}", violations.len());
+    for (invariant, n) in verdict.summary() {
+        println!("  {invariant:<30} {n:>8}");
+    }
+    for v in violations.iter().take(30) {
+        println!("  ✗ {}: {}", v.invariant, v.detail);
+    }
+    let summary = serde_json::json!({
+        "seed": options.seed,
+        "minutes": options.duration.as_secs_f64() / 60.0,
+        "quiet": quiet,
+        "commands": verdict.commands,
+        "outcomes": verdict.outcomes,
+        "faults": faults,
+        "charges": verdict.charges,
+        "deliveries": verdict.deliveries,
+        "follow_on_events": verdict.follow_on_events,
+        "peak_rss_kib": peaks,
+        "violations": violations,
+    });
+    std::fs::write(options.home.join("soak-report.json"), serde_json::to_vec_pretty(&summary)?)?;
+    if options.json {
+        println!("{summary}");
+    }
+    println!("seed {} · report {}", options.seed, options.home.join("soak-report.json").display());
+    Ok(violations.is_empty() && quiet)
+}
+
+/// SIGKILLs `target`, keeps it down for `down`, starts it again and waits until it serves;
+/// returns how long it took to be ready after the restart.
+async fn inject(stack: &mut Stack, target: &str, down: Duration) -> anyhow::Result<Duration> {
+    match target {
+        "broker" => {
+            let broker = stack.broker.as_mut().ok_or_else(|| anyhow::anyhow!("no broker of our own"))?;
+            broker.process.kill();
+            tokio::time::sleep(down).await;
+            let restarted = Instant::now();
+            broker.start().await?;
+            Ok(restarted.elapsed())
+        }
+        "postgres" => {
+            let postgres =
+                stack.postgres.as_mut().ok_or_else(|| anyhow::anyhow!("no PostgreSQL of our own"))?;
+            postgres.process.kill();
+            tokio::time::sleep(down).await;
+            let restarted = Instant::now();
+            postgres.start().await?;
+            Ok(restarted.elapsed())
+        }
+        service => {
+            stack.services.get_mut(service).ok_or_else(|| anyhow::anyhow!("no service {service}"))?.kill();
+            tokio::time::sleep(down).await;
+            let restarted = Instant::now();
+            stack.start_service(service).await?;
+            Ok(restarted.elapsed())
+        }
+    }
+}
