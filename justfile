@@ -24,10 +24,15 @@ status:
 test *args:
     ./deploy/local/test "$@"
 
-# Benchmarks that print figures: `just bench bus`, `just bench gateway`, `just bench renewals --subscriptions N`
-# (starts PostgreSQL and the broker when needed).
+# Benchmarks that print figures: `just bench bus`, `just bench gateway`, `just bench renewals --subscriptions N`,
+# `just bench system [--json]` (the whole system beside its limits); starts PostgreSQL and the broker when needed.
 bench *args:
     ./deploy/local/bench "$@"
+
+# The chaos soak: mixed load while every consumer, the gateway, the broker and PostgreSQL are SIGKILLed,
+# then the invariant checker (`just soak --minutes 10 --seed 42`); its own PostgreSQL, broker and ports.
+soak *args:
+    ./deploy/local/soak "$@"
 
 # Follow one process's log: `just logs broker`, `just logs attendance`.
 logs name:
