@@ -116,12 +116,15 @@ async fn notifications(world: &World) -> (Vec<AlertFired>, Vec<AlertResolved>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_failed_payments_fires_once_and_recovery_resolves() {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
-    // Alerts reads billing's and attendance's events: those topics exist in every real deployment.
+    // Alerts reads billing's, attendance's and notifications' events: those topics exist in every
+    // real deployment.
     let billing_topics = [
         world.topic(billing::EVENTS.name),
         world.topic(billing::EVENTS.dead_letter),
         world.topic(studyspot_schemas::attendance::EVENTS.name),
         world.topic(studyspot_schemas::attendance::EVENTS.dead_letter),
+        world.topic(studyspot_schemas::notifications::EVENTS.name),
+        world.topic(studyspot_schemas::notifications::EVENTS.dead_letter),
     ];
     let refs: Vec<&str> = billing_topics.iter().map(String::as_str).collect();
     studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("billing topics");
