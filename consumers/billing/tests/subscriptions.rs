@@ -298,3 +298,100 @@ async fn a_subscriber_without_a_card_goes_past_due_and_recovers_when_the_next_re
     assert_eq!(invoices["items"].as_array().map(Vec::len), Some(1));
     stop(&mut consumer);
 }
+
+/// A completed session's usage (a `RecordUsage` without an instant of its own, at the event's
+/// time) that arrives after a billing run moved the subscription past that time counts in the
+/// current period instead of being refused and lost; an explicit instant before it is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_arriving_after_a_run_moved_the_subscription_on_counts_once_in_the_current_period() {
+    use studyspot_schemas::{EventMetadata, billing::RecordUsage};
+    let world = world().await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api::new(&world, base, &settings, Role::Staff);
+    let mut consumer =
+        support::consumer(&world, &[("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS", "0")]);
+    let (_, plan) = api
+        .command(
+            "/api/subscriptions/plans",
+            json!({ "plan_id": "plan_seats", "name": "Seats", "tier": "basic", "cycle": "monthly",
+                    "price_minor": 1500, "currency": "EUR", "trial_days": 30,
+                    "allowances": [{ "metric": "seat_hours", "included": 100, "overage_unit_minor": 0 }] }),
+        )
+        .await;
+    assert_eq!(plan["status"], "applied", "{plan}\n{}", consumer.log());
+    let (_, created) = api
+        .command(
+            "/api/subscriptions",
+            json!({ "subscription_id": "sub_late", "member_id": "mem_late", "plan_id": "plan_seats",
+                    "effective_at": "2031-05-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(created["status"], "applied", "{created}");
+    // The trial's notice falls due on 28 May: the run moves the subscription on to 29 May.
+    let (_, run) =
+        api.command("/api/subscriptions/billing", json!({ "up_to": "2031-05-29T00:00:00Z" })).await;
+    assert_eq!(run["status"], "applied", "{run}");
+    let pool = world.pool().await;
+    studyspot_test_world::eventually(
+        "the run applied to the subscription",
+        std::time::Duration::from_secs(60),
+        || async {
+            let through: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT applied_through FROM billing.subscriptions WHERE subscription_id = 'sub_late'",
+            )
+            .fetch_optional(&pool)
+            .await
+            .ok()
+            .flatten();
+            through.filter(|at| *at >= t("2031-05-29T00:00:00Z"))
+        },
+    )
+    .await;
+
+    let usage = |n: &str, effective_at: Option<i64>| RecordUsage {
+        metadata: EventMetadata {
+            event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/{n}", world.id).as_bytes())
+                .to_string(),
+            // The session ended on 5 May, before the run's instant.
+            occurred_at: t("2031-05-05T12:00:00Z").timestamp_millis(),
+            correlation_id: format!("test-{n}"),
+            causation_id: None,
+            organization_id: world.organization_id(),
+            actor: "service:billing".into(),
+        },
+        usage_id: format!("use_ses_{n}"),
+        subscription_id: "sub_late".into(),
+        member_id: "mem_late".into(),
+        metric: "seat_hours".into(),
+        quantity: 2,
+        effective_at,
+    };
+    world.send(&usage("late", None)).await;
+    world.send(&usage("late", None)).await;
+    world.send(&usage("explicit", Some(t("2031-05-05T12:00:00Z").timestamp_millis()))).await;
+    let outcomes = studyspot_test_world::eventually("both usages decided", std::time::Duration::from_secs(60), || async {
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT outcome, code FROM billing.command_outcomes WHERE command_type = 'studyspot.billing.RecordUsage' ORDER BY code NULLS FIRST",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        (rows.len() == 2).then_some(rows)
+    })
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![
+            ("applied".to_owned(), None),
+            ("rejected".to_owned(), Some("effective_at_before_applied".to_owned()))
+        ]
+    );
+    let (used, period_start): (i64, DateTime<Utc>) = sqlx::query_as(
+        "SELECT used, period_start FROM billing.usage_counters WHERE subscription_id = 'sub_late'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a usage counter");
+    assert_eq!((used, period_start), (2, t("2031-05-01T00:00:00Z")), "counted once, in the current period");
+    stop(&mut consumer);
+}

@@ -521,7 +521,16 @@ pub(super) async fn record_usage(
     if c.quantity <= 0 {
         return Err(malformed::<RecordUsage>(Malformed("quantity must be positive".into())));
     }
-    let at = effective::<RecordUsage>(out, c.effective_at)?;
+    let mut at = effective::<RecordUsage>(out, c.effective_at)?;
+    // Usage without an instant of its own (a completed session, counted as its event arrives) can
+    // arrive after the subscription moved past the event's time — a renewal ran while the event
+    // was on its way. It counts in the period it arrives in, instead of being refused and lost.
+    // Deterministic on replay: the subscription's state comes from the same partition, in order.
+    if c.effective_at.is_none()
+        && let Some(sub) = subscriptions::load(tx, &c.subscription_id).await?
+    {
+        at = at.max(sub.applied_through);
+    }
     let mut counted = None;
     let mut checked = None;
     command::<RecordUsage>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
