@@ -131,10 +131,11 @@ async fn applied(pool: &PgPool) -> BTreeMap<&'static str, i64> {
     counts
 }
 
-/// Samples every consumer's applied count until none has grown for `quiet`: each one's rate runs
-/// from its first to its last increase in that time.
+/// Samples every consumer's applied count until none has grown for `quiet` (and at least
+/// `at_least` passed): each one's rate runs from its first to its last increase in that time.
 async fn follow_consumers(
     pool: &PgPool,
+    at_least: Duration,
     quiet: Duration,
     limit: Duration,
 ) -> BTreeMap<&'static str, (i64, f64)> {
@@ -154,7 +155,7 @@ async fn follow_consumers(
         }
         previous = now;
         let latest = last.values().map(|(at, _)| *at).max().unwrap_or(began);
-        if latest.elapsed() > quiet || began.elapsed() > limit {
+        if (began.elapsed() > at_least && latest.elapsed() > quiet) || began.elapsed() > limit {
             break;
         }
     }
@@ -184,10 +185,11 @@ async fn measured(
     load: Load,
 ) -> anyhow::Result<(Report, Histogram<u64>, usize, BTreeMap<&'static str, (i64, f64)>)> {
     let pool = PgPool::connect(&stack.database_url).await?;
+    let duration = load.duration;
     let follow = FollowOns::start(&stack.bus, &stack.prefix).await?;
     let consumers = tokio::spawn({
         let pool = pool.clone();
-        async move { follow_consumers(&pool, Duration::from_secs(5), Duration::from_secs(600)).await }
+        async move { follow_consumers(&pool, duration, Duration::from_secs(5), Duration::from_secs(900)).await }
     });
     let report = load::run(gateway.clone(), tenants.clone(), ledger.clone(), load).await?;
     let rates = consumers.await?;
@@ -228,16 +230,17 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         concurrency: options.concurrency,
         transports: vec![transport],
         seed,
+        follow_ups: false,
     };
 
     eprintln!("gateway at saturation over HTTP, then gRPC …");
     let http =
         load::run(gateway.clone(), tenants.clone(), ledger.clone(), saturate(Transport::Http, 1)).await?;
     let pool = PgPool::connect(&stack.database_url).await?;
-    follow_consumers(&pool, Duration::from_secs(5), Duration::from_secs(900)).await;
+    follow_consumers(&pool, Duration::ZERO, Duration::from_secs(5), Duration::from_secs(900)).await;
     let grpc =
         load::run(gateway.clone(), tenants.clone(), ledger.clone(), saturate(Transport::Grpc, 2)).await?;
-    follow_consumers(&pool, Duration::from_secs(5), Duration::from_secs(900)).await;
+    follow_consumers(&pool, Duration::ZERO, Duration::from_secs(5), Duration::from_secs(900)).await;
 
     eprintln!("fixed offered load {} commands/s …", options.rate);
     let fixed_load = Load {
@@ -246,6 +249,7 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         concurrency: 512,
         transports: vec![Transport::Http, Transport::Grpc],
         seed: 3,
+        follow_ups: true,
     };
     let (fixed, fixed_latency, fixed_missing, rates) =
         measured(&stack, &gateway, &tenants, &ledger, fixed_load).await?;
@@ -255,7 +259,11 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         &gateway,
         &tenants,
         &ledger,
-        Load { transports: vec![Transport::Http, Transport::Grpc], ..saturate(Transport::Http, 4) },
+        Load {
+            transports: vec![Transport::Http, Transport::Grpc],
+            follow_ups: true,
+            ..saturate(Transport::Http, 4)
+        },
     )
     .await?;
     let peaks = stack.peak_rss();
@@ -275,7 +283,7 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
     row("limit: broker consume (200 B, raw)", format!("{:.0} msgs/s", limits.consume), String::new());
     row("limit: PostgreSQL batched upsert", format!("{:.0} rows/s", limits.upsert), String::new());
     row("limit: empty axum handler", format!("{:.0} req/s", limits.empty_handler), String::new());
-    let pct = |a: f64, b: f64| format!("{:.1}% of {}", 100.0 * a / b.max(1e-9), "");
+    let pct = |a: f64, b: f64| format!("{:.1}% of ", 100.0 * a / b.max(1e-9));
     row(
         "gateway commands, HTTP keep-alive",
         format!("{:.0}/s", http.accepted_per_second()),

@@ -27,6 +27,9 @@ pub struct Load {
     pub concurrency: usize,
     pub transports: Vec<Transport>,
     pub seed: u64,
+    /// Process each payment once its creation applied (an app's second step). Off, a client never
+    /// waits for a consumer: what is measured is the gateway alone.
+    pub follow_ups: bool,
 }
 
 /// What a run of the load did.
@@ -54,6 +57,7 @@ impl Report {
 }
 
 struct Shared {
+    follow_ups: bool,
     gateway: Gateway,
     ledger: Ledger,
     report: Mutex<Report>,
@@ -67,6 +71,7 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     anyhow::ensure!(!tenants.is_empty() && !load.transports.is_empty(), "no tenants or no transport");
     let shared = Arc::new(Shared {
+        follow_ups: load.follow_ups,
         gateway,
         ledger,
         report: Mutex::new(Report {
@@ -145,7 +150,9 @@ fn lock(report: &Mutex<Report>) -> std::sync::MutexGuard<'_, Report> {
 /// One step an app takes: a command, and for a payment, processing it once it exists.
 async fn flow(shared: &Shared, tenant: &Tenant, command: Command, transport: Transport) {
     let created = send(shared, tenant, &command, transport).await;
-    if let (Command::CreatePayment { payment_id, .. }, Some(id)) = (&command, created) {
+    if let (Command::CreatePayment { payment_id, .. }, Some(id), true) =
+        (&command, created, shared.follow_ups)
+    {
         let decided = shared.gateway.decided(&tenant.staff, &id, shared.gateway.patience).await;
         if decided.is_some_and(|d| d["status"] == "applied") {
             let process = Command::ProcessPayment { payment_id: payment_id.clone() };

@@ -43,6 +43,9 @@ enum What {
         /// Set the organizations up first (plans, venues, members).
         #[arg(long)]
         setup: bool,
+        /// Where members' webhook notifications go (`{base}/hooks/{member}`).
+        #[arg(long, default_value = "http://127.0.0.1:9")]
+        webhook_base: String,
         #[arg(long, default_value = "loadgen-ledger.ndjson")]
         ledger: PathBuf,
         #[arg(long, default_value_t = 1)]
@@ -107,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             organizations,
             members,
             setup,
+            webhook_base,
             ledger,
             seed,
         } => {
@@ -117,9 +121,7 @@ async fn main() -> anyhow::Result<()> {
                 .map(|n| Tenant::new(&settings, n, members))
                 .collect::<anyhow::Result<_>>()?;
             if setup {
-                let webhooks =
-                    std::env::var("LOADGEN_WEBHOOK_BASE").unwrap_or_else(|_| "http://127.0.0.1:9".into());
-                let n = load::set_up(&api, &ledger, &tenants, &webhooks, 5).await?;
+                let n = load::set_up(&api, &ledger, &tenants, &webhook_base, 5).await?;
                 println!("set up: {n} commands applied");
             }
             let report = load::run(
@@ -132,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
                     concurrency,
                     transports: transports(&transport)?,
                     seed,
+                    follow_ups: true,
                 },
             )
             .await?;

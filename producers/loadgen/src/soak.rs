@@ -86,6 +86,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         concurrency: 256,
         transports: vec![Transport::Http, Transport::Grpc],
         seed: rng.random(),
+        follow_ups: true,
     };
     let running = tokio::spawn(load::run(gateway.clone(), Arc::new(tenants), ledger.clone(), load));
 
