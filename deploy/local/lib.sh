@@ -193,6 +193,14 @@ ensure_build_tools() {
   apt_install "$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ' | sed 's/ $//')"
 }
 
+# promtool (Debian's `prometheus` package, 2.42 on bookworm) for the Prometheus config and rule
+# checks in consumers/alerts/tests/prometheus.rs. Only the package: its service is not started here.
+ensure_promtool() {
+  have promtool && return 0
+  apt_install --no-install-recommends prometheus
+  have promtool || die "apt-get installed prometheus but promtool is missing"
+}
+
 # rustfmt and clippy for `test` (rustup toolchains may lack them).
 ensure_rust_components() {
   local missing=()

@@ -436,9 +436,12 @@ impl ProviderWorker {
             actor: ACTOR.to_owned(),
         };
         let trace = TraceContext::root();
+        // Counted once the report commits: Prometheus' view of provider charges (deploy/prometheus).
+        let mut charged = None;
         let enqueued = match answer {
             Answer::Charge(_, outcome) => {
                 let record = self.charge_record(call, request, metadata, &connector, outcome);
+                charged = Some((record.connector.clone(), record.outcome.clone()));
                 self.outbox.enqueue(&mut tx, &record, &trace).await
             }
             Answer::Refund(outcome) => {
@@ -451,6 +454,10 @@ impl ProviderWorker {
         self.outbox.wake();
         metrics::counter!("studyspot_billing_provider_reports_total", "kind" => call.kind.clone())
             .increment(1);
+        if let Some((connector, outcome)) = charged {
+            metrics::counter!("studyspot_billing_charge_outcomes_total", "connector" => connector, "outcome" => outcome)
+                .increment(1);
+        }
         Ok(())
     }
 

@@ -38,6 +38,15 @@ pub fn sidecar() -> Sidecar {
             if !settings.enabled {
                 return;
             }
+            metrics::describe_gauge!(
+                "studyspot_health_check_probe_success",
+                "1 when the last probe of a health check succeeded, 0 when it failed"
+            );
+            metrics::describe_histogram!(
+                "studyspot_health_check_probe_seconds",
+                metrics::Unit::Seconds,
+                "How long each health check probe took (up to its timeout)"
+            );
             let prober = Prober {
                 pool: ctx.pool,
                 outbox: ctx.outbox,
@@ -123,6 +132,20 @@ impl Prober {
         let probed_at = Utc::now().timestamp_millis();
         let timeout = Duration::from_millis(u64::try_from(check.timeout_ms).unwrap_or(1000).max(1));
         let outcome = probe::probe(&self.client, &target, timeout).await;
+        // Prometheus sees each probe as it happens (deploy/prometheus/rules/processes.yml); the
+        // alert that counts is the organization's HealthCheckDown, decided on the recorded result.
+        let labels = [
+            ("organization_id", check.organization_id.clone()),
+            ("health_check_id", check.health_check_id.clone()),
+            ("target", check.target.clone()),
+        ];
+        metrics::gauge!("studyspot_health_check_probe_success", &labels).set(if outcome.success {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::histogram!("studyspot_health_check_probe_seconds", &labels)
+            .record(outcome.latency_ms as f64 / 1000.0);
         let command = result(check, probed_at, outcome);
         if let Err(e) = self.enqueue(&command).await {
             tracing::warn!(error = %e, health_check_id = %check.health_check_id, "could not record a probe result");
