@@ -78,6 +78,11 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
+/// The advisory lock a rebuild holds on its schema while it runs.
+fn running_lock(schema: &str) -> String {
+    format!("studyspot.rebuild.running.{schema}")
+}
+
 /// The advisory lock every live batch holds shared and a swap holds exclusively.
 pub(crate) fn swap_lock(consumer: &str) -> String {
     format!("studyspot.rebuild.swap.{consumer}")
@@ -92,7 +97,7 @@ fn fatal(message: impl Into<String>) -> RuntimeError {
 }
 
 async fn admin_pool(config: &RuntimeConfig) -> Result<PgPool, RuntimeError> {
-    Ok(PgPoolOptions::new().max_connections(2).connect(config.database_url.expose_secret()).await?)
+    Ok(PgPoolOptions::new().max_connections(3).connect(config.database_url.expose_secret()).await?)
 }
 
 async fn schema_exists(pool: &PgPool, schema: &str) -> Result<bool, sqlx::Error> {
@@ -270,6 +275,12 @@ pub async fn rebuild<H: Handler>(
     }
     let n = next_number(&admin, &live).await?;
     let schema = format!("{live}_rebuild_{n}");
+    // Held while this rebuild runs, so `drop_old` leaves its schema alone.
+    let mut running = admin.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(running_lock(&schema))
+        .execute(&mut *running)
+        .await?;
     tracing::info!(consumer = %live, %schema, "rebuilding from history");
     let db = connect_schema(config.database_url.expose_secret(), &schema, config.max_connections, migrator)
         .await?;
@@ -316,6 +327,7 @@ pub async fn rebuild<H: Handler>(
         let _ = lane.await;
     }
     db.pool.close().await;
+    drop(running);
     admin.close().await;
     let old_schema = result?;
     let records = applied.load(Ordering::Relaxed);
@@ -520,8 +532,9 @@ async fn copy_grants(tx: &mut sqlx::PgConnection, live: &str, schema: &str) -> R
     Ok(())
 }
 
-/// Drops the projections a swap left behind (`<consumer>_old_<n>`), or only `only`; returns
-/// the schemas dropped.
+/// Drops what rebuilds left behind: swapped-out projections (`<consumer>_old_<n>`) and rebuilds
+/// not swapped in (`<consumer>_rebuild_<n>`, unless running) — or only `only`. Returns the schemas
+/// dropped.
 pub async fn drop_old(
     pool: &PgPool,
     consumer: &str,
@@ -530,21 +543,36 @@ pub async fn drop_old(
     if !valid_identifier(consumer) {
         return Err(fatal(format!("consumer name {consumer:?} must be [a-z0-9_]+")));
     }
-    let old: Vec<String> = sqlx::query_scalar(
-        "SELECT nspname::text FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_old_[0-9]+$') ORDER BY nspname",
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_(old|rebuild)_[0-9]+$') \
+         ORDER BY nspname",
     )
     .bind(consumer)
     .fetch_all(pool)
     .await?;
     let chosen: Vec<String> = match only {
-        Some(name) if old.iter().any(|o| o == name) => vec![name.to_owned()],
+        Some(name) if left.iter().any(|o| o == name) => vec![name.to_owned()],
         Some(name) => {
-            return Err(fatal(format!("{name} is not an old projection of {consumer} (those are {old:?})")));
+            return Err(fatal(format!(
+                "{name} is not a projection {consumer}'s rebuilds left (those are {left:?})"
+            )));
         }
-        None => old,
+        None => left,
     };
-    for schema in &chosen {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(pool).await?;
+    let mut dropped = Vec::new();
+    for schema in chosen {
+        let mut tx = pool.begin().await?;
+        let idle: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+            .bind(running_lock(&schema))
+            .fetch_one(&mut *tx)
+            .await?;
+        if !idle {
+            tracing::warn!(%schema, "a rebuild is running into it; left alone");
+            continue;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&mut *tx).await?;
+        tx.commit().await?;
+        dropped.push(schema);
     }
-    Ok(chosen)
+    Ok(dropped)
 }

@@ -3,6 +3,7 @@
 //! SIGKILL. Every integration test of a consumer stands on it, so tests run in parallel and in
 //! any order on one broker and one PostgreSQL.
 
+mod history;
 pub mod smtp;
 
 use std::{

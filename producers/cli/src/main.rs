@@ -112,7 +112,8 @@ enum ProjectionAction {
         #[arg(long = "exclude-column")]
         exclude_columns: Vec<String>,
     },
-    /// Drops the projections a rebuild swapped out (`<consumer>_old_<n>`).
+    /// Drops what rebuilds left: swapped-out projections (`<consumer>_old_<n>`) and rebuilds not
+    /// swapped in (`<consumer>_rebuild_<n>`, unless one is still running).
     DropOld {
         consumer: String,
         /// Only this one (e.g. billing_old_2).

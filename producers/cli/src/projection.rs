@@ -40,7 +40,7 @@ pub async fn drop_old(database_url: &str, consumer: &str, only: Option<&str>) ->
     let dropped = studyspot_consumer_runtime::drop_old(&pool, consumer, only).await?;
     pool.close().await;
     if dropped.is_empty() {
-        println!("{consumer} has no old projection to drop");
+        println!("{consumer} has no projection left by a rebuild to drop");
     }
     for schema in dropped {
         println!("dropped {schema}");
