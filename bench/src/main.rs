@@ -67,10 +67,21 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// History read back by `studyspot replay` (NDJSON, Parquet) and a full projection rebuild:
+    /// records/s and peak RSS (STUDYSPOT_CLI_BIN, STUDYSPOT_ATTENDANCE_BIN).
+    Replay {
+        /// Records in the history.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// The producer's linger while writing the history (records per broker batch).
+        #[arg(long, default_value_t = 100)]
+        linger_ms: u64,
+    },
 }
 
 mod gateway;
 mod renewals;
+mod replay;
 mod system;
 
 pub(crate) struct Env {
@@ -91,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         What::Bus => bus(&env, args.records, &args.batches, args.kafka_debug.as_deref()).await,
         What::Gateway { concurrency } => gateway::run(&env, args.records, concurrency).await,
         What::Renewals { subscriptions } => renewals::run(subscriptions).await,
+        What::Replay { events, linger_ms } => replay::run(events, linger_ms).await,
         What::System { rate, seconds, concurrency, organizations, members, json } => {
             let records = args.records.min(30_000);
             let options =
