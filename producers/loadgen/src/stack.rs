@@ -131,6 +131,18 @@ impl Process {
         self.kill();
     }
 
+    /// How far its log has grown: a mark to look for lines written after it.
+    pub fn log_mark(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether its log holds `needle` after `mark`.
+    pub fn logged_since(&self, mark: u64, needle: &str) -> bool {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        let after = text.get(usize::try_from(mark).unwrap_or(usize::MAX)..).unwrap_or_default();
+        String::from_utf8_lossy(after).contains(needle)
+    }
+
     /// The last lines of its log, for an error message.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -471,6 +483,31 @@ impl Stack {
         let process = self.services.get_mut(name).with_context(|| format!("no service {name}"))?;
         process.start()?;
         self.wait_ready(name, Duration::from_secs(120)).await
+    }
+
+    /// Waits until consumer `name` logged an assignment of some partitions after `mark`: a
+    /// restarted consumer is back at work only then (a killed member's partitions stay with it
+    /// until the broker gives up on it).
+    pub async fn wait_assigned(&mut self, name: &str, mark: u64, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let process = self.services.get(name).with_context(|| format!("no service {name}"))?;
+            let text = std::fs::read(&process.log).unwrap_or_default();
+            let after = String::from_utf8_lossy(
+                text.get(usize::try_from(mark).unwrap_or(usize::MAX)..).unwrap_or_default(),
+            )
+            .into_owned();
+            if after.lines().any(|l| l.contains("partitions assigned count=") && !l.contains("count=0")) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "{name} got no partitions within {timeout:?} of its restart\n{}",
+                    process.log_tail(20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub async fn wait_ready(&mut self, name: &str, timeout: Duration) -> anyhow::Result<()> {
