@@ -15,7 +15,8 @@ use crate::{
     billing, campaign_routes, commands,
     grpc_api::{self as pb, gateway_server::GatewayServer},
     ledger::Idempotency,
-    live, monitoring_routes, notification_routes, queries, status, subscriptions,
+    live, monitoring_insight_grpc as insight, monitoring_ops_grpc as ops_grpc, monitoring_insight_routes as insight_routes, monitoring_routes,
+    notification_routes, queries, status, subscriptions,
 };
 
 pub struct GatewayService {
@@ -1773,6 +1774,121 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::MonitoringItems>, Status> {
         self.monitoring_list(request, "ListAlertHistory", monitoring_routes::List::History).await
+    }
+
+    async fn define_health_check(
+        &self,
+        request: Request<pb::DefineHealthCheckRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "DefineHealthCheck")?;
+        let m = request.into_inner();
+        let answer = ops_grpc::define_health_check(&self.state, &p.caller, &p.trace, p.idempotency, m).await?;
+        Ok(accepted(answer, "health_check_id"))
+    }
+
+    async fn list_health_checks(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::HealthCheckPage>, Status> {
+        let p = self.prepare(&request, "ListHealthChecks")?;
+        Ok(Response::new(ops_grpc::health_checks(&self.state, &p.caller, list_values(request.into_inner())).await?))
+    }
+
+    async fn get_health_check(
+        &self,
+        request: Request<pb::HealthCheckRequest>,
+    ) -> Result<Response<pb::HealthCheckDetail>, Status> {
+        let p = self.prepare(&request, "GetHealthCheck")?;
+        Ok(Response::new(ops_grpc::health_check_detail(&self.state, &p.caller, request.into_inner()).await?))
+    }
+
+    async fn record_logs(&self, request: Request<pb::RecordLogsRequest>) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "RecordLogs")?;
+        let m = request.into_inner();
+        let answer = ops_grpc::record_logs(&self.state, &p.caller, &p.trace, p.idempotency, m).await?;
+        Ok(accepted(answer, "service"))
+    }
+
+    async fn search_logs(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::LogPage>, Status> {
+        let p = self.prepare(&request, "SearchLogs")?;
+        Ok(Response::new(ops_grpc::search_logs(&self.state, &p.caller, list_values(request.into_inner())).await?))
+    }
+
+    async fn define_dashboard(
+        &self,
+        request: Request<pb::DefineDashboardRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "DefineDashboard")?;
+        let m = request.into_inner();
+        let answer = insight::define_dashboard(&self.state, &p.caller, &p.trace, p.idempotency, m).await?;
+        Ok(accepted(answer, "dashboard_id"))
+    }
+
+    async fn list_dashboards(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::DashboardPage>, Status> {
+        let p = self.prepare(&request, "ListDashboards")?;
+        let views =
+            insight_routes::dashboards_with(&self.state, &p.caller, list_values(request.into_inner()))
+                .await?;
+        let items = views.into_iter().map(insight::dashboard).collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::DashboardPage { items }))
+    }
+
+    async fn get_dashboard(
+        &self,
+        request: Request<pb::DashboardRequest>,
+    ) -> Result<Response<pb::Dashboard>, Status> {
+        let p = self.prepare(&request, "GetDashboard")?;
+        let id = request.into_inner().dashboard_id;
+        Ok(Response::new(insight::dashboard(
+            insight_routes::dashboard_with(&self.state, &p.caller, &id).await?,
+        )?))
+    }
+
+    async fn get_dashboard_data(
+        &self,
+        request: Request<pb::DashboardDataRequest>,
+    ) -> Result<Response<pb::DashboardData>, Status> {
+        let p = self.prepare(&request, "GetDashboardData")?;
+        Ok(Response::new(insight::dashboard_data(&self.state, &p.caller, request.into_inner()).await?))
+    }
+
+    async fn define_report(
+        &self,
+        request: Request<pb::DefineReportRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "DefineReport")?;
+        let m = request.into_inner();
+        let answer = insight::define_report(&self.state, &p.caller, &p.trace, p.idempotency, m).await?;
+        Ok(accepted(answer, "report_id"))
+    }
+
+    async fn list_reports(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ReportPage>, Status> {
+        let p = self.prepare(&request, "ListReports")?;
+        let views =
+            insight_routes::reports_with(&self.state, &p.caller, list_values(request.into_inner())).await?;
+        let items = views.into_iter().map(|v| insight::report(v, Vec::new())).collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::ReportPage { items }))
+    }
+
+    async fn get_report(&self, request: Request<pb::ReportRequest>) -> Result<Response<pb::Report>, Status> {
+        let p = self.prepare(&request, "GetReport")?;
+        let id = request.into_inner().report_id;
+        let (view, runs) = insight_routes::report_with(&self.state, &p.caller, &id).await?;
+        Ok(Response::new(insight::report(view, runs)?))
+    }
+
+    async fn get_report_run_file(
+        &self,
+        request: Request<pb::ReportRunFileRequest>,
+    ) -> Result<Response<pb::ReportRunFile>, Status> {
+        let p = self.prepare(&request, "GetReportRunFile")?;
+        Ok(Response::new(insight::report_run_file(&self.state, &p.caller, request.into_inner()).await?))
     }
 }
 

@@ -231,17 +231,17 @@ pub(crate) async fn dashboard_with(
 
 /// A widget as alerts stored it.
 #[derive(Deserialize)]
-struct StoredWidget {
-    widget_id: String,
-    title: String,
-    kind: String,
-    metric: Option<String>,
+pub(crate) struct StoredWidget {
+    pub(crate) widget_id: String,
+    pub(crate) title: String,
+    pub(crate) kind: String,
+    pub(crate) metric: Option<String>,
     #[serde(default)]
-    matchers: Vec<LabelMatcher>,
-    aggregation: String,
-    step_seconds: i64,
+    pub(crate) matchers: Vec<LabelMatcher>,
+    pub(crate) aggregation: String,
+    pub(crate) step_seconds: i64,
     #[serde(default)]
-    group_by: Vec<String>,
+    pub(crate) group_by: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -288,7 +288,47 @@ pub async fn dashboard_data(
     Path(dashboard_id): Path<String>,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(Json(dashboard_data_with(&state, &caller, &dashboard_id, query_values(params)?).await?))
+    let data = dashboard_data_with(&state, &caller, &dashboard_id, query_values(params)?).await?;
+    let widgets: Vec<Value> = data
+        .widgets
+        .into_iter()
+        .map(|w| {
+            let figures = match w.data {
+                Figures::Series(s) => json!(s),
+                Figures::Revenue(r) => json!(r),
+                Figures::Occupancy(o) => json!(o),
+                Figures::Deliveries(d) => json!(d),
+                Figures::ActiveAlerts(a) => json!(a),
+            };
+            json!({ "widget_id": w.widget_id, "title": w.title, "kind": w.kind, "data": figures })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "dashboard_id": data.dashboard_id, "from": data.from, "to": data.to, "widgets": widgets }),
+    ))
+}
+
+/// One widget's figures, by kind.
+pub(crate) enum Figures {
+    Series(Vec<insights::Series>),
+    Revenue(Vec<insights::Revenue>),
+    Occupancy(Vec<insights::Occupancy>),
+    Deliveries(Vec<insights::Deliveries>),
+    ActiveAlerts(Vec<reads::AlertView>),
+}
+
+pub(crate) struct WidgetData {
+    pub(crate) widget_id: String,
+    pub(crate) title: String,
+    pub(crate) kind: String,
+    pub(crate) data: Figures,
+}
+
+pub(crate) struct DashboardData {
+    pub(crate) dashboard_id: String,
+    pub(crate) from: DateTime<Utc>,
+    pub(crate) to: DateTime<Utc>,
+    pub(crate) widgets: Vec<WidgetData>,
 }
 
 pub(crate) async fn dashboard_data_with(
@@ -296,17 +336,15 @@ pub(crate) async fn dashboard_data_with(
     caller: &Caller,
     dashboard_id: &str,
     values: HashMap<String, String>,
-) -> Result<Value, GatewayError> {
+) -> Result<DashboardData, GatewayError> {
     only_params(&values, &["from", "to"])?;
     let (from, to) = range(&values)?;
     let view = dashboard_with(state, caller, dashboard_id).await?;
-    let stored: StoredDashboard = serde_json::from_value(view.definition).map_err(|e| {
-        GatewayError::Unavailable(format!("alerts projection: dashboard {dashboard_id}: {e}"))
-    })?;
+    let stored = stored_widgets(view.definition)?;
     let org = caller.organization_id.as_str();
     let mut conn = state.readonly.acquire().await?;
-    let mut widgets = Vec::with_capacity(stored.widgets.len());
-    for w in stored.widgets {
+    let mut widgets = Vec::with_capacity(stored.len());
+    for w in stored {
         let data = match w.kind.as_str() {
             "series" => {
                 let q = SeriesQuery {
@@ -319,16 +357,25 @@ pub(crate) async fn dashboard_data_with(
                     from,
                     to,
                 };
-                json!(insights::series(&mut *conn, &q).await.map_err(|e| figure_error(e, &w.widget_id))?)
+                Figures::Series(
+                    insights::series(&mut *conn, &q).await.map_err(|e| figure_error(e, &w.widget_id))?,
+                )
             }
-            "revenue" => json!(rows(insights::revenue(&mut conn, org, from, to).await)?),
-            "occupancy" => json!(rows(insights::occupancy(&mut conn, org, from, to).await)?),
-            "deliveries" => json!(rows(insights::deliveries(&mut conn, org, from, to).await)?),
-            _ => json!(rows(reads::list_alerts(&mut *conn, org, true, 500).await)?),
+            "revenue" => Figures::Revenue(rows(insights::revenue(&mut conn, org, from, to).await)?),
+            "occupancy" => Figures::Occupancy(rows(insights::occupancy(&mut conn, org, from, to).await)?),
+            "deliveries" => Figures::Deliveries(rows(insights::deliveries(&mut conn, org, from, to).await)?),
+            _ => Figures::ActiveAlerts(rows(reads::list_alerts(&mut *conn, org, true, 500).await)?),
         };
-        widgets.push(json!({ "widget_id": w.widget_id, "title": w.title, "kind": w.kind, "data": data }));
+        widgets.push(WidgetData { widget_id: w.widget_id, title: w.title, kind: w.kind, data });
     }
-    Ok(json!({ "dashboard_id": dashboard_id, "from": from, "to": to, "widgets": widgets }))
+    Ok(DashboardData { dashboard_id: dashboard_id.to_owned(), from, to, widgets })
+}
+
+/// The widgets of a stored dashboard definition.
+pub(crate) fn stored_widgets(definition: Value) -> Result<Vec<StoredWidget>, GatewayError> {
+    serde_json::from_value::<StoredDashboard>(definition)
+        .map(|d| d.widgets)
+        .map_err(|e| GatewayError::Unavailable(format!("alerts projection: dashboard definition: {e}")))
 }
 
 // ---------------------------------------------------------------------------------------------
