@@ -96,12 +96,15 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     let mut cycle = Vec::new();
     let mut faults = Vec::new();
     let mut crashes: Vec<String> = Vec::new();
+    let mut revived = 0;
     let load_started = Instant::now();
     let slot = options.duration.as_secs_f64() / (options.faults as f64 + 1.0);
     for n in 0..options.faults {
         let at = slot * (n as f64 + 0.5 + rng.random_range(0.0..1.0));
-        let wait = Duration::from_secs_f64(at).saturating_sub(load_started.elapsed());
-        tokio::time::sleep(wait).await;
+        while load_started.elapsed() < Duration::from_secs_f64(at) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            supervise(&mut stack, &mut revived).await?;
+        }
         if let Some(crash) = stack.crashed() {
             crashes.push(crash);
         }
@@ -128,6 +131,10 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         );
         faults.push(Fault { at_secs, target, down_ms: down.as_millis(), back_ms: back.as_millis() });
     }
+    while !running.is_finished() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        supervise(&mut stack, &mut revived).await?;
+    }
     let report = running.await??;
     println!(
         "load: {} commands accepted in {:.1} s ({:.0}/s; http {}, grpc {}), {} gave up, {} refused, {} shed",
@@ -151,16 +158,18 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     let pool = sqlx::PgPool::connect(&stack.database_url).await?;
     let entries = ledger.entries();
     let quiet_started = Instant::now();
-    let quiet = {
+    let mut quiet = false;
+    while !quiet && quiet_started.elapsed() < Duration::from_secs(300) {
+        supervise(&mut stack, &mut revived).await?;
         let (stripe, mailroom) = (&stack.stripe, &stack.mailroom);
-        checker::wait_quiet(
+        quiet = checker::wait_quiet(
             &pool,
             &entries,
             || stripe.charges().len() + mailroom.delivered().len(),
-            Duration::from_secs(300),
+            Duration::from_secs(15),
         )
-        .await
-    };
+        .await;
+    }
     println!(
         "{} after {:.1} s",
         if quiet { "quiet" } else { "NOT quiet (checking anyway)" },
@@ -199,7 +208,10 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     for (kind, n) in &verdict.outcomes {
         println!("  {kind:<30} {n:>8}");
     }
-    println!("faults injected        {:>8}", faults.len());
+    println!(
+        "faults injected        {:>8}  (+ {revived} broker restarts by the liveness probe)",
+        faults.len()
+    );
     println!(
         "charges at the provider{:>8}  ({} repeated keys answered idempotently)",
         verdict.charges,
@@ -226,6 +238,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         "commands": verdict.commands,
         "outcomes": verdict.outcomes,
         "faults": faults,
+        "broker_restarts_by_liveness_probe": revived,
         "charges": verdict.charges,
         "deliveries": verdict.deliveries,
         "follow_on_events": verdict.follow_on_events,
@@ -238,6 +251,20 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     }
     println!("seed {} · report {}", options.seed, options.home.join("soak-report.json").display());
     Ok(violations.is_empty() && quiet)
+}
+
+/// What an operator's liveness probe does: a broker that is alive but broken (Tansu's storage
+/// panicked) is restarted. Counted and printed; it is the broker's failure, not ours.
+async fn supervise(stack: &mut Stack, revived: &mut usize) -> anyhow::Result<()> {
+    if let Some(broker) = stack.broker.as_mut()
+        && broker.broken()
+    {
+        println!("  the broker panicked and keeps failing requests: restarting it (liveness probe)");
+        broker.process.kill();
+        broker.start().await?;
+        *revived += 1;
+    }
+    Ok(())
 }
 
 /// SIGKILLs `target`, keeps it down for `down`, starts it again and waits until it serves;

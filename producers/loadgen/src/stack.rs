@@ -269,6 +269,8 @@ fn postgres_bin_dir() -> Option<PathBuf> {
 pub struct OwnBroker {
     pub process: Process,
     pub addr: String,
+    /// Where its log stood when it last started.
+    started_at: u64,
 }
 
 impl OwnBroker {
@@ -286,12 +288,19 @@ impl OwnBroker {
             .arg(url)
             .arg("--storage-engine")
             .arg("sqlite://tansu.db");
-        let mut own = Self { process, addr };
+        let mut own = Self { process, addr, started_at: 0 };
         own.start().await?;
         Ok(own)
     }
 
+    /// Tansu 0.6 can panic in its storage task after a crash recovery ("more or less than one
+    /// row") and then keeps listening while failing every request: alive, but of no use.
+    pub fn broken(&self) -> bool {
+        self.process.logged_since(self.started_at, "panicked at")
+    }
+
     pub async fn start(&mut self) -> anyhow::Result<()> {
+        self.started_at = self.process.log_mark();
         self.process.start()?;
         let addr = self.addr.clone();
         until("the broker listening", Duration::from_secs(30), || {
