@@ -8,7 +8,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, TimeZone, Utc};
 use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
+use studyspot_gateway::{
+    auth::Role,
+    grpc_api::{
+        DashboardDataRequest, DashboardWidget, DefineDashboardRequest, ReportRunFileRequest,
+        gateway_client::GatewayClient,
+    },
+};
 use studyspot_schemas::{
     EventMetadata, Record,
     alerts::{
@@ -509,6 +515,38 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
     let (status, missing) = api.get(&format!("/api/monitoring/dashboards/dsh_none/data?{query}")).await;
     assert_eq!(status, 404, "{missing}");
 
+    // The same figures over gRPC, typed.
+    let mut grpc = grpc_client(&api).await;
+    let data = grpc
+        .get_dashboard_data(authorized(
+            DashboardDataRequest { dashboard_id: "dsh_ops".into(), from: from.clone(), to: to.clone() },
+            &api.token,
+        ))
+        .await
+        .expect("dashboard data")
+        .into_inner();
+    let revenue = data.widgets.iter().find(|w| w.widget_id == "revenue").expect("revenue widget");
+    assert_eq!(
+        revenue.revenue.iter().map(|r| (r.currency.as_str(), r.net_minor)).collect::<Vec<_>>(),
+        [("EUR", 6500)]
+    );
+    let refused = grpc
+        .define_dashboard(authorized(
+            DefineDashboardRequest {
+                dashboard_id: None,
+                name: "x".into(),
+                widgets: vec![DashboardWidget {
+                    title: "t".into(),
+                    kind: "series".into(),
+                    ..Default::default()
+                }],
+            },
+            &api.token,
+        ))
+        .await
+        .expect_err("a series without a metric");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+
     // When the day has ended (a report tick just after midnight), its run renders.
     let tick_at = tomorrow + chrono::Duration::minutes(1);
     world
@@ -555,6 +593,22 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
     assert!(html.contains("<td>EUR</td><td>net_minor</td><td class=\"n\">6500</td>"), "{html}");
     let (status, _, _) = api.text(&format!("/api/monitoring/reports/rpt_daily/runs/{run_id}.pdf")).await;
     assert_eq!(status, 404);
+    let file = grpc
+        .get_report_run_file(authorized(
+            ReportRunFileRequest {
+                report_id: "rpt_daily".into(),
+                run_id: run_id.clone(),
+                format: "csv".into(),
+            },
+            &api.token,
+        ))
+        .await
+        .expect("run file")
+        .into_inner();
+    assert_eq!(
+        (file.content_type.as_str(), file.content.as_str()),
+        ("text/csv; charset=utf-8", csv.as_str())
+    );
 
     // And whoever asked is told, once, even when the tick comes again.
     let again = GenerateReports {
@@ -571,6 +625,17 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
     let generated = events::<studyspot_schemas::alerts::ReportGenerated>(&world).await;
     assert_eq!(generated.len(), 1, "{generated:?}");
     assert_eq!((generated[0].run_id.as_str(), generated[0].recipients.len()), (run_id.as_str(), 1));
+}
+
+async fn grpc_client(api: &Api) -> GatewayClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(api.base.clone()).expect("uri");
+    GatewayClient::new(channel.connect().await.expect("connect"))
+}
+
+fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
+    request
 }
 
 fn urlencode(s: &str) -> String {
