@@ -3,14 +3,15 @@
 //! the organization's `alert_fired` / `alert_resolved` / `alert_group` template when it has one,
 //! else a default text. A critical alert's messages are critical (quiet hours, caps and opt-outs
 //! do not hold them back). Ids derive from the event and the receiver, so a redelivered event
-//! tells each receiver once.
+//! tells each receiver once. A rendered report run (`ReportGenerated`) tells its recipients where
+//! to download it.
 
 use std::collections::HashMap;
 
 use studyspot_consumer_runtime::{HandleError, Inbound};
 use studyspot_schemas::{
     EventMetadata, Record,
-    alerts::{AlertFired, AlertGroupNotified, AlertResolved, Receiver},
+    alerts::{AlertFired, AlertGroupNotified, AlertResolved, Receiver, ReportGenerated},
     notifications::SendNotification,
 };
 
@@ -23,6 +24,12 @@ pub const GROUP: (&str, &str, &str) = (
     "alert_group",
     "[{{ status | upper }}:{{ firing_count }}] {{ group }}",
     "{{ firing_count }} firing, {{ resolved_count }} resolved ({{ group_labels }}).\n{{ alerts }}",
+);
+pub const REPORT: (&str, &str, &str) = (
+    "report_ready",
+    "{{ name }}: {{ period_start }} to {{ period_end }}",
+    "The report {{ name }} for {{ period_start }} to {{ period_end }} is ready:\n\
+     HTML (printable): {{ html_path }}\nCSV: {{ csv_path }}",
 );
 pub const RESOLVED: (&str, &str, &str) = (
     "alert_resolved",
@@ -112,6 +119,20 @@ pub fn notifications_for(message: &Inbound) -> Result<Vec<SendNotification>, Han
                 ("notified_at", time(e.notified_at)),
             ];
             (GROUP, e.severity, e.receivers, vars)
+        }
+        ReportGenerated::FULL_NAME => {
+            let e: ReportGenerated = message.record()?;
+            let path = format!("/api/monitoring/reports/{}/runs/{}", e.report_id, e.run_id);
+            let vars = vec![
+                ("name", e.name.clone()),
+                ("report_id", e.report_id.clone()),
+                ("run_id", e.run_id.clone()),
+                ("period_start", time(e.period_start)),
+                ("period_end", time(e.period_end)),
+                ("html_path", format!("{path}.html")),
+                ("csv_path", format!("{path}.csv")),
+            ];
+            (REPORT, "info".to_owned(), e.recipients, vars)
         }
         _ => return Ok(Vec::new()),
     };
@@ -205,6 +226,26 @@ mod tests {
         let r = render(&parts, &group).expect("group renders");
         assert_eq!(r.subject.as_deref(), Some("[FIRING:2] VenueFull"));
         assert!(r.body.contains("2 firing, 0 resolved (team=ops).\n- a\n- b"), "{}", r.body);
+        let report: HashMap<String, String> = [
+            ("name", "Daily"),
+            ("report_id", "rpt_1"),
+            ("run_id", "run_2026-11-25"),
+            ("period_start", "2026-11-25 00:00:00 UTC"),
+            ("period_end", "2026-11-26 00:00:00 UTC"),
+            ("html_path", "/api/monitoring/reports/rpt_1/runs/run_2026-11-25.html"),
+            ("csv_path", "/api/monitoring/reports/rpt_1/runs/run_2026-11-25.csv"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let parts = Parts { subject: Some(REPORT.1), body: REPORT.2, html: None };
+        let r = render(&parts, &report).expect("report renders");
+        assert_eq!(r.subject.as_deref(), Some("Daily: 2026-11-25 00:00:00 UTC to 2026-11-26 00:00:00 UTC"));
+        assert!(
+            r.body.contains("HTML (printable): /api/monitoring/reports/rpt_1/runs/run_2026-11-25.html\n"),
+            "{}",
+            r.body
+        );
         assert_eq!(labels(&[("b".into(), "2".into()), ("a".into(), "1".into())].into()), "a=1, b=2");
     }
 }
