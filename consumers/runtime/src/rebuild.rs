@@ -3,7 +3,8 @@
 //!
 //! The rebuild reads no consumer group: it follows the live consumer's own positions (its
 //! `consumer_offsets`), reading every partition from offset zero up to where the live one stands,
-//! through the same lanes and handler as the live process, into `<consumer>_rebuild_<n>`. Follow-on
+//! merged across partitions in timestamp order (the order the live process met them in), through
+//! one lane and the live process's handler, into `<consumer>_rebuild_<n>`. Follow-on
 //! events and dead letters are not written (the live consumer published them already), nor are
 //! sidecars or schedulers started. Once the rebuild is within `swap_gap` records of the live
 //! consumer, one transaction pauses the live consumer (its batches share an advisory lock the swap
@@ -14,7 +15,7 @@
 //! the same consumer group: its connections resolve names through `search_path`.
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, HashSet, VecDeque},
     sync::{
         Arc, OnceLock,
         atomic::{AtomicU64, Ordering},
@@ -25,7 +26,7 @@ use std::{
 use secrecy::ExposeSecret;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use studyspot_bus::{
-    BusSettings, Codec, PartitionId,
+    BusSettings, Codec, InboundMessage, PartitionId,
     history::{self, HistoryReader},
     tail::Positions,
 };
@@ -142,6 +143,60 @@ fn distance(from: &Positions, until: &Positions) -> u64 {
     until.iter().map(|(p, end)| (end - from.get(p).copied().unwrap_or(0)).max(0) as u64).sum()
 }
 
+/// History in the order it was written across partitions: of the partitions not read to their end,
+/// the record with the earliest timestamp goes first, once each has one at hand. The live process
+/// applied records about as they arrived, so this is the order a projection whose state spans
+/// partitions (a plan defined on one topic, subscribed to on another) needs to come out the same;
+/// records of different partitions written at the same millisecond go by topic and partition.
+struct TimeOrdered {
+    reader: HistoryReader,
+    ends: BTreeMap<PartitionId, i64>,
+    /// Partitions whose last record has not arrived yet: each must have one at hand to go on.
+    arriving: HashSet<PartitionId>,
+    at_hand: BTreeMap<PartitionId, VecDeque<InboundMessage>>,
+}
+
+impl TimeOrdered {
+    fn open(bus: &BusSettings, from: &Positions, until: &Positions) -> Result<Self, RuntimeError> {
+        let ends: BTreeMap<PartitionId, i64> = until
+            .iter()
+            .filter(|(p, end)| from.get(p).copied().unwrap_or(0) < **end)
+            .map(|(p, end)| (p.clone(), *end))
+            .collect();
+        Ok(Self {
+            reader: HistoryReader::open(bus, from, until)?,
+            arriving: ends.keys().cloned().collect(),
+            at_hand: ends.keys().map(|p| (p.clone(), VecDeque::new())).collect(),
+            ends,
+        })
+    }
+
+    fn next(&mut self, idle_timeout: Duration) -> Result<Option<InboundMessage>, RuntimeError> {
+        loop {
+            let blocked = self.arriving.iter().any(|p| self.at_hand.get(p).is_none_or(VecDeque::is_empty));
+            if !blocked {
+                let earliest = self
+                    .at_hand
+                    .iter()
+                    .filter_map(|(p, q)| q.front().map(|m| (m.timestamp_ms.unwrap_or(i64::MAX), p.clone())))
+                    .min();
+                let Some((_, p)) = earliest else { return Ok(None) };
+                return Ok(self.at_hand.get_mut(&p).and_then(VecDeque::pop_front));
+            }
+            let Some(message) = self.reader.next(idle_timeout)? else {
+                // The reader says every partition ended: nothing more will arrive.
+                self.arriving.clear();
+                continue;
+            };
+            let p = message.partition_id();
+            if self.ends.get(&p).is_some_and(|end| message.offset + 1 >= *end) {
+                self.arriving.remove(&p);
+            }
+            self.at_hand.entry(p).or_default().push_back(message);
+        }
+    }
+}
+
 /// Feeds slices of history to the lanes and waits until they committed them.
 struct Applier {
     bus: BusSettings,
@@ -185,7 +240,7 @@ impl Applier {
                     )));
                 }
             }
-            let mut reader = HistoryReader::open(&bus, &from, &until)?;
+            let mut reader = TimeOrdered::open(&bus, &from, &until)?;
             let mut complete = true;
             let mut failure = None;
             loop {
@@ -304,13 +359,10 @@ pub async fn rebuild<H: Handler>(
         fatal: lane_failed.clone(),
         rebuilding: true,
     });
-    let mut senders = Vec::with_capacity(config.lanes);
-    let mut lanes = Vec::with_capacity(config.lanes);
-    for _ in 0..config.lanes {
-        let (tx, rx) = mpsc::channel(config.max_batch * 2);
-        senders.push(tx);
-        lanes.push(tokio::spawn(run_lane(ctx.clone(), rx)));
-    }
+    // One lane: records are applied in the order `TimeOrdered` puts them in, across partitions.
+    let (tx, rx) = mpsc::channel(config.max_batch * 2);
+    let senders = vec![tx];
+    let lanes = vec![tokio::spawn(run_lane(ctx.clone(), rx))];
     let applied = Arc::new(AtomicU64::new(0));
     let applier = Applier {
         bus: config.bus.clone(),
