@@ -50,3 +50,8 @@ studyspot *args:
 # `just replay -t studyspot.attendance.events.v1 --format parquet -o out/` (see `studyspot replay --help`).
 replay *args:
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/studyspot-target}" cargo run --quiet --release -p studyspot-cli -- replay "$@"
+
+# Rebuilds a consumer's projection from history beside the live one and swaps it in:
+# `just rebuild billing` (`--no-swap` to leave it beside; see `studyspot rebuild --help`).
+rebuild consumer *args:
+    target="${CARGO_TARGET_DIR:-$HOME/.cache/studyspot-target}"; CARGO_TARGET_DIR="$target" cargo build --quiet --release -p studyspot-cli -p "studyspot-$1" && "$target/release/studyspot" rebuild "$@"
