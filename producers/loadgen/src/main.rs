@@ -175,7 +175,9 @@ async fn main() -> anyhow::Result<()> {
                 Some(dir) => dir,
                 None => std::env::current_exe()?.parent().context("binary directory")?.to_owned(),
             };
-            let passed = soak::run(SoakOptions {
+            // Ctrl-C or SIGTERM drops the soak, and with it every process it started.
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let soak = soak::run(SoakOptions {
                 duration: Duration::from_secs_f64(minutes * 60.0),
                 seed,
                 faults: faults.unwrap_or(((minutes * 4.0).round() as usize).max(7)),
@@ -186,8 +188,12 @@ async fn main() -> anyhow::Result<()> {
                 home: home.clone(),
                 tansu,
                 json,
-            })
-            .await?;
+            });
+            let passed = tokio::select! {
+                passed = soak => passed?,
+                _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the soak's processes are stopped"),
+                _ = term.recv() => anyhow::bail!("terminated; the soak's processes are stopped"),
+            };
             if passed && !keep {
                 let _ = std::fs::remove_dir_all(&home);
             }

