@@ -15,8 +15,8 @@ use crate::{
     billing, campaign_routes, commands,
     grpc_api::{self as pb, gateway_server::GatewayServer},
     ledger::Idempotency,
-    live, monitoring_insight_grpc as insight, monitoring_ops_grpc as ops_grpc, monitoring_insight_routes as insight_routes, monitoring_routes,
-    notification_routes, queries, status, subscriptions,
+    live, monitoring_insight_grpc as insight, monitoring_insight_routes as insight_routes,
+    monitoring_ops_grpc as ops_grpc, monitoring_routes, notification_routes, queries, status, subscriptions,
 };
 
 pub struct GatewayService {
@@ -1782,7 +1782,8 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::Accepted>, Status> {
         let p = self.prepare(&request, "DefineHealthCheck")?;
         let m = request.into_inner();
-        let answer = ops_grpc::define_health_check(&self.state, &p.caller, &p.trace, p.idempotency, m).await?;
+        let answer =
+            ops_grpc::define_health_check(&self.state, &p.caller, &p.trace, p.idempotency, m).await?;
         Ok(accepted(answer, "health_check_id"))
     }
 
@@ -1791,7 +1792,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::HealthCheckPage>, Status> {
         let p = self.prepare(&request, "ListHealthChecks")?;
-        Ok(Response::new(ops_grpc::health_checks(&self.state, &p.caller, list_values(request.into_inner())).await?))
+        Ok(Response::new(
+            ops_grpc::health_checks(&self.state, &p.caller, list_values(request.into_inner())).await?,
+        ))
     }
 
     async fn get_health_check(
@@ -1802,7 +1805,10 @@ impl pb::gateway_server::Gateway for GatewayService {
         Ok(Response::new(ops_grpc::health_check_detail(&self.state, &p.caller, request.into_inner()).await?))
     }
 
-    async fn record_logs(&self, request: Request<pb::RecordLogsRequest>) -> Result<Response<pb::Accepted>, Status> {
+    async fn record_logs(
+        &self,
+        request: Request<pb::RecordLogsRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
         let p = self.prepare(&request, "RecordLogs")?;
         let m = request.into_inner();
         let answer = ops_grpc::record_logs(&self.state, &p.caller, &p.trace, p.idempotency, m).await?;
@@ -1811,7 +1817,9 @@ impl pb::gateway_server::Gateway for GatewayService {
 
     async fn search_logs(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::LogPage>, Status> {
         let p = self.prepare(&request, "SearchLogs")?;
-        Ok(Response::new(ops_grpc::search_logs(&self.state, &p.caller, list_values(request.into_inner())).await?))
+        Ok(Response::new(
+            ops_grpc::search_logs(&self.state, &p.caller, list_values(request.into_inner())).await?,
+        ))
     }
 
     async fn define_dashboard(

@@ -124,7 +124,7 @@ fn health_check_command(
         let port = body.target.rsplit_once(':').and_then(|(host, port)| {
             (!host.is_empty() && !host.contains('/')).then(|| port.parse::<u16>().ok()).flatten()
         });
-        if !port.is_some_and(|p| p > 0) {
+        if port.is_none_or(|p| p == 0) {
             return Err(GatewayError::invalid("target", "target must be host:port for kind tcp"));
         }
     }
