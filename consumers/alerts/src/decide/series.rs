@@ -102,7 +102,8 @@ fn aggregate(aggregation: Aggregation, samples: &[&Sample]) -> f64 {
             .max_by(|a, b| a.at_ms.cmp(&b.at_ms).then(a.value.total_cmp(&b.value)))
             .map_or(f64::NAN, |s| s.value),
         Aggregation::Increase => {
-            let by_time = |a: &&&Sample, b: &&&Sample| a.at_ms.cmp(&b.at_ms).then(a.value.total_cmp(&b.value));
+            let by_time =
+                |a: &&&Sample, b: &&&Sample| a.at_ms.cmp(&b.at_ms).then(a.value.total_cmp(&b.value));
             match (samples.iter().min_by(by_time), samples.iter().max_by(by_time)) {
                 (Some(first), Some(last)) => last.value - first.value,
                 _ => f64::NAN,
