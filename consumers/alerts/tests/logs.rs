@@ -81,7 +81,7 @@ async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retentio
     let (base, settings) = world.gateway_with_settings().await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     let api = Api { client, base, token: world.token(&settings, Role::Staff, None) };
-    let _consumer = world.spawn_consumer_with(
+    let consumer = world.spawn_consumer_with(
         None,
         &world.database_url,
         // Retention ticks come from this test, at instants it chooses.
@@ -191,4 +191,50 @@ async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retentio
     .await;
     assert!(!left.iter().any(|m| m.contains("declined")), "{left:?}");
     assert!(api.messages(&[("q", "pay_old")]).await.is_empty());
+
+    // The same search over gRPC, typed.
+    let channel =
+        tonic::transport::Channel::from_shared(api.base.clone()).expect("uri").connect().await.expect("grpc");
+    let mut client = studyspot_gateway::grpc_api::gateway_client::GatewayClient::new(channel);
+    let mut request = tonic::Request::new(studyspot_gateway::grpc_api::ListRequest {
+        filters: [("q", "stripe"), ("level", "warn")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        limit: Some(1),
+        cursor: None,
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {}", api.token).parse().expect("metadata"));
+    let page = client.search_logs(request).await.expect("search").into_inner();
+    assert_eq!(page.items.len(), 1, "{page:?}");
+    assert_eq!(page.items[0].message, "charge failed: connection refused");
+    assert_eq!(page.items[0].fields["connector"], "stripe");
+    assert!(page.next_cursor.is_some(), "the warning about stripe follows");
+
+    // The alerts process's own retention ticks: restarted with one a second, a record older than
+    // the retention period goes without anyone asking.
+    let stale = api
+        .command(
+            "/api/monitoring/logs",
+            json!({ "records": [{ "time": at(30, 0), "level": "info", "service": "gateway", "message": "stale request" }] }),
+        )
+        .await;
+    assert_eq!(stale["status"], "applied", "{stale}");
+    assert_eq!(api.messages(&[("q", "stale")]).await, ["stale request"]);
+    drop(consumer);
+    let _ticking = world.spawn_consumer_with(
+        None,
+        &world.database_url,
+        &[
+            ("STUDYSPOT_ALERTS__LOGS__RETENTION_INTERVAL_SECS", "1"),
+            ("STUDYSPOT_ALERTS__HEALTH__ENABLED", "false"),
+        ],
+    );
+    eventually("the scheduled retention tick", Duration::from_secs(60), || async {
+        api.messages(&[("q", "stale")]).await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(api.messages(&[]).await.len(), 5, "the records within 14 days stay");
 }
