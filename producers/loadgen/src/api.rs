@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use studyspot_gateway::grpc_api::{self as pb, gateway_client::GatewayClient};
 use tonic::{Code, Request, transport::Channel};
 
@@ -164,7 +164,7 @@ impl Gateway {
     pub async fn get(&self, token: &str, path: &str) -> anyhow::Result<Value> {
         let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await?;
         anyhow::ensure!(response.status().is_success(), "GET {path}: {}", response.status());
-        Ok(response.json().await.unwrap_or_else(|_| json!(null)))
+        Ok(response.json().await.unwrap_or(Value::Null))
     }
 }
 

@@ -126,12 +126,15 @@ async fn search_intents(
     Ok(Json(serde_json::json!({ "object": "search_result", "data": data, "has_more": false })))
 }
 
+/// (webhook-id, recipient) of every webhook received.
+type Hooks = Arc<Mutex<Vec<(String, String)>>>;
+
 /// Messages at the SMTP sink and the webhook receiver, by the notification id they carry
 /// (`X-StudySpot-Idempotency-Key`, `webhook-id`).
 pub struct Mailroom {
     pub smtp: SmtpSink,
     pub webhook_base: String,
-    webhooks: Arc<Mutex<Vec<(String, String)>>>,
+    webhooks: Hooks,
 }
 
 /// One message that reached a channel: the notification id, the recipient address and the channel.
@@ -150,7 +153,7 @@ impl Mailroom {
             .route(
                 "/hooks/{recipient}",
                 post(
-                    |State(seen): State<Arc<Mutex<Vec<(String, String)>>>>,
+                    |State(seen): State<Hooks>,
                      Path(recipient): Path<String>,
                      headers: HeaderMap| async move {
                         let id = headers

@@ -257,9 +257,10 @@ pub async fn set_up(
             .filter_map(|x| async move { x })
             .collect()
             .await;
-        let r = lock(&report);
-        anyhow::ensure!(r.refused + r.gave_up == 0, "set-up refused: {:?}", r.refusals);
-        drop(r);
+        {
+            let r = lock(&report);
+            anyhow::ensure!(r.refused + r.gave_up == 0, "set-up refused: {:?}", r.refusals);
+        }
         let decided: Vec<Option<serde_json::Value>> = futures::stream::iter(&ids)
             .map(|(id, tenant, _)| gateway.decided(&tenant.owner, id, Duration::from_secs(180)))
             .buffer_unordered(32)
