@@ -271,7 +271,7 @@ impl Applier {
                         break;
                     }
                     Err(e) => {
-                        failure = Some(e.into());
+                        failure = Some(e);
                         break;
                     }
                 }
