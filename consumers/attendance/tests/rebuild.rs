@@ -34,7 +34,7 @@ fn check_out(world: &World, n: usize, venue: &str) -> attendance::CheckOut {
 }
 
 fn venue_of(n: usize) -> &'static str {
-    if n % 2 == 0 { "ven_a" } else { "ven_b" }
+    if n.is_multiple_of(2) { "ven_a" } else { "ven_b" }
 }
 
 async fn caught_up(world: &World, schema: &str) {
