@@ -1,10 +1,7 @@
 //! History for rebuild tests: records written with an older schema version, a consumer caught up
 //! with its topics, a rebuild run of the consumer binary, and a projection's checksum.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use apache_avro::{Schema, types::Value};
 use studyspot_bus::{Headers, OutboundMessage, admin::RegistryAdmin, headers, history};
@@ -81,8 +78,8 @@ impl World {
             std::env::temp_dir().join(format!("rebuild-{}-{}.log", self.id, uuid::Uuid::now_v7().simple()));
         let out =
             std::env::temp_dir().join(format!("rebuild-{}-{}.out", self.id, uuid::Uuid::now_v7().simple()));
-        let mut child = self
-            .consumer_command(&self.database_url)
+        let mut command = tokio::process::Command::from(self.consumer_command(&self.database_url));
+        let mut child = command
             .arg("rebuild")
             .args(args)
             .stdout(std::fs::File::create(&out).expect("stdout file"))
@@ -90,21 +87,15 @@ impl World {
             .env("NO_COLOR", "1")
             .spawn()
             .expect("start the rebuild");
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+        let status = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                let _ = child.kill().await;
                 panic!(
                     "rebuild still running after {timeout:?}:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
-            // The cadence of checking on the process; the deadline bounds the wait.
-            tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let stdout = std::fs::read_to_string(&out).unwrap_or_default();
         let stderr = std::fs::read_to_string(&log).unwrap_or_default();
