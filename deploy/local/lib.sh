@@ -266,6 +266,20 @@ kafka_probe() {
   [[ "${out:8:8}" == "53535054" ]]
 }
 
+# A Kafka Metadata v1 request for no topics, which Tansu answers from its storage: true when the
+# answer carries our correlation id and at least one broker. ApiVersions (kafka_probe) is answered
+# without storage, so it passes even when the broker's storage task is gone and every other
+# request fails.
+kafka_storage_probe() {
+  local out
+  out="$(timeout "${3:-5}" bash -c '
+    exec 3<>"/dev/tcp/$0/$1" || exit 1
+    printf "\x00\x00\x00\x10\x00\x03\x00\x01\x53\x53\x50\x54\x00\x02ss\x00\x00\x00\x00" >&3
+    head -c 12 <&3 | od -An -tx1 | tr -d " \n"
+  ' "$1" "$2" 2>/dev/null || true)"
+  [[ "${out:8:8}" == "53535054" && "${out:16:8}" != "00000000" && ${#out} -eq 24 ]]
+}
+
 # HTTP status code of GET http://addr/path ("000" when nothing answers).
 http_code() {
   local addr=$1 path=$2 host port code
@@ -561,26 +575,127 @@ pg_stop_if_ours() {
 # ---------------------------------------------------------------------------------------------------
 # Broker (Tansu, Kafka wire protocol, SQLite storage in $STUDYSPOT_HOME/broker/tansu.db)
 
+# Tansu is built from its crates.io sources with our patch to tansu-storage applied
+# (deploy/local/tansu/README.md says what it fixes and why). The build is recorded in a stamp file
+# next to the binary: it is redone only when the version or the patch changes.
+TANSU_PATCH_DIR="$STUDYSPOT_ROOT/deploy/local/tansu"
+TANSU_STAMP="$TOOLS_ROOT/tansu.stamp"
+
+# "tansu VERSION patch HASH": what the installed binary must have been built from.
+tansu_build_id() {
+  local hash
+  hash="$(cat "$TANSU_PATCH_DIR"/*.patch | sha256sum | cut -c1-16)"
+  printf 'tansu %s patch %s' "$TANSU_VERSION" "$hash"
+}
+
+# Directory of the published sources of crate $1 at TANSU_VERSION in cargo's registry cache.
+_tansu_crate_dir() {
+  local d
+  for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$1-$TANSU_VERSION"; do
+    if [[ -f "$d/Cargo.toml" ]]; then
+      printf '%s' "$d"
+      return 0
+    fi
+  done
+  die "cargo did not download $1 $TANSU_VERSION (see $LOG_DIR/tansu-install.log)"
+}
+
 tansu_ensure() {
-  if [[ -x "$TANSU_BIN" ]]; then
+  if [[ "$TANSU_BIN" != "$TANSU_DEFAULT_BIN" ]]; then
+    [[ -x "$TANSU_BIN" ]] || die "STUDYSPOT_TANSU_BIN=$TANSU_BIN is not an executable file"
     return 0
   fi
-  [[ "$TANSU_BIN" == "$TANSU_DEFAULT_BIN" ]] \
-    || die "STUDYSPOT_TANSU_BIN=$TANSU_BIN is not an executable file"
+  local want
+  want="$(tansu_build_id)"
+  if [[ -x "$TANSU_BIN" && -f "$TANSU_STAMP" && "$(cat "$TANSU_STAMP")" == "$want" ]]; then
+    return 0
+  fi
   ensure_cargo
   ensure_build_tools
-  local log="$LOG_DIR/tansu-install.log"
-  say "building the broker (tansu $TANSU_VERSION) from crates.io into $TOOLS_ROOT"
-  say "this is a long ONE-TIME build: about 11-18 minutes on 2 cores (output also in $log)"
-  if ! cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --root "$TOOLS_ROOT" 2>&1 | tee "$log"; then
-    die "installing tansu $TANSU_VERSION failed; see $log"
+  have patch || apt_install patch
+  mkdir -p "$TOOLS_ROOT"
+  # One build at a time; a second caller waits and finds it done.
+  local lock_fd
+  exec {lock_fd}>"$TOOLS_ROOT/tansu.lock"
+  if have flock; then flock "$lock_fd"; fi
+  if [[ -x "$TANSU_BIN" && -f "$TANSU_STAMP" && "$(cat "$TANSU_STAMP")" == "$want" ]]; then
+    exec {lock_fd}>&-
+    return 0
+  fi
+  _tansu_build "$want"
+  exec {lock_fd}>&-
+}
+
+_tansu_build() {
+  local want=$1 log="$LOG_DIR/tansu-install.log" src="$TOOLS_ROOT/src/tansu-$TANSU_VERSION"
+  mkdir -p "$LOG_DIR"
+  : >"$log"
+  say "building the broker ($want) from crates.io into $TOOLS_ROOT"
+  say "this is a long build: about 11-18 minutes on 2 cores (output also in $log)"
+
+  # The published sources, fetched by cargo. tansu is a binary crate, which no manifest can
+  # depend on, so cargo install downloads it: asked for a feature no crate has, it stops after
+  # unpacking the sources into its registry cache and before building anything.
+  rm -rf "$src"
+  mkdir -p "$src"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features studyspot-fetch-only \
+    --root "$src/none" >>"$log" 2>&1 || true
+  cp -R "$(_tansu_crate_dir tansu)" "$src/tansu"
+  chmod -R u+w "$src/tansu"
+  # Every locked dependency, tansu-storage among them (checksums verified against the lock).
+  cargo fetch --locked --manifest-path "$src/tansu/Cargo.toml" >>"$log" 2>&1 \
+    || die "cargo could not fetch tansu $TANSU_VERSION's dependencies from crates.io; see $log"
+  cp -R "$(_tansu_crate_dir tansu-storage)" "$src/tansu-storage"
+  chmod -R u+w "$src/tansu-storage"
+
+  local p
+  for p in "$TANSU_PATCH_DIR"/tansu-storage-"$TANSU_VERSION"*.patch; do
+    patch -d "$src/tansu-storage" -p1 --forward --batch -s <"$p" >>"$log" 2>&1 \
+      || die "the patch $p does not apply to tansu-storage $TANSU_VERSION; see $log"
+  done
+
+  # The binary crate builds against the patched tansu-storage. Its published Cargo.lock is kept
+  # (--locked) except the one entry that now comes from a path: no source, no checksum.
+  cat >>"$src/tansu/Cargo.toml" <<TOML
+
+[patch.crates-io]
+tansu-storage = { path = "../tansu-storage" }
+
+[workspace]
+TOML
+  awk '
+    /^\[\[package\]\]/ { inpkg = 0 }
+    $0 == "name = \"tansu-storage\"" { inpkg = 1 }
+    inpkg && /^(source|checksum) = / { next }
+    { print }
+  ' "$src/tansu/Cargo.lock" >"$src/tansu/Cargo.lock.new"
+  mv "$src/tansu/Cargo.lock.new" "$src/tansu/Cargo.lock"
+
+  rm -f "$TANSU_STAMP"
+  if ! cargo install --path "$src/tansu" --locked --force --features libsql --root "$TOOLS_ROOT" 2>&1 | tee -a "$log"; then
+    die "building tansu $TANSU_VERSION with the patch failed; see $log"
   fi
   [[ -x "$TANSU_BIN" ]] || die "cargo install finished but $TANSU_BIN is missing"
+  printf '%s\n' "$want" >"$TANSU_STAMP"
+  ok "installed $want ($TANSU_BIN)"
 }
 
 broker_pid() { our_pid broker tansu; }
 
-# Makes sure a Kafka-compatible broker answers on the first bootstrap server; starts ours if none does.
+# Does the broker serve requests that need its storage? Tries for up to $3 seconds (a busy Tansu
+# queues storage requests behind one another, so one slow answer proves nothing).
+broker_serving() {
+  local host=$1 port=$2 deadline=$((SECONDS + ${3:-30}))
+  until kafka_storage_probe "$host" "$port" 10; do
+    ((SECONDS < deadline)) || return 1
+    sleep 1
+  done
+}
+
+# Makes sure a Kafka-compatible broker answers on the first bootstrap server; starts ours if none
+# does. Ours is restarted when it listens but does not serve (its storage failed); the store is
+# kept, unless BROKER_FRESH_STORE is set (the tests' broker), which wipes it whenever the broker
+# is (re)started here.
 broker_ensure() {
   local host port pid
   host="$(addr_host "$BROKER_ADDR")"
@@ -588,15 +703,24 @@ broker_ensure() {
   pid="$(broker_pid)"
   if [[ -z "$pid" ]] && port_open "$host" "$port"; then
     if kafka_probe "$host" "$port"; then
+      broker_serving "$host" "$port" 10 \
+        || warn "the broker on $BROKER_ADDR answers ApiVersions but not Metadata"
       ok "a Kafka-compatible broker not started by these scripts answers on $BROKER_ADDR ($(port_owner "$port")); using it"
       return 0
     fi
     die "$BROKER_ADDR is taken by $(port_owner "$port"), which is not a Kafka broker; stop it or set STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS"
   fi
+  if [[ -n "$pid" ]] && ! broker_serving "$host" "$port" 30; then
+    warn "the broker (pid $pid) on $BROKER_ADDR does not answer a Metadata request within 30 s: restarting it"
+    tail_log "$(log_file broker)"
+    stop_pid broker "$pid"
+    pid=""
+  fi
   if [[ -z "$pid" ]]; then
     is_local_host "$host" \
       || die "the broker at $BROKER_ADDR does not answer (not on this machine, so not starting one)"
     tansu_ensure
+    if [[ -n "${BROKER_FRESH_STORE:-}" ]]; then rm -f "$BROKER_DIR"/tansu.db*; fi
     say "starting the broker on $BROKER_ADDR (data: $BROKER_DIR/tansu.db)"
     # Tansu 0.6 resolves sqlite://NAME against its working directory (an absolute path in the URL is
     # joined to it too), so it runs in the broker directory with a relative URL.
@@ -607,7 +731,7 @@ broker_ensure() {
     pid="$(read_pid broker)"
   fi
   local deadline=$((SECONDS + 30))
-  until kafka_probe "$host" "$port"; do
+  until kafka_storage_probe "$host" "$port" 5; do
     if ! pid_alive "$pid" || ((SECONDS >= deadline)); then
       tail_log "$(log_file broker)"
       die "the broker did not come up on $BROKER_ADDR"
