@@ -22,7 +22,7 @@ use studyspot_schemas::{
 use crate::{
     alert_triggers, campaigns,
     decide::{
-        self, Malformed, digests,
+        self, Malformed, digests, reports,
         routing::{self, Route, SentToday},
         templates::{self, Parts},
     },
@@ -530,12 +530,11 @@ async fn delivery_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<()
         out.refuse::<RecordDeliveryOutcome>(&o.recipient_id, "notification_not_found", reason);
         return Ok(());
     };
-    if !store::finish_delivery(tx, &o.notification_id, "settled").await?
-        || matches!(row.status.as_str(), "sent" | "failed")
-    {
-        // A report already applied (a worker's retry after a crash): nothing changes.
+    let delivery = store::delivery_status(tx, &o.notification_id).await?;
+    if !reports::report_applies(&row.status, delivery.as_deref()) {
         return Ok(());
     }
+    store::settle_delivery(tx, &o.notification_id).await?;
     row.attempts = o.attempts;
     row.updated_at = Some(at);
     if o.outcome == "sent" {

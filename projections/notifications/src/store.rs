@@ -301,6 +301,27 @@ pub async fn finish_delivery(
     Ok(done.rows_affected() == 1)
 }
 
+/// The delivery's status, locked until the transaction ends (`None`: the notification has none).
+pub async fn delivery_status(
+    tx: &mut PgConnection,
+    notification_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM deliveries WHERE notification_id = $1 FOR UPDATE")
+        .bind(notification_id)
+        .fetch_optional(tx)
+        .await
+}
+
+/// The worker's report was applied: the delivery is settled, whatever it was marked meanwhile
+/// (reported by the worker, or cancelled while the worker was already sending it).
+pub async fn settle_delivery(tx: &mut PgConnection, notification_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET status = 'settled', leased_until = NULL WHERE notification_id = $1")
+        .bind(notification_id)
+        .execute(tx)
+        .await
+        .map(drop)
+}
+
 /// The recipient's waiting notifications of a transaction.
 pub async fn waiting_in_transaction(
     tx: &mut PgConnection,

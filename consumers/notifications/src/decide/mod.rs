@@ -2,6 +2,7 @@
 
 pub mod campaigns;
 pub mod digests;
+pub mod reports;
 pub mod routing;
 pub mod templates;
 
