@@ -180,12 +180,23 @@ async fn produce(world: &World, producer: &Producer, events: usize) -> anyhow::R
     Ok(produced + sent)
 }
 
-/// Runs `command`, sampling its peak resident set (VmHWM) until it exits; (seconds, peak MiB).
-fn run_measured(mut command: Command, what: &str) -> anyhow::Result<(f64, f64)> {
+/// What one measured process took: wall seconds, CPU seconds (user + system, its own: on a shared
+/// machine the figure that does not depend on the neighbours), and its peak resident set.
+struct Measured {
+    seconds: f64,
+    cpu_seconds: f64,
+    peak_mib: f64,
+}
+
+/// Runs `command`, sampling its peak resident set (VmHWM) and CPU time until it exits.
+fn run_measured(mut command: Command, what: &str) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let mut child = command.spawn().with_context(|| format!("cannot start {what}"))?;
     let status_path = format!("/proc/{}/status", child.id());
+    let stat_path = format!("/proc/{}/stat", child.id());
+    let ticks_per_second = 100.0; // USER_HZ, 100 on every Linux this runs on
     let mut peak_kib = 0u64;
+    let mut cpu_ticks = 0u64;
     let status = loop {
         if let Ok(status) = std::fs::read_to_string(&status_path)
             && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
@@ -193,16 +204,37 @@ fn run_measured(mut command: Command, what: &str) -> anyhow::Result<(f64, f64)> 
             let kib = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
             peak_kib = peak_kib.max(kib);
         }
+        // utime and stime: the 14th and 15th fields, counted after the parenthesised name.
+        if let Ok(stat) = std::fs::read_to_string(&stat_path)
+            && let Some((_, rest)) = stat.rsplit_once(')')
+        {
+            let fields: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
+            if fields.len() == 2 {
+                cpu_ticks = cpu_ticks.max(fields[0] + fields[1]);
+            }
+        }
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        // The sampling cadence: VmHWM only grows, so a late sample misses little.
+        // The sampling cadence: VmHWM and CPU time only grow, so a late sample misses little.
         std::thread::sleep(Duration::from_millis(50));
     };
     if !status.success() {
         bail!("{what} failed: {status}");
     }
-    Ok((started.elapsed().as_secs_f64(), peak_kib as f64 / 1024.0))
+    Ok(Measured {
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: cpu_ticks as f64 / ticks_per_second,
+        peak_mib: peak_kib as f64 / 1024.0,
+    })
+}
+
+/// The 1-minute load average: how busy the machine was around a figure.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn replay_command(world: &World, cli: &str, format: &str, output: &Path) -> Command {
@@ -217,6 +249,18 @@ fn replay_command(world: &World, cli: &str, format: &str, output: &Path) -> Comm
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     command
+}
+
+/// One figure line: the rate by wall clock and by the process's own CPU time.
+fn report(what: &str, unit: &str, count: usize, m: &Measured, detail: &str) {
+    println!(
+        "{what:<36} {:>10.0} {unit}/s  {:>10.0} {unit}/CPU-s   peak RSS {:.0} MiB   ({detail}; {:.0} s, load {})",
+        count as f64 / m.seconds,
+        count as f64 / m.cpu_seconds.max(0.01),
+        m.peak_mib,
+        m.seconds,
+        load_average(),
+    );
 }
 
 fn size_mib(path: &Path) -> f64 {
@@ -258,24 +302,14 @@ pub async fn run(events: usize, linger_ms: u64) -> anyhow::Result<()> {
     let out = std::env::temp_dir().join(format!("studyspot-bench-replay-{}", world.id));
     std::fs::create_dir_all(&out)?;
     let ndjson = out.join("history.ndjson");
-    let (seconds, peak) = run_measured(replay_command(&world, cli, "ndjson", &ndjson), "studyspot replay")?;
+    let m = run_measured(replay_command(&world, cli, "ndjson", &ndjson), "studyspot replay")?;
     let lines = std::io::BufRead::lines(std::io::BufReader::new(std::fs::File::open(&ndjson)?)).count();
     anyhow::ensure!(lines == produced, "NDJSON has {lines} lines for {produced} records");
-    println!(
-        "{:<36} {:>10.0} records/s   peak RSS {peak:.0} MiB   ({:.0} MiB written in {seconds:.0} s)",
-        "replay → NDJSON",
-        produced as f64 / seconds,
-        size_mib(&ndjson)
-    );
+    report("replay → NDJSON", "records", produced, &m, &format!("{:.0} MiB written", size_mib(&ndjson)));
     std::fs::remove_file(&ndjson)?;
     let parquet = out.join("parquet");
-    let (seconds, peak) = run_measured(replay_command(&world, cli, "parquet", &parquet), "studyspot replay")?;
-    println!(
-        "{:<36} {:>10.0} records/s   peak RSS {peak:.0} MiB   ({:.0} MiB written in {seconds:.0} s)",
-        "replay → Parquet",
-        produced as f64 / seconds,
-        size_mib(&parquet)
-    );
+    let m = run_measured(replay_command(&world, cli, "parquet", &parquet), "studyspot replay")?;
+    report("replay → Parquet", "records", produced, &m, &format!("{:.0} MiB written", size_mib(&parquet)));
     std::fs::remove_dir_all(&out)?;
 
     // The live consumer's stand-in: the runtime's tables, positions at the end of the history.
@@ -299,7 +333,7 @@ pub async fn run(events: usize, linger_ms: u64) -> anyhow::Result<()> {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    let (seconds, peak) = run_measured(rebuild, "studyspot-attendance rebuild")?;
+    let m = run_measured(rebuild, "studyspot-attendance rebuild")?;
     let pool = world.pool().await;
     let sessions: i64 =
         sqlx::query_scalar("SELECT count(*) FROM attendance_rebuild_1.sessions").fetch_one(&pool).await?;
@@ -311,10 +345,12 @@ pub async fn run(events: usize, linger_ms: u64) -> anyhow::Result<()> {
     let visits = produced - VENUES - MEMBERS;
     let check_ins = visits / (2 * MEMBERS) * MEMBERS + (visits % (2 * MEMBERS)).min(MEMBERS);
     anyhow::ensure!(sessions as usize == check_ins, "{sessions} sessions rebuilt for {check_ins} check-ins");
-    println!(
-        "{:<36} {:>10.0} events/s    peak RSS {peak:.0} MiB   ({sessions} sessions, {open} open, in {seconds:.0} s)",
+    report(
         "rebuild attendance (full history)",
-        produced as f64 / seconds,
+        "events",
+        produced,
+        &m,
+        &format!("{sessions} sessions, {open} open"),
     );
     Ok(())
 }
