@@ -208,7 +208,8 @@ fn run_measured(mut command: Command, what: &str) -> anyhow::Result<Measured> {
         if let Ok(stat) = std::fs::read_to_string(&stat_path)
             && let Some((_, rest)) = stat.rsplit_once(')')
         {
-            let fields: Vec<u64> = rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
+            let fields: Vec<u64> =
+                rest.split_whitespace().skip(11).take(2).filter_map(|f| f.parse().ok()).collect();
             if fields.len() == 2 {
                 cpu_ticks = cpu_ticks.max(fields[0] + fields[1]);
             }
