@@ -425,7 +425,8 @@ pub struct InvoiceCreated {
 }
 billing_record!(InvoiceCreated, EVENTS, key = member_id);
 
-/// A draft was finalized: numbered (per organization, without gaps) and open for payment.
+/// A finalized invoice got its number (per organization, without gaps, in the order of the
+/// organization's partition of the catalog command topic); it is payable from now on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "studyspot.billing")]
 pub struct InvoiceIssued {
@@ -464,6 +465,39 @@ pub struct InvoiceStatusChanged {
     pub status: String,
 }
 billing_record!(InvoiceStatusChanged, EVENTS, key = member_id);
+
+/// Number a finalized invoice (billing asks itself, keyed by organization). The organization's
+/// numbers are handed out in the order these stand in its one partition, so a replay of the log
+/// numbers every invoice the same; the number goes back to the invoice as `AssignInvoiceNumber`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct NumberInvoice {
+    pub metadata: EventMetadata,
+    pub invoice_id: String,
+    pub member_id: String,
+}
+record!(
+    NumberInvoice,
+    "studyspot.billing.NumberInvoice",
+    "billing/NumberInvoice.avsc",
+    CATALOG_COMMANDS,
+    key = |r| &r.metadata.organization_id
+);
+
+/// The number the organization's series gave a finalized invoice (billing tells itself, keyed by
+/// member): the invoice is numbered, and what waited for the number (its charge) goes ahead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct AssignInvoiceNumber {
+    pub metadata: EventMetadata,
+    pub invoice_id: String,
+    pub member_id: String,
+    /// e.g. INV-000042.
+    pub number: String,
+    /// The position in the organization's series (42).
+    pub sequence: i64,
+}
+billing_record!(AssignInvoiceNumber, COMMANDS, key = member_id);
 
 /// A provider told us (by a verified webhook) that one of our payments changed; billing asks the
 /// provider for the payment's state at once instead of at its next poll. The webhook is a nudge,

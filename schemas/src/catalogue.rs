@@ -80,6 +80,7 @@ pub static BILLING_COMMANDS: Topic = Topic {
         RecordInfo::of::<billing::RecordUsage>(),
         RecordInfo::of::<billing::IssueCreditNote>(),
         RecordInfo::of::<billing::BillSubscription>(),
+        RecordInfo::of::<billing::AssignInvoiceNumber>(),
     ],
 };
 
@@ -118,8 +119,9 @@ pub static BILLING_EVENTS: Topic = Topic {
     ],
 };
 
-/// Organization-wide billing requests: the plan and coupon catalogue, and billing runs (fanned out
-/// per member onto the billing command topic).
+/// Organization-wide billing requests: the plan and coupon catalogue, billing runs (fanned out
+/// per member onto the billing command topic), and invoice numbering (one series per organization,
+/// in this topic's order).
 pub static BILLING_CATALOG_COMMANDS: Topic = Topic {
     name: "studyspot.billing.catalog.commands.v1",
     dead_letter: "studyspot.billing.catalog.commands.v1.dlq",
@@ -131,6 +133,7 @@ pub static BILLING_CATALOG_COMMANDS: Topic = Topic {
         RecordInfo::of::<billing::DefinePlan>(),
         RecordInfo::of::<billing::DefineCoupon>(),
         RecordInfo::of::<billing::RunBilling>(),
+        RecordInfo::of::<billing::NumberInvoice>(),
     ],
 };
 

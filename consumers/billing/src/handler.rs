@@ -12,10 +12,10 @@ use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
 use studyspot_schemas::{
     Record,
     billing::{
-        AddPaymentMethod, BillSubscription, CancelSubscription, ChangeInvoiceStatus, ChangeSubscriptionPlan,
-        CommandRejected, ConfirmManualPayment, CreateInvoice, CreatePayment, CreateSubscription,
-        DefineCoupon, DefinePlan, InvoiceCreated, InvoiceIssued, InvoicePaid, InvoiceStatusChanged,
-        IssueCreditNote, PauseSubscription, PaymentCreated, PaymentFailed, PaymentMethodAdded,
+        AddPaymentMethod, AssignInvoiceNumber, BillSubscription, CancelSubscription, ChangeInvoiceStatus,
+        ChangeSubscriptionPlan, CommandRejected, ConfirmManualPayment, CreateInvoice, CreatePayment,
+        CreateSubscription, DefineCoupon, DefinePlan, InvoiceCreated, InvoicePaid, InvoiceStatusChanged,
+        IssueCreditNote, NumberInvoice, PauseSubscription, PaymentCreated, PaymentFailed, PaymentMethodAdded,
         PaymentProcessingStarted, PaymentRequiresAction, PaymentSucceeded, ProcessPayment, ProviderNotified,
         RecordChargeOutcome, RecordRefundOutcome, RecordUsage, RefundFailed, RefundIssued, RefundPayment,
         RefundRequested, ResumeSubscription, RunBilling,
@@ -33,6 +33,7 @@ use crate::{
 const ACTOR: &str = "service:billing";
 
 mod attendance;
+mod numbering;
 mod subscriptions;
 
 #[derive(Debug, Default, Clone)]
@@ -65,6 +66,8 @@ impl Handler for BillingHandler {
             AddPaymentMethod::FULL_NAME => add_payment_method(tx, &mut out).await,
             CreateInvoice::FULL_NAME => create_invoice(tx, &mut out).await,
             ChangeInvoiceStatus::FULL_NAME => change_invoice_status(tx, &mut out).await,
+            NumberInvoice::FULL_NAME => numbering::number_invoice(tx, &mut out).await,
+            AssignInvoiceNumber::FULL_NAME => numbering::assign_invoice_number(tx, &mut out).await,
             ProviderNotified::FULL_NAME => provider_notified(tx, &mut out).await,
             DefinePlan::FULL_NAME => subscriptions::define_plan(tx, &mut out).await,
             DefineCoupon::FULL_NAME => subscriptions::define_coupon(tx, &mut out).await,
@@ -149,8 +152,9 @@ async fn create_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
         ctx.method_of = methods::load(tx, id).await?.map(|m| (m.member_id, m.method));
     }
     if let Some(id) = &c.invoice_id {
-        ctx.invoice = invoices::load(tx, id)
-            .await?
+        let invoice = invoices::load(tx, id).await?;
+        ctx.invoice_numbered = invoice.as_ref().is_some_and(|i| i.number.is_some());
+        ctx.invoice = invoice
             .map(|i| (i.amount_due_minor(), i.member_id, i.currency, i.status))
             .map(|(due, member, currency, status)| (member, currency, status, due));
     }
@@ -569,24 +573,17 @@ async fn create_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     Ok(())
 }
 
+/// Opens a draft and asks the organization's series for its number (`InvoiceIssued` follows
+/// with it).
 async fn finalize(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
     draft: &Invoice,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandleError> {
-    let sequence = invoices::next_number(tx, &draft.organization_id).await?;
-    let invoice = invoice_rules::finalize(draft, sequence, at);
+    let invoice = invoice_rules::finalize(draft, at);
     invoices::save(tx, &invoice).await?;
-    out.emit(|metadata| InvoiceIssued {
-        metadata,
-        invoice_id: invoice.invoice_id.clone(),
-        member_id: invoice.member_id.clone(),
-        number: invoice.number.clone().unwrap_or_default(),
-        currency: invoice.currency.clone(),
-        total_minor: invoice.total_minor,
-        due_at: invoice.due_at.timestamp_millis(),
-    });
+    numbering::ask(out, &invoice);
     Ok(())
 }
 

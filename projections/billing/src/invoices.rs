@@ -1,4 +1,5 @@
-//! Invoices with their lines; numbers per organization, consecutive and never reused.
+//! Invoices with their lines; numbers per organization, consecutive and never reused, handed out
+//! in the order of the organization's partition of billing's catalog command topic.
 
 use sqlx::PgConnection;
 
@@ -10,7 +11,8 @@ pub struct Invoice {
     pub invoice_id: String,
     pub organization_id: String,
     pub member_id: String,
-    /// Set when finalized, e.g. INV-000042.
+    /// Set shortly after the invoice is finalized (its number is handed out in the organization's
+    /// series, in log order), e.g. INV-000042. An invoice is payable once it has one.
     pub number: Option<String>,
     pub currency: String,
     pub subtotal_minor: i64,
@@ -30,6 +32,9 @@ pub struct Invoice {
     pub period_end: Option<DateTime<Utc>>,
     /// Credit notes drawn on; payments and credits together settle the total.
     pub credit_applied_minor: i64,
+    /// A subscription invoice whose charge to the stored method waits for its number.
+    #[serde(skip)]
+    pub charge_on_number: bool,
 }
 
 impl Invoice {
@@ -57,7 +62,7 @@ pub struct InvoiceLine {
 
 pub(crate) const COLUMNS: &str = "invoice_id, organization_id, member_id, number, currency, subtotal_minor, tax_minor, \
     total_minor, amount_paid_minor, status, due_at, created_at, updated_at, issued_at, paid_at, subscription_id, \
-    period_start, period_end, credit_applied_minor";
+    period_start, period_end, credit_applied_minor, charge_on_number";
 
 pub(crate) const LINE_COLUMNS: &str = "invoice_id, line_no, description, quantity, unit_amount_minor, amount_minor, tax_rate_bps, tax_name, tax_minor";
 
@@ -97,9 +102,9 @@ pub async fn insert(
 
 pub async fn save(tx: &mut PgConnection, i: &Invoice) -> Result<(), sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO invoices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+        "INSERT INTO invoices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
          ON CONFLICT (invoice_id) DO UPDATE SET number = EXCLUDED.number, amount_paid_minor = EXCLUDED.amount_paid_minor, \
-           credit_applied_minor = EXCLUDED.credit_applied_minor, \
+           credit_applied_minor = EXCLUDED.credit_applied_minor, charge_on_number = EXCLUDED.charge_on_number, \
            status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, issued_at = EXCLUDED.issued_at, \
            paid_at = EXCLUDED.paid_at"
     )))
@@ -122,20 +127,70 @@ pub async fn save(tx: &mut PgConnection, i: &Invoice) -> Result<(), sqlx::Error>
     .bind(i.period_start)
     .bind(i.period_end)
     .bind(i.credit_applied_minor)
+    .bind(i.charge_on_number)
     .execute(tx)
     .await
     .map(drop)
 }
 
-/// The organization's next invoice number. Taken inside the batch's transaction, so a rolled-back
-/// batch gives its number back: numbers have no gaps.
-pub async fn next_number(tx: &mut PgConnection, organization_id: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO invoice_counters (organization_id, last_number) VALUES ($1, 1) \
-         ON CONFLICT (organization_id) DO UPDATE SET last_number = invoice_counters.last_number + 1 \
-         RETURNING last_number",
+/// A number of the organization's series: its position and its text.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AssignedNumber {
+    pub sequence: i64,
+    pub number: String,
+}
+
+/// The number the series already gave an invoice, if any.
+pub async fn number_of(
+    tx: &mut PgConnection,
+    invoice_id: &str,
+) -> Result<Option<AssignedNumber>, sqlx::Error> {
+    sqlx::query_as("SELECT sequence, number FROM invoice_numbers WHERE invoice_id = $1")
+        .bind(invoice_id)
+        .fetch_optional(tx)
+        .await
+}
+
+/// The last position the organization's series handed out (0 before the first), locked for the
+/// batch: a rolled-back batch gives its numbers back, so numbers have no gaps.
+pub async fn last_number(tx: &mut PgConnection, organization_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invoice_counters (organization_id, last_number) VALUES ($1, 0) ON CONFLICT DO NOTHING",
     )
     .bind(organization_id)
-    .fetch_one(tx)
-    .await
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query_scalar("SELECT last_number FROM invoice_counters WHERE organization_id = $1 FOR UPDATE")
+        .bind(organization_id)
+        .fetch_one(tx)
+        .await
+}
+
+/// Records that the series gave `assigned` to the invoice, and advances the counter to it.
+pub async fn record_number(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    invoice_id: &str,
+    member_id: &str,
+    assigned: &AssignedNumber,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invoice_numbers (organization_id, sequence, number, invoice_id, member_id, assigned_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(organization_id)
+    .bind(assigned.sequence)
+    .bind(&assigned.number)
+    .bind(invoice_id)
+    .bind(member_id)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE invoice_counters SET last_number = $2 WHERE organization_id = $1")
+        .bind(organization_id)
+        .bind(assigned.sequence)
+        .execute(tx)
+        .await
+        .map(drop)
 }

@@ -1,8 +1,15 @@
-//! Invoices: priced from their lines (tax per line, rounded half up), numbered when finalized,
-//! paid by one or more payments.
+//! Invoices: priced from their lines (tax per line, rounded half up), numbered after they are
+//! finalized, paid by one or more payments.
+//!
+//! Numbers come from one series per organization, advanced only by `NumberInvoice` commands on
+//! the organization's one partition of the catalog command topic, in log order: the live process
+//! and a rebuild from the log hand out the same numbers, without gaps. The number goes back to
+//! the invoice in an `AssignInvoiceNumber` on the invoice's own (member) partition, and whatever
+//! names the number waits for it: the charge of a subscription invoice (its description is
+//! "Invoice INV-…"), paying an invoice with nothing due, `InvoiceIssued`, and payments by members.
 
 use chrono::{DateTime, Utc};
-use studyspot_billing_projection::{Invoice, InvoiceLine};
+use studyspot_billing_projection::{Invoice, InvoiceLine, invoices::AssignedNumber};
 use studyspot_schemas::billing::{ChangeInvoiceStatus, CreateInvoice};
 
 use super::{Malformed, Refusal, basis_points, check_currency, check_filled};
@@ -106,15 +113,81 @@ pub fn number(sequence: i64) -> String {
     format!("INV-{sequence:06}")
 }
 
-/// Finalizes a draft with the organization's next number.
-pub fn finalize(i: &Invoice, sequence: i64, at: DateTime<Utc>) -> Invoice {
-    Invoice {
-        number: Some(number(sequence)),
-        status: "open".into(),
-        issued_at: Some(at),
-        updated_at: at,
-        ..i.clone()
+/// Finalizes a draft: open from now on, and numbered once the organization's series gets to it.
+pub fn finalize(i: &Invoice, at: DateTime<Utc>) -> Invoice {
+    Invoice { status: "open".into(), issued_at: Some(at), updated_at: at, ..i.clone() }
+}
+
+/// The organization's series, asked for an invoice's number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Numbering {
+    /// The next position, to record.
+    Next(AssignedNumber),
+    /// The invoice has this number already (asked again): told again, the series stays.
+    Again(AssignedNumber),
+}
+
+/// The number an invoice gets, given what the series gave it already and the last position it
+/// handed out.
+pub fn take_number(already: Option<AssignedNumber>, last: i64) -> Numbering {
+    match already {
+        Some(assigned) => Numbering::Again(assigned),
+        None => Numbering::Next(AssignedNumber { sequence: last + 1, number: number(last + 1) }),
     }
+}
+
+/// What waited for an invoice's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterNumber {
+    /// Nothing: it is payable now (or no longer open).
+    Nothing,
+    /// A subscription invoice with nothing due (credits cover it) is paid.
+    Paid,
+    /// A subscription invoice is charged to the stored method.
+    Charge,
+}
+
+/// An invoice with its number, and what happens next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbered {
+    pub invoice: Invoice,
+    pub then: AfterNumber,
+}
+
+/// The series' number reached the invoice. `Ok(None)`: it has that number already (a repeat).
+/// A void or uncollectible invoice keeps the number it was given (the series has no gaps), but
+/// nothing is charged or paid.
+pub fn assign(i: &Invoice, number: &str, at: DateTime<Utc>) -> Result<Option<Numbered>, Refusal> {
+    match i.number.as_deref() {
+        Some(n) if n == number => return Ok(None),
+        Some(n) => {
+            return Err(Refusal::new(
+                "invoice_already_numbered",
+                format!("invoice {} is {n}; it cannot become {number}", i.invoice_id),
+            ));
+        }
+        None if i.status == "draft" => {
+            return Err(Refusal::new(
+                "invoice_not_finalized",
+                format!("invoice {} is a draft; only finalized invoices are numbered", i.invoice_id),
+            ));
+        }
+        None => {}
+    }
+    let mut invoice =
+        Invoice { number: Some(number.to_owned()), updated_at: i.updated_at.max(at), ..i.clone() };
+    let subscription_open = invoice.status == "open" && invoice.subscription_id.is_some();
+    let then = if subscription_open && invoice.amount_due_minor() == 0 {
+        invoice.status = "paid".into();
+        invoice.paid_at = Some(invoice.issued_at.unwrap_or(at));
+        AfterNumber::Paid
+    } else if subscription_open && invoice.charge_on_number {
+        AfterNumber::Charge
+    } else {
+        AfterNumber::Nothing
+    };
+    invoice.charge_on_number = false;
+    Ok(Some(Numbered { invoice, then }))
 }
 
 pub fn validate_change(c: &ChangeInvoiceStatus) -> Result<(), Malformed> {
@@ -202,8 +275,9 @@ mod tests {
         assert_eq!(lines.iter().map(|l| l.tax_minor).collect::<Vec<_>>(), [1910, 70]);
         assert_eq!((invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor), (11_049, 1_980, 13_029));
         assert_eq!((invoice.status.as_str(), invoice.number.as_deref()), ("draft", None));
-        let open = finalize(&invoice, 42, at(1));
-        assert_eq!((open.status.as_str(), open.number.as_deref()), ("open", Some("INV-000042")));
+        let open = finalize(&invoice, at(1));
+        assert_eq!((open.status.as_str(), open.number.as_deref()), ("open", None), "numbered afterwards");
+        assert_eq!(open.issued_at, Some(at(1)));
     }
 
     #[test]
@@ -237,7 +311,7 @@ mod tests {
         assert_eq!(change(&draft, "open"), Ok(true));
         assert_eq!(change(&draft, "void"), Ok(false));
         assert_eq!(change(&draft, "uncollectible").map_err(|r| r.code), Err("invalid_invoice_transition"));
-        let open = finalize(&draft, 1, at(1));
+        let open = finalize(&draft, at(1));
         assert_eq!(change(&open, "uncollectible"), Ok(false));
         assert_eq!(change(&open, "open").map_err(|r| r.code), Err("invalid_invoice_transition"));
         for done in ["paid", "void"] {
@@ -251,10 +325,105 @@ mod tests {
     #[test]
     fn two_payments_pay_an_invoice_in_full() {
         let (draft, _) = create(false, &command(), price(&command()).expect("ok"), at(0)).expect("ok");
-        let open = finalize(&draft, 1, at(1));
+        let open = finalize(&draft, at(1));
         let (part, paid) = pay(&open, 10_000, at(2));
         assert_eq!((part.status.as_str(), paid, part.amount_paid_minor), ("open", false, 10_000));
         let (full, paid) = pay(&part, 3_029, at(3));
         assert_eq!((full.status.as_str(), paid, full.paid_at), ("paid", true, Some(at(3))));
+    }
+
+    fn draft() -> Invoice {
+        create(false, &command(), price(&command()).expect("ok"), at(0)).expect("ok").0
+    }
+
+    /// A subscription's renewal, finalized at `at(1)`, with `credit` drawn on its 13 029 total.
+    fn renewal(credit: i64, charge_on_number: bool) -> Invoice {
+        Invoice {
+            subscription_id: Some("sub_1".into()),
+            credit_applied_minor: credit,
+            charge_on_number,
+            ..finalize(&draft(), at(1))
+        }
+    }
+
+    fn assigned(sequence: i64) -> AssignedNumber {
+        AssignedNumber { sequence, number: number(sequence) }
+    }
+
+    #[test]
+    fn given_a_series_at_41_when_an_invoice_asks_then_it_gets_the_42nd_number() {
+        assert_eq!(take_number(None, 41), Numbering::Next(assigned(42)));
+        assert_eq!(
+            take_number(None, 0),
+            Numbering::Next(AssignedNumber { sequence: 1, number: "INV-000001".into() })
+        );
+    }
+
+    #[test]
+    fn given_an_invoice_the_series_numbered_when_it_asks_again_then_it_is_told_its_number_and_the_series_stays()
+     {
+        assert_eq!(take_number(Some(assigned(7)), 41), Numbering::Again(assigned(7)));
+    }
+
+    #[test]
+    fn given_a_finalized_invoice_when_its_number_arrives_then_it_is_numbered_and_nothing_else_happens() {
+        let open = finalize(&draft(), at(1));
+        let numbered = assign(&open, "INV-000042", at(2)).expect("not refused").expect("new");
+        assert_eq!(numbered.then, AfterNumber::Nothing);
+        assert_eq!(
+            (
+                numbered.invoice.number.as_deref(),
+                numbered.invoice.status.as_str(),
+                numbered.invoice.updated_at
+            ),
+            (Some("INV-000042"), "open", at(2))
+        );
+        assert_eq!(numbered.invoice.issued_at, Some(at(1)), "issued when finalized, not when numbered");
+    }
+
+    #[test]
+    fn given_a_subscription_invoice_waiting_for_its_charge_when_numbered_then_it_is_charged() {
+        let numbered = assign(&renewal(0, true), "INV-000003", at(2)).expect("ok").expect("new");
+        assert_eq!(numbered.then, AfterNumber::Charge);
+        assert_eq!((numbered.invoice.status.as_str(), numbered.invoice.charge_on_number), ("open", false));
+        let no_method = assign(&renewal(0, false), "INV-000003", at(2)).expect("ok").expect("new");
+        assert_eq!(no_method.then, AfterNumber::Nothing, "no stored method: it waits for dunning");
+    }
+
+    #[test]
+    fn given_a_subscription_invoice_its_credits_cover_when_numbered_then_it_is_paid_when_issued() {
+        let numbered = assign(&renewal(13_029, true), "INV-000004", at(5)).expect("ok").expect("new");
+        assert_eq!(numbered.then, AfterNumber::Paid);
+        assert_eq!(
+            (numbered.invoice.status.as_str(), numbered.invoice.paid_at, numbered.invoice.charge_on_number),
+            ("paid", Some(at(1)), false)
+        );
+    }
+
+    #[test]
+    fn given_a_numbered_invoice_when_a_number_arrives_again_then_the_same_is_nothing_and_another_is_refused()
+    {
+        let numbered = assign(&renewal(0, true), "INV-000005", at(2)).expect("ok").expect("new").invoice;
+        assert_eq!(assign(&numbered, "INV-000005", at(3)), Ok(None));
+        assert_eq!(
+            assign(&numbered, "INV-000006", at(3)).map_err(|r| r.code),
+            Err("invoice_already_numbered")
+        );
+    }
+
+    #[test]
+    fn given_an_invoice_voided_before_its_number_when_numbered_then_it_keeps_the_number_and_nothing_is_charged()
+     {
+        let void = Invoice { status: "void".into(), ..renewal(0, true) };
+        let numbered = assign(&void, "INV-000009", at(2)).expect("ok").expect("new");
+        assert_eq!(
+            (numbered.then, numbered.invoice.number.as_deref(), numbered.invoice.status.as_str()),
+            (AfterNumber::Nothing, Some("INV-000009"), "void")
+        );
+    }
+
+    #[test]
+    fn given_a_draft_when_a_number_arrives_then_it_is_refused() {
+        assert_eq!(assign(&draft(), "INV-000001", at(2)).map_err(|r| r.code), Err("invoice_not_finalized"));
     }
 }

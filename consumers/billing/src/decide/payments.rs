@@ -28,6 +28,9 @@ pub struct CreateContext {
     pub method_of: Option<(String, String)>,
     /// The named invoice: (member, currency, status, outstanding amount).
     pub invoice: Option<(String, String, String, i64)>,
+    /// The named invoice has its number: it is payable only then (a receipt, the provider's
+    /// description and `InvoicePaid` name it).
+    pub invoice_numbered: bool,
 }
 
 pub fn create(ctx: &CreateContext, c: &CreatePayment, at: DateTime<Utc>) -> Result<Payment, Refusal> {
@@ -69,6 +72,12 @@ pub fn create(ctx: &CreateContext, c: &CreatePayment, at: DateTime<Utc>) -> Resu
         }
         if !matches!(status.as_str(), "open" | "uncollectible") {
             return Err(Refusal::new("invoice_not_payable", format!("invoice {id} is {status}")));
+        }
+        if !ctx.invoice_numbered {
+            return Err(Refusal::new(
+                "invoice_awaiting_number",
+                format!("invoice {id} is finalized but has no number yet; try again shortly"),
+            ));
         }
         if currency != &c.currency {
             return Err(Refusal::new(
@@ -316,6 +325,7 @@ mod tests {
         c.invoice_id = Some("inv_1".into());
         let invoice = |status: &str, currency: &str, outstanding| CreateContext {
             invoice: Some(("mem_1".into(), currency.into(), status.into(), outstanding)),
+            invoice_numbered: true,
             ..Default::default()
         };
         assert_eq!(create(&none, &c, at(0)).map_err(|r| r.code), Err("invoice_not_found"));
@@ -332,6 +342,8 @@ mod tests {
             Err("amount_exceeds_invoice")
         );
         assert!(create(&invoice("open", "EUR", 1500), &c, at(0)).is_ok());
+        let unnumbered = CreateContext { invoice_numbered: false, ..invoice("open", "EUR", 1500) };
+        assert_eq!(create(&unnumbered, &c, at(0)).map_err(|r| r.code), Err("invoice_awaiting_number"));
     }
 
     #[test]

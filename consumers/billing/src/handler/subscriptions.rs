@@ -1,6 +1,7 @@
 //! Subscription commands: load the subscription and what it needs, let the machine move it, then
-//! write what it decided — invoices (numbered, credits drawn, charged through the provider
-//! worker), credit notes, waiting charges, history — and emit the events.
+//! write what it decided — invoices (credits drawn, numbered in the organization's series, then
+//! charged through the provider worker), credit notes, waiting charges, history — and emit the
+//! events.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
@@ -14,11 +15,11 @@ use studyspot_schemas::{
     billing::{
         BillSubscription, BillingRunStarted, CancelSubscription, CatalogCommandRejected,
         ChangeSubscriptionPlan, CouponDefined, CreatePayment, CreateSubscription, CreditNoteIssued,
-        DefineCoupon, DefinePlan, InvoiceCreated, InvoiceIssued, InvoicePaid, InvoiceStatusChanged,
-        IssueCreditNote, PRORATIONS, PauseSubscription, PaymentCreated, PlanPublished, RecordUsage,
-        ResumeSubscription, RunBilling, SubscriptionCancelScheduled, SubscriptionCreated,
-        SubscriptionDunningStep, SubscriptionPlanChanged, SubscriptionRenewed, SubscriptionStatusChanged,
-        SubscriptionTrialEnding, USAGE_METRICS, UsageRecorded, UsageThresholdReached,
+        DefineCoupon, DefinePlan, InvoiceCreated, InvoiceStatusChanged, IssueCreditNote, PRORATIONS,
+        PauseSubscription, PaymentCreated, PlanPublished, RecordUsage, ResumeSubscription, RunBilling,
+        SubscriptionCancelScheduled, SubscriptionCreated, SubscriptionDunningStep, SubscriptionPlanChanged,
+        SubscriptionRenewed, SubscriptionStatusChanged, SubscriptionTrialEnding, USAGE_METRICS,
+        UsageRecorded, UsageThresholdReached,
     },
 };
 
@@ -713,8 +714,9 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
     Ok(())
 }
 
-/// An invoice of the subscription: written numbered and open, credits drawn, then paid at once
-/// (nothing due), charged to the stored method, or left open for the member to pay.
+/// An invoice of the subscription: written open with its credits drawn, and numbered in the
+/// organization's series; once it has its number it is paid at once (nothing due), charged to
+/// the stored method, or left open for the member to pay.
 async fn issue(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
@@ -740,12 +742,11 @@ async fn issue(
             tax_minor: l.tax_minor,
         })
         .collect();
-    let sequence = invoices::next_number(tx, &sub.organization_id).await?;
     let mut invoice = Invoice {
         invoice_id: bill.invoice_id.clone(),
         organization_id: sub.organization_id.clone(),
         member_id: sub.member_id.clone(),
-        number: Some(decide::invoices::number(sequence)),
+        number: None,
         currency: sub.currency.clone(),
         subtotal_minor: bill.subtotal_minor,
         tax_minor: bill.tax_minor,
@@ -761,6 +762,7 @@ async fn issue(
         period_start: bill.period.map(|p| p.0),
         period_end: bill.period.map(|p| p.1),
         credit_applied_minor: 0,
+        charge_on_number: bill.charge,
     };
     invoices::insert(tx, &invoice, &lines).await?;
     invoice.credit_applied_minor =
@@ -768,6 +770,7 @@ async fn issue(
     if bill.takes_pending {
         subscriptions::invoice_items(tx, &sub.subscription_id, &invoice.invoice_id).await?;
     }
+    invoices::save(tx, &invoice).await?;
     out.emit(|metadata| InvoiceCreated {
         metadata,
         invoice_id: invoice.invoice_id.clone(),
@@ -775,15 +778,6 @@ async fn issue(
         currency: invoice.currency.clone(),
         subtotal_minor: invoice.subtotal_minor,
         tax_minor: invoice.tax_minor,
-        total_minor: invoice.total_minor,
-        due_at: millis(invoice.due_at),
-    });
-    out.emit(|metadata| InvoiceIssued {
-        metadata,
-        invoice_id: invoice.invoice_id.clone(),
-        member_id: invoice.member_id.clone(),
-        number: invoice.number.clone().unwrap_or_default(),
-        currency: invoice.currency.clone(),
         total_minor: invoice.total_minor,
         due_at: millis(invoice.due_at),
     });
@@ -798,23 +792,22 @@ async fn issue(
             amount_due_minor: invoice.amount_due_minor(),
         });
     }
-    if invoice.amount_due_minor() == 0 {
-        let paid = Invoice { status: "paid".into(), paid_at: Some(bill.at), ..invoice };
-        invoices::save(tx, &paid).await?;
-        out.emit(|metadata| InvoicePaid {
-            metadata,
-            invoice_id: paid.invoice_id.clone(),
-            member_id: paid.member_id.clone(),
-            number: paid.number.clone().unwrap_or_default(),
-            currency: paid.currency.clone(),
-            amount_paid_minor: paid.amount_paid_minor,
-        });
+    super::numbering::ask(out, &invoice);
+    Ok(())
+}
+
+/// A subscription invoice that got its number is charged to the subscription's stored method.
+pub(super) async fn charge_numbered(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    invoice: &Invoice,
+) -> Result<(), HandleError> {
+    let Some(subscription_id) = &invoice.subscription_id else { return Ok(()) };
+    let Some(sub) = subscriptions::load(tx, subscription_id).await? else { return Ok(()) };
+    if payments::load(tx, &payment_of(&invoice.invoice_id)).await?.is_some() {
         return Ok(());
     }
-    invoices::save(tx, &invoice).await?;
-    if bill.charge {
-        create_and_charge(tx, out, sub, &invoice, bill.at).await?;
-    }
+    create_and_charge(tx, out, &sub, invoice, invoice.issued_at.unwrap_or(invoice.created_at)).await?;
     Ok(())
 }
 
@@ -848,6 +841,7 @@ async fn create_and_charge(
             invoice.status.clone(),
             invoice.amount_due_minor(),
         )),
+        invoice_numbered: invoice.number.is_some(),
     };
     let payment = payment_rules::create(&ctx, &command, at)
         .map_err(|r| HandleError::malformed(CreatePayment::FULL_NAME, r.reason))?;
@@ -898,7 +892,12 @@ async fn retry(
             && invoice.status == "open"
             && invoice.amount_due_minor() > 0
         {
-            create_and_charge(tx, out, sub, &invoice, at).await?;
+            if invoice.number.is_some() {
+                create_and_charge(tx, out, sub, &invoice, at).await?;
+            } else {
+                // Its number has not come back yet: the charge goes with it.
+                invoices::save(tx, &Invoice { charge_on_number: true, ..invoice }).await?;
+            }
         }
         return Ok(());
     };
