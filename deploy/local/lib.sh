@@ -553,6 +553,22 @@ SQL
   ok "roles studyspot, studyspot_gateway; database studyspot; schemas ${PG_CONSUMER_SCHEMAS[*]}"
 }
 
+# Tests create a database each (t_<uuid>, gw_<uuid>, reg_<uuid>, …) and cannot drop it when they
+# end, so leftovers pile up (1,400 databases and 12 GB after a few days) and PostgreSQL's crash
+# recovery fsyncs them all. The id is a UUIDv7, whose first 48 bits are its creation time in ms:
+# databases older than STUDYSPOT_TEST_DB_MAX_AGE_MINUTES (120) are dropped, so a test running
+# now keeps its own. One in use is skipped (DROP without FORCE fails).
+pg_drop_stale_test_databases() {
+  local max_age="${STUDYSPOT_TEST_DB_MAX_AGE_MINUTES:-120}" url="${STUDYSPOT_POSTGRES__URL:?}"
+  psql -X -q "$url" >/dev/null 2>&1 <<SQL || true
+SELECT format('DROP DATABASE IF EXISTS %I', datname) FROM pg_database
+WHERE datname ~ '^[a-z]+_[0-9a-f]{32}\$'
+  AND to_timestamp(('x' || lpad(substring(datname from '_([0-9a-f]{12})'), 16, '0'))::bit(64)::bigint / 1000.0)
+      < now() - make_interval(mins => $max_age)
+\\gexec
+SQL
+}
+
 # Connection strings the Rust processes and the tests use, following PGHOST/PGPORT.
 pg_export_urls() {
   local hp="$PGHOST:$PGPORT"

@@ -347,12 +347,6 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
         ("STUDYSPOT_ALERTS__INSIGHTS_INTERVAL_SECS", "0"),
     ])
     .await;
-    // The report covers the UTC day it is defined in: today.
-    let today = Utc::now().date_naive();
-    let day = Utc.from_utc_datetime(&today.and_hms_opt(0, 0, 0).expect("midnight"));
-    let at = |h: u32, m: u32| day + chrono::Duration::minutes(i64::from(h * 60 + m));
-    let tomorrow = Utc.from_utc_datetime(&(today + Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight"));
-
     api.command(
         "/api/monitoring/reports",
         json!({ "report_id": "rpt_daily", "name": "Daily operations", "schedule": "daily", "time_zone": "UTC",
@@ -360,6 +354,20 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
                 "recipients": [{ "recipient_id": "usr_ops", "channel": "email" }] }),
     )
     .await;
+    // The report covers the UTC day it was defined in, which the gateway stamped (not the test's
+    // clock: run across midnight, the two would name different days).
+    let defined = eventually("the report defined", Duration::from_secs(60), || async {
+        let (status, body) = api.get("/api/monitoring/reports/rpt_daily").await;
+        if status != 200 {
+            return None;
+        }
+        body["report"]["updated_at"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok())
+    })
+    .await;
+    let today = defined.date_naive();
+    let day = Utc.from_utc_datetime(&today.and_hms_opt(0, 0, 0).expect("midnight"));
+    let at = |h: u32, m: u32| day + chrono::Duration::minutes(i64::from(h * 60 + m));
+    let tomorrow = Utc.from_utc_datetime(&(today + Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight"));
     api.command(
         "/api/monitoring/dashboards",
         json!({ "dashboard_id": "dsh_ops", "name": "Operations", "widgets": [
