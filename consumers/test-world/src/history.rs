@@ -116,6 +116,43 @@ impl World {
         sum
     }
 
+    /// A digest of `schema.table`'s rows in the order of `order_by`, without `exclude_columns`.
+    /// A checksum that leaves a surrogate key out (a sequence's number) no longer sees the order
+    /// the key gave the rows; this compares that order.
+    pub async fn ordered_digest(
+        &self,
+        schema: &str,
+        table: &str,
+        order_by: &str,
+        exclude_columns: &[&str],
+    ) -> String {
+        let pool = self.pool().await;
+        let columns: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
+        )
+        .bind(schema)
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .expect("columns");
+        let kept: Vec<String> = columns
+            .into_iter()
+            .filter(|c| !exclude_columns.contains(&c.as_str()))
+            .map(|c| format!("t.\"{c}\""))
+            .collect();
+        assert!(!kept.is_empty(), "{schema}.{table} has no columns left to compare");
+        let digest: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT md5(coalesce(string_agg(ROW({})::text, E'\\n' ORDER BY {order_by}), '')) FROM \"{schema}\".\"{table}\" t",
+            kept.join(", ")
+        )))
+        .fetch_one(&pool)
+        .await
+        .expect("ordered digest");
+        pool.close().await;
+        digest
+    }
+
     /// The schemas of this world's database whose names start with `prefix`.
     pub async fn schemas(&self, prefix: &str) -> Vec<String> {
         let pool = self.pool().await;

@@ -1,7 +1,9 @@
 //! Alerts' insights: venue capacities (for occupancy ratios), alert groups, dashboards, reports
 //! and their runs, and the figures dashboards and reports show, computed from alerts' own
-//! samples and alert history (other domains' figures reach alerts as derived samples). Names are
-//! schema-qualified, so the same queries serve the consumer and the gateway's read-only role.
+//! samples and alert history (other domains' figures reach alerts as derived samples). What the
+//! consumer writes and reads for itself names its tables unqualified: its connections resolve them
+//! through `search_path`, so a rebuild (`alerts_rebuild_<n>`) writes its own projection, never the
+//! live one. What the gateway's read-only role reads is schema-qualified.
 
 use std::collections::BTreeMap;
 
@@ -42,7 +44,7 @@ pub async fn upsert_venue_capacity(
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO alerts.venue_capacities (organization_id, venue_id, capacity, updated_at) \
+        "INSERT INTO venue_capacities (organization_id, venue_id, capacity, updated_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (organization_id, venue_id) \
          DO UPDATE SET capacity = EXCLUDED.capacity, updated_at = EXCLUDED.updated_at",
     )
@@ -60,13 +62,11 @@ pub async fn venue_capacity(
     organization_id: &str,
     venue_id: &str,
 ) -> Result<Option<i32>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT capacity FROM alerts.venue_capacities WHERE organization_id = $1 AND venue_id = $2",
-    )
-    .bind(organization_id)
-    .bind(venue_id)
-    .fetch_optional(tx)
-    .await
+    sqlx::query_scalar("SELECT capacity FROM venue_capacities WHERE organization_id = $1 AND venue_id = $2")
+        .bind(organization_id)
+        .bind(venue_id)
+        .fetch_optional(tx)
+        .await
 }
 
 /// Drops the organization's samples taken before `older_than`; how many went.
@@ -75,7 +75,7 @@ pub async fn prune_samples(
     organization_id: &str,
     older_than: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    sqlx::query("DELETE FROM alerts.metric_samples WHERE organization_id = $1 AND sampled_at < $2")
+    sqlx::query("DELETE FROM metric_samples WHERE organization_id = $1 AND sampled_at < $2")
         .bind(organization_id)
         .bind(older_than)
         .execute(tx)
@@ -86,7 +86,7 @@ pub async fn prune_samples(
 /// The bodies of the organization's alert groups, locked.
 pub async fn load_groups(tx: &mut PgConnection, organization_id: &str) -> Result<Vec<Value>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT body FROM alerts.alert_groups WHERE organization_id = $1 ORDER BY group_key FOR UPDATE",
+        "SELECT body FROM alert_groups WHERE organization_id = $1 ORDER BY group_key FOR UPDATE",
     )
     .bind(organization_id)
     .fetch_all(tx)
@@ -102,7 +102,7 @@ pub async fn upsert_group(
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO alerts.alert_groups (organization_id, group_key, route_id, body, updated_at) \
+        "INSERT INTO alert_groups (organization_id, group_key, route_id, body, updated_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (organization_id, group_key) \
          DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at",
     )
@@ -121,7 +121,7 @@ pub async fn delete_group(
     organization_id: &str,
     group_key: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM alerts.alert_groups WHERE organization_id = $1 AND group_key = $2")
+    sqlx::query("DELETE FROM alert_groups WHERE organization_id = $1 AND group_key = $2")
         .bind(organization_id)
         .bind(group_key)
         .execute(tx)
@@ -146,7 +146,7 @@ pub async fn insert_group_notification(
     n: &GroupNotificationRow<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO alerts.alert_group_notifications \
+        "INSERT INTO alert_group_notifications \
          (organization_id, group_key, route_id, status, receivers, alerts, repeat, at, event_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
@@ -173,7 +173,7 @@ pub async fn upsert_dashboard(
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO alerts.dashboards (organization_id, dashboard_id, name, definition, updated_at) \
+        "INSERT INTO dashboards (organization_id, dashboard_id, name, definition, updated_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (organization_id, dashboard_id) \
          DO UPDATE SET name = EXCLUDED.name, definition = EXCLUDED.definition, updated_at = EXCLUDED.updated_at",
     )
@@ -200,7 +200,7 @@ pub struct ReportRow<'a> {
 /// Defines or replaces a report; a replaced report keeps the periods it already rendered.
 pub async fn upsert_report(tx: &mut PgConnection, r: &ReportRow<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO alerts.reports \
+        "INSERT INTO reports \
          (organization_id, report_id, name, schedule, time_zone, definition, defined_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (organization_id, report_id) \
          DO UPDATE SET name = EXCLUDED.name, schedule = EXCLUDED.schedule, time_zone = EXCLUDED.time_zone, \
@@ -232,7 +232,7 @@ pub async fn reports_to_schedule(
     organization_id: &str,
 ) -> Result<Vec<ScheduledReport>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT report_id, definition, defined_at, last_period_end FROM alerts.reports \
+        "SELECT report_id, definition, defined_at, last_period_end FROM reports \
          WHERE organization_id = $1 ORDER BY report_id FOR UPDATE",
     )
     .bind(organization_id)
@@ -255,7 +255,7 @@ pub struct RunRow<'a> {
 /// Stores a run and moves the report past its period.
 pub async fn insert_run(tx: &mut PgConnection, r: &RunRow<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO alerts.report_runs \
+        "INSERT INTO report_runs \
          (organization_id, report_id, run_id, period_start, period_end, figures, csv, html, generated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
     )
@@ -270,27 +270,25 @@ pub async fn insert_run(tx: &mut PgConnection, r: &RunRow<'_>) -> Result<(), sql
     .bind(r.generated_at)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "UPDATE alerts.reports SET last_period_end = $3 WHERE organization_id = $1 AND report_id = $2",
-    )
-    .bind(r.organization_id)
-    .bind(r.report_id)
-    .bind(r.period_end)
-    .execute(tx)
-    .await
-    .map(drop)
+    sqlx::query("UPDATE reports SET last_period_end = $3 WHERE organization_id = $1 AND report_id = $2")
+        .bind(r.organization_id)
+        .bind(r.report_id)
+        .bind(r.period_end)
+        .execute(tx)
+        .await
+        .map(drop)
 }
 
 /// Organizations with at least one report (the scheduler's report ticks go to them).
 pub async fn organizations_with_reports(db: impl PgExecutor<'_>) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT DISTINCT organization_id FROM alerts.reports ORDER BY organization_id")
+    sqlx::query_scalar("SELECT DISTINCT organization_id FROM reports ORDER BY organization_id")
         .fetch_all(db)
         .await
 }
 
 /// Organizations with samples (the scheduler's retention ticks go to them).
 pub async fn organizations_with_samples(db: impl PgExecutor<'_>) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT DISTINCT organization_id FROM alerts.metric_samples ORDER BY organization_id")
+    sqlx::query_scalar("SELECT DISTINCT organization_id FROM metric_samples ORDER BY organization_id")
         .fetch_all(db)
         .await
 }
@@ -797,4 +795,20 @@ pub async fn alert_activity(
     .map(|rows: Vec<AlertActivity>| {
         rows.into_iter().filter(|a| a.fired > 0 || a.resolved > 0 || a.firing_at_end > 0).collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A schema-qualified name in what the consumer writes would reach the live projection from a
+    /// rebuild running beside it (the rebuild's connections name `alerts_rebuild_<n>` in their
+    /// `search_path`), and leave the rebuilt projection without it.
+    #[test]
+    fn what_the_consumer_writes_names_no_schema() {
+        let source = include_str!("insights.rs");
+        let start = source.find("// Written by the consumer").expect("the consumer's section");
+        let end = source.find("// Read by the gateway").expect("the gateway's section");
+        let qualified: Vec<&str> =
+            source[start..end].lines().filter(|l| l.contains(concat!("alerts", "."))).collect();
+        assert!(qualified.is_empty(), "schema-qualified in the consumer's queries: {qualified:#?}");
+    }
 }
