@@ -327,7 +327,8 @@ pub struct CreateInvoiceRequest {
     pub(crate) lines: Vec<InvoiceLineRequest>,
     /// RFC 3339.
     pub(crate) due_at: DateTime<Utc>,
-    /// Number and open it at once (default); false keeps a draft.
+    /// Open it at once (default; its number follows within moments, in the organization's series);
+    /// false keeps a draft.
     pub(crate) finalize: Option<bool>,
 }
 
