@@ -77,9 +77,8 @@ enum What {
         bin_dir: Option<PathBuf>,
         #[arg(long, env = "STUDYSPOT_TANSU_BIN")]
         tansu: PathBuf,
-        /// Leave the broker out of the faults. Tansu 0.6 (the local broker) does not always
-        /// survive a SIGKILL: its idempotent-producer check can panic on every start after one,
-        /// which no client can repair; CI's short soak spares it for that reason.
+        /// Leave the broker out of the faults (e.g. to tell a broker's failure from ours; unpatched
+        /// Tansu 0.6.0 broke under them, see deploy/local/tansu).
         #[arg(long)]
         spare_broker: bool,
         /// Keep the home directory after a passing run.

@@ -95,7 +95,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     let mut targets: Vec<String> = CONSUMERS.iter().map(|c| (*c).to_owned()).collect();
     targets.extend(["gateway".into(), "postgres".into()]);
     if options.spare_broker {
-        println!("the broker is spared (--spare-broker): Tansu 0.6 does not always survive a SIGKILL");
+        println!("the broker is spared (--spare-broker)");
     } else {
         targets.push("broker".into());
     }
@@ -260,17 +260,20 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
 }
 
 /// What an operator's supervisor does (systemd, a liveness probe): a broker that is alive but
-/// broken (Tansu's storage task panicked after a crash recovery, and every request fails) and a
+/// broken (Tansu's storage task has ended, and every request fails) and a
 /// service that exited by itself (e.g. the gateway refuses to start while the broker is away) are
 /// started again. Each is an incident, printed with the counts; the checker judges the effects.
 async fn supervise(stack: &mut Stack, incidents: &mut Vec<String>) -> anyhow::Result<()> {
     if let Some(broker) = stack.broker.as_mut()
         && broker.broken()
     {
-        // Its idempotent-producer check fails for a producer id it handed out just before a
-        // kill; the clients holding that id would break it again, so they restart with it.
-        incidents.push("the broker panicked and failed every request: restarted it and every client".into());
-        println!("  ! the broker panicked and fails every request: restarting it and every client");
+        // The clients that broke it could break it again, so they restart with it.
+        incidents.push(
+            "the broker's storage failed and it failed every request: restarted it and every client".into(),
+        );
+        println!(
+            "  ! the broker's storage failed and it fails every request: restarting it and every client"
+        );
         broker.process.kill();
         broker.start().await?;
         for process in stack.services.values_mut() {

@@ -293,10 +293,12 @@ impl OwnBroker {
         Ok(own)
     }
 
-    /// Tansu 0.6 can panic in its storage task after a crash recovery ("more or less than one
-    /// row") and then keeps listening while failing every request: alive, but of no use.
+    /// Whether its storage task has ended: Tansu then keeps listening while failing every request
+    /// with `UnableToSend` — alive, but of no use. Unpatched Tansu 0.6.0 got there by panicking on
+    /// an idempotent producer's own epoch bump; the patched build (deploy/local/tansu) fails a
+    /// bad request alone, so a logged panic no longer means a broken broker.
     pub fn broken(&self) -> bool {
-        self.process.logged_since(self.started_at, "panicked at")
+        self.process.logged_since(self.started_at, "UnableToSend")
     }
 
     pub async fn start(&mut self) -> anyhow::Result<()> {
