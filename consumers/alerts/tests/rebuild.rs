@@ -1,14 +1,13 @@
-//! A rebuild of alerts' projection from history equals the live one. The history, made through
-//! the gateway and the topics with a real alerts process (its scheduler ticking every second, its
-//! prober probing a fake target, its insight and retention ticks), holds a route written with
-//! DefineRoute's version from before grouping, a payment failure rule that fires and resolves
-//! (billing's payment outcomes, as derived samples), a health check whose target goes down and
-//! comes back while a silence holds its alert's notification back, posted samples and logs, a log
-//! retention tick, venue occupancy from attendance's events, refused commands (a bad matcher, an
-//! unknown silence, a tick older than the clock), one command delivered twice, a poison record
-//! and a malformed command (dead letters), and a batch retried after a crash. The prober's,
-//! scheduler's and insight ticks run only in the live process: what they saw travels in
-//! time-carrying commands, which the rebuild applies like the live process did. Then a rebuild is
+//! A rebuild of alerts' projection from history equals the live one. The history, made through the gateway
+//! and the topics with a real alerts process (its scheduler ticking every second, its prober probing a fake
+//! target, its insight and retention ticks), holds a route written with DefineRoute's version from before
+//! grouping, a payment failure rule that fires and resolves (billing's payment outcomes, as derived samples),
+//! a daily report rendered mid-history, a health check whose target goes down and comes back while a silence
+//! holds its alert's notification back, posted samples and logs, a log retention tick, venue occupancy from
+//! attendance's events, refused commands (a bad matcher, an unknown silence, a tick older than the clock),
+//! one command delivered twice, a poison record and a malformed command (dead letters), and a batch retried
+//! after a crash. The prober's, scheduler's and insight ticks run only in the live process: what they saw
+//! travels in time-carrying commands, which the rebuild applies like the live process did. Then a rebuild is
 //! swapped in under the running process while samples keep arriving, and it goes on in it.
 
 use std::{
@@ -20,14 +19,14 @@ use std::{
     time::Duration,
 };
 
-use chrono::Utc;
+use chrono::{DateTime, Days, TimeZone as _, Utc};
 use serde_json::{Value, json};
 use studyspot_gateway::auth::Role;
 use studyspot_schemas::{
     EventMetadata,
     alerts::{
-        self, AlertFired, AlertResolved, DefineRoute, ExpireSilence, Matcher, MetricSample, Receiver,
-        RecordMetricSample, RecordMetricSamples,
+        self, AlertFired, AlertResolved, DefineRoute, ExpireSilence, GenerateReports, Matcher, MetricSample,
+        Receiver, RecordMetricSample, RecordMetricSamples,
     },
     attendance::{self, CheckedIn, VenueDefined},
     billing::{self, PaymentFailed, PaymentSucceeded},
@@ -349,6 +348,15 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
         )
         .await;
     assert_eq!(rule["status"], "applied", "{rule}");
+    let report = api
+        .command(
+            "/api/monitoring/reports",
+            json!({ "report_id": "rpt_daily", "name": "Daily operations", "schedule": "daily", "time_zone": "UTC",
+                    "sections": ["revenue", "occupancy", "deliveries", "alerts"],
+                    "recipients": [{ "recipient_id": "usr_ops", "channel": "email" }] }),
+        )
+        .await;
+    assert_eq!(report["status"], "applied", "{report}");
     // The health check's alert is silenced: it fires, but nobody is told.
     let silence = api
         .command(
@@ -445,6 +453,28 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
         .await;
     assert_eq!((fired.len(), resolved.len()), (1, 1), "{}", live.log());
     assert_eq!(fired[0].receivers[0].recipient_id, "usr_oncall", "the route written with the older version");
+    // The day's report, rendered by a tick just after its end (the figures as they stand now: the
+    // health check's alert below comes after it).
+    let pool = world.pool().await;
+    let defined: DateTime<Utc> =
+        sqlx::query_scalar("SELECT defined_at FROM alerts.reports").fetch_one(&pool).await.expect("report");
+    pool.close().await;
+    let tick_at = Utc.from_utc_datetime(
+        &(defined.date_naive() + Days::new(1)).and_hms_opt(0, 1, 0).expect("just after midnight"),
+    );
+    world
+        .send(&GenerateReports {
+            metadata: EventMetadata {
+                occurred_at: tick_at.timestamp_millis(),
+                ..metadata(&world, "service:test")
+            },
+            up_to: tick_at.timestamp_millis(),
+        })
+        .await;
+    eventually("the day's report run", Duration::from_secs(60), || async {
+        (scalar(&world, "SELECT count(*) FROM alerts.report_runs").await == 1).then_some(())
+    })
+    .await;
 
     // The target goes down: its alert fires but the silence holds it back; then it is back.
     eventually("the target up", Duration::from_secs(60), || async {
@@ -495,6 +525,7 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
         ("alert_notifications", 3),
         ("health_check_results", 5),
         ("log_records", 2),
+        ("report_runs", 1),
         ("silences", 1),
         ("venue_capacities", 1),
     ] {

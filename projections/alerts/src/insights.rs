@@ -479,6 +479,27 @@ fn matches(compiled: &[Compiled], labels: &Value) -> bool {
     })
 }
 
+/// Whose tables a figure reads. The gateway's read-only role resolves no names of its own, so it
+/// reads the live projection by name; the consumer reads its connection's own (its `search_path`
+/// names the schema it writes): a rebuild's report figures then come from the rebuild's samples
+/// as they stood at that point of history, as the live process's did, not from the live
+/// projection as it stands while the rebuild runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tables {
+    Live,
+    Own,
+}
+
+impl Tables {
+    /// `sql`, written with the live projection's names (`alerts.<table>`), for these tables.
+    fn sql(self, sql: &'static str) -> String {
+        match self {
+            Tables::Live => sql.to_owned(),
+            Tables::Own => sql.replace(concat!("alerts", "."), ""),
+        }
+    }
+}
+
 /// Why a figure could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum FigureError {
@@ -614,19 +635,30 @@ pub struct Revenue {
     pub net_minor: i64,
 }
 
+/// [`revenue_in`] of the live projection: what the gateway reads.
 pub async fn revenue(
     db: &mut PgConnection,
     organization_id: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Revenue>, sqlx::Error> {
-    let rows: Vec<(String, String, String, i64, f64)> = sqlx::query_as(
+    revenue_in(Tables::Live, db, organization_id, from, to).await
+}
+
+pub async fn revenue_in(
+    tables: Tables,
+    db: &mut PgConnection,
+    organization_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Revenue>, sqlx::Error> {
+    let rows: Vec<(String, String, String, i64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(tables.sql(
         "SELECT metric, COALESCE(labels->>'currency', ''), COALESCE(labels->>'outcome', ''), \
                 count(*), COALESCE(sum(value), 0) \
          FROM alerts.metric_samples \
          WHERE organization_id = $1 AND metric = ANY($2) AND sampled_at >= $3 AND sampled_at < $4 \
          GROUP BY 1, 2, 3",
-    )
+    )))
     .bind(organization_id)
     .bind([PAYMENT_AMOUNT_METRIC, REFUND_VOLUME_METRIC])
     .bind(from)
@@ -672,13 +704,24 @@ pub struct Occupancy {
     pub peak_ratio: Option<f64>,
 }
 
+/// [`occupancy_in`] of the live projection: what the gateway reads.
 pub async fn occupancy(
     db: &mut PgConnection,
     organization_id: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Occupancy>, sqlx::Error> {
-    sqlx::query_as(
+    occupancy_in(Tables::Live, db, organization_id, from, to).await
+}
+
+pub async fn occupancy_in(
+    tables: Tables,
+    db: &mut PgConnection,
+    organization_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Occupancy>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(tables.sql(
         "WITH venues AS ( \
              SELECT DISTINCT labels->>'venue_id' AS venue_id FROM alerts.metric_samples \
              WHERE organization_id = $1 AND metric = $2 AND sampled_at < $5 AND labels ? 'venue_id' \
@@ -694,7 +737,7 @@ pub async fn occupancy(
              (SELECT max(s.value) FROM alerts.metric_samples s WHERE s.organization_id = $1 AND s.metric = $3 \
                 AND s.labels->>'venue_id' = v.venue_id AND s.sampled_at >= $4 AND s.sampled_at < $5) AS peak_ratio \
          FROM venues v ORDER BY v.venue_id",
-    )
+    )))
     .bind(organization_id)
     .bind(OCCUPANCY_METRIC)
     .bind(OCCUPANCY_RATIO_METRIC)
@@ -720,18 +763,29 @@ pub struct Deliveries {
     pub bounce_rate: Option<f64>,
 }
 
+/// [`deliveries_in`] of the live projection: what the gateway reads.
 pub async fn deliveries(
     db: &mut PgConnection,
     organization_id: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Deliveries>, sqlx::Error> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+    deliveries_in(Tables::Live, db, organization_id, from, to).await
+}
+
+pub async fn deliveries_in(
+    tables: Tables,
+    db: &mut PgConnection,
+    organization_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Deliveries>, sqlx::Error> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(tables.sql(
         "SELECT COALESCE(labels->>'channel', ''), COALESCE(labels->>'outcome', ''), count(*) \
          FROM alerts.metric_samples \
          WHERE organization_id = $1 AND metric = $2 AND sampled_at >= $3 AND sampled_at < $4 \
          GROUP BY 1, 2",
-    )
+    )))
     .bind(organization_id)
     .bind(NOTIFICATION_OUTCOMES_METRIC)
     .bind(from)
@@ -772,13 +826,24 @@ pub struct AlertActivity {
     pub firing_at_end: i64,
 }
 
+/// [`alert_activity_in`] of the live projection: what the gateway reads.
 pub async fn alert_activity(
     db: &mut PgConnection,
     organization_id: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<AlertActivity>, sqlx::Error> {
-    sqlx::query_as(
+    alert_activity_in(Tables::Live, db, organization_id, from, to).await
+}
+
+pub async fn alert_activity_in(
+    tables: Tables,
+    db: &mut PgConnection,
+    organization_id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<AlertActivity>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(tables.sql(
         "WITH h AS (SELECT * FROM alerts.alert_history WHERE organization_id = $1 AND at < $3), \
               last AS (SELECT DISTINCT ON (fingerprint) rule_id, to_state FROM h ORDER BY fingerprint, at DESC, id DESC) \
          SELECT r.rule_id, \
@@ -786,7 +851,7 @@ pub async fn alert_activity(
              (SELECT count(*) FROM h WHERE h.rule_id = r.rule_id AND h.to_state = 'resolved' AND h.at >= $2) AS resolved, \
              (SELECT count(*) FROM last WHERE last.rule_id = r.rule_id AND last.to_state = 'firing') AS firing_at_end \
          FROM (SELECT DISTINCT rule_id FROM h) r ORDER BY r.rule_id",
-    )
+    )))
     .bind(organization_id)
     .bind(from)
     .bind(to)
@@ -810,5 +875,15 @@ mod tests {
         let qualified: Vec<&str> =
             source[start..end].lines().filter(|l| l.contains(concat!("alerts", "."))).collect();
         assert!(qualified.is_empty(), "schema-qualified in the consumer's queries: {qualified:#?}");
+    }
+
+    #[test]
+    fn the_consumers_figures_read_its_own_tables_and_the_gateways_the_live_ones() {
+        let sql = "SELECT * FROM alerts.metric_samples s JOIN alerts.venue_capacities c USING (venue_id)";
+        assert_eq!(super::Tables::Live.sql(sql), sql);
+        assert_eq!(
+            super::Tables::Own.sql(sql),
+            "SELECT * FROM metric_samples s JOIN venue_capacities c USING (venue_id)"
+        );
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use studyspot_alerts_projection::insights::{self, ReportRow, RunRow};
+use studyspot_alerts_projection::insights::{self, ReportRow, RunRow, Tables};
 use studyspot_consumer_runtime::HandleError;
 use studyspot_schemas::{
     EventMetadata,
@@ -129,10 +129,16 @@ async fn figures(
     let mut f = Figures::default();
     for s in sections {
         match s.as_str() {
-            "revenue" => f.revenue = Some(insights::revenue(tx, org, p.start, p.end).await?),
-            "occupancy" => f.occupancy = Some(insights::occupancy(tx, org, p.start, p.end).await?),
-            "deliveries" => f.deliveries = Some(insights::deliveries(tx, org, p.start, p.end).await?),
-            "alerts" => f.alerts = Some(insights::alert_activity(tx, org, p.start, p.end).await?),
+            "revenue" => f.revenue = Some(insights::revenue_in(Tables::Own, tx, org, p.start, p.end).await?),
+            "occupancy" => {
+                f.occupancy = Some(insights::occupancy_in(Tables::Own, tx, org, p.start, p.end).await?)
+            }
+            "deliveries" => {
+                f.deliveries = Some(insights::deliveries_in(Tables::Own, tx, org, p.start, p.end).await?)
+            }
+            "alerts" => {
+                f.alerts = Some(insights::alert_activity_in(Tables::Own, tx, org, p.start, p.end).await?)
+            }
             _ => {}
         }
     }
