@@ -199,20 +199,20 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
     let series: Vec<String> = (1..=11).map(|n| format!("INV-{n:06}")).collect();
     assert_eq!(numbers, series, "numbers in issue order");
 
-    // Stripe was asked to charge exactly those amounts, once each.
-    let charged: Vec<i64> = stripe
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == "/v1/payment_intents")
-        .filter_map(|r| {
-            url::form_urlencoded::parse(&r.body)
-                .find(|(k, _)| k == "amount")
-                .and_then(|(_, v)| v.parse().ok())
-        })
-        .collect();
+    // Stripe was asked to charge exactly those amounts, once each, each naming its invoice's number.
+    let requests = stripe.received_requests().await.unwrap_or_default();
+    let intents: Vec<_> = requests.iter().filter(|r| r.url.path() == "/v1/payment_intents").collect();
+    let field = |body: &[u8], name: &str| {
+        url::form_urlencoded::parse(body).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    };
+    let charged: Vec<i64> =
+        intents.iter().filter_map(|r| field(&r.body, "amount").and_then(|v| v.parse().ok())).collect();
     assert_eq!(charged, expected, "what Stripe was asked to charge");
+    // (The worker calls the provider for due charges concurrently: in any order.)
+    let mut described: Vec<String> = intents.iter().filter_map(|r| field(&r.body, "description")).collect();
+    described.sort();
+    let named: Vec<String> = series.iter().map(|n| format!("Invoice {n}")).collect();
+    assert_eq!(described, named, "each charge names its invoice's number");
 
     // The dashboard's MRR as of any day of the year: 2 400 with the coupon, then 3 000, 6 000 after
     // the upgrade, nothing while paused, 6 000 again, and nothing once cancelled.
