@@ -36,21 +36,39 @@ fn consumer(settings: &BusSettings, purpose: &str) -> Result<BaseConsumer, BusEr
 }
 
 /// Every partition of `topics` with its high watermark now: where a reader starting "now" begins.
+/// The offsets come from one ListOffsets request for all partitions (a round trip per partition
+/// made the gateway's start take 20 s and more while the local broker was busy).
 pub fn high_watermarks(
     settings: &BusSettings,
     topics: &[String],
     timeout: Duration,
 ) -> Result<Positions, BusError> {
     let consumer = consumer(settings, "watermarks")?;
-    let mut positions = Positions::new();
+    let mut latest = TopicPartitionList::new();
     for topic in topics {
         let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
         for t in metadata.topics().iter().filter(|t| t.name() == topic) {
             for p in t.partitions() {
-                let (_, high) = consumer.fetch_watermarks(topic, p.id(), timeout)?;
-                positions.insert(PartitionId { topic: topic.clone(), partition: p.id() }, high);
+                latest.add_partition_offset(topic, p.id(), Offset::End)?;
             }
         }
+    }
+    let mut positions = Positions::new();
+    if latest.count() == 0 {
+        return Ok(positions);
+    }
+    // A "timestamp" of Offset::End (-1) asks for the latest offset, as in Kafka's ListOffsets.
+    for e in consumer.offsets_for_times(latest, timeout)?.elements() {
+        e.error()?;
+        let Offset::Offset(high) = e.offset() else {
+            return Err(BusError::Config(format!(
+                "the broker gave no latest offset for {} [{}]: {:?}",
+                e.topic(),
+                e.partition(),
+                e.offset()
+            )));
+        };
+        positions.insert(PartitionId { topic: e.topic().to_owned(), partition: e.partition() }, high);
     }
     Ok(positions)
 }

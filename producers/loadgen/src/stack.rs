@@ -401,8 +401,11 @@ impl Stack {
             let mut process = process
                 .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", &kafka)
                 .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &prefix)
-                // A killed member's partitions move on after this; the default 45 s only slows recovery.
-                .env("STUDYSPOT_KAFKA__SESSION_TIMEOUT_MS", "10000")
+                // A killed member's partitions move on after this (the default 45 s only slows
+                // recovery). Not shorter: Tansu serves group heartbeats from the same storage queue
+                // as produce requests, and after a fault the load's backlog delayed them by 10 s,
+                // evicting live members of every group; some groups then never formed again.
+                .env("STUDYSPOT_KAFKA__SESSION_TIMEOUT_MS", "30000")
                 .env("STUDYSPOT_REGISTRY__URL", &registry_url)
                 .env("STUDYSPOT_POSTGRES__URL", &database_url)
                 // One database: the owner reads in the read-only role's place.
