@@ -518,9 +518,13 @@ pub(crate) async fn report_with(
 ) -> Result<(ReportView, Vec<RunView>), GatewayError> {
     caller.require_operator("reading reports")?;
     let org = &caller.organization_id;
-    let report =
-        found(insights::report(&state.readonly, org, report_id).await, || format!("report {report_id}"))?;
-    let runs = rows(insights::list_runs(&state.readonly, org, report_id, 500).await)?;
+    // One snapshot for both reads: a run committed between them would show up beside a report
+    // whose `last_period_end` does not cover it yet.
+    let mut tx = state.readonly.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    let report = found(insights::report(&mut *tx, org, report_id).await, || format!("report {report_id}"))?;
+    let runs = rows(insights::list_runs(&mut *tx, org, report_id, 500).await)?;
+    tx.commit().await?;
     Ok((report, runs))
 }
 
