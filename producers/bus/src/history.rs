@@ -170,7 +170,21 @@ impl HistoryReader {
                 )));
             }
             let Some(result) = consumer.poll(Duration::from_millis(200)) else { continue };
-            let message = owned(&result?);
+            let message = match result {
+                Ok(message) => owned(&message),
+                // librdkafka reports a timed-out fetch or a dropped connection as a consumer
+                // error and then reconnects and fetches again by itself (a busy embedded broker
+                // can take longer than the request timeout to answer a large fetch); only the
+                // idle deadline decides that the history cannot be read.
+                Err(e) => {
+                    let e = BusError::from(e);
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, "reading history: the broker did not answer; fetching again");
+                    continue;
+                }
+            };
             let id = message.partition_id();
             let Some(end) = self.remaining.get(&id).copied() else { continue };
             let offset = message.offset;
