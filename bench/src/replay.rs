@@ -296,7 +296,7 @@ pub async fn run(events: usize, linger_ms: u64) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "{:<36} {:>10.0} records/s   ({produced} records in {seconds:.0} s)",
-        "produce (linger.ms={linger_ms})",
+        format!("produce (linger.ms={linger_ms})"),
         produced as f64 / seconds
     );
 
