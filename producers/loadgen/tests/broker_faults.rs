@@ -70,9 +70,12 @@ async fn an_idempotent_producer_bumping_its_epoch_after_a_stall_keeps_the_broker
         let producer = producer.clone();
         async move { send_all(&producer, 50..80).await }
     });
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The stall lasts until every one of those sends has come back (timed out): no fixed pause.
+    let stalled = tokio::time::timeout(Duration::from_secs(30), stalled)
+        .await
+        .expect("sends into a stopped broker time out within message.timeout.ms")
+        .expect("join");
     kill(pid, Signal::SIGCONT).expect("SIGCONT the broker");
-    let stalled = stalled.await.expect("join");
     assert!(stalled.iter().any(Result::is_err), "some records timed out in the stall: {stalled:?}");
 
     // The producer carries on under a bumped epoch; every record is acknowledged again.
