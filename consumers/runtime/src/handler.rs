@@ -17,6 +17,17 @@ pub trait Handler: Send + Sync + 'static {
         message: &Inbound,
         effects: &mut Effects,
     ) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// Statements a rebuild's swap runs in its transaction — the last records applied, the live
+    /// tables locked (sidecars' transactions finished, their next ones waiting) — to carry what
+    /// the process's sidecars keep in the projection beside the log from the `live` schema into
+    /// the `rebuild` one, which cannot reproduce it: a send leased or reported but its report not
+    /// yet applied, attempts, back-offs. Without them the sidecar, going on in the swapped-in
+    /// schema, would do again what it was in the middle of. None by default.
+    fn carried_across_swap(&self, live: &str, rebuild: &str) -> Vec<String> {
+        let _ = (live, rebuild);
+        Vec::new()
+    }
 }
 
 /// What the consumer loop does with a failed message.

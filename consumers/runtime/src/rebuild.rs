@@ -8,8 +8,9 @@
 //! events and dead letters are not written (the live consumer published them already), nor are
 //! sidecars or schedulers started. Once the rebuild is within `swap_gap` records of the live
 //! consumer, one transaction pauses the live consumer (its batches share an advisory lock the swap
-//! takes exclusively), applies the last records up to the live positions exactly, moves the live
-//! outbox's unpublished rows across, copies the read grants and renames the schemas:
+//! takes exclusively), applies the last records up to the live positions exactly, carries the
+//! sidecars' state across (what the handler names: [`Handler::carried_across_swap`]), moves the
+//! live outbox's unpublished rows across, copies the read grants and renames the schemas:
 //! `<consumer>` becomes `<consumer>_old_<n>` (kept until `drop_old`) and the rebuild becomes
 //! `<consumer>`. The live process carries on in the renamed schema from the same positions, with
 //! the same consumer group: its connections resolve names through `search_path`.
@@ -337,6 +338,7 @@ pub async fn rebuild<H: Handler>(
         .execute(&mut *running)
         .await?;
     tracing::info!(consumer = %live, %schema, "rebuilding from history");
+    let carried = handler.carried_across_swap(&live, &schema);
     let db = connect_schema(config.database_url.expose_secret(), &schema, config.max_connections, migrator)
         .await?;
     let topics = Topics { prefix: config.topic_prefix.clone() };
@@ -372,7 +374,8 @@ pub async fn rebuild<H: Handler>(
         fatal: lane_failed,
     };
 
-    let result = run(&admin, &live, &schema, n, &kafka_topics, &applier, &options).await;
+    let swap = Swap { live: &live, schema: &schema, n, topics: &kafka_topics, carried: &carried };
+    let result = run(&admin, &swap, &applier, &options).await;
     drop(applier);
     drop(ctx);
     for lane in lanes {
@@ -391,16 +394,24 @@ pub async fn rebuild<H: Handler>(
     })
 }
 
+/// What a swap puts where: the live schema, the rebuild's, its number, the topics, and the
+/// statements carrying the sidecars' state across ([`Handler::carried_across_swap`]).
+struct Swap<'a> {
+    live: &'a str,
+    schema: &'a str,
+    n: i64,
+    topics: &'a HashSet<String>,
+    carried: &'a [String],
+}
+
 /// Catches up with the live consumer and, with `options.swap`, swaps; the old schema's name.
 async fn run(
     admin: &PgPool,
-    live: &str,
-    schema: &str,
-    n: i64,
-    topics: &HashSet<String>,
+    target: &Swap<'_>,
     applier: &Applier,
     options: &RebuildOptions,
 ) -> Result<Option<String>, RuntimeError> {
+    let Swap { live, schema, topics, .. } = *target;
     let mut attempts = 0;
     loop {
         catch_up(admin, live, schema, topics, applier, options).await?;
@@ -408,7 +419,7 @@ async fn run(
             return Ok(None);
         }
         attempts += 1;
-        match swap(admin, live, schema, n, topics, applier, options).await? {
+        match swap(admin, target, applier, options).await? {
             Some(old) => return Ok(Some(old)),
             None if attempts >= options.swap_attempts => {
                 return Err(fatal(format!(
@@ -456,13 +467,11 @@ async fn catch_up(
 /// (nothing changed then but more of the rebuild applied).
 async fn swap(
     admin: &PgPool,
-    live: &str,
-    schema: &str,
-    n: i64,
-    topics: &HashSet<String>,
+    target: &Swap<'_>,
     applier: &Applier,
     options: &RebuildOptions,
 ) -> Result<Option<String>, RuntimeError> {
+    let Swap { live, schema, n, topics, carried } = *target;
     let old = format!("{live}_old_{n}");
     let deadline = Instant::now() + options.swap_timeout;
     let mut tx = admin.begin().await?;
@@ -513,6 +522,10 @@ async fn swap(
         sqlx::query(sqlx::AssertSqlSafe(format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", list.join(", "))))
             .execute(&mut *tx)
             .await?;
+    }
+    // What the sidecars were in the middle of goes on in the new schema as it stood in the old.
+    for statement in carried {
+        sqlx::query(sqlx::AssertSqlSafe(statement.clone())).execute(&mut *tx).await?;
     }
     let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH moved AS (DELETE FROM {live}.outbox WHERE published_at IS NULL RETURNING *) \
