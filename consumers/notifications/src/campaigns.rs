@@ -24,6 +24,7 @@ use crate::{
     decide::{
         self, Malformed, campaigns,
         templates::{self, Parts},
+        waiting,
     },
     handler::{Out, malformed},
     triggers,
@@ -206,8 +207,10 @@ pub(crate) async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
         return Ok(());
     }
     store::set_status(tx, &org, &c.campaign_id, "cancelled", 0, at).await?;
-    // What is already waiting stops here; what is still on its way is suppressed when it arrives.
-    for id in store::waiting_in_campaign(tx, &org, &c.campaign_id).await? {
+    // What is already waiting stops here (as the log tells it: one the worker has already sent is
+    // cancelled too, and its report, applied after, says it went out); what is still on its way is
+    // suppressed when it arrives.
+    for id in store::waiting_in_campaign(tx, &org, &c.campaign_id, &waiting::WAITING).await? {
         notifications::finish_delivery(tx, &id, "cancelled").await?;
         let Some(mut row) = notifications::load(tx, &id).await? else { continue };
         row.status = "cancelled".into();

@@ -4,6 +4,11 @@
 //! delivery reported, so a report is published exactly when it is recorded. A crash before that
 //! sends again after the lease, with the same key. In-app messages need no provider: they are
 //! stored and live in the projection, so they are reported sent at once.
+//!
+//! A digest whose window has closed is not sent straight away: the worker asks for its seal
+//! (`ReleaseNotification`, through the outbox) and sends it once the handler has applied that,
+//! so the messages it carries are those the log collected before the seal (see
+//! `decide::waiting`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,7 +23,10 @@ use studyspot_notification_channels::{
 use studyspot_notifications_projection::store::{self, Due};
 
 use crate::endpoints::{DISABLED, Endpoints, Gate};
-use studyspot_schemas::{EventMetadata, notifications::RecordDeliveryOutcome};
+use studyspot_schemas::{
+    EventMetadata,
+    notifications::{RecordDeliveryOutcome, ReleaseNotification},
+};
 use studyspot_tracking_links::{Keys, Links, Target, html};
 
 const ACTOR: &str = "service:notifications-delivery";
@@ -109,12 +117,14 @@ pub fn sidecar() -> Sidecar {
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 impl Worker {
-    /// One lease of due deliveries, sent concurrently; returns how many.
+    /// One lease of due deliveries, sent concurrently, and the seals of due digests asked for;
+    /// returns how many of both.
     async fn round(&self) -> Result<usize, Failure> {
+        let asked = self.ask_seals().await?;
         let mut tx = self.pool.begin().await?;
         let due = store::lease_due(&mut tx, Utc::now(), self.concurrency, self.lease_secs).await?;
         tx.commit().await?;
-        let n = due.len();
+        let n = due.len() + asked;
         let results = futures::future::join_all(due.into_iter().map(|d| self.deliver(d))).await;
         for r in results {
             r?;
@@ -123,6 +133,32 @@ impl Worker {
             self.outbox.wake();
         }
         Ok(n)
+    }
+
+    /// Asks for the seal of each due digest; asks again after a lease's time without it (the same
+    /// event id: a second ask of one that arrived is a duplicate).
+    async fn ask_seals(&self) -> Result<usize, Failure> {
+        let mut tx = self.pool.begin().await?;
+        let now = Utc::now();
+        let unsealed = store::digests_to_seal(&mut tx, now, self.concurrency, self.lease_secs).await?;
+        for d in &unsealed {
+            let name = format!("{}/seal", d.notification_id);
+            let ask = ReleaseNotification {
+                metadata: EventMetadata {
+                    event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
+                    occurred_at: now.timestamp_millis(),
+                    correlation_id: d.notification_id.clone(),
+                    causation_id: Some(d.notification_id.clone()),
+                    organization_id: d.organization_id.clone(),
+                    actor: ACTOR.to_owned(),
+                },
+                notification_id: d.notification_id.clone(),
+                recipient_id: d.recipient_id.clone(),
+            };
+            self.outbox.enqueue(&mut tx, &ask, &TraceContext::root()).await?;
+        }
+        tx.commit().await?;
+        Ok(unsealed.len())
     }
 
     async fn deliver(&self, d: Due) -> Result<(), Failure> {

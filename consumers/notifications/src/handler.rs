@@ -25,6 +25,7 @@ use crate::{
         self, Malformed, digests, reports,
         routing::{self, Route, SentToday},
         templates::{self, Parts},
+        waiting::{self, Release},
     },
     endpoints,
 };
@@ -73,6 +74,35 @@ impl Handler for NotificationsHandler {
             }
             other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
+    }
+
+    /// The delivery worker's state of each delivery, and its webhook endpoints' health. A rebuild
+    /// applies the same records up to the swap, but not what the worker did beside them: a
+    /// delivery it has reported (the report in the outbox, which the swap moves across, or in the
+    /// log past the swap) would be `pending` in the new schema and sent again, and one being sent
+    /// (leased) sent again by another process's worker — a second e-mail, as SMTP knows no
+    /// idempotency key. So a delivery
+    /// the worker answered for stays `reported` (also one the live projection settled and a
+    /// rebuild left pending: whatever a changed handler decides, it went out), and leases,
+    /// attempts, back-offs (once it has tried) and errors go across; what the handler decided
+    /// (pending, cancelled, settled, when due) stays the rebuild's.
+    fn carried_across_swap(&self, live: &str, rebuild: &str) -> Vec<String> {
+        vec![
+            format!(
+                "UPDATE {rebuild}.deliveries r SET \
+                   status = CASE WHEN r.status = 'pending' AND l.status IN ('reported', 'settled') \
+                                 THEN 'reported' ELSE r.status END, \
+                   attempts = l.attempts, leased_until = l.leased_until, last_error = l.last_error, \
+                   next_attempt_at = CASE WHEN l.attempts > 0 THEN l.next_attempt_at ELSE r.next_attempt_at END \
+                 FROM {live}.deliveries l WHERE l.notification_id = r.notification_id"
+            ),
+            format!(
+                "INSERT INTO {rebuild}.webhook_endpoints \
+                   (organization_id, url, recipient_id, failing_since, last_error, disabled_at) \
+                 SELECT organization_id, url, recipient_id, failing_since, last_error, disabled_at \
+                 FROM {live}.webhook_endpoints ON CONFLICT (organization_id, url) DO NOTHING"
+            ),
+        ]
     }
 }
 
@@ -283,7 +313,7 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
         }
         Route::Deliver { address, not_before, deferred, day } => {
             if let Some((key, closes_at)) = digest {
-                let open = studyspot_notifications_projection::campaigns::open_digest(
+                let open = studyspot_notifications_projection::campaigns::digests_open_at(
                     tx,
                     &org,
                     &row.recipient_id,
@@ -292,10 +322,12 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
                     &key,
                     at,
                 )
-                .await?;
-                if let Some(digest_id) = open {
+                .await?
+                .into_iter()
+                .find(|g| as_log_tells(g).collects(at));
+                if let Some(open) = open {
                     row.address = Some(address);
-                    return collect(tx, out, row, digest_id).await;
+                    return collect(tx, out, row, open.digest_id).await;
                 }
                 // The first message of a digest: the digest is a notification of its own, queued
                 // for when the window closes, that carries this one and those that follow.
@@ -447,13 +479,40 @@ async fn release(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleE
         return Ok(());
     };
     // A digested message goes out with its digest: sending now sends the digest now.
-    let target = row.digest_id.clone().unwrap_or_else(|| row.notification_id.clone());
-    if !studyspot_notifications_projection::campaigns::release(tx, &target, at).await? {
+    let target = match (&row.digest_id, row.status.as_str()) {
+        (Some(digest_id), "digested") => store::load(tx, digest_id).await?,
+        _ => Some(row.clone()),
+    };
+    let digest = match &target {
+        Some(t) => studyspot_notifications_projection::campaigns::digest(tx, &t.notification_id).await?,
+        None => None,
+    };
+    let decision = target
+        .as_ref()
+        .map_or(Release::NotWaiting, |t| waiting::release(&t.status, t.not_before, digest.is_some(), at));
+    let (Some(mut target), Release::Due { brought_forward, seal }) = (target, decision) else {
         let reason =
             format!("notification {} is {}: nothing waits to be sent", c.notification_id, row.status);
         out.refuse::<ReleaseNotification>(&c.recipient_id, "notification_not_waiting", reason);
+        return Ok(());
+    };
+    if seal {
+        studyspot_notifications_projection::campaigns::seal(tx, &target.notification_id, at).await?;
+    }
+    studyspot_notifications_projection::campaigns::due_by(tx, &target.notification_id, at).await?;
+    if brought_forward {
+        target.not_before = Some(at);
+        target.status = "queued".into();
+        target.reason = None;
+        target.updated_at = Some(at);
+        store::save(tx, &target).await?;
     }
     Ok(())
+}
+
+/// A digest as the log left it, for the rules of [`waiting`].
+fn as_log_tells(g: &studyspot_notifications_projection::campaigns::DigestCandidate) -> waiting::Digest {
+    waiting::Digest { closes_at: g.closes_at, sealed: g.sealed_at.is_some(), delivery: g.delivery.clone() }
 }
 
 /// The local days a send asked at `at` (or `send_at`) could fall on, quiet hours included.
@@ -641,8 +700,13 @@ async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleEr
         &c.transaction_id,
     )
     .await?;
-    for (id, digest_id) in digested {
-        let Some(mut row) = store::load(tx, &id).await? else { continue };
+    for item in digested {
+        // A sealed digest is on its way as it stands: its messages are no longer the cancel's.
+        if !as_log_tells(&item.digest).gives_back() {
+            continue;
+        }
+        let digest_id = item.digest.digest_id;
+        let Some(mut row) = store::load(tx, &item.notification_id).await? else { continue };
         row.status = "cancelled".into();
         row.updated_at = Some(at);
         store::save(tx, &row).await?;
@@ -655,7 +719,11 @@ async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleEr
             reason: "cancelled".into(),
         });
     }
-    for id in store::waiting_in_transaction(tx, &org, &c.recipient_id, &c.transaction_id).await? {
+    // Waiting as the log tells it: a message the worker has already sent is cancelled too, and
+    // its report, applied after this, says it went out (as a rebuild meets them, in log order).
+    for id in
+        store::waiting_in_transaction(tx, &org, &c.recipient_id, &c.transaction_id, &waiting::WAITING).await?
+    {
         store::finish_delivery(tx, &id, "cancelled").await?;
         let Some(mut row) = store::load(tx, &id).await? else { continue };
         row.status = "cancelled".into();

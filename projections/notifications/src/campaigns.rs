@@ -228,24 +228,38 @@ pub async fn note_visit(
     .map(drop)
 }
 
-/// The campaign's notifications still waiting for their delivery.
+/// The campaign's notifications whose delivery is in one of the `waiting` statuses.
 pub async fn waiting_in_campaign(
     tx: &mut PgConnection,
     organization_id: &str,
     campaign_id: &str,
+    waiting: &[&str],
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT n.notification_id FROM notifications n JOIN deliveries d USING (notification_id) \
-         WHERE n.organization_id = $1 AND n.campaign_id = $2 AND d.status = 'pending' ORDER BY n.notification_id",
+         WHERE n.organization_id = $1 AND n.campaign_id = $2 AND d.status = ANY($3) ORDER BY n.notification_id",
     )
     .bind(organization_id)
     .bind(campaign_id)
+    .bind(waiting)
     .fetch_all(tx)
     .await
 }
 
-/// The recipient's open digest of this key: not closed at `at`, its delivery not yet started.
-pub async fn open_digest(
+/// A digest of a recipient's key whose window has not closed at `at`, as the log left it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DigestCandidate {
+    pub digest_id: String,
+    pub closes_at: DateTime<Utc>,
+    pub sealed_at: Option<DateTime<Utc>>,
+    /// Its delivery's status.
+    pub delivery: String,
+}
+
+/// The recipient's digests of this key not closed at `at`, the earliest closing first, locked
+/// until the transaction ends (the handler decides which one, if any, a message joins).
+#[allow(clippy::too_many_arguments)]
+pub async fn digests_open_at(
     tx: &mut PgConnection,
     organization_id: &str,
     recipient_id: &str,
@@ -253,12 +267,13 @@ pub async fn open_digest(
     category: &str,
     key: &str,
     at: DateTime<Utc>,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT g.digest_id FROM digests g JOIN deliveries d ON d.notification_id = g.digest_id \
+) -> Result<Vec<DigestCandidate>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT g.digest_id, g.closes_at, g.sealed_at, d.status AS delivery \
+         FROM digests g JOIN deliveries d ON d.notification_id = g.digest_id \
          WHERE g.organization_id = $1 AND g.recipient_id = $2 AND g.channel = $3 AND g.category = $4 \
-           AND g.digest_key = $5 AND g.closes_at > $6 AND d.status = 'pending' AND d.attempts = 0 \
-         ORDER BY g.closes_at LIMIT 1 FOR UPDATE OF g",
+           AND g.digest_key = $5 AND g.closes_at > $6 \
+         ORDER BY g.closes_at, g.digest_id FOR UPDATE OF g",
     )
     .bind(organization_id)
     .bind(recipient_id)
@@ -266,8 +281,30 @@ pub async fn open_digest(
     .bind(category)
     .bind(key)
     .bind(at)
+    .fetch_all(tx)
+    .await
+}
+
+/// The digest `digest_id` as the log left it (`None`: not a digest).
+pub async fn digest(tx: &mut PgConnection, digest_id: &str) -> Result<Option<DigestCandidate>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT g.digest_id, g.closes_at, g.sealed_at, d.status AS delivery \
+         FROM digests g JOIN deliveries d ON d.notification_id = g.digest_id \
+         WHERE g.digest_id = $1 FOR UPDATE OF g",
+    )
+    .bind(digest_id)
     .fetch_optional(tx)
     .await
+}
+
+/// Seals a digest: its sending was asked for at `at`, and it holds what it holds now.
+pub async fn seal(tx: &mut PgConnection, digest_id: &str, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE digests SET sealed_at = $2 WHERE digest_id = $1 AND sealed_at IS NULL")
+        .bind(digest_id)
+        .bind(at)
+        .execute(tx)
+        .await
+        .map(drop)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -311,17 +348,27 @@ pub async fn digest_items(
     .await
 }
 
-/// The recipient's waiting digested messages of a transaction, with their digest.
+/// A digested message and its digest as the log left it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Digested {
+    pub notification_id: String,
+    #[sqlx(flatten)]
+    pub digest: DigestCandidate,
+}
+
+/// The recipient's digested messages of a transaction, with their digests.
 pub async fn digested_in_transaction(
     tx: &mut PgConnection,
     organization_id: &str,
     recipient_id: &str,
     transaction_id: &str,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
+) -> Result<Vec<Digested>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT n.notification_id, n.digest_id FROM notifications n JOIN deliveries d ON d.notification_id = n.digest_id \
+        "SELECT n.notification_id, g.digest_id, g.closes_at, g.sealed_at, d.status AS delivery \
+         FROM notifications n JOIN digests g ON g.digest_id = n.digest_id \
+           JOIN deliveries d ON d.notification_id = n.digest_id \
          WHERE n.organization_id = $1 AND n.recipient_id = $2 AND n.transaction_id = $3 AND n.status = 'digested' \
-           AND d.status = 'pending' ORDER BY n.notification_id",
+         ORDER BY n.notification_id FOR UPDATE OF g",
     )
     .bind(organization_id)
     .bind(recipient_id)
@@ -355,29 +402,20 @@ pub async fn mark_read(
     })
 }
 
-/// Makes a waiting delivery due at `at`; false when there is none waiting.
-pub async fn release(
+/// Makes a notification's delivery due at `at` at the latest (the worker's schedule: a retry
+/// waiting out its back-off goes now); nothing when it is not pending.
+pub async fn due_by(
     tx: &mut PgConnection,
     notification_id: &str,
     at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "UPDATE deliveries SET next_attempt_at = LEAST(next_attempt_at, $2) \
-         WHERE notification_id = $1 AND status = 'pending' AND attempts = 0",
+         WHERE notification_id = $1 AND status = 'pending'",
     )
     .bind(notification_id)
     .bind(at)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 1 {
-        sqlx::query(
-            "UPDATE notifications SET not_before = LEAST(not_before, $2), status = 'queued', reason = NULL, updated_at = $2 \
-             WHERE notification_id = $1 AND status = 'deferred'",
-        )
-        .bind(notification_id)
-        .bind(at)
-        .execute(tx)
-        .await?;
-    }
-    Ok(done.rows_affected() == 1)
+    .execute(tx)
+    .await
+    .map(drop)
 }

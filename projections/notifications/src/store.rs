@@ -322,21 +322,24 @@ pub async fn settle_delivery(tx: &mut PgConnection, notification_id: &str) -> Re
         .map(drop)
 }
 
-/// The recipient's waiting notifications of a transaction.
+/// The recipient's notifications of a transaction whose delivery is in one of the `waiting`
+/// statuses.
 pub async fn waiting_in_transaction(
     tx: &mut PgConnection,
     organization_id: &str,
     recipient_id: &str,
     transaction_id: &str,
+    waiting: &[&str],
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT n.notification_id FROM notifications n JOIN deliveries d USING (notification_id) \
-         WHERE n.organization_id = $1 AND n.recipient_id = $2 AND n.transaction_id = $3 AND d.status = 'pending' \
+         WHERE n.organization_id = $1 AND n.recipient_id = $2 AND n.transaction_id = $3 AND d.status = ANY($4) \
          ORDER BY n.notification_id",
     )
     .bind(organization_id)
     .bind(recipient_id)
     .bind(transaction_id)
+    .bind(waiting)
     .fetch_all(tx)
     .await
 }
@@ -358,6 +361,7 @@ pub struct Due {
 }
 
 /// Leases up to `limit` due deliveries for `lease_secs`; a crashed worker's leases run out.
+/// A digest is due only once sealed (see [`digests_to_seal`]).
 pub async fn lease_due(
     tx: &mut PgConnection,
     now: DateTime<Utc>,
@@ -366,8 +370,9 @@ pub async fn lease_due(
 ) -> Result<Vec<Due>, sqlx::Error> {
     sqlx::query_as(
         "WITH due AS ( \
-           SELECT notification_id FROM deliveries \
+           SELECT notification_id FROM deliveries p \
            WHERE status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until < $1) \
+             AND NOT EXISTS (SELECT 1 FROM digests g WHERE g.digest_id = p.notification_id AND g.sealed_at IS NULL) \
            ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
          UPDATE deliveries d SET leased_until = $1 + make_interval(secs => $3) FROM due \
          WHERE d.notification_id = due.notification_id \
@@ -383,6 +388,39 @@ pub async fn lease_due(
     .bind(now)
     .bind(limit)
     .bind(lease_secs)
+    .fetch_all(tx)
+    .await
+}
+
+/// A digest whose window has closed, waiting for its seal: the worker asks for it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Unsealed {
+    pub notification_id: String,
+    pub organization_id: String,
+    pub recipient_id: String,
+}
+
+/// Up to `limit` due digests not sealed yet, each put off by `ask_again_secs`: the worker asks for
+/// their seal (a `ReleaseNotification`, which also makes them due again at once) and asks again
+/// when that much time passes without it.
+pub async fn digests_to_seal(
+    tx: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+    ask_again_secs: f64,
+) -> Result<Vec<Unsealed>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH due AS ( \
+           SELECT p.notification_id FROM deliveries p JOIN digests g ON g.digest_id = p.notification_id \
+           WHERE p.status = 'pending' AND p.next_attempt_at <= $1 AND g.sealed_at IS NULL \
+           ORDER BY p.next_attempt_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED) \
+         UPDATE deliveries d SET next_attempt_at = $1 + make_interval(secs => $3) FROM due \
+         WHERE d.notification_id = due.notification_id \
+         RETURNING d.notification_id, d.organization_id, d.recipient_id",
+    )
+    .bind(now)
+    .bind(limit)
+    .bind(ask_again_secs)
     .fetch_all(tx)
     .await
 }

@@ -5,6 +5,7 @@ pub mod digests;
 pub mod reports;
 pub mod routing;
 pub mod templates;
+pub mod waiting;
 
 use studyspot_schemas::{
     first_blank,
