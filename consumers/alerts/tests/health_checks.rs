@@ -13,54 +13,16 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
-use studyspot_schemas::alerts::{self, AlertFired, AlertResolved, HealthCheckStatusChanged};
-use studyspot_test_world::{World, eventually};
+use studyspot_schemas::{
+    alerts::{self, AlertFired, AlertResolved, HealthCheckStatusChanged},
+    attendance, billing, notifications,
+};
+use studyspot_test_world::{Api, World, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn command(&self, path: &str, body: Value) -> Value {
-        let (status, accepted) = self.post(path, body).await;
-        assert_eq!(status, 202, "{path}: {accepted}");
-        let id = accepted["command_id"].as_str().expect("command id");
-        let (status, decided) = self.get(&format!("/api/commands/{id}?wait=30s")).await;
-        assert_eq!(status, 200, "{decided}");
-        decided
-    }
-
-    async fn check(&self, id: &str) -> Value {
-        let (status, body) = self.get(&format!("/api/monitoring/health-checks/{id}")).await;
-        if status == 200 { body } else { Value::Null }
-    }
+async fn check(api: &Api, id: &str) -> Value {
+    let (status, body) = api.get(&format!("/api/monitoring/health-checks/{id}")).await;
+    if status == 200 { body } else { Value::Null }
 }
 
 /// A target answering `GET /healthz` with 200 while `healthy`, 503 otherwise.
@@ -133,26 +95,14 @@ async fn status_changes(world: &World, health_check_id: &str) -> Vec<(String, St
 async fn a_target_going_down_fires_once_to_the_operator_and_resolves_when_it_is_back() {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
     // Alerts reads these domains' events: the topics exist in every real deployment.
-    let mut topics = Vec::new();
-    for t in [
-        &studyspot_schemas::billing::EVENTS,
-        &studyspot_schemas::attendance::EVENTS,
-        &studyspot_schemas::notifications::EVENTS,
-    ] {
-        topics.push(world.topic(t.name));
-        topics.push(world.topic(t.dead_letter));
-    }
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("domain topics");
-    let (base, settings) = world.gateway_with_settings().await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    let api = Api { client, base: base.clone(), token: world.token(&settings, Role::Staff, None) };
+    world.create_topics(&[&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS]).await;
+    let api = Api::staff(&world).await;
 
     let healthy = Arc::new(AtomicBool::new(true));
     let target = fake_target(healthy.clone()).await;
     let nobody = format!("http://{}/ready", closed_port().await);
     let org = world.organization_id();
-    let gateway_ready = format!("{base}/ready");
+    let gateway_ready = format!("{}/ready", api.base);
     let consumer = world.spawn_consumer_with(
         None,
         &world.database_url,
@@ -195,7 +145,7 @@ async fn a_target_going_down_fires_once_to_the_operator_and_resolves_when_it_is_
     assert_eq!(defined["status"], "applied", "{defined}");
 
     eventually("the target to be up", Duration::from_secs(30), || async {
-        let body = api.check("hck_fake").await;
+        let body = check(&api, "hck_fake").await;
         (body["check"]["status"] == "up").then_some(())
     })
     .await;
@@ -203,7 +153,7 @@ async fn a_target_going_down_fires_once_to_the_operator_and_resolves_when_it_is_
     // its /ready, a billing process nobody started does not.
     let processes = eventually("the process checks to be probed", Duration::from_secs(30), || async {
         let (gateway, billing) =
-            (api.check("hck_process_gateway").await, api.check("hck_process_billing").await);
+            (check(&api, "hck_process_gateway").await, check(&api, "hck_process_billing").await);
         (gateway["check"]["status"] == "up" && billing["check"]["status"] == "down")
             .then_some((gateway, billing))
     })
@@ -227,7 +177,7 @@ async fn a_target_going_down_fires_once_to_the_operator_and_resolves_when_it_is_
         (!fired.is_empty()).then_some(fired)
     })
     .await;
-    let down = api.check("hck_fake").await;
+    let down = check(&api, "hck_fake").await;
     assert_eq!(down["check"]["status"], "down", "{down}");
     assert_eq!(down["check"]["last_status_code"], 503, "{down}");
 

@@ -8,12 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, TimeZone, Utc};
 use serde_json::{Value, json};
-use studyspot_gateway::{
-    auth::Role,
-    grpc_api::{
-        DashboardDataRequest, DashboardWidget, DefineDashboardRequest, ReportRunFileRequest,
-        gateway_client::GatewayClient,
-    },
+use studyspot_gateway::grpc_api::{
+    DashboardDataRequest, DashboardWidget, DefineDashboardRequest, ReportRunFileRequest,
+    gateway_client::GatewayClient,
 };
 use studyspot_schemas::{
     EventMetadata, Record,
@@ -24,65 +21,18 @@ use studyspot_schemas::{
     billing::{self, PaymentFailed, PaymentSucceeded, RefundIssued},
     notifications::{self, NotificationSent, NotificationTracked},
 };
-use studyspot_test_world::{World, eventually};
+use studyspot_test_world::{Api, World, eventually};
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
+/// Sends a command and waits for alerts' decision; it must be applied.
+async fn applied(api: &Api, path: &str, body: Value) {
+    let decided = api.command(path, body).await;
+    assert_eq!(decided["status"], "applied", "{path}: {decided}");
 }
 
-impl Api {
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn text(&self, path: &str) -> (u16, String, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        let content_type =
-            r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        (r.status().as_u16(), content_type, r.text().await.unwrap_or_default())
-    }
-
-    /// Sends a command and waits for alerts' decision; it must be applied.
-    async fn command(&self, path: &str, body: Value) {
-        let (status, accepted) = self.post(path, body).await;
-        assert_eq!(status, 202, "{path}: {accepted}");
-        let id = accepted["command_id"].as_str().expect("command id");
-        let (status, decided) = self.get(&format!("/api/commands/{id}?wait=30s")).await;
-        assert_eq!((status, &decided["status"]), (200, &json!("applied")), "{path}: {decided}");
-    }
-
-    /// The samples of `metric` so far.
-    async fn samples(&self, metric: &str) -> Vec<Value> {
-        let (_, body) = self.get(&format!("/api/monitoring/metrics?metric={metric}")).await;
-        body["items"].as_array().cloned().unwrap_or_default()
-    }
+/// The samples of `metric` so far.
+async fn samples(api: &Api, metric: &str) -> Vec<Value> {
+    let (_, body) = api.get(&format!("/api/monitoring/metrics?metric={metric}")).await;
+    body["items"].as_array().cloned().unwrap_or_default()
 }
 
 fn metadata(world: &World, at: DateTime<Utc>, actor: &str) -> EventMetadata {
@@ -101,15 +51,8 @@ fn metadata(world: &World, at: DateTime<Utc>, actor: &str) -> EventMetadata {
 /// an alerts process with `env`.
 async fn start(env: &[(&str, &str)]) -> (World, Api, studyspot_test_world::Consumer) {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
-    let topics: Vec<String> = [&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS]
-        .iter()
-        .flat_map(|t| [world.topic(t.name), world.topic(t.dead_letter)])
-        .collect();
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("domain topics");
-    let (base, settings) = world.gateway_with_settings().await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    let api = Api { client, base, token: world.token(&settings, Role::Staff, None) };
+    world.create_topics(&[&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS]).await;
+    let api = Api::staff(&world).await;
     let consumer = world.spawn_consumer_with(None, &world.database_url, env);
     (world, api, consumer)
 }
@@ -138,7 +81,8 @@ async fn derived_samples_fire_rules_and_two_alerts_of_one_group_are_told_once() 
 
     // Given two rules of team billing: refund volume over 1000 (minor units) in the hour, and any
     // record on alerts' own dead-letter topic.
-    api.command(
+    applied(
+        &api,
         "/api/monitoring/alerts",
         json!({ "rule_id": "rul_refunds", "name": "RefundVolume", "kind": "threshold",
                 "metric": "studyspot_refund_volume_minor", "aggregation": "sum",
@@ -146,7 +90,8 @@ async fn derived_samples_fire_rules_and_two_alerts_of_one_group_are_told_once() 
                 "labels": { "team": "billing" }, "repeat_interval_seconds": 0 }),
     )
     .await;
-    api.command(
+    applied(
+        &api,
         "/api/monitoring/alerts",
         json!({ "rule_id": "rul_dead_letters", "name": "DeadLetters", "kind": "threshold",
                 "metric": "studyspot_dead_letter_records",
@@ -200,29 +145,29 @@ async fn derived_samples_fire_rules_and_two_alerts_of_one_group_are_told_once() 
 
     // Then each shows up as a derived sample.
     let refunds = eventually("a refund volume sample", Duration::from_secs(60), || async {
-        api.samples("studyspot_refund_volume_minor").await.first().cloned()
+        samples(&api, "studyspot_refund_volume_minor").await.first().cloned()
     })
     .await;
     assert_eq!((refunds["value"].as_f64(), &refunds["labels"]["currency"]), (Some(2500.0), &json!("EUR")));
     let ratio = eventually("an occupancy ratio sample", Duration::from_secs(60), || async {
-        api.samples("studyspot_venue_occupancy_ratio").await.first().cloned()
+        samples(&api, "studyspot_venue_occupancy_ratio").await.first().cloned()
     })
     .await;
     assert_eq!((ratio["value"].as_f64(), &ratio["labels"]["venue_id"]), (Some(0.25), &json!("ven_1")));
     let sent = eventually("a notification outcome sample", Duration::from_secs(60), || async {
-        api.samples("studyspot_notification_outcomes").await.first().cloned()
+        samples(&api, "studyspot_notification_outcomes").await.first().cloned()
     })
     .await;
     assert_eq!((&sent["labels"]["outcome"], &sent["labels"]["channel"]), (&json!("sent"), &json!("email")));
     let dead = eventually("a dead-letter count of alerts' commands", Duration::from_secs(60), || async {
-        api.samples("studyspot_dead_letter_records").await.into_iter().find(|s| {
+        samples(&api, "studyspot_dead_letter_records").await.into_iter().find(|s| {
             s["labels"]["topic"] == alerts::COMMANDS.dead_letter && s["value"].as_f64() >= Some(1.0)
         })
     })
     .await;
     assert_eq!(dead["value"].as_f64(), Some(1.0), "{dead}");
     let lag = eventually("a consumer lag sample", Duration::from_secs(60), || async {
-        api.samples("studyspot_consumer_lag_records")
+        samples(&api, "studyspot_consumer_lag_records")
             .await
             .into_iter()
             .find(|s| s["labels"]["consumer"] == "alerts" && s["labels"]["topic"] == billing::EVENTS.name)
@@ -239,7 +184,8 @@ async fn derived_samples_fire_rules_and_two_alerts_of_one_group_are_told_once() 
     .await;
 
     // When a route grouping by team is defined, then one notification carries both alerts.
-    api.command(
+    applied(
+        &api,
         "/api/monitoring/routes",
         json!({ "route_id": "rte_billing", "matchers": [{ "name": "team", "op": "=", "value": "billing" }],
                 "receivers": [{ "recipient_id": "usr_ops", "channel": "email" }],
@@ -304,7 +250,7 @@ async fn derived_samples_fire_rules_and_two_alerts_of_one_group_are_told_once() 
     })
     .await;
     assert!(pruned.removed >= 5, "{pruned:?}");
-    assert!(api.samples("studyspot_refund_volume_minor").await.is_empty());
+    assert!(samples(&api, "studyspot_refund_volume_minor").await.is_empty());
 }
 
 fn checked_in(world: &World, at: DateTime<Utc>, occupancy: i32) -> CheckedIn {
@@ -347,7 +293,8 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
         ("STUDYSPOT_ALERTS__INSIGHTS_INTERVAL_SECS", "0"),
     ])
     .await;
-    api.command(
+    applied(
+        &api,
         "/api/monitoring/reports",
         json!({ "report_id": "rpt_daily", "name": "Daily operations", "schedule": "daily", "time_zone": "UTC",
                 "sections": ["revenue", "occupancy", "deliveries", "alerts"],
@@ -368,7 +315,8 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
     let day = Utc.from_utc_datetime(&today.and_hms_opt(0, 0, 0).expect("midnight"));
     let at = |h: u32, m: u32| day + chrono::Duration::minutes(i64::from(h * 60 + m));
     let tomorrow = Utc.from_utc_datetime(&(today + Days::new(1)).and_hms_opt(0, 0, 0).expect("midnight"));
-    api.command(
+    applied(
+        &api,
         "/api/monitoring/dashboards",
         json!({ "dashboard_id": "dsh_ops", "name": "Operations", "widgets": [
             { "widget_id": "payments", "title": "Payments by outcome", "kind": "series",
@@ -477,10 +425,10 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
         })
         .await;
     eventually("every derived sample", Duration::from_secs(60), || async {
-        let outcomes = api.samples("studyspot_notification_outcomes").await.len();
-        let occupancy = api.samples("studyspot_venue_occupancy_ratio").await.len();
-        let payments = api.samples("studyspot_payment_amount_minor").await.len();
-        let refunds = api.samples("studyspot_refund_volume_minor").await.len();
+        let outcomes = samples(&api, "studyspot_notification_outcomes").await.len();
+        let occupancy = samples(&api, "studyspot_venue_occupancy_ratio").await.len();
+        let payments = samples(&api, "studyspot_payment_amount_minor").await.len();
+        let refunds = samples(&api, "studyspot_refund_volume_minor").await.len();
         (outcomes == 3 && occupancy == 3 && payments == 3 && refunds == 1).then_some(())
     })
     .await;
@@ -625,7 +573,8 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
     };
     world.send(&again).await;
     // A command after it on the organization's partition: once that is applied, so is the tick.
-    api.command(
+    applied(
+        &api,
         "/api/monitoring/dashboards",
         json!({ "name": "After the tick", "widgets": [{ "title": "Revenue", "kind": "revenue" }] }),
     )

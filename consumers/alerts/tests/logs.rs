@@ -6,81 +6,28 @@
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
-use studyspot_schemas::EventMetadata;
-use studyspot_test_world::{World, eventually};
+use serde_json::json;
+use studyspot_schemas::{EventMetadata, attendance, billing, notifications};
+use studyspot_test_world::{Api, World, eventually};
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .query(query)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn command(&self, path: &str, body: Value) -> Value {
-        let (status, accepted) = self.post(path, body).await;
-        assert_eq!(status, 202, "{path}: {accepted}");
-        let id = accepted["command_id"].as_str().expect("command id");
-        let (status, decided) = self.get(&format!("/api/commands/{id}"), &[("wait", "30s")]).await;
-        assert_eq!(status, 200, "{decided}");
-        decided
-    }
-
-    /// The messages a search finds, newest first.
-    async fn messages(&self, query: &[(&str, &str)]) -> Vec<String> {
-        let (status, body) = self.get("/api/monitoring/logs", query).await;
-        assert_eq!(status, 200, "{body}");
-        body["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|l| l["message"].as_str().expect("message").to_owned())
-            .collect()
-    }
+/// The messages a search finds, newest first.
+async fn messages(api: &Api, query: &[(&str, &str)]) -> Vec<String> {
+    let (status, body) = api.get_query("/api/monitoring/logs", query).await;
+    assert_eq!(status, 200, "{body}");
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|l| l["message"].as_str().expect("message").to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retention() {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
-    let mut topics = Vec::new();
-    for t in [
-        &studyspot_schemas::billing::EVENTS,
-        &studyspot_schemas::attendance::EVENTS,
-        &studyspot_schemas::notifications::EVENTS,
-    ] {
-        topics.push(world.topic(t.name));
-        topics.push(world.topic(t.dead_letter));
-    }
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("domain topics");
-    let (base, settings) = world.gateway_with_settings().await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    let api = Api { client, base, token: world.token(&settings, Role::Staff, None) };
+    // Alerts reads these domains' events: the topics exist in every real deployment.
+    world.create_topics(&[&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS]).await;
+    let api = Api::staff(&world).await;
     let consumer = world.spawn_consumer_with(
         None,
         &world.database_url,
@@ -122,12 +69,12 @@ async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retentio
     let stored = api.command("/api/monitoring/logs", batch).await;
     assert_eq!(stored["status"], "applied", "{stored}");
 
-    let all = api.messages(&[]).await;
+    let all = messages(&api, &[]).await;
     assert_eq!(all.len(), 6, "{all:?}");
     assert_eq!(all[0], "check-in verified", "newest first");
 
     // At least warn: warnings, errors (and fatal), nothing below.
-    let warn_up = api.messages(&[("level", "warn")]).await;
+    let warn_up = messages(&api, &[("level", "warn")]).await;
     assert_eq!(
         warn_up,
         [
@@ -138,36 +85,40 @@ async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retentio
         ]
     );
     assert_eq!(
-        api.messages(&[("level", "error"), ("service", "billing")]).await,
+        messages(&api, &[("level", "error"), ("service", "billing")]).await,
         ["charge failed: connection refused", "charge failed: card declined"]
     );
     // Text: words, phrases, exclusions, and field values.
     assert_eq!(
-        api.messages(&[("q", "charge failed -declined")]).await,
+        messages(&api, &[("q", "charge failed -declined")]).await,
         ["charge failed: connection refused"]
     );
-    assert_eq!(api.messages(&[("q", "\"connection refused\"")]).await, ["charge failed: connection refused"]);
-    assert_eq!(api.messages(&[("q", "pay_2")]).await, ["provider slow: stripe answered in 4 s"]);
     assert_eq!(
-        api.messages(&[("q", "stripe"), ("level", "error")]).await,
+        messages(&api, &[("q", "\"connection refused\"")]).await,
+        ["charge failed: connection refused"]
+    );
+    assert_eq!(messages(&api, &[("q", "pay_2")]).await, ["provider slow: stripe answered in 4 s"]);
+    assert_eq!(
+        messages(&api, &[("q", "stripe"), ("level", "error")]).await,
         ["charge failed: connection refused"]
     );
     // Time range: from inclusive, to exclusive.
     let (from, to) = (at(0, 25), at(0, 5));
     assert_eq!(
-        api.messages(&[("from", from.as_str()), ("to", to.as_str())]).await,
+        messages(&api, &[("from", from.as_str()), ("to", to.as_str())]).await,
         ["charge failed: connection refused", "provider slow: stripe answered in 4 s"]
     );
     // Pages: two, then the rest, following next_cursor.
-    let (_, first) = api.get("/api/monitoring/logs", &[("limit", "4")]).await;
+    let (_, first) = api.get_query("/api/monitoring/logs", &[("limit", "4")]).await;
     assert_eq!(first["items"].as_array().map(Vec::len), Some(4), "{first}");
     let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
-    let (_, second) = api.get("/api/monitoring/logs", &[("limit", "4"), ("cursor", cursor.as_str())]).await;
+    let (_, second) =
+        api.get_query("/api/monitoring/logs", &[("limit", "4"), ("cursor", cursor.as_str())]).await;
     let rest: Vec<&str> =
         second["items"].as_array().expect("items").iter().filter_map(|l| l["message"].as_str()).collect();
     assert_eq!(rest, ["charge succeeded", "charge failed: card declined"]);
     assert!(second["next_cursor"].is_null(), "{second}");
-    let (status, bad) = api.get("/api/monitoring/logs", &[("level", "loud")]).await;
+    let (status, bad) = api.get_query("/api/monitoring/logs", &[("level", "loud")]).await;
     assert_eq!((status, bad["error"]["field"].as_str()), (422, Some("level")), "{bad}");
 
     // A retention tick at now keeping 14 days drops the 20-day-old record, and only it.
@@ -185,12 +136,12 @@ async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retentio
     };
     world.send(&tick).await;
     let left = eventually("the old record to expire", Duration::from_secs(30), || async {
-        let left = api.messages(&[]).await;
+        let left = messages(&api, &[]).await;
         (left.len() == 5).then_some(left)
     })
     .await;
     assert!(!left.iter().any(|m| m.contains("declined")), "{left:?}");
-    assert!(api.messages(&[("q", "pay_old")]).await.is_empty());
+    assert!(messages(&api, &[("q", "pay_old")]).await.is_empty());
 
     // The same search over gRPC, typed.
     let channel =
@@ -222,7 +173,7 @@ async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retentio
         )
         .await;
     assert_eq!(stale["status"], "applied", "{stale}");
-    assert_eq!(api.messages(&[("q", "stale")]).await, ["stale request"]);
+    assert_eq!(messages(&api, &[("q", "stale")]).await, ["stale request"]);
     drop(consumer);
     let _ticking = world.spawn_consumer_with(
         None,
@@ -233,8 +184,8 @@ async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retentio
         ],
     );
     eventually("the scheduled retention tick", Duration::from_secs(60), || async {
-        api.messages(&[("q", "stale")]).await.is_empty().then_some(())
+        messages(&api, &[("q", "stale")]).await.is_empty().then_some(())
     })
     .await;
-    assert_eq!(api.messages(&[]).await.len(), 5, "the records within 14 days stay");
+    assert_eq!(messages(&api, &[]).await.len(), 5, "the records within 14 days stay");
 }

@@ -6,55 +6,15 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
+use serde_json::json;
 use studyspot_schemas::{
     EventMetadata,
     alerts::{self, AlertFired, AlertResolved},
+    attendance,
     billing::{self, PaymentFailed, PaymentSucceeded},
+    notifications,
 };
-use studyspot_test_world::{World, eventually};
-
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Sends a command and waits for alerts' decision (the status body).
-    async fn command(&self, path: &str, body: Value) -> Value {
-        let (status, accepted) = self.post(path, body).await;
-        assert_eq!(status, 202, "{path}: {accepted}");
-        let id = accepted["command_id"].as_str().expect("command id");
-        let (status, decided) = self.get(&format!("/api/commands/{id}?wait=30s")).await;
-        assert_eq!(status, 200, "{decided}");
-        decided
-    }
-}
+use studyspot_test_world::{Api, World, eventually};
 
 fn metadata(world: &World) -> EventMetadata {
     let id = uuid::Uuid::now_v7().to_string();
@@ -116,21 +76,9 @@ async fn notifications(world: &World) -> (Vec<AlertFired>, Vec<AlertResolved>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_of_failed_payments_fires_once_and_recovery_resolves() {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
-    // Alerts reads billing's, attendance's and notifications' events: those topics exist in every
-    // real deployment.
-    let billing_topics = [
-        world.topic(billing::EVENTS.name),
-        world.topic(billing::EVENTS.dead_letter),
-        world.topic(studyspot_schemas::attendance::EVENTS.name),
-        world.topic(studyspot_schemas::attendance::EVENTS.dead_letter),
-        world.topic(studyspot_schemas::notifications::EVENTS.name),
-        world.topic(studyspot_schemas::notifications::EVENTS.dead_letter),
-    ];
-    let refs: Vec<&str> = billing_topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("billing topics");
-    let (base, settings) = world.gateway_with_settings().await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    let api = Api { client, base, token: world.token(&settings, Role::Staff, None) };
+    // Alerts reads these domains' events: the topics exist in every real deployment.
+    world.create_topics(&[&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS]).await;
+    let api = Api::staff(&world).await;
     let consumer = world.spawn_consumer_with(
         None,
         &world.database_url,

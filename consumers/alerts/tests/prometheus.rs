@@ -13,6 +13,7 @@ use std::{
 
 use serde_json::json;
 use studyspot_gateway::auth::Role;
+use studyspot_schemas::{attendance, billing, notifications};
 use studyspot_test_world::{World, eventually};
 
 fn root() -> PathBuf {
@@ -132,17 +133,8 @@ async fn metrics_text(url: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gateway_and_a_consumer_serve_valid_prometheus_exposition() {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
-    let mut topics = Vec::new();
-    for t in [
-        &studyspot_schemas::billing::EVENTS,
-        &studyspot_schemas::attendance::EVENTS,
-        &studyspot_schemas::notifications::EVENTS,
-    ] {
-        topics.push(world.topic(t.name));
-        topics.push(world.topic(t.dead_letter));
-    }
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("domain topics");
+    // Alerts reads these domains' events: the topics exist in every real deployment.
+    world.create_topics(&[&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS]).await;
     let (base, settings) = world.gateway_with_settings().await;
     let token = world.token(&settings, Role::Staff, None);
     let ops = {

@@ -8,6 +8,7 @@ mod proxy;
 use std::time::Duration;
 
 use serde_json::Value;
+use studyspot_schemas::{attendance, billing, notifications};
 use studyspot_test_world::{World, eventually};
 
 async fn get(url: &str) -> Option<(u16, Value)> {
@@ -20,17 +21,8 @@ async fn get(url: &str) -> Option<(u16, Value)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn ready_follows_the_database_and_health_stays_alive() {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
-    let mut topics = Vec::new();
-    for t in [
-        &studyspot_schemas::billing::EVENTS,
-        &studyspot_schemas::attendance::EVENTS,
-        &studyspot_schemas::notifications::EVENTS,
-    ] {
-        topics.push(world.topic(t.name));
-        topics.push(world.topic(t.dead_letter));
-    }
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("domain topics");
+    // Alerts reads these domains' events: the topics exist in every real deployment.
+    world.create_topics(&[&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS]).await;
     let database = proxy::Proxy::start(world.database_host_port()).await;
     let ops = {
         let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");

@@ -21,7 +21,6 @@ use std::{
 
 use chrono::{DateTime, Days, TimeZone as _, Utc};
 use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::{
     EventMetadata,
     alerts::{
@@ -32,7 +31,7 @@ use studyspot_schemas::{
     billing::{self, PaymentFailed, PaymentSucceeded},
     notifications,
 };
-use studyspot_test_world::{Consumer, World, eventually, exited, stop};
+use studyspot_test_world::{Api, Consumer, World, eventually, exited, stop};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Tables whose rows carry a sequence's number (`id`), and that number's column. A sequence
@@ -57,65 +56,24 @@ const EXCLUDED: [&str; 5] = [
     "health_check_results.id",
 ];
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
+/// The live alert of `rule_id` once `accept` holds for it.
+async fn alert_until(api: &Api, rule_id: &str, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, Duration::from_secs(90), || async {
+        let (_, body) = api.get("/api/monitoring/alerts/active").await;
+        body["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|a| a["rule_id"] == rule_id && accept(a)).cloned())
+    })
+    .await
 }
 
-impl Api {
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Sends a command and waits for alerts' decision (the status body).
-    async fn command(&self, path: &str, body: Value) -> Value {
-        let (status, accepted) = self.post(path, body).await;
-        assert_eq!(status, 202, "{path}: {accepted}");
-        let id = accepted["command_id"].as_str().expect("command id");
-        let (status, decided) = self.get(&format!("/api/commands/{id}?wait=30s")).await;
-        assert_eq!(status, 200, "{decided}");
-        decided
-    }
-
-    /// The live alert of `rule_id` once `accept` holds for it.
-    async fn alert_until(&self, rule_id: &str, what: &str, accept: impl Fn(&Value) -> bool) -> Value {
-        eventually(what, Duration::from_secs(90), || async {
-            let (_, body) = self.get("/api/monitoring/alerts/active").await;
-            body["items"]
-                .as_array()
-                .and_then(|items| items.iter().find(|a| a["rule_id"] == rule_id && accept(a)).cloned())
-        })
-        .await
-    }
-
-    async fn until_resolved(&self, rule_id: &str) {
-        eventually(&format!("{rule_id} resolved"), Duration::from_secs(90), || async {
-            let (status, body) = self.get("/api/monitoring/alerts/active").await;
-            let gone = body["items"].as_array().is_some_and(|i| !i.iter().any(|a| a["rule_id"] == rule_id));
-            (status == 200 && gone).then_some(())
-        })
-        .await;
-    }
+async fn until_resolved(api: &Api, rule_id: &str) {
+    eventually(&format!("{rule_id} resolved"), Duration::from_secs(90), || async {
+        let (status, body) = api.get("/api/monitoring/alerts/active").await;
+        let gone = body["items"].as_array().is_some_and(|i| !i.iter().any(|a| a["rule_id"] == rule_id));
+        (status == 200 && gone).then_some(())
+    })
+    .await;
 }
 
 fn metadata(world: &World, actor: &str) -> EventMetadata {
@@ -259,13 +217,7 @@ async fn assert_same(
 async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
     let world = World::new("alerts", env!("CARGO_BIN_EXE_studyspot-alerts")).await;
     // Alerts reads these domains' events: the topics exist in every real deployment.
-    let mut topics = Vec::new();
-    for t in [&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS] {
-        topics.push(world.topic(t.name));
-        topics.push(world.topic(t.dead_letter));
-    }
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("domain topics");
+    world.create_topics(&[&billing::EVENTS, &attendance::EVENTS, &notifications::EVENTS]).await;
     let org = world.organization_id();
 
     // Before any process runs. Schema evolution: the on-call route written with DefineRoute
@@ -319,9 +271,7 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
     let status = exited(&mut doomed, Duration::from_secs(60)).await;
     assert_eq!(status.signal(), Some(9), "the consumer should have SIGKILLed itself:\n{}", doomed.log());
     let mut live = consumer(&world, None);
-    let (base, settings) = world.gateway_with_settings().await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    let api = Api { client, base, token: world.token(&settings, Role::Staff, None) };
+    let api = Api::staff(&world).await;
 
     // Refused: a matcher that does not compile, expiring a silence nobody made.
     let bad = api
@@ -440,11 +390,11 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
         world.send(&failed(&world, i)).await;
     }
     world.send(&succeeded(&world, 0)).await;
-    api.alert_until("rul_payment_failures", "the payment alert firing", |a| a["state"] == "firing").await;
+    alert_until(&api, "rul_payment_failures", "the payment alert firing", |a| a["state"] == "firing").await;
     for i in 1..30 {
         world.send(&succeeded(&world, i)).await;
     }
-    api.until_resolved("rul_payment_failures").await;
+    until_resolved(&api, "rul_payment_failures").await;
     let (fired, resolved) =
         eventually("the payment alert told and resolved", Duration::from_secs(30), || async {
             let (fired, resolved) = told(&world, "rul_payment_failures").await;
@@ -483,12 +433,12 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
     })
     .await;
     healthy.store(false, Ordering::SeqCst);
-    let down = api
-        .alert_until("rul_health_hck_fake", "the health check alert firing", |a| a["state"] == "firing")
-        .await;
+    let down =
+        alert_until(&api, "rul_health_hck_fake", "the health check alert firing", |a| a["state"] == "firing")
+            .await;
     assert_eq!(down["labels"]["alertname"], "HealthCheckDown", "{down}");
     healthy.store(true, Ordering::SeqCst);
-    api.until_resolved("rul_health_hck_fake").await;
+    until_resolved(&api, "rul_health_hck_fake").await;
     let (fired, _) = told(&world, "rul_health_hck_fake").await;
     assert!(fired.is_empty(), "the silence held the health check's notification back: {fired:?}");
     let suppressed = scalar(

@@ -37,13 +37,6 @@ fn venue_of(n: usize) -> &'static str {
     if n.is_multiple_of(2) { "ven_a" } else { "ven_b" }
 }
 
-async fn caught_up(world: &World, schema: &str) {
-    eventually(&format!("{schema} caught up with the topics"), Duration::from_secs(120), || async {
-        world.caught_up(schema, &TOPICS).await.then_some(())
-    })
-    .await;
-}
-
 /// Distinct ids of the follow-on events in the log, and of the dead letters' source offsets.
 fn published(world: &World) -> (HashSet<String>, HashSet<String>) {
     let events = world.read_all(attendance::EVENTS.name);
@@ -90,7 +83,7 @@ async fn rebuild_equals_live_and_is_swapped_in_while_the_live_consumer_serves() 
     let status = exited(&mut doomed, Duration::from_secs(60)).await;
     assert_eq!(status.signal(), Some(9), "the consumer should have SIGKILLed itself:\n{}", doomed.log());
     let mut live = world.spawn_consumer(None);
-    caught_up(&world, "attendance").await;
+    world.caught_up("attendance", &TOPICS).await;
     // Compared at rest: the live process's scheduler adds commands (automatic check-outs) at any
     // moment, and a rebuild follows wherever the live positions stand when it reads them.
     assert!(stop(&mut live).success(), "{}", live.log());
@@ -131,7 +124,7 @@ async fn rebuild_equals_live_and_is_swapped_in_while_the_live_consumer_serves() 
         world.send(&command).await;
     }
     let mut live = live;
-    caught_up(&world, "attendance").await;
+    world.caught_up("attendance", &TOPICS).await;
     assert!(stop(&mut live).success(), "{}", live.log());
     let pool = world.pool().await;
     let decided = |schema: &'static str| {

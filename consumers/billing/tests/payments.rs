@@ -36,7 +36,7 @@ async fn a_card_payment_is_charged_once_refunded_in_part_and_an_excess_refund_is
     let mut consumer = stripe_consumer(&world, &stripe, &[]);
 
     let (_, added) = api
-        .command(
+        .command_with_id(
             "/api/payments/methods",
             json!({ "payment_method_id": "pm_1", "member_id": "mem_1", "method": "card",
                     "provider_token": "pm_card_visa", "label": "Visa •••• 4242" }),
@@ -44,7 +44,7 @@ async fn a_card_payment_is_charged_once_refunded_in_part_and_an_excess_refund_is
         .await;
     assert_eq!(added["status"], "applied", "{added}\n{}", consumer.log());
     let (_, created) = api
-        .command(
+        .command_with_id(
             "/api/payments",
             json!({ "payment_id": "pay_1", "member_id": "mem_1", "amount_minor": 2000, "currency": "EUR",
                     "method": "card", "payment_method_id": "pm_1", "description": "Desk, March" }),
@@ -52,7 +52,7 @@ async fn a_card_payment_is_charged_once_refunded_in_part_and_an_excess_refund_is
         .await;
     assert_eq!(created["status"], "applied", "{created}");
 
-    let (process_id, processing) = api.command("/api/payments/pay_1/process", json!({})).await;
+    let (process_id, processing) = api.command_with_id("/api/payments/pay_1/process", json!({})).await;
     assert_eq!(processing["status"], "applied", "{processing}");
     let paid =
         api.until("/api/payments/pay_1", "the payment to succeed", |p| p["status"] == "succeeded").await;
@@ -60,8 +60,9 @@ async fn a_card_payment_is_charged_once_refunded_in_part_and_an_excess_refund_is
     assert_eq!(paid["provider_payment_id"], "pi_e2e");
     assert_eq!(paid["gateway_fee_minor"], 88, "Stripe's own fee wins over the configured one: {paid}");
 
-    let (_, first) =
-        api.command("/api/payments/pay_1/refunds", json!({ "refund_id": "re_1", "amount_minor": 500 })).await;
+    let (_, first) = api
+        .command_with_id("/api/payments/pay_1/refunds", json!({ "refund_id": "re_1", "amount_minor": 500 }))
+        .await;
     assert_eq!(first["status"], "applied", "{first}");
     let refunded =
         api.until("/api/payments/pay_1", "the partial refund", |p| p["status"] == "partially_refunded").await;
@@ -71,7 +72,7 @@ async fn a_card_payment_is_charged_once_refunded_in_part_and_an_excess_refund_is
     );
 
     let (_, excess) = api
-        .command("/api/payments/pay_1/refunds", json!({ "refund_id": "re_2", "amount_minor": 1600 }))
+        .command_with_id("/api/payments/pay_1/refunds", json!({ "refund_id": "re_2", "amount_minor": 1600 }))
         .await;
     assert_eq!(excess["status"], "rejected", "{excess}");
     assert_eq!(excess["rejection"]["code"], "refund_exceeds_payment");
@@ -147,7 +148,7 @@ async fn cash_pays_a_numbered_invoice_when_staff_confirm_it() {
 
     for n in 1..=2 {
         let (_, invoiced) = api
-            .command(
+            .command_with_id(
                 "/api/payments/invoices",
                 json!({ "invoice_id": format!("inv_{n}"), "member_id": "mem_1", "currency": "EUR",
                         "due_at": "2027-01-15T00:00:00Z",
@@ -167,14 +168,14 @@ async fn cash_pays_a_numbered_invoice_when_staff_confirm_it() {
     );
 
     let (_, created) = api
-        .command(
+        .command_with_id(
             "/api/payments",
             json!({ "payment_id": "pay_cash", "member_id": "mem_1", "amount_minor": 11_960, "currency": "EUR",
                     "method": "cash", "invoice_id": "inv_2" }),
         )
         .await;
     assert_eq!(created["status"], "applied", "{created}");
-    api.command("/api/payments/pay_cash/process", json!({})).await;
+    api.command_with_id("/api/payments/pay_cash/process", json!({})).await;
     let waiting = api
         .until("/api/payments/pay_cash", "the cash payment to wait for staff", |p| {
             p["status"] == "requires_action"
@@ -186,7 +187,7 @@ async fn cash_pays_a_numbered_invoice_when_staff_confirm_it() {
     );
 
     let (_, confirmed) =
-        api.command("/api/payments/pay_cash/confirm", json!({ "reference": "receipt 7" })).await;
+        api.command_with_id("/api/payments/pay_cash/confirm", json!({ "reference": "receipt 7" })).await;
     assert_eq!(confirmed["status"], "applied", "{confirmed}");
     let (_, paid) = api.get("/api/payments/invoices/inv_2").await;
     assert_eq!(
@@ -195,9 +196,10 @@ async fn cash_pays_a_numbered_invoice_when_staff_confirm_it() {
         "{paid}"
     );
 
-    let (_, again) = api.command("/api/payments/pay_cash/confirm", json!({})).await;
+    let (_, again) = api.command_with_id("/api/payments/pay_cash/confirm", json!({})).await;
     assert_eq!(again["rejection"]["code"], "not_awaiting_confirmation", "{again}");
-    let (_, void) = api.command("/api/payments/invoices/inv_2/status", json!({ "status": "void" })).await;
+    let (_, void) =
+        api.command_with_id("/api/payments/invoices/inv_2/status", json!({ "status": "void" })).await;
     assert_eq!(void["rejection"]["code"], "invalid_invoice_transition", "a paid invoice stays paid: {void}");
     assert!(stripe.received_requests().await.expect("recorded").is_empty(), "cash never reaches a provider");
     stop(&mut consumer);
@@ -247,25 +249,25 @@ async fn a_declined_card_fails_with_the_providers_code_and_a_new_attempt_survive
     let mut consumer =
         stripe_consumer(&world, &stripe, &[("STUDYSPOT_BILLING__PROVIDER__MAX_ATTEMPTS", "1")]);
 
-    api.command(
+    api.command_with_id(
         "/api/payments/methods",
         json!({ "payment_method_id": "pm_2", "member_id": "mem_2", "method": "card", "provider_token": "pm_card_visa" }),
     )
     .await;
     let (_, created) = api
-        .command(
+        .command_with_id(
             "/api/payments",
             json!({ "payment_id": "pay_2", "member_id": "mem_2", "amount_minor": 2000, "currency": "EUR",
                     "method": "card", "payment_method_id": "pm_2" }),
         )
         .await;
     assert_eq!(created["status"], "applied", "{created}\n{}", consumer.log());
-    let (first_id, _) = api.command("/api/payments/pay_2/process", json!({})).await;
+    let (first_id, _) = api.command_with_id("/api/payments/pay_2/process", json!({})).await;
     let failed = api.until("/api/payments/pay_2", "the decline", |p| p["status"] == "failed").await;
     assert_eq!(failed["failure_code"], "insufficient_funds", "{failed}");
     assert_eq!(failed["gateway_fee_minor"], 0);
 
-    let (second_id, again) = api.command("/api/payments/pay_2/process", json!({})).await;
+    let (second_id, again) = api.command_with_id("/api/payments/pay_2/process", json!({})).await;
     assert_eq!(again["status"], "applied", "a failed payment may be tried again: {again}");
     let paid = api.until("/api/payments/pay_2", "the second attempt", |p| p["status"] == "succeeded").await;
     assert_eq!(paid["attempts"], 2, "{paid}");
@@ -334,18 +336,19 @@ async fn a_signed_webhook_makes_billing_ask_stripe_at_once_about_a_payment_waiti
     // Without the webhook billing would ask again only in an hour.
     let mut consumer =
         stripe_consumer(&world, &stripe, &[("STUDYSPOT_BILLING__PROVIDER__AWAITING_POLL_SECS", "3600")]);
-    api.command(
+    api.command_with_id(
         "/api/payments/methods",
         json!({ "payment_method_id": "pm_3", "member_id": "mem_3", "method": "card", "provider_token": "pm_card_visa" }),
     )
     .await;
-    api.command(
+    api.command_with_id(
         "/api/payments",
         json!({ "payment_id": "pay_3", "member_id": "mem_3", "amount_minor": 2000, "currency": "EUR",
                 "method": "card", "payment_method_id": "pm_3" }),
     )
     .await;
-    api.command("/api/payments/pay_3/process", json!({ "return_url": "https://app.example/back" })).await;
+    api.command_with_id("/api/payments/pay_3/process", json!({ "return_url": "https://app.example/back" }))
+        .await;
     let action = api
         .until("/api/payments/pay_3", "3-D Secure to be asked for", |p| p["status"] == "requires_action")
         .await;
@@ -442,7 +445,7 @@ async fn upi_goes_to_razorpay_as_an_intent_with_what_razorpay_requires_of_the_pa
             ("STUDYSPOT_BILLING__PROVIDER__AWAITING_POLL_SECS", "3600"),
         ],
     );
-    api.command(
+    api.command_with_id(
         "/api/payments",
         json!({ "payment_id": "pay_upi", "member_id": "mem_4", "amount_minor": 49_900, "currency": "INR",
                 "method": "upi", "description": "Desk, March" }),
@@ -517,20 +520,21 @@ async fn a_refund_stripe_leaves_pending_settles_when_its_signed_event_arrives() 
         world.gateway_configured(|s| s.billing.stripe.webhook_secret = "whsec_e2e".to_owned().into()).await;
     let api = Api::new(&world, base, &settings, Role::Staff);
     let mut consumer = stripe_consumer(&world, &stripe, &[]);
-    api.command(
+    api.command_with_id(
         "/api/payments/methods",
         json!({ "payment_method_id": "pm_5", "member_id": "mem_5", "method": "card", "provider_token": "pm_card_visa" }),
     )
     .await;
-    api.command(
+    api.command_with_id(
         "/api/payments",
         json!({ "payment_id": "pay_5", "member_id": "mem_5", "amount_minor": 2000, "currency": "EUR",
                 "method": "card", "payment_method_id": "pm_5" }),
     )
     .await;
-    api.command("/api/payments/pay_5/process", json!({})).await;
+    api.command_with_id("/api/payments/pay_5/process", json!({})).await;
     api.until("/api/payments/pay_5", "the charge", |p| p["status"] == "succeeded").await;
-    api.command("/api/payments/pay_5/refunds", json!({ "refund_id": "re_p", "amount_minor": 500 })).await;
+    api.command_with_id("/api/payments/pay_5/refunds", json!({ "refund_id": "re_p", "amount_minor": 500 }))
+        .await;
     let reported = api
         .until("/api/payments/refunds/re_p", "the pending refund", |r| r["provider_refund_id"] == "re_e2e")
         .await;
@@ -602,18 +606,18 @@ async fn a_charge_whose_answers_were_lost_is_reconciled_from_stripe_once_stale_n
             ("STUDYSPOT_BILLING__PROVIDER__STALE_AFTER_SECS", "1"),
         ],
     );
-    api.command(
+    api.command_with_id(
         "/api/payments/methods",
         json!({ "payment_method_id": "pm_6", "member_id": "mem_6", "method": "card", "provider_token": "pm_card_visa" }),
     )
     .await;
-    api.command(
+    api.command_with_id(
         "/api/payments",
         json!({ "payment_id": "pay_6", "member_id": "mem_6", "amount_minor": 2000, "currency": "EUR",
                 "method": "card", "payment_method_id": "pm_6" }),
     )
     .await;
-    let (process_id, _) = api.command("/api/payments/pay_6/process", json!({})).await;
+    let (process_id, _) = api.command_with_id("/api/payments/pay_6/process", json!({})).await;
     let paid = api.until("/api/payments/pay_6", "reconciliation", |p| p["status"] == "succeeded").await;
     assert_eq!(paid["provider_payment_id"], "pi_e2e", "{paid}\n{}", consumer.log());
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use studyspot_gateway::auth::Role;
 use studyspot_schemas::{EventMetadata, billing};
-use studyspot_test_world::{World, eventually, stop};
+use studyspot_test_world::{World, stop};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 mod support;
@@ -57,13 +57,6 @@ fn legacy_plan(world: &World) -> billing::DefinePlan {
     }
 }
 
-async fn caught_up(world: &World) {
-    eventually("billing caught up with its commands", Duration::from_secs(120), || async {
-        world.caught_up("billing", &TOPICS).await.then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuild_of_billing_equals_the_live_projection_and_is_swapped_in() {
     let world = world().await;
@@ -106,14 +99,14 @@ async fn a_rebuild_of_billing_equals_the_live_projection_and_is_swapped_in() {
                     "provider_token": "pm_card_visa" }),
         ),
     ] {
-        let (_, decided) = api.command(path, body).await;
+        let (_, decided) = api.command_with_id(path, body).await;
         assert_eq!(decided["status"], "applied", "{path}: {decided}\n{}", consumer.log());
     }
     // Schema evolution: a plan written before DefinePlan had taxes and allowances.
     world.send_older(&legacy_plan(&world), &["tax_rate_bps", "allowances"]).await;
     for (id, member, plan) in [("sub_a", "mem_a", "plan_basic"), ("sub_b", "mem_b", "plan_legacy")] {
         let (_, created) = api
-            .command(
+            .command_with_id(
                 "/api/subscriptions",
                 json!({ "subscription_id": id, "member_id": member, "plan_id": plan,
                         "effective_at": "2031-01-01T00:00:00Z" }),
@@ -122,7 +115,7 @@ async fn a_rebuild_of_billing_equals_the_live_projection_and_is_swapped_in() {
         assert_eq!(created["status"], "applied", "{created}\n{}", consumer.log());
     }
     let (_, refused) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions",
             json!({ "subscription_id": "sub_c", "member_id": "mem_c", "plan_id": "plan_nowhere",
                     "effective_at": "2031-01-01T00:00:00Z" }),
@@ -131,7 +124,7 @@ async fn a_rebuild_of_billing_equals_the_live_projection_and_is_swapped_in() {
     assert_eq!(refused["status"], "rejected", "{refused}");
     for _ in 0..2 {
         let (_, used) = api
-            .command(
+            .command_with_id(
                 "/api/subscriptions/usage",
                 json!({ "usage_id": "use_jan", "subscription_id": "sub_a", "metric": "bookings",
                         "quantity": 12, "effective_at": "2031-01-10T00:00:00Z" }),
@@ -141,7 +134,7 @@ async fn a_rebuild_of_billing_equals_the_live_projection_and_is_swapped_in() {
     }
     world.send_raw(billing::COMMANDS.name, "mem_a", b"not avro at all".to_vec()).await;
     let (_, run) =
-        api.command("/api/subscriptions/billing", json!({ "up_to": "2031-02-01T00:00:00Z" })).await;
+        api.command_with_id("/api/subscriptions/billing", json!({ "up_to": "2031-02-01T00:00:00Z" })).await;
     assert_eq!(run["status"], "applied", "{run}");
     let mut numbers = Vec::new();
     for id in ["sub_a", "sub_b"] {
@@ -158,7 +151,7 @@ async fn a_rebuild_of_billing_equals_the_live_projection_and_is_swapped_in() {
     assert_eq!(numbers, ["INV-000001", "INV-000002", "INV-000003", "INV-000004"], "one series, no gaps");
     let retried = stripe.received_requests().await.unwrap_or_default();
     assert!(retried.len() > 4, "the refused charge was retried: {} calls", retried.len());
-    caught_up(&world).await;
+    world.caught_up("billing", &TOPICS).await;
     // Compared at rest: the worker reports through the log at any moment.
     assert!(stop(&mut consumer).success(), "{}", consumer.log());
 
@@ -177,14 +170,14 @@ async fn a_rebuild_of_billing_equals_the_live_projection_and_is_swapped_in() {
     let report = world.rebuild(&[], Duration::from_secs(180)).await;
     assert!(report.contains("kept as billing_old_2"), "unexpected report: {report}");
     let (id, plan) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions/plans",
             json!({ "plan_id": "plan_after", "name": "After", "tier": "basic", "cycle": "monthly",
                     "price_minor": 100, "currency": "EUR" }),
         )
         .await;
     assert_eq!(plan["status"], "applied", "{plan}\n{}", consumer.log());
-    caught_up(&world).await;
+    world.caught_up("billing", &TOPICS).await;
     assert!(stop(&mut consumer).success(), "{}", consumer.log());
     let pool = world.pool().await;
     for (schema, want) in [("billing", 1i64), ("billing_old_2", 0)] {

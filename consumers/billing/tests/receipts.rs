@@ -85,14 +85,14 @@ async fn a_payment_made_through_the_gateway_mails_the_member_a_receipt_with_the_
     let notifications = notifications_in_process(&world, &settings, &sink).await;
 
     let (_, prefs) = api
-        .command(
+        .command_with_id(
             "/api/notifications/subscriptions",
             json!({ "recipient_id": "mem_1", "email": "ada@example.org", "time_zone": "Europe/Berlin" }),
         )
         .await;
     assert_eq!(prefs["status"], "applied", "{prefs}");
     let (_, added) = api
-        .command(
+        .command_with_id(
             "/api/payments/methods",
             json!({ "payment_method_id": "pm_1", "member_id": "mem_1", "method": "card",
                     "provider_token": "pm_card_visa", "label": "Visa •••• 4242" }),
@@ -100,14 +100,14 @@ async fn a_payment_made_through_the_gateway_mails_the_member_a_receipt_with_the_
         .await;
     assert_eq!(added["status"], "applied", "{added}\n{}", billing.log());
     let (_, created) = api
-        .command(
+        .command_with_id(
             "/api/payments",
             json!({ "payment_id": "pay_1", "member_id": "mem_1", "amount_minor": 2000, "currency": "EUR",
                     "method": "card", "payment_method_id": "pm_1", "description": "Desk, March" }),
         )
         .await;
     assert_eq!(created["status"], "applied", "{created}");
-    let (_, processing) = api.command("/api/payments/pay_1/process", json!({})).await;
+    let (_, processing) = api.command_with_id("/api/payments/pay_1/process", json!({})).await;
     assert_eq!(processing["status"], "applied", "{processing}");
 
     let mail = eventually("the receipt at the SMTP sink", Duration::from_secs(90), || async {

@@ -31,7 +31,8 @@ struct Life<'a> {
 impl Life<'_> {
     /// Runs billing up to `up_to` and waits until the subscription has `expected` invoices, all paid.
     async fn bill_until(&mut self, up_to: &str, expected: usize) -> Vec<Value> {
-        let (_, run) = self.api.command("/api/subscriptions/billing", json!({ "up_to": up_to })).await;
+        let (_, run) =
+            self.api.command_with_id("/api/subscriptions/billing", json!({ "up_to": up_to })).await;
         assert_eq!(run["status"], "applied", "{run}");
         self.invoices = expected;
         self.paid_invoices(expected).await
@@ -95,7 +96,7 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
             "/api/payments/methods",
         ),
     ] {
-        let (_, decided) = api.command(what, body).await;
+        let (_, decided) = api.command_with_id(what, body).await;
         assert_eq!(decided["status"], "applied", "{what}: {decided}\n{}", consumer.log());
     }
 
@@ -105,7 +106,7 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
 
     // January: subscribed with the student coupon, billed 20 % off at once.
     let (_, created) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions",
             json!({ "subscription_id": "sub_year", "member_id": "mem_year", "plan_id": "plan_basic",
                     "coupon_id": "STUDENT", "effective_at": "2031-01-01T00:00:00Z" }),
@@ -122,7 +123,7 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
     // 14 bookings against 10 included; the same usage delivered twice counts once.
     for _ in 0..2 {
         let (_, used) = api
-            .command(
+            .command_with_id(
                 "/api/subscriptions/usage",
                 json!({ "usage_id": "use_feb", "subscription_id": "sub_year", "metric": "bookings",
                         "quantity": 14, "effective_at": "2031-02-10T00:00:00Z" }),
@@ -145,7 +146,7 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
     let (credit, charge) = (share(3_000, change, march, april), share(6_000, change, march, april));
     assert_eq!((credit, charge), (1_548, 3_097));
     let (_, changed) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions/sub_year/change-plan",
             json!({ "plan_id": "plan_premium", "proration": "next_invoice", "effective_at": "2031-03-16T00:00:00Z" }),
         )
@@ -158,7 +159,7 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
     let (may, pause) = (t("2031-05-01T00:00:00Z"), t("2031-04-11T00:00:00Z"));
     let pause_credit = share(6_000, pause, april, may);
     let (_, paused) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions/sub_year/pause",
             json!({ "resume_at": "2031-06-01T00:00:00Z", "effective_at": "2031-04-11T00:00:00Z" }),
         )
@@ -177,7 +178,7 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
 
     // Cancelled at the end of the December period: no January invoice, no more revenue.
     let (_, cancelled) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions/sub_year/cancel",
             json!({ "at_period_end": true, "effective_at": "2031-12-15T00:00:00Z" }),
         )
@@ -262,7 +263,7 @@ async fn a_subscriber_without_a_card_goes_past_due_and_recovers_when_the_next_re
         &[("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS", "0")],
     );
     let (_, plan) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions/plans",
             json!({ "plan_id": "plan_basic", "name": "Basic", "tier": "basic", "cycle": "monthly",
                     "price_minor": 3000, "currency": "EUR" }),
@@ -270,7 +271,7 @@ async fn a_subscriber_without_a_card_goes_past_due_and_recovers_when_the_next_re
         .await;
     assert_eq!(plan["status"], "applied", "{plan}\n{}", consumer.log());
     let (_, created) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions",
             json!({ "subscription_id": "sub_nocard", "member_id": "mem_nocard", "plan_id": "plan_basic",
                     "effective_at": "2031-05-01T00:00:00Z" }),
@@ -282,7 +283,7 @@ async fn a_subscriber_without_a_card_goes_past_due_and_recovers_when_the_next_re
     assert_eq!(sub["next_retry_at"], "2031-05-02T00:00:00Z", "{sub}");
 
     let (_, added) = api
-        .command(
+        .command_with_id(
             "/api/payments/methods",
             json!({ "payment_method_id": "pm_late", "member_id": "mem_nocard", "method": "card",
                     "provider_token": "pm_card_visa" }),
@@ -290,7 +291,7 @@ async fn a_subscriber_without_a_card_goes_past_due_and_recovers_when_the_next_re
         .await;
     assert_eq!(added["status"], "applied", "{added}");
     let (_, run) =
-        api.command("/api/subscriptions/billing", json!({ "up_to": "2031-05-02T00:00:00Z" })).await;
+        api.command_with_id("/api/subscriptions/billing", json!({ "up_to": "2031-05-02T00:00:00Z" })).await;
     assert_eq!(run["status"], "applied", "{run}");
     let sub = api.until("/api/subscriptions/sub_nocard", "recovered", |s| s["status"] == "active").await;
     assert_eq!((sub["dunning_attempt"].as_i64(), sub["mrr_minor"].as_i64()), (Some(0), Some(3000)), "{sub}");
@@ -313,7 +314,7 @@ async fn usage_arriving_after_a_run_moved_the_subscription_on_counts_once_in_the
     let mut consumer =
         support::consumer(&world, &[("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS", "0")]);
     let (_, plan) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions/plans",
             json!({ "plan_id": "plan_seats", "name": "Seats", "tier": "basic", "cycle": "monthly",
                     "price_minor": 1500, "currency": "EUR", "trial_days": 30,
@@ -322,7 +323,7 @@ async fn usage_arriving_after_a_run_moved_the_subscription_on_counts_once_in_the
         .await;
     assert_eq!(plan["status"], "applied", "{plan}\n{}", consumer.log());
     let (_, created) = api
-        .command(
+        .command_with_id(
             "/api/subscriptions",
             json!({ "subscription_id": "sub_late", "member_id": "mem_late", "plan_id": "plan_seats",
                     "effective_at": "2031-05-01T00:00:00Z" }),
@@ -331,7 +332,7 @@ async fn usage_arriving_after_a_run_moved_the_subscription_on_counts_once_in_the
     assert_eq!(created["status"], "applied", "{created}");
     // The trial's notice falls due on 28 May: the run moves the subscription on to 29 May.
     let (_, run) =
-        api.command("/api/subscriptions/billing", json!({ "up_to": "2031-05-29T00:00:00Z" })).await;
+        api.command_with_id("/api/subscriptions/billing", json!({ "up_to": "2031-05-29T00:00:00Z" })).await;
     assert_eq!(run["status"], "applied", "{run}");
     let pool = world.pool().await;
     studyspot_test_world::eventually(

@@ -17,9 +17,7 @@ use studyspot_test_world::{Consumer, World, eventually, smtp::SmtpSink, stop};
 
 async fn world() -> World {
     let world = World::new("notifications", env!("CARGO_BIN_EXE_studyspot-notifications")).await;
-    let topics = [world.topic(billing::EVENTS.name), world.topic(studyspot_schemas::attendance::EVENTS.name)];
-    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &topics, 3, 1).await.expect("other domains' topics");
+    world.create_topics(&[&billing::EVENTS, &studyspot_schemas::attendance::EVENTS]).await;
     world
 }
 

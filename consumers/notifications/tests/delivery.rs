@@ -16,10 +16,7 @@ use studyspot_test_world::{Consumer, World, eventually, smtp::SmtpSink, stop};
 async fn world() -> World {
     let world = World::new("notifications", env!("CARGO_BIN_EXE_studyspot-notifications")).await;
     // Notifications reads billing's events too.
-    let billing_events = world.topic(billing::EVENTS.name);
-    studyspot_bus::admin::ensure_topics(&world.bus, &[billing_events.as_str()], 3, 1)
-        .await
-        .expect("billing topic");
+    world.create_topics(&[&billing::EVENTS]).await;
     world
 }
 

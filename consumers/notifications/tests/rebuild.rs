@@ -26,7 +26,7 @@ use studyspot_schemas::{
         self, CreateTemplate, MarkNotificationsRead, RecordDeliveryStatus, SendNotification, SetPreferences,
     },
 };
-use studyspot_test_world::{Consumer, World, eventually, smtp::SmtpSink, stop};
+use studyspot_test_world::{Api, Consumer, World, eventually, smtp::SmtpSink, stop};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 const TOPICS: [&str; 5] = [
@@ -50,9 +50,7 @@ const TWILIO_TOKEN: &str = "twilio-test-token";
 async fn world() -> World {
     let world = World::new("notifications", env!("CARGO_BIN_EXE_studyspot-notifications")).await;
     // Notifications reads these domains' events: the topics exist in every real deployment.
-    let others = [billing::EVENTS.name, attendance::EVENTS.name, alerts::EVENTS.name].map(|t| world.topic(t));
-    let refs: Vec<&str> = others.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("other domains' topics");
+    world.create_topics(&[&billing::EVENTS, &attendance::EVENTS, &alerts::EVENTS]).await;
     world
 }
 
@@ -153,41 +151,9 @@ fn direct_send(world: &World, id: &str, channel: &str, body: &str) -> SendNotifi
     }
 }
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    /// Sends a command through the gateway and waits for notifications' decision.
-    async fn command(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        let accepted: Value = response.json().await.unwrap_or(Value::Null);
-        assert_eq!(status, 202, "{path}: {accepted}");
-        let id = accepted["command_id"].as_str().expect("command id");
-        let response = self
-            .client
-            .get(format!("{}/api/commands/{id}?wait=30s", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("status");
-        assert_eq!(response.status().as_u16(), 200);
-        response.json().await.expect("decision")
-    }
-
-    async fn send(&self, body: Value) -> Value {
-        self.command("/api/notifications", body).await
-    }
+/// Sends a notification through the gateway and waits for notifications' decision.
+async fn send(api: &Api, body: Value) -> Value {
+    api.command("/api/notifications", body).await
 }
 
 async fn scalar(world: &World, sql: &str) -> i64 {
@@ -222,10 +188,7 @@ async fn at_rest(world: &World) {
         (waiting == 0).then_some(())
     })
     .await;
-    eventually("notifications caught up with its topics", Duration::from_secs(120), || async {
-        world.caught_up("notifications", &TOPICS).await.then_some(())
-    })
-    .await;
+    world.caught_up("notifications", &TOPICS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -252,9 +215,7 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
         .await;
     let hook = HeldEndpoint::start().await;
     let mut live = consumer(&world, &sink, &twilio);
-    let (base, token) = world.gateway().await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    let api = Api { client, base, token };
+    let api = Api::staff(&world).await;
 
     // Templates (one refused: it does not render) and preferences, on other partitions and
     // topics than the sends: applied before the sends that read them.
@@ -286,27 +247,33 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
         let mut body = json!({ "notification_id": id, "recipient_id": "mem_ada", "channel": channel,
                                "category": "transactional" });
         body.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
-        let decided = api.send(body).await;
+        let decided = send(&api, body).await;
         assert_eq!(decided["status"], "applied", "{id}: {decided}\n{}", live.log());
     }
     // Refused: a template the organization does not have and no text, an id used already.
-    let refused = api
-        .send(json!({ "notification_id": "ntf_nowhere", "recipient_id": "mem_ada", "channel": "email",
-                      "category": "transactional", "template_id": "nowhere" }))
-        .await;
+    let refused = send(
+        &api,
+        json!({ "notification_id": "ntf_nowhere", "recipient_id": "mem_ada", "channel": "email",
+                      "category": "transactional", "template_id": "nowhere" }),
+    )
+    .await;
     assert_eq!(refused["rejection"]["code"], "template_not_found", "{refused}");
-    let refused = api
-        .send(json!({ "notification_id": "ntf_mail", "recipient_id": "mem_ada", "channel": "in_app",
-                      "category": "transactional", "body": "Again" }))
-        .await;
+    let refused = send(
+        &api,
+        json!({ "notification_id": "ntf_mail", "recipient_id": "mem_ada", "channel": "in_app",
+                      "category": "transactional", "body": "Again" }),
+    )
+    .await;
     assert_eq!(refused["rejection"]["code"], "notification_exists", "{refused}");
     // Deferred until tomorrow, in a transaction that is cancelled below.
     let tomorrow = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let later = api
-        .send(json!({ "notification_id": "ntf_later", "recipient_id": "mem_ada", "channel": "email",
+    let later = send(
+        &api,
+        json!({ "notification_id": "ntf_later", "recipient_id": "mem_ada", "channel": "email",
                       "category": "transactional", "body": "See you tomorrow.", "send_at": tomorrow,
-                      "transaction_id": "txn_later" }))
-        .await;
+                      "transaction_id": "txn_later" }),
+    )
+    .await;
     assert_eq!(later["status"], "applied", "{later}");
 
     // One command delivered twice, a poison record, a malformed command (a channel nobody has).
@@ -428,10 +395,12 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
     // A cancel applied while the worker is already sending: the endpoint holds the request, the
     // cancel is applied (the delivery was still pending), then the endpoint answers and the
     // worker's report says it went out. A rebuild meets the cancel before the report too.
-    let hooked = api
-        .send(json!({ "notification_id": "ntf_hook", "recipient_id": "mem_hook", "channel": "webhook",
-                      "category": "operational", "body": "Seat 12 is free.", "transaction_id": "txn_hook" }))
-        .await;
+    let hooked = send(
+        &api,
+        json!({ "notification_id": "ntf_hook", "recipient_id": "mem_hook", "channel": "webhook",
+                      "category": "operational", "body": "Seat 12 is free.", "transaction_id": "txn_hook" }),
+    )
+    .await;
     assert_eq!(hooked["status"], "applied", "{hooked}");
     eventually("the webhook at the endpoint", Duration::from_secs(60), || async {
         (hook.arrived() == 1).then_some(())
@@ -470,8 +439,7 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
     let mut live = consumer(&world, &sink, &twilio);
     let traffic = async {
         for n in 0..10 {
-            let decided = api
-                .send(json!({ "notification_id": format!("ntf_during_{n}"), "recipient_id": "mem_ada",
+            let decided = send(&api, json!({ "notification_id": format!("ntf_during_{n}"), "recipient_id": "mem_ada",
                               "channel": "in_app", "category": "transactional", "body": format!("During {n}") }))
                 .await;
             assert_eq!(decided["status"], "applied", "{decided}");
@@ -479,10 +447,12 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
     };
     let (report, ()) = tokio::join!(world.rebuild(&[], Duration::from_secs(180)), traffic);
     assert!(report.contains("kept as notifications_old_2"), "unexpected report: {report}");
-    let after = api
-        .send(json!({ "notification_id": "ntf_after", "recipient_id": "mem_ada", "channel": "email",
-                      "category": "transactional", "body": "After the swap." }))
-        .await;
+    let after = send(
+        &api,
+        json!({ "notification_id": "ntf_after", "recipient_id": "mem_ada", "channel": "email",
+                      "category": "transactional", "body": "After the swap." }),
+    )
+    .await;
     assert_eq!(after["status"], "applied", "{after}\n{}", live.log());
     reaches(&world, "ntf_after", "sent").await;
     for n in 0..10 {

@@ -229,9 +229,7 @@ fn receivers() -> Vec<Receiver> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_critical_alert_reaches_its_receivers_once_and_its_resolution_follows() {
     let world = World::new("notifications", env!("CARGO_BIN_EXE_studyspot-notifications")).await;
-    let alerts_topics = [world.topic(alerts::EVENTS.name)];
-    let refs: Vec<&str> = alerts_topics.iter().map(String::as_str).collect();
-    studyspot_bus::admin::ensure_topics(&world.bus, &refs, 3, 1).await.expect("alerts' topic");
+    world.create_topics(&[&alerts::EVENTS]).await;
     let sink = SmtpSink::accepting().await;
     let endpoint = MockServer::start().await;
     let arrivals = Arc::new(Mutex::new(Vec::new()));

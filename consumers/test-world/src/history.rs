@@ -51,9 +51,19 @@ impl World {
         self.producer.send(&message).await.expect("produce the older record");
     }
 
-    /// Whether `schema`'s stored positions reached the end of every non-empty partition of
-    /// `topics` (catalogue names): the consumer applied everything written so far.
-    pub async fn caught_up(&self, schema: &str, topics: &[&str]) -> bool {
+    /// Waits (at most two minutes) until `schema`'s stored positions reached the end of every
+    /// non-empty partition of `topics` (catalogue names): the consumer applied everything written
+    /// so far.
+    pub async fn caught_up(&self, schema: &str, topics: &[&str]) {
+        crate::eventually(
+            &format!("{schema} caught up with {topics:?}"),
+            Duration::from_secs(120),
+            || async { self.has_caught_up(schema, topics).await.then_some(()) },
+        )
+        .await;
+    }
+
+    async fn has_caught_up(&self, schema: &str, topics: &[&str]) -> bool {
         let names: Vec<String> = topics.iter().map(|t| self.topic(t)).collect();
         let marks = history::watermarks(&self.bus, &names, Duration::from_secs(10)).expect("watermarks");
         let pool = self.pool().await;

@@ -3,6 +3,7 @@
 //! SIGKILL. Every integration test of a consumer stands on it, so tests run in parallel and in
 //! any order on one broker and one PostgreSQL.
 
+mod api;
 mod history;
 pub mod smtp;
 
@@ -15,7 +16,9 @@ use sqlx::{Connection, PgConnection, PgPool};
 use studyspot_bus::{
     BusSettings, Codec, InboundMessage, OutboundMessage, Producer, TraceContext, admin, reader,
 };
-use studyspot_schemas::Record;
+use studyspot_schemas::{Record, Topic};
+
+pub use crate::api::Api;
 
 pub fn admin_url() -> String {
     std::env::var("STUDYSPOT_TEST_DATABASE_URL")
@@ -81,6 +84,15 @@ impl World {
 
     pub fn topic(&self, catalogue_name: &str) -> String {
         format!("{}{catalogue_name}", self.prefix)
+    }
+
+    /// Creates other domains' `topics` (and their dead letters) in this world: a consumer reads
+    /// them, and in every real deployment they exist.
+    pub async fn create_topics(&self, topics: &[&Topic]) {
+        let names: Vec<String> =
+            topics.iter().flat_map(|t| [self.topic(t.name), self.topic(t.dead_letter)]).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        admin::ensure_topics(&self.bus, &refs, 3, 1).await.expect("other domains' topics");
     }
 
     pub async fn pool(&self) -> PgPool {

@@ -10,10 +10,7 @@ pub use studyspot_test_world::{Consumer, World, eventually, exited, stop};
 pub async fn world() -> World {
     let world = World::new("attendance", env!("CARGO_BIN_EXE_studyspot-attendance")).await;
     // Attendance follows billing's events (its view of subscriptions).
-    let billing_events = world.topic(billing::EVENTS.name);
-    studyspot_bus::admin::ensure_topics(&world.bus, &[billing_events.as_str()], 3, 1)
-        .await
-        .expect("billing's events");
+    world.create_topics(&[&billing::EVENTS]).await;
     world
 }
 
