@@ -107,6 +107,9 @@ pub struct HistoryReader {
     /// A partition ends at its first record at or after this instant.
     until_ms: Option<i64>,
     started: std::collections::BTreeSet<PartitionId>,
+    /// The offset each partition's next record must have: a record librdkafka hands out again
+    /// (fetching from the last returned position after a resume) is skipped.
+    next_offsets: BTreeMap<PartitionId, i64>,
 }
 
 impl HistoryReader {
@@ -124,6 +127,7 @@ impl HistoryReader {
                 from_ms: None,
                 until_ms: None,
                 started: Default::default(),
+                next_offsets: Default::default(),
             });
         }
         let consumer = consumer(settings)?;
@@ -133,12 +137,14 @@ impl HistoryReader {
             assignment.add_partition_offset(&p.topic, p.partition, Offset::Offset(start))?;
         }
         consumer.assign(&assignment)?;
+        let next_offsets = remaining.keys().map(|p| (p.clone(), from.get(p).copied().unwrap_or(0))).collect();
         Ok(Self {
             consumer: Some(consumer),
             remaining,
             from_ms: None,
             until_ms: None,
             started: Default::default(),
+            next_offsets,
         })
     }
 
@@ -150,6 +156,28 @@ impl HistoryReader {
         self.from_ms = from_ms;
         self.until_ms = until_ms;
         self
+    }
+
+    /// Stops fetching `partition` until [`resume`](Self::resume): a caller that holds many of its
+    /// records while it waits for another partition's keeps librdkafka from prefetching more.
+    /// What was prefetched is dropped and fetched again after the last record returned.
+    pub fn pause(&self, partition: &PartitionId) -> Result<(), BusError> {
+        let Some(consumer) = &self.consumer else { return Ok(()) };
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&partition.topic, partition.partition);
+        Ok(consumer.pause(&list)?)
+    }
+
+    /// Fetches `partition` again after [`pause`](Self::pause), from the record after the last one
+    /// returned.
+    pub fn resume(&self, partition: &PartitionId) -> Result<(), BusError> {
+        let Some(consumer) = &self.consumer else { return Ok(()) };
+        if !self.remaining.contains_key(partition) {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&partition.topic, partition.partition);
+        Ok(consumer.resume(&list)?)
     }
 
     /// Partitions not read to their end yet.
@@ -188,6 +216,10 @@ impl HistoryReader {
             let id = message.partition_id();
             let Some(end) = self.remaining.get(&id).copied() else { continue };
             let offset = message.offset;
+            if self.next_offsets.get(&id).is_some_and(|next| offset < *next) {
+                continue;
+            }
+            self.next_offsets.insert(id.clone(), offset + 1);
             let timestamp = message.timestamp_ms.unwrap_or(-1);
             if self.until_ms.is_some_and(|until| timestamp >= until) {
                 self.remaining.remove(&id);
