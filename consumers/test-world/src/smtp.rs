@@ -20,6 +20,8 @@ pub struct Captured {
     pub rcpt_to: Vec<String>,
     /// The DATA, dot-unstuffed, without the final `.` line.
     pub data: Vec<u8>,
+    /// When the sink accepted it (before its `250`).
+    pub received_at: std::time::Instant,
 }
 
 /// A plain-text SMTP server on 127.0.0.1 speaking just enough SMTP for lettre: greeting,
@@ -132,6 +134,7 @@ async fn session(
                     mail_from: mail_from.clone(),
                     rcpt_to: rcpt_to.clone(),
                     data,
+                    received_at: std::time::Instant::now(),
                 });
                 "250 2.0.0 Ok: queued as 4F2A91C0".to_owned()
             }

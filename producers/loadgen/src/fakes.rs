@@ -6,6 +6,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use axum::{
@@ -126,8 +127,8 @@ async fn search_intents(
     Ok(Json(serde_json::json!({ "object": "search_result", "data": data, "has_more": false })))
 }
 
-/// (webhook-id, recipient) of every webhook received.
-type Hooks = Arc<Mutex<Vec<(String, String)>>>;
+/// (webhook-id, recipient, when) of every webhook received.
+type Hooks = Arc<Mutex<Vec<(String, String, Instant)>>>;
 
 /// Messages at the SMTP sink and the webhook receiver, by the notification id they carry
 /// (`X-StudySpot-Idempotency-Key`, `webhook-id`).
@@ -137,12 +138,15 @@ pub struct Mailroom {
     webhooks: Hooks,
 }
 
-/// One message that reached a channel: the notification id, the recipient address and the channel.
+/// One message that reached a channel: the notification id, the recipient address, the channel,
+/// the id the recipient's client tells copies apart by (`Message-ID`, `webhook-id`) and when.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Delivered {
     pub notification_id: String,
     pub recipient: String,
     pub channel: &'static str,
+    pub message_id: String,
+    pub at: Instant,
 }
 
 impl Mailroom {
@@ -162,7 +166,7 @@ impl Mailroom {
                             .unwrap_or_default()
                             .to_owned();
                         if let Ok(mut seen) = seen.lock() {
-                            seen.push((id, recipient));
+                            seen.push((id, recipient, Instant::now()));
                         }
                         StatusCode::NO_CONTENT
                     },
@@ -183,13 +187,17 @@ impl Mailroom {
                 notification_id: header(&m.data, "x-studyspot-idempotency-key").unwrap_or_default(),
                 recipient: m.rcpt_to.join(","),
                 channel: "email",
+                message_id: header(&m.data, "message-id").unwrap_or_default(),
+                at: m.received_at,
             })
             .collect();
         if let Ok(hooks) = self.webhooks.lock() {
-            all.extend(hooks.iter().map(|(id, recipient)| Delivered {
+            all.extend(hooks.iter().map(|(id, recipient, at)| Delivered {
                 notification_id: id.clone(),
                 recipient: recipient.clone(),
                 channel: "webhook",
+                message_id: id.clone(),
+                at: *at,
             }));
         }
         all

@@ -101,6 +101,8 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     }
     let mut cycle = Vec::new();
     let mut faults = Vec::new();
+    // When the notifications process or PostgreSQL was killed: what may make an e-mail go twice.
+    let mut crashes = Vec::new();
     // What went wrong besides the faults we injected: restarts a supervisor did.
     let mut incidents: Vec<String> = Vec::new();
     let mut stuck: Vec<String> = Vec::new();
@@ -120,6 +122,9 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         let target = cycle.pop().unwrap_or_default();
         let down = Duration::from_millis(rng.random_range(200..3_000));
         let at_secs = load_started.elapsed().as_secs_f64();
+        if target == "notifications" || target == "postgres" {
+            crashes.push(Instant::now());
+        }
         let back = match inject(&mut stack, &target, down).await {
             Ok(back) => back,
             Err(e) => {
@@ -195,6 +200,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         &entries,
         &stack.stripe.charges(),
         &stack.mailroom.delivered(),
+        &crashes,
     )
     .await?;
     let peaks = stack.peak_rss();
@@ -223,7 +229,10 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         verdict.charges,
         stack.stripe.replays()
     );
-    println!("messages delivered     {:>8}", verdict.deliveries);
+    println!(
+        "messages delivered     {:>8}  ({} sent again after a crash, same Message-ID)",
+        verdict.deliveries, verdict.resent_after_crash
+    );
     println!("sessions / usage       {:>8} / {}", verdict.sessions, verdict.usage_records);
     println!("metric samples         {:>8}", verdict.samples);
     println!("follow-on events       {:>8}  (each present by id)", verdict.follow_on_events);
@@ -247,6 +256,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         "incidents": incidents,
         "charges": verdict.charges,
         "deliveries": verdict.deliveries,
+        "resent_after_crash": verdict.resent_after_crash,
         "follow_on_events": verdict.follow_on_events,
         "peak_rss_kib": peaks,
         "violations": violations,
