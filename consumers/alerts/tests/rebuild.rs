@@ -76,25 +76,13 @@ async fn until_resolved(api: &Api, rule_id: &str) {
     .await;
 }
 
-fn metadata(world: &World, actor: &str) -> EventMetadata {
-    let id = uuid::Uuid::now_v7().to_string();
-    EventMetadata {
-        event_id: id.clone(),
-        occurred_at: Utc::now().timestamp_millis(),
-        correlation_id: id,
-        causation_id: None,
-        organization_id: world.organization_id(),
-        actor: actor.into(),
-    }
-}
-
 fn matcher(name: &str, op: &str, value: &str) -> Matcher {
     Matcher { name: name.into(), op: op.into(), value: value.into() }
 }
 
 fn failed(world: &World, i: usize) -> PaymentFailed {
     PaymentFailed {
-        metadata: metadata(world, "service:billing"),
+        metadata: world.metadata("service:billing"),
         payment_id: format!("pay_f{i}"),
         member_id: format!("mem_{i}"),
         amount_minor: 3000,
@@ -108,7 +96,7 @@ fn failed(world: &World, i: usize) -> PaymentFailed {
 
 fn succeeded(world: &World, i: usize) -> PaymentSucceeded {
     PaymentSucceeded {
-        metadata: metadata(world, "service:billing"),
+        metadata: world.metadata("service:billing"),
         payment_id: format!("pay_s{i}"),
         member_id: format!("mem_{i}"),
         amount_minor: 3000,
@@ -225,7 +213,7 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
     world
         .send_older(
             &DefineRoute {
-                metadata: metadata(&world, "user:test"),
+                metadata: world.metadata("user:test"),
                 route_id: "rte_oncall".into(),
                 matchers: vec![matcher("severity", "=", "critical")],
                 receivers: vec![Receiver { recipient_id: "usr_oncall".into(), channel: "webhook".into() }],
@@ -240,7 +228,7 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
     // A sample delivered twice, a poison record, a malformed batch (no samples) between good ones.
     let now = Utc::now().timestamp_millis();
     let twice = RecordMetricSample {
-        metadata: metadata(&world, "service:test"),
+        metadata: world.metadata("service:test"),
         metric: "studyspot_queue_depth".into(),
         labels: [("queue".to_owned(), "mail".to_owned())].into(),
         value: 3.0,
@@ -249,12 +237,10 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
     world.send(&twice).await;
     world.send(&twice).await;
     world.send_raw(alerts::COMMANDS.name, &org, b"not avro at all".to_vec()).await;
-    world
-        .send(&RecordMetricSamples { metadata: metadata(&world, "service:test"), samples: Vec::new() })
-        .await;
+    world.send(&RecordMetricSamples { metadata: world.metadata("service:test"), samples: Vec::new() }).await;
     world
         .send(&RecordMetricSamples {
-            metadata: metadata(&world, "service:test"),
+            metadata: world.metadata("service:test"),
             samples: (1..=2)
                 .map(|i| MetricSample {
                     metric: "studyspot_queue_depth".into(),
@@ -282,7 +268,7 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
         .await;
     assert_eq!(bad["rejection"]["code"], "invalid_matcher", "{bad}\n{}", live.log());
     world
-        .send(&ExpireSilence { metadata: metadata(&world, "user:test"), silence_id: "sil_nowhere".into() })
+        .send(&ExpireSilence { metadata: world.metadata("user:test"), silence_id: "sil_nowhere".into() })
         .await;
 
     let rule = api
@@ -359,7 +345,7 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
     // Attendance's venue and a check-in: occupancy and its ratio to the capacity.
     world
         .send(&VenueDefined {
-            metadata: metadata(&world, "service:attendance"),
+            metadata: world.metadata("service:attendance"),
             venue_id: "ven_a".into(),
             name: "Reading room".into(),
             time_zone: "Europe/Berlin".into(),
@@ -371,7 +357,7 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
         .await;
     world
         .send(&CheckedIn {
-            metadata: metadata(&world, "service:attendance"),
+            metadata: world.metadata("service:attendance"),
             session_id: "ses_1".into(),
             member_id: "mem_1".into(),
             venue_id: "ven_a".into(),
@@ -416,7 +402,7 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
         .send(&GenerateReports {
             metadata: EventMetadata {
                 occurred_at: tick_at.timestamp_millis(),
-                ..metadata(&world, "service:test")
+                ..world.metadata("service:test")
             },
             up_to: tick_at.timestamp_millis(),
         })

@@ -116,6 +116,24 @@ pub fn sidecar() -> Sidecar {
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+/// The metadata of a record the worker writes about a notification: its event id derived from
+/// `name`, so writing it again (a retry, a second ask) is a duplicate the consumer drops.
+fn worker_metadata(
+    name: &str,
+    notification_id: &str,
+    organization_id: &str,
+    at: chrono::DateTime<Utc>,
+) -> EventMetadata {
+    EventMetadata {
+        event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
+        occurred_at: at.timestamp_millis(),
+        correlation_id: notification_id.to_owned(),
+        causation_id: Some(notification_id.to_owned()),
+        organization_id: organization_id.to_owned(),
+        actor: ACTOR.to_owned(),
+    }
+}
+
 impl Worker {
     /// One lease of due deliveries, sent concurrently, and the seals of due digests asked for;
     /// returns how many of both.
@@ -144,14 +162,7 @@ impl Worker {
         for d in &unsealed {
             let name = format!("{}/seal", d.notification_id);
             let ask = ReleaseNotification {
-                metadata: EventMetadata {
-                    event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
-                    occurred_at: now.timestamp_millis(),
-                    correlation_id: d.notification_id.clone(),
-                    causation_id: Some(d.notification_id.clone()),
-                    organization_id: d.organization_id.clone(),
-                    actor: ACTOR.to_owned(),
-                },
+                metadata: worker_metadata(&name, &d.notification_id, &d.organization_id, now),
                 notification_id: d.notification_id.clone(),
                 recipient_id: d.recipient_id.clone(),
             };
@@ -311,14 +322,7 @@ impl Worker {
         let name = format!("{}/delivery/{attempts}", d.notification_id);
         let (code, message) = failure.map_or((None, None), |(c, m)| (Some(c), Some(m)));
         let record = RecordDeliveryOutcome {
-            metadata: EventMetadata {
-                event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
-                occurred_at: Utc::now().timestamp_millis(),
-                correlation_id: d.notification_id.clone(),
-                causation_id: Some(d.notification_id.clone()),
-                organization_id: d.organization_id.clone(),
-                actor: ACTOR.to_owned(),
-            },
+            metadata: worker_metadata(&name, &d.notification_id, &d.organization_id, Utc::now()),
             notification_id: d.notification_id.clone(),
             recipient_id: d.recipient_id.clone(),
             outcome: outcome.to_owned(),

@@ -14,13 +14,12 @@ mod held;
 
 use std::{collections::HashMap, time::Duration};
 
-use chrono::Utc;
 use held::HeldEndpoint;
 use sqlx::PgPool;
 use studyspot_consumer_runtime::Handler as _;
 use studyspot_notifications::NotificationsHandler;
 use studyspot_schemas::{
-    EventMetadata, alerts, attendance, billing,
+    alerts, attendance, billing,
     notifications::{CancelNotifications, ReleaseNotification, SendNotification, SetPreferences},
 };
 use studyspot_test_world::{Consumer, World, eventually, stop};
@@ -55,21 +54,9 @@ fn consumer(world: &World) -> Consumer {
     )
 }
 
-fn metadata(world: &World) -> EventMetadata {
-    let id = uuid::Uuid::now_v7().to_string();
-    EventMetadata {
-        event_id: id.clone(),
-        occurred_at: Utc::now().timestamp_millis(),
-        correlation_id: id,
-        causation_id: None,
-        organization_id: world.organization_id(),
-        actor: "user:test".into(),
-    }
-}
-
 fn preferences(world: &World, recipient: &str, webhook: &str) -> SetPreferences {
     SetPreferences {
-        metadata: metadata(world),
+        metadata: world.metadata("user:test"),
         recipient_id: recipient.into(),
         email: None,
         phone: None,
@@ -89,7 +76,7 @@ fn preferences(world: &World, recipient: &str, webhook: &str) -> SetPreferences 
 
 fn message(world: &World, id: &str, recipient: &str, channel: &str) -> SendNotification {
     SendNotification {
-        metadata: metadata(world),
+        metadata: world.metadata("user:test"),
         notification_id: id.into(),
         recipient_id: recipient.into(),
         channel: channel.into(),
@@ -187,7 +174,7 @@ async fn a_message_arriving_while_its_digest_is_sent_opens_the_next_one_and_a_re
     let next = reaches(&pool, "notifications", "ntf_d3", "digested").await.expect("in a digest");
     assert_ne!(next, first, "a message after the seal opens the next digest\n{}", live.log());
     let cancel = CancelNotifications {
-        metadata: metadata(&world),
+        metadata: world.metadata("user:test"),
         recipient_id: "mem_hook".into(),
         transaction_id: "tx_ntf_d2".into(),
     };
@@ -208,7 +195,7 @@ async fn a_message_arriving_while_its_digest_is_sent_opens_the_next_one_and_a_re
     hook.release();
     reaches(&pool, "notifications", &first, "sent").await;
     let release = ReleaseNotification {
-        metadata: metadata(&world),
+        metadata: world.metadata("user:test"),
         notification_id: "ntf_d3".into(),
         recipient_id: "mem_hook".into(),
     };

@@ -18,7 +18,6 @@ use chrono::Utc;
 use held::HeldEndpoint;
 use serde_json::{Value, json};
 use studyspot_schemas::{
-    EventMetadata,
     alerts::{self, AlertFired, Receiver},
     attendance::{self, CheckedIn},
     billing::{self, PaymentSucceeded},
@@ -81,21 +80,9 @@ fn consumer(world: &World, sink: &SmtpSink, twilio: &MockServer) -> Consumer {
     )
 }
 
-fn metadata(world: &World, actor: &str) -> EventMetadata {
-    let id = uuid::Uuid::now_v7().to_string();
-    EventMetadata {
-        event_id: id.clone(),
-        occurred_at: Utc::now().timestamp_millis(),
-        correlation_id: id,
-        causation_id: None,
-        organization_id: world.organization_id(),
-        actor: actor.into(),
-    }
-}
-
 fn preferences(world: &World, recipient: &str, webhook: Option<&str>) -> SetPreferences {
     SetPreferences {
-        metadata: metadata(world, "user:test"),
+        metadata: world.metadata("user:test"),
         recipient_id: recipient.into(),
         email: webhook.is_none().then(|| format!("{recipient}@example.org")),
         phone: webhook.is_none().then(|| "+4915112345678".into()),
@@ -115,7 +102,7 @@ fn preferences(world: &World, recipient: &str, webhook: Option<&str>) -> SetPref
 
 fn template(world: &World, id: &str, body: &str) -> CreateTemplate {
     CreateTemplate {
-        metadata: metadata(world, "user:test"),
+        metadata: world.metadata("user:test"),
         template_id: id.into(),
         channel: "email".into(),
         locale: "en".into(),
@@ -131,7 +118,7 @@ fn template(world: &World, id: &str, body: &str) -> CreateTemplate {
 
 fn direct_send(world: &World, id: &str, channel: &str, body: &str) -> SendNotification {
     SendNotification {
-        metadata: metadata(world, "service:test"),
+        metadata: world.metadata("service:test"),
         notification_id: id.into(),
         recipient_id: "mem_ada".into(),
         channel: channel.into(),
@@ -294,7 +281,7 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
     // message to its receiver, a check-in (who visits where, for segments).
     world
         .send(&PaymentSucceeded {
-            metadata: metadata(&world, "service:billing"),
+            metadata: world.metadata("service:billing"),
             payment_id: "pay_1".into(),
             member_id: "mem_ada".into(),
             amount_minor: 2_000,
@@ -310,7 +297,7 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
     let now = Utc::now().timestamp_millis();
     world
         .send(&AlertFired {
-            metadata: metadata(&world, "service:alerts"),
+            metadata: world.metadata("service:alerts"),
             fingerprint: "fp_disk".into(),
             rule_id: "rul_disk".into(),
             alert_name: "DiskFull".into(),
@@ -327,7 +314,7 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
         .await;
     world
         .send(&CheckedIn {
-            metadata: metadata(&world, "service:attendance"),
+            metadata: world.metadata("service:attendance"),
             session_id: "ses_1".into(),
             member_id: "mem_ada".into(),
             venue_id: "ven_a".into(),
@@ -367,7 +354,7 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
     // What became of them: Twilio says delivered; the member reads their in-app message.
     world
         .send(&RecordDeliveryStatus {
-            metadata: metadata(&world, "service:gateway"),
+            metadata: world.metadata("service:gateway"),
             notification_id: "ntf_sms".into(),
             recipient_id: "mem_ada".into(),
             status: "delivered".into(),
@@ -378,7 +365,7 @@ async fn a_rebuild_of_notifications_equals_the_live_projection_and_is_swapped_in
         .await;
     world
         .send(&MarkNotificationsRead {
-            metadata: metadata(&world, "user:mem_ada"),
+            metadata: world.metadata("user:mem_ada"),
             recipient_id: "mem_ada".into(),
             notification_ids: vec!["ntf_inbox".into(), "ntf_twice".into()],
         })

@@ -183,6 +183,21 @@ impl World {
         format!("org_{}", self.id)
     }
 
+    /// Fresh metadata of this world's organization, written now by `actor`: a new event id that
+    /// is also the correlation id.
+    pub fn metadata(&self, actor: &str) -> studyspot_schemas::EventMetadata {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+        studyspot_schemas::EventMetadata {
+            event_id: id.clone(),
+            occurred_at: i64::try_from(now.as_millis()).expect("millis fit"),
+            correlation_id: id,
+            causation_id: None,
+            organization_id: self.organization_id(),
+            actor: actor.into(),
+        }
+    }
+
     /// Starts a real consumer process of this world's domain.
     pub fn spawn_consumer(&self, crash_at: Option<&str>) -> Consumer {
         self.spawn_consumer_with_database(crash_at, &self.database_url)
