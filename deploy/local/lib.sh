@@ -201,6 +201,36 @@ ensure_promtool() {
   have promtool || die "apt-get installed prometheus but promtool is missing"
 }
 
+# The Python packages tests use (pyarrow reads the Parquet files `studyspot replay` writes), pinned
+# in deploy/local/test-requirements.txt, in a virtual environment of our own under the tools cache:
+# Debian's system Python refuses `pip install` (externally managed, PEP 668), and nothing may rely
+# on packages installed by hand. Reinstalled only when the requirements file changes. Exports
+# STUDYSPOT_TEST_PYTHON, the interpreter tests run.
+TEST_VENV="${STUDYSPOT_TEST_VENV:-$TOOLS_ROOT/venv}"
+ensure_test_python() {
+  local requirements="$STUDYSPOT_ROOT/deploy/local/test-requirements.txt" stamp want
+  stamp="$TEST_VENV/.studyspot-requirements"
+  want="$(sha256sum "$requirements" | cut -c1-16) $(python3 --version 2>&1 || true)"
+  if [[ -x "$TEST_VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    export STUDYSPOT_TEST_PYTHON="$TEST_VENV/bin/python"
+    return 0
+  fi
+  have python3 || apt_install python3
+  # Debian and Ubuntu ship venv's ensurepip in a package of its own.
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  say "installing the tests' Python packages into $TEST_VENV"
+  rm -rf "$TEST_VENV"
+  mkdir -p "$(dirname "$TEST_VENV")"
+  python3 -m venv "$TEST_VENV" || die "python3 -m venv $TEST_VENV failed"
+  "$TEST_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" \
+    || die "pip could not install $requirements into $TEST_VENV (PyPI reachable?)"
+  printf '%s\n' "$want" >"$stamp"
+  export STUDYSPOT_TEST_PYTHON="$TEST_VENV/bin/python"
+  ok "Python packages for the tests in $TEST_VENV"
+}
+
 # rustfmt and clippy for `test` (rustup toolchains may lack them).
 ensure_rust_components() {
   local missing=()

@@ -212,15 +212,28 @@ async fn a_target_going_down_fires_once_to_the_operator_and_resolves_when_it_is_
     let changes = status_changes(&world, "hck_fake").await;
     let changes: Vec<(&str, &str)> = changes.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     assert_eq!(changes, [("unknown", "up"), ("up", "down"), ("down", "up")]);
-    // The history holds every probe, newest first, paginated.
+    // The history holds every probe, newest first, paginated. How many probes it holds depends
+    // on how long the steps above took (one a second), so every page is read to the end.
     let (_, page) = api.get("/api/monitoring/health-checks/hck_fake?limit=2").await;
     assert_eq!(page["history"].as_array().map(Vec::len), Some(2), "{page}");
     assert_eq!(page["history"][0]["success"], true, "{page}");
-    let cursor = page["next_cursor"].as_str().expect("more history");
-    let (_, older) =
-        api.get(&format!("/api/monitoring/health-checks/hck_fake?limit=50&cursor={cursor}")).await;
-    let older = older["history"].as_array().cloned().unwrap_or_default();
-    assert!(older.iter().filter(|p| p["success"] == false).count() >= 2, "{older:?}");
+    let mut history = page["history"].as_array().cloned().unwrap_or_default();
+    let mut cursor = Some(page["next_cursor"].as_str().expect("more history").to_owned());
+    while let Some(after) = cursor.take() {
+        let (_, older) =
+            api.get(&format!("/api/monitoring/health-checks/hck_fake?limit=50&cursor={after}")).await;
+        let items = older["history"].as_array().cloned().unwrap_or_default();
+        assert!(!items.is_empty() || older["next_cursor"].is_null(), "an empty page with a cursor: {older}");
+        history.extend(items);
+        cursor = older["next_cursor"].as_str().map(str::to_owned);
+    }
+    let times: Vec<chrono::DateTime<chrono::Utc>> = history
+        .iter()
+        .map(|p| p["probed_at"].as_str().and_then(|t| t.parse().ok()).expect("probed_at"))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    let failed = history.iter().filter(|p| p["success"] == false).count();
+    assert!(failed >= 2, "the two failed probes that fired the alert: {history:?}");
     let (_, list) = api.get("/api/monitoring/health-checks").await;
     let ids: Vec<&str> = list["items"]
         .as_array()

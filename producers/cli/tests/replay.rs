@@ -486,15 +486,19 @@ for path in sys.argv[1:]:
     out[path] = {"types": {f.name: str(f.type) for f in table.schema}, "rows": rows}
 print(json.dumps(out))
 "#;
-    let output = std::process::Command::new("python3")
+    // deploy/local/test installs pyarrow into a virtual environment of its own and names its
+    // interpreter here; run alone, the test needs a python3 with pyarrow on the PATH.
+    let python = std::env::var("STUDYSPOT_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let output = std::process::Command::new(&python)
         .arg("-c")
         .arg(script)
         .args(files)
         .output()
-        .expect("python3 (with pyarrow: `pip install --user pyarrow`)");
+        .unwrap_or_else(|e| panic!("{python} did not run ({e}): run the tests with deploy/local/test"));
     assert!(
         output.status.success(),
-        "pyarrow could not read the files (is it installed? `pip install --user pyarrow`): {}",
+        "pyarrow could not read the files with {python} (deploy/local/test installs it and sets \
+         STUDYSPOT_TEST_PYTHON): {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("pyarrow's JSON")
