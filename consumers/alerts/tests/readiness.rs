@@ -2,14 +2,11 @@
 //! broker and the schema registry answer; 503 naming the database while PostgreSQL is away (a
 //! proxy the test cuts), alive throughout, and ready again when it is back.
 
-#[path = "../../attendance/tests/support/proxy.rs"]
-mod proxy;
-
 use std::time::Duration;
 
 use serde_json::Value;
 use studyspot_schemas::{attendance, billing, notifications};
-use studyspot_test_world::{World, eventually};
+use studyspot_test_world::{World, eventually, proxy};
 
 async fn get(url: &str) -> Option<(u16, Value)> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok()?;

@@ -203,7 +203,7 @@ async fn two_instances_in_one_group_one_stopped_mid_stream() {
 async fn postgres_gone_for_ten_seconds_mid_stream_skips_nothing() {
     let world = world().await;
     support::seed(&world, COMMANDS).await;
-    let proxy = support::proxy::Proxy::start(world.database_host_port()).await;
+    let proxy = studyspot_test_world::proxy::Proxy::start(world.database_host_port()).await;
     let mut consumer = world.spawn_consumer_with_database(None, &world.database_url_via(proxy.addr));
     for n in 0..COMMANDS / 2 {
         world.send(&check_in(&world, n, if n % 2 == 0 { "ven_a" } else { "ven_b" })).await;

@@ -1,8 +1,10 @@
 //! The delivery worker: beside consuming, it leases due deliveries, sends each through its
 //! channel with the notification's id as idempotency key, and reports the answer as a
 //! `RecordDeliveryOutcome` command through the outbox — in the same transaction that marks the
-//! delivery reported, so a report is published exactly when it is recorded. A crash before that
-//! sends again after the lease, with the same key. In-app messages need no provider: they are
+//! delivery reported, so a report is published exactly when it is recorded. A database that cannot
+//! be reached after a send is waited for (until shortly before the lease ends); only a crash of
+//! the process between the send and that record sends again after the lease, with the same key
+//! (and for e-mail the same `Message-ID`). In-app messages need no provider: they are
 //! stored and live in the projection, so they are reported sent at once.
 //!
 //! A digest whose window has closed is not sent straight away: the worker asks for its seal
@@ -204,24 +206,68 @@ impl Worker {
             tx.commit().await?;
         }
         let answer = self.send(&d).await;
+        self.record(&d, attempts, &answer).await
+    }
+
+    /// Records what attempt `attempts` came to, trying again while the database cannot be
+    /// reached, until shortly before the lease ends. The message may have gone out: a record lost
+    /// here is a message sent again once the lease runs out (SMTP has no idempotency key), so a
+    /// database restart in the middle of a send must cost a wait, not a second e-mail.
+    async fn record(
+        &self,
+        d: &Due,
+        attempts: i32,
+        answer: &Result<Delivery, ChannelError>,
+    ) -> Result<(), Failure> {
+        let lease_left = d.leased_until - Utc::now();
+        let give_up_at = d.leased_until - (lease_left / 4).min(chrono::Duration::seconds(5));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.record_once(d, attempts, answer).await {
+                Ok(()) => return Ok(()),
+                Err(e) if Utc::now() + backoff < give_up_at => {
+                    tracing::warn!(notification = %d.notification_id, attempts, error = %e, "could not record the delivery's outcome yet; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(notification = %d.notification_id, attempts, error = %e, "could not record the delivery's outcome before its lease ends; it will be sent again");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn record_once(
+        &self,
+        d: &Due,
+        attempts: i32,
+        answer: &Result<Delivery, ChannelError>,
+    ) -> Result<(), Failure> {
+        let webhook = d.channel == "webhook";
         let mut tx = self.pool.begin().await?;
+        if store::attempt_recorded(&mut tx, &d.notification_id, attempts).await? {
+            // An earlier try committed, but its answer was lost with the connection.
+            return Ok(());
+        }
         match answer {
             Ok(delivery) => {
                 if webhook {
-                    self.endpoints.succeeded(&mut tx, &d).await?;
+                    self.endpoints.succeeded(&mut tx, d).await?;
                 }
-                self.report(&mut tx, &d, "sent", attempts, delivery.provider_message_id, None).await?
+                self.report(&mut tx, d, "sent", attempts, delivery.provider_message_id.clone(), None).await?
             }
             Err(ChannelError::Permanent { code, message }) => {
-                self.report(&mut tx, &d, "failed", attempts, None, Some((code, message))).await?;
+                self.report(&mut tx, d, "failed", attempts, None, Some((code.clone(), message.clone())))
+                    .await?;
             }
             Err(e)
                 if webhook
                     && let Some(since) =
-                        self.endpoints.failed(&mut tx, &d, &e.to_string(), Utc::now()).await? =>
+                        self.endpoints.failed(&mut tx, d, &e.to_string(), Utc::now()).await? =>
             {
                 let why = format!("failing since {since}; last error: {e}");
-                self.report(&mut tx, &d, "failed", attempts, None, Some((DISABLED.to_owned(), why))).await?;
+                self.report(&mut tx, d, "failed", attempts, None, Some((DISABLED.to_owned(), why))).await?;
             }
             Err(e) => {
                 let wait = usize::try_from(d.attempts).ok().and_then(|n| self.schedule.get(n)).copied();
@@ -234,7 +280,7 @@ impl Worker {
                     }
                     None => {
                         let gave_up = ("retries_exhausted".to_owned(), e.to_string());
-                        self.report(&mut tx, &d, "gave_up", attempts, None, Some(gave_up)).await?;
+                        self.report(&mut tx, d, "gave_up", attempts, None, Some(gave_up)).await?;
                     }
                 }
             }

@@ -8,6 +8,8 @@
 //! - A swap while a worker is sending carries its lease into the new projection: another
 //!   process's worker does not send the message a second time from it.
 //! - The statements that carry the worker's state across a swap, case by case.
+//! - A database gone while the worker sends: the outcome is recorded once the database is back,
+//!   and the message is not sent again when the lease runs out.
 
 #[path = "rebuild/held.rs"]
 mod held;
@@ -22,7 +24,7 @@ use studyspot_schemas::{
     alerts, attendance, billing,
     notifications::{CancelNotifications, ReleaseNotification, SendNotification, SetPreferences},
 };
-use studyspot_test_world::{Consumer, World, eventually, stop};
+use studyspot_test_world::{Consumer, World, eventually, proxy::Proxy, stop};
 
 /// The delivery worker's own bookkeeping, which a rebuild does not reproduce (see `rebuild.rs`).
 const EXCLUDED: [&str; 3] = ["deliveries.attempts", "deliveries.next_attempt_at", "deliveries.last_error"];
@@ -40,15 +42,19 @@ async fn world() -> World {
 }
 
 fn consumer(world: &World) -> Consumer {
+    // A send held for the whole test is still the worker's (not a crashed worker's).
+    consumer_with_lease(world, &world.database_url, "600")
+}
+
+fn consumer_with_lease(world: &World, database_url: &str, lease_secs: &str) -> Consumer {
     world.spawn_consumer_with(
         None,
-        &world.database_url,
+        database_url,
         &[
             // One try per attempt, and long enough for the held endpoint to answer.
             ("STUDYSPOT_NOTIFICATIONS__CHANNELS__RETRY__MAX_ATTEMPTS", "1"),
             ("STUDYSPOT_NOTIFICATIONS__CHANNELS__RETRY__TIMEOUT_MS", "120000"),
-            // A send held for the whole test is still the worker's (not a crashed worker's).
-            ("STUDYSPOT_NOTIFICATIONS__DELIVERY__LEASE_SECS", "600"),
+            ("STUDYSPOT_NOTIFICATIONS__DELIVERY__LEASE_SECS", lease_secs),
             ("STUDYSPOT_NOTIFICATIONS__DELIVERY__POLL_INTERVAL_MS", "50"),
         ],
     )
@@ -416,5 +422,45 @@ async fn a_swap_carries_what_the_worker_did_beside_the_log_and_keeps_what_the_ha
     .await
     .expect("endpoints");
     assert_eq!(endpoints, 1, "the endpoint's failing streak goes on");
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_gone_between_a_send_and_its_record_sends_nothing_twice() {
+    let world = world().await;
+    let pool = world.pool().await;
+    let hook = HeldEndpoint::start().await;
+    // The consumer reaches its database through a proxy the test cuts. Its lease is short: a
+    // worker that gave up on recording when the database went away would send again 10 s after
+    // it took the message.
+    let database = Proxy::start(world.database_host_port()).await;
+    let mut live = consumer_with_lease(&world, &world.database_url_via(database.addr), "10");
+    world.send(&preferences(&world, "mem_hook", &hook.url)).await;
+    eventually("the preferences", Duration::from_secs(60), || async {
+        scalar::<i64>(&pool, "SELECT count(*) FROM notifications.preferences").await.filter(|n| *n == 1)
+    })
+    .await;
+    world.send(&message(&world, "ntf_outage", "mem_hook", "webhook")).await;
+    eventually("the webhook at the endpoint", Duration::from_secs(60), || async {
+        (hook.arrived() == 1).then_some(())
+    })
+    .await;
+
+    // Mid-send the database goes away; then the endpoint takes the message. The outage is the
+    // behaviour under test: long enough for the worker to fail to record the outcome, shorter
+    // than the lease.
+    database.down();
+    hook.release();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    database.up();
+
+    // Once it is `sent`, its delivery is settled: no later round can lease it again.
+    reaches(&pool, "notifications", "ntf_outage", "sent").await;
+    let settled = "SELECT status FROM notifications.deliveries WHERE notification_id = 'ntf_outage'";
+    assert_eq!(scalar::<String>(&pool, settled).await.as_deref(), Some("settled"));
+    assert_eq!(hook.arrived(), 1, "sent once, its outcome recorded after the outage\n{}", live.log());
+    let attempts = "SELECT attempts FROM notifications.deliveries WHERE notification_id = 'ntf_outage'";
+    assert_eq!(scalar::<i32>(&pool, attempts).await, Some(1), "{}", live.log());
+    assert!(stop(&mut live).success(), "{}", live.log());
     pool.close().await;
 }

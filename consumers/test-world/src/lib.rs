@@ -5,6 +5,7 @@
 
 mod api;
 mod history;
+pub mod proxy;
 pub mod smtp;
 
 use std::{

@@ -358,6 +358,9 @@ pub struct Due {
     pub html: Option<String>,
     pub category: String,
     pub webhook_secret: Option<String>,
+    /// When the lease ends: the worker must have recorded what it did by then, or another round
+    /// (or another process's worker) sends the message again.
+    pub leased_until: DateTime<Utc>,
 }
 
 /// Leases up to `limit` due deliveries for `lease_secs`; a crashed worker's leases run out.
@@ -376,7 +379,7 @@ pub async fn lease_due(
            ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
          UPDATE deliveries d SET leased_until = $1 + make_interval(secs => $3) FROM due \
          WHERE d.notification_id = due.notification_id \
-         RETURNING d.notification_id, d.organization_id, d.recipient_id, d.channel, d.attempts, \
+         RETURNING d.notification_id, d.organization_id, d.recipient_id, d.channel, d.attempts, d.leased_until, \
            (SELECT address FROM notifications n WHERE n.notification_id = d.notification_id) AS address, \
            (SELECT subject FROM notifications n WHERE n.notification_id = d.notification_id) AS subject, \
            (SELECT body FROM notifications n WHERE n.notification_id = d.notification_id) AS body, \
@@ -423,6 +426,25 @@ pub async fn digests_to_seal(
     .bind(ask_again_secs)
     .fetch_all(tx)
     .await
+}
+
+/// Whether attempt `attempts` of the delivery is recorded already: a commit whose answer was lost
+/// (the connection dropped after `COMMIT` was sent) may have gone through. Every record of an
+/// attempt ([`reported`], [`retry_later`]) counts it and ends the lease; a cancel meanwhile ends
+/// the lease without counting it. Locks the row.
+pub async fn attempt_recorded(
+    tx: &mut PgConnection,
+    notification_id: &str,
+    attempts: i32,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT leased_until IS NULL AND attempts >= $2 FROM deliveries WHERE notification_id = $1 FOR UPDATE",
+    )
+    .bind(notification_id)
+    .bind(attempts)
+    .fetch_optional(tx)
+    .await
+    .map(|recorded| recorded.unwrap_or(false))
 }
 
 /// The answer is in the outbox (same transaction): nobody sends it again.

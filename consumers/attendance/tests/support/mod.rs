@@ -1,7 +1,5 @@
 //! The attendance tests' world: the shared test world, for the attendance consumer.
 
-pub mod proxy;
-
 use studyspot_schemas::{EventMetadata, attendance, billing};
 #[allow(unused_imports, reason = "each test binary uses part of the world")]
 pub use studyspot_test_world::{Consumer, World, eventually, exited, stop};

@@ -1,4 +1,5 @@
-//! A TCP proxy a test can cut: while down, it drops every open connection and refuses new ones,
+//! A TCP proxy a test can put between a process and its database (or any TCP server) and cut:
+//! while down, it drops every open connection and refuses new ones,
 //! which is what a consumer sees when its database goes away.
 
 use std::sync::{
