@@ -22,6 +22,10 @@ pub struct Captured {
     pub data: Vec<u8>,
     /// When the sink accepted it (before its `250`).
     pub received_at: std::time::Instant,
+    /// When the sink accepted the connection that carried it, before its greeting: the client
+    /// was alive then (SMTP clients wait for the greeting), so a crash of the sender after this
+    /// instant may have cut it off before it recorded the send.
+    pub connected_at: std::time::Instant,
 }
 
 /// A plain-text SMTP server on 127.0.0.1 speaking just enough SMTP for lettre: greeting,
@@ -57,11 +61,12 @@ impl SmtpSink {
             let connections = Arc::clone(&connections);
             tokio::spawn(async move {
                 while let Ok((socket, _)) = listener.accept().await {
+                    let connected_at = std::time::Instant::now();
                     connections.fetch_add(1, Ordering::SeqCst);
                     let captured = Arc::clone(&captured);
                     tokio::spawn(async move {
                         // A client hanging up mid-dialogue is not the test's concern.
-                        let _ = session(socket, rcpt_reply, captured).await;
+                        let _ = session(socket, connected_at, rcpt_reply, captured).await;
                     });
                 }
             })
@@ -86,6 +91,7 @@ impl SmtpSink {
 
 async fn session(
     socket: tokio::net::TcpStream,
+    connected_at: std::time::Instant,
     rcpt_reply: &'static str,
     captured: Arc<Mutex<Vec<Captured>>>,
 ) -> std::io::Result<()> {
@@ -135,6 +141,7 @@ async fn session(
                     rcpt_to: rcpt_to.clone(),
                     data,
                     received_at: std::time::Instant::now(),
+                    connected_at,
                 });
                 "250 2.0.0 Ok: queued as 4F2A91C0".to_owned()
             }

@@ -31,7 +31,8 @@ pub struct Verdict {
     pub charges: usize,
     pub deliveries: usize,
     /// Copies of a message sent again after the notifications process or its database was
-    /// killed between its send and the record of it, with the first copy's `Message-ID`.
+    /// killed between its send and the record of it, with the first copy's `Message-ID`
+    /// (`webhook-id` for webhooks).
     pub resent_after_crash: usize,
     pub follow_on_events: usize,
     pub sessions: i64,
@@ -130,7 +131,7 @@ pub async fn check(
     ledger: &[Entry],
     charges: &[Charge],
     delivered: &[Delivered],
-    crashes: &[Instant],
+    notifications_killed: &[Instant],
 ) -> anyhow::Result<Verdict> {
     let mut verdict = Verdict {
         commands: ledger.len(),
@@ -242,9 +243,11 @@ pub async fn check(
     }
 
     // Notifications sent once per recipient and channel; each sent one reached its channel.
-    // SMTP has no idempotency: a worker killed (or its database) after the server's `250` but
-    // before the send was recorded sends again after its lease, with the same `Message-ID`, which
-    // mail clients collapse. Such a copy is counted apart; any other is a violation.
+    // SMTP has no idempotency: a notifications process killed after the server's `250` but before
+    // it recorded the send sends again after its lease, with the same `Message-ID`, which mail
+    // clients collapse. Such a copy is counted apart, on evidence of its own (see
+    // `resent_after_crash`); any other is a violation. A database gone mid-send is waited for by
+    // the worker, so it explains no copy.
     let mut per_message: HashMap<(&str, &str, &str), Vec<&Delivered>> = HashMap::new();
     for d in delivered {
         per_message.entry((d.notification_id.as_str(), d.recipient.as_str(), d.channel)).or_default().push(d);
@@ -252,7 +255,7 @@ pub async fn check(
     for ((id, recipient, channel), copies) in &mut per_message {
         if copies.len() > 1 {
             copies.sort_by_key(|d| d.at);
-            if resent_after_crash(copies, crashes) {
+            if resent_after_crash(copies, notifications_killed) {
                 verdict.resent_after_crash += copies.len() - 1;
             } else {
                 verdict.violate(
@@ -362,12 +365,16 @@ async fn event_ids(bus: &BusSettings, prefix: &str) -> anyhow::Result<HashSet<St
 }
 
 /// Whether every copy after the first of one message (`copies` in the order received) carries the
-/// first one's `Message-ID` and follows a crash that came after the copy before it.
-fn resent_after_crash(copies: &[&Delivered], crashes: &[Instant]) -> bool {
+/// first one's `Message-ID` (or `webhook-id`) and the notifications process was killed after the
+/// copy before it was sent and before this one was. `killed` holds the instants each kill was
+/// done (the process reaped), so a copy whose connection the sink accepted before one of them was
+/// sent by the process that died there; the next copy's connection, accepted after it, came from
+/// the process started again.
+fn resent_after_crash(copies: &[&Delivered], killed: &[Instant]) -> bool {
     copies.windows(2).all(|pair| {
         pair[1].message_id == pair[0].message_id
             && !pair[0].message_id.is_empty()
-            && crashes.iter().any(|crash| pair[0].at < *crash && *crash < pair[1].at)
+            && killed.iter().any(|kill| pair[0].connected_at < *kill && *kill < pair[1].connected_at)
     })
 }
 
@@ -385,24 +392,44 @@ mod tests {
             channel: "email",
             message_id: message_id.into(),
             at,
+            connected_at: at,
         }
     }
 
     #[test]
-    fn a_copy_after_a_crash_with_the_same_message_id_is_a_resend() {
+    fn a_copy_after_a_kill_with_the_same_message_id_is_a_resend() {
         let t = Instant::now();
         let (first, second) = (copy("<a@x>", t), copy("<a@x>", t + Duration::from_secs(30)));
         assert!(resent_after_crash(&[&first, &second], &[t + Duration::from_secs(1)]));
     }
 
     #[test]
-    fn a_copy_without_a_crash_between_is_sent_twice() {
+    fn a_first_copy_on_a_connection_accepted_before_the_kill_is_evidence_however_late_it_arrived() {
+        // The sink read the message after the kill, from a connection the killed process opened.
+        let t = Instant::now();
+        let mut first = copy("<a@x>", t + Duration::from_secs(2));
+        first.connected_at = t;
+        let second = copy("<a@x>", t + Duration::from_secs(30));
+        assert!(resent_after_crash(&[&first, &second], &[t + Duration::from_secs(1)]));
+    }
+
+    #[test]
+    fn a_copy_without_a_kill_between_is_sent_twice() {
         let t = Instant::now();
         let (first, second) = (copy("<a@x>", t), copy("<a@x>", t + Duration::from_secs(30)));
-        // The crash came before both copies, or after both: it explains neither.
+        // The kill came before both copies, or after both: it explains neither.
         assert!(!resent_after_crash(&[&first, &second], &[t - Duration::from_secs(1)]));
         assert!(!resent_after_crash(&[&first, &second], &[t + Duration::from_secs(31)]));
         assert!(!resent_after_crash(&[&first, &second], &[]));
+    }
+
+    #[test]
+    fn a_copy_whose_connection_came_before_the_kill_is_not_from_the_restarted_process() {
+        let t = Instant::now();
+        let first = copy("<a@x>", t);
+        let mut second = copy("<a@x>", t + Duration::from_secs(30));
+        second.connected_at = t + Duration::from_millis(500);
+        assert!(!resent_after_crash(&[&first, &second], &[t + Duration::from_secs(1)]));
     }
 
     #[test]
@@ -413,7 +440,7 @@ mod tests {
     }
 
     #[test]
-    fn each_further_copy_needs_a_crash_of_its_own() {
+    fn each_further_copy_needs_a_kill_of_its_own() {
         let t = Instant::now();
         let copies = [
             copy("<a@x>", t),

@@ -11,9 +11,10 @@ use std::{
 
 use axum::{
     Form, Json,
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State, connect_info::Connected},
     http::{HeaderMap, StatusCode},
     routing::{get, post},
+    serve::IncomingStream,
 };
 use serde_json::Value;
 use studyspot_test_world::smtp::SmtpSink;
@@ -127,8 +128,20 @@ async fn search_intents(
     Ok(Json(serde_json::json!({ "object": "search_result", "data": data, "has_more": false })))
 }
 
-/// (webhook-id, recipient, when) of every webhook received.
-type Hooks = Arc<Mutex<Vec<(String, String, Instant)>>>;
+/// One webhook received: its `webhook-id`, the recipient, when it arrived and when its connection
+/// was accepted.
+type Hooks = Arc<Mutex<Vec<(String, String, Instant, Instant)>>>;
+
+/// When the webhook receiver accepted a connection (reqwest keeps connections alive, so one
+/// carries many requests).
+#[derive(Clone, Copy)]
+struct Accepted(Instant);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Accepted {
+    fn connect_info(_: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Accepted(Instant::now())
+    }
+}
 
 /// Messages at the SMTP sink and the webhook receiver, by the notification id they carry
 /// (`X-StudySpot-Idempotency-Key`, `webhook-id`).
@@ -139,7 +152,8 @@ pub struct Mailroom {
 }
 
 /// One message that reached a channel: the notification id, the recipient address, the channel,
-/// the id the recipient's client tells copies apart by (`Message-ID`, `webhook-id`) and when.
+/// the id the recipient's client tells copies apart by (`Message-ID`, `webhook-id`), when it
+/// arrived, and when the connection that carried it was accepted (the sender was alive then).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Delivered {
     pub notification_id: String,
@@ -147,6 +161,7 @@ pub struct Delivered {
     pub channel: &'static str,
     pub message_id: String,
     pub at: Instant,
+    pub connected_at: Instant,
 }
 
 impl Mailroom {
@@ -158,6 +173,7 @@ impl Mailroom {
                 "/hooks/{recipient}",
                 post(
                     |State(seen): State<Hooks>,
+                     ConnectInfo(Accepted(connected_at)): ConnectInfo<Accepted>,
                      Path(recipient): Path<String>,
                      headers: HeaderMap| async move {
                         let id = headers
@@ -166,14 +182,18 @@ impl Mailroom {
                             .unwrap_or_default()
                             .to_owned();
                         if let Ok(mut seen) = seen.lock() {
-                            seen.push((id, recipient, Instant::now()));
+                            seen.push((id, recipient, Instant::now(), connected_at));
                         }
                         StatusCode::NO_CONTENT
                     },
                 ),
             )
             .with_state(webhooks.clone());
-        let webhook_base = serve(app).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let webhook_base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<Accepted>()).await
+        });
         Ok(Self { smtp, webhook_base, webhooks })
     }
 
@@ -189,15 +209,17 @@ impl Mailroom {
                 channel: "email",
                 message_id: header(&m.data, "message-id").unwrap_or_default(),
                 at: m.received_at,
+                connected_at: m.connected_at,
             })
             .collect();
         if let Ok(hooks) = self.webhooks.lock() {
-            all.extend(hooks.iter().map(|(id, recipient, at)| Delivered {
+            all.extend(hooks.iter().map(|(id, recipient, at, connected_at)| Delivered {
                 notification_id: id.clone(),
                 recipient: recipient.clone(),
                 channel: "webhook",
                 message_id: id.clone(),
                 at: *at,
+                connected_at: *connected_at,
             }));
         }
         all

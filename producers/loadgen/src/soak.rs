@@ -101,8 +101,8 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
     }
     let mut cycle = Vec::new();
     let mut faults = Vec::new();
-    // When the notifications process or PostgreSQL was killed: what may make an e-mail go twice.
-    let mut crashes = Vec::new();
+    // When the notifications process was killed (once reaped): what may make an e-mail go twice.
+    let mut notifications_killed = Vec::new();
     // What went wrong besides the faults we injected: restarts a supervisor did.
     let mut incidents: Vec<String> = Vec::new();
     let mut stuck: Vec<String> = Vec::new();
@@ -122,10 +122,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         let target = cycle.pop().unwrap_or_default();
         let down = Duration::from_millis(rng.random_range(200..3_000));
         let at_secs = load_started.elapsed().as_secs_f64();
-        if target == "notifications" || target == "postgres" {
-            crashes.push(Instant::now());
-        }
-        let back = match inject(&mut stack, &target, down).await {
+        let back = match inject(&mut stack, &target, down, &mut notifications_killed).await {
             Ok(back) => back,
             Err(e) => {
                 // Not fatal to the run: the supervisor restarts it, the checker shows what it cost.
@@ -200,7 +197,7 @@ pub async fn run(options: SoakOptions) -> anyhow::Result<bool> {
         &entries,
         &stack.stripe.charges(),
         &stack.mailroom.delivered(),
-        &crashes,
+        &notifications_killed,
     )
     .await?;
     let peaks = stack.peak_rss();
@@ -313,8 +310,14 @@ async fn supervise(stack: &mut Stack, incidents: &mut Vec<String>) -> anyhow::Re
 }
 
 /// SIGKILLs `target`, keeps it down for `down`, starts it again and waits until it serves;
-/// returns how long it took to be ready after the restart.
-async fn inject(stack: &mut Stack, target: &str, down: Duration) -> anyhow::Result<Duration> {
+/// returns how long it took to be ready after the restart. The moment the notifications process
+/// is dead goes to `notifications_killed`.
+async fn inject(
+    stack: &mut Stack,
+    target: &str,
+    down: Duration,
+    notifications_killed: &mut Vec<Instant>,
+) -> anyhow::Result<Duration> {
     match target {
         "broker" => {
             let broker = stack.broker.as_mut().ok_or_else(|| anyhow::anyhow!("no broker of our own"))?;
@@ -337,6 +340,9 @@ async fn inject(stack: &mut Stack, target: &str, down: Duration) -> anyhow::Resu
             let process =
                 stack.services.get_mut(service).ok_or_else(|| anyhow::anyhow!("no service {service}"))?;
             process.kill();
+            if service == "notifications" {
+                notifications_killed.push(Instant::now());
+            }
             let mark = process.log_mark();
             tokio::time::sleep(down).await;
             let restarted = Instant::now();
