@@ -5,8 +5,19 @@
 //! binaries) run on the same PostgreSQL and broker under the load generator's mix: commands/s the
 //! gateway accepts over keep-alive HTTP and gRPC, events/s each consumer applies, the end-to-end
 //! latency from the request to the first follow-on event readable on the topics at a fixed
-//! offered load and at saturation, and the peak RSS of every process.
+//! offered load and at saturation, hop by hop (request → command record readable → outcome
+//! committed → follow-on event readable), the CPU seconds every process (and each of the broker's
+//! threads) spent in each phase, librdkafka's round trips to the broker as the consumers see
+//! them, how fast each consumer drains a backlog on its own, and the peak RSS of every process.
 //! The renewal storm is `studyspot-bench renewals`.
+//!
+//! How to profile what a phase shows as the binding limit: run the benchmark, and while a phase
+//! runs attach `perf` (Debian's `linux-perf`) to the busiest process, e.g.
+//! `perf record -F 499 -g -p $(pgrep -f 'tansu broker') -- sleep 10` then
+//! `perf report --no-children`, or a flame graph with `perf script | inferno-collapse-perf |
+//! inferno-flamegraph > broker.svg` (`cargo install inferno`). `perf stat -e instructions true`
+//! tells whether this machine exposes hardware counters; without them `perf record` still samples
+//! on the CPU clock (`-e cpu-clock`). The release profile keeps line tables for readable stacks.
 
 use std::{
     collections::BTreeMap,
@@ -23,10 +34,11 @@ use sqlx::PgPool;
 use studyspot_bus::{BusSettings, OutboundMessage, Producer, admin, reader};
 use studyspot_loadgen::{
     api::{Gateway, Transport},
+    cpu::{Meter, Usage},
     ledger::Ledger,
     load::{self, Load, Report},
     mix::Tenant,
-    observe::FollowOns,
+    observe::{FollowOns, Hops},
     stack::{CONSUMERS, Infrastructure, Stack, StackOptions},
 };
 
@@ -176,25 +188,130 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-/// A load with follow-on events tailed: accepted/s, and latency from request to event.
+/// A phase's figures: what the load did, its hops, each consumer's rate, the CPU everything
+/// spent, and the consumers' round trips to the broker at its end.
+struct Phase {
+    report: Report,
+    hops: Hops,
+    rates: BTreeMap<&'static str, (i64, f64)>,
+    cpu: Usage,
+    round_trips: BTreeMap<String, RoundTrips>,
+}
+
+/// librdkafka's view of the broker from one consumer (seconds): request round trip and the
+/// client's own queueing, p50 and p99 over its last statistics interval.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct RoundTrips {
+    rtt_p50: f64,
+    rtt_p99: f64,
+    int_latency_p50: f64,
+    int_latency_p99: f64,
+}
+
+fn meter(stack: &Stack) -> Meter {
+    let (groups, broker) = stack.processes();
+    Meter::start(groups, broker.map(|pid| ("broker".to_owned(), pid)))
+}
+
+/// The broker round trips each consumer exports on `/metrics` (the largest over its brokers).
+async fn round_trips(stack: &Stack) -> BTreeMap<String, RoundTrips> {
+    let client = reqwest::Client::new();
+    let mut all = BTreeMap::new();
+    for consumer in CONSUMERS {
+        let Some(ops) = stack.ops_address(consumer) else { continue };
+        let Ok(text) = client.get(format!("http://{ops}/metrics")).send().await else { continue };
+        let Ok(text) = text.text().await else { continue };
+        let mut trips = RoundTrips::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name_labels, value)) = line.rsplit_once(' ') else { continue };
+            let Ok(value) = value.parse::<f64>() else { continue };
+            let p99 = name_labels.contains("quantile=\"0.99\"");
+            let slot = if name_labels.starts_with("studyspot_kafka_broker_rtt_seconds") {
+                if p99 { &mut trips.rtt_p99 } else { &mut trips.rtt_p50 }
+            } else if name_labels.starts_with("studyspot_kafka_broker_int_latency_seconds") {
+                if p99 { &mut trips.int_latency_p99 } else { &mut trips.int_latency_p50 }
+            } else {
+                continue;
+            };
+            *slot = slot.max(value);
+        }
+        all.insert(consumer.to_owned(), trips);
+    }
+    all
+}
+
+/// A load with every hop observed.
 async fn measured(
     stack: &Stack,
     gateway: &Gateway,
     tenants: &Arc<Vec<Tenant>>,
     ledger: &Ledger,
     load: Load,
-) -> anyhow::Result<(Report, Histogram<u64>, usize, BTreeMap<&'static str, (i64, f64)>)> {
+) -> anyhow::Result<Phase> {
     let pool = PgPool::connect(&stack.database_url).await?;
     let duration = load.duration;
-    let follow = FollowOns::start(&stack.bus, &stack.prefix).await?;
+    let follow = FollowOns::start(&stack.bus, &stack.prefix, &stack.database_url).await?;
+    let cpu = meter(stack);
     let consumers = tokio::spawn({
         let pool = pool.clone();
         async move { follow_consumers(&pool, duration, Duration::from_secs(5), Duration::from_secs(900)).await }
     });
     let report = load::run(gateway.clone(), tenants.clone(), ledger.clone(), load).await?;
     let rates = consumers.await?;
-    let (latency, missing) = follow.latencies(&report.sent)?;
-    Ok((report, latency, missing, rates))
+    let cpu = cpu.stop();
+    let hops = follow.hops(&report.sent)?;
+    Ok(Phase { report, hops, rates, cpu, round_trips: round_trips(stack).await })
+}
+
+/// Each consumer alone draining a backlog: every consumer is stopped, the load runs through the
+/// gateway for `duration`, then the consumers start one at a time and each is followed until it
+/// has applied what waits for it. Returns (applied, records/s, CPU) per consumer.
+async fn backlog(
+    stack: &mut Stack,
+    gateway: &Gateway,
+    tenants: &Arc<Vec<Tenant>>,
+    ledger: &Ledger,
+    load: Load,
+) -> anyhow::Result<BTreeMap<&'static str, (i64, f64, Usage)>> {
+    for consumer in CONSUMERS {
+        if let Some(process) = stack.services.get_mut(consumer) {
+            process.stop(Duration::from_secs(20));
+        }
+    }
+    let report = load::run(gateway.clone(), tenants.clone(), ledger.clone(), load).await?;
+    eprintln!("  backlog: {} commands accepted with every consumer stopped", report.accepted);
+    let pool = PgPool::connect(&stack.database_url).await?;
+    let mut drained = BTreeMap::new();
+    // Billing first: its follow-on events join the backlog of notifications and alerts.
+    for consumer in ["billing", "attendance", "notifications", "alerts"] {
+        stack.start_service(consumer).await?;
+        let cpu = meter(stack);
+        let rates =
+            follow_consumers(&pool, Duration::ZERO, Duration::from_secs(3), Duration::from_secs(900)).await;
+        let cpu = cpu.stop();
+        let (applied, rate) = rates.get(consumer).copied().unwrap_or_default();
+        eprintln!("  {consumer}: {applied} records at {rate:.0}/s");
+        drained.insert(consumer, (applied, rate, cpu));
+    }
+    Ok(drained)
+}
+
+/// "name 1.23 s (0.41 cores)" for every process that spent CPU, busiest first.
+fn cpu_line(usage: &Usage) -> String {
+    let mut by_use: Vec<(&String, &f64)> = usage.cpu_seconds.iter().filter(|(_, s)| **s >= 0.01).collect();
+    by_use.sort_by(|a, b| b.1.total_cmp(a.1));
+    by_use
+        .iter()
+        .map(|(name, s)| format!("{name} {s:.1} s ({:.2})", *s / usage.wall_seconds.max(1e-3)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The busiest threads of the broker in a phase.
+fn thread_line(usage: &Usage) -> String {
+    let mut by_use: Vec<(&String, &f64)> = usage.threads.iter().collect();
+    by_use.sort_by(|a, b| b.1.total_cmp(a.1));
+    by_use.iter().take(4).map(|(name, s)| format!("{name} {s:.1} s")).collect::<Vec<_>>().join(", ")
 }
 
 pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
@@ -234,12 +351,16 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
     };
 
     eprintln!("gateway at saturation over HTTP, then gRPC …");
+    let cpu = meter(&stack);
     let http =
         load::run(gateway.clone(), tenants.clone(), ledger.clone(), saturate(Transport::Http, 1)).await?;
+    let http_cpu = cpu.stop();
     let pool = PgPool::connect(&stack.database_url).await?;
     follow_consumers(&pool, Duration::ZERO, Duration::from_secs(5), Duration::from_secs(900)).await;
+    let cpu = meter(&stack);
     let grpc =
         load::run(gateway.clone(), tenants.clone(), ledger.clone(), saturate(Transport::Grpc, 2)).await?;
+    let grpc_cpu = cpu.stop();
     follow_consumers(&pool, Duration::ZERO, Duration::from_secs(5), Duration::from_secs(900)).await;
 
     eprintln!("fixed offered load {} commands/s …", options.rate);
@@ -251,10 +372,9 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         seed: 3,
         follow_ups: true,
     };
-    let (fixed, fixed_latency, fixed_missing, rates) =
-        measured(&stack, &gateway, &tenants, &ledger, fixed_load).await?;
+    let fixed = measured(&stack, &gateway, &tenants, &ledger, fixed_load).await?;
     eprintln!("saturation with follow-on events …");
-    let (saturated, saturated_latency, saturated_missing, saturated_rates) = measured(
+    let saturated = measured(
         &stack,
         &gateway,
         &tenants,
@@ -264,6 +384,15 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
             follow_ups: true,
             ..saturate(Transport::Http, 4)
         },
+    )
+    .await?;
+    eprintln!("each consumer draining a backlog on its own …");
+    let drained = backlog(
+        &mut stack,
+        &gateway,
+        &tenants,
+        &ledger,
+        Load { transports: vec![Transport::Http, Transport::Grpc], ..saturate(Transport::Http, 5) },
     )
     .await?;
     let peaks = stack.peak_rss();
@@ -284,91 +413,114 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
     row("limit: PostgreSQL batched upsert", format!("{:.0} rows/s", limits.upsert), String::new());
     row("limit: empty axum handler", format!("{:.0} req/s", limits.empty_handler), String::new());
     let pct = |a: f64, b: f64| format!("{:.1}% of ", 100.0 * a / b.max(1e-9));
-    row(
-        "gateway commands, HTTP keep-alive",
-        format!("{:.0}/s", http.accepted_per_second()),
-        format!("{}empty handler", pct(http.accepted_per_second(), limits.empty_handler)),
-    );
-    row(
-        "gateway commands, gRPC",
-        format!("{:.0}/s", grpc.accepted_per_second()),
-        format!("{}empty handler", pct(grpc.accepted_per_second(), limits.empty_handler)),
-    );
-    row(
-        "gateway commands vs broker produce",
-        format!("{:.0}/s", http.accepted_per_second().max(grpc.accepted_per_second())),
-        format!("{}produce", pct(http.accepted_per_second().max(grpc.accepted_per_second()), limits.produce)),
-    );
-    for (consumer, (n, rate)) in &saturated_rates {
+    for (name, report, cpu) in [
+        ("gateway commands, HTTP keep-alive", &http, &http_cpu),
+        ("gateway commands, gRPC", &grpc, &grpc_cpu),
+    ] {
         row(
-            &format!("{consumer}: records applied (saturation)"),
+            name,
+            format!("{:.0}/s", report.accepted_per_second()),
+            format!(
+                "{}empty handler, {}produce",
+                pct(report.accepted_per_second(), limits.empty_handler),
+                pct(report.accepted_per_second(), limits.produce)
+            ),
+        );
+        row("  CPU (cores busy)", String::new(), cpu_line(cpu));
+        row("  broker threads", String::new(), thread_line(cpu));
+    }
+    for (consumer, (n, rate, cpu)) in &drained {
+        row(
+            &format!("{consumer}: records applied from a backlog, alone"),
             format!("{rate:.0}/s ({n})"),
             format!("{}consume, {:.1}% of upsert", pct(*rate, limits.consume), 100.0 * rate / limits.upsert),
         );
+        row("  CPU (cores busy)", String::new(), cpu_line(cpu));
     }
-    for (consumer, (n, rate)) in &rates {
-        row(
-            &format!("{consumer}: records applied (fixed load)"),
-            format!("{rate:.0}/s ({n})"),
-            String::new(),
-        );
-    }
-    for (name, report, latency, missing) in [
-        (format!("fixed {:.0}/s offered", options.rate), &fixed, &fixed_latency, fixed_missing),
-        ("saturation".to_owned(), &saturated, &saturated_latency, saturated_missing),
-    ] {
+    for (name, phase) in
+        [(format!("fixed {:.0}/s offered", options.rate), &fixed), ("saturation".to_owned(), &saturated)]
+    {
+        let (report, hops) = (&phase.report, &phase.hops);
         row(
             &format!("{name}: accepted"),
             format!("{:.0}/s", report.accepted_per_second()),
             format!("{} shed, {} gave up", report.shed, report.gave_up),
         );
-        row(
-            &format!("{name}: request → 202"),
-            format!("p50 {:.1} ms", ms(&report.accept_latency, 0.5)),
-            format!(
-                "p99 {:.1} ms  p99.9 {:.1} ms",
-                ms(&report.accept_latency, 0.99),
-                ms(&report.accept_latency, 0.999)
-            ),
-        );
-        row(
-            &format!("{name}: request → follow-on event"),
-            format!("p50 {:.0} ms", ms(latency, 0.5)),
-            format!(
-                "p99 {:.0} ms  p99.9 {:.0} ms  ({} of {} without one)",
-                ms(latency, 0.99),
-                ms(latency, 0.999),
-                missing,
-                report.accepted
-            ),
-        );
+        let quantiles = |h: &Histogram<u64>| {
+            (
+                format!("p50 {:.1} ms", ms(h, 0.5)),
+                format!("p99 {:.1} ms  p99.9 {:.1} ms", ms(h, 0.99), ms(h, 0.999)),
+            )
+        };
+        let (p50, rest) = quantiles(&report.accept_latency);
+        row(&format!("{name}: request → 202"), p50, rest);
+        for (hop, h, missing) in [
+            ("request → command readable", &hops.request_to_command, hops.without_command),
+            ("command → outcome committed", &hops.command_to_commit, hops.without_commit),
+            ("committed → follow-on readable", &hops.commit_to_event, 0),
+            ("request → follow-on readable", &hops.request_to_event, hops.without_event),
+        ] {
+            let (p50, rest) = quantiles(h);
+            let without = if missing > 0 {
+                format!("  ({missing} of {} without)", report.accepted)
+            } else {
+                String::new()
+            };
+            row(&format!("{name}: {hop}"), p50, format!("{rest}{without}"));
+        }
+        for (consumer, (n, rate)) in &phase.rates {
+            row(&format!("{name}: {consumer} records applied"), format!("{rate:.0}/s ({n})"), String::new());
+        }
+        row("  CPU (cores busy)", String::new(), cpu_line(&phase.cpu));
+        row("  broker threads", String::new(), thread_line(&phase.cpu));
+        for (consumer, trips) in &phase.round_trips {
+            row(
+                &format!("  {consumer}: librdkafka → broker"),
+                format!("rtt p50 {:.1} ms", trips.rtt_p50 * 1e3),
+                format!(
+                    "rtt p99 {:.1} ms, queueing (int_latency) p50 {:.1} ms p99 {:.1} ms",
+                    trips.rtt_p99 * 1e3,
+                    trips.int_latency_p50 * 1e3,
+                    trips.int_latency_p99 * 1e3
+                ),
+            );
+        }
     }
     for (name, kib) in &peaks {
         row(&format!("peak RSS {name}"), format!("{:.1} MiB", *kib as f64 / 1024.0), String::new());
     }
-    let figure = |r: &Report, h: &Histogram<u64>, missing: usize| {
-        json!({
-            "accepted_per_second": r.accepted_per_second(), "accepted": r.accepted, "shed": r.shed, "gave_up": r.gave_up,
-            "accept_ms": { "p50": ms(&r.accept_latency, 0.5), "p99": ms(&r.accept_latency, 0.99), "p999": ms(&r.accept_latency, 0.999) },
-            "follow_on_ms": { "p50": ms(h, 0.5), "p99": ms(h, 0.99), "p999": ms(h, 0.999), "count": h.len(), "without": missing },
-        })
-    };
+    let quantiles_json = |h: &Histogram<u64>| json!({ "p50": ms(h, 0.5), "p99": ms(h, 0.99), "p999": ms(h, 0.999), "count": h.len() });
     let rates_json = |r: &BTreeMap<&str, (i64, f64)>| -> Value {
         r.iter()
             .map(|(c, (n, rate))| ((*c).to_owned(), json!({ "applied": n, "per_second": rate })))
             .collect()
+    };
+    let phase_json = |p: &Phase| {
+        let r = &p.report;
+        json!({
+            "accepted_per_second": r.accepted_per_second(), "accepted": r.accepted, "shed": r.shed, "gave_up": r.gave_up,
+            "accept_ms": quantiles_json(&r.accept_latency),
+            "request_to_command_ms": quantiles_json(&p.hops.request_to_command),
+            "command_to_commit_ms": quantiles_json(&p.hops.command_to_commit),
+            "commit_to_event_ms": quantiles_json(&p.hops.commit_to_event),
+            "follow_on_ms": quantiles_json(&p.hops.request_to_event),
+            "without": { "command": p.hops.without_command, "commit": p.hops.without_commit, "event": p.hops.without_event },
+            "consumers": rates_json(&p.rates),
+            "cpu": p.cpu,
+            "round_trips": p.round_trips,
+        })
     };
     let document = json!({
         "limits": { "produce_per_second": limits.produce, "consume_per_second": limits.consume,
                     "upsert_rows_per_second": limits.upsert, "empty_handler_per_second": limits.empty_handler },
         "gateway": { "http_per_second": http.accepted_per_second(), "grpc_per_second": grpc.accepted_per_second(),
                      "http_ratio_to_empty_handler": http.accepted_per_second() / limits.empty_handler,
-                     "grpc_ratio_to_empty_handler": grpc.accepted_per_second() / limits.empty_handler },
-        "consumers_at_saturation": rates_json(&saturated_rates),
-        "consumers_at_fixed_load": rates_json(&rates),
-        "fixed": figure(&fixed, &fixed_latency, fixed_missing),
+                     "grpc_ratio_to_empty_handler": grpc.accepted_per_second() / limits.empty_handler,
+                     "http_cpu": http_cpu, "grpc_cpu": grpc_cpu },
+        "consumers_from_backlog": drained.iter().map(|(c, (n, rate, cpu))| ((*c).to_owned(), json!({ "applied": n, "per_second": rate, "cpu": cpu }))).collect::<serde_json::Map<String, Value>>(),
+        "fixed": phase_json(&fixed),
         "fixed_offered_per_second": options.rate,
-        "saturation": figure(&saturated, &saturated_latency, saturated_missing),
+        "saturation": phase_json(&saturated),
         "peak_rss_kib": peaks,
         "renewal_storm": "studyspot-bench renewals",
     });

@@ -62,6 +62,21 @@ struct SourceContext {
 
 impl ClientContext for SourceContext {
     fn stats(&self, statistics: Statistics) {
+        // Round trips to each broker as librdkafka sees them over the last interval: `rtt` from
+        // request sent to response received, `int_latency` from a message queued to it being
+        // sent (the client's own queueing).
+        for broker in statistics.brokers.values().filter(|b| b.nodeid >= 0) {
+            for (metric, window) in [
+                ("studyspot_kafka_broker_rtt_seconds", broker.rtt.as_ref()),
+                ("studyspot_kafka_broker_int_latency_seconds", broker.int_latency.as_ref()),
+            ] {
+                let Some(window) = window.filter(|w| w.cnt > 0) else { continue };
+                for (quantile, micros) in [("0.5", window.p50), ("0.99", window.p99)] {
+                    metrics::gauge!(metric, "group" => self.group.clone(), "broker" => broker.nodeid.to_string(), "quantile" => quantile)
+                        .set(micros as f64 / 1e6);
+                }
+            }
+        }
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod checker;
+pub mod cpu;
 pub mod fakes;
 pub mod ledger;
 pub mod load;

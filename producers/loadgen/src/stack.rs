@@ -492,6 +492,11 @@ impl Stack {
         Ok(stack)
     }
 
+    /// The address of a service's `/metrics`, `/health` and `/ready`.
+    pub fn ops_address(&self, name: &str) -> Option<&str> {
+        self.ready.get(name).map(String::as_str)
+    }
+
     /// Starts one service and waits until its `/ready` answers 200.
     pub async fn start_service(&mut self, name: &str) -> anyhow::Result<()> {
         let process = self.services.get_mut(name).with_context(|| format!("no service {name}"))?;
@@ -571,6 +576,23 @@ impl Stack {
             peaks.insert("loadgen (this process)".into(), kib);
         }
         peaks
+    }
+
+    /// The processes of the system by name, for CPU accounting: each service, the broker (the
+    /// one of this run, or the shared one listening on `kafka`), every PostgreSQL process (the
+    /// shared server's serve other databases too) and this process as `loadgen`. Also the
+    /// broker's pid, whose threads are worth telling apart.
+    pub fn processes(&self) -> (Vec<(String, Vec<u32>)>, Option<u32>) {
+        let mut groups: Vec<(String, Vec<u32>)> =
+            self.services.iter().map(|(name, p)| (name.clone(), p.pid().into_iter().collect())).collect();
+        let broker = match &self.broker {
+            Some(b) => b.process.pid(),
+            None => crate::cpu::pids_of("tansu", Some(&self.kafka)).first().copied(),
+        };
+        groups.push(("broker".into(), broker.into_iter().collect()));
+        groups.push(("postgres".into(), crate::cpu::pids_of("postgres", None)));
+        groups.push(("loadgen".into(), vec![std::process::id()]));
+        (groups, broker)
     }
 
     /// A service that died by itself, with its log.
