@@ -205,7 +205,9 @@ impl Worker {
             }
             tx.commit().await?;
         }
+        tracing::debug!(notification = %d.notification_id, attempts, leased_until = %d.leased_until, "sending");
         let answer = self.send(&d).await;
+        tracing::debug!(notification = %d.notification_id, attempts, ok = answer.is_ok(), "sent; recording the outcome");
         self.record(&d, attempts, &answer).await
     }
 

@@ -260,7 +260,11 @@ pub async fn check(
             } else {
                 verdict.violate(
                     "notification_sent_twice",
-                    format!("{id} to {recipient} by {channel}: {} times", copies.len()),
+                    format!(
+                        "{id} to {recipient} by {channel}: {} times ({})",
+                        copies.len(),
+                        copies_timeline(copies, notifications_killed)
+                    ),
                 );
             }
         }
@@ -362,6 +366,37 @@ async fn event_ids(bus: &BusSettings, prefix: &str) -> anyhow::Result<HashSet<St
         Ok(ids)
     })
     .await?
+}
+
+/// When each copy of a message arrived and its connection was accepted, relative to the first
+/// copy, whether the ids match, and the notifications kills around them: the evidence a reader
+/// needs to tell a resend after a crash from a bug.
+fn copies_timeline(copies: &[&Delivered], killed: &[Instant]) -> String {
+    let first = copies[0].at;
+    let ms = |t: Instant| {
+        if t >= first {
+            format!("+{} ms", t.duration_since(first).as_millis())
+        } else {
+            format!("-{} ms", first.duration_since(t).as_millis())
+        }
+    };
+    let mut parts: Vec<String> = copies
+        .iter()
+        .map(|c| {
+            format!(
+                "at {} (connection {}){}",
+                ms(c.at),
+                ms(c.connected_at),
+                if c.message_id == copies[0].message_id { "" } else { ", another id" }
+            )
+        })
+        .collect();
+    let kills: Vec<String> = killed.iter().map(|k| ms(*k)).collect();
+    parts.push(format!(
+        "notifications killed {}",
+        if kills.is_empty() { "never".to_owned() } else { kills.join(", ") }
+    ));
+    parts.join("; ")
 }
 
 /// Whether every copy after the first of one message (`copies` in the order received) carries the

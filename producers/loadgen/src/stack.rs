@@ -412,7 +412,12 @@ impl Stack {
                 .env("STUDYSPOT_POSTGRES__READONLY_URL", &database_url)
                 .env("STUDYSPOT_CONSUMER__RETRY_MAX_MS", "1000")
                 .env("STUDYSPOT_OPS_LISTEN", ops)
-                .env("RUST_LOG", "warn,studyspot=info")
+                // STUDYSPOT_STACK_LOG overrides the services' log filter when a run needs a
+                // closer look (e.g. `warn,studyspot=info,studyspot_notifications::delivery=debug`).
+                .env(
+                    "RUST_LOG",
+                    std::env::var("STUDYSPOT_STACK_LOG").unwrap_or_else(|_| "warn,studyspot=info".to_owned()),
+                )
                 .env("NO_COLOR", "1");
             for (k, v) in &options.env {
                 process = process.env(k, v.clone());
