@@ -2,9 +2,11 @@
 //! channel with the notification's id as idempotency key, and reports the answer as a
 //! `RecordDeliveryOutcome` command through the outbox — in the same transaction that marks the
 //! delivery reported, so a report is published exactly when it is recorded. A database that cannot
-//! be reached after a send is waited for (until shortly before the lease ends); only a crash of
-//! the process between the send and that record sends again after the lease, with the same key
-//! (and for e-mail the same `Message-ID`). In-app messages need no provider: they are
+//! be reached after a send is waited for (until shortly before the lease ends); an outcome still
+//! unrecorded then is kept in memory, and when the worker leases that delivery again it records
+//! the outcome instead of sending again. Only a crash of the process between the send and that
+//! record sends again after the lease, with the same key (and for e-mail the same `Message-ID`).
+//! In-app messages need no provider: they are
 //! stored and live in the projection, so they are reported sent at once.
 //!
 //! A digest whose window has closed is not sent straight away: the worker asks for its seal
@@ -12,7 +14,11 @@
 //! so the messages it carries are those the log collected before the seal (see
 //! `decide::waiting`).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use rand::Rng as _;
@@ -45,7 +51,21 @@ struct Worker {
     /// Signs tracking links (open pixel, click redirects, Twilio status callbacks) when enabled.
     links: Option<Arc<Links>>,
     endpoints: Arc<Endpoints>,
+    /// Sends whose outcome could not be recorded before their lease ended, by notification id:
+    /// recorded, not sent again, when the delivery is leased again.
+    unrecorded: Arc<Mutex<HashMap<String, Unrecorded>>>,
 }
+
+/// An attempt that went out but is not recorded yet.
+struct Unrecorded {
+    attempts: i32,
+    answer: Result<Delivery, ChannelError>,
+    since: Instant,
+}
+
+/// How long an unrecorded outcome is kept: the delivery is leased again (by this worker, or by
+/// another process's after the lease) long before.
+const KEEP_UNRECORDED: Duration = Duration::from_secs(24 * 3600);
 
 /// The tracking links of `[notifications.tracking]`, when enabled and a signing key is set.
 pub fn tracking_links(t: &studyspot_config::Tracking) -> Option<Links> {
@@ -93,6 +113,7 @@ pub fn sidecar() -> Sidecar {
                     d.webhook_rate_burst,
                     d.webhook_disable_after_secs,
                 )),
+                unrecorded: Arc::default(),
             };
             let poll = Duration::from_millis(d.poll_interval_ms.max(10));
             loop {
@@ -176,8 +197,11 @@ impl Worker {
 
     async fn deliver(&self, d: Due) -> Result<(), Failure> {
         let attempts = d.attempts + 1;
-        let webhook = d.channel == "webhook";
-        if webhook {
+        if let Some(answer) = self.take_unrecorded(&d.notification_id, attempts) {
+            tracing::info!(notification = %d.notification_id, attempts, "recording an earlier send's outcome instead of sending again");
+            return self.record(&d, attempts, &answer).await;
+        }
+        if d.channel == "webhook" {
             let mut tx = self.pool.begin().await?;
             match self.endpoints.gate(&mut tx, &d).await? {
                 Gate::Go => {}
@@ -211,6 +235,18 @@ impl Worker {
         self.record(&d, attempts, &answer).await
     }
 
+    /// The outcome of attempt `attempts` if it went out without being recorded (an unrecorded
+    /// outcome of another attempt is of no use any more: someone recorded since).
+    fn take_unrecorded(
+        &self,
+        notification_id: &str,
+        attempts: i32,
+    ) -> Option<Result<Delivery, ChannelError>> {
+        let mut unrecorded = self.unrecorded.lock().ok()?;
+        unrecorded.retain(|_, u| u.since.elapsed() < KEEP_UNRECORDED);
+        unrecorded.remove(notification_id).filter(|u| u.attempts == attempts).map(|u| u.answer)
+    }
+
     /// Records what attempt `attempts` came to, trying again while the database cannot be
     /// reached, until shortly before the lease ends. The message may have gone out: a record lost
     /// here is a message sent again once the lease runs out (SMTP has no idempotency key), so a
@@ -233,7 +269,15 @@ impl Worker {
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Err(e) => {
-                    tracing::error!(notification = %d.notification_id, attempts, error = %e, "could not record the delivery's outcome before its lease ends; it will be sent again");
+                    // Kept for when this worker leases it again; another process's worker, which
+                    // may lease it first once the lease has ended, would send it again.
+                    tracing::error!(notification = %d.notification_id, attempts, error = %e, "could not record the delivery's outcome before its lease ends; keeping it to record at the next lease");
+                    if let Ok(mut unrecorded) = self.unrecorded.lock() {
+                        unrecorded.insert(
+                            d.notification_id.clone(),
+                            Unrecorded { attempts, answer: answer.clone(), since: Instant::now() },
+                        );
+                    }
                     return Err(e);
                 }
             }

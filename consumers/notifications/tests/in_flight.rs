@@ -9,7 +9,7 @@
 //!   process's worker does not send the message a second time from it.
 //! - The statements that carry the worker's state across a swap, case by case.
 //! - A database gone while the worker sends: the outcome is recorded once the database is back,
-//!   and the message is not sent again when the lease runs out.
+//!   and the message is not sent again when the lease runs out — however long the outage.
 
 #[path = "rebuild/held.rs"]
 mod held;
@@ -425,16 +425,15 @@ async fn a_swap_carries_what_the_worker_did_beside_the_log_and_keeps_what_the_ha
     pool.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_database_gone_between_a_send_and_its_record_sends_nothing_twice() {
+/// A webhook message sent while the database is cut for `outage` (a consumer with a lease of
+/// `lease_secs`): it must reach the endpoint once and be recorded `sent` once the database is back.
+async fn sent_once_across(outage: Duration, lease_secs: &str) {
     let world = world().await;
     let pool = world.pool().await;
     let hook = HeldEndpoint::start().await;
-    // The consumer reaches its database through a proxy the test cuts. Its lease is short: a
-    // worker that gave up on recording when the database went away would send again 10 s after
-    // it took the message.
+    // The consumer reaches its database through a proxy the test cuts.
     let database = Proxy::start(world.database_host_port()).await;
-    let mut live = consumer_with_lease(&world, &world.database_url_via(database.addr), "10");
+    let mut live = consumer_with_lease(&world, &world.database_url_via(database.addr), lease_secs);
     world.send(&preferences(&world, "mem_hook", &hook.url)).await;
     eventually("the preferences", Duration::from_secs(60), || async {
         scalar::<i64>(&pool, "SELECT count(*) FROM notifications.preferences").await.filter(|n| *n == 1)
@@ -447,11 +446,10 @@ async fn a_database_gone_between_a_send_and_its_record_sends_nothing_twice() {
     .await;
 
     // Mid-send the database goes away; then the endpoint takes the message. The outage is the
-    // behaviour under test: long enough for the worker to fail to record the outcome, shorter
-    // than the lease.
+    // behaviour under test.
     database.down();
     hook.release();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(outage).await;
     database.up();
 
     // Once it is `sent`, its delivery is settled: no later round can lease it again.
@@ -463,4 +461,17 @@ async fn a_database_gone_between_a_send_and_its_record_sends_nothing_twice() {
     assert_eq!(scalar::<i32>(&pool, attempts).await, Some(1), "{}", live.log());
     assert!(stop(&mut live).success(), "{}", live.log());
     pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_gone_between_a_send_and_its_record_sends_nothing_twice() {
+    // Shorter than the lease: the worker waits for the database to record the outcome.
+    sent_once_across(Duration::from_secs(2), "10").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_gone_for_longer_than_the_lease_sends_nothing_twice() {
+    // Longer than the lease: the worker keeps the outcome and records it when it leases the
+    // delivery again, instead of sending again.
+    sent_once_across(Duration::from_secs(6), "3").await;
 }
