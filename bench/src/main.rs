@@ -1,6 +1,8 @@
 //! `studyspot-bench bus`: the bus's figures from one run, each beside the limit it is bound by.
 //! `studyspot-bench gateway`: accepted commands per second beside an empty axum handler.
 //! `studyspot-bench renewals`: a renewal storm — time until every invoice is issued and paid.
+//! `studyspot-bench hop`: one record's trip producer → broker → idle consumer, and the broker's CPU
+//! while consumers wait, per `fetch.wait.max.ms` (see hop.rs).
 //!
 //! - raw broker consume rate (msgs/s) of 200-byte records with our producer settings;
 //! - raw PostgreSQL batched upsert rate (rows/s);
@@ -67,6 +69,21 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// One record at a time from our producer to an idle consumer: latency p50/p99/max and the
+    /// broker's CPU, per fetch.wait.max.ms; and the broker's CPU with idle consumers connected.
+    Hop {
+        /// Records per setting, each sent once the previous one arrived.
+        #[arg(long, default_value_t = 100)]
+        hops: usize,
+        /// The consumers' fetch.wait.max.ms settings to measure.
+        #[arg(long, value_delimiter = ',', default_values_t = [500u64, 100, 10])]
+        waits: Vec<u64>,
+        /// Consumers connected (each following six partitions) while the broker's idle CPU is read.
+        #[arg(long, default_value_t = 6)]
+        idle_consumers: usize,
+        #[arg(long, default_value_t = 20)]
+        idle_seconds: u64,
+    },
     /// History read back by `studyspot replay` (NDJSON, Parquet) and a full projection rebuild:
     /// records/s and peak RSS (STUDYSPOT_CLI_BIN, STUDYSPOT_ATTENDANCE_BIN).
     Replay {
@@ -80,6 +97,7 @@ enum What {
 }
 
 mod gateway;
+mod hop;
 mod renewals;
 mod replay;
 mod system;
@@ -103,6 +121,9 @@ async fn main() -> anyhow::Result<()> {
         What::Gateway { concurrency } => gateway::run(&env, args.records, concurrency).await,
         What::Renewals { subscriptions } => renewals::run(subscriptions).await,
         What::Replay { events, linger_ms } => replay::run(events, linger_ms).await,
+        What::Hop { hops, waits, idle_consumers, idle_seconds } => {
+            hop::run(&env, hop::Options { hops, waits, idle_consumers, idle_seconds }).await
+        }
         What::System { rate, seconds, concurrency, organizations, members, json } => {
             let records = args.records.min(30_000);
             let options =
