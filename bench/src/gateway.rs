@@ -72,6 +72,7 @@ pub async fn run(env: &Env, requests: usize, concurrency: usize) -> anyhow::Resu
     let run = uuid::Uuid::now_v7().simple().to_string();
     let database_url = fresh_database(&env.admin_url, &format!("bench_{run}")).await?;
     let mut settings = Settings::load(None).context("defaults")?;
+    studyspot_config::secrets::Secrets::random().apply(&mut settings);
     settings.kafka.bootstrap_servers = env.kafka.clone();
     settings.kafka.topic_prefix = format!("bench{run}.");
     settings.registry.url = start_registry(&database_url).await?;

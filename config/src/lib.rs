@@ -1,9 +1,15 @@
 //! Settings every StudySpot process shares, loaded in layers.
 //!
 //! The defaults live in `studyspot.toml` beside this crate, which is embedded at compile time so
-//! the documented value and the effective default can never disagree.
+//! the documented value and the effective default can never disagree. No secret ships in them:
+//! see [`secrets`].
 
-use std::{collections::BTreeMap, path::Path};
+pub mod secrets;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use figment::{
     Figment,
@@ -21,6 +27,9 @@ pub struct ConfigError(#[from] Box<figment::Error>);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// Development mode: weak and missing secrets are accepted (see [`secrets`]). Never in
+    /// production.
+    pub development: bool,
     pub kafka: Kafka,
     pub registry: Registry,
     pub postgres: Postgres,
@@ -83,14 +92,6 @@ pub struct Auth {
     pub jwks_file: String,
     pub issuer: String,
     pub audience: String,
-}
-
-impl Auth {
-    /// The secret shipped in the defaults, for local development only.
-    pub fn uses_development_secret(&self) -> bool {
-        use secrecy::ExposeSecret;
-        DEFAULTS.contains(&format!("hs256_secret = \"{}\"", self.hs256_secret.expose_secret()))
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,14 +166,6 @@ pub struct Tracking {
     pub link_ttl_days: u64,
     /// Twilio's auth token for its status callbacks' signatures; empty: the SMS channel's.
     pub twilio_auth_token: SecretString,
-}
-
-impl Tracking {
-    /// The secret shipped in the defaults, for local development only.
-    pub fn uses_development_secret(&self) -> bool {
-        use secrecy::ExposeSecret;
-        self.secrets.values().any(|s| DEFAULTS.contains(&format!("k1 = \"{}\"", s.expose_secret())))
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -280,20 +273,51 @@ pub struct Razorpay {
 }
 
 impl Settings {
-    /// Defaults → `file` (or the file named by `STUDYSPOT_CONFIG`) → `STUDYSPOT_*` environment.
+    /// Defaults → `file` (or the file named by `STUDYSPOT_CONFIG`) → the secrets file named by
+    /// `STUDYSPOT_SECRETS_FILE` → `STUDYSPOT_*` environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::figment(file).extract().map_err(|e| ConfigError(Box::new(e)))
     }
 
+    /// What the operator tools (`studyspot`, the load generator) load: [`Settings::load`], and
+    /// when `STUDYSPOT_SECRETS_FILE` is not set, the local stack's secrets file if there is one
+    /// (`$STUDYSPOT_HOME/secrets.toml`, by default `~/.local/share/studyspot/secrets.toml`, which
+    /// `./deploy/local/up` writes), so a token they mint verifies at the local gateway.
+    pub fn load_for_tools(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let local = secrets_file().is_none().then(local_secrets_file).flatten().filter(|p| p.is_file());
+        Self::figment_with(file, secrets_file().or(local)).extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+
     pub fn figment(file: Option<&Path>) -> Figment {
+        Self::figment_with(file, secrets_file())
+    }
+
+    fn figment_with(file: Option<&Path>, secrets: Option<PathBuf>) -> Figment {
         let mut figment = Figment::from(Toml::string(DEFAULTS));
         let named =
             file.map(Path::to_path_buf).or_else(|| std::env::var_os("STUDYSPOT_CONFIG").map(Into::into));
         if let Some(path) = named {
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment.merge(Env::prefixed("STUDYSPOT_").split("__").ignore(&["config"]))
+        if let Some(path) = secrets {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment.merge(Env::prefixed("STUDYSPOT_").split("__").ignore(&["config", "secrets_file"]))
     }
+}
+
+/// The secrets file named by `STUDYSPOT_SECRETS_FILE`.
+fn secrets_file() -> Option<PathBuf> {
+    std::env::var_os("STUDYSPOT_SECRETS_FILE").filter(|p| !p.is_empty()).map(Into::into)
+}
+
+/// Where `./deploy/local/up` keeps the local stack's secrets.
+pub fn local_secrets_file() -> Option<PathBuf> {
+    let home = std::env::var_os("STUDYSPOT_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/studyspot")))?;
+    Some(home.join("secrets.toml"))
 }
 
 #[cfg(test)]

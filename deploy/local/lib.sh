@@ -5,6 +5,7 @@
 #   broker/   the broker's SQLite database (tansu.db)
 #   logs/     one log file per process (broker.log, gateway.log, billing.log, ...)
 #   run/      pid files, postgres.started (PostgreSQL was started by these scripts), lock
+#   secrets.toml  this installation's random secrets (mode 0600), made by `up` on its first run
 #
 # Every address can be overridden from the environment; the Rust processes read the same variables
 # (STUDYSPOT_<SECTION>__<KEY>, see config/studyspot.toml).
@@ -55,6 +56,9 @@ default_env STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS 127.0.0.1:9092
 BROKER_ADDR="${STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS%%,*}"
 default_env STUDYSPOT_REGISTRY__LISTEN 127.0.0.1:8081
 default_env STUDYSPOT_REGISTRY__URL "http://${STUDYSPOT_REGISTRY__LISTEN/#0.0.0.0:/127.0.0.1:}"
+# The local stack's secrets (token, tracking-link and QR keys): random, written once by `up`
+# (`studyspot secrets init`, mode 0600) and read by every process it starts and by `studyspot token`.
+default_env STUDYSPOT_SECRETS_FILE "$STUDYSPOT_HOME/secrets.toml"
 default_env STUDYSPOT_GATEWAY__HTTP_LISTEN 127.0.0.1:8080
 default_env STUDYSPOT_GATEWAY__GRPC_LISTEN 127.0.0.1:50051
 

@@ -74,7 +74,11 @@ pub struct Claims {
 }
 
 /// Signs `claims` with the configured HS256 secret (the CLI's `studyspot token`, and tests).
+/// Without a secret HS256 is off, and there is nothing to sign with.
 pub fn mint(auth: &Auth, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+    if auth.hs256_secret.expose_secret().is_empty() {
+        return Err(ErrorKind::InvalidKeyFormat.into());
+    }
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
@@ -85,7 +89,8 @@ pub fn mint(auth: &Auth, claims: &Claims) -> Result<String, jsonwebtoken::errors
 /// Checks tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Verifier {
-    hs256: Arc<DecodingKey>,
+    /// `None`: HS256 is off (no `auth.hs256_secret`), RS256 tokens only.
+    hs256: Option<Arc<DecodingKey>>,
     rs256: Arc<HashMap<String, DecodingKey>>,
     issuer: String,
     audience: String,
@@ -109,11 +114,14 @@ impl Verifier {
                 rs256.insert(kid, key);
             }
         }
-        if auth.uses_development_secret() {
-            tracing::warn!("auth.hs256_secret is the development default: anyone can mint tokens");
+        let secret = auth.hs256_secret.expose_secret();
+        if secret.is_empty() && rs256.is_empty() {
+            return Err(
+                "neither auth.hs256_secret nor auth.jwks_file is set: no token could be verified".into()
+            );
         }
         Ok(Self {
-            hs256: Arc::new(DecodingKey::from_secret(auth.hs256_secret.expose_secret().as_bytes())),
+            hs256: (!secret.is_empty()).then(|| Arc::new(DecodingKey::from_secret(secret.as_bytes()))),
             rs256: Arc::new(rs256),
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
@@ -125,7 +133,12 @@ impl Verifier {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("malformed token: {e}")))?;
         let (key, algorithm) = match header.alg {
-            Algorithm::HS256 => (self.hs256.as_ref(), Algorithm::HS256),
+            Algorithm::HS256 => {
+                let key = self.hs256.as_deref().ok_or_else(|| {
+                    invalid("HS256 tokens are not accepted here (auth.hs256_secret is not set)".into())
+                })?;
+                (key, Algorithm::HS256)
+            }
             Algorithm::RS256 => {
                 let kid =
                     header.kid.ok_or_else(|| invalid("an RS256 token must name its key (kid)".into()))?;
@@ -289,7 +302,9 @@ mod tests {
     use super::*;
 
     fn auth() -> Auth {
-        studyspot_config::Settings::load(None).expect("defaults").auth
+        let mut settings = studyspot_config::Settings::load(None).expect("defaults");
+        studyspot_config::secrets::Secrets::random().apply(&mut settings);
+        settings.auth
     }
 
     fn claims(roles: Vec<Role>, org: Option<&str>) -> Claims {
@@ -363,6 +378,27 @@ mod tests {
         assert_eq!(code(verifier.verify(&sign(None)).unwrap_err()), "invalid_token");
         let without_jwks = Verifier::new(&super::tests::auth()).expect("verifier");
         assert_eq!(code(without_jwks.verify(&sign(Some("test-rs256-1"))).unwrap_err()), "invalid_token");
+    }
+
+    #[test]
+    fn without_an_hs256_secret_hs256_is_off_and_no_hs256_token_verifies() {
+        let mut auth = auth();
+        auth.jwks_file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rs256-test-jwks.json").into();
+        auth.hs256_secret = String::new().into();
+        let verifier = Verifier::new(&auth).expect("RS256 only");
+        // Signed with the empty key, which an "empty secret" would have verified.
+        let empty = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims(vec![Role::PlatformAdmin], None),
+            &EncodingKey::from_secret(b""),
+        )
+        .expect("sign");
+        let err = verifier.verify(&empty).unwrap_err();
+        assert_eq!(code(err), "invalid_token");
+        assert!(mint(&auth, &claims(vec![Role::Owner], Some("org_1"))).is_err(), "nothing to mint with");
+        // With neither HS256 nor a JWKS file nothing could be verified: refused at start.
+        auth.jwks_file = String::new();
+        assert!(Verifier::new(&auth).is_err());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use std::{sync::Arc, time::Duration, time::Instant};
 use axum::{Router, extract::DefaultBodyLimit, routing::get};
 use secrecy::ExposeSecret;
 use studyspot_bus::{BusSettings, Codec, Producer, TraceContext};
-use studyspot_config::Settings;
+use studyspot_config::{Settings, secrets::Secret};
 use tracing::Instrument;
 
 pub use error::GatewayError;
@@ -73,8 +73,18 @@ impl auth::Authenticates for AppState {
 /// The gateway's routes with its operational endpoints. Connects to PostgreSQL (its ledger, and
 /// the projections through the read-only role) and starts the background work it needs.
 pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
-    let bus = BusSettings::from_settings(settings, "studyspot-gateway");
     let startup = |what: &str, e: &dyn std::fmt::Display| GatewayError::Startup(format!("{what}: {e}"));
+    // Tokens, tracking links and QR codes: a weak secret is refused before anything starts
+    // (development mode fills in missing ones and only warns).
+    let mut settings = settings.clone();
+    let warnings = settings
+        .secure(&[Secret::Auth, Secret::TrackingLinks, Secret::QrKeys])
+        .map_err(|e| GatewayError::Startup(e.to_string()))?;
+    for warning in warnings {
+        tracing::warn!("development mode: {warning}");
+    }
+    let settings = &settings;
+    let bus = BusSettings::from_settings(settings, "studyspot-gateway");
     let ledger =
         ledger::Ledger::connect(settings.postgres.url.expose_secret(), settings.postgres.max_connections)
             .await

@@ -45,9 +45,6 @@ pub struct TrackingSettings {
 impl TrackingSettings {
     pub fn from_settings(n: &studyspot_config::Notifications) -> Self {
         let t = &n.tracking;
-        if t.enabled && t.uses_development_secret() {
-            tracing::warn!("notifications.tracking uses the development secret: set your own in production");
-        }
         let channel_token = |channel: &str| {
             n.channels
                 .get(channel)

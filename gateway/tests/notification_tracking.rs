@@ -22,7 +22,7 @@ fn configure(s: &mut Settings) {
     t.enabled = true;
     t.public_base_url = PUBLIC.into();
     t.signing_key_id = "k2".into();
-    t.secrets.insert("k2".into(), "second secret".to_owned().into());
+    t.secrets.insert("k2".into(), "a second tracking secret, 32 bytes or more".to_owned().into());
     t.twilio_auth_token = TWILIO_TOKEN.to_owned().into();
 }
 

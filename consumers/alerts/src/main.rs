@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
             studyspot_alerts::health::prober::sidecar(),
             studyspot_alerts::logs::retention_sidecar(),
         ],
+        secrets: &[],
     })
     .await?;
     Ok(())

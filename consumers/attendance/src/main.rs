@@ -1,10 +1,14 @@
 use studyspot_attendance::{AttendanceHandler, DEFAULT_OPS_PORT, NAME};
+use studyspot_config::secrets::Secret;
 use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
 use studyspot_schemas::{attendance, billing};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = studyspot_config::Settings::load(None)?;
+    let mut settings = studyspot_config::Settings::load(None)?;
+    // The keys the handler verifies with; a weak one is refused (or, in development mode, filled
+    // in) here, and named in the log once logging starts.
+    settings.secure(&[Secret::QrKeys])?;
     let keys = studyspot_attendance::keys(&settings)
         .map_err(|e| anyhow::anyhow!("attendance.qr: {e} (signing_key_id must name a non-empty key)"))?;
     run_consumer(ConsumerSpec {
@@ -15,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
         migrator: &studyspot_attendance_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
         sidecars: vec![studyspot_attendance::scheduler::sidecar()],
+        secrets: &[Secret::QrKeys],
     })
     .await?;
     Ok(())

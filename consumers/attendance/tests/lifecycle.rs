@@ -194,8 +194,9 @@ async fn a_qr_token_checks_in_once_and_a_forged_or_expired_one_is_refused_with_i
     for n in 1..=4 {
         world.send(&support::pass(&world, n, "ven_a")).await;
     }
-    let settings = studyspot_config::Settings::load(None).expect("defaults");
+    let settings = world.settings();
     let keys = studyspot_attendance::keys(&settings).expect("keys");
+    let prefix = format!("ssq1.{}.", settings.attendance.qr.signing_key_id);
     let org = format!("org_{}", world.id);
     let token = |expires: i64, nonce: &str| {
         keys.sign(&studyspot_qr_tokens::Claims {
@@ -219,7 +220,7 @@ async fn a_qr_token_checks_in_once_and_a_forged_or_expired_one_is_refused_with_i
     let first = scanned("mem_1", "ses_1", token(T0 + MINUTE, "n1"));
     let replayed = scanned("mem_2", "ses_2", token(T0 + MINUTE, "n1"));
     let expired = scanned("mem_3", "ses_3", token(T0 - 1, "n3"));
-    let forged = scanned("mem_4", "ses_4", token(T0 + MINUTE, "n4").replace("ssq1.dev1.", "ssq1.dev1.A"));
+    let forged = scanned("mem_4", "ses_4", token(T0 + MINUTE, "n4").replace(&prefix, &format!("{prefix}A")));
     let mut none = check_in(&world, "mem_4", "ses_5", T0);
     none.staff_assisted = false;
     for c in [&first, &replayed, &expired, &forged, &none] {

@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
         migrator: &studyspot_billing_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
         sidecars: vec![studyspot_billing::provider::sidecar(), studyspot_billing::scheduler::sidecar()],
+        secrets: &[],
     })
     .await?;
     Ok(())

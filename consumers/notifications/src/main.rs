@@ -1,3 +1,4 @@
+use studyspot_config::secrets::Secret;
 use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
 use studyspot_notifications::{DEFAULT_OPS_PORT, NAME, NotificationsHandler};
 use studyspot_schemas::{alerts, attendance, billing, notifications};
@@ -20,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
         migrator: &studyspot_notifications_projection::MIGRATIONS,
         default_ops_port: DEFAULT_OPS_PORT,
         sidecars: vec![studyspot_notifications::delivery::sidecar()],
+        secrets: &[Secret::TrackingLinks],
     })
     .await?;
     Ok(())

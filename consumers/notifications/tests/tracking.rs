@@ -24,7 +24,7 @@ use wiremock::{
 /// The gateway as recipients and Twilio reach it (a proxy in front of the test's gateway).
 const PUBLIC: &str = "https://hooks.studyspot.test";
 const TWILIO_TOKEN: &str = "twilio-test-token";
-const SECRET: &str = "tracking-test-secret";
+const SECRET: &str = "tracking-test-secret-of-at-least-32-bytes";
 
 fn metadata(world: &World, name: &str) -> EventMetadata {
     EventMetadata {

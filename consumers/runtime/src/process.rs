@@ -14,12 +14,17 @@ pub struct ConsumerSpec<H> {
     pub default_ops_port: u16,
     /// Work beside consuming (started once the schema is migrated), stopped with the process.
     pub sidecars: Vec<Sidecar>,
+    /// The secrets this consumer signs or verifies with: the process refuses to start with a weak
+    /// one outside development mode (see `studyspot_config::secrets`).
+    pub secrets: &'static [studyspot_config::secrets::Secret],
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error(transparent)]
     Config(#[from] studyspot_config::ConfigError),
+    #[error(transparent)]
+    Secrets(#[from] studyspot_config::secrets::InsecureSecrets),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("cannot listen for SIGTERM / SIGINT: {0}")]
@@ -67,8 +72,11 @@ pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), Proce
     let args = <Args as clap::Parser>::parse();
     // Before anything else, so a stop during start-up is a clean stop too.
     let shutdown = studyspot_telemetry::shutdown_token().map_err(ProcessError::Signals)?;
-    let settings = studyspot_config::Settings::load(args.config.as_deref())?;
+    let mut settings = studyspot_config::Settings::load(args.config.as_deref())?;
     let _traces = studyspot_telemetry::init_logs(spec.name, &settings.telemetry.log_format);
+    for warning in settings.secure(spec.secrets)? {
+        tracing::warn!("development mode: {warning}");
+    }
     if let Some(Mode::Rebuild { no_swap, swap_gap, swap_timeout_secs }) = args.mode {
         let options = RebuildOptions {
             swap: !no_swap,

@@ -42,6 +42,9 @@ pub struct World {
     pub bus: BusSettings,
     pub codec: Codec,
     pub producer: Producer,
+    /// The secrets of this world's processes, random: its gateway, its consumers and the tokens
+    /// its tests mint share them, and no default is ever used.
+    pub secrets: studyspot_config::secrets::Secrets,
 }
 
 impl World {
@@ -80,7 +83,15 @@ impl World {
         admin::ensure_topics(&bus, &refs, 3, 1).await.expect("topics");
         let codec = Codec::new(&registry_url).expect("codec");
         let producer = Producer::new(&bus).expect("producer");
-        Self { id, domain, binary, database_url, prefix, registry_url, bus, codec, producer }
+        let secrets = studyspot_config::secrets::Secrets::random();
+        Self { id, domain, binary, database_url, prefix, registry_url, bus, codec, producer, secrets }
+    }
+
+    /// The documented defaults with this world's secrets: what its processes sign and verify with.
+    pub fn settings(&self) -> studyspot_config::Settings {
+        let mut settings = studyspot_config::Settings::load(None).expect("defaults");
+        self.secrets.apply(&mut settings);
+        settings
     }
 
     pub fn topic(&self, catalogue_name: &str) -> String {
@@ -141,7 +152,7 @@ impl World {
         &self,
         configure: impl FnOnce(&mut studyspot_config::Settings),
     ) -> (String, studyspot_config::Settings) {
-        let mut settings = studyspot_config::Settings::load(None).expect("defaults");
+        let mut settings = self.settings();
         configure(&mut settings);
         settings.kafka.bootstrap_servers = kafka();
         settings.kafka.topic_prefix = self.prefix.clone();
@@ -234,7 +245,8 @@ impl World {
             // A SIGKILLed member's partitions move on after this; the default 45 s would only slow tests.
             .env("STUDYSPOT_KAFKA__SESSION_TIMEOUT_MS", "10000")
             .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "warn,studyspot=info");
+            .env("RUST_LOG", "warn,studyspot=info")
+            .envs(self.secrets.env());
         command
     }
 

@@ -41,6 +41,7 @@ impl TestGateway {
         tokio::spawn(async move { axum::serve(listener, registry).await });
 
         let mut settings = Settings::load(None).expect("defaults");
+        studyspot_config::secrets::Secrets::random().apply(&mut settings);
         settings.kafka.bootstrap_servers =
             std::env::var("STUDYSPOT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
         settings.kafka.topic_prefix = format!("t{id}.");

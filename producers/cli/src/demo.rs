@@ -31,6 +31,13 @@ pub fn token(
         iat: now,
         exp: now + ttl_seconds,
     };
+    use secrecy::ExposeSecret;
+    anyhow::ensure!(
+        !settings.auth.hs256_secret.expose_secret().is_empty(),
+        "auth.hs256_secret is not set, so HS256 is off and there is nothing to sign with: run \
+         ./deploy/local/up (it writes $STUDYSPOT_HOME/secrets.toml), or name a secrets file with \
+         STUDYSPOT_SECRETS_FILE"
+    );
     Ok(mint(&settings.auth, &claims)?)
 }
 

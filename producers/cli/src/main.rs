@@ -66,7 +66,14 @@ enum Command {
         #[command(subcommand)]
         action: ProjectionAction,
     },
-    /// Mints a bearer token for the gateway, signed with auth.hs256_secret (for local use).
+    /// Random secrets for a new installation (tokens, tracking links, QR codes), written to a
+    /// settings file of mode 0600 that every process reads when STUDYSPOT_SECRETS_FILE names it.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+    /// Mints a bearer token for the gateway, signed with auth.hs256_secret (for local use: the
+    /// local stack's secrets file is read when STUDYSPOT_SECRETS_FILE is not set).
     Token {
         /// The organization the token acts for (omit only with --role platform-admin).
         #[arg(long)]
@@ -84,6 +91,12 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl_seconds: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretsAction {
+    /// Writes FILE with fresh random secrets unless it exists (then it is kept as it is).
+    Init { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -131,8 +144,9 @@ enum SchemasAction {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = Settings::load(args.config.as_deref())?;
+    let settings = Settings::load_for_tools(args.config.as_deref())?;
     match args.command {
+        Command::Secrets { action: SecretsAction::Init { file } } => init_secrets(&file),
         Command::Topics { action: TopicsAction::Ensure } => ensure_topics(&settings).await,
         Command::Topics { action: TopicsAction::List } => {
             list_topics();
@@ -171,6 +185,28 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+    }
+}
+
+/// Writes a secrets file of mode 0600 once; an existing one (the installation's secrets) is kept.
+fn init_secrets(file: &std::path::Path) -> anyhow::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file);
+    match created {
+        Ok(mut out) => {
+            out.write_all(studyspot_config::secrets::Secrets::random().toml().as_bytes())
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            println!("created {} with random secrets (mode 0600)", file.display());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            println!("kept {}", file.display());
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", file.display())),
     }
 }
 

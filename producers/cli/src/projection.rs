@@ -82,6 +82,13 @@ pub fn rebuild(
         command.arg("--config").arg(config);
     }
     command.arg("rebuild").args(forwarded);
+    // The consumer checks the secrets it verifies with (attendance's QR keys) before it starts;
+    // beside the local stack they are in its secrets file.
+    if std::env::var_os("STUDYSPOT_SECRETS_FILE").is_none()
+        && let Some(file) = studyspot_config::local_secrets_file().filter(|f| f.is_file())
+    {
+        command.env("STUDYSPOT_SECRETS_FILE", file);
+    }
     let status = command.status().with_context(|| format!("cannot run {}", binary.display()))?;
     if !status.success() {
         bail!("{} rebuild failed ({status})", binary.display());

@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
             ledger,
             seed,
         } => {
-            let settings = studyspot_config::Settings::load(None).context("settings")?;
+            let settings = studyspot_config::Settings::load_for_tools(None).context("settings")?;
             let api = Gateway::new(&gateway, Duration::from_secs(30))?;
             let ledger = Ledger::create(&ledger)?;
             let tenants: Vec<Tenant> = (0..organizations)

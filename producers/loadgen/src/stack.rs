@@ -68,6 +68,11 @@ impl Process {
         self
     }
 
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
     pub fn start(&mut self) -> anyhow::Result<()> {
         use std::os::unix::process::CommandExt as _;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
@@ -382,6 +387,9 @@ impl Stack {
             crate::fakes::serve(studyspot_schema_registry::router(registry_pool).await?).await?;
         let prefix = format!("s{}.", &run[run.len() - 12..]);
         let mut settings = studyspot_config::Settings::load(None).context("the default settings")?;
+        // Random secrets of this run, shared by its processes and the tokens the load mints.
+        let secrets = studyspot_config::secrets::Secrets::random();
+        secrets.apply(&mut settings);
         settings.kafka.bootstrap_servers = kafka.clone();
         settings.kafka.topic_prefix = prefix.clone();
         settings.registry.url = registry_url.clone();
@@ -412,6 +420,7 @@ impl Stack {
                 .env("STUDYSPOT_POSTGRES__READONLY_URL", &database_url)
                 .env("STUDYSPOT_CONSUMER__RETRY_MAX_MS", "1000")
                 .env("STUDYSPOT_OPS_LISTEN", ops)
+                .envs(secrets.env())
                 // STUDYSPOT_STACK_LOG overrides the services' log filter when a run needs a
                 // closer look (e.g. `warn,studyspot=info,studyspot_notifications::delivery=debug`).
                 .env(
