@@ -105,6 +105,7 @@ pub async fn run(env: &Env, requests: usize, concurrency: usize) -> anyhow::Resu
             aud: settings.auth.audience.clone(),
             iat: now,
             exp: now + 3600,
+            nbf: None,
         },
     )?;
     let body = json!({ "member_id": "mem_bench", "venue_id": "ven_bench" });

@@ -92,6 +92,8 @@ pub struct Auth {
     pub jwks_file: String,
     pub issuer: String,
     pub audience: String,
+    /// The longest a token may live (`exp - iat`); longer ones are refused.
+    pub max_token_lifetime_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

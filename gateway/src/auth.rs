@@ -71,6 +71,9 @@ pub struct Claims {
     pub aud: String,
     pub iat: u64,
     pub exp: u64,
+    /// Not valid before (seconds since the epoch), when the issuer sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Signs `claims` with the configured HS256 secret (the CLI's `studyspot token`, and tests).
@@ -86,6 +89,9 @@ pub fn mint(auth: &Auth, claims: &Claims) -> Result<String, jsonwebtoken::errors
     )
 }
 
+/// How far a token's clock may be ahead of ours (iat, nbf) or behind (exp).
+const LEEWAY_SECS: u64 = 30;
+
 /// Checks tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Verifier {
@@ -94,6 +100,7 @@ pub struct Verifier {
     rs256: Arc<HashMap<String, DecodingKey>>,
     issuer: String,
     audience: String,
+    max_lifetime_secs: u64,
 }
 
 impl Verifier {
@@ -125,6 +132,7 @@ impl Verifier {
             rs256: Arc::new(rs256),
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
+            max_lifetime_secs: auth.max_token_lifetime_secs,
         })
     }
 
@@ -151,17 +159,29 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => GatewayError::Unauthenticated {
                 code: "token_expired",
                 message: "the token has expired".into(),
             },
             ErrorKind::InvalidSignature => invalid("the token's signature does not verify".into()),
+            ErrorKind::ImmatureSignature => invalid("the token is not valid yet (nbf)".into()),
             _ => invalid(format!("the token is not valid: {e}")),
         })?;
         let claims = data.claims;
+        let now = jsonwebtoken::get_current_timestamp();
+        if claims.iat > now + LEEWAY_SECS {
+            return Err(invalid("the token was issued in the future (iat)".into()));
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime_secs {
+            return Err(invalid(format!(
+                "the token lives longer than {} s (exp - iat): ask for a shorter one",
+                self.max_lifetime_secs
+            )));
+        }
         if claims.roles.is_empty() {
             return Err(invalid("the token grants no role".into()));
         }
@@ -318,6 +338,7 @@ mod tests {
             aud: "studyspot-api".into(),
             iat: now,
             exp: now + 600,
+            nbf: None,
         }
     }
 
@@ -357,6 +378,41 @@ mod tests {
         assert_eq!(code(verifier.verify(&no_org).unwrap_err()), "invalid_token");
         let member_without_id = mint(&auth, &claims(vec![Role::Member], Some("org_1"))).expect("mint");
         assert_eq!(code(verifier.verify(&member_without_id).unwrap_err()), "invalid_token");
+    }
+
+    #[test]
+    fn a_token_must_expire_within_the_lifetime_limit_and_be_valid_now() {
+        let auth = auth();
+        let verifier = Verifier::new(&auth).expect("verifier");
+        let now = jsonwebtoken::get_current_timestamp();
+        let with = |change: &dyn Fn(&mut Claims)| {
+            let mut c = claims(vec![Role::Owner], Some("org_1"));
+            change(&mut c);
+            verifier.verify(&mint(&auth, &c).expect("mint"))
+        };
+        assert!(with(&|c| c.exp = c.iat + auth.max_token_lifetime_secs).is_ok(), "at the limit");
+        let long = with(&|c| c.exp = c.iat + 30 * 86_400).unwrap_err();
+        assert_eq!(long.code(), "invalid_token");
+        assert!(long.to_string().contains("exp - iat"), "{long}");
+        // Issued "an hour from now" to stretch its life past the limit: refused.
+        let future = with(&|c| {
+            c.iat = now + 3600;
+            c.exp = now + 4200;
+        })
+        .unwrap_err();
+        assert!(future.to_string().contains("iat"), "{future}");
+        let immature = with(&|c| c.nbf = Some(now + 3600)).unwrap_err();
+        assert!(immature.to_string().contains("nbf"), "{immature}");
+        assert!(with(&|c| c.nbf = Some(now - 10)).is_ok(), "nbf in the past");
+        // A token without iat cannot prove its lifetime.
+        let no_iat = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "user:ada", "org": "org_1", "roles": ["owner"],
+                "iss": "studyspot", "aud": "studyspot-api", "exp": now + 600}),
+            &EncodingKey::from_secret(auth.hs256_secret.expose_secret().as_bytes()),
+        )
+        .expect("sign");
+        assert_eq!(code(verifier.verify(&no_iat).unwrap_err()), "invalid_token");
     }
 
     #[test]

@@ -176,6 +176,7 @@ async fn tokens_are_required_and_checked() {
             aud: forger.audience.clone(),
             iat: now,
             exp: now + 600,
+            nbf: None,
         };
         studyspot_gateway::auth::mint(&forger, &claims).expect("mint")
     };

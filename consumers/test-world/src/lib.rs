@@ -186,6 +186,7 @@ impl World {
             aud: settings.auth.audience.clone(),
             iat: now,
             exp: now + 3600,
+            nbf: None,
         };
         studyspot_gateway::auth::mint(&settings.auth, &claims).expect("token")
     }

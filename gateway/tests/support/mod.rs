@@ -87,6 +87,7 @@ impl TestGateway {
             aud: self.settings.auth.audience.clone(),
             iat: now,
             exp: now.saturating_add_signed(ttl),
+            nbf: None,
         };
         mint(&self.settings.auth, &claims).expect("mint")
     }

@@ -20,6 +20,11 @@ pub fn token(
     member_id: Option<String>,
     ttl_seconds: u64,
 ) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        ttl_seconds <= settings.auth.max_token_lifetime_secs,
+        "--ttl-seconds {ttl_seconds} is longer than the gateway accepts (auth.max_token_lifetime_secs = {})",
+        settings.auth.max_token_lifetime_secs
+    );
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let claims = Claims {
         sub: subject,
@@ -30,6 +35,7 @@ pub fn token(
         aud: settings.auth.audience.clone(),
         iat: now,
         exp: now + ttl_seconds,
+        nbf: None,
     };
     use secrecy::ExposeSecret;
     anyhow::ensure!(

@@ -57,5 +57,13 @@ fn secrets_are_made_once_privately_and_tokens_are_signed_with_them() {
     let mut other = ours.clone();
     studyspot_config::secrets::Secrets::random().apply(&mut other);
     assert!(Verifier::new(&other.auth).expect("verifier").verify(&token).is_err());
+
+    // A token the gateway would refuse for living too long is not minted.
+    let long = studyspot(
+        &home,
+        &["token", "--organization", "org_1", "--role", "staff", "--ttl-seconds", "2592000"],
+    );
+    assert!(!long.status.success());
+    assert!(String::from_utf8_lossy(&long.stderr).contains("max_token_lifetime_secs"), "{long:?}");
     let _ = std::fs::remove_dir_all(&home);
 }

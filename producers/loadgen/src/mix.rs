@@ -239,7 +239,9 @@ impl Tenant {
                     iss: settings.auth.issuer.clone(),
                     aud: settings.auth.audience.clone(),
                     iat: now,
-                    exp: now + 7 * 86_400,
+                    // As long as the gateway accepts: a soak or benchmark outlives a short token.
+                    exp: now + settings.auth.max_token_lifetime_secs,
+                    nbf: None,
                 },
             )?)
         };
