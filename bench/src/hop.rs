@@ -10,6 +10,9 @@
 //! - idle: `--idle-consumers` consumers follow a fresh six-partition topic nobody writes to, and
 //!   the broker's CPU over `--idle-seconds` is reported as a share of one core.
 //!
+//! - backlog: `--backlog` records with those headers produced at once (our producer's settings)
+//!   and read back from the start: records/s each way, and the broker's CPU per record.
+//!
 //! The broker's CPU time comes from /proc/<pid>/stat of the process listening on the broker's
 //! port (so only a broker on this machine is measured).
 
@@ -29,6 +32,7 @@ pub(crate) struct Options {
     pub(crate) waits: Vec<u64>,
     pub(crate) idle_consumers: usize,
     pub(crate) idle_seconds: u64,
+    pub(crate) backlog: usize,
 }
 
 pub(crate) async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
@@ -91,7 +95,68 @@ pub(crate) async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
             idle.map_or("n/a".into(), |share| format!("{:.1}", share * 100.0)),
         );
     }
+    if options.backlog > 0 {
+        backlog(env, &format!("bench{run}.backlog"), options.backlog, broker).await?;
+    }
     Ok(())
+}
+
+/// `count` records produced at once, then read back from the start.
+async fn backlog(env: &Env, topic: &str, count: usize, broker: Option<u32>) -> anyhow::Result<()> {
+    let settings = BusSettings {
+        bootstrap_servers: env.kafka.clone(),
+        registry_url: "http://127.0.0.1:1".into(),
+        extra: Default::default(),
+        client_id: "studyspot-bench-hop".into(),
+        rejoin_when_unassigned: None,
+        session_timeout: Duration::from_secs(45),
+    };
+    admin::ensure_topics(&settings, &[topic], 6, 1).await?;
+    let producer = Producer::new(&settings)?;
+    let (started, cpu_before) = (Instant::now(), broker.and_then(cpu_seconds));
+    let sends = (0..count).map(|i| {
+        let message = record(topic, &format!("k{}", i % 100), &format!("backlog {i}"));
+        let producer = producer.clone();
+        async move { producer.send(&message).await }
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent?;
+    }
+    let (produced, cpu_produce) = (started.elapsed(), broker.and_then(cpu_seconds));
+    let started = Instant::now();
+    let read = tokio::task::spawn_blocking({
+        let (settings, topic) = (settings.clone(), topic.to_owned());
+        move || studyspot_bus::reader::read_to_end(&settings, &topic, Duration::from_secs(600))
+    })
+    .await??;
+    anyhow::ensure!(read.len() == count, "read {} of {count}", read.len());
+    let (consumed, cpu_read) = (started.elapsed(), broker.and_then(cpu_seconds));
+    let per_record = |a: Option<f64>, b: Option<f64>| {
+        a.zip(b).map_or("n/a".into(), |(a, b)| format!("{:.0} µs", (b - a) * 1e6 / count as f64))
+    };
+    println!(
+        "backlog of {count} records: produced {:.0}/s (broker CPU {} per record), read back {:.0}/s ({})",
+        count as f64 / produced.as_secs_f64(),
+        per_record(cpu_before, cpu_produce),
+        count as f64 / consumed.as_secs_f64(),
+        per_record(cpu_produce, cpu_read),
+    );
+    Ok(())
+}
+
+/// A record as StudySpot writes them: the headers every record carries (ids, type, trace context).
+fn record(topic: &str, key: &str, payload: &str) -> OutboundMessage {
+    let mut headers = Headers::default();
+    headers.insert(headers::EVENT_ID, uuid::Uuid::now_v7().to_string());
+    headers.insert(headers::CORRELATION_ID, payload);
+    headers.insert(headers::RECORD_TYPE, "studyspot.bench.Hop");
+    headers.set_trace(&TraceContext::root());
+    OutboundMessage {
+        topic: topic.to_owned(),
+        key: key.into(),
+        payload: payload.as_bytes().to_vec(),
+        headers,
+    }
 }
 
 /// Sends one record and waits for the consumer to hand it over: (send → delivery, send → ack).
@@ -102,18 +167,7 @@ async fn hop(
     rx: &mut mpsc::UnboundedReceiver<InboundMessage>,
     timeout: Duration,
 ) -> anyhow::Result<(Duration, Duration)> {
-    // The headers every StudySpot record carries (ids, type, trace context).
-    let mut headers = Headers::default();
-    headers.insert(headers::EVENT_ID, uuid::Uuid::now_v7().to_string());
-    headers.insert(headers::CORRELATION_ID, payload);
-    headers.insert(headers::RECORD_TYPE, "studyspot.bench.Hop");
-    headers.set_trace(&TraceContext::root());
-    let message = OutboundMessage {
-        topic: topic.to_owned(),
-        key: "hop".into(),
-        payload: payload.as_bytes().to_vec(),
-        headers,
-    };
+    let message = record(topic, "hop", payload);
     let started = Instant::now();
     producer.send(&message).await?;
     let acked = started.elapsed();

@@ -83,6 +83,9 @@ enum What {
         idle_consumers: usize,
         #[arg(long, default_value_t = 20)]
         idle_seconds: u64,
+        /// Records produced at once and read back afterwards (0: none).
+        #[arg(long, default_value_t = 5_000)]
+        backlog: usize,
     },
     /// History read back by `studyspot replay` (NDJSON, Parquet) and a full projection rebuild:
     /// records/s and peak RSS (STUDYSPOT_CLI_BIN, STUDYSPOT_ATTENDANCE_BIN).
@@ -121,8 +124,8 @@ async fn main() -> anyhow::Result<()> {
         What::Gateway { concurrency } => gateway::run(&env, args.records, concurrency).await,
         What::Renewals { subscriptions } => renewals::run(subscriptions).await,
         What::Replay { events, linger_ms } => replay::run(events, linger_ms).await,
-        What::Hop { hops, waits, idle_consumers, idle_seconds } => {
-            hop::run(&env, hop::Options { hops, waits, idle_consumers, idle_seconds }).await
+        What::Hop { hops, waits, idle_consumers, idle_seconds, backlog } => {
+            hop::run(&env, hop::Options { hops, waits, idle_consumers, idle_seconds, backlog }).await
         }
         What::System { rate, seconds, concurrency, organizations, members, json } => {
             let records = args.records.min(30_000);
