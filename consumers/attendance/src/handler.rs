@@ -279,7 +279,7 @@ async fn check_in(tx: &mut PgConnection, out: &mut Out<'_>, keys: Option<&Keys>)
     let (subscriptions, passes) = entitlement_of(tx, &org, &command.member_id).await?;
     let mut state = CheckInState {
         open_session: write::open_session_of(tx, &org, &command.member_id).await?.map(|s| s.session_id),
-        session_exists: projection::session(tx, &command.session_id).await?.is_some(),
+        session_exists: projection::session(tx, &org, &command.session_id).await?.is_some(),
         occupancy: write::present(tx, &org, &command.venue_id, None).await?,
         zone_occupancy: match &zone_id {
             Some(z) => write::present(tx, &org, &command.venue_id, Some(z)).await?,
@@ -287,7 +287,7 @@ async fn check_in(tx: &mut PgConnection, out: &mut Out<'_>, keys: Option<&Keys>)
         },
         entitlement: entitlements::entitlement_at(&subscriptions, &passes, &command.venue_id, at),
         token_replayed: match &claims {
-            Some(c) if c.kind.single_use() => write::token_spent(tx, &c.nonce).await?,
+            Some(c) if c.kind.single_use() => write::token_spent(tx, &org, &c.nonce).await?,
             _ => false,
         },
         ..Default::default()
@@ -361,7 +361,7 @@ async fn check_in(tx: &mut PgConnection, out: &mut Out<'_>, keys: Option<&Keys>)
         write::spend_token(tx, nonce, &org, &command.member_id, &command.session_id, at).await?;
     }
     if let Some(b) = &admitted.booking_id {
-        write::set_booking_status(tx, b, "checked_in", Some(&command.session_id), at).await?;
+        write::set_booking_status(tx, &org, b, "checked_in", Some(&command.session_id), at).await?;
     }
     let zone = admitted.zone_id.as_deref().zip(admitted.zone_occupancy);
     write::record_occupancy(tx, &org, &command.venue_id, zone, admitted.occupancy, at, &command.session_id)
@@ -390,7 +390,7 @@ async fn finish(
     row: &OpenSessionRow,
     done: &Completed,
 ) -> Result<(), HandleError> {
-    write::close_session(tx, &done.session_id, done.checked_out_at, &done.reason, done.duration_seconds)
+    write::close_session(tx, org, &done.session_id, done.checked_out_at, &done.reason, done.duration_seconds)
         .await?;
     let occupancy = write::present(tx, org, &row.venue_id, None).await?;
     let zone_occupancy = match &row.zone_id {
@@ -429,7 +429,7 @@ async fn check_out(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), Handl
     };
     let org = c.metadata.organization_id.clone();
     let row = match &c.session_id {
-        Some(id) => write::session_row(tx, id).await?,
+        Some(id) => write::session_row(tx, &org, id).await?,
         None => write::open_session_of(tx, &org, &c.member_id).await?,
     };
     let session = row.as_ref().map(open_session);
@@ -471,7 +471,7 @@ async fn run(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError
     let views: Vec<BookingView> = due.iter().map(booking_view).collect();
     for view in bookings::no_shows(&views, up_to) {
         let Some(b) = due.iter().find(|b| b.booking_id == view.booking_id) else { continue };
-        write::set_booking_status(tx, &b.booking_id, "no_show", None, b.no_show_at).await?;
+        write::set_booking_status(tx, &org, &b.booking_id, "no_show", None, b.no_show_at).await?;
         metrics::counter!("studyspot_attendance_no_shows_total").increment(1);
         out.emit(|metadata| BookingNoShow {
             metadata,
@@ -504,7 +504,7 @@ async fn create_booking(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let org = c.metadata.organization_id.clone();
     let state = BookingState {
         venue: load_venue(tx, &org, &c.venue_id).await?,
-        exists: write::booking(tx, &c.booking_id).await?.is_some(),
+        exists: write::booking(tx, &org, &c.booking_id).await?.is_some(),
         holding: write::holding_bookings(tx, &org, &c.venue_id, at)
             .await?
             .into_iter()
@@ -567,7 +567,7 @@ async fn cancel(
     b: &BookingRow,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    write::set_booking_status(tx, &b.booking_id, "cancelled", None, at).await?;
+    write::set_booking_status(tx, &b.organization_id, &b.booking_id, "cancelled", None, at).await?;
     out.emit(|metadata| BookingCancelled {
         metadata,
         booking_id: b.booking_id.clone(),
@@ -587,7 +587,7 @@ async fn cancel_booking(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     ])
     .map_err(malformed::<CancelBooking>)?;
     let at = out.message.occurred_at()?;
-    let row = write::booking(tx, &c.booking_id)
+    let row = write::booking(tx, &c.metadata.organization_id, &c.booking_id)
         .await?
         .filter(|b| b.venue_id == c.venue_id && b.organization_id == c.metadata.organization_id);
     let view = row.as_ref().map(booking_view);

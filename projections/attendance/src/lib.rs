@@ -34,8 +34,16 @@ pub async fn open_session_of_member(
     .await
 }
 
-pub async fn session(tx: &mut PgConnection, session_id: &str) -> Result<Option<Session>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM sessions WHERE session_id = $1").bind(session_id).fetch_optional(tx).await
+pub async fn session(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    session_id: &str,
+) -> Result<Option<Session>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM sessions WHERE organization_id = $1 AND session_id = $2")
+        .bind(organization_id)
+        .bind(session_id)
+        .fetch_optional(tx)
+        .await
 }
 
 pub async fn occupancy(

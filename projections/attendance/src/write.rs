@@ -118,11 +118,13 @@ const SESSION_COLUMNS: &str = "session_id, member_id, venue_id, seat_id, zone_id
 
 pub async fn session_row(
     tx: &mut PgConnection,
+    org: &str,
     session_id: &str,
 ) -> Result<Option<OpenSessionRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = $1"
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE organization_id = $1 AND session_id = $2"
     )))
+    .bind(org)
     .bind(session_id)
     .fetch_optional(tx)
     .await
@@ -179,15 +181,17 @@ pub async fn seat_taken_by(
 
 pub async fn close_session(
     tx: &mut PgConnection,
+    org: &str,
     session_id: &str,
     at: DateTime<Utc>,
     reason: &str,
     duration_seconds: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE sessions SET checked_out_at = $2, checkout_reason = $3, duration_seconds = $4 \
-         WHERE session_id = $1 AND checked_out_at IS NULL",
+        "UPDATE sessions SET checked_out_at = $3, checkout_reason = $4, duration_seconds = $5 \
+         WHERE organization_id = $1 AND session_id = $2 AND checked_out_at IS NULL",
     )
+    .bind(org)
     .bind(session_id)
     .bind(at)
     .bind(reason)
@@ -304,8 +308,16 @@ pub async fn insert_booking(tx: &mut PgConnection, b: &BookingRow) -> Result<(),
     .map(drop)
 }
 
-pub async fn booking(tx: &mut PgConnection, booking_id: &str) -> Result<Option<BookingRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM bookings WHERE booking_id = $1").bind(booking_id).fetch_optional(tx).await
+pub async fn booking(
+    tx: &mut PgConnection,
+    org: &str,
+    booking_id: &str,
+) -> Result<Option<BookingRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM bookings WHERE organization_id = $1 AND booking_id = $2")
+        .bind(org)
+        .bind(booking_id)
+        .fetch_optional(tx)
+        .await
 }
 
 /// The venue's bookings that hold (booked or checked in) and end after `from`.
@@ -367,14 +379,17 @@ pub async fn due_no_shows(
 
 pub async fn set_booking_status(
     tx: &mut PgConnection,
+    org: &str,
     booking_id: &str,
     status: &str,
     session_id: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE bookings SET status = $2, session_id = COALESCE($3, session_id), updated_at = $4 WHERE booking_id = $1",
+        "UPDATE bookings SET status = $3, session_id = COALESCE($4, session_id), updated_at = $5 \
+         WHERE organization_id = $1 AND booking_id = $2",
     )
+    .bind(org)
     .bind(booking_id)
     .bind(status)
     .bind(session_id)
@@ -410,7 +425,7 @@ pub async fn set_subscription_status(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO entitlements (subscription_id, organization_id, member_id, status, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subscription_id) DO UPDATE SET status = EXCLUDED.status, \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (organization_id, subscription_id) DO UPDATE SET status = EXCLUDED.status, \
            updated_at = EXCLUDED.updated_at",
     )
     .bind(subscription_id)
@@ -462,8 +477,9 @@ pub async fn insert_pass(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn token_spent(tx: &mut PgConnection, nonce: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM spent_tokens WHERE nonce = $1)")
+pub async fn token_spent(tx: &mut PgConnection, org: &str, nonce: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM spent_tokens WHERE organization_id = $1 AND nonce = $2)")
+        .bind(org)
         .bind(nonce)
         .fetch_one(tx)
         .await
