@@ -84,6 +84,10 @@ pub struct Gateway {
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub max_status_wait_ms: u64,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// gRPC server reflection (lists every service and message to anyone who asks).
+    pub grpc_reflection: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -238,9 +238,15 @@ impl Caller {
         self.require_operator("").is_ok() || (member_id.is_some() && self.member_id.as_deref() == member_id)
     }
 
-    /// The key rate limits are kept under: one bucket per token subject and organization.
+    /// The key rate limits are kept under: one bucket per token subject and organization. A
+    /// platform admin names the organization in a header, so theirs is one bucket for every
+    /// organization (otherwise each new X-Organization-Id would be a fresh bucket).
     pub fn rate_key(&self) -> String {
-        format!("{}/{}", self.organization_id, self.actor)
+        if self.roles.contains(&Role::PlatformAdmin) {
+            format!("*/{}", self.actor)
+        } else {
+            format!("{}/{}", self.organization_id, self.actor)
+        }
     }
 }
 
@@ -455,6 +461,20 @@ mod tests {
         // With neither HS256 nor a JWKS file nothing could be verified: refused at start.
         auth.jwks_file = String::new();
         assert!(Verifier::new(&auth).is_err());
+    }
+
+    #[test]
+    fn a_platform_admin_has_one_rate_bucket_whichever_organization_it_names() {
+        let admin = |org: &str| Caller {
+            organization_id: org.into(),
+            actor: "user:root".into(),
+            roles: vec![Role::PlatformAdmin],
+            member_id: None,
+            correlation_id: None,
+        };
+        assert_eq!(admin("org_1").rate_key(), admin("org_2").rate_key());
+        let staff = |org: &str| Caller { roles: vec![Role::Staff], ..admin(org) };
+        assert_ne!(staff("org_1").rate_key(), staff("org_2").rate_key());
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub struct ProcessPaymentRequest {
     pub(crate) scan_qr: bool,
 }
 
-/// The payer's client as the gateway saw it: the first `X-Forwarded-For` hop (the gateway runs
-/// behind a proxy) and `User-Agent`.
+/// The payer's client as the gateway saw it: its address (see `client_address`: a forwarded one
+/// only from a trusted proxy) and `User-Agent`.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct PayerClient {
     pub(crate) ip: Option<String>,
@@ -64,13 +64,13 @@ pub(crate) struct PayerClient {
 }
 
 impl PayerClient {
-    pub(crate) fn of(headers: &axum::http::HeaderMap) -> Self {
+    pub(crate) fn of(
+        proxies: &crate::client_address::TrustedProxies,
+        peer: Option<std::net::IpAddr>,
+        headers: &axum::http::HeaderMap,
+    ) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let ip = text("x-forwarded-for")
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-            .map(str::to_owned);
+        let ip = proxies.client(peer, headers).map(|ip| ip.to_canonical().to_string());
         Self { ip, user_agent: text("user-agent").filter(|v| !v.is_empty()).map(str::to_owned) }
     }
 }
@@ -90,10 +90,11 @@ pub async fn process_payment(
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
     Path(payment_id): Path<String>,
+    crate::client_address::Peer(peer): crate::client_address::Peer,
     headers: axum::http::HeaderMap,
     request: CommandRequest<ProcessPaymentRequest>,
 ) -> Result<Response, GatewayError> {
-    let client = PayerClient::of(&headers);
+    let client = PayerClient::of(&state.proxies, peer, &headers);
     let answered =
         process_payment_with(&state, &caller, &trace, request.idempotency, payment_id, request.body, client)
             .await?;

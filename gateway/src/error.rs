@@ -51,6 +51,17 @@ impl GatewayError {
         Self::Validation { field: field.to_owned(), message: message.into() }
     }
 
+    /// What the client is told. A server-side failure's detail (a database's error text, a host
+    /// name, a constraint) is logged, not returned: it tells an outsider about our insides and
+    /// nothing they can act on.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Unavailable(_) => "a dependency is unavailable; retry later".into(),
+            Self::Startup(_) | Self::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+
     /// The machine-readable code clients branch on.
     pub fn code(&self) -> &'static str {
         self.status_and_code().1
@@ -129,7 +140,7 @@ impl From<GatewayError> for tonic::Status {
         if let Some(field) = e.field() {
             details.add_bad_request_violation(field, e.to_string());
         }
-        tonic::Status::with_error_details(grpc, e.to_string(), details)
+        tonic::Status::with_error_details(grpc, e.public_message(), details)
     }
 }
 
@@ -152,7 +163,7 @@ impl IntoResponse for GatewayError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let mut error = json!({ "code": code, "message": self.to_string() });
+        let mut error = json!({ "code": code, "message": self.public_message() });
         if let Some(field) = self.field() {
             error["field"] = json!(field);
         }
@@ -178,5 +189,29 @@ impl IntoResponse for GatewayError {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_server_side_failure_tells_the_client_its_code_not_its_detail() {
+        let detail = "database: error returned from database: password authentication failed for user \"studyspot_gateway\" at 10.0.0.7";
+        let response = GatewayError::Unavailable(detail.into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["error"]["code"], "dependency_unavailable");
+        let message = body["error"]["message"].as_str().expect("message");
+        assert!(!message.contains("password") && !message.contains("10.0.0.7"), "{message}");
+
+        let status = tonic::Status::from(GatewayError::Internal("panicked at src/x.rs:12".into()));
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(!status.message().contains("src/x.rs"), "{}", status.message());
+        // A client's own mistake keeps its detail.
+        let invalid = GatewayError::invalid("venue_id", "venue_id must not be empty");
+        assert_eq!(invalid.public_message(), "venue_id must not be empty");
     }
 }

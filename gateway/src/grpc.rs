@@ -1,6 +1,7 @@
 //! The gRPC face of the gateway: the same operations as HTTP, through the same functions, with the
 //! same token, organization, idempotency and rate-limit rules (metadata instead of headers).
-//! Server reflection is on.
+//! Server reflection is on when `gateway.grpc_reflection` is (or in development mode): it lists
+//! every service and message to anyone who asks, without a token.
 
 use std::{pin::Pin, time::Duration};
 
@@ -24,13 +25,17 @@ pub struct GatewayService {
 }
 
 /// The gRPC services, as an axum router to serve beside the HTTP routes.
-pub fn router(state: AppState) -> Result<axum::Router, GatewayError> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| GatewayError::Startup(format!("gRPC reflection: {e}")))?;
+pub fn router(state: AppState, reflection: bool) -> Result<axum::Router, GatewayError> {
     let gateway = GatewayServer::new(GatewayService { state }).max_decoding_message_size(BODY_LIMIT);
-    Ok(tonic::service::Routes::new(gateway).add_service(reflection).prepare().into_axum_router())
+    let mut routes = tonic::service::Routes::new(gateway);
+    if reflection {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| GatewayError::Startup(format!("gRPC reflection: {e}")))?;
+        routes = routes.add_service(reflection);
+    }
+    Ok(routes.prepare().into_axum_router())
 }
 
 /// Who calls, with which trace and idempotency key: what an HTTP handler's extractors give it.
@@ -762,7 +767,12 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::ProcessPaymentRequest>,
     ) -> Result<Response<pb::Accepted>, Status> {
         let p = self.prepare(&request, "ProcessPayment")?;
-        let client = billing::PayerClient::of(&request.metadata().clone().into_headers());
+        let headers = request.metadata().clone().into_headers();
+        let client = billing::PayerClient::of(
+            &self.state.proxies,
+            crate::client_address::peer(request.extensions()),
+            &headers,
+        );
         let m = request.into_inner();
         let body = billing::ProcessPaymentRequest {
             return_url: m.return_url,

@@ -8,6 +8,7 @@ mod attendance_routes;
 pub mod auth;
 mod billing;
 mod campaign_routes;
+mod client_address;
 mod commands;
 mod error;
 mod grpc;
@@ -58,6 +59,7 @@ pub struct AppState {
     pub(crate) webhooks: webhooks::WebhookSecrets,
     pub(crate) qr: attendance_routes::QrIssuer,
     pub(crate) tracking: notification_tracking::TrackingSettings,
+    pub(crate) proxies: client_address::TrustedProxies,
 }
 
 impl auth::Authenticates for AppState {
@@ -119,6 +121,8 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         webhooks: webhooks::WebhookSecrets::from_settings(&settings.billing),
         qr: attendance_routes::QrIssuer::from_settings(settings),
         tracking: notification_tracking::TrackingSettings::from_settings(&settings.notifications),
+        proxies: client_address::TrustedProxies::parse(&settings.gateway.trusted_proxies)
+            .map_err(GatewayError::Startup)?,
     };
     spawn_upkeep(
         &state,
@@ -128,7 +132,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         ops::readiness(state.producer.clone(), &settings.registry.url, ledger.pool().clone(), readonly);
     let (api, document) = api_routes().split_for_parts();
     let document = Arc::new(document);
-    let grpc = grpc::router(state.clone())?;
+    let grpc = grpc::router(state.clone(), settings.gateway.grpc_reflection || settings.development)?;
     // gRPC and HTTP on one listener (HTTP/2 cleartext for gRPC), under the same request span,
     // metrics and body limit.
     let api = api

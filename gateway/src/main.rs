@@ -30,11 +30,13 @@ async fn main() -> anyhow::Result<()> {
     let grpc = bind(settings.gateway.grpc_listen.clone()).await?;
     tracing::info!(http = %settings.gateway.http_listen, grpc = %settings.gateway.grpc_listen, "gateway listening");
     let grpc_server = tokio::spawn(
-        axum::serve(grpc, app.clone())
+        axum::serve(grpc, app.clone().into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future(),
     );
-    axum::serve(http, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    axum::serve(http, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
     grpc_server.await??;
     Ok(())
 }

@@ -109,22 +109,25 @@ async fn events_stream_over_grpc_and_resume_after_the_last_id() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn server_reflection_lists_the_gateway_service() {
+async fn server_reflection_is_off_unless_switched_on_and_then_lists_the_gateway_service() {
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
         server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
-    let gw = TestGateway::start(|_| {}).await;
-    let channel = Channel::from_shared(gw.base.clone()).expect("uri").connect().await.expect("connect");
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+    let ask = |base: String| async move {
+        let channel = Channel::from_shared(base).expect("uri").connect().await.expect("connect");
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        ServerReflectionClient::new(channel).server_reflection_info(futures::stream::iter([request])).await
     };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .expect("reflection")
-        .into_inner();
+    // By default nobody may list the API's insides without a token.
+    let closed = TestGateway::start(|_| {}).await;
+    assert_eq!(ask(closed.base.clone()).await.expect_err("reflection is off").code(), Code::Unimplemented);
+
+    let gw = TestGateway::start(|s| s.gateway.grpc_reflection = true).await;
+    let mut responses = ask(gw.base.clone()).await.expect("reflection").into_inner();
     let response = responses.message().await.expect("message").expect("a response");
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("expected a service list, got {response:?}");

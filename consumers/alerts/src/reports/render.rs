@@ -89,10 +89,18 @@ pub fn csv(sections: &[String], period: &Period, f: &Figures) -> Result<String, 
     w.write_record(["period_start", "period_end", "section", "subject", "figure", "value"])
         .map_err(|e| e.to_string())?;
     for (section, subject, figure, value) in rows(sections, f) {
-        w.write_record([start.as_str(), end.as_str(), section, &subject, figure, &value])
+        w.write_record([start.as_str(), end.as_str(), section, &inert(&subject), figure, &value])
             .map_err(|e| e.to_string())?;
     }
     String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+}
+
+/// A tenant's text (a venue or rule id) as a spreadsheet shows it rather than runs it: a cell
+/// starting with `=`, `+`, `-`, `@`, tab or carriage return is a formula to Excel and LibreOffice
+/// (`=HYPERLINK(...)`, `=cmd|...`), so such text gets a leading apostrophe (OWASP's advice). The
+/// value column holds our own numbers and is left alone (a negative figure stays a number).
+fn inert(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}").into() } else { text.into() }
 }
 
 fn escape(s: &str) -> String {
@@ -167,5 +175,35 @@ mod tests {
         assert!(html.contains("<title>Daily &lt;ops&gt;</title>"));
         assert!(html.contains("<td>EUR</td><td>net_minor</td><td class=\"n\">7500</td>"));
         assert!(html.contains("<h2>alerts</h2>\n<p>Nothing in this period.</p>"));
+    }
+
+    #[test]
+    fn a_subject_a_spreadsheet_would_run_as_a_formula_is_written_as_text() {
+        let period = Period {
+            first_day: "2026-11-24".parse().expect("day"),
+            start: "2026-11-23T23:00:00Z".parse().expect("t"),
+            end: "2026-11-24T23:00:00Z".parse().expect("t"),
+        };
+        let rule = |id: &str| AlertActivity { rule_id: id.into(), fired: 1, resolved: 0, firing_at_end: 1 };
+        let f = Figures {
+            alerts: Some(vec![
+                rule("=HYPERLINK(\"http://127.0.0.1/x\",\"y\")"),
+                rule("@SUM(1)"),
+                rule("-2+3"),
+                rule("cpu_high"),
+            ]),
+            ..Figures::default()
+        };
+        let csv = csv(&["alerts".to_owned()], &period, &f).expect("csv");
+        let subjects: Vec<String> = ::csv::Reader::from_reader(csv.as_bytes())
+            .records()
+            .map(|r| r.expect("row")[3].to_owned())
+            .collect();
+        assert!(subjects.contains(&"'=HYPERLINK(\"http://127.0.0.1/x\",\"y\")".to_owned()), "{subjects:?}");
+        assert!(
+            subjects.contains(&"'@SUM(1)".to_owned()) && subjects.contains(&"'-2+3".to_owned()),
+            "{subjects:?}"
+        );
+        assert!(subjects.contains(&"cpu_high".to_owned()), "{subjects:?}");
     }
 }
