@@ -587,7 +587,13 @@ async fn a_charge_whose_answers_were_lost_is_reconciled_from_stripe_once_stale_n
     found["metadata"] = json!({ "payment_id": "pay_6" });
     Mock::given(matchers::method("GET"))
         .and(matchers::path("/v1/payment_intents/search"))
-        .and(matchers::query_param("query", "metadata['payment_id']:'pay_6'"))
+        .and(matchers::query_param(
+            "query",
+            format!(
+                "metadata['payment_id']:'pay_6' AND metadata['organization_id']:'{}'",
+                world.organization_id()
+            ),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "object": "search_result", "data": [found], "has_more": false, "next_page": null,
             "url": "/v1/payment_intents/search" })))

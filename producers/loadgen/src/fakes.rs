@@ -97,7 +97,8 @@ async fn create_intent(
     if let Some(currency) = field("currency") {
         intent["currency"] = currency.into();
     }
-    intent["metadata"] = serde_json::json!({ "payment_id": payment_id });
+    let organization_id = field("metadata[organization_id]").unwrap_or_default();
+    intent["metadata"] = serde_json::json!({ "payment_id": payment_id, "organization_id": organization_id });
     book.charges.push(Charge { idempotency_key: key.clone(), payment_id, amount_minor: amount });
     book.by_key.insert(key, intent.clone());
     book.by_id.insert(id, intent.clone());
@@ -112,19 +113,33 @@ async fn fetch_intent(
     book.by_id.get(&id).cloned().map(Json).ok_or(StatusCode::NOT_FOUND)
 }
 
-/// `query=metadata['payment_id']:'pay_…'`: the intents created for that payment.
+/// `query=metadata['payment_id']:'pay_…' AND metadata['organization_id']:'org_…'`: the intents
+/// created for that payment of that organization (each clause is matched when present).
 async fn search_intents(
     State((book, _)): State<StripeState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, StatusCode> {
-    let wanted = query
+    let clauses: Vec<(String, String)> = query
         .get("query")
-        .and_then(|q| q.rsplit_once(":'"))
-        .map(|(_, v)| v.trim_end_matches('\'').to_owned())
+        .map(|q| {
+            q.split(" AND ")
+                .filter_map(|clause| {
+                    let (key, value) = clause.split_once("]:'")?;
+                    let key = key.trim_start_matches("metadata['").trim_end_matches('\'');
+                    Some((key.to_owned(), value.trim_end_matches('\'').to_owned()))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let book = book.lock().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-    let data: Vec<Value> =
-        book.by_id.values().filter(|i| i["metadata"]["payment_id"] == wanted.as_str()).cloned().collect();
+    let data: Vec<Value> = book
+        .by_id
+        .values()
+        .filter(|i| {
+            !clauses.is_empty() && clauses.iter().all(|(k, v)| i["metadata"][k.as_str()] == v.as_str())
+        })
+        .cloned()
+        .collect();
     Ok(Json(serde_json::json!({ "object": "search_result", "data": data, "has_more": false })))
 }
 

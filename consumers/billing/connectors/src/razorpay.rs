@@ -10,7 +10,8 @@
 //! is made idempotent through the order: the order's `receipt` is our `payment_id` (hashed to
 //! 40 characters when longer, Razorpay's limit) and a charge first looks for it:
 //! 1. `GET /v1/orders?receipt=<payment_id>&expand[]=payments` — an order already made for this
-//!    payment is reused; if one of its payments is captured, the charge has succeeded.
+//!    payment (its notes name our organization: payment ids are unique only within one) is
+//!    reused; if one of its payments is captured, the charge has succeeded.
 //! 2. otherwise `POST /v1/orders` `{"amount","currency","receipt","notes":{payment_id,
 //!    organization_id, member_id, idempotency_key}}`.
 //! 3. `POST /v1/payments/create/upi` `{"amount","currency","order_id","method":"upi",
@@ -80,6 +81,9 @@ struct Order {
     receipt: Option<String>,
     #[serde(default)]
     payments: Option<Collection<Payment>>,
+    /// An object, or `[]` when empty.
+    #[serde(default)]
+    notes: Value,
 }
 
 /// A payment entity, as the API and webhooks carry it.
@@ -193,7 +197,14 @@ impl RazorpayConnector {
     }
 
     /// The order made for this payment before, with its payments.
-    async fn find_order(&self, receipt: &str) -> Result<Option<Order>, ConnectorError> {
+    /// The order made for our payment: its receipt, and the organization in its notes — payment
+    /// ids are unique only within an organization, so another organization's payment of the same
+    /// id has an order of the same receipt, which is not ours to reuse.
+    async fn find_order(
+        &self,
+        receipt: &str,
+        organization_id: &str,
+    ) -> Result<Option<Order>, ConnectorError> {
         let reply = self
             .call(
                 "find_order",
@@ -208,7 +219,10 @@ impl RazorpayConnector {
             return Err(rejected(&reply));
         }
         let orders: Collection<Order> = reply.json(NAME)?;
-        Ok(orders.items.into_iter().find(|order| order.receipt.as_deref() == Some(receipt)))
+        Ok(orders.items.into_iter().find(|order| {
+            order.receipt.as_deref() == Some(receipt)
+                && order.notes.get("organization_id").and_then(Value::as_str) == Some(organization_id)
+        }))
     }
 
     async fn order_payments(&self, order_id: &str) -> Result<Option<Vec<Payment>>, ConnectorError> {
@@ -315,7 +329,7 @@ impl PaymentConnector for RazorpayConnector {
             ));
         }
         let receipt = receipt_of(&r.payment_id);
-        let order = match self.find_order(&receipt).await? {
+        let order = match self.find_order(&receipt, &r.organization_id).await? {
             Some(order) => {
                 if order.amount != r.amount_minor || order.currency != r.currency {
                     return Err(ConnectorError::invalid_request(
@@ -375,7 +389,7 @@ impl PaymentConnector for RazorpayConnector {
         let payments = match provider_payment_id {
             Some(id) if id.starts_with("order_") => self.order_payments(id).await?.unwrap_or_default(),
             Some(id) => return Ok(self.payment(id).await?.as_ref().map(outcome_of_payment)),
-            None => match self.find_order(&receipt_of(&r.payment_id)).await? {
+            None => match self.find_order(&receipt_of(&r.payment_id), &r.organization_id).await? {
                 Some(order) => order.payments.map(|c| c.items).unwrap_or_default(),
                 None => return Ok(None),
             },

@@ -67,15 +67,19 @@ fn note(notes: &Value, key: &str) -> Option<String> {
 pub fn parse(payload: &[u8]) -> Result<Option<ProviderUpdate>, WebhookError> {
     let event: Event = serde_json::from_slice(payload).map_err(invalid)?;
     let kind = event.event.clone();
-    let update =
-        |provider_payment_id: String, payment_id: Option<String>, outcome: UpdateOutcome| ProviderUpdate {
+    // Our ids as the connector stored them in the notes (the refund's, else its payment's).
+    let update = |provider_payment_id: String, notes: &[&Value], outcome: UpdateOutcome| {
+        let echoed = |key| notes.iter().find_map(|n| note(n, key));
+        ProviderUpdate {
             connector: ConnectorName::Razorpay,
             event_id: None,
             event_type: kind.clone(),
             provider_payment_id,
-            payment_id,
+            payment_id: echoed("payment_id"),
+            organization_id: echoed("organization_id"),
             outcome,
-        };
+        }
+    };
     match event.event.as_str() {
         "payment.captured" | "payment.failed" | "payment.authorized" => {
             let payment = event
@@ -84,11 +88,7 @@ pub fn parse(payload: &[u8]) -> Result<Option<ProviderUpdate>, WebhookError> {
                 .ok_or_else(|| invalid(format!("{} without payload.payment", event.event)))?
                 .entity;
             let outcome = outcome_of_payment(&payment);
-            Ok(Some(update(
-                payment.id.clone(),
-                note(&payment.notes, "payment_id"),
-                UpdateOutcome::Charge(outcome),
-            )))
+            Ok(Some(update(payment.id.clone(), &[&payment.notes], UpdateOutcome::Charge(outcome))))
         }
         "refund.processed" | "refund.failed" | "refund.created" => {
             let refund = event
@@ -102,13 +102,13 @@ pub fn parse(payload: &[u8]) -> Result<Option<ProviderUpdate>, WebhookError> {
                 .clone()
                 .or_else(|| payment.as_ref().map(|p| p.id.clone()))
                 .ok_or_else(|| invalid(format!("refund {} names no payment", refund.id)))?;
-            let payment_id = note(&refund.notes, "payment_id")
-                .or_else(|| payment.as_ref().and_then(|p| note(&p.notes, "payment_id")));
             let outcome = UpdateOutcome::Refund {
                 refund_id: note(&refund.notes, "refund_id"),
                 outcome: refund_outcome(refund.id.clone(), refund.status.as_deref()),
             };
-            Ok(Some(update(provider_payment_id, payment_id, outcome)))
+            let notes: Vec<&Value> =
+                std::iter::once(&refund.notes).chain(payment.as_ref().map(|p| &p.notes)).collect();
+            Ok(Some(update(provider_payment_id, &notes, outcome)))
         }
         _ => Ok(None),
     }

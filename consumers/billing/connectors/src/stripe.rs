@@ -11,7 +11,8 @@
 //! - refund: `POST /v1/refunds` with `payment_intent`, `amount`, `metadata[refund_id|payment_id]`
 //!   and `reason` when ours is one of Stripe's (`duplicate`, `fraudulent`, `requested_by_customer`).
 //! - fetch: `GET /v1/payment_intents/{id}`; without an id,
-//!   `GET /v1/payment_intents/search?query=metadata['payment_id']:'…'`. Stripe's search is
+//!   `GET /v1/payment_intents/search?query=metadata['payment_id']:'…' AND metadata['organization_id']:'…'`
+//!   (payment ids are unique only within an organization). Stripe's search is
 //!   eventually consistent (new intents may take about a minute to appear), so `None` from a
 //!   search right after a lost response is not proof that nothing was charged: retrying the
 //!   charge with the same idempotency key is (Stripe keeps keys for at least 24 hours).
@@ -170,7 +171,12 @@ impl PaymentConnector for StripeConnector {
                 Err((api, status)) => Err(rejected(&api, status)),
             };
         }
-        let query = format!("metadata['payment_id']:'{}'", search_escape(&r.payment_id));
+        // Payment ids are unique only within an organization: the search names both.
+        let query = format!(
+            "metadata['payment_id']:'{}' AND metadata['organization_id']:'{}'",
+            search_escape(&r.payment_id),
+            search_escape(&r.organization_id)
+        );
         let search = SearchPaymentIntent::new(query).limit(10).expand(vec![format!("data.{FEE_EXPANSION}")]);
         let found = with_retry(&self.retry, NAME, "search_payment_intents", || {
             let request = search.customize();

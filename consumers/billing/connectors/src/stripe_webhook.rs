@@ -169,15 +169,18 @@ struct Refund {
 /// Parses a (verified) event body.
 pub fn parse(payload: &[u8]) -> Result<Option<ProviderUpdate>, WebhookError> {
     let event: Event = serde_json::from_slice(payload).map_err(invalid)?;
-    let update =
-        |provider_payment_id: String, payment_id: Option<String>, outcome: UpdateOutcome| ProviderUpdate {
+    // Our ids as the connector stored them in the object's metadata.
+    let update = |provider_payment_id: String, metadata: &HashMap<String, String>, outcome: UpdateOutcome| {
+        ProviderUpdate {
             connector: ConnectorName::Stripe,
             event_id: Some(event.id.clone()),
             event_type: event.kind.clone(),
             provider_payment_id,
-            payment_id,
+            payment_id: metadata.get("payment_id").cloned(),
+            organization_id: metadata.get("organization_id").cloned(),
             outcome,
-        };
+        }
+    };
     let object = event.data.object.clone();
     match event.kind.as_str() {
         "payment_intent.succeeded"
@@ -218,13 +221,11 @@ pub fn parse(payload: &[u8]) -> Result<Option<ProviderUpdate>, WebhookError> {
                 },
                 _ => ChargeOutcome::Processing { provider_payment_id: id.clone() },
             };
-            let payment_id = intent.metadata.get("payment_id").cloned();
-            Ok(Some(update(id, payment_id, UpdateOutcome::Charge(outcome))))
+            Ok(Some(update(id, &intent.metadata, UpdateOutcome::Charge(outcome))))
         }
         "charge.refunded" => {
             let charge: Charge = serde_json::from_value(object).map_err(invalid)?;
             let provider_payment_id = charge.payment_intent.clone().unwrap_or_else(|| charge.id.clone());
-            let payment_id = charge.metadata.get("payment_id").cloned();
             let latest = charge.refunds.and_then(|list| list.data.into_iter().max_by_key(|r| r.created));
             let outcome = match latest {
                 Some(refund) => UpdateOutcome::Refund {
@@ -239,7 +240,7 @@ pub fn parse(payload: &[u8]) -> Result<Option<ProviderUpdate>, WebhookError> {
                     fully_refunded: charge.refunded,
                 },
             };
-            Ok(Some(update(provider_payment_id, payment_id, outcome)))
+            Ok(Some(update(provider_payment_id, &charge.metadata, outcome)))
         }
         "refund.created" | "refund.updated" | "refund.failed" => {
             let refund: Refund = serde_json::from_value(object).map_err(invalid)?;
@@ -247,12 +248,11 @@ pub fn parse(payload: &[u8]) -> Result<Option<ProviderUpdate>, WebhookError> {
             else {
                 return Err(invalid(format!("refund {} names no payment", refund.id)));
             };
-            let payment_id = refund.metadata.get("payment_id").cloned();
             let outcome = UpdateOutcome::Refund {
                 refund_id: refund.metadata.get("refund_id").cloned(),
                 outcome: refund_outcome(&refund.id, refund.status.as_deref(), refund.failure_reason),
             };
-            Ok(Some(update(provider_payment_id, payment_id, outcome)))
+            Ok(Some(update(provider_payment_id, &refund.metadata, outcome)))
         }
         _ => Ok(None),
     }

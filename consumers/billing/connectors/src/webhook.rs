@@ -20,6 +20,9 @@ pub struct ProviderUpdate {
     pub provider_payment_id: String,
     /// Our payment id, from the metadata / notes the connector stored.
     pub payment_id: Option<String>,
+    /// The organization of that payment, from the same metadata / notes: payment ids are unique
+    /// only within an organization.
+    pub organization_id: Option<String>,
     /// What happened.
     pub outcome: UpdateOutcome,
 }

@@ -484,7 +484,7 @@ async fn fetch_without_an_id_searches_by_our_payment_id() {
         .and(path("/v1/payment_intents/search"))
         .and(header("authorization", format!("Bearer {KEY}").as_str()))
         .and(query_is(&[
-            ("query", "metadata['payment_id']:'pay_1'"),
+            ("query", "metadata['payment_id']:'pay_1' AND metadata['organization_id']:'org_1'"),
             ("limit", "10"),
             ("expand[0]", "data.latest_charge.balance_transaction"),
         ]))

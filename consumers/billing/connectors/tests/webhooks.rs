@@ -70,6 +70,7 @@ fn stripe_valid_signature_yields_the_update() {
             event_type: "payment_intent.succeeded".to_owned(),
             provider_payment_id: "pi_3Q1".to_owned(),
             payment_id: Some("pay_1".to_owned()),
+            organization_id: Some("org_1".to_owned()),
             outcome: UpdateOutcome::Charge(ChargeOutcome::Succeeded {
                 provider_payment_id: "pi_3Q1".to_owned(),
                 provider_fee_minor: None,
@@ -269,6 +270,7 @@ fn razorpay_valid_signature_yields_the_update() {
             event_type: "payment.captured".to_owned(),
             provider_payment_id: "pay_EAm09NKReXi2e0".to_owned(),
             payment_id: Some("pay_1".to_owned()),
+            organization_id: Some("org_1".to_owned()),
             outcome: UpdateOutcome::Charge(ChargeOutcome::Succeeded {
                 provider_payment_id: "pay_EAm09NKReXi2e0".to_owned(),
                 provider_fee_minor: Some(1178),
