@@ -122,9 +122,11 @@ async fn notify(
     event_id: Option<String>,
     body: &[u8],
 ) -> Result<(serde_json::Value, bool), GatewayError> {
+    // Found in whichever organization; the command then acts in the found row's organization.
     let found = match reads::find_payment_for_provider(
         &state.readonly,
         update.payment_id.as_deref(),
+        update.organization_id.as_deref(),
         provider,
         &update.provider_payment_id,
     )

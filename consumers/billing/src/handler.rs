@@ -98,6 +98,12 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
+    /// The organization the command acts in: every id it names is looked up within it, so another
+    /// organization's record is "not found" and its ids neither block nor duplicate this one's.
+    fn org(&self) -> String {
+        self.message.metadata.organization_id.clone()
+    }
+
     fn metadata(&mut self) -> studyspot_schemas::EventMetadata {
         self.next += 1;
         self.message.follow_on(self.next - 1, ACTOR)
@@ -125,13 +131,15 @@ fn malformed<C: Record>(m: Malformed) -> HandleError {
     HandleError::malformed(C::FULL_NAME, m.0)
 }
 
-/// The payment a command names, if it is the member's; otherwise the refusal to emit.
+/// The payment a command names, if it is the member's in the organization; otherwise the refusal
+/// to emit (the same whether it is another member's, another organization's or nobody's).
 async fn member_payment(
     tx: &mut PgConnection,
+    organization_id: &str,
     payment_id: &str,
     member_id: &str,
 ) -> Result<Result<Payment, Refusal>, HandleError> {
-    Ok(match payments::load(tx, payment_id).await? {
+    Ok(match payments::load(tx, organization_id, payment_id).await? {
         Some(p) if p.member_id == member_id => Ok(p),
         _ => Err(Refusal::new(
             "payment_not_found",
@@ -144,15 +152,16 @@ async fn create_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let c: CreatePayment = out.message.record()?;
     payment_rules::validate_create(&c).map_err(malformed::<CreatePayment>)?;
     let at = out.message.occurred_at()?;
+    let org = &c.metadata.organization_id;
     let mut ctx = payment_rules::CreateContext {
-        exists: projection::payment_exists(tx, &c.payment_id).await?,
+        exists: projection::payment_exists(tx, org, &c.payment_id).await?,
         ..Default::default()
     };
     if let Some(id) = &c.payment_method_id {
-        ctx.method_of = methods::load(tx, id).await?.map(|m| (m.member_id, m.method));
+        ctx.method_of = methods::load(tx, org, id).await?.map(|m| (m.member_id, m.method));
     }
     if let Some(id) = &c.invoice_id {
-        let invoice = invoices::load(tx, id).await?;
+        let invoice = invoices::load(tx, org, id).await?;
         ctx.invoice_numbered = invoice.as_ref().is_some_and(|i| i.number.is_some());
         ctx.invoice = invoice
             .map(|i| (i.amount_due_minor(), i.member_id, i.currency, i.status))
@@ -185,7 +194,7 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
     // The command's id names the provider call and is its idempotency key: a redelivered command
     // is dropped by the runtime, and a retried call never charges twice.
     let call_id = out.message.metadata.event_id.clone();
-    let decided = match member_payment(tx, &c.payment_id, &c.member_id).await? {
+    let decided = match member_payment(tx, &out.org(), &c.payment_id, &c.member_id).await? {
         Ok(p) => payment_rules::process(&p, &call_id, at),
         Err(refusal) => Err(refusal),
     };
@@ -219,7 +228,7 @@ async fn start_charge(
 ) -> Result<(), HandleError> {
     payments::save(tx, payment).await?;
     let token = match &payment.payment_method_id {
-        Some(id) => methods::load(tx, id).await?.and_then(|m| m.provider_token),
+        Some(id) => methods::load(tx, &payment.organization_id, id).await?.and_then(|m| m.provider_token),
         None => None,
     };
     let request = CallRequest {
@@ -273,7 +282,7 @@ async fn charge_outcome(
     let o: RecordChargeOutcome = out.message.record()?;
     payment_rules::validate_outcome(&o).map_err(malformed::<RecordChargeOutcome>)?;
     let at = out.message.occurred_at()?;
-    let decided = match member_payment(tx, &o.payment_id, &o.member_id).await? {
+    let decided = match member_payment(tx, &out.org(), &o.payment_id, &o.member_id).await? {
         Ok(p) => payment_rules::apply_outcome(&p, &o, at),
         Err(refusal) => Err(refusal),
     };
@@ -287,11 +296,11 @@ async fn charge_outcome(
     payments::save(tx, &payment).await?;
     match payment.status.as_str() {
         "succeeded" => {
-            calls::settle(tx, &o.call_id).await?;
+            calls::settle(tx, &payment.organization_id, &o.call_id).await?;
             succeeded(tx, out, policy, &payment, at).await?;
         }
         "failed" => {
-            calls::settle(tx, &o.call_id).await?;
+            calls::settle(tx, &payment.organization_id, &o.call_id).await?;
             out.emit(|metadata| PaymentFailed {
                 metadata,
                 payment_id: payment.payment_id.clone(),
@@ -304,7 +313,7 @@ async fn charge_outcome(
                 message: payment.failure_message.clone().unwrap_or_default(),
             });
             if let Some(invoice) = &payment.invoice_id {
-                subscriptions::payment_failed(tx, out, policy, invoice, at).await?;
+                subscriptions::payment_failed(tx, out, policy, &payment.organization_id, invoice, at).await?;
             }
         }
         "requires_action" => out.emit(|metadata| PaymentRequiresAction {
@@ -343,7 +352,9 @@ async fn succeeded(
         invoice_id: payment.invoice_id.clone(),
     });
     let Some(invoice_id) = &payment.invoice_id else { return Ok(()) };
-    let Some(invoice) = invoices::load(tx, invoice_id).await? else { return Ok(()) };
+    let Some(invoice) = invoices::load(tx, &payment.organization_id, invoice_id).await? else {
+        return Ok(());
+    };
     let (invoice, paid) = invoice_rules::pay(&invoice, payment.amount_minor, at);
     invoices::save(tx, &invoice).await?;
     if paid {
@@ -355,7 +366,8 @@ async fn succeeded(
             currency: invoice.currency.clone(),
             amount_paid_minor: invoice.amount_paid_minor,
         });
-        subscriptions::invoice_paid(tx, out, policy, &invoice.invoice_id, at).await?;
+        subscriptions::invoice_paid(tx, out, policy, &invoice.organization_id, &invoice.invoice_id, at)
+            .await?;
     }
     Ok(())
 }
@@ -369,7 +381,7 @@ async fn confirm_manual(
     decide::check_filled(&[("payment_id", &c.payment_id), ("member_id", &c.member_id)])
         .map_err(malformed::<ConfirmManualPayment>)?;
     let at = out.message.occurred_at()?;
-    let decided = match member_payment(tx, &c.payment_id, &c.member_id).await? {
+    let decided = match member_payment(tx, &out.org(), &c.payment_id, &c.member_id).await? {
         Ok(p) => payment_rules::confirm_manual(&p, at).map(|confirmed| (p.pending_call_id, confirmed)),
         Err(refusal) => Err(refusal),
     };
@@ -377,7 +389,7 @@ async fn confirm_manual(
         Ok((call, payment)) => {
             payments::save(tx, &payment).await?;
             if let Some(call) = call {
-                calls::settle(tx, &call).await?;
+                calls::settle(tx, &payment.organization_id, &call).await?;
             }
             succeeded(tx, out, policy, &payment, at).await?;
         }
@@ -390,8 +402,9 @@ async fn refund_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let c: RefundPayment = out.message.record()?;
     refund_rules::validate(&c).map_err(malformed::<RefundPayment>)?;
     let at = out.message.occurred_at()?;
-    let exists = refunds::exists(tx, &c.refund_id).await?;
-    let decided = match member_payment(tx, &c.payment_id, &c.member_id).await? {
+    let org = out.org();
+    let exists = refunds::exists(tx, &org, &c.refund_id).await?;
+    let decided = match member_payment(tx, &org, &c.payment_id, &c.member_id).await? {
         Ok(p) => refund_rules::request(&p, exists, &c, at),
         Err(refusal) => Err(refusal),
     };
@@ -455,8 +468,9 @@ async fn refund_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let o: RecordRefundOutcome = out.message.record()?;
     refund_rules::validate_outcome(&o).map_err(malformed::<RecordRefundOutcome>)?;
     let at = out.message.occurred_at()?;
-    let refund: Option<Refund> = refunds::load(tx, &o.refund_id).await?;
-    let payment = match member_payment(tx, &o.payment_id, &o.member_id).await? {
+    let org = out.org();
+    let refund: Option<Refund> = refunds::load(tx, &org, &o.refund_id).await?;
+    let payment = match member_payment(tx, &org, &o.payment_id, &o.member_id).await? {
         Ok(p) => p,
         Err(refusal) => {
             out.refuse::<RecordRefundOutcome>(&o.member_id, refusal);
@@ -494,7 +508,7 @@ async fn apply_refund_outcome<C: Record>(
     payments::save(tx, &payment).await?;
     refunds::save(tx, &refund).await?;
     if refund.status != "pending" {
-        calls::settle_refund(tx, &refund.refund_id).await?;
+        calls::settle_refund(tx, &refund.organization_id, &refund.refund_id).await?;
     }
     emit_refund_settled(out, &payment, &refund);
     Ok(())
@@ -510,7 +524,7 @@ async fn add_payment_method(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<
     .and_then(|()| decide::check_method(&c.method))
     .map_err(malformed::<AddPaymentMethod>)?;
     let at = out.message.occurred_at()?;
-    if methods::load(tx, &c.payment_method_id).await?.is_some() {
+    if methods::load(tx, &c.metadata.organization_id, &c.payment_method_id).await?.is_some() {
         let refusal = Refusal::new(
             "payment_method_exists",
             format!("payment method {} already exists", c.payment_method_id),
@@ -548,7 +562,7 @@ async fn create_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     invoice_rules::validate(&c).map_err(malformed::<CreateInvoice>)?;
     let priced = invoice_rules::price(&c).map_err(malformed::<CreateInvoice>)?;
     let at = out.message.occurred_at()?;
-    let exists = invoices::load(tx, &c.invoice_id).await?.is_some();
+    let exists = invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await?.is_some();
     let (invoice, lines) = match invoice_rules::create(exists, &c, priced, at) {
         Ok(created) => created,
         Err(refusal) => {
@@ -591,7 +605,7 @@ async fn change_invoice_status(tx: &mut PgConnection, out: &mut Out<'_>) -> Resu
     let c: ChangeInvoiceStatus = out.message.record()?;
     invoice_rules::validate_change(&c).map_err(malformed::<ChangeInvoiceStatus>)?;
     let at = out.message.occurred_at()?;
-    let invoice = match invoices::load(tx, &c.invoice_id).await? {
+    let invoice = match invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await? {
         Some(i) if i.member_id == c.member_id => i,
         _ => {
             let refusal = Refusal::new(
@@ -630,10 +644,10 @@ async fn provider_notified(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
     if n.refund_outcome.is_some() {
         return refund_notified(tx, out, n, at).await;
     }
-    match member_payment(tx, &n.payment_id, &n.member_id).await? {
+    match member_payment(tx, &n.metadata.organization_id, &n.payment_id, &n.member_id).await? {
         Ok(payment) => {
             if let Some(call) = &payment.pending_call_id {
-                let woken = calls::wake(tx, call, at).await?;
+                let woken = calls::wake(tx, &payment.organization_id, call, at).await?;
                 tracing::debug!(payment = %payment.payment_id, call = %call, woken, event = %n.event_type, "provider notified");
             }
         }
@@ -649,7 +663,8 @@ async fn refund_notified(
     n: ProviderNotified,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandleError> {
-    let payment = match member_payment(tx, &n.payment_id, &n.member_id).await? {
+    let org = &n.metadata.organization_id;
+    let payment = match member_payment(tx, org, &n.payment_id, &n.member_id).await? {
         Ok(p) => p,
         Err(refusal) => {
             out.refuse::<ProviderNotified>(&n.member_id, refusal);
@@ -657,9 +672,9 @@ async fn refund_notified(
         }
     };
     let refund = match (&n.refund_id, &n.provider_refund_id) {
-        (Some(id), _) => refunds::load(tx, id).await?.filter(|r| r.payment_id == payment.payment_id),
+        (Some(id), _) => refunds::load(tx, org, id).await?.filter(|r| r.payment_id == payment.payment_id),
         (None, Some(provider_id)) => {
-            refunds::load_by_provider_id(tx, &payment.payment_id, provider_id).await?
+            refunds::load_by_provider_id(tx, org, &payment.payment_id, provider_id).await?
         }
         (None, None) => None,
     };

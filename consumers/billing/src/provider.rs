@@ -255,7 +255,8 @@ impl ProviderWorker {
         match next {
             Next::Later { status, delay, error } => {
                 metrics::counter!("studyspot_billing_provider_retries_total").increment(1);
-                calls::retry_later(&self.pool, &call.call_id, status, delay.as_secs_f64(), error.as_deref())
+                let (org, id) = (&call.organization_id, &call.call_id);
+                calls::retry_later(&self.pool, org, id, status, delay.as_secs_f64(), error.as_deref())
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -419,10 +420,10 @@ impl ProviderWorker {
             Answer::Refund(_) => (call.connector.clone().unwrap_or_default(), None),
         };
         let poll = self.settings.awaiting_poll.as_secs_f64();
-        let number =
-            calls::reported(&mut tx, &call.call_id, status, &connector, provider_id.as_deref(), poll)
-                .await
-                .map_err(|e| e.to_string())?;
+        let (org, id) = (&call.organization_id, &call.call_id);
+        let number = calls::reported(&mut tx, org, id, status, &connector, provider_id.as_deref(), poll)
+            .await
+            .map_err(|e| e.to_string())?;
         let metadata = EventMetadata {
             event_id: uuid::Uuid::new_v5(
                 &uuid::Uuid::NAMESPACE_OID,

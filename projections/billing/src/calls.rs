@@ -40,7 +40,7 @@ pub async fn insert(tx: &mut PgConnection, call: &ProviderCall) -> Result<(), sq
     sqlx::query(
         "INSERT INTO provider_calls (call_id, kind, organization_id, member_id, payment_id, refund_id, status, request, \
          connector, provider_payment_id, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $10) ON CONFLICT (call_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $10) ON CONFLICT (organization_id, call_id) DO NOTHING",
     )
     .bind(&call.call_id)
     .bind(&call.kind)
@@ -58,32 +58,53 @@ pub async fn insert(tx: &mut PgConnection, call: &ProviderCall) -> Result<(), sq
 }
 
 /// The answer was applied; nothing more to do for this call.
-pub async fn settle(tx: &mut PgConnection, call_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE provider_calls SET status = 'settled', leased_until = NULL WHERE call_id = $1")
-        .bind(call_id)
-        .execute(tx)
-        .await
-        .map(drop)
+pub async fn settle(tx: &mut PgConnection, organization_id: &str, call_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE provider_calls SET status = 'settled', leased_until = NULL \
+         WHERE organization_id = $1 AND call_id = $2",
+    )
+    .bind(organization_id)
+    .bind(call_id)
+    .execute(tx)
+    .await
+    .map(drop)
 }
 
 /// The refund's call needs nothing more (its answer came by webhook).
-pub async fn settle_refund(tx: &mut PgConnection, refund_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE provider_calls SET status = 'settled', leased_until = NULL WHERE kind = 'refund' AND refund_id = $1")
-        .bind(refund_id)
-        .execute(tx)
-        .await
-        .map(drop)
+pub async fn settle_refund(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    refund_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE provider_calls SET status = 'settled', leased_until = NULL \
+         WHERE organization_id = $1 AND kind = 'refund' AND refund_id = $2",
+    )
+    .bind(organization_id)
+    .bind(refund_id)
+    .execute(tx)
+    .await
+    .map(drop)
 }
 
 /// Makes a call the provider has news about due at `at`: one waiting for the provider is asked
 /// again at once. Calls not yet made, or already answered for good, are left as they are.
-pub async fn wake(tx: &mut PgConnection, call_id: &str, at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    sqlx::query("UPDATE provider_calls SET next_attempt_at = LEAST(next_attempt_at, $2) WHERE call_id = $1 AND status = 'awaiting'")
-        .bind(call_id)
-        .bind(at)
-        .execute(tx)
-        .await
-        .map(|r| r.rows_affected() > 0)
+pub async fn wake(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    call_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(
+        "UPDATE provider_calls SET next_attempt_at = LEAST(next_attempt_at, $3) \
+         WHERE organization_id = $1 AND call_id = $2 AND status = 'awaiting'",
+    )
+    .bind(organization_id)
+    .bind(call_id)
+    .bind(at)
+    .execute(tx)
+    .await
+    .map(|r| r.rows_affected() > 0)
 }
 
 /// Takes up to `limit` due calls for `lease_secs` seconds, so a second worker (or this one after
@@ -92,7 +113,7 @@ pub async fn lease_due(pool: &PgPool, limit: i64, lease_secs: f64) -> Result<Vec
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE provider_calls SET leased_until = now() + make_interval(secs => $2), \
            attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, now()) \
-         WHERE call_id IN (SELECT call_id FROM provider_calls \
+         WHERE (organization_id, call_id) IN (SELECT organization_id, call_id FROM provider_calls \
              WHERE status IN ('pending', 'awaiting') AND next_attempt_at <= now() \
                AND (leased_until IS NULL OR leased_until < now()) \
              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
@@ -107,6 +128,7 @@ pub async fn lease_due(pool: &PgPool, limit: i64, lease_secs: f64) -> Result<Vec
 /// The provider could not be reached (or is still working): try again after `delay_secs`.
 pub async fn retry_later(
     pool: &PgPool,
+    organization_id: &str,
     call_id: &str,
     status: &str,
     delay_secs: f64,
@@ -114,12 +136,13 @@ pub async fn retry_later(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE provider_calls SET status = $2, next_attempt_at = now() + make_interval(secs => $3), \
-           last_error = COALESCE($4, last_error), leased_until = NULL WHERE call_id = $1",
+           last_error = COALESCE($4, last_error), leased_until = NULL WHERE call_id = $1 AND organization_id = $5",
     )
     .bind(call_id)
     .bind(status)
     .bind(delay_secs)
     .bind(error)
+    .bind(organization_id)
     .execute(pool)
     .await
     .map(drop)
@@ -129,6 +152,7 @@ pub async fn retry_later(
 /// `poll_secs`; `reported` ones wait for the answer to be applied. Returns the report's number.
 pub async fn reported(
     tx: &mut PgConnection,
+    organization_id: &str,
     call_id: &str,
     status: &str,
     connector: &str,
@@ -139,13 +163,14 @@ pub async fn reported(
         "UPDATE provider_calls SET status = $2, connector = $3, provider_payment_id = COALESCE($4, provider_payment_id), \
            reports = reports + 1, next_attempt_at = now() + make_interval(secs => $5), leased_until = NULL, \
            last_error = NULL \
-         WHERE call_id = $1 RETURNING reports",
+         WHERE call_id = $1 AND organization_id = $6 RETURNING reports",
     )
     .bind(call_id)
     .bind(status)
     .bind(connector)
     .bind(provider_payment_id)
     .bind(poll_secs)
+    .bind(organization_id)
     .fetch_one(tx)
     .await
 }

@@ -22,11 +22,18 @@ pub struct CreditNote {
 pub(crate) const COLUMNS: &str = "credit_note_id, organization_id, member_id, subscription_id, currency, amount_minor, \
     remaining_minor, reason, memo, created_at";
 
-pub async fn exists(tx: &mut PgConnection, credit_note_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM credit_notes WHERE credit_note_id = $1)")
-        .bind(credit_note_id)
-        .fetch_one(tx)
-        .await
+pub async fn exists(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    credit_note_id: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM credit_notes WHERE organization_id = $1 AND credit_note_id = $2)",
+    )
+    .bind(organization_id)
+    .bind(credit_note_id)
+    .fetch_one(tx)
+    .await
 }
 
 pub async fn insert(tx: &mut PgConnection, n: &CreditNote) -> Result<(), sqlx::Error> {
@@ -49,17 +56,20 @@ pub async fn insert(tx: &mut PgConnection, n: &CreditNote) -> Result<(), sqlx::E
 }
 
 /// Draws up to `amount_minor` from the subscription's open credit notes, oldest first, for
-/// `invoice_id`; returns what was drawn.
+/// `invoice_id` (both of `organization_id`); returns what was drawn.
 pub async fn apply(
     tx: &mut PgConnection,
+    organization_id: &str,
     subscription_id: &str,
     invoice_id: &str,
     amount_minor: i64,
 ) -> Result<i64, sqlx::Error> {
     let open: Vec<(String, i64)> = sqlx::query_as(
         "SELECT credit_note_id, remaining_minor FROM credit_notes \
-         WHERE subscription_id = $1 AND remaining_minor > 0 ORDER BY created_at, credit_note_id FOR UPDATE",
+         WHERE organization_id = $1 AND subscription_id = $2 AND remaining_minor > 0 \
+         ORDER BY created_at, credit_note_id FOR UPDATE",
     )
+    .bind(organization_id)
     .bind(subscription_id)
     .fetch_all(&mut *tx)
     .await?;
@@ -70,15 +80,19 @@ pub async fn apply(
             break;
         }
         sqlx::query(
-            "UPDATE credit_notes SET remaining_minor = remaining_minor - $2 WHERE credit_note_id = $1",
+            "UPDATE credit_notes SET remaining_minor = remaining_minor - $2 \
+             WHERE credit_note_id = $1 AND organization_id = $3",
         )
         .bind(&note)
         .bind(take)
+        .bind(organization_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO credit_applications (credit_note_id, invoice_id, amount_minor) VALUES ($1, $2, $3)",
+            "INSERT INTO credit_applications (organization_id, credit_note_id, invoice_id, amount_minor) \
+             VALUES ($1, $2, $3, $4)",
         )
+        .bind(organization_id)
         .bind(&note)
         .bind(invoice_id)
         .bind(take)
@@ -90,10 +104,16 @@ pub async fn apply(
 }
 
 /// What the subscription's open credit notes still hold.
-pub async fn available(tx: &mut PgConnection, subscription_id: &str) -> Result<i64, sqlx::Error> {
+pub async fn available(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    subscription_id: &str,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT COALESCE(SUM(remaining_minor), 0)::bigint FROM credit_notes WHERE subscription_id = $1",
+        "SELECT COALESCE(SUM(remaining_minor), 0)::bigint FROM credit_notes \
+         WHERE organization_id = $1 AND subscription_id = $2",
     )
+    .bind(organization_id)
     .bind(subscription_id)
     .fetch_one(tx)
     .await

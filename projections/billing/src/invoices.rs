@@ -66,10 +66,16 @@ pub(crate) const COLUMNS: &str = "invoice_id, organization_id, member_id, number
 
 pub(crate) const LINE_COLUMNS: &str = "invoice_id, line_no, description, quantity, unit_amount_minor, amount_minor, tax_rate_bps, tax_name, tax_minor";
 
-pub async fn load(tx: &mut PgConnection, invoice_id: &str) -> Result<Option<Invoice>, sqlx::Error> {
+/// The organization's invoice, locked for the rest of the transaction.
+pub async fn load(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    invoice_id: &str,
+) -> Result<Option<Invoice>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM invoices WHERE invoice_id = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM invoices WHERE organization_id = $1 AND invoice_id = $2 FOR UPDATE"
     )))
+    .bind(organization_id)
     .bind(invoice_id)
     .fetch_optional(tx)
     .await
@@ -83,8 +89,10 @@ pub async fn insert(
     save(&mut *tx, invoice).await?;
     for line in lines {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO invoice_lines ({LINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO invoice_lines (organization_id, {LINE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )))
+        .bind(&invoice.organization_id)
         .bind(&line.invoice_id)
         .bind(line.line_no)
         .bind(&line.description)
@@ -103,7 +111,7 @@ pub async fn insert(
 pub async fn save(tx: &mut PgConnection, i: &Invoice) -> Result<(), sqlx::Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO invoices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
-         ON CONFLICT (invoice_id) DO UPDATE SET number = EXCLUDED.number, amount_paid_minor = EXCLUDED.amount_paid_minor, \
+         ON CONFLICT (organization_id, invoice_id) DO UPDATE SET number = EXCLUDED.number, amount_paid_minor = EXCLUDED.amount_paid_minor, \
            credit_applied_minor = EXCLUDED.credit_applied_minor, charge_on_number = EXCLUDED.charge_on_number, \
            status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, issued_at = EXCLUDED.issued_at, \
            paid_at = EXCLUDED.paid_at"
@@ -140,15 +148,19 @@ pub struct AssignedNumber {
     pub number: String,
 }
 
-/// The number the series already gave an invoice, if any.
+/// The number the organization's series already gave an invoice, if any.
 pub async fn number_of(
     tx: &mut PgConnection,
+    organization_id: &str,
     invoice_id: &str,
 ) -> Result<Option<AssignedNumber>, sqlx::Error> {
-    sqlx::query_as("SELECT sequence, number FROM invoice_numbers WHERE invoice_id = $1")
-        .bind(invoice_id)
-        .fetch_optional(tx)
-        .await
+    sqlx::query_as(
+        "SELECT sequence, number FROM invoice_numbers WHERE organization_id = $1 AND invoice_id = $2",
+    )
+    .bind(organization_id)
+    .bind(invoice_id)
+    .fetch_optional(tx)
+    .await
 }
 
 /// The last position the organization's series handed out (0 before the first), locked for the

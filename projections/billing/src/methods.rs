@@ -21,10 +21,16 @@ pub struct PaymentMethod {
 pub(crate) const COLUMNS: &str =
     "payment_method_id, organization_id, member_id, method, provider_token, label, is_default, created_at";
 
-pub async fn load(tx: &mut PgConnection, id: &str) -> Result<Option<PaymentMethod>, sqlx::Error> {
+/// The organization's method of that id; another organization's is not seen.
+pub async fn load(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    id: &str,
+) -> Result<Option<PaymentMethod>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payment_methods WHERE payment_method_id = $1"
+        "SELECT {COLUMNS} FROM payment_methods WHERE organization_id = $1 AND payment_method_id = $2"
     )))
+    .bind(organization_id)
     .bind(id)
     .fetch_optional(tx)
     .await

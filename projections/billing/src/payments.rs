@@ -47,18 +47,31 @@ pub(crate) const COLUMNS: &str = "payment_id, organization_id, member_id, amount
     connector, provider_payment_id, gateway_fee_minor, processing_fee_minor, refunded_minor, reserved_minor, \
     failure_code, failure_message, action_kind, action_url, succeeded_at, failed_at";
 
-pub async fn payment_exists(tx: &mut PgConnection, payment_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payments WHERE payment_id = $1)")
-        .bind(payment_id)
-        .fetch_one(tx)
-        .await
+/// Whether the organization has a payment of that id (another organization's is not seen).
+pub async fn payment_exists(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    payment_id: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM payments WHERE organization_id = $1 AND payment_id = $2)",
+    )
+    .bind(organization_id)
+    .bind(payment_id)
+    .fetch_one(tx)
+    .await
 }
 
-/// The payment, locked for the rest of the transaction.
-pub async fn load(tx: &mut PgConnection, payment_id: &str) -> Result<Option<Payment>, sqlx::Error> {
+/// The organization's payment, locked for the rest of the transaction.
+pub async fn load(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    payment_id: &str,
+) -> Result<Option<Payment>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE payment_id = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM payments WHERE organization_id = $1 AND payment_id = $2 FOR UPDATE"
     )))
+    .bind(organization_id)
     .bind(payment_id)
     .fetch_optional(tx)
     .await
@@ -73,7 +86,7 @@ pub async fn save(tx: &mut PgConnection, p: &Payment) -> Result<(), sqlx::Error>
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO payments ({COLUMNS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) \
-         ON CONFLICT (payment_id) DO UPDATE SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, \
+         ON CONFLICT (organization_id, payment_id) DO UPDATE SET status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, \
            attempts = EXCLUDED.attempts, pending_call_id = EXCLUDED.pending_call_id, connector = EXCLUDED.connector, \
            provider_payment_id = EXCLUDED.provider_payment_id, gateway_fee_minor = EXCLUDED.gateway_fee_minor, \
            processing_fee_minor = EXCLUDED.processing_fee_minor, refunded_minor = EXCLUDED.refunded_minor, \

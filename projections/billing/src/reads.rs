@@ -58,23 +58,43 @@ pub async fn find_payment(
     .await
 }
 
-/// The payment a provider's webhook is about, in whichever organization: by our id when the
-/// provider echoes it (metadata / notes), else by the provider's id.
+/// The payment a provider's webhook is about, in whichever organization (the caller then acts
+/// in the organization of the row found). The provider's own id names one payment for good once
+/// billing recorded it; before that (a charge whose answer is not applied yet), our id as the
+/// provider echoes it (metadata / notes), within the organization it echoes too. Payment ids are
+/// unique only within an organization: an echoed id that two organizations use, with no
+/// organization echoed to tell them apart, finds nothing rather than a guess (the provider
+/// retries, and by then the provider's id is recorded).
 pub async fn find_payment_for_provider(
     db: impl PgExecutor<'_>,
     payment_id: Option<&str>,
+    organization_id: Option<&str>,
     connector: &str,
     provider_payment_id: &str,
 ) -> Result<Option<Payment>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM billing.payments          WHERE CASE WHEN $1::text IS NOT NULL THEN payment_id = $1                     ELSE connector = $2 AND provider_payment_id = $3 END          LIMIT 1",
+    let found: Vec<Payment> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM billing.payments \
+         WHERE (connector = $3 AND provider_payment_id = $4) \
+            OR ($1::text IS NOT NULL AND payment_id = $1 AND ($2::text IS NULL OR organization_id = $2)) \
+         ORDER BY (connector = $3 AND provider_payment_id = $4) IS TRUE DESC, organization_id \
+         LIMIT 2",
         crate::payments::COLUMNS
     )))
     .bind(payment_id)
+    .bind(organization_id)
     .bind(connector)
     .bind(provider_payment_id)
-    .fetch_optional(db)
-    .await
+    .fetch_all(db)
+    .await?;
+    let by_provider_id = |p: &Payment| {
+        p.connector.as_deref() == Some(connector)
+            && p.provider_payment_id.as_deref() == Some(provider_payment_id)
+    };
+    Ok(match found.as_slice() {
+        [first, ..] if by_provider_id(first) => Some(first.clone()),
+        [only] => Some(only.clone()),
+        _ => None,
+    })
 }
 
 /// Filters shared by the member-owned collections (refunds, methods, invoices).
@@ -203,9 +223,10 @@ pub async fn find_invoice(
     .await?;
     let Some(invoice) = invoice else { return Ok(None) };
     let lines = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM billing.invoice_lines WHERE invoice_id = $1 ORDER BY line_no",
+        "SELECT {} FROM billing.invoice_lines WHERE organization_id = $1 AND invoice_id = $2 ORDER BY line_no",
         crate::invoices::LINE_COLUMNS
     )))
+    .bind(organization_id)
     .bind(invoice_id)
     .fetch_all(db)
     .await?;

@@ -258,7 +258,8 @@ pub async fn subscription_usage(
              AS a(metric text, included bigint, overage_unit_minor bigint)), \
          counted AS ( \
            SELECT c.metric, c.used FROM sub JOIN billing.usage_counters c \
-             ON c.subscription_id = sub.subscription_id AND c.period_start = $3) \
+             ON c.organization_id = sub.organization_id AND c.subscription_id = sub.subscription_id \
+             AND c.period_start = $3) \
          SELECT COALESCE(a.metric, c.metric) AS metric, COALESCE(c.used, 0)::bigint AS used, \
                 a.included, a.overage_unit_minor, \
                 round(100.0 * COALESCE(c.used, 0) / NULLIF(a.included, 0), 2)::float8 AS percent_used \

@@ -57,10 +57,16 @@ pub(crate) const COLUMNS: &str = "subscription_id, organization_id, member_id, p
     coupon_percent_bps, coupon_amount_minor, coupon_cycles_left, payment_method_id, dunning_invoice_id, \
     dunning_attempt, dunning_started_at, next_retry_at, applied_through, next_due_at, mrr_minor, created_at, updated_at";
 
-pub async fn load(tx: &mut PgConnection, subscription_id: &str) -> Result<Option<Subscription>, sqlx::Error> {
+/// The organization's subscription, locked for the rest of the transaction.
+pub async fn load(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    subscription_id: &str,
+) -> Result<Option<Subscription>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM subscriptions WHERE subscription_id = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM subscriptions WHERE organization_id = $1 AND subscription_id = $2 FOR UPDATE"
     )))
+    .bind(organization_id)
     .bind(subscription_id)
     .fetch_optional(tx)
     .await
@@ -77,7 +83,7 @@ pub async fn save(tx: &mut PgConnection, s: &Subscription) -> Result<(), sqlx::E
         .join(", ");
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO subscriptions ({COLUMNS}) VALUES ({placeholders}) \
-         ON CONFLICT (subscription_id) DO UPDATE SET {updates}"
+         ON CONFLICT (organization_id, subscription_id) DO UPDATE SET {updates}"
     )))
     .bind(&s.subscription_id)
     .bind(&s.organization_id)
@@ -149,12 +155,14 @@ pub async fn organizations_due(
 
 pub async fn pending_items(
     tx: &mut PgConnection,
+    organization_id: &str,
     subscription_id: &str,
 ) -> Result<Vec<PendingItem>, sqlx::Error> {
     sqlx::query_as(
         "SELECT item_no, description, amount_minor FROM subscription_items \
-         WHERE subscription_id = $1 AND invoice_id IS NULL ORDER BY item_no",
+         WHERE organization_id = $1 AND subscription_id = $2 AND invoice_id IS NULL ORDER BY item_no",
     )
+    .bind(organization_id)
     .bind(subscription_id)
     .fetch_all(tx)
     .await
@@ -162,19 +170,22 @@ pub async fn pending_items(
 
 pub async fn add_item(
     tx: &mut PgConnection,
+    organization_id: &str,
     subscription_id: &str,
     description: &str,
     amount_minor: i64,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO subscription_items (subscription_id, item_no, description, amount_minor, created_at) \
-         SELECT $1, COALESCE(MAX(item_no), 0) + 1, $2, $3, $4 FROM subscription_items WHERE subscription_id = $1",
+        "INSERT INTO subscription_items (organization_id, subscription_id, item_no, description, amount_minor, created_at) \
+         SELECT $5, $1, COALESCE(MAX(item_no), 0) + 1, $2, $3, $4 FROM subscription_items \
+         WHERE organization_id = $5 AND subscription_id = $1",
     )
     .bind(subscription_id)
     .bind(description)
     .bind(amount_minor)
     .bind(at)
+    .bind(organization_id)
     .execute(tx)
     .await
     .map(drop)
@@ -183,14 +194,17 @@ pub async fn add_item(
 /// Marks every waiting charge as billed by `invoice_id`.
 pub async fn invoice_items(
     tx: &mut PgConnection,
+    organization_id: &str,
     subscription_id: &str,
     invoice_id: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE subscription_items SET invoice_id = $2 WHERE subscription_id = $1 AND invoice_id IS NULL",
+        "UPDATE subscription_items SET invoice_id = $2 \
+         WHERE organization_id = $3 AND subscription_id = $1 AND invoice_id IS NULL",
     )
     .bind(subscription_id)
     .bind(invoice_id)
+    .bind(organization_id)
     .execute(tx)
     .await
     .map(drop)

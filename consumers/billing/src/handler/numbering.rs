@@ -36,7 +36,7 @@ pub(super) async fn number_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> 
     .map_err(malformed::<NumberInvoice>)?;
     let at = out.message.occurred_at()?;
     let org = &c.metadata.organization_id;
-    let already = invoices::number_of(tx, &c.invoice_id).await?;
+    let already = invoices::number_of(tx, org, &c.invoice_id).await?;
     let last = invoices::last_number(tx, org).await?;
     let assigned = match rules::take_number(already, last) {
         Numbering::Next(assigned) => {
@@ -68,7 +68,7 @@ pub(super) async fn assign_invoice_number(
     ])
     .map_err(malformed::<AssignInvoiceNumber>)?;
     let at = out.message.occurred_at()?;
-    let decided = match invoices::load(tx, &c.invoice_id).await? {
+    let decided = match invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await? {
         Some(i) if i.member_id == c.member_id => rules::assign(&i, &c.number, at),
         _ => Err(decide::Refusal::new(
             "invoice_not_found",

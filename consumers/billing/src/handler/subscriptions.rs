@@ -187,24 +187,29 @@ async fn context(tx: &mut PgConnection, sub: &Subscription) -> Result<Context, H
         })?;
     Ok(Context {
         has_method: charge_method(tx, sub).await?.is_some(),
-        usage: usage::counters(tx, &sub.subscription_id, sub.current_period_start).await?,
-        pending: subscriptions::pending_items(tx, &sub.subscription_id)
+        usage: usage::counters(tx, &sub.organization_id, &sub.subscription_id, sub.current_period_start)
+            .await?,
+        pending: subscriptions::pending_items(tx, &sub.organization_id, &sub.subscription_id)
             .await?
             .into_iter()
             .map(|i| (i.description, i.amount_minor))
             .collect(),
-        credit_minor: credits::available(tx, &sub.subscription_id).await?,
+        credit_minor: credits::available(tx, &sub.organization_id, &sub.subscription_id).await?,
         plan,
     })
 }
 
-/// The stored method renewals charge: the subscription's own, else the member's default.
+/// The stored method renewals charge: the subscription's own, else the member's default — of the
+/// subscription's organization only, so a subscription naming another organization's method
+/// has none.
 async fn charge_method(
     tx: &mut PgConnection,
     sub: &Subscription,
 ) -> Result<Option<studyspot_billing_projection::PaymentMethod>, HandleError> {
     let method = match &sub.payment_method_id {
-        Some(id) => methods::load(tx, id).await?.filter(|m| m.member_id == sub.member_id),
+        Some(id) => {
+            methods::load(tx, &sub.organization_id, id).await?.filter(|m| m.member_id == sub.member_id)
+        }
         None => methods::default_for(tx, &sub.organization_id, &sub.member_id).await?,
     };
     // Cash and bank transfers are collected by staff, not charged.
@@ -227,7 +232,7 @@ pub(super) async fn create_subscription(
     let at = effective::<CreateSubscription>(out, c.effective_at)?;
     let resume_at = c.resume_at.map(|ms| instant::<CreateSubscription>("resume_at", ms)).transpose()?;
     let org = c.metadata.organization_id.clone();
-    let refusal = if subscriptions::load(tx, &c.subscription_id).await?.is_some() {
+    let refusal = if subscriptions::load(tx, &org, &c.subscription_id).await?.is_some() {
         Some(Refusal::new(
             "subscription_exists",
             format!("subscription {} already exists", c.subscription_id),
@@ -315,7 +320,8 @@ async fn machine_at<'p, C: Record>(
     member_id: &str,
     at: DateTime<Utc>,
 ) -> Result<Option<Machine<'p>>, HandleError> {
-    let sub = match subscriptions::load(tx, subscription_id).await? {
+    let organization_id = out.org();
+    let sub = match subscriptions::load(tx, &organization_id, subscription_id).await? {
         Some(s) if s.member_id == member_id => s,
         _ => {
             let refusal = Refusal::new(
@@ -432,7 +438,7 @@ pub(super) async fn bill(
 ) -> Result<(), HandleError> {
     let c: BillSubscription = out.message.record()?;
     let up_to = instant::<BillSubscription>("up_to", c.up_to)?;
-    if let Some(sub) = subscriptions::load(tx, &c.subscription_id).await?
+    if let Some(sub) = subscriptions::load(tx, &c.metadata.organization_id, &c.subscription_id).await?
         && up_to < sub.applied_through
     {
         // A run older than what the subscription has seen: its work was done by later commands.
@@ -453,8 +459,9 @@ pub(super) async fn issue_credit_note(tx: &mut PgConnection, out: &mut Out<'_>) 
         return Err(malformed::<IssueCreditNote>(Malformed("amount_minor must be positive".into())));
     }
     let at = out.message.occurred_at()?;
-    let sub = subscriptions::load(tx, &c.subscription_id).await?.filter(|s| s.member_id == c.member_id);
-    let refusal = match (&sub, credits::exists(tx, &c.credit_note_id).await?) {
+    let org = &c.metadata.organization_id;
+    let sub = subscriptions::load(tx, org, &c.subscription_id).await?.filter(|s| s.member_id == c.member_id);
+    let refusal = match (&sub, credits::exists(tx, org, &c.credit_note_id).await?) {
         (None, _) => Some(Refusal::new(
             "subscription_not_found",
             format!("subscription {} does not exist for member {}", c.subscription_id, c.member_id),
@@ -527,8 +534,9 @@ pub(super) async fn record_usage(
     // arrive after the subscription moved past the event's time — a renewal ran while the event
     // was on its way. It counts in the period it arrives in, instead of being refused and lost.
     // Deterministic on replay: the subscription's state comes from the same partition, in order.
+    let org = c.metadata.organization_id.clone();
     if c.effective_at.is_none()
-        && let Some(sub) = subscriptions::load(tx, &c.subscription_id).await?
+        && let Some(sub) = subscriptions::load(tx, &org, &c.subscription_id).await?
     {
         at = at.max(sub.applied_through);
     }
@@ -541,10 +549,19 @@ pub(super) async fn record_usage(
     })
     .await?;
     if let Some((period_start, included)) = checked
-        && usage::record_once(tx, &c.usage_id, &c.subscription_id, &c.metric, c.quantity, period_start, at)
-            .await?
+        && usage::record_once(
+            tx,
+            &org,
+            &c.usage_id,
+            &c.subscription_id,
+            &c.metric,
+            c.quantity,
+            period_start,
+            at,
+        )
+        .await?
     {
-        let used = usage::add(tx, &c.subscription_id, period_start, &c.metric, c.quantity).await?;
+        let used = usage::add(tx, &org, &c.subscription_id, period_start, &c.metric, c.quantity).await?;
         counted = Some((period_start, included, used));
     }
     // A usage id seen before counts nothing and says nothing.
@@ -579,10 +596,12 @@ pub(super) async fn payment_failed(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
     policy: &Policy,
+    organization_id: &str,
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    settle(tx, out, policy, invoice_id, at, |m, invoice, at| m.payment_failed(invoice, at)).await
+    settle(tx, out, policy, (organization_id, invoice_id), at, |m, invoice, at| m.payment_failed(invoice, at))
+        .await
 }
 
 /// A subscription invoice was paid: a subscription dunning for it is current again.
@@ -590,24 +609,28 @@ pub(super) async fn invoice_paid(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
     policy: &Policy,
+    organization_id: &str,
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    settle(tx, out, policy, invoice_id, at, |m, invoice, at| m.invoice_paid(invoice, at)).await
+    settle(tx, out, policy, (organization_id, invoice_id), at, |m, invoice, at| m.invoice_paid(invoice, at))
+        .await
 }
 
 async fn settle(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
     policy: &Policy,
-    invoice_id: &str,
+    (organization_id, invoice_id): (&str, &str),
     at: DateTime<Utc>,
     apply: impl FnOnce(&mut Machine<'_>, &str, DateTime<Utc>),
 ) -> Result<(), HandleError> {
-    let Some(subscription_id) = invoices::load(tx, invoice_id).await?.and_then(|i| i.subscription_id) else {
+    let Some(subscription_id) =
+        invoices::load(tx, organization_id, invoice_id).await?.and_then(|i| i.subscription_id)
+    else {
         return Ok(());
     };
-    let Some(sub) = subscriptions::load(tx, &subscription_id).await? else { return Ok(()) };
+    let Some(sub) = subscriptions::load(tx, organization_id, &subscription_id).await? else { return Ok(()) };
     let ctx = context(tx, &sub).await?;
     let (mut machine, at) = Machine::for_outcome(sub, ctx, policy, at);
     apply(&mut machine, invoice_id, at);
@@ -652,7 +675,7 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                 })
             }
             Step::Uncollectible { invoice_id } => {
-                if let Some(invoice) = invoices::load(tx, &invoice_id).await?
+                if let Some(invoice) = invoices::load(tx, &sub.organization_id, &invoice_id).await?
                     && invoice.status == "open"
                 {
                     let changed =
@@ -683,7 +706,15 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                 credit_note(tx, out, &note).await?;
             }
             Step::Item { description, amount_minor, at } => {
-                subscriptions::add_item(tx, &sub.subscription_id, &description, amount_minor, at).await?;
+                subscriptions::add_item(
+                    tx,
+                    &sub.organization_id,
+                    &sub.subscription_id,
+                    &description,
+                    amount_minor,
+                    at,
+                )
+                .await?;
             }
             Step::PlanChanged { from_plan_id, from_version, proration, credit_minor, charge_minor, at } => {
                 out.emit(|metadata| SubscriptionPlanChanged {
@@ -723,7 +754,7 @@ async fn issue(
     sub: &Subscription,
     bill: Bill,
 ) -> Result<(), HandleError> {
-    if invoices::load(tx, &bill.invoice_id).await?.is_some() {
+    if invoices::load(tx, &sub.organization_id, &bill.invoice_id).await?.is_some() {
         return Ok(());
     }
     let lines: Vec<InvoiceLine> = bill
@@ -765,10 +796,17 @@ async fn issue(
         charge_on_number: bill.charge,
     };
     invoices::insert(tx, &invoice, &lines).await?;
-    invoice.credit_applied_minor =
-        credits::apply(tx, &sub.subscription_id, &invoice.invoice_id, bill.credit_applied_minor).await?;
+    invoice.credit_applied_minor = credits::apply(
+        tx,
+        &sub.organization_id,
+        &sub.subscription_id,
+        &invoice.invoice_id,
+        bill.credit_applied_minor,
+    )
+    .await?;
     if bill.takes_pending {
-        subscriptions::invoice_items(tx, &sub.subscription_id, &invoice.invoice_id).await?;
+        subscriptions::invoice_items(tx, &sub.organization_id, &sub.subscription_id, &invoice.invoice_id)
+            .await?;
     }
     invoices::save(tx, &invoice).await?;
     out.emit(|metadata| InvoiceCreated {
@@ -803,8 +841,9 @@ pub(super) async fn charge_numbered(
     invoice: &Invoice,
 ) -> Result<(), HandleError> {
     let Some(subscription_id) = &invoice.subscription_id else { return Ok(()) };
-    let Some(sub) = subscriptions::load(tx, subscription_id).await? else { return Ok(()) };
-    if payments::load(tx, &payment_of(&invoice.invoice_id)).await?.is_some() {
+    let org = &invoice.organization_id;
+    let Some(sub) = subscriptions::load(tx, org, subscription_id).await? else { return Ok(()) };
+    if payments::load(tx, org, &payment_of(&invoice.invoice_id)).await?.is_some() {
         return Ok(());
     }
     create_and_charge(tx, out, &sub, invoice, invoice.issued_at.unwrap_or(invoice.created_at)).await?;
@@ -822,7 +861,11 @@ async fn create_and_charge(
 ) -> Result<bool, HandleError> {
     let Some(method) = charge_method(tx, sub).await? else { return Ok(false) };
     let command = CreatePayment {
-        metadata: out.message.metadata.clone(),
+        // The subscription's organization, whichever record brought the charge about.
+        metadata: studyspot_schemas::EventMetadata {
+            organization_id: sub.organization_id.clone(),
+            ..out.message.metadata.clone()
+        },
         payment_id: payment_of(&invoice.invoice_id),
         member_id: sub.member_id.clone(),
         amount_minor: invoice.amount_due_minor(),
@@ -887,8 +930,8 @@ async fn retry(
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    let Some(payment) = payments::load(tx, &payment_of(invoice_id)).await? else {
-        if let Some(invoice) = invoices::load(tx, invoice_id).await?
+    let Some(payment) = payments::load(tx, &sub.organization_id, &payment_of(invoice_id)).await? else {
+        if let Some(invoice) = invoices::load(tx, &sub.organization_id, invoice_id).await?
             && invoice.status == "open"
             && invoice.amount_due_minor() > 0
         {
