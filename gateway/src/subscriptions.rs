@@ -55,6 +55,9 @@ fn effective(caller: &Caller, at: Option<DateTime<Utc>>) -> Result<Option<i64>, 
     Ok(millis(at))
 }
 
+/// How far ahead of the gateway's clock a billing run's `up_to` may be (clocks differ a little).
+const RUN_BILLING_LEEWAY_SECS: i64 = 60;
+
 fn trial_days(days: Option<i32>) -> Result<(), GatewayError> {
     match days {
         Some(d) if !(0..=MAX_TRIAL_DAYS).contains(&d) => {
@@ -330,7 +333,7 @@ pub(crate) async fn define_coupon_with(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunBillingRequest {
-    /// Bill what is due up to then (RFC 3339); default now.
+    /// Bill what is due up to then (RFC 3339; not in the future); default now.
     pub(crate) up_to: Option<DateTime<Utc>>,
 }
 
@@ -360,10 +363,17 @@ pub(crate) async fn run_billing_with(
     body: RunBillingRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("running billing")?;
-    let command = billing::RunBilling {
-        metadata: metadata(caller),
-        up_to: body.up_to.unwrap_or_else(Utc::now).timestamp_millis(),
-    };
+    // A run renews, ends trials and retries dunning for everything due by `up_to`; an instant
+    // ahead of now would charge, cancel and cut members off today for a future that has not come.
+    let now = Utc::now();
+    let up_to = body.up_to.unwrap_or(now);
+    if up_to > now + chrono::Duration::seconds(RUN_BILLING_LEEWAY_SECS) {
+        return Err(GatewayError::invalid(
+            "up_to",
+            format!("up_to {} is in the future: a billing run brings subscriptions up to now at most", up_to.to_rfc3339()),
+        ));
+    }
+    let command = billing::RunBilling { metadata: metadata(caller), up_to: up_to.timestamp_millis() };
     let aggregate = ("organization_id", caller.organization_id.clone());
     accept(state, command, catalog_how(caller, trace, idempotency, aggregate)).await
 }
@@ -378,7 +388,7 @@ pub struct CreateSubscriptionRequest {
     pub(crate) plan_id: String,
     /// When the first period starts (RFC 3339; operators only); default when accepted.
     pub(crate) effective_at: Option<DateTime<Utc>>,
-    /// Overrides the plan's trial, 0 to 730 days; 0 for none.
+    /// Overrides the plan's trial, 0 to 730 days; 0 for none (operators only).
     pub(crate) trial_days: Option<i32>,
     /// Created paused: nothing is charged until it resumes.
     #[serde(default)]
@@ -425,6 +435,10 @@ pub(crate) async fn create_subscription_with(
     optional_required("coupon_id", body.coupon_id.as_deref())?;
     optional_required("payment_method_id", body.payment_method_id.as_deref())?;
     caller.require_member_or_operator(&body.member_id, "subscribing")?;
+    if body.trial_days.is_some() {
+        // The plan says how long its trial is; only the back office grants another.
+        caller.require_operator("choosing trial_days")?;
+    }
     let subscription_id = optional_id("subscription_id", body.subscription_id, "sub")?;
     if RESERVED_IDS.contains(&subscription_id.as_str()) {
         return Err(GatewayError::invalid(

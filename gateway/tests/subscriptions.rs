@@ -280,6 +280,12 @@ async fn bad_subscription_requests_name_the_field_and_only_operators_define_the_
         json!({ "member_id": "mem_1", "plan_id": "plan_pro", "effective_at": "2030-01-01T00:00:00Z" });
     let (status, answer) = post(&gw, "/api/subscriptions", &member, &backdated).await;
     assert_eq!(status, 403, "a member does not move their billing clock: {answer}");
+    let long_trial = json!({ "member_id": "mem_1", "plan_id": "plan_pro", "trial_days": 365 });
+    let (status, answer) = post(&gw, "/api/subscriptions", &member, &long_trial).await;
+    assert_eq!(status, 403, "a member does not grant themselves a trial: {answer}");
+    let future = json!({ "up_to": (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339() });
+    let (status, answer) = post(&gw, "/api/subscriptions/billing", &owner, &future).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (422, Some("up_to")), "{answer}");
     let (status, answer) = post(
         &gw,
         "/api/subscriptions/sub_1/cancel",
