@@ -172,6 +172,12 @@ pub struct Tracking {
     pub link_ttl_days: u64,
     /// Twilio's auth token for its status callbacks' signatures; empty: the SMS channel's.
     pub twilio_auth_token: SecretString,
+    /// Opens or clicks recorded per link and hour (a burst of as many); more still get their
+    /// pixel or redirect, but nothing is recorded.
+    pub events_per_link_per_hour: u32,
+    /// Opens, clicks and status callbacks recorded per organization and second (a burst of ten
+    /// times as many).
+    pub events_per_organization_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -236,12 +236,13 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 /// Expires old ledger rows and idle rate-limit buckets.
 fn spawn_upkeep(state: &AppState, retention: Duration) {
-    let (ledger, limits) = (state.ledger.clone(), state.limits.clone());
+    let (ledger, limits, tracking) = (state.ledger.clone(), state.limits.clone(), state.tracking.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(limits::RateLimits::sweep_interval());
         loop {
             tick.tick().await;
             limits.forget_idle();
+            tracking.forget_idle();
             match ledger.expire(retention).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "ledger rows past retention removed"),

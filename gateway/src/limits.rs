@@ -24,6 +24,15 @@ impl RateLimits {
         Self { limiter: Arc::new(limiter), clock: DefaultClock::default() }
     }
 
+    /// One request every `period`, with room for `burst` at once.
+    pub fn every(period: Duration, burst: u32) -> Self {
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period.max(Duration::from_micros(1)))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        Self { limiter: Arc::new(RateLimiter::keyed(quota)), clock: DefaultClock::default() }
+    }
+
     pub fn check(&self, key: &str) -> Result<(), GatewayError> {
         self.limiter.check_key(&key.to_owned()).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());

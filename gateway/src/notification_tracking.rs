@@ -19,12 +19,15 @@ use studyspot_notifications_projection::tracking;
 use studyspot_schemas::notifications::RecordDeliveryStatus;
 use studyspot_tracking_links::{Keys, Kind, Link};
 
+use std::time::Duration;
+
 use crate::{
     AppState, GatewayError,
     auth::{Caller, Role},
     commands::{Accept, accept, answer, metadata},
     error::projection_missing,
     ledger::Idempotency,
+    limits::RateLimits,
 };
 
 /// A transparent 1×1 GIF.
@@ -40,6 +43,48 @@ pub struct TrackingSettings {
     keys: Keys,
     public_base_url: String,
     twilio_auth_token: Option<SecretString>,
+    limits: TrackingLimits,
+}
+
+/// What the token-less routes may record: per link (opens and clicks) and per organization.
+#[derive(Clone)]
+struct TrackingLimits {
+    per_link: RateLimits,
+    per_organization: RateLimits,
+}
+
+impl TrackingLimits {
+    fn new(per_link_per_hour: u32, per_organization_per_second: u32) -> Self {
+        let per_link_per_hour = per_link_per_hour.max(1);
+        let per_second = per_organization_per_second.max(1);
+        Self {
+            per_link: RateLimits::every(Duration::from_secs(3600) / per_link_per_hour, per_link_per_hour),
+            per_organization: RateLimits::every(
+                Duration::from_secs(1) / per_second,
+                per_second.saturating_mul(10),
+            ),
+        }
+    }
+
+    /// Whether one more event of `link` (from `source`) may be recorded now. The per-link bucket
+    /// is taken first, so a replayed link spends its own room, not its organization's.
+    fn admit(&self, link: &Link, source: &str, per_link: bool) -> Result<(), GatewayError> {
+        if per_link {
+            self.per_link.check(&format!("{}/{}/{source}", link.organization_id, link.notification_id))?;
+        }
+        self.per_organization.check(&link.organization_id)
+    }
+
+    pub(crate) fn forget_idle(&self) {
+        self.per_link.forget_idle();
+        self.per_organization.forget_idle();
+    }
+}
+
+impl Default for TrackingLimits {
+    fn default() -> Self {
+        Self::new(20, 50)
+    }
 }
 
 impl TrackingSettings {
@@ -62,7 +107,13 @@ impl TrackingSettings {
             keys: if t.enabled { Keys::new(&t.signing_key_id, t.secrets.clone()) } else { Keys::default() },
             public_base_url: t.public_base_url.trim_end_matches('/').to_owned(),
             twilio_auth_token: twilio,
+            limits: TrackingLimits::new(t.events_per_link_per_hour, t.events_per_organization_per_second),
         }
+    }
+
+    /// Drops the rate buckets that are full again.
+    pub(crate) fn forget_idle(&self) {
+        self.limits.forget_idle();
     }
 }
 
@@ -111,6 +162,8 @@ async fn record(
     idempotency: Option<Idempotency>,
     event_id: Option<String>,
 ) -> Result<(serde_json::Value, bool), GatewayError> {
+    // Opens and clicks come from anyone holding the link; a provider's callbacks are signed by it.
+    state.tracking.limits.admit(link, s.source, s.source != "twilio")?;
     let caller = caller(link, actor);
     let mut metadata = metadata(&caller);
     if let Some(id) = event_id {
@@ -150,8 +203,14 @@ pub async fn open_pixel(
     match verified(&state, &token, Kind::Open) {
         Ok(link) => {
             let opened = Status { status: "opened", url: None, provider_status: None, source: "open_pixel" };
-            if let Err(e) = record(&state, &trace, &link, "tracking:open_pixel", opened, None, None).await {
-                tracing::warn!(notification = %link.notification_id, error = %e, "an open was not recorded");
+            match record(&state, &trace, &link, "tracking:open_pixel", opened, None, None).await {
+                Ok(_) => {}
+                Err(GatewayError::RateLimited { .. }) => {
+                    tracing::debug!(notification = %link.notification_id, "an open past the link's rate");
+                }
+                Err(e) => {
+                    tracing::warn!(notification = %link.notification_id, error = %e, "an open was not recorded")
+                }
             }
         }
         Err(e) => tracing::debug!(error = %e, "open pixel with an invalid token"),
@@ -197,8 +256,14 @@ pub async fn click_redirect(
         source: "click_redirect",
     };
     // The recipient gets where they were going even when the click cannot be recorded now.
-    if let Err(e) = record(&state, &trace, &link, "tracking:click_redirect", clicked, None, None).await {
-        tracing::warn!(notification = %link.notification_id, error = %e, "a click was not recorded");
+    match record(&state, &trace, &link, "tracking:click_redirect", clicked, None, None).await {
+        Ok(_) => {}
+        Err(GatewayError::RateLimited { .. }) => {
+            tracing::debug!(notification = %link.notification_id, "a click past the link's rate");
+        }
+        Err(e) => {
+            tracing::warn!(notification = %link.notification_id, error = %e, "a click was not recorded")
+        }
     }
     let mut response = StatusCode::FOUND.into_response();
     response.headers_mut().insert(header::LOCATION, location);

@@ -113,6 +113,28 @@ async fn the_pixel_is_always_a_gif_but_only_a_valid_open_link_records_an_open() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_link_replayed_in_a_loop_records_only_its_allowance_and_still_gets_its_pixel_and_redirect() {
+    let gw = TestGateway::start(|s| {
+        configure(s);
+        s.notifications.tracking.events_per_link_per_hour = 3;
+    })
+    .await;
+    let links = links(&gw.settings);
+    let open = links.open_url(&target(), now()).expect("signed");
+    let click = links.click_url(&target(), "https://example.org/", now()).expect("signed");
+    let http = client();
+    for _ in 0..25 {
+        let pixel = http.get(format!("{}{}", gw.base, path(&open))).send().await.expect("pixel");
+        assert_eq!(pixel.status().as_u16(), 200);
+        let redirect = http.get(format!("{}{}", gw.base, path(&click))).send().await.expect("click");
+        assert_eq!(redirect.status().as_u16(), 302, "the recipient still gets where they were going");
+    }
+    let recorded = commands(&gw).await;
+    let count = |status: &str| recorded.iter().filter(|c| c.status == status).count();
+    assert_eq!((count("opened"), count("clicked")), (3, 3), "{recorded:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_click_link_redirects_to_its_signed_target_and_a_bad_one_is_refused_without_redirect() {
     let gw = TestGateway::start(configure).await;
     let links = links(&gw.settings);
