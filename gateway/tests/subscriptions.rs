@@ -560,10 +560,10 @@ async fn subscription_reads_are_scoped_and_joined() {
          INSERT INTO coupons (organization_id, coupon_id, name, percent_off_bps, duration, created_at) VALUES
            ('org_1', 'STUDENT', 'Students', 2000, 'forever', '2026-01-01T00:00:00Z'),
            ('org_2', 'OTHER', 'Other', 1000, 'once', '2026-01-01T00:00:00Z');
-         INSERT INTO usage_counters (subscription_id, period_start, metric, used) VALUES
-           ('sub_1', '2026-01-01T00:00:00Z', 'bookings', 8),
-           ('sub_1', '2026-01-01T00:00:00Z', 'api_calls', 5),
-           ('sub_1', '2025-12-01T00:00:00Z', 'bookings', 12);
+         INSERT INTO usage_counters (organization_id, subscription_id, period_start, metric, used) VALUES
+           ('org_1', 'sub_1', '2026-01-01T00:00:00Z', 'bookings', 8),
+           ('org_1', 'sub_1', '2026-01-01T00:00:00Z', 'api_calls', 5),
+           ('org_1', 'sub_1', '2025-12-01T00:00:00Z', 'bookings', 12);
          INSERT INTO invoices (invoice_id, organization_id, member_id, currency, subtotal_minor, tax_minor,
              total_minor, status, due_at, created_at, updated_at, subscription_id) VALUES
            ('inv_1', 'org_1', 'mem_1', 'EUR', 900, 0, 900, 'paid', '2026-01-01T00:00:00Z',
