@@ -211,8 +211,8 @@ pub(crate) async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
     // cancelled too, and its report, applied after, says it went out); what is still on its way is
     // suppressed when it arrives.
     for id in store::waiting_in_campaign(tx, &org, &c.campaign_id, &waiting::WAITING).await? {
-        notifications::finish_delivery(tx, &id, "cancelled").await?;
-        let Some(mut row) = notifications::load(tx, &id).await? else { continue };
+        notifications::finish_delivery(tx, &org, &id, "cancelled").await?;
+        let Some(mut row) = notifications::load(tx, &org, &id).await? else { continue };
         row.status = "cancelled".into();
         row.reason = Some("campaign_cancelled".into());
         row.updated_at = Some(at);

@@ -51,9 +51,9 @@ struct Worker {
     /// Signs tracking links (open pixel, click redirects, Twilio status callbacks) when enabled.
     links: Option<Arc<Links>>,
     endpoints: Arc<Endpoints>,
-    /// Sends whose outcome could not be recorded before their lease ended, by notification id:
-    /// recorded, not sent again, when the delivery is leased again.
-    unrecorded: Arc<Mutex<HashMap<String, Unrecorded>>>,
+    /// Sends whose outcome could not be recorded before their lease ended, by organization and
+    /// notification id: recorded, not sent again, when the delivery is leased again.
+    unrecorded: Arc<Mutex<HashMap<(String, String), Unrecorded>>>,
 }
 
 /// An attempt that went out but is not recorded yet.
@@ -140,13 +140,15 @@ pub fn sidecar() -> Sidecar {
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// The metadata of a record the worker writes about a notification: its event id derived from
-/// `name`, so writing it again (a retry, a second ask) is a duplicate the consumer drops.
+/// `name` and the organization, so writing it again (a retry, a second ask) is a duplicate the
+/// consumer drops, while another organization's notification of the same id gets its own.
 fn worker_metadata(
     name: &str,
     notification_id: &str,
     organization_id: &str,
     at: chrono::DateTime<Utc>,
 ) -> EventMetadata {
+    let name = format!("{organization_id}/{name}");
     EventMetadata {
         event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
         occurred_at: at.timestamp_millis(),
@@ -197,7 +199,7 @@ impl Worker {
 
     async fn deliver(&self, d: Due) -> Result<(), Failure> {
         let attempts = d.attempts + 1;
-        if let Some(answer) = self.take_unrecorded(&d.notification_id, attempts) {
+        if let Some(answer) = self.take_unrecorded(&d, attempts) {
             tracing::info!(notification = %d.notification_id, attempts, "recording an earlier send's outcome instead of sending again");
             return self.record(&d, attempts, &answer).await;
         }
@@ -210,6 +212,7 @@ impl Worker {
                     let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
                     store::retry_later(
                         &mut tx,
+                        &d.organization_id,
                         &d.notification_id,
                         d.attempts,
                         next,
@@ -237,14 +240,11 @@ impl Worker {
 
     /// The outcome of attempt `attempts` if it went out without being recorded (an unrecorded
     /// outcome of another attempt is of no use any more: someone recorded since).
-    fn take_unrecorded(
-        &self,
-        notification_id: &str,
-        attempts: i32,
-    ) -> Option<Result<Delivery, ChannelError>> {
+    fn take_unrecorded(&self, d: &Due, attempts: i32) -> Option<Result<Delivery, ChannelError>> {
         let mut unrecorded = self.unrecorded.lock().ok()?;
         unrecorded.retain(|_, u| u.since.elapsed() < KEEP_UNRECORDED);
-        unrecorded.remove(notification_id).filter(|u| u.attempts == attempts).map(|u| u.answer)
+        let key = (d.organization_id.clone(), d.notification_id.clone());
+        unrecorded.remove(&key).filter(|u| u.attempts == attempts).map(|u| u.answer)
     }
 
     /// Records what attempt `attempts` came to, trying again while the database cannot be
@@ -274,7 +274,7 @@ impl Worker {
                     tracing::error!(notification = %d.notification_id, attempts, error = %e, "could not record the delivery's outcome before its lease ends; keeping it to record at the next lease");
                     if let Ok(mut unrecorded) = self.unrecorded.lock() {
                         unrecorded.insert(
-                            d.notification_id.clone(),
+                            (d.organization_id.clone(), d.notification_id.clone()),
                             Unrecorded { attempts, answer: answer.clone(), since: Instant::now() },
                         );
                     }
@@ -292,7 +292,7 @@ impl Worker {
     ) -> Result<(), Failure> {
         let webhook = d.channel == "webhook";
         let mut tx = self.pool.begin().await?;
-        if store::attempt_recorded(&mut tx, &d.notification_id, attempts).await? {
+        if store::attempt_recorded(&mut tx, &d.organization_id, &d.notification_id, attempts).await? {
             // An earlier try committed, but its answer was lost with the connection.
             return Ok(());
         }
@@ -321,8 +321,16 @@ impl Worker {
                     Some(secs) => {
                         let next = Utc::now() + self.jittered(secs);
                         tracing::info!(notification = %d.notification_id, attempts, error = %e, next = %next, "delivery retried later");
-                        store::retry_later(&mut tx, &d.notification_id, attempts, next, &e.to_string())
-                            .await?;
+                        let error = e.to_string();
+                        store::retry_later(
+                            &mut tx,
+                            &d.organization_id,
+                            &d.notification_id,
+                            attempts,
+                            next,
+                            &error,
+                        )
+                        .await?;
                     }
                     None => {
                         let gave_up = ("retries_exhausted".to_owned(), e.to_string());
@@ -424,7 +432,7 @@ impl Worker {
             message,
         };
         self.outbox.enqueue(tx, &record, &TraceContext::root()).await?;
-        store::reported(tx, &d.notification_id, attempts).await?;
+        store::reported(tx, &d.organization_id, &d.notification_id, attempts).await?;
         Ok(())
     }
 }

@@ -94,7 +94,8 @@ impl Handler for NotificationsHandler {
                                  THEN 'reported' ELSE r.status END, \
                    attempts = l.attempts, leased_until = l.leased_until, last_error = l.last_error, \
                    next_attempt_at = CASE WHEN l.attempts > 0 THEN l.next_attempt_at ELSE r.next_attempt_at END \
-                 FROM {live}.deliveries l WHERE l.notification_id = r.notification_id"
+                 FROM {live}.deliveries l \
+                 WHERE l.organization_id = r.organization_id AND l.notification_id = r.notification_id"
             ),
             format!(
                 "INSERT INTO {rebuild}.webhook_endpoints \
@@ -173,7 +174,8 @@ fn parse(p: &PreferencesRow) -> routing::Preferences {
 async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> Result<(), HandleError> {
     let at = out.message.occurred_at()?;
     let org = c.metadata.organization_id.clone();
-    if store::load(tx, &c.notification_id).await?.is_some() {
+    // Ids are the client's: one taken in another organization is free in this one.
+    if store::load(tx, &org, &c.notification_id).await?.is_some() {
         let reason = format!("notification {} already exists", c.notification_id);
         out.refuse::<SendNotification>(&c.recipient_id, "notification_exists", reason);
         return Ok(());
@@ -404,7 +406,8 @@ async fn collect(
     item.status = "digested".into();
     item.digest_id = Some(digest_id.clone());
     store::save(tx, &item).await?;
-    let items = rewrite_digest(tx, &digest_id, item.updated_at.unwrap_or(item.created_at)).await?;
+    let at = item.updated_at.unwrap_or(item.created_at);
+    let items = rewrite_digest(tx, &item.organization_id, &digest_id, at).await?;
     out.emit(|metadata| NotificationDigested {
         metadata,
         notification_id: item.notification_id.clone(),
@@ -418,18 +421,19 @@ async fn collect(
 /// Renders the digest from the messages it holds; returns how many. An empty digest is cancelled.
 async fn rewrite_digest(
     tx: &mut PgConnection,
+    org: &str,
     digest_id: &str,
     at: DateTime<Utc>,
 ) -> Result<i32, HandleError> {
     let items: Vec<digests::Item> =
-        studyspot_notifications_projection::campaigns::digest_items(tx, digest_id)
+        studyspot_notifications_projection::campaigns::digest_items(tx, org, digest_id)
             .await?
             .into_iter()
             .map(|(subject, body)| digests::Item { subject, body })
             .collect();
-    let Some(mut digest) = store::load(tx, digest_id).await? else { return Ok(0) };
+    let Some(mut digest) = store::load(tx, org, digest_id).await? else { return Ok(0) };
     if items.is_empty() {
-        store::finish_delivery(tx, digest_id, "cancelled").await?;
+        store::finish_delivery(tx, org, digest_id, "cancelled").await?;
         digest.status = "cancelled".into();
     } else if items.len() > 1 {
         let rendered = digests::render(&items);
@@ -472,7 +476,9 @@ async fn mark_read(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), Handl
 async fn release(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: ReleaseNotification = out.message.record()?;
     let at = out.message.occurred_at()?;
-    let found = store::load(tx, &c.notification_id).await?.filter(|n| n.recipient_id == c.recipient_id);
+    // Within the command's organization: another's notification of that id is not found.
+    let org = c.metadata.organization_id.clone();
+    let found = store::load(tx, &org, &c.notification_id).await?.filter(|n| n.recipient_id == c.recipient_id);
     let Some(row) = found else {
         let reason = format!("notification {} does not exist for {}", c.notification_id, c.recipient_id);
         out.refuse::<ReleaseNotification>(&c.recipient_id, "notification_not_found", reason);
@@ -480,11 +486,13 @@ async fn release(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleE
     };
     // A digested message goes out with its digest: sending now sends the digest now.
     let target = match (&row.digest_id, row.status.as_str()) {
-        (Some(digest_id), "digested") => store::load(tx, digest_id).await?,
+        (Some(digest_id), "digested") => store::load(tx, &org, digest_id).await?,
         _ => Some(row.clone()),
     };
     let digest = match &target {
-        Some(t) => studyspot_notifications_projection::campaigns::digest(tx, &t.notification_id).await?,
+        Some(t) => {
+            studyspot_notifications_projection::campaigns::digest(tx, &org, &t.notification_id).await?
+        }
         None => None,
     };
     let decision = target
@@ -497,9 +505,9 @@ async fn release(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleE
         return Ok(());
     };
     if seal {
-        studyspot_notifications_projection::campaigns::seal(tx, &target.notification_id, at).await?;
+        studyspot_notifications_projection::campaigns::seal(tx, &org, &target.notification_id, at).await?;
     }
-    studyspot_notifications_projection::campaigns::due_by(tx, &target.notification_id, at).await?;
+    studyspot_notifications_projection::campaigns::due_by(tx, &org, &target.notification_id, at).await?;
     if brought_forward {
         target.not_before = Some(at);
         target.status = "queued".into();
@@ -582,18 +590,20 @@ async fn delivery_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<()
         ))));
     }
     let at = out.message.occurred_at()?;
+    // Within the command's organization: another's notification of that id is not found.
+    let org = o.metadata.organization_id.clone();
     let Some(mut row) =
-        store::load(tx, &o.notification_id).await?.filter(|n| n.recipient_id == o.recipient_id)
+        store::load(tx, &org, &o.notification_id).await?.filter(|n| n.recipient_id == o.recipient_id)
     else {
         let reason = format!("notification {} does not exist for {}", o.notification_id, o.recipient_id);
         out.refuse::<RecordDeliveryOutcome>(&o.recipient_id, "notification_not_found", reason);
         return Ok(());
     };
-    let delivery = store::delivery_status(tx, &o.notification_id).await?;
+    let delivery = store::delivery_status(tx, &org, &o.notification_id).await?;
     if !reports::report_applies(&row.status, delivery.as_deref()) {
         return Ok(());
     }
-    store::settle_delivery(tx, &o.notification_id).await?;
+    store::settle_delivery(tx, &org, &o.notification_id).await?;
     row.attempts = o.attempts;
     row.updated_at = Some(at);
     if o.outcome == "sent" {
@@ -706,11 +716,11 @@ async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleEr
             continue;
         }
         let digest_id = item.digest.digest_id;
-        let Some(mut row) = store::load(tx, &item.notification_id).await? else { continue };
+        let Some(mut row) = store::load(tx, &org, &item.notification_id).await? else { continue };
         row.status = "cancelled".into();
         row.updated_at = Some(at);
         store::save(tx, &row).await?;
-        rewrite_digest(tx, &digest_id, at).await?;
+        rewrite_digest(tx, &org, &digest_id, at).await?;
         out.emit(|metadata| NotificationSuppressed {
             metadata,
             notification_id: row.notification_id.clone(),
@@ -724,8 +734,8 @@ async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleEr
     for id in
         store::waiting_in_transaction(tx, &org, &c.recipient_id, &c.transaction_id, &waiting::WAITING).await?
     {
-        store::finish_delivery(tx, &id, "cancelled").await?;
-        let Some(mut row) = store::load(tx, &id).await? else { continue };
+        store::finish_delivery(tx, &org, &id, "cancelled").await?;
+        let Some(mut row) = store::load(tx, &org, &id).await? else { continue };
         row.status = "cancelled".into();
         row.updated_at = Some(at);
         store::save(tx, &row).await?;

@@ -50,9 +50,11 @@ pub(crate) async fn record_status(tx: &mut PgConnection, out: &mut Out<'_>) -> R
     let c: RecordDeliveryStatus = out.message.record()?;
     validate(&c).map_err(malformed::<RecordDeliveryStatus>)?;
     let at = out.message.occurred_at()?;
-    let Some(row) = store::load(tx, &c.notification_id)
-        .await?
-        .filter(|n| n.recipient_id == c.recipient_id && n.organization_id == c.metadata.organization_id)
+    // Within the command's organization (the signed link's, or the one the provider's message id
+    // was found in): another's notification of that id is not found.
+    let org = &c.metadata.organization_id;
+    let Some(row) =
+        store::load(tx, org, &c.notification_id).await?.filter(|n| n.recipient_id == c.recipient_id)
     else {
         let reason = format!("notification {} does not exist for {}", c.notification_id, c.recipient_id);
         out.refuse::<RecordDeliveryStatus>(&c.recipient_id, "notification_not_found", reason);
@@ -81,7 +83,7 @@ pub(crate) async fn record_status(tx: &mut PgConnection, out: &mut Out<'_>) -> R
     {
         store::mark_address(tx, &row, &c.status, at).await?;
     }
-    let campaign_id = tracking::campaign_of(tx, &c.notification_id).await?;
+    let campaign_id = tracking::campaign_of(tx, org, &c.notification_id).await?;
     out.emit(|metadata| NotificationTracked {
         metadata,
         notification_id: c.notification_id,

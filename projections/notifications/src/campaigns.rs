@@ -236,7 +236,7 @@ pub async fn waiting_in_campaign(
     waiting: &[&str],
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT n.notification_id FROM notifications n JOIN deliveries d USING (notification_id) \
+        "SELECT n.notification_id FROM notifications n JOIN deliveries d USING (organization_id, notification_id) \
          WHERE n.organization_id = $1 AND n.campaign_id = $2 AND d.status = ANY($3) ORDER BY n.notification_id",
     )
     .bind(organization_id)
@@ -270,7 +270,7 @@ pub async fn digests_open_at(
 ) -> Result<Vec<DigestCandidate>, sqlx::Error> {
     sqlx::query_as(
         "SELECT g.digest_id, g.closes_at, g.sealed_at, d.status AS delivery \
-         FROM digests g JOIN deliveries d ON d.notification_id = g.digest_id \
+         FROM digests g JOIN deliveries d ON d.organization_id = g.organization_id AND d.notification_id = g.digest_id \
          WHERE g.organization_id = $1 AND g.recipient_id = $2 AND g.channel = $3 AND g.category = $4 \
            AND g.digest_key = $5 AND g.closes_at > $6 \
          ORDER BY g.closes_at, g.digest_id FOR UPDATE OF g",
@@ -285,26 +285,39 @@ pub async fn digests_open_at(
     .await
 }
 
-/// The digest `digest_id` as the log left it (`None`: not a digest).
-pub async fn digest(tx: &mut PgConnection, digest_id: &str) -> Result<Option<DigestCandidate>, sqlx::Error> {
+/// The organization's digest `digest_id` as the log left it (`None`: not a digest).
+pub async fn digest(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    digest_id: &str,
+) -> Result<Option<DigestCandidate>, sqlx::Error> {
     sqlx::query_as(
         "SELECT g.digest_id, g.closes_at, g.sealed_at, d.status AS delivery \
-         FROM digests g JOIN deliveries d ON d.notification_id = g.digest_id \
-         WHERE g.digest_id = $1 FOR UPDATE OF g",
+         FROM digests g JOIN deliveries d ON d.organization_id = g.organization_id AND d.notification_id = g.digest_id \
+         WHERE g.organization_id = $1 AND g.digest_id = $2 FOR UPDATE OF g",
     )
+    .bind(organization_id)
     .bind(digest_id)
     .fetch_optional(tx)
     .await
 }
 
 /// Seals a digest: its sending was asked for at `at`, and it holds what it holds now.
-pub async fn seal(tx: &mut PgConnection, digest_id: &str, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE digests SET sealed_at = $2 WHERE digest_id = $1 AND sealed_at IS NULL")
-        .bind(digest_id)
-        .bind(at)
-        .execute(tx)
-        .await
-        .map(drop)
+pub async fn seal(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    digest_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE digests SET sealed_at = $2 WHERE organization_id = $3 AND digest_id = $1 AND sealed_at IS NULL",
+    )
+    .bind(digest_id)
+    .bind(at)
+    .bind(organization_id)
+    .execute(tx)
+    .await
+    .map(drop)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -320,7 +333,7 @@ pub async fn insert_digest(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO digests (digest_id, organization_id, recipient_id, channel, category, digest_key, closes_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (digest_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (organization_id, digest_id) DO NOTHING",
     )
     .bind(digest_id)
     .bind(organization_id)
@@ -337,12 +350,14 @@ pub async fn insert_digest(
 /// The messages collected in a digest (not cancelled), oldest first.
 pub async fn digest_items(
     tx: &mut PgConnection,
+    organization_id: &str,
     digest_id: &str,
 ) -> Result<Vec<(Option<String>, String)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT subject, body FROM notifications WHERE digest_id = $1 AND status = 'digested' \
+        "SELECT subject, body FROM notifications WHERE organization_id = $1 AND digest_id = $2 AND status = 'digested' \
          ORDER BY created_at, notification_id",
     )
+    .bind(organization_id)
     .bind(digest_id)
     .fetch_all(tx)
     .await
@@ -365,8 +380,8 @@ pub async fn digested_in_transaction(
 ) -> Result<Vec<Digested>, sqlx::Error> {
     sqlx::query_as(
         "SELECT n.notification_id, g.digest_id, g.closes_at, g.sealed_at, d.status AS delivery \
-         FROM notifications n JOIN digests g ON g.digest_id = n.digest_id \
-           JOIN deliveries d ON d.notification_id = n.digest_id \
+         FROM notifications n JOIN digests g ON g.organization_id = n.organization_id AND g.digest_id = n.digest_id \
+           JOIN deliveries d ON d.organization_id = n.organization_id AND d.notification_id = n.digest_id \
          WHERE n.organization_id = $1 AND n.recipient_id = $2 AND n.transaction_id = $3 AND n.status = 'digested' \
          ORDER BY n.notification_id FOR UPDATE OF g",
     )
@@ -406,15 +421,17 @@ pub async fn mark_read(
 /// waiting out its back-off goes now); nothing when it is not pending.
 pub async fn due_by(
     tx: &mut PgConnection,
+    organization_id: &str,
     notification_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE deliveries SET next_attempt_at = LEAST(next_attempt_at, $2) \
-         WHERE notification_id = $1 AND status = 'pending'",
+         WHERE organization_id = $3 AND notification_id = $1 AND status = 'pending'",
     )
     .bind(notification_id)
     .bind(at)
+    .bind(organization_id)
     .execute(tx)
     .await
     .map(drop)

@@ -46,11 +46,19 @@ pub struct Notification {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-pub async fn notification_exists(tx: &mut PgConnection, notification_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM notifications WHERE notification_id = $1)")
-        .bind(notification_id)
-        .fetch_one(tx)
-        .await
+/// Whether the organization has a notification of that id (another organization's does not count).
+pub async fn notification_exists(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    notification_id: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM notifications WHERE organization_id = $1 AND notification_id = $2)",
+    )
+    .bind(organization_id)
+    .bind(notification_id)
+    .fetch_one(tx)
+    .await
 }
 
 pub async fn insert_notification(tx: &mut PgConnection, n: &Notification) -> Result<(), sqlx::Error> {

@@ -39,13 +39,17 @@ const COLUMNS: &str = "notification_id, organization_id, recipient_id, channel, 
     template_id, template_version, locale, critical, transaction_id, address, not_before, reason, attempts, \
     provider_message_id, failure_code, failure_message, sent_at, created_at, updated_at, campaign_id, digest_id";
 
+/// The organization's notification `notification_id`, locked until the transaction ends. Ids are
+/// the client's choice, so another organization's notification of that id is not found.
 pub async fn load(
     tx: &mut PgConnection,
+    organization_id: &str,
     notification_id: &str,
 ) -> Result<Option<NotificationRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM notifications WHERE notification_id = $1 FOR UPDATE"
+        "SELECT {COLUMNS} FROM notifications WHERE organization_id = $1 AND notification_id = $2 FOR UPDATE"
     )))
+    .bind(organization_id)
     .bind(notification_id)
     .fetch_optional(tx)
     .await
@@ -61,7 +65,7 @@ pub async fn save(tx: &mut PgConnection, n: &NotificationRow) -> Result<(), sqlx
         .collect::<Vec<_>>()
         .join(", ");
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO notifications ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT (notification_id) DO UPDATE SET {updates}"
+        "INSERT INTO notifications ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT (organization_id, notification_id) DO UPDATE SET {updates}"
     )))
     .bind(&n.notification_id)
     .bind(&n.organization_id)
@@ -272,7 +276,7 @@ pub async fn insert_delivery(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO deliveries (notification_id, organization_id, recipient_id, channel, status, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6) ON CONFLICT (notification_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6) ON CONFLICT (organization_id, notification_id) DO NOTHING",
     )
     .bind(&n.notification_id)
     .bind(&n.organization_id)
@@ -288,14 +292,17 @@ pub async fn insert_delivery(
 /// Marks the delivery `status` (settled, cancelled).
 pub async fn finish_delivery(
     tx: &mut PgConnection,
+    organization_id: &str,
     notification_id: &str,
     status: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE deliveries SET status = $2, leased_until = NULL WHERE notification_id = $1 AND status IN ('pending', 'reported')",
+        "UPDATE deliveries SET status = $2, leased_until = NULL \
+         WHERE organization_id = $3 AND notification_id = $1 AND status IN ('pending', 'reported')",
     )
     .bind(notification_id)
     .bind(status)
+    .bind(organization_id)
     .execute(tx)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -304,22 +311,34 @@ pub async fn finish_delivery(
 /// The delivery's status, locked until the transaction ends (`None`: the notification has none).
 pub async fn delivery_status(
     tx: &mut PgConnection,
+    organization_id: &str,
     notification_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM deliveries WHERE notification_id = $1 FOR UPDATE")
-        .bind(notification_id)
-        .fetch_optional(tx)
-        .await
+    sqlx::query_scalar(
+        "SELECT status FROM deliveries WHERE organization_id = $1 AND notification_id = $2 FOR UPDATE",
+    )
+    .bind(organization_id)
+    .bind(notification_id)
+    .fetch_optional(tx)
+    .await
 }
 
 /// The worker's report was applied: the delivery is settled, whatever it was marked meanwhile
 /// (reported by the worker, or cancelled while the worker was already sending it).
-pub async fn settle_delivery(tx: &mut PgConnection, notification_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET status = 'settled', leased_until = NULL WHERE notification_id = $1")
-        .bind(notification_id)
-        .execute(tx)
-        .await
-        .map(drop)
+pub async fn settle_delivery(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    notification_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'settled', leased_until = NULL \
+         WHERE organization_id = $1 AND notification_id = $2",
+    )
+    .bind(organization_id)
+    .bind(notification_id)
+    .execute(tx)
+    .await
+    .map(drop)
 }
 
 /// The recipient's notifications of a transaction whose delivery is in one of the `waiting`
@@ -332,7 +351,7 @@ pub async fn waiting_in_transaction(
     waiting: &[&str],
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT n.notification_id FROM notifications n JOIN deliveries d USING (notification_id) \
+        "SELECT n.notification_id FROM notifications n JOIN deliveries d USING (organization_id, notification_id) \
          WHERE n.organization_id = $1 AND n.recipient_id = $2 AND n.transaction_id = $3 AND d.status = ANY($4) \
          ORDER BY n.notification_id",
     )
@@ -373,18 +392,16 @@ pub async fn lease_due(
 ) -> Result<Vec<Due>, sqlx::Error> {
     sqlx::query_as(
         "WITH due AS ( \
-           SELECT notification_id FROM deliveries p \
+           SELECT organization_id, notification_id FROM deliveries p \
            WHERE status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until < $1) \
-             AND NOT EXISTS (SELECT 1 FROM digests g WHERE g.digest_id = p.notification_id AND g.sealed_at IS NULL) \
+             AND NOT EXISTS (SELECT 1 FROM digests g WHERE g.organization_id = p.organization_id \
+               AND g.digest_id = p.notification_id AND g.sealed_at IS NULL) \
            ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
-         UPDATE deliveries d SET leased_until = $1 + make_interval(secs => $3) FROM due \
-         WHERE d.notification_id = due.notification_id \
+         UPDATE deliveries d SET leased_until = $1 + make_interval(secs => $3) FROM due, notifications n \
+         WHERE d.organization_id = due.organization_id AND d.notification_id = due.notification_id \
+           AND n.organization_id = d.organization_id AND n.notification_id = d.notification_id \
          RETURNING d.notification_id, d.organization_id, d.recipient_id, d.channel, d.attempts, d.leased_until, \
-           (SELECT address FROM notifications n WHERE n.notification_id = d.notification_id) AS address, \
-           (SELECT subject FROM notifications n WHERE n.notification_id = d.notification_id) AS subject, \
-           (SELECT body FROM notifications n WHERE n.notification_id = d.notification_id) AS body, \
-           (SELECT html FROM notifications n WHERE n.notification_id = d.notification_id) AS html, \
-           (SELECT category FROM notifications n WHERE n.notification_id = d.notification_id) AS category, \
+           n.address, n.subject, n.body, n.html, n.category, \
            (SELECT webhook_secret FROM preferences p WHERE p.organization_id = d.organization_id \
               AND p.recipient_id = d.recipient_id) AS webhook_secret",
     )
@@ -414,11 +431,12 @@ pub async fn digests_to_seal(
 ) -> Result<Vec<Unsealed>, sqlx::Error> {
     sqlx::query_as(
         "WITH due AS ( \
-           SELECT p.notification_id FROM deliveries p JOIN digests g ON g.digest_id = p.notification_id \
+           SELECT p.organization_id, p.notification_id FROM deliveries p \
+             JOIN digests g ON g.organization_id = p.organization_id AND g.digest_id = p.notification_id \
            WHERE p.status = 'pending' AND p.next_attempt_at <= $1 AND g.sealed_at IS NULL \
            ORDER BY p.next_attempt_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED) \
          UPDATE deliveries d SET next_attempt_at = $1 + make_interval(secs => $3) FROM due \
-         WHERE d.notification_id = due.notification_id \
+         WHERE d.organization_id = due.organization_id AND d.notification_id = due.notification_id \
          RETURNING d.notification_id, d.organization_id, d.recipient_id",
     )
     .bind(now)
@@ -434,14 +452,17 @@ pub async fn digests_to_seal(
 /// the lease without counting it. Locks the row.
 pub async fn attempt_recorded(
     tx: &mut PgConnection,
+    organization_id: &str,
     notification_id: &str,
     attempts: i32,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT leased_until IS NULL AND attempts >= $2 FROM deliveries WHERE notification_id = $1 FOR UPDATE",
+        "SELECT leased_until IS NULL AND attempts >= $2 FROM deliveries \
+         WHERE organization_id = $3 AND notification_id = $1 FOR UPDATE",
     )
     .bind(notification_id)
     .bind(attempts)
+    .bind(organization_id)
     .fetch_optional(tx)
     .await
     .map(|recorded| recorded.unwrap_or(false))
@@ -450,20 +471,26 @@ pub async fn attempt_recorded(
 /// The answer is in the outbox (same transaction): nobody sends it again.
 pub async fn reported(
     tx: &mut PgConnection,
+    organization_id: &str,
     notification_id: &str,
     attempts: i32,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE deliveries SET status = 'reported', attempts = $2, leased_until = NULL WHERE notification_id = $1")
-        .bind(notification_id)
-        .bind(attempts)
-        .execute(tx)
-        .await
-        .map(drop)
+    sqlx::query(
+        "UPDATE deliveries SET status = 'reported', attempts = $2, leased_until = NULL \
+         WHERE organization_id = $3 AND notification_id = $1",
+    )
+    .bind(notification_id)
+    .bind(attempts)
+    .bind(organization_id)
+    .execute(tx)
+    .await
+    .map(drop)
 }
 
 /// A transient failure: try again at `next`.
 pub async fn retry_later(
     tx: &mut PgConnection,
+    organization_id: &str,
     notification_id: &str,
     attempts: i32,
     next: DateTime<Utc>,
@@ -471,12 +498,13 @@ pub async fn retry_later(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, leased_until = NULL \
-         WHERE notification_id = $1",
+         WHERE organization_id = $5 AND notification_id = $1",
     )
     .bind(notification_id)
     .bind(attempts)
     .bind(next)
     .bind(error)
+    .bind(organization_id)
     .execute(tx)
     .await
     .map(drop)

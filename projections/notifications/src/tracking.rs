@@ -59,8 +59,9 @@ pub async fn apply(tx: &mut PgConnection, e: &StatusEvent<'_>) -> Result<Applied
     }
     let before: Firsts = sqlx::query_as(
         "SELECT delivered_at, undelivered_at, bounced_at, first_opened_at, first_clicked_at \
-         FROM tracking WHERE notification_id = $1 FOR UPDATE",
+         FROM tracking WHERE organization_id = $1 AND notification_id = $2 FOR UPDATE",
     )
+    .bind(e.organization_id)
     .bind(e.notification_id)
     .fetch_optional(&mut *tx)
     .await?
@@ -85,7 +86,7 @@ pub async fn apply(tx: &mut PgConnection, e: &StatusEvent<'_>) -> Result<Applied
            CASE WHEN $3 = 'clicked' THEN $5::timestamptz END, \
            CASE WHEN $3 = 'clicked' THEN 1 ELSE 0 END, \
            $4, $5) \
-         ON CONFLICT (notification_id) DO UPDATE SET \
+         ON CONFLICT (organization_id, notification_id) DO UPDATE SET \
            delivered_at = COALESCE(t.delivered_at, EXCLUDED.delivered_at), \
            undelivered_at = COALESCE(t.undelivered_at, EXCLUDED.undelivered_at), \
            bounced_at = COALESCE(t.bounced_at, EXCLUDED.bounced_at), \
@@ -110,13 +111,17 @@ pub async fn apply(tx: &mut PgConnection, e: &StatusEvent<'_>) -> Result<Applied
 /// The notification's campaign (migration 1003), if it belongs to one.
 pub async fn campaign_of(
     tx: &mut PgConnection,
+    organization_id: &str,
     notification_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT campaign_id FROM notifications WHERE notification_id = $1")
-        .bind(notification_id)
-        .fetch_optional(tx)
-        .await
-        .map(Option::flatten)
+    sqlx::query_scalar(
+        "SELECT campaign_id FROM notifications WHERE organization_id = $1 AND notification_id = $2",
+    )
+    .bind(organization_id)
+    .bind(notification_id)
+    .fetch_optional(tx)
+    .await
+    .map(Option::flatten)
 }
 
 /// Delivered, opened, clicked and bounced figures of some notifications.
@@ -218,7 +223,7 @@ pub async fn dashboard(
            COALESCE(sum(t.opens), 0)::bigint AS opens, \
            count(t.first_clicked_at) AS clicked, \
            COALESCE(sum(t.clicks), 0)::bigint AS clicks \
-         FROM notifications.notifications n LEFT JOIN notifications.tracking t USING (notification_id) \
+         FROM notifications.notifications n LEFT JOIN notifications.tracking t USING (organization_id, notification_id) \
          WHERE n.organization_id = $1 AND n.created_at >= $2 AND n.created_at < $3 \
          GROUP BY GROUPING SETS ((n.channel), (n.template_id), (n.campaign_id), ()) \
          ORDER BY grouping, n.channel, n.template_id NULLS FIRST, n.campaign_id NULLS FIRST",
