@@ -284,7 +284,8 @@ pub async fn check(
     let drift = scalar(
         pool,
         "SELECT count(*) FROM billing.usage_counters c WHERE c.used <> (SELECT coalesce(sum(quantity), 0) FROM billing.usage_records r \
-         WHERE r.subscription_id = c.subscription_id AND r.period_start = c.period_start AND r.metric = c.metric)",
+         WHERE r.organization_id = c.organization_id AND r.subscription_id = c.subscription_id \
+           AND r.period_start = c.period_start AND r.metric = c.metric)",
     )
     .await;
     if drift != 0 {
