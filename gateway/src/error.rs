@@ -13,6 +13,13 @@ pub enum GatewayError {
     InvalidJson { message: String, field: Option<String> },
     #[error("{message}")]
     Validation { field: String, message: String },
+    /// A string holding a NUL character (U+0000), which nothing stores (see `nul.rs`).
+    #[error("{field} holds a NUL character (U+0000), which is not allowed")]
+    InvalidCharacter { field: String },
+    /// A template part past one of the rendering limits; `code` names the limit
+    /// (`template_too_costly`, `template_output_too_large`, `template_too_large`).
+    #[error("{message}")]
+    TemplateLimit { field: String, code: &'static str, message: String },
     #[error("the {header} header is required")]
     MissingHeader { header: &'static str },
     #[error("the {header} header is invalid: {message}")]
@@ -75,6 +82,8 @@ impl GatewayError {
         match self {
             Self::InvalidJson { .. } => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::InvalidCharacter { .. } => (StatusCode::BAD_REQUEST, "invalid_character"),
+            Self::TemplateLimit { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::MissingHeader { .. } => (StatusCode::BAD_REQUEST, "missing_header"),
             Self::InvalidHeader { .. } => (StatusCode::BAD_REQUEST, "invalid_header"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
@@ -95,7 +104,9 @@ impl GatewayError {
     fn field(&self) -> Option<String> {
         match self {
             Self::InvalidJson { field, .. } => field.clone(),
-            Self::Validation { field, .. } => Some(field.clone()),
+            Self::Validation { field, .. }
+            | Self::InvalidCharacter { field }
+            | Self::TemplateLimit { field, .. } => Some(field.clone()),
             Self::MissingHeader { header } => Some((*header).to_owned()),
             Self::InvalidHeader { header, .. } => Some(header.clone()),
             Self::UnsupportedMediaType => Some("Content-Type".into()),

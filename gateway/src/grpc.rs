@@ -1413,7 +1413,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             html: m.html,
             variables: m.variables.into_iter().collect(),
         };
-        let rendered = notification_routes::preview_template_with(&p.caller, body)?;
+        let rendered = notification_routes::preview_template_with(&p.caller, body).await?;
         Ok(Response::new(pb::RenderedTemplate {
             subject: rendered.subject,
             body: rendered.body,

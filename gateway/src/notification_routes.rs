@@ -4,7 +4,7 @@
 //! shapes and who may ask; the notifications consumer decides. Sending is `POST /api/notifications`
 //! (commands.rs).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use axum::{
     Extension, Json,
@@ -16,10 +16,10 @@ use base64::{
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
 use chrono::NaiveTime;
-use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use studyspot_bus::TraceContext;
+use studyspot_notification_templates::{self as templates, Parts, RenderError};
 use studyspot_notifications_projection::{
     Notification,
     reads::{self, InboxMessage, NotificationsDashboard, Preferences, Template, TemplateFilter},
@@ -135,47 +135,17 @@ fn local_time(field: &str, value: &str) -> Result<NaiveTime, GatewayError> {
         .map_err(|_| GatewayError::invalid(field, format!("{field} must be a local time HH:MM, e.g. 22:00")))
 }
 
-/// Templates are rendered as the notifications consumer renders them: minijinja, a variable the
-/// template names but nobody gave is an error, HTML escaped in the html part only.
-fn environment<'source>() -> Environment<'source> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|name| if name == "html" { AutoEscape::Html } else { AutoEscape::None });
-    env
-}
-
-/// Renders one part (`subject`, `body` or `html`) with `variables`; the error names the part and,
-/// when a variable is missing, the variable and the field (`given`) that should give it.
-fn render_part(
-    part: &str,
-    source: &str,
-    variables: &HashMap<String, String>,
-    given: &str,
-) -> Result<String, GatewayError> {
-    let env = environment();
-    let template = env
-        .template_from_named_str(part, source)
-        .map_err(|e| GatewayError::invalid(part, format!("{part} is not a valid template: {e}")))?;
-    template.render(variables).map_err(|e| {
-        if e.kind() == ErrorKind::UndefinedError {
-            let globals: HashSet<&str> = env.globals().map(|(name, _)| name).collect();
-            let mut missing: Vec<String> = template
-                .undeclared_variables(false)
-                .into_iter()
-                .filter(|v| !variables.contains_key(v) && !globals.contains(v.as_str()))
-                .collect();
-            missing.sort();
-            if !missing.is_empty() {
-                let names = missing.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
-                let verb = if missing.len() == 1 { "is" } else { "are" };
-                return GatewayError::invalid(
-                    part,
-                    format!("{part} uses {names}, which {verb} undefined: give it in {given}"),
-                );
-            }
+/// A part that does not render is a 422 naming the part: a missing variable names the variable
+/// and the field (`given`) that should give it; a limit hit has the limit's own code.
+fn render_error(e: RenderError, given: &str) -> GatewayError {
+    let field = e.part().name().to_owned();
+    match (&e, e.limit_code()) {
+        (_, Some(code)) => GatewayError::TemplateLimit { field, code, message: e.to_string() },
+        (RenderError::Undefined { .. }, None) => {
+            GatewayError::Validation { field, message: format!("{e}: give it in {given}") }
         }
-        GatewayError::invalid(part, format!("{part} does not render: {e}"))
-    })
+        (_, None) => GatewayError::Validation { field, message: e.to_string() },
+    }
 }
 
 /// A template's parts, rendered.
@@ -186,18 +156,24 @@ pub struct RenderedTemplate {
     pub html: Option<String>,
 }
 
-fn render(
-    subject: Option<&str>,
-    body: &str,
-    html: Option<&str>,
-    variables: &HashMap<String, String>,
-    given: &str,
+/// Renders a template as the notifications consumer will (the same crate, the same limits), on a
+/// blocking thread: even within its limits a template is CPU work that must not hold one of the
+/// threads every request runs on.
+async fn render(
+    subject: Option<String>,
+    body: String,
+    html: Option<String>,
+    variables: HashMap<String, String>,
+    given: &'static str,
 ) -> Result<RenderedTemplate, GatewayError> {
-    Ok(RenderedTemplate {
-        subject: subject.map(|s| render_part("subject", s, variables, given)).transpose()?,
-        body: render_part("body", body, variables, given)?,
-        html: html.map(|h| render_part("html", h, variables, given)).transpose()?,
+    tokio::task::spawn_blocking(move || {
+        let parts = Parts { subject: subject.as_deref(), body: &body, html: html.as_deref() };
+        templates::render(&parts, &variables)
+            .map(|r| RenderedTemplate { subject: r.subject, body: r.body, html: r.html })
+            .map_err(|e| render_error(e, given))
     })
+    .await
+    .map_err(|e| GatewayError::Internal(format!("rendering a template: {e}")))?
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -227,7 +203,7 @@ pub struct CreateTemplateRequest {
         (status = 400, description = "Malformed JSON, wrong types or unknown fields", body = crate::openapi::ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Only owners, staff and services publish templates", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A field is invalid, or a part does not render with sample_variables", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid, or a part (the field) does not render with sample_variables: validation_failed, or a rendering limit's code (template_too_costly, template_output_too_large, template_too_large)", body = crate::openapi::ErrorBody),
     )
 )]
 pub async fn create_template(
@@ -254,12 +230,13 @@ pub(crate) async fn create_template_with(
     required("body", &body.body)?;
     optional_required("html", body.html.as_deref())?;
     render(
-        body.subject.as_deref(),
-        &body.body,
-        body.html.as_deref(),
-        &body.sample_variables,
+        body.subject.clone(),
+        body.body.clone(),
+        body.html.clone(),
+        body.sample_variables.clone(),
         "sample_variables",
-    )?;
+    )
+    .await?;
     let template_id = optional_id("template_id", body.template_id, "tpl")?;
     let command = notifications::CreateTemplate {
         metadata: metadata(caller),
@@ -291,24 +268,24 @@ pub struct PreviewTemplateRequest {
         (status = 400, description = "Malformed JSON, wrong types or unknown fields", body = crate::openapi::ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Only owners, staff and services preview templates", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A part (the field) is not a template or uses a variable not given (named in the message)", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A part (the field) is not a template or uses a variable not given (named in the message): validation_failed; or it is past a rendering limit: template_too_costly (loops too long, nests too deep), template_output_too_large, template_too_large", body = crate::openapi::ErrorBody),
     )
 )]
 pub async fn preview_template(
     caller: Caller,
     request: CommandRequest<PreviewTemplateRequest>,
 ) -> Result<Json<RenderedTemplate>, GatewayError> {
-    Ok(Json(preview_template_with(&caller, request.body)?))
+    Ok(Json(preview_template_with(&caller, request.body).await?))
 }
 
 /// Renders a template without publishing anything.
-pub(crate) fn preview_template_with(
+pub(crate) async fn preview_template_with(
     caller: &Caller,
     body: PreviewTemplateRequest,
 ) -> Result<RenderedTemplate, GatewayError> {
     caller.require_operator("previewing a template")?;
     required("body", &body.body)?;
-    render(body.subject.as_deref(), &body.body, body.html.as_deref(), &body.variables, "variables")
+    render(body.subject, body.body, body.html, body.variables, "variables").await
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -711,29 +688,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn templates_render_strictly_and_name_the_part_and_the_missing_variable() {
+    fn s(text: &str) -> String {
+        text.to_owned()
+    }
+
+    #[tokio::test]
+    async fn templates_render_strictly_and_name_the_part_and_the_missing_variable() {
         let rendered = render(
-            Some("Receipt {{ number }}"),
-            "Thanks {{ name }}{% for i in range(2) %}!{% endfor %}",
-            Some("<p>{{ name }}</p>"),
-            &vars(&[("number", "7"), ("name", "Ada <3")]),
+            Some(s("Receipt {{ number }}")),
+            s("Thanks {{ name }}{% for i in range(2) %}!{% endfor %}"),
+            Some(s("<p>{{ name }}</p>")),
+            vars(&[("number", "7"), ("name", "Ada <3")]),
             "variables",
         )
+        .await
         .expect("renders");
         assert_eq!(rendered.subject.as_deref(), Some("Receipt 7"));
         assert_eq!(rendered.body, "Thanks Ada <3!!");
         assert_eq!(rendered.html.as_deref(), Some("<p>Ada &lt;3</p>"));
 
-        let (part, message) =
-            field(render(None, "Hi {{ name }}", Some("{{ nope }}"), &vars(&[]), "variables").unwrap_err());
+        let (part, message) = field(
+            render(None, s("Hi {{ name }}"), Some(s("{{ nope }}")), vars(&[]), "variables")
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(part, "body");
         assert!(message.contains("`name`") && message.contains("variables"), "{message}");
-        let (part, message) =
-            field(render(None, "Hi", Some("<b>{{ nope }}</b>"), &vars(&[]), "sample_variables").unwrap_err());
+        let (part, message) = field(
+            render(None, s("Hi"), Some(s("<b>{{ nope }}</b>")), vars(&[]), "sample_variables")
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(part, "html");
         assert!(message.contains("`nope`") && message.contains("sample_variables"), "{message}");
-        let (part, _) = field(render(Some("{% if %}"), "x", None, &vars(&[]), "variables").unwrap_err());
+        let (part, _) =
+            field(render(Some(s("{% if %}")), s("x"), None, vars(&[]), "variables").await.unwrap_err());
         assert_eq!(part, "subject");
     }
 

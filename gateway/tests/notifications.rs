@@ -391,6 +391,88 @@ async fn the_preview_renders_and_names_the_undefined_variable() {
     assert!(gw.read_all(notifications::CATALOG_COMMANDS.name).is_empty(), "a preview publishes nothing");
 }
 
+/// Issue 21 item 3: a template that loops for ever, writes too much or is too long is refused with
+/// a 422 whose code names the limit and whose field names the part — quickly, without pinning a
+/// thread of the gateway — over HTTP and gRPC, for previews and publishing alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_past_a_limit_are_refused_quickly_with_the_limit_and_the_part() {
+    use std::time::{Duration, Instant};
+    use studyspot_gateway::grpc_api::{
+        CreateTemplateRequest, PreviewTemplateRequest, gateway_client::GatewayClient,
+    };
+    use tonic::{Code, Request, transport::Channel};
+    use tonic_types::StatusExt;
+
+    let gw = TestGateway::start(|_| {}).await;
+    let staff = gw.token(Some("org_1"), &[Role::Staff], None);
+    let nested = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
+    // One request each; the old gateway rendered the nested loops (10^10 steps) on its async
+    // worker for hours, so every request is given a deadline rather than awaited.
+    let deadline = Duration::from_secs(5);
+    let refused = |path: &'static str, body: Value| {
+        let gw = &gw;
+        let staff = &staff;
+        async move {
+            let started = Instant::now();
+            let (status, answer) = tokio::time::timeout(deadline, post(gw, path, staff, &body))
+                .await
+                .unwrap_or_else(|_| panic!("{path} did not answer within {deadline:?}"));
+            assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+            (status, answer["error"]["code"].clone(), answer["error"]["field"].clone(), answer)
+        }
+    };
+    let preview = "/api/notifications/templates/preview";
+    let (status, code, field, answer) = refused(preview, json!({ "body": nested })).await;
+    assert_eq!((status, code, field), (422, json!("template_too_costly"), json!("body")), "{answer}");
+
+    let huge = json!({ "body": "Hi", "html": "{% for i in range(2000) %}{{ 'y' * 200 }}{% endfor %}" });
+    let (status, code, field, answer) = refused(preview, huge).await;
+    assert_eq!((status, code, field), (422, json!("template_output_too_large"), json!("html")), "{answer}");
+
+    let long = json!({ "subject": "a".repeat(64 * 1024 + 1), "body": "Hi" });
+    let (status, code, field, answer) = refused(preview, long).await;
+    // The body limit (64 KiB) comes first for a single part this long.
+    assert!(
+        (status, &code, &field) == (422, &json!("template_too_large"), &json!("subject"))
+            || (status, &code) == (413, &json!("body_too_large")),
+        "{answer}"
+    );
+
+    // Publishing renders the sample variables the same way, and publishes nothing refused.
+    let create = "/api/notifications/templates";
+    let costly = json!({ "channel": "email", "subject": "Hi", "body": "Hi", "html": nested });
+    let (status, code, field, answer) = refused(create, costly).await;
+    assert_eq!((status, code, field), (422, json!("template_too_costly"), json!("html")), "{answer}");
+    assert!(gw.read_all(notifications::CATALOG_COMMANDS.name).is_empty(), "nothing published");
+
+    // gRPC: the same code (ErrorInfo reason) and part (BadRequest field).
+    let mut client = GatewayClient::new(
+        Channel::from_shared(gw.base.clone()).expect("uri").connect().await.expect("connect"),
+    );
+    let mut request = Request::new(PreviewTemplateRequest { body: nested.into(), ..Default::default() });
+    request.metadata_mut().insert("authorization", format!("Bearer {staff}").parse().expect("metadata"));
+    let status = tokio::time::timeout(deadline, client.preview_template(request))
+        .await
+        .expect("gRPC preview answers in time")
+        .expect_err("too costly");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    assert_eq!(details.error_info().map(|i| i.reason.as_str()), Some("template_too_costly"));
+    assert_eq!(details.bad_request().expect("bad request").field_violations[0].field, "body");
+    let mut request = Request::new(CreateTemplateRequest {
+        channel: "in_app".into(),
+        body: "{{ 'z' * 300000 }}".into(),
+        ..Default::default()
+    });
+    request.metadata_mut().insert("authorization", format!("Bearer {staff}").parse().expect("metadata"));
+    let status = tokio::time::timeout(deadline, client.create_template(request))
+        .await
+        .expect("gRPC create answers in time")
+        .expect_err("too large");
+    let details = status.get_error_details();
+    assert_eq!(details.error_info().map(|i| i.reason.as_str()), Some("template_output_too_large"));
+}
+
 /// A notification row as the consumer would have projected it.
 async fn insert_notification(db: &mut PgConnection, n: Notification) {
     projection::insert_notification(db, &n).await.expect("insert notification");

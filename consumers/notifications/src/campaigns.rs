@@ -54,7 +54,10 @@ pub(crate) async fn create(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
         }
         let parts = Parts { subject: c.subject.as_deref(), body: &c.body, html: None };
         if let Err(e) = templates::render(&parts, &sample) {
-            out.refuse_catalog::<CreateCampaign>("template_invalid", e);
+            out.refuse_catalog::<CreateCampaign>(
+                templates::refusal_code(&e, "template_invalid"),
+                e.to_string(),
+            );
             return Ok(());
         }
     }

@@ -235,7 +235,8 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
             match templates::render(&parts, &c.variables) {
                 Ok(r) => (r, template),
                 Err(e) => {
-                    out.refuse::<SendNotification>(&c.recipient_id, "template_render_failed", e);
+                    let code = templates::refusal_code(&e, "template_render_failed");
+                    out.refuse::<SendNotification>(&c.recipient_id, code, e.to_string());
                     return Ok(());
                 }
             }
@@ -246,7 +247,8 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
             match templates::render(&parts, &c.variables) {
                 Ok(r) => (r, None),
                 Err(e) => {
-                    out.refuse::<SendNotification>(&c.recipient_id, "template_render_failed", e);
+                    let code = templates::refusal_code(&e, "template_render_failed");
+                    out.refuse::<SendNotification>(&c.recipient_id, code, e.to_string());
                     return Ok(());
                 }
             }
@@ -756,7 +758,7 @@ async fn create_template(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
     let at = out.message.occurred_at()?;
     let parts = Parts { subject: c.subject.as_deref(), body: &c.body, html: c.html.as_deref() };
     if let Err(e) = templates::render(&parts, &c.sample_variables) {
-        out.refuse_catalog::<CreateTemplate>("template_invalid", e);
+        out.refuse_catalog::<CreateTemplate>(templates::refusal_code(&e, "template_invalid"), e.to_string());
         return Ok(());
     }
     let template = Template {
