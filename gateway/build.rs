@@ -12,8 +12,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("gateway_descriptor.bin"), prost::Message::encode_to_vec(&descriptors))?;
     // Maps as BTreeMap: a message encodes to the same bytes each time, so a retried request hashes
     // the same for its idempotency key.
+    // Serialize: the gateway checks every string of a request for NUL characters by walking the
+    // message as JSON (src/nul.rs), field names included.
     tonic_prost_build::configure()
         .btree_map(".")
+        .type_attribute(".", "#[derive(serde::Serialize)]")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -53,6 +53,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for CommandRequest<T> {
                 GatewayError::InvalidJson { message: rejection.body_text(), field: None }
             }
         })?;
+        crate::nul::check_json(&bytes)?;
         let Json(body) = Json::<T>::from_bytes(&bytes).map_err(json_error)?;
         let idempotency = key.map(|key| {
             let mut hash = Sha256::new();

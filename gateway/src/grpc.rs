@@ -46,7 +46,7 @@ struct Prepared {
 }
 
 impl GatewayService {
-    fn prepare<M: prost::Message>(
+    fn prepare<M: prost::Message + serde::Serialize>(
         &self,
         request: &Request<M>,
         method: &str,
@@ -54,6 +54,8 @@ impl GatewayService {
         let headers = request.metadata().clone().into_headers();
         let caller = authenticate(&headers, self.state.verifier())?;
         self.state.admit(&caller)?;
+        // Every method comes through here before its message becomes the HTTP operation's.
+        crate::nul::check_message(request.get_ref())?;
         let trace = request.extensions().get::<TraceContext>().cloned().unwrap_or_else(TraceContext::root);
         let idempotency = match headers.get("idempotency-key") {
             None => None,

@@ -23,6 +23,7 @@ mod monitoring_ops_routes;
 mod monitoring_routes;
 mod notification_routes;
 mod notification_tracking;
+mod nul;
 pub mod openapi;
 mod ops;
 mod queries;
@@ -134,10 +135,12 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
     let document = Arc::new(document);
     let grpc = grpc::router(state.clone(), settings.gateway.grpc_reflection || settings.development)?;
     // gRPC and HTTP on one listener (HTTP/2 cleartext for gRPC), under the same request span,
-    // metrics and body limit.
+    // metrics and body limit. Every HTTP route refuses a NUL in its query or path (gRPC checks
+    // its messages in `prepare`).
     let api = api
         .route("/openapi.json", get(move || async move { axum::Json(document.as_ref().clone()) }))
         .with_state(state)
+        .layer(axum::middleware::from_fn(nul::refuse_in_uri))
         .merge(grpc)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(observe_request));

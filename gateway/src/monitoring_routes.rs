@@ -774,6 +774,7 @@ pub(crate) enum JsonCommand {
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body_json: &str) -> Result<T, GatewayError> {
+    crate::nul::check_json(body_json.as_bytes())?;
     serde_json::from_str(body_json).map_err(|e| {
         let field = e.to_string().split('`').nth(1).map(str::to_owned);
         GatewayError::InvalidJson { message: e.to_string(), field }

@@ -142,6 +142,84 @@ async fn bad_input_gets_a_clear_error_naming_the_field() {
     assert_eq!((status, body["error"]["field"].as_str()), (422, Some("wait")), "{body}");
 }
 
+/// Issue 21 item 9 (found by fuzzing): PostgreSQL stores no NUL character, so a string holding
+/// one is refused at the door — a 400 naming the field, in a query, a path or a JSON body, and
+/// an InvalidArgument naming it over gRPC — never a 503 from the database behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_character_is_a_400_naming_the_field_never_a_5xx() {
+    use studyspot_gateway::grpc_api::{
+        GetPaymentRequest, ListRequest, MonitoringCommandRequest, gateway_client::GatewayClient,
+    };
+    use tonic::{Code, Request, transport::Channel};
+    use tonic_types::StatusExt;
+
+    let gw = TestGateway::start(|_| {}).await;
+    let token = gw.token(Some("org_1"), &[Role::Owner], None);
+    let expect = |what: &str, (status, _, body): (u16, reqwest::header::HeaderMap, Value), field: &str| {
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+            (400, Some("invalid_character"), Some(field)),
+            "{what}: {body}"
+        );
+    };
+    for (path, field) in [
+        ("/api/attendance/occupancy?venue_id=%00'", "venue_id"),
+        ("/api/payments?member_id=mem_1&status=%00", "status"),
+        ("/api/payments/pay_%00", "id"),
+        ("/api/notifications/templates?template_id=tpl%001", "template_id"),
+    ] {
+        expect(path, TestGateway::send(gw.request(Method::GET, path, Some(&token))).await, field);
+    }
+    let silence = json!({
+        "matchers": [{ "name": "alertname", "op": "=", "value": "A" }, { "name": "job", "op": "=", "value": "x\u{0}" }],
+        "starts_at": "2026-11-25T10:00:00Z", "ends_at": "2026-11-25T11:00:00Z",
+    });
+    let request = gw.request(Method::POST, "/api/monitoring/silences", Some(&token)).json(&silence);
+    expect("a silence", TestGateway::send(request).await, "matchers[1].value");
+    let payment = json!({ "member_id": "mem_1", "amount_minor": 1, "currency": "EUR", "method": "card",
+                          "description": "tea \u{0}" });
+    let request = gw.request(Method::POST, "/api/payments", Some(&token)).json(&payment);
+    expect("a payment", TestGateway::send(request).await, "description");
+    let preview = json!({ "body": "Hi {{ name }}", "variables": { "name": "Ada\u{0}" } });
+    let request =
+        gw.request(Method::POST, "/api/notifications/templates/preview", Some(&token)).json(&preview);
+    expect("a preview", TestGateway::send(request).await, "variables.name");
+    assert!(gw.read_all(alerts::COMMANDS.name).is_empty(), "nothing reached alerts");
+    assert!(gw.read_all(billing::COMMANDS.name).is_empty(), "nothing reached billing");
+
+    // gRPC: a string field of the message, a list's filter, and a JSON body carried in a string.
+    let mut client = GatewayClient::new(
+        Channel::from_shared(gw.base.clone()).expect("uri").connect().await.expect("connect"),
+    );
+    fn authorized<T>(message: T, token: &str) -> Request<T> {
+        let mut request = Request::new(message);
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
+        request
+    }
+    let field_of = |status: tonic::Status| {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let details = status.get_error_details();
+        assert_eq!(details.error_info().map(|i| i.reason.clone()), Some("invalid_character".into()));
+        details.bad_request().expect("bad request").field_violations[0].field.clone()
+    };
+    let refused = client
+        .get_payment(authorized(GetPaymentRequest { payment_id: "pay_\u{0}".into() }, &token))
+        .await
+        .expect_err("NUL");
+    assert_eq!(field_of(refused), "payment_id");
+    let filters = [("venue_id".to_owned(), "\u{0}'".to_owned())].into_iter().collect();
+    let refused = client
+        .get_occupancy(authorized(ListRequest { filters, ..Default::default() }, &token))
+        .await
+        .expect_err("NUL");
+    assert_eq!(field_of(refused), "filters.venue_id");
+    let refused = client
+        .create_silence(authorized(MonitoringCommandRequest { body_json: silence.to_string() }, &token))
+        .await
+        .expect_err("NUL");
+    assert_eq!(field_of(refused), "matchers[1].value");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_are_required_and_checked() {
     let gw = TestGateway::start(|_| {}).await;

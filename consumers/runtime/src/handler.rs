@@ -156,6 +156,52 @@ impl Inbound {
         self.record_type == R::FULL_NAME
     }
 
+    /// The first field (`metadata.organization_id`, `variables.name`, `items[2].label`) whose
+    /// text holds a NUL character. PostgreSQL's text cannot store one (SQLSTATE 22021, 22P05 in
+    /// jsonb), so such a record is dead-lettered before a handler sees it: whatever the handler
+    /// or the runtime would write from it would fail, and the runtime's own writes (outcomes,
+    /// applied ids) would retry for ever. The gateway refuses these; other producers may not.
+    pub(crate) fn nul_field(&self) -> Option<String> {
+        let mut path = String::new();
+        nul_in(&self.value, &mut path).then_some(path)
+    }
+}
+
+fn nul_in(value: &Value, path: &mut String) -> bool {
+    let within = |path: &mut String, step: String, value: &Value| {
+        let len = path.len();
+        path.push_str(&step);
+        let found = nul_in(value, path);
+        if !found {
+            path.truncate(len);
+        }
+        found
+    };
+    let dot = |path: &String, name: &str| {
+        let name = name.replace('\0', "\\u0000");
+        if path.is_empty() { name } else { format!(".{name}") }
+    };
+    match value {
+        Value::String(s) | Value::Enum(_, s) => s.contains('\0'),
+        Value::Union(_, inner) => nul_in(inner, path),
+        Value::Array(items) => items.iter().enumerate().any(|(i, v)| within(path, format!("[{i}]"), v)),
+        Value::Map(entries) => entries.iter().any(|(k, v)| {
+            let step = dot(path, k);
+            if k.contains('\0') {
+                path.push_str(&step);
+                return true;
+            }
+            within(path, step, v)
+        }),
+        Value::Record(fields) => fields.iter().any(|(k, v)| {
+            let step = dot(path, k);
+            within(path, step, v)
+        }),
+        _ => false,
+    }
+}
+
+impl Inbound {
     /// Metadata for the `index`-th record this one causes. The id is derived from this record's id,
     /// so re-applying the same input (a retry, a rebuild) produces the same follow-on ids, and the
     /// time is this record's time: replay rebuilds the same history.
@@ -202,5 +248,89 @@ impl Effects {
 
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(value: &Value) -> Option<String> {
+        let mut path = String::new();
+        nul_in(value, &mut path).then_some(path)
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_record_is_found_by_its_field() {
+        let text = |s: &str| Value::String(s.into());
+        let record = |fields: Vec<(&str, Value)>| {
+            Value::Record(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+        };
+        let metadata = record(vec![("event_id", text("e1")), ("organization_id", text("org_1"))]);
+        let clean = record(vec![("metadata", metadata.clone()), ("body", text("Hi"))]);
+        assert_eq!(path(&clean), None);
+        let in_metadata = record(vec![
+            ("metadata", record(vec![("event_id", text("e1")), ("organization_id", text("org\0"))])),
+            ("body", text("Hi")),
+        ]);
+        assert_eq!(path(&in_metadata).as_deref(), Some("metadata.organization_id"));
+        let in_union =
+            record(vec![("metadata", metadata.clone()), ("subject", Value::Union(1, Box::new(text("a\0"))))]);
+        assert_eq!(path(&in_union).as_deref(), Some("subject"));
+        let in_map = record(vec![
+            ("metadata", metadata.clone()),
+            ("variables", Value::Map([("name".to_owned(), text("x\0"))].into_iter().collect())),
+        ]);
+        assert_eq!(path(&in_map).as_deref(), Some("variables.name"));
+        let in_key =
+            record(vec![("caps", Value::Map([("a\0".to_owned(), Value::Int(1))].into_iter().collect()))]);
+        assert_eq!(path(&in_key).as_deref(), Some("caps.a\\u0000"));
+        let in_array =
+            record(vec![("items", Value::Array(vec![text("ok"), record(vec![("label", text("\0"))])]))]);
+        assert_eq!(path(&in_array).as_deref(), Some("items[1].label"));
+    }
+
+    /// A PostgreSQL error with only its SQLSTATE.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn a_nul_in_text_or_jsonb_is_dead_lettered_not_retried() {
+        // 22021 character_not_in_repertoire (a NUL in text), 22P05 untranslatable_character
+        // (`\u0000` in jsonb): the message's content, never worth a retry.
+        let disposition =
+            |code| HandleError::Database(sqlx::Error::Database(Box::new(Sqlstate(code)))).disposition();
+        assert_eq!(disposition("22021"), Disposition::DeadLetter);
+        assert_eq!(disposition("22P05"), Disposition::DeadLetter);
+        assert_eq!(disposition("40001"), Disposition::Retry);
     }
 }

@@ -114,7 +114,15 @@ impl<H: Handler> LaneContext<H> {
             let decoded = self.decode(&message).await?;
             items.push(Item { message, decoded });
         }
-        let mut poisoned: HashMap<usize, String> = HashMap::new();
+        // A record holding a NUL character cannot be stored: dead-lettered, naming the field.
+        let mut poisoned: HashMap<usize, String> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let field = item.decoded.as_ref().ok()?.nul_field()?;
+                Some((i, format!("{field} holds a NUL character (U+0000), which PostgreSQL cannot store")))
+            })
+            .collect();
         let mut backoff = self.backoff.start();
         let outcome = loop {
             match self.apply(&items, &poisoned).await {
@@ -337,15 +345,19 @@ impl<H: Handler> LaneContext<H> {
 
     fn dead_letter(&self, message: &InboundMessage, reason: &str) -> OutboxRow {
         tracing::warn!(topic = %message.topic, partition = message.partition, offset = message.offset, %reason, "dead-lettering a record");
-        let mut headers = message.headers.clone();
-        headers.insert(headers::DLQ_REASON, reason);
+        // The record's own headers and id may hold what PostgreSQL cannot store (a NUL): the
+        // dead letter must be written whatever the record holds, or the batch retries for ever.
+        let mut headers = studyspot_bus::Headers(
+            message.headers.0.iter().map(|(k, v)| (outcomes::pg_text(k), outcomes::pg_text(v))).collect(),
+        );
+        headers.insert(headers::DLQ_REASON, outcomes::pg_text(reason));
         headers.insert(headers::DLQ_TOPIC, message.topic.clone());
         headers.insert(headers::DLQ_PARTITION, message.partition.to_string());
         headers.insert(headers::DLQ_OFFSET, message.offset.to_string());
         headers.insert(headers::DLQ_CONSUMER, self.name.clone());
         let event_id = headers
             .get(headers::EVENT_ID)
-            .map(str::to_owned)
+            .map(outcomes::pg_text)
             .unwrap_or_else(|| format!("dlq-{}-{}-{}", message.topic, message.partition, message.offset));
         OutboxRow {
             event_id,

@@ -34,6 +34,11 @@ impl CommandOutcome {
     }
 }
 
+/// `text` as PostgreSQL's text can hold it: a NUL character (which it cannot) becomes U+FFFD.
+pub(crate) fn pg_text(text: &str) -> String {
+    if text.contains('\0') { text.replace('\0', "\u{FFFD}") } else { text.to_owned() }
+}
+
 /// Records `outcomes`; `announce` says whether a waiting gateway is told (not for a rebuild's
 /// outcomes, decided long ago).
 pub(crate) async fn record(
@@ -44,7 +49,10 @@ pub(crate) async fn record(
     if outcomes.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&CommandOutcome) -> Option<String>| outcomes.iter().map(f).collect::<Vec<_>>();
+    // A dead-lettered command's ids and reason may hold a NUL; the outcome is recorded all the same.
+    let column = |f: fn(&CommandOutcome) -> Option<String>| {
+        outcomes.iter().map(|o| f(o).map(|text| pg_text(&text))).collect::<Vec<_>>()
+    };
     sqlx::query(
         "INSERT INTO command_outcomes (command_id, command_type, organization_id, outcome, code, reason, events) \
          SELECT id, ty, org, outcome, code, reason, string_to_array(events, ',') \
