@@ -41,6 +41,15 @@ pub struct Settings {
     pub notifications: Notifications,
     pub attendance: Attendance,
     pub alerts: Alerts,
+    pub outbound: Outbound,
+}
+
+/// Where URLs that tenants name (webhooks, health checks) may connect, beside public addresses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Outbound {
+    /// CIDR ranges or addresses of special ranges (loopback, private, link-local, …) allowed
+    /// anyway; empty in production. `studyspot-outbound` reads them.
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +97,10 @@ pub struct Gateway {
     pub trusted_proxies: Vec<String>,
     /// gRPC server reflection (lists every service and message to anyone who asks).
     pub grpc_reflection: bool,
+    /// The most records a reconnecting event stream may replay (`Last-Event-ID`).
+    pub event_stream_resume_window: u64,
+    /// Event streams one organization may hold open at once.
+    pub event_streams_per_organization: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -352,6 +365,11 @@ mod tests {
             let settings = Settings::load(None).expect("env overrides load");
             assert_eq!(settings.kafka.bootstrap_servers, "kafka-1:9092,kafka-2:9092");
             assert_eq!(settings.consumer.max_batch, 7);
+            assert!(settings.outbound.allow.is_empty(), "nothing private is reachable by default");
+
+            jail.set_env("STUDYSPOT_OUTBOUND__ALLOW", r#"["127.0.0.0/8", "::1/128"]"#);
+            let settings = Settings::load(None).expect("an allowlist from the environment loads");
+            assert_eq!(settings.outbound.allow, ["127.0.0.0/8", "::1/128"]);
             Ok(())
         });
     }

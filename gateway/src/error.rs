@@ -42,6 +42,13 @@ pub enum GatewayError {
     IdempotencyKeyInUse,
     #[error("{0} not found")]
     NotFound(String),
+    #[error(
+        "this stream cannot resume {behind} records back (at most {window}): reconnect without \
+         Last-Event-ID and read what was missed from the lists"
+    )]
+    ResumeTooOld { behind: i64, window: i64 },
+    #[error("this organization has {limit} event streams open, the most it may; close one first")]
+    TooManyStreams { limit: usize },
     /// A tracking link's token that does not verify (bad signature, unknown key, expired, wrong kind).
     #[error("{message}")]
     InvalidLink { message: String },
@@ -92,6 +99,8 @@ impl GatewayError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::OrganizationMismatch(_) => (StatusCode::FORBIDDEN, "organization_mismatch"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::ResumeTooOld { .. } => (StatusCode::GONE, "resume_too_old"),
+            Self::TooManyStreams { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
             Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             Self::IdempotencyKeyInUse => (StatusCode::CONFLICT, "idempotency_key_in_use"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -139,6 +148,7 @@ impl From<GatewayError> for tonic::Status {
             StatusCode::NOT_FOUND => Code::NotFound,
             StatusCode::CONFLICT => Code::Aborted,
             StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
+            StatusCode::GONE => Code::OutOfRange,
             StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
             _ => Code::Internal,
         };

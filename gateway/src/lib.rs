@@ -104,6 +104,10 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         tokio::task::spawn_blocking(move || live::Live::start(bus, codec, &prefix))
             .await
             .map_err(|e| startup("the event tail", &e))??
+            .with_limits(
+                settings.gateway.event_stream_resume_window,
+                settings.gateway.event_streams_per_organization,
+            )
     };
     let state = AppState {
         producer: Producer::new(&bus).map_err(|e| startup("the producer", &e))?,

@@ -6,8 +6,18 @@
 //! `Last-Event-ID` first gets what it missed, read from the topics, and then the live records —
 //! nothing lost, nothing twice. A client too slow for the fan-out is disconnected and resumes the
 //! same way.
+//!
+//! What one client can cost is bounded: a resume more than `gateway.event_stream_resume_window`
+//! records behind now is refused (`410 resume_too_old`: the replay reads every organization's
+//! records of that range), and an organization holds at most
+//! `gateway.event_streams_per_organization` streams at once (`429 too_many_streams`).
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     extract::State,
@@ -35,6 +45,58 @@ pub struct Live {
     topics: Arc<[String]>,
     records: broadcast::Sender<Arc<InboundMessage>>,
     _tail: Arc<Tail>,
+    /// The most records (over every event partition) a resume may replay.
+    resume_window: i64,
+    streams: Streams,
+}
+
+/// Open streams per organization.
+#[derive(Clone, Default)]
+struct Streams {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    per_organization: usize,
+}
+
+impl Streams {
+    fn admit(&self, organization_id: &str) -> Result<StreamGuard, GatewayError> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(organization_id.to_owned()).or_default();
+        if *count >= self.per_organization {
+            return Err(GatewayError::TooManyStreams { limit: self.per_organization });
+        }
+        *count += 1;
+        Ok(StreamGuard { streams: self.clone(), organization_id: organization_id.to_owned() })
+    }
+}
+
+/// One open stream, counted until the client's stream is dropped.
+struct StreamGuard {
+    streams: Streams,
+    organization_id: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.organization_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.organization_id);
+            }
+        }
+    }
+}
+
+/// A client's events; dropping it ends the stream and frees its place.
+pub(crate) struct LiveEvents {
+    events: mpsc::Receiver<LiveEvent>,
+    _guard: StreamGuard,
+}
+
+impl LiveEvents {
+    pub(crate) async fn recv(&mut self) -> Option<LiveEvent> {
+        self.events.recv().await
+    }
 }
 
 impl Live {
@@ -52,7 +114,22 @@ impl Live {
             }
         })
         .map_err(|e| GatewayError::Startup(format!("the event tail: {e}")))?;
-        Ok(Self { settings, codec, topics, records, _tail: Arc::new(tail) })
+        Ok(Self {
+            settings,
+            codec,
+            topics,
+            records,
+            _tail: Arc::new(tail),
+            resume_window: 10_000,
+            streams: Streams { per_organization: 20, ..Streams::default() },
+        })
+    }
+
+    /// How far back a resume may go (records) and how many streams an organization may hold.
+    pub fn with_limits(mut self, resume_window: u64, streams_per_organization: u32) -> Self {
+        self.resume_window = i64::try_from(resume_window).unwrap_or(i64::MAX);
+        self.streams.per_organization = streams_per_organization as usize;
+        self
     }
 
     /// `topic index:partition:next offset`, comma-separated.
@@ -98,7 +175,8 @@ fn visible(caller: &Caller, event: &Value) -> bool {
         (status = 200, description = "Server-Sent Events: event = record name, data = the record as JSON", content_type = "text/event-stream", body = String),
         (status = 400, description = "A Last-Event-ID this stream did not send", body = crate::openapi::ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After", body = crate::openapi::ErrorBody),
+        (status = 410, description = "Last-Event-ID is further back than the resume window (resume_too_old): reconnect without it", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (rate_limited; see Retry-After), or the organization has as many streams open as it may (too_many_streams)", body = crate::openapi::ErrorBody),
     )
 )]
 pub async fn events_stream(
@@ -136,8 +214,9 @@ pub(crate) async fn open(
     caller: Caller,
     last_event_id: Option<&str>,
     field: &str,
-) -> Result<mpsc::Receiver<LiveEvent>, GatewayError> {
+) -> Result<LiveEvents, GatewayError> {
     let live = state.live.clone();
+    let guard = live.streams.admit(&caller.organization_id)?;
     // Subscribe before reading positions: whatever the tail hands out from now on is buffered, and
     // whatever it handed out before is below the watermarks read next, so the replay has it.
     let mut fan_out = live.records.subscribe();
@@ -152,6 +231,15 @@ pub(crate) async fn open(
         None => None,
         Some(id) => Some(live.decode(id).ok_or_else(|| bad_last_event_id(field))?),
     };
+    if let Some(resume) = &resume {
+        let behind: i64 = resume
+            .iter()
+            .map(|(p, from)| now.get(p).map_or(0, |until| until.saturating_sub(*from).max(0)))
+            .sum();
+        if behind > live.resume_window {
+            return Err(GatewayError::ResumeTooOld { behind, window: live.resume_window });
+        }
+    }
 
     let (out, events) = mpsc::channel::<LiveEvent>(256);
     tokio::spawn(async move {
@@ -177,7 +265,12 @@ pub(crate) async fn open(
             }
         }
         loop {
-            match fan_out.recv().await {
+            let received = tokio::select! {
+                received = fan_out.recv() => received,
+                // The client went away while nothing happened: stop following for it.
+                () = out.closed() => return,
+            };
+            match received {
                 Ok(record) => {
                     if !forward(&live, &caller, &mut positions, &record, &out).await {
                         return;
@@ -188,7 +281,7 @@ pub(crate) async fn open(
             }
         }
     });
-    Ok(events)
+    Ok(LiveEvents { events, _guard: guard })
 }
 
 /// Sends `record` to the client when it is new to this stream and visible to the caller; false

@@ -370,7 +370,10 @@ pub(crate) async fn run_billing_with(
     if up_to > now + chrono::Duration::seconds(RUN_BILLING_LEEWAY_SECS) {
         return Err(GatewayError::invalid(
             "up_to",
-            format!("up_to {} is in the future: a billing run brings subscriptions up to now at most", up_to.to_rfc3339()),
+            format!(
+                "up_to {} is in the future: a billing run brings subscriptions up to now at most",
+                up_to.to_rfc3339()
+            ),
         ));
     }
     let command = billing::RunBilling { metadata: metadata(caller), up_to: up_to.timestamp_millis() };

@@ -111,3 +111,63 @@ async fn events_stream_live_filtered_and_resume_where_they_left_off() {
     .await;
     assert_eq!((status, body["error"]["field"].as_str()), (400, Some("Last-Event-ID")), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_too_far_back_is_gone_and_an_organization_holds_a_bounded_number_of_streams() {
+    let gw = TestGateway::start(|s| {
+        s.gateway.event_stream_resume_window = 3;
+        s.gateway.event_streams_per_organization = 2;
+    })
+    .await;
+    let publisher = Publisher::new(&gw);
+    let staff = gw.token(Some("org_1"), &[Role::Staff], None);
+
+    let mut first_stream = SseReader::open(&gw, &staff, None).await;
+    publisher.checked_in("org_1", "mem_1", "ses_1").await;
+    let first = first_stream.next().await;
+    // A second stream fits; a third does not, for this organization only.
+    let second_stream = SseReader::open(&gw, &staff, None).await;
+    let (status, _, body) =
+        TestGateway::send(gw.request(Method::GET, "/api/events/stream", Some(&staff))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("too_many_streams")), "{body}");
+    let other = gw.token(Some("org_2"), &[Role::Staff], None);
+    let other_stream = SseReader::open(&gw, &other, None).await;
+
+    // Closing one frees its place.
+    drop(second_stream);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let reopened = loop {
+        let response =
+            gw.request(Method::GET, "/api/events/stream", Some(&staff)).send().await.expect("stream");
+        if response.status() == 200 {
+            break response;
+        }
+        assert!(std::time::Instant::now() < deadline, "the closed stream's place was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(reopened);
+    drop(other_stream);
+
+    // Four events after `first`: more than the window of three to replay.
+    for n in 2..=5 {
+        publisher.checked_in("org_1", &format!("mem_{n}"), &format!("ses_{n}")).await;
+    }
+    for _ in 2..=5 {
+        first_stream.next().await;
+    }
+    drop(first_stream);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let (status, _, body) = TestGateway::send(
+            gw.request(Method::GET, "/api/events/stream", Some(&staff)).header("last-event-id", &first.id),
+        )
+        .await;
+        if status != 429 {
+            assert_eq!(status, 410, "{body}");
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "streams never closed: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["error"]["code"], "resume_too_old", "{body}");
+}
