@@ -433,7 +433,11 @@ async fn upi_goes_to_razorpay_as_an_intent_with_what_razorpay_requires_of_the_pa
         .expect(1)
         .mount(&razorpay)
         .await;
-    let (base, settings) = world.gateway_with_settings().await;
+    // The gateway behind our proxies (this test's loopback client stands in for one, the load
+    // balancer at 10.0.0.1 for the other): the payer is the hop before them.
+    let (base, settings) = world
+        .gateway_configured(|s| s.gateway.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()])
+        .await;
     let api = Api::new(&world, base, &settings, Role::Staff);
     let razorpay_url = razorpay.uri();
     let mut consumer = consumer(

@@ -133,9 +133,7 @@ async fn a_rebuild_of_billing_equals_the_live_projection_and_is_swapped_in() {
         assert_eq!(used["status"], "applied", "{used}");
     }
     world.send_raw(billing::COMMANDS.name, "mem_a", b"not avro at all".to_vec()).await;
-    let (_, run) =
-        api.command_with_id("/api/subscriptions/billing", json!({ "up_to": "2031-02-01T00:00:00Z" })).await;
-    assert_eq!(run["status"], "applied", "{run}");
+    assert_eq!(world.run_billing("2031-02-01T00:00:00Z").await, "applied");
     let mut numbers = Vec::new();
     for id in ["sub_a", "sub_b"] {
         let paid = api

@@ -24,6 +24,7 @@ fn share(amount: i64, part: DateTime<Utc>, start: DateTime<Utc>, end: DateTime<U
 }
 
 struct Life<'a> {
+    world: &'a studyspot_test_world::World,
     api: &'a Api,
     invoices: usize,
 }
@@ -31,9 +32,7 @@ struct Life<'a> {
 impl Life<'_> {
     /// Runs billing up to `up_to` and waits until the subscription has `expected` invoices, all paid.
     async fn bill_until(&mut self, up_to: &str, expected: usize) -> Vec<Value> {
-        let (_, run) =
-            self.api.command_with_id("/api/subscriptions/billing", json!({ "up_to": up_to })).await;
-        assert_eq!(run["status"], "applied", "{run}");
+        assert_eq!(self.world.run_billing(up_to).await, "applied", "billing up to {up_to}");
         self.invoices = expected;
         self.paid_invoices(expected).await
     }
@@ -102,7 +101,7 @@ async fn a_year_of_a_subscriber_through_the_gateway_bills_what_an_independent_le
 
     // The independent ledger: what each invoice must come to.
     let mut expected: Vec<i64> = Vec::new();
-    let mut life = Life { api: &api, invoices: 0 };
+    let mut life = Life { world: &world, api: &api, invoices: 0 };
 
     // January: subscribed with the student coupon, billed 20 % off at once.
     let (_, created) = api
@@ -290,9 +289,7 @@ async fn a_subscriber_without_a_card_goes_past_due_and_recovers_when_the_next_re
         )
         .await;
     assert_eq!(added["status"], "applied", "{added}");
-    let (_, run) =
-        api.command_with_id("/api/subscriptions/billing", json!({ "up_to": "2031-05-02T00:00:00Z" })).await;
-    assert_eq!(run["status"], "applied", "{run}");
+    assert_eq!(world.run_billing("2031-05-02T00:00:00Z").await, "applied");
     let sub = api.until("/api/subscriptions/sub_nocard", "recovered", |s| s["status"] == "active").await;
     assert_eq!((sub["dunning_attempt"].as_i64(), sub["mrr_minor"].as_i64()), (Some(0), Some(3000)), "{sub}");
     let invoices = api
@@ -331,9 +328,7 @@ async fn usage_arriving_after_a_run_moved_the_subscription_on_counts_once_in_the
         .await;
     assert_eq!(created["status"], "applied", "{created}");
     // The trial's notice falls due on 28 May: the run moves the subscription on to 29 May.
-    let (_, run) =
-        api.command_with_id("/api/subscriptions/billing", json!({ "up_to": "2031-05-29T00:00:00Z" })).await;
-    assert_eq!(run["status"], "applied", "{run}");
+    assert_eq!(world.run_billing("2031-05-29T00:00:00Z").await, "applied");
     let pool = world.pool().await;
     studyspot_test_world::eventually(
         "the run applied to the subscription",

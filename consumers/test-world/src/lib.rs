@@ -212,6 +212,31 @@ impl World {
         }
     }
 
+    /// Billing's clock moved by hand: a `RunBilling` of this world's organization up to `up_to`
+    /// (RFC 3339), written to the log as billing's own scheduler writes it (the gateway refuses a
+    /// run ahead of now, and these tests live in the future), and its outcome once billing decided
+    /// it (`applied`, `rejected`, `dead_lettered`).
+    pub async fn run_billing(&self, up_to: &str) -> String {
+        let up_to =
+            chrono::DateTime::parse_from_rfc3339(up_to).expect("an RFC 3339 instant").timestamp_millis();
+        let run =
+            studyspot_schemas::billing::RunBilling { metadata: self.metadata("user:test-clock"), up_to };
+        self.send(&run).await;
+        let id = run.metadata.event_id;
+        eventually(&format!("billing run {id} decided"), Duration::from_secs(60), || async {
+            let pool = self.pool().await;
+            let outcome: Option<String> =
+                sqlx::query_scalar("SELECT outcome FROM billing.command_outcomes WHERE command_id = $1")
+                    .bind(&id)
+                    .fetch_optional(&pool)
+                    .await
+                    .unwrap_or(None);
+            pool.close().await;
+            outcome
+        })
+        .await
+    }
+
     /// Starts a real consumer process of this world's domain.
     pub fn spawn_consumer(&self, crash_at: Option<&str>) -> Consumer {
         self.spawn_consumer_with_database(crash_at, &self.database_url)
@@ -247,6 +272,9 @@ impl World {
             // A SIGKILLed member's partitions move on after this; the default 45 s would only slow tests.
             .env("STUDYSPOT_KAFKA__SESSION_TIMEOUT_MS", "10000")
             .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
+            // The tests' webhook receivers and health targets listen on loopback: allowed, and
+            // nothing else special (the processes never connect outside the loopback range).
+            .env("STUDYSPOT_OUTBOUND__ALLOW", OUTBOUND_ALLOW)
             .env("RUST_LOG", "warn,studyspot=info")
             .envs(self.secrets.env());
         command
@@ -344,3 +372,6 @@ pub fn stop(child: &mut Consumer) -> std::process::ExitStatus {
     );
     child.child.wait().expect("wait")
 }
+
+/// `outbound.allow` of the processes tests start: loopback only, where their fakes listen.
+pub const OUTBOUND_ALLOW: &str = r#"["127.0.0.0/8", "::1/128"]"#;
