@@ -61,6 +61,9 @@ default_env STUDYSPOT_REGISTRY__URL "http://${STUDYSPOT_REGISTRY__LISTEN/#0.0.0.
 default_env STUDYSPOT_SECRETS_FILE "$STUDYSPOT_HOME/secrets.toml"
 default_env STUDYSPOT_GATEWAY__HTTP_LISTEN 127.0.0.1:8080
 default_env STUDYSPOT_GATEWAY__GRPC_LISTEN 127.0.0.1:50051
+# Webhooks and health checks may reach loopback, where the local stack's processes and fakes
+# listen; nothing else private (outbound.allow in config/studyspot.toml).
+default_env STUDYSPOT_OUTBOUND__ALLOW '["127.0.0.0/8", "::1/128"]'
 
 # Seconds to wait for a process to become ready, and for one to stop after SIGTERM.
 READY_TIMEOUT="${STUDYSPOT_READY_TIMEOUT:-60}"

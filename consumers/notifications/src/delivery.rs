@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use studyspot_bus::TraceContext;
 use studyspot_consumer_runtime::{OutboxWriter, Sidecar, SidecarContext};
 use studyspot_notification_channels::{
-    ChannelError, ChannelName, Channels, ChannelsConfig, Delivery, Message, SecretString,
+    ChannelError, ChannelName, Channels, ChannelsConfig, Delivery, Message, OutboundPolicy, SecretString,
 };
 use studyspot_notifications_projection::store::{self, Due};
 
@@ -91,7 +91,14 @@ pub fn sidecar() -> Sidecar {
                     return;
                 }
             };
-            let channels = match studyspot_notification_channels::channels(&config) {
+            let outbound = match OutboundPolicy::from_config(&ctx.settings.outbound.allow) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbound.allow is invalid; nothing is delivered");
+                    return;
+                }
+            };
+            let channels = match studyspot_notification_channels::channels(&config, &outbound) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "notification channels are misconfigured; nothing is delivered");

@@ -420,6 +420,8 @@ impl Stack {
                 .env("STUDYSPOT_POSTGRES__READONLY_URL", &database_url)
                 .env("STUDYSPOT_CONSUMER__RETRY_MAX_MS", "1000")
                 .env("STUDYSPOT_OPS_LISTEN", ops)
+                // The soak's fake receivers listen on loopback: allowed, nothing else special.
+                .env("STUDYSPOT_OUTBOUND__ALLOW", r#"["127.0.0.0/8", "::1/128"]"#)
                 .envs(secrets.env())
                 // STUDYSPOT_STACK_LOG overrides the services' log filter when a run needs a
                 // closer look (e.g. `warn,studyspot=info,studyspot_notifications::delivery=debug`).

@@ -1,6 +1,13 @@
 //! One probe of one target: the only I/O of health checks besides the outbox.
+//!
+//! A target connects only where the [outbound policy](studyspot_outbound::Policy) allows, checked
+//! on the address connected to (see `studyspot-outbound`): a refused target is not probed at all
+//! and is recorded as failed with an error starting `target_not_allowed` and no latency or status,
+//! so health checks cannot map the network behind StudySpot. Errors never quote a response body.
 
 use std::time::{Duration, Instant};
+
+use studyspot_outbound::{ConnectError, Policy, Refused};
 
 /// What one probe saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +27,37 @@ pub enum Target {
     Tcp { address: String },
 }
 
-pub async fn probe(client: &reqwest::Client, target: &Target, timeout: Duration) -> Outcome {
+/// Where probes may connect: an HTTP client and the policy behind it.
+#[derive(Debug, Clone)]
+pub struct Reach {
+    client: reqwest::Client,
+    outbound: Policy,
+}
+
+impl Reach {
+    /// Probes connecting only where `outbound` allows; redirects are not followed.
+    pub fn new(outbound: Policy) -> Self {
+        let client = outbound.client_builder().build().expect("a client without custom TLS builds");
+        Reach { client, outbound }
+    }
+
+    /// Anywhere: for the operator's own targets (`alerts.health.processes`), not tenants'.
+    pub fn anywhere() -> Self {
+        Reach::new(Policy::from_config(&["0.0.0.0/0", "::/0"]).unwrap_or_default())
+    }
+}
+
+pub async fn probe(reach: &Reach, target: &Target, timeout: Duration) -> Outcome {
     let started = Instant::now();
     let elapsed = |started: Instant| i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     match target {
         Target::Http { url, expected_status } => {
-            match tokio::time::timeout(timeout, client.get(url).timeout(timeout).send()).await {
+            if let Ok(parsed) = reqwest::Url::parse(url)
+                && let Err(refused) = reach.outbound.check_url(&parsed)
+            {
+                return not_allowed(&refused);
+            }
+            match tokio::time::timeout(timeout, reach.client.get(url).timeout(timeout).send()).await {
                 Ok(Ok(response)) => {
                     let status = response.status().as_u16();
                     let success = status == *expected_status;
@@ -36,22 +68,31 @@ pub async fn probe(client: &reqwest::Client, target: &Target, timeout: Duration)
                         error: (!success).then(|| format!("answered {status}, expected {expected_status}")),
                     }
                 }
-                Ok(Err(e)) => failed(elapsed(started), describe(&e)),
+                Ok(Err(e)) => match studyspot_outbound::refusal(&e) {
+                    Some(refused) => not_allowed(refused),
+                    None => failed(elapsed(started), describe(&e)),
+                },
                 Err(_) => failed(elapsed(started), format!("no answer within {} ms", timeout.as_millis())),
             }
         }
         Target::Tcp { address } => {
-            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address.as_str())).await {
+            match tokio::time::timeout(timeout, reach.outbound.connect_tcp(address)).await {
                 Ok(Ok(_stream)) => {
                     Outcome { success: true, latency_ms: elapsed(started), status_code: None, error: None }
                 }
-                Ok(Err(e)) => failed(elapsed(started), format!("connect to {address}: {e}")),
+                Ok(Err(ConnectError::Refused(refused))) => not_allowed(&refused),
+                Ok(Err(e)) => failed(elapsed(started), e.to_string()),
                 Err(_) => {
                     failed(elapsed(started), format!("no connection within {} ms", timeout.as_millis()))
                 }
             }
         }
     }
+}
+
+/// A target the policy refuses: not probed, so neither a latency nor a status.
+fn not_allowed(refused: &Refused) -> Outcome {
+    failed(0, refused.to_string())
 }
 
 fn failed(latency_ms: i64, error: String) -> Outcome {
@@ -79,7 +120,7 @@ mod tests {
     async fn a_closed_port_fails_and_a_listening_one_succeeds() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let open = listener.local_addr().expect("addr").to_string();
-        let client = reqwest::Client::new();
+        let client = Reach::new(Policy::loopback());
         let ok = probe(&client, &Target::Tcp { address: open.clone() }, Duration::from_secs(2)).await;
         assert!(ok.success, "{ok:?}");
         drop(listener);
@@ -92,5 +133,61 @@ mod tests {
             refused.error.as_deref().is_some_and(|e| e.to_lowercase().contains("refused")),
             "{refused:?}"
         );
+    }
+
+    /// Accepts connections on a loopback port and counts them.
+    async fn counting_listener() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn by_default_loopback_targets_are_refused_without_connecting() {
+        let (addr, seen) = counting_listener().await;
+        let client = Reach::new(Policy::default());
+        let targets = [
+            Target::Http { url: format!("http://{addr}/ready"), expected_status: 200 },
+            Target::Http { url: format!("http://localhost:{}/ready", addr.port()), expected_status: 200 },
+            Target::Tcp { address: addr.to_string() },
+            Target::Tcp { address: format!("localhost:{}", addr.port()) },
+        ];
+        for target in &targets {
+            let refused = probe(&client, target, Duration::from_secs(2)).await;
+            assert!(!refused.success, "{target:?}: {refused:?}");
+            assert_eq!(refused.status_code, None, "{target:?}");
+            assert_eq!(refused.latency_ms, 0, "no latency of a target not probed: {target:?}");
+            assert!(
+                refused.error.as_deref().is_some_and(|e| e.starts_with("target_not_allowed")),
+                "{target:?}: {refused:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0, "the listener saw a connection");
+
+        // With loopback allowed (`outbound.allow`), the same target is probed.
+        let allowed = Reach::new(Policy::loopback());
+        let ok = probe(
+            &allowed,
+            &Target::Tcp { address: format!("localhost:{}", addr.port()) },
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(ok.success, "{ok:?}");
+        let http = Target::Http { url: format!("http://{addr}/ready"), expected_status: 200 };
+        let reached = probe(&allowed, &http, Duration::from_secs(2)).await;
+        assert!(
+            !reached.error.as_deref().unwrap_or_default().starts_with("target_not_allowed"),
+            "{reached:?}"
+        );
+        assert!(seen.load(std::sync::atomic::Ordering::SeqCst) >= 2, "the allowed probes connected");
     }
 }

@@ -6,6 +6,9 @@
 //!
 //! Each alerts instance probes; with several, each result is recorded in the organization's
 //! order and a probe older than the check's last is refused (`probe_out_of_order`).
+//!
+//! Tenants' targets connect only where `[outbound]` allows (see `probe`); the process checks, whose
+//! URLs are the operator's configuration, are probed wherever they point.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -25,7 +28,7 @@ use studyspot_schemas::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::probe::{self, Outcome, Target};
+use super::probe::{self, Outcome, Reach, Target};
 
 const ACTOR: &str = "service:alerts-prober";
 
@@ -47,13 +50,19 @@ pub fn sidecar() -> Sidecar {
                 metrics::Unit::Seconds,
                 "How long each health check probe took (up to its timeout)"
             );
+            let outbound = match studyspot_outbound::Policy::from_config(&ctx.settings.outbound.allow) {
+                Ok(policy) => policy,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbound.allow is invalid; nothing is probed");
+                    return;
+                }
+            };
             let prober = Prober {
                 pool: ctx.pool,
                 outbox: ctx.outbox,
-                client: reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .expect("a client without custom TLS builds"),
+                tenants: Reach::new(outbound),
+                operator: Reach::anywhere(),
+                operator_targets: Arc::new(operator_targets(&settings)),
                 in_flight: Arc::new(Mutex::new(HashSet::new())),
             };
             prober.run(&settings, ctx.shutdown).await;
@@ -65,7 +74,12 @@ pub fn sidecar() -> Sidecar {
 struct Prober {
     pool: PgPool,
     outbox: OutboxWriter,
-    client: reqwest::Client,
+    /// Where tenants' targets may connect (`[outbound]`).
+    tenants: Reach,
+    /// Anywhere: the process checks of `alerts.health.processes`.
+    operator: Reach,
+    /// The process checks as configured: (organization, target).
+    operator_targets: Arc<HashSet<Key>>,
     /// Checks being probed now: a slow target is not probed twice at once.
     in_flight: Arc<Mutex<HashSet<Key>>>,
 }
@@ -131,7 +145,10 @@ impl Prober {
         };
         let probed_at = Utc::now().timestamp_millis();
         let timeout = Duration::from_millis(u64::try_from(check.timeout_ms).unwrap_or(1000).max(1));
-        let outcome = probe::probe(&self.client, &target, timeout).await;
+        let operators =
+            self.operator_targets.contains(&(check.organization_id.clone(), check.target.clone()));
+        let reach = if operators { &self.operator } else { &self.tenants };
+        let outcome = probe::probe(reach, &target, timeout).await;
         // Prometheus sees each probe as it happens (deploy/prometheus/rules/processes.yml); the
         // alert that counts is the organization's HealthCheckDown, decided on the recorded result.
         let labels = [
@@ -174,6 +191,17 @@ impl Prober {
         }
         Ok(())
     }
+}
+
+/// The targets of the process checks in their organization: configured by the operator, so not
+/// held to the outbound policy (a tenant's check with the same URL in another organization is).
+fn operator_targets(settings: &AlertsHealth) -> HashSet<Key> {
+    settings
+        .processes
+        .values()
+        .filter(|url| !url.trim().is_empty())
+        .map(|url| (settings.organization_id.clone(), url.clone()))
+        .collect()
 }
 
 fn key(c: &HealthCheckView) -> Key {

@@ -16,7 +16,19 @@ pub(crate) fn client(channel: ChannelName, policy: &RetryPolicy) -> Result<reqwe
 
 /// The builder [`client`] uses, for channels that change more (redirects).
 pub(crate) fn builder(policy: &RetryPolicy) -> reqwest::ClientBuilder {
-    reqwest::Client::builder().timeout(policy.timeout()).user_agent(USER_AGENT)
+    with_defaults(reqwest::Client::builder(), policy)
+}
+
+/// `builder` with the per-attempt timeout and the user agent.
+pub(crate) fn with_defaults(builder: reqwest::ClientBuilder, policy: &RetryPolicy) -> reqwest::ClientBuilder {
+    builder.timeout(policy.timeout()).user_agent(USER_AGENT)
+}
+
+/// Whether errors may quote what the other side answered. Providers' answers (Twilio, FCM) say
+/// what went wrong; a webhook endpoint is a tenant's URL, and what it answers is never echoed
+/// back to tenants (a status code is all they learn).
+fn quotes_body(channel: ChannelName) -> bool {
+    channel != ChannelName::Webhook
 }
 
 pub(crate) fn build_error(channel: ChannelName, err: &reqwest::Error) -> ChannelError {
@@ -73,15 +85,18 @@ pub(crate) async fn send(
     let status = response.status();
     let body = response.bytes().await.map_err(|err| transport_error(channel, &err))?.to_vec();
     if is_transient_status(status) {
-        return Err(ChannelError::transient(
-            channel,
-            format!("HTTP {}: {}", status.as_u16(), snippet(&body)),
-        ));
+        let quoted = if quotes_body(channel) { format!(": {}", snippet(&body)) } else { String::new() };
+        return Err(ChannelError::transient(channel, format!("HTTP {}{quoted}", status.as_u16())));
     }
     Ok(Reply { status, body })
 }
 
 fn transport_error(channel: ChannelName, err: &reqwest::Error) -> ChannelError {
+    // The outbound policy refused every address the host resolved to: nothing was sent, and
+    // sending again will not change that.
+    if let Some(refused) = studyspot_outbound::refusal(err) {
+        return ChannelError::permanent(channel, studyspot_outbound::TARGET_NOT_ALLOWED, refused);
+    }
     if err.is_builder() {
         return ChannelError::config(channel, format!("cannot build the request: {err}"));
     }

@@ -41,6 +41,8 @@ pub use email::EmailChannel;
 pub use error::ChannelError;
 pub use fcm::FcmChannel;
 pub use secrecy::{ExposeSecret, SecretString};
+/// Where webhooks may connect (`[outbound]` of the settings).
+pub use studyspot_outbound::{Policy as OutboundPolicy, TARGET_NOT_ALLOWED};
 pub use twilio::{STATUS_CALLBACK_DATA, TwilioChannel, twilio_signature, verify_twilio_signature};
 pub use types::{ChannelName, Delivery, DeliveryStatus, Message, UnknownChannel};
 pub use webhook::WebhookChannel;
@@ -70,8 +72,9 @@ pub trait Channel: Send + Sync {
 pub type Channels = HashMap<ChannelName, Arc<dyn Channel>>;
 
 /// Builds every channel `config` configures (and the webhook channel unless `webhook = false`),
-/// all with `config.retry`.
-pub fn channels(config: &ChannelsConfig) -> Result<Channels, ChannelError> {
+/// all with `config.retry`; webhooks connect only where `outbound` allows (tenants name their
+/// URLs; the providers' base URLs are the operator's).
+pub fn channels(config: &ChannelsConfig, outbound: &OutboundPolicy) -> Result<Channels, ChannelError> {
     let mut built: Channels = HashMap::new();
     if let Some(email) = &config.email {
         built.insert(ChannelName::Email, Arc::new(EmailChannel::new(email, config.retry.clone())?));
@@ -89,7 +92,10 @@ pub fn channels(config: &ChannelsConfig) -> Result<Channels, ChannelError> {
         built.insert(ChannelName::Push, Arc::new(FcmChannel::new(push, config.retry.clone())?));
     }
     if config.webhook {
-        built.insert(ChannelName::Webhook, Arc::new(WebhookChannel::new(config.retry.clone())?));
+        built.insert(
+            ChannelName::Webhook,
+            Arc::new(WebhookChannel::with_outbound(config.retry.clone(), outbound.clone())?),
+        );
     }
     Ok(built)
 }

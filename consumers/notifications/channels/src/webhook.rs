@@ -11,10 +11,16 @@
 //!
 //! Redirects are not followed. 2xx → [`DeliveryStatus::Sent`](crate::DeliveryStatus::Sent);
 //! 408, 429, 5xx, timeouts and connection failures → [`ChannelError::Transient`] (retried);
-//! any other status → [`ChannelError::Permanent`] with the status as its code (`"410"`).
+//! any other status → [`ChannelError::Permanent`] with the status as its code (`"410"`). Errors
+//! name the status, never what the endpoint answered: the URL is a tenant's, and so is whoever
+//! reads the error.
 //! A message without a secret is a [`ChannelError::Config`] (nothing is sent unsigned).
-//! Per-endpoint rate limits, and refusing URLs that resolve to private addresses, are the
-//! caller's.
+//!
+//! Only addresses the [outbound policy](studyspot_outbound::Policy) allows are connected to,
+//! checked on the address the host resolves to when connecting (and on IP-literal hosts before):
+//! by default no loopback, private, link-local (cloud metadata), CGNAT or other special address.
+//! A refused URL is [`ChannelError::Permanent`] `target_not_allowed`, without connecting.
+//! Per-endpoint rate limits are the caller's.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +44,7 @@ const NAME: ChannelName = ChannelName::Webhook;
 pub struct WebhookChannel {
     http: reqwest::Client,
     retry: RetryPolicy,
+    outbound: studyspot_outbound::Policy,
 }
 
 #[derive(Serialize)]
@@ -56,13 +63,21 @@ impl WebhookChannel {
     /// The payload's `type` when the message has no `event_type`.
     pub const DEFAULT_EVENT_TYPE: &'static str = "notification";
 
-    /// A channel retrying transient failures per `retry`.
+    /// A channel retrying transient failures per `retry`, under the default outbound policy
+    /// (public addresses only).
     pub fn new(retry: RetryPolicy) -> Result<Self, ChannelError> {
-        let http = http::builder(&retry)
-            .redirect(reqwest::redirect::Policy::none())
+        Self::with_outbound(retry, studyspot_outbound::Policy::default())
+    }
+
+    /// A channel connecting only where `outbound` allows.
+    pub fn with_outbound(
+        retry: RetryPolicy,
+        outbound: studyspot_outbound::Policy,
+    ) -> Result<Self, ChannelError> {
+        let http = http::with_defaults(outbound.client_builder(), &retry)
             .build()
             .map_err(|err| http::build_error(NAME, &err))?;
-        Ok(WebhookChannel { http, retry })
+        Ok(WebhookChannel { http, retry, outbound })
     }
 }
 
@@ -94,6 +109,9 @@ impl Channel for WebhookChannel {
         if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
             return Err(ChannelError::permanent(NAME, "invalid_url", format!("{url} is not an http(s) URL")));
         }
+        self.outbound.check_url(&url).map_err(|refused| {
+            ChannelError::permanent(NAME, studyspot_outbound::TARGET_NOT_ALLOWED, refused)
+        })?;
         let secret = m
             .webhook_secret
             .as_ref()
@@ -121,7 +139,7 @@ impl Channel for WebhookChannel {
         Err(ChannelError::permanent(
             NAME,
             reply.status.as_u16().to_string(),
-            format!("{url} answered HTTP {}: {}", reply.status.as_u16(), http::snippet(&reply.body)),
+            format!("{url} answered HTTP {}", reply.status.as_u16()),
         ))
     }
 }

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use serde_json::json;
 use studyspot_notification_channels::{
-    ChannelName, ChannelsConfig, ExposeSecret, RetryPolicy, TlsMode, UnknownChannel, channels,
+    ChannelName, ChannelsConfig, ExposeSecret, OutboundPolicy, RetryPolicy, TlsMode, UnknownChannel, channels,
 };
 
 const PRIVATE_KEY: &str = include_str!("fixtures/fcm-test-key.pem");
@@ -38,7 +38,7 @@ fn every_configured_channel_is_built_under_its_name() {
     assert_eq!(config.retry, RetryPolicy { max_attempts: 5, ..RetryPolicy::default() });
     assert!(!format!("{config:?}").contains("smtp-password"), "secrets are redacted");
 
-    let built = channels(&config).expect("built");
+    let built = channels(&config, &OutboundPolicy::default()).expect("built");
 
     let mut names: Vec<ChannelName> = built.keys().copied().collect();
     names.sort();
@@ -50,11 +50,11 @@ fn every_configured_channel_is_built_under_its_name() {
 
 #[test]
 fn by_default_only_webhooks_are_built() {
-    let built = channels(&ChannelsConfig::default()).expect("built");
+    let built = channels(&ChannelsConfig::default(), &OutboundPolicy::default()).expect("built");
     assert_eq!(built.keys().copied().collect::<Vec<_>>(), vec![ChannelName::Webhook]);
 
     let config: ChannelsConfig = serde_json::from_value(json!({ "webhook": false })).expect("valid");
-    assert!(channels(&config).expect("built").is_empty());
+    assert!(channels(&config, &OutboundPolicy::default()).expect("built").is_empty());
 }
 
 #[test]
@@ -71,7 +71,7 @@ fn a_misconfigured_channel_fails_the_build() {
         "sms": { "account_sid": "AC123", "auth_token": "token" }
     }))
     .expect("valid shape");
-    assert!(channels(&config).is_err(), "an SMS channel without a sender");
+    assert!(channels(&config, &OutboundPolicy::default()).is_err(), "an SMS channel without a sender");
 }
 
 #[test]

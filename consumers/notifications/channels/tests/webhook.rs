@@ -8,7 +8,8 @@ use common::{IDEMPOTENCY_KEY, fast_retry, message};
 use serde_json::{Value, json};
 use studyspot_notification_channels::webhook_signature::verify;
 use studyspot_notification_channels::{
-    Channel, ChannelError, ChannelName, Delivery, DeliveryStatus, Message, SecretString, WebhookChannel,
+    Channel, ChannelError, ChannelName, Delivery, DeliveryStatus, Message, OutboundPolicy, SecretString,
+    WebhookChannel,
 };
 use wiremock::matchers::{header, method, path};
 use wiremock::{Match, Mock, MockBuilder, MockServer, Request, ResponseTemplate};
@@ -84,8 +85,10 @@ fn receiver() -> MockBuilder {
     )
 }
 
+/// The channel as the tests' receivers need it: loopback allowed, as `outbound.allow` does for
+/// the local stack.
 fn channel() -> WebhookChannel {
-    WebhookChannel::new(fast_retry()).expect("a client")
+    WebhookChannel::with_outbound(fast_retry(), OutboundPolicy::loopback()).expect("a client")
 }
 
 #[tokio::test]
@@ -128,8 +131,9 @@ async fn a_500_is_retried_then_transient() {
 
     let err = channel().send(&booking_confirmed(&server)).await.expect_err("down");
 
+    // The status, never the receiver's body: what a tenant's endpoint answers is not echoed back.
     assert!(
-        matches!(err, ChannelError::Transient(ref m) if m.contains("500") && m.contains("boom")),
+        matches!(err, ChannelError::Transient(ref m) if m.contains("500") && !m.contains("boom")),
         "{err:?}"
     );
 }
@@ -158,6 +162,7 @@ async fn a_410_is_permanent_and_not_retried() {
 
     assert!(err.is_permanent(), "{err:?}");
     assert_eq!(err.code(), Some("410"));
+    assert!(!err.to_string().contains("endpoint removed"), "the body is not echoed: {err}");
 }
 
 #[tokio::test]
@@ -196,4 +201,44 @@ async fn nothing_is_sent_unsigned_or_to_a_non_http_url() {
         let err = channel().send(&m).await.expect_err("not http");
         assert_eq!(err.code(), Some("invalid_url"), "{url}");
     }
+}
+
+/// Accepts connections on a loopback port and counts them.
+async fn counting_listener() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn by_default_a_loopback_webhook_is_refused_without_connecting() {
+    let (addr, seen) = counting_listener().await;
+    for to in [format!("http://{addr}/hook"), format!("http://localhost:{}/hook", addr.port())] {
+        let mut m = message(&to, "");
+        m.webhook_secret = Some(SecretString::from(SECRET));
+
+        let err = WebhookChannel::new(fast_retry()).expect("a client").send(&m).await.expect_err("refused");
+
+        assert!(err.is_permanent(), "{to}: {err:?}");
+        assert_eq!(err.code(), Some("target_not_allowed"), "{to}: {err:?}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0, "the listener saw a connection");
+
+    // With loopback allowed (`outbound.allow`), the same webhook goes out.
+    let mut m = message(&format!("http://localhost:{}/hook", addr.port()), "");
+    m.webhook_secret = Some(SecretString::from(SECRET));
+    let allowed =
+        WebhookChannel::with_outbound(common::no_retry(), OutboundPolicy::loopback()).expect("a client");
+    let answer = allowed.send(&m).await;
+    assert!(!matches!(answer, Err(ref e) if e.code() == Some("target_not_allowed")), "{answer:?}");
+    assert!(seen.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the allowed webhook connected");
 }
