@@ -61,7 +61,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Gat
         ("provider" = String, Path, description = "stripe or razorpay"),
         ("Stripe-Signature" = Option<String>, Header, description = "Stripe's signature (t=…,v1=…)"),
         ("X-Razorpay-Signature" = Option<String>, Header, description = "Razorpay's HMAC-SHA256 of the body"),
-        ("X-Razorpay-Event-Id" = Option<String>, Header, description = "Razorpay's event id; a redelivery is answered like the first"),
+        ("X-Razorpay-Event-Id" = Option<String>, Header, description = "Razorpay's event id (unsigned, so not trusted: a delivery is known by its signed body, and a redelivery is answered like the first)"),
     ),
     request_body(content = String, description = "The provider's event, exactly as signed", content_type = "application/json"),
     security(()),
@@ -102,8 +102,11 @@ pub async fn provider_webhook(
             let signature = header(&headers, "x-razorpay-signature")?;
             let update =
                 razorpay_webhook::verify(&body, signature, secret.expose_secret()).map_err(refused)?;
-            let event_id =
-                headers.get("x-razorpay-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            // Razorpay signs the body, not its X-Razorpay-Event-Id header: whoever saw one delivery
+            // could send it again under a fresh header as a new event (a command, a ledger row and
+            // a provider fetch each time). So the event is named by what is signed: its body, the
+            // same bytes when Razorpay delivers it again.
+            let event_id = Some(format!("body-sha256-{:x}", Sha256::digest(&body)));
             (update, event_id)
         }
         _ => return Err(not_configured()),

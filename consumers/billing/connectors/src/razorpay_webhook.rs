@@ -1,7 +1,7 @@
 //! Razorpay webhooks: the `X-Razorpay-Signature` check and the events billing cares about.
 //!
-//! The signature is HMAC-SHA256(raw body, webhook secret) in hex. Razorpay signs no timestamp;
-//! de-duplicate by the `x-razorpay-event-id` header.
+//! The signature is HMAC-SHA256(raw body, webhook secret) in hex. Razorpay signs no timestamp and
+//! not its `x-razorpay-event-id` header, so the gateway knows a delivery by its (signed) body.
 //!
 //! Events turned into a [`ProviderUpdate`]: `payment.captured`, `payment.failed`,
 //! `payment.authorized`; `refund.processed`, `refund.failed`, `refund.created`. Others verify
