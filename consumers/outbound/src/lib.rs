@@ -43,7 +43,9 @@ pub struct InvalidAllow(pub String);
 
 /// A target the policy refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{TARGET_NOT_ALLOWED}: {host} is a {range} address ({address}), which outbound.allow does not list")]
+/// The message names the host and the kind of address, not the address: a name resolved inside
+/// our network is not for the tenant who named it to learn.
+#[error("{TARGET_NOT_ALLOWED}: {host} is a {range} address, which outbound.allow does not list")]
 pub struct Refused {
     /// The host as named (a name or an address).
     pub host: String,
