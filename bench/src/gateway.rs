@@ -106,6 +106,7 @@ pub async fn run(env: &Env, requests: usize, concurrency: usize) -> anyhow::Resu
             iat: now,
             exp: now + 3600,
             nbf: None,
+            scope: None,
         },
     )?;
     let body = json!({ "member_id": "mem_bench", "venue_id": "ven_bench" });

@@ -74,6 +74,10 @@ pub struct Claims {
     /// Not valid before (seconds since the epoch), when the issuer sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// OAuth-style scopes, space-separated: what a `service` token may do beyond reading and
+    /// ordinary commands (`billing:refund`, `billing:confirm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// Signs `claims` with the configured HS256 secret (the CLI's `studyspot token`, and tests).
@@ -204,6 +208,8 @@ pub struct Caller {
     pub roles: Vec<Role>,
     pub member_id: Option<String>,
     pub correlation_id: Option<String>,
+    /// The token's scopes (see [`Claims::scope`]).
+    pub scopes: Vec<String>,
 }
 
 impl Caller {
@@ -217,6 +223,21 @@ impl Caller {
             Ok(())
         } else {
             Err(GatewayError::Forbidden(format!("{action} needs the owner, staff or service role")))
+        }
+    }
+
+    /// Moving money (a refund, confirming a payment as received) needs a person with the owner or
+    /// staff role (or a platform admin), or a `service` token granted `scope`: an integration
+    /// that posts check-ins should not be able to refund.
+    pub fn require_operator_with_scope(&self, action: &str, scope: &str) -> Result<(), GatewayError> {
+        if [Role::PlatformAdmin, Role::Owner, Role::Staff].iter().any(|r| self.has(*r))
+            || (self.has(Role::Service) && self.scopes.iter().any(|s| s == scope))
+        {
+            Ok(())
+        } else {
+            Err(GatewayError::Forbidden(format!(
+                "{action} needs the owner or staff role, or a service token with the scope {scope}"
+            )))
         }
     }
 
@@ -320,6 +341,7 @@ pub(crate) fn authenticate(parts: &HeaderMap, verifier: &Verifier) -> Result<Cal
         roles: claims.roles,
         member_id: claims.member_id,
         correlation_id,
+        scopes: claims.scope.iter().flat_map(|s| s.split_whitespace()).map(str::to_owned).collect(),
     })
 }
 
@@ -345,6 +367,7 @@ mod tests {
             iat: now,
             exp: now + 600,
             nbf: None,
+            scope: None,
         }
     }
 
@@ -471,6 +494,7 @@ mod tests {
             roles: vec![Role::PlatformAdmin],
             member_id: None,
             correlation_id: None,
+            scopes: Vec::new(),
         };
         assert_eq!(admin("org_1").rate_key(), admin("org_2").rate_key());
         let staff = |org: &str| Caller { roles: vec![Role::Staff], ..admin(org) };
@@ -485,6 +509,7 @@ mod tests {
             roles: vec![Role::Member],
             member_id: Some("mem_1".into()),
             correlation_id: None,
+            scopes: Vec::new(),
         };
         assert!(caller.require_member_or_operator("mem_1", "checking in").is_ok());
         assert!(caller.require_member_or_operator("mem_2", "checking in").is_err());
@@ -492,7 +517,14 @@ mod tests {
         assert!(caller.may_see_member(Some("mem_1")));
         assert!(!caller.may_see_member(Some("mem_2")));
         assert!(!caller.may_see_member(None));
-        let staff = Caller { roles: vec![Role::Staff], member_id: None, ..caller };
+        let staff = Caller { roles: vec![Role::Staff], member_id: None, ..caller.clone() };
         assert!(staff.require_member_or_operator("mem_2", "checking in").is_ok());
+        assert!(staff.require_operator_with_scope("refunding", "billing:refund").is_ok());
+        let service = Caller { roles: vec![Role::Service], member_id: None, ..caller };
+        assert!(service.require_operator("checking in").is_ok());
+        assert!(service.require_operator_with_scope("refunding", "billing:refund").is_err());
+        let refunder = Caller { scopes: vec!["billing:refund".into()], ..service };
+        assert!(refunder.require_operator_with_scope("refunding", "billing:refund").is_ok());
+        assert!(refunder.require_operator_with_scope("confirming", "billing:confirm").is_err());
     }
 }

@@ -172,7 +172,7 @@ pub(crate) async fn confirm_payment_with(
     payment_id: String,
     body: ConfirmPaymentRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    caller.require_operator("confirming a payment")?;
+    caller.require_operator_with_scope("confirming a payment", "billing:confirm")?;
     let payment = visible_payment(state, caller, &payment_id).await?;
     let command = billing::ConfirmManualPayment {
         metadata: metadata(caller),
@@ -224,7 +224,7 @@ pub(crate) async fn refund_payment_with(
     payment_id: String,
     body: RefundRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    caller.require_operator("refunding a payment")?;
+    caller.require_operator_with_scope("refunding a payment", "billing:refund")?;
     if body.amount_minor.is_some_and(|a| a <= 0) {
         return Err(GatewayError::invalid(
             "amount_minor",

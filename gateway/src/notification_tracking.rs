@@ -143,6 +143,7 @@ fn caller(link: &Link, actor: &str) -> Caller {
         roles: vec![Role::Service],
         member_id: None,
         correlation_id: Some(link.notification_id.clone()),
+        scopes: Vec::new(),
     }
 }
 

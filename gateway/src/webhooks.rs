@@ -156,6 +156,7 @@ async fn notify(
         roles: vec![Role::Service],
         member_id: None,
         correlation_id: None,
+        scopes: Vec::new(),
     };
     let refund = match &update.outcome {
         UpdateOutcome::Refund { refund_id, outcome } => Some(refund_news(refund_id.clone(), outcome)),

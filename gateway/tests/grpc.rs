@@ -252,6 +252,17 @@ async fn billing_operations_over_grpc_check_shape_and_role_and_find_the_payment(
     let by_member =
         client.refund_payment(authorized(refund.clone(), &member)).await.expect_err("members do not refund");
     assert_eq!(by_member.code(), Code::PermissionDenied);
+    // A service token moves money only with the scope for it.
+    let integration = gw.token(Some("org_1"), &[Role::Service], None);
+    let unscoped =
+        client.refund_payment(authorized(refund.clone(), &integration)).await.expect_err("no refund scope");
+    assert_eq!(unscoped.code(), Code::PermissionDenied);
+    let confirming = gw.service_token("org_1", "billing:confirm");
+    let wrong =
+        client.refund_payment(authorized(refund.clone(), &confirming)).await.expect_err("wrong scope");
+    assert_eq!(wrong.code(), Code::PermissionDenied);
+    let refunder = gw.service_token("org_1", "billing:confirm billing:refund");
+    client.refund_payment(authorized(refund.clone(), &refunder)).await.expect("a scoped refund");
     let zero = RefundPaymentRequest { amount_minor: Some(0), ..refund };
     let invalid = client.refund_payment(authorized(zero, &staff)).await.expect_err("zero");
     assert_eq!(invalid.code(), Code::InvalidArgument);

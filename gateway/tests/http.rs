@@ -255,6 +255,7 @@ async fn tokens_are_required_and_checked() {
             iat: now,
             exp: now + 600,
             nbf: None,
+            scope: None,
         };
         studyspot_gateway::auth::mint(&forger, &claims).expect("mint")
     };

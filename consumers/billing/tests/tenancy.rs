@@ -44,6 +44,7 @@ fn other_organization(world: &World, base: &str, settings: &studyspot_config::Se
         iat: now,
         exp: now + 3600,
         nbf: None,
+        scope: None,
     };
     let token = mint(&settings.auth, &claims).expect("token");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");

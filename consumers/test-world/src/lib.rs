@@ -188,6 +188,7 @@ impl World {
             iat: now,
             exp: now + 3600,
             nbf: None,
+            scope: None,
         };
         studyspot_gateway::auth::mint(&settings.auth, &claims).expect("token")
     }

@@ -78,6 +78,22 @@ impl TestGateway {
     }
 
     pub fn token_with(&self, org: Option<&str>, roles: &[Role], member_id: Option<&str>, ttl: i64) -> String {
+        self.token_scoped(org, roles, member_id, ttl, None)
+    }
+
+    /// A service token of `org` granted `scope` (space-separated scopes).
+    pub fn service_token(&self, org: &str, scope: &str) -> String {
+        self.token_scoped(Some(org), &[Role::Service], None, 600, Some(scope))
+    }
+
+    fn token_scoped(
+        &self,
+        org: Option<&str>,
+        roles: &[Role],
+        member_id: Option<&str>,
+        ttl: i64,
+        scope: Option<&str>,
+    ) -> String {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: format!("user:{}", member_id.unwrap_or("ada")),
@@ -89,6 +105,7 @@ impl TestGateway {
             iat: now,
             exp: now.saturating_add_signed(ttl),
             nbf: None,
+            scope: scope.map(str::to_owned),
         };
         mint(&self.settings.auth, &claims).expect("mint")
     }

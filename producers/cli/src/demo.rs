@@ -11,15 +11,18 @@ use studyspot_config::Settings;
 use studyspot_gateway::auth::{Claims, Role, mint};
 use studyspot_schemas::{alerts, attendance, billing, notifications};
 
+/// Who a token is for and what it may do.
+pub struct Grant {
+    pub organization: Option<String>,
+    pub roles: Vec<Role>,
+    pub subject: String,
+    pub member_id: Option<String>,
+    pub scopes: Vec<String>,
+}
+
 /// A gateway token signed with the configured secret.
-pub fn token(
-    settings: &Settings,
-    organization: Option<String>,
-    roles: Vec<Role>,
-    subject: String,
-    member_id: Option<String>,
-    ttl_seconds: u64,
-) -> anyhow::Result<String> {
+pub fn token(settings: &Settings, grant: Grant, ttl_seconds: u64) -> anyhow::Result<String> {
+    let Grant { organization, roles, subject, member_id, scopes } = grant;
     anyhow::ensure!(
         ttl_seconds <= settings.auth.max_token_lifetime_secs,
         "--ttl-seconds {ttl_seconds} is longer than the gateway accepts (auth.max_token_lifetime_secs = {})",
@@ -36,6 +39,7 @@ pub fn token(
         iat: now,
         exp: now + ttl_seconds,
         nbf: None,
+        scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
     };
     use secrecy::ExposeSecret;
     anyhow::ensure!(
@@ -56,7 +60,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let run = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis());
     let org = format!("org_demo_{run}");
     let member = format!("mem_{run}");
-    let token = token(settings, Some(org.clone()), vec![Role::Staff], "user:demo".into(), None, 600)?;
+    let staff = Grant {
+        organization: Some(org.clone()),
+        roles: vec![Role::Staff],
+        subject: "user:demo".into(),
+        member_id: None,
+        scopes: Vec::new(),
+    };
+    let token = token(settings, staff, 600)?;
     println!("organization {org}, through the gateway at {gateway}");
 
     // Cash, so the demo needs no provider account: billing's provider worker sends it to the

@@ -90,6 +90,9 @@ enum Command {
         /// How long the token is valid, in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl_seconds: u64,
+        /// A scope for a service token, e.g. billing:refund or billing:confirm; repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
     },
 }
 
@@ -180,8 +183,9 @@ async fn main() -> anyhow::Result<()> {
             use secrecy::ExposeSecret;
             projection::drop_old(settings.postgres.url.expose_secret(), &consumer, schema.as_deref()).await
         }
-        Command::Token { organization, roles, subject, member_id, ttl_seconds } => {
-            let token = demo::token(&settings, organization, roles, subject, member_id, ttl_seconds)?;
+        Command::Token { organization, roles, subject, member_id, ttl_seconds, scopes } => {
+            let grant = demo::Grant { organization, roles, subject, member_id, scopes };
+            let token = demo::token(&settings, grant, ttl_seconds)?;
             println!("{token}");
             Ok(())
         }

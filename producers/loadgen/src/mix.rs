@@ -242,6 +242,7 @@ impl Tenant {
                     // As long as the gateway accepts: a soak or benchmark outlives a short token.
                     exp: now + settings.auth.max_token_lifetime_secs,
                     nbf: None,
+                    scope: None,
                 },
             )?)
         };
