@@ -7,27 +7,12 @@ mod support;
 
 use reqwest::Method;
 use serde_json::json;
-use studyspot_billing_projection as billing;
 use studyspot_gateway::auth::Role;
 use support::TestGateway;
 
 /// Processes `pay_1` with a forged `X-Forwarded-For`; the payer address on the command it produced.
 async fn payer_ip(gw: &TestGateway) -> Option<String> {
-    let mut db = gw.projection("billing", &billing::MIGRATIONS).await;
-    let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).expect("time");
-    let payment = billing::Payment {
-        payment_id: "pay_1".into(),
-        organization_id: "org_1".into(),
-        member_id: "mem_1".into(),
-        amount_minor: 2000,
-        currency: "EUR".into(),
-        method: "card".into(),
-        status: "created".into(),
-        created_at: at,
-        updated_at: at,
-        ..Default::default()
-    };
-    billing::insert_payment(&mut db, &payment).await.expect("insert");
+    gw.payment("pay_1", "mem_1", |_| {}).await;
     let token = gw.token(Some("org_1"), &[Role::Member], Some("mem_1"));
     let request = gw
         .request(Method::POST, "/api/payments/pay_1/process", Some(&token))

@@ -211,27 +211,12 @@ async fn lists_over_grpc_are_paginated_filtered_and_scoped_like_http() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn billing_operations_over_grpc_check_shape_and_role_and_find_the_payment() {
-    use studyspot_billing_projection as billing;
     use studyspot_gateway::grpc_api::{
         CreateInvoiceRequest, InvoiceLine, ListRequest, ProcessPaymentRequest, RefundPaymentRequest,
     };
 
     let gw = TestGateway::start(|_| {}).await;
-    let mut db = gw.projection("billing", &billing::MIGRATIONS).await;
-    let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).expect("time");
-    let payment = billing::Payment {
-        payment_id: "pay_1".into(),
-        organization_id: "org_1".into(),
-        member_id: "mem_1".into(),
-        amount_minor: 2000,
-        currency: "EUR".into(),
-        method: "card".into(),
-        status: "created".into(),
-        created_at: at,
-        updated_at: at,
-        ..Default::default()
-    };
-    billing::insert_payment(&mut db, &payment).await.expect("insert");
+    gw.payment("pay_1", "mem_1", |_| {}).await;
     let mut client = GatewayClient::new(
         Channel::from_shared(gw.base.clone()).expect("uri").connect().await.expect("connect"),
     );

@@ -9,7 +9,6 @@ use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::json;
 use sha2::Sha256;
-use studyspot_billing_projection as billing;
 use support::TestGateway;
 
 const SECRET: &str = "a razorpay webhook secret of 32 bytes or more";
@@ -17,23 +16,12 @@ const SECRET: &str = "a razorpay webhook secret of 32 bytes or more";
 #[tokio::test(flavor = "multi_thread")]
 async fn a_razorpay_delivery_replayed_under_a_new_event_id_is_the_same_event() {
     let gw = TestGateway::start(|s| s.billing.razorpay.webhook_secret = SECRET.to_owned().into()).await;
-    let mut db = gw.projection("billing", &billing::MIGRATIONS).await;
-    let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).expect("time");
-    let payment = billing::Payment {
-        payment_id: "pay_upi".into(),
-        organization_id: "org_1".into(),
-        member_id: "mem_1".into(),
-        amount_minor: 49_900,
-        currency: "INR".into(),
-        method: "upi".into(),
-        status: "requires_action".into(),
-        connector: Some("razorpay".into()),
-        provider_payment_id: Some("pay_Rzp1".into()),
-        created_at: at,
-        updated_at: at,
-        ..Default::default()
-    };
-    billing::insert_payment(&mut db, &payment).await.expect("insert");
+    gw.payment("pay_upi", "mem_1", |p| {
+        (p.amount_minor, p.currency, p.method, p.status) =
+            (49_900, "INR".into(), "upi".into(), "requires_action".into());
+        (p.connector, p.provider_payment_id) = (Some("razorpay".into()), Some("pay_Rzp1".into()));
+    })
+    .await;
     let body = json!({ "entity": "event", "event": "payment.captured", "payload": { "payment": { "entity": {
         "id": "pay_Rzp1", "status": "captured", "notes": { "payment_id": "pay_upi", "organization_id": "org_1" },
         "created_at": 1_767_225_600 } } }, "created_at": 1_767_225_601 })

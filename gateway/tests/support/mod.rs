@@ -142,6 +142,33 @@ impl TestGateway {
         db
     }
 
+    /// A payment of org_1's `member` in the billing projection, as billing would have projected
+    /// it (created 2026-01-01; `change` adjusts it first).
+    pub async fn payment(
+        &self,
+        id: &str,
+        member: &str,
+        change: impl FnOnce(&mut studyspot_billing_projection::Payment),
+    ) {
+        use studyspot_billing_projection as billing;
+        let mut db = self.projection("billing", &billing::MIGRATIONS).await;
+        let at = chrono::DateTime::from_timestamp(1_767_225_600, 0).expect("time");
+        let mut payment = billing::Payment {
+            payment_id: id.into(),
+            organization_id: "org_1".into(),
+            member_id: member.into(),
+            amount_minor: 2000,
+            currency: "EUR".into(),
+            method: "card".into(),
+            status: "created".into(),
+            created_at: at,
+            updated_at: at,
+            ..Default::default()
+        };
+        change(&mut payment);
+        billing::insert_payment(&mut db, &payment).await.expect("insert");
+    }
+
     pub fn read_all(&self, catalogue_topic: &str) -> Vec<InboundMessage> {
         let bus = BusSettings::from_settings(&self.settings, "gateway-test-reader");
         let topic = format!("{}{catalogue_topic}", self.settings.kafka.topic_prefix);

@@ -136,9 +136,21 @@ mod tests {
     }
 
     /// Accepts connections on a loopback port and counts them.
-    async fn counting_listener() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
+    /// A loopback listener that accepts nothing yet, non-blocking: the kernel completes a handshake
+    /// before `connect` returns, so `accept` says at once whether anything connected.
+    fn quiet_listener() -> std::net::TcpListener {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        listener
+    }
+
+    fn nothing_connected(listener: &std::net::TcpListener) -> bool {
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// From now on, accepts (and drops) connections, counting them.
+    fn count_accepts(listener: std::net::TcpListener) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
         let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = seen.clone();
         tokio::spawn(async move {
@@ -147,12 +159,13 @@ mod tests {
                 drop(stream);
             }
         });
-        (addr, seen)
+        seen
     }
 
     #[tokio::test]
     async fn by_default_loopback_targets_are_refused_without_connecting() {
-        let (addr, seen) = counting_listener().await;
+        let listener = quiet_listener();
+        let addr = listener.local_addr().expect("addr");
         let client = Reach::new(Policy::default());
         let targets = [
             Target::Http { url: format!("http://{addr}/ready"), expected_status: 200 },
@@ -170,8 +183,8 @@ mod tests {
                 "{target:?}: {refused:?}"
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0, "the listener saw a connection");
+        assert!(nothing_connected(&listener), "the listener saw a connection");
+        let seen = count_accepts(listener);
 
         // With loopback allowed (`outbound.allow`), the same target is probed.
         let allowed = Reach::new(Policy::loopback());
