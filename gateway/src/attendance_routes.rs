@@ -136,6 +136,8 @@ pub struct VenueRequest {
     pub(crate) zones: Vec<ZoneBody>,
     #[serde(default)]
     pub(crate) seats: Vec<SeatBody>,
+    /// Required, at least one interval: a venue is open only within them (round the clock is
+    /// `00:00`–`24:00` on each weekday). Missing or empty is a 422 naming `opening_hours`.
     #[serde(default)]
     pub(crate) opening_hours: Vec<OpeningHoursBody>,
     #[serde(default)]
@@ -173,6 +175,16 @@ pub(crate) async fn define_venue_with(
     body: VenueRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("defining venues")?;
+    if body.opening_hours.is_empty() {
+        // Without hours attendance finds the venue closed at every instant; refusing here says so
+        // at once instead of at the first check-in. Not defaulted to round the clock: a venue open
+        // all night by an omission is never checked out at closing time, and that is worse.
+        return Err(GatewayError::invalid(
+            "opening_hours",
+            "opening_hours is required: the venue is open only within them (in its time zone); \
+             a venue open round the clock lists 00:00 to 24:00 for each weekday",
+        ));
+    }
     let d = default_limits();
     let l = body.limits;
     let venue_id = body.venue_id.unwrap_or_else(|| new_id("ven"));

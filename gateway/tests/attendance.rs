@@ -60,6 +60,17 @@ async fn bad_attendance_requests_name_the_field_and_roles_are_enforced() {
             with(venue(), "opening_hours.0.closes", json!("07:00")),
             "opening_hours[0].closes",
         ),
+        // A venue without hours would be closed at every instant.
+        ("/api/attendance/venues", with(venue(), "opening_hours", json!([])), "opening_hours"),
+        (
+            "/api/attendance/venues",
+            {
+                let mut v = venue();
+                v.as_object_mut().expect("object").remove("opening_hours");
+                v
+            },
+            "opening_hours",
+        ),
         (
             "/api/attendance/venues",
             with(venue(), "limits.no_show_grace_minutes", json!(90)),

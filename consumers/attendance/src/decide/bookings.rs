@@ -165,7 +165,12 @@ pub fn decide_create(
         if !venue.open_throughout(o.starts_at, o.ends_at) {
             return Err(Refusal::new(
                 "outside_opening_hours",
-                format!("occurrence {} is outside opening hours", n + 1),
+                format!(
+                    "occurrence {} ({} to {}) is outside opening hours",
+                    n + 1,
+                    venue.local_text(o.starts_at),
+                    venue.local_text(o.ends_at)
+                ),
             ));
         }
         let concurrent = mine.iter().filter(|h| overlaps((h.starts_at, h.ends_at), span)).count()

@@ -165,7 +165,7 @@ pub fn decide_check_in(
         None => None,
     };
     let Some((_, closes)) = venue.open_interval_at(at) else {
-        return rejected("venue_closed", format!("venue {} is closed at {at}", venue.venue_id));
+        return rejected("venue_closed", venue.closed_reason(at));
     };
     let Some(entitlement) = &state.entitlement else {
         return rejected(

@@ -175,6 +175,41 @@ impl Venue {
         }
     }
 
+    /// `at` as the venue's own clock shows it, named by its zone: what a member at the door reads.
+    pub fn local_text(&self, at: DateTime<Utc>) -> String {
+        format!(
+            "{} ({})",
+            at.with_timezone(&self.time_zone).format("%A %Y-%m-%d %H:%M"),
+            self.time_zone.name()
+        )
+    }
+
+    /// The first opening after `at` within a week, as an instant.
+    pub fn next_opening_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let today = at.with_timezone(&self.time_zone).date_naive();
+        (0..=7)
+            .filter_map(|n| today.checked_add_days(chrono::Days::new(n)))
+            .flat_map(|date| {
+                let weekday = date.weekday().number_from_monday() as i32;
+                self.opening_hours
+                    .iter()
+                    .filter(move |h| h.weekday == weekday)
+                    .filter_map(move |h| self.local_instant(date, minutes(&h.opens)?))
+            })
+            .filter(|start| *start > at)
+            .min()
+    }
+
+    /// Why the venue refuses a visit at `at`, in its own zone's time, with when it opens next.
+    pub fn closed_reason(&self, at: DateTime<Utc>) -> String {
+        let next = match self.next_opening_after(at) {
+            Some(opens) => format!("; it opens next on {}", self.local_text(opens)),
+            None if self.opening_hours.is_empty() => "; it has no opening hours".to_owned(),
+            None => String::new(),
+        };
+        format!("venue {} is closed on {}{next}", self.venue_id, self.local_text(at))
+    }
+
     /// Whether `[from, to)` lies within one opening interval.
     pub fn open_throughout(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
         self.open_interval_at(from).is_some_and(|(_, end)| to <= end)
@@ -252,6 +287,24 @@ pub(crate) mod tests {
             Some((at("2026-01-11T23:00:00Z"), at("2026-01-12T23:00:00Z")))
         );
         assert_eq!(v.open_interval_at(at("2026-01-13T12:00:00Z")), None);
+    }
+
+    #[test]
+    fn a_closed_venue_says_so_in_its_own_zone_with_its_next_opening() {
+        let v = venue();
+        // 22:30 UTC on Thursday 2026-01-15 is 23:30 in Berlin; it opens at 08:00 on Friday.
+        assert_eq!(
+            v.closed_reason(at("2026-01-15T22:30:00Z")),
+            "venue ven_1 is closed on Thursday 2026-01-15 23:30 (Europe/Berlin); \
+             it opens next on Friday 2026-01-16 08:00 (Europe/Berlin)"
+        );
+        let mut d = definition();
+        d.opening_hours.clear();
+        let never = Venue::from_definition(&d).expect("valid");
+        assert_eq!(
+            never.closed_reason(at("2026-01-15T22:30:00Z")),
+            "venue ven_1 is closed on Thursday 2026-01-15 23:30 (Europe/Berlin); it has no opening hours"
+        );
     }
 
     #[test]
