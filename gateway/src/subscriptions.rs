@@ -1130,7 +1130,7 @@ pub(crate) async fn credit_notes_with(
 #[utoipa::path(get, path = "/api/subscriptions/analytics/dashboard", tag = "subscriptions",
     params(
         ("from" = Option<String>, Query, description = "RFC 3339; default 30 days before `to`"),
-        ("to" = Option<String>, Query, description = "RFC 3339; default now"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now, and then each subscription as it reads now (its latest state, even one a command dated ahead of the clock)"),
     ),
     responses(
         (status = 200, description = "Per currency: MRR and ARR at `to`, MRR at `from`, new, churned, expansion and contraction MRR, subscriptions by status, churn rate, net revenue retention, growth", body = SubscriptionsDashboard),
@@ -1154,8 +1154,11 @@ pub(crate) async fn dashboard_with(
     values: HashMap<String, String>,
 ) -> Result<SubscriptionsDashboard, GatewayError> {
     caller.require_operator("subscription analytics")?;
+    // Without `to` the caller asks about now: the states subscriptions read, not history cut at
+    // the clock (a command with a future effective_at is already what the subscription reads).
+    let as_of = if values.contains_key("to") { reads::AsOf::Instant } else { reads::AsOf::Current };
     let (from, to) = analytics_range(&values)?;
-    match reads::subscriptions_dashboard(&state.readonly, &caller.organization_id, from, to).await {
+    match reads::subscriptions_dashboard(&state.readonly, &caller.organization_id, from, to, as_of).await {
         Err(e) if projection_missing(&e) => Ok(SubscriptionsDashboard { from, to, currencies: Vec::new() }),
         other => Ok(other?),
     }

@@ -776,6 +776,38 @@ async fn the_dashboard_compares_each_subscription_as_of_from_and_to() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_of_now_counts_the_states_subscriptions_read() {
+    let gw = TestGateway::start(|_| {}).await;
+    let mut db = gw.projection("billing", &projection::MIGRATIONS).await;
+    insert_subscription(&mut db, "org_1", "s1", "mem_1", "2026-01-01T00:00:00Z").await;
+    // An operator cancelled the trial with an effective_at a day ahead of the clock: the
+    // subscription reads cancelled now, and its history row is dated tomorrow.
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    execute(
+        &mut db,
+        &format!(
+            "UPDATE subscriptions SET status = 'cancelled', mrr_minor = 0 WHERE subscription_id = 's1';
+             INSERT INTO subscription_history (subscription_id, organization_id, effective_at, status, mrr_minor, currency)
+             VALUES ('s1', 'org_1', '2026-01-01T00:00:00Z', 'trialing', 0, 'EUR'),
+                    ('s1', 'org_1', '{tomorrow}', 'cancelled', 0, 'EUR');"
+        ),
+    )
+    .await;
+    let owner = gw.token(Some("org_1"), &[Role::Owner], None);
+    let counts = |body: &Value| {
+        let eur = &body["currencies"][0];
+        (eur["trialing"].as_i64(), eur["cancelled"].as_i64())
+    };
+    let (status, now) = get(&gw, "/api/subscriptions/analytics/dashboard", &owner).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(counts(&now), (Some(0), Some(1)), "now is what the subscription reads: {now}");
+    // A dashboard of a named instant is history as of that instant.
+    let path = "/api/subscriptions/analytics/dashboard?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
+    let (_, past) = get(&gw, path, &owner).await;
+    assert_eq!(counts(&past), (Some(1), Some(0)), "{past}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn subscription_operations_over_grpc_are_the_same_operations() {
     use studyspot_gateway::grpc_api::{
         CancelSubscriptionRequest, DefinePlanRequest, GetSubscriptionRequest, ListRequest, PlanAllowance,

@@ -386,13 +386,26 @@ pub struct SubscriptionsDashboard {
     pub currencies: Vec<SubscriptionMetrics>,
 }
 
-/// The organization's subscriptions as of `from` and as of `to`, compared per subscription, from
-/// `subscription_history` (latest row at or before each instant; ties by `seq`).
+/// Which state of each subscription the dashboard's `to` side takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Its latest history row at or before `to`: the dashboard of a past instant.
+    Instant,
+    /// Its latest history row whatever its instant: the state the subscription reads now. A
+    /// command may take effect ahead of the clock (an operator's `effective_at`), and "now" must
+    /// not show such a subscription as it was before (trialing while it reads cancelled).
+    Current,
+}
+
+/// The organization's subscriptions as of `from` and as of `to` (or as they read now, see
+/// [`AsOf`]), compared per subscription, from `subscription_history` (latest row at or before
+/// each instant; ties by `seq`).
 pub async fn subscriptions_dashboard(
     db: impl PgExecutor<'_>,
     organization_id: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    as_of: AsOf,
 ) -> Result<SubscriptionsDashboard, sqlx::Error> {
     let currencies = sqlx::query_as(
         "WITH at_from AS ( \
@@ -401,7 +414,7 @@ pub async fn subscriptions_dashboard(
            ORDER BY subscription_id, effective_at DESC, seq DESC), \
          at_to AS ( \
            SELECT DISTINCT ON (subscription_id) subscription_id, status, mrr_minor, currency \
-           FROM billing.subscription_history WHERE organization_id = $1 AND effective_at <= $3 \
+           FROM billing.subscription_history WHERE organization_id = $1 AND (effective_at <= $3 OR $4) \
            ORDER BY subscription_id, effective_at DESC, seq DESC), \
          pairs AS ( \
            SELECT t.currency::text AS currency, t.status AS status_to, t.mrr_minor AS mrr_to, \
@@ -443,6 +456,7 @@ pub async fn subscriptions_dashboard(
     .bind(organization_id)
     .bind(from)
     .bind(to)
+    .bind(as_of == AsOf::Current)
     .fetch_all(db)
     .await?;
     Ok(SubscriptionsDashboard { from, to, currencies })
