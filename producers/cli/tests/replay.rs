@@ -194,6 +194,14 @@ async fn history(world: &World) -> History {
 
 /// Runs `studyspot replay` against the world, with a deadline; returns stderr.
 async fn replay(world: &World, args: &[&str]) -> String {
+    let output = replay_output(world, args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "replay {args:?} failed: {stderr}");
+    stderr
+}
+
+/// Runs `studyspot replay` against the world, with a deadline, whether it succeeds or not.
+async fn replay_output(world: &World, args: &[&str]) -> std::process::Output {
     let mut command = tokio::process::Command::new(BIN);
     command
         .arg("replay")
@@ -210,13 +218,10 @@ async fn replay(world: &World, args: &[&str]) -> String {
         .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &world.prefix)
         .env("STUDYSPOT_REGISTRY__URL", &world.registry_url)
         .kill_on_drop(true);
-    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+    tokio::time::timeout(Duration::from_secs(120), command.output())
         .await
         .expect("replay finished within its deadline")
-        .expect("replay ran");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "replay {args:?} failed: {stderr}");
-    stderr
+        .expect("replay ran")
 }
 
 fn scratch(world: &World, name: &str) -> PathBuf {
@@ -561,4 +566,39 @@ async fn republishes_a_slice_preserving_keys_headers_and_order() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republishing_to_a_missing_topic_fails_at_once_or_creates_it_when_asked() {
+    let world = World::new("attendance", BIN).await;
+    let h = history(&world).await;
+    let target = format!("{}missing.copy", world.prefix);
+    let started = std::time::Instant::now();
+    let refused =
+        replay_output(&world, &["--organization", &h.organization, "--republish-to", &target]).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a missing target is an error: {stderr}");
+    assert!(
+        stderr.contains(&format!("cannot republish to {target}")) && stderr.contains("--create-target"),
+        "the error names the topic and the way out: {stderr}"
+    );
+    // Before anything is read: not after the producer's records time out (31 s before).
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+
+    let args = ["--organization", &h.organization, "--republish-to", &target, "--create-target"];
+    let stderr = replay(&world, &args).await;
+    assert!(stderr.contains(&format!("created {target}")), "{stderr}");
+    let copied = reader::read_to_end(&world.bus, &target, Duration::from_secs(30)).expect("read copy");
+    let ours = [attendance::COMMANDS.name, attendance::EVENTS.name]
+        .iter()
+        .flat_map(|topic| world.read_all(topic))
+        .filter(|m| {
+            m.headers.get(headers::EVENT_ID).is_some()
+                && m.headers.get(headers::EVENT_ID) != Some(h.other_org_check_in.as_str())
+        })
+        .count();
+    assert_eq!(copied.len(), ours, "the organization's records went to the created topic");
+    // Now it exists: no flag needed, and nothing is created again.
+    let stderr = replay(&world, &["--organization", &h.organization, "--republish-to", &target]).await;
+    assert!(!stderr.contains("created"), "{stderr}");
 }

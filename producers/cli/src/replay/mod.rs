@@ -115,8 +115,13 @@ pub struct ReplayArgs {
     pub output: Option<PathBuf>,
     /// Copy the slice into this topic (its full name; no prefix is applied) instead of writing a
     /// file: keys, headers and payloads byte for byte, in order per partition (so per key).
+    /// The target topic must exist (checked before reading anything) unless `--create-target`.
     #[arg(long)]
     pub republish_to: Option<String>,
+    /// With `--republish-to`: create the target topic when it does not exist, with as many
+    /// partitions as the most of the topics read (`kafka.replication_factor` replicas).
+    #[arg(long, requires = "republish_to")]
+    pub create_target: bool,
     /// Give up when the broker sends nothing for this long while records are still expected (the
     /// embedded broker can take tens of seconds for a first fetch of big batches).
     #[arg(long, default_value_t = 120)]
@@ -248,6 +253,11 @@ pub async fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
         let (bus, prefixed) = (bus.clone(), prefixed.clone());
         tokio::task::spawn_blocking(move || history::watermarks(&bus, &prefixed, timeout)).await??
     };
+    if let Some(target) = &args.republish_to {
+        let partitions = marks.keys().map(|p| p.partition + 1).max().unwrap_or(1);
+        let replication = settings.kafka.replication_factor;
+        ensure_target(&bus, target, args.create_target, partitions, replication, timeout).await?;
+    }
     let (from, until) = {
         let (bus, marks, from, to) = (bus.clone(), marks.clone(), args.from.clone(), args.to.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<(Positions, Positions)> {
@@ -473,6 +483,34 @@ pub async fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<()> {
     if counts.read < expected && counts.read == 0 && expected > 0 {
         bail!("no record read of {expected} expected");
     }
+    Ok(())
+}
+
+/// The topic a republish writes to exists, or is created when asked: found out before anything
+/// is read, instead of the producer retrying an unknown topic until its records time out.
+async fn ensure_target(
+    bus: &BusSettings,
+    target: &str,
+    create: bool,
+    partitions: i32,
+    replication: i32,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let found = {
+        let (bus, names) = (bus.clone(), vec![target.to_owned()]);
+        tokio::task::spawn_blocking(move || history::watermarks(&bus, &names, timeout)).await?
+    };
+    let Err(missing) = found else { return Ok(()) };
+    if !create {
+        bail!(
+            "cannot republish to {target}: {missing}; create it first, or pass --create-target \
+             to create it with {partitions} partitions"
+        );
+    }
+    studyspot_bus::admin::ensure_topics(bus, &[target], partitions, replication)
+        .await
+        .with_context(|| format!("cannot create the target topic {target}"))?;
+    eprintln!("replay: created {target} ({partitions} partitions)");
     Ok(())
 }
 
