@@ -272,6 +272,7 @@ pub struct Subscriptions {
     pub dunning_retry_days: Vec<i64>,
     pub dunning_final_action: String,
     pub invoice_due_days: i64,
+    pub manual_invoice_due_days: i64,
     pub scheduler_interval_secs: u64,
 }
 

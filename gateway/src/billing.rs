@@ -454,6 +454,83 @@ pub(crate) async fn change_invoice_status_with(
     accept(state, command, how).await
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoicePaymentRequest {
+    /// Chosen by the caller (`pay_…`) or by the gateway.
+    pub(crate) payment_id: Option<String>,
+    /// cash or bank_transfer: what staff received.
+    pub(crate) method: String,
+    /// Minor units; absent pays everything outstanding on the invoice.
+    pub(crate) amount_minor: Option<i64>,
+    /// A receipt number or bank reference.
+    pub(crate) reference: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/payments/invoices/{id}/payments", tag = "billing", request_body = InvoicePaymentRequest,
+    params(("id" = String, Path, description = "An open invoice"),
+        ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key gets the first answer")),
+    responses(
+        (status = 202, description = "Accepted: staff received cash or a bank transfer; billing records the payment as succeeded and pays the invoice with it (a subscription waiting for it stays or becomes active) in one step", body = crate::openapi::Accepted),
+        (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Only owners, staff and services with billing:confirm record payments received", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such invoice in this organization", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is invalid (named in `field`), or nothing is outstanding", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn record_invoice_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(trace): Extension<TraceContext>,
+    Path(invoice_id): Path<String>,
+    request: CommandRequest<InvoicePaymentRequest>,
+) -> Result<Response, GatewayError> {
+    let answered =
+        record_invoice_payment_with(&state, &caller, &trace, request.idempotency, invoice_id, request.body)
+            .await?;
+    Ok(answer(answered))
+}
+
+pub(crate) async fn record_invoice_payment_with(
+    state: &AppState,
+    caller: &Caller,
+    trace: &TraceContext,
+    idempotency: Option<Idempotency>,
+    invoice_id: String,
+    body: InvoicePaymentRequest,
+) -> Result<(Value, bool), GatewayError> {
+    caller.require_operator_with_scope("recording a payment received", "billing:confirm")?;
+    one_of("method", &body.method, &["cash", "bank_transfer"])?;
+    if let Some(reference) = &body.reference {
+        required("reference", reference)?;
+    }
+    let (invoice, _) = visible_invoice(state, caller, &invoice_id).await?;
+    let outstanding = invoice.amount_due_minor();
+    let amount_minor = body.amount_minor.unwrap_or(outstanding);
+    if amount_minor <= 0 {
+        let message = if body.amount_minor.is_some() {
+            "amount_minor must be positive".to_owned()
+        } else {
+            format!("invoice {invoice_id} has nothing outstanding")
+        };
+        return Err(GatewayError::invalid("amount_minor", message));
+    }
+    let payment_id = optional_id("payment_id", body.payment_id, "pay")?;
+    let command = billing::RecordManualPayment {
+        metadata: metadata(caller),
+        payment_id: payment_id.clone(),
+        member_id: invoice.member_id.clone(),
+        invoice_id: invoice.invoice_id.clone(),
+        amount_minor,
+        currency: invoice.currency.clone(),
+        method: body.method,
+        reference: body.reference,
+    };
+    // Billing checks the invoice again in log order (still open, numbered, the amount outstanding).
+    let how = accept_how(caller, trace, idempotency, ("payment_id", payment_id), &invoice.member_id);
+    accept(state, command, how).await
+}
+
 async fn visible_invoice(
     state: &AppState,
     caller: &Caller,

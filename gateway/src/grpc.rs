@@ -898,6 +898,30 @@ impl pb::gateway_server::Gateway for GatewayService {
         Ok(accepted(answer, "invoice_id"))
     }
 
+    async fn record_invoice_payment(
+        &self,
+        request: Request<pb::RecordInvoicePaymentRequest>,
+    ) -> Result<Response<pb::Accepted>, Status> {
+        let p = self.prepare(&request, "RecordInvoicePayment")?;
+        let m = request.into_inner();
+        let body = billing::InvoicePaymentRequest {
+            payment_id: m.payment_id,
+            method: m.method,
+            amount_minor: m.amount_minor,
+            reference: m.reference,
+        };
+        let answer = billing::record_invoice_payment_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            m.invoice_id,
+            body,
+        )
+        .await?;
+        Ok(accepted(answer, "payment_id"))
+    }
+
     async fn list_refunds(
         &self,
         request: Request<pb::ListRequest>,

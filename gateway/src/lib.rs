@@ -168,6 +168,7 @@ fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(billing::create_invoice, billing::invoices))
         .routes(routes!(billing::invoice))
         .routes(routes!(billing::change_invoice_status))
+        .routes(routes!(billing::record_invoice_payment))
         .routes(routes!(billing::payments_dashboard))
         .routes(routes!(subscriptions::define_plan, subscriptions::plans))
         .routes(routes!(subscriptions::plan))

@@ -120,6 +120,7 @@ fn every_operation_is_documented_with_its_errors_and_auth() {
             "POST /api/notifications/{id}/send",
             "POST /api/payments",
             "POST /api/payments/invoices",
+            "POST /api/payments/invoices/{id}/payments",
             "POST /api/payments/invoices/{id}/status",
             "POST /api/payments/methods",
             "POST /api/payments/{id}/confirm",

@@ -190,6 +190,29 @@ pub struct ConfirmManualPayment {
 }
 billing_record!(ConfirmManualPayment, COMMANDS, key = member_id);
 
+/// Staff record a cash or bank-transfer payment they received for an invoice, in one step: the
+/// payment is created succeeded (no provider is asked) and pays the invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "studyspot.billing")]
+pub struct RecordManualPayment {
+    pub metadata: EventMetadata,
+    /// `pay_…`, chosen by the caller so a retried command names the same payment.
+    pub payment_id: String,
+    pub member_id: String,
+    /// The invoice it pays (in part or in full).
+    pub invoice_id: String,
+    /// Amount in the currency's minor units; never a float.
+    pub amount_minor: i64,
+    /// ISO 4217 code, upper case: the invoice's.
+    pub currency: String,
+    /// cash or bank_transfer.
+    pub method: String,
+    /// A receipt or bank reference.
+    #[avro(default = "null")]
+    pub reference: Option<String>,
+}
+billing_record!(RecordManualPayment, COMMANDS, key = member_id);
+
 /// Ask billing to refund a succeeded payment, fully (no amount) or in part.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "studyspot.billing")]

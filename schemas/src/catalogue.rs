@@ -66,6 +66,7 @@ pub static BILLING_COMMANDS: Topic = Topic {
         RecordInfo::of::<billing::ProcessPayment>(),
         RecordInfo::of::<billing::RecordChargeOutcome>(),
         RecordInfo::of::<billing::ConfirmManualPayment>(),
+        RecordInfo::of::<billing::RecordManualPayment>(),
         RecordInfo::of::<billing::RefundPayment>(),
         RecordInfo::of::<billing::RecordRefundOutcome>(),
         RecordInfo::of::<billing::AddPaymentMethod>(),

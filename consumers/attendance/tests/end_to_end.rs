@@ -102,6 +102,7 @@ async fn billing_in_process(
         dunning_retry_days: s.dunning_retry_days.clone(),
         dunning_final_action: s.dunning_final_action.clone(),
         invoice_due_days: s.invoice_due_days,
+        manual_invoice_due_days: s.manual_invoice_due_days,
     };
     let topics =
         [billing::COMMANDS.name, billing::CATALOG_COMMANDS.name, studyspot_schemas::attendance::EVENTS.name];

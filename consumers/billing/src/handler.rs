@@ -17,8 +17,8 @@ use studyspot_schemas::{
         CreateSubscription, DefineCoupon, DefinePlan, InvoiceCreated, InvoicePaid, InvoiceStatusChanged,
         IssueCreditNote, NumberInvoice, PauseSubscription, PaymentCreated, PaymentFailed, PaymentMethodAdded,
         PaymentProcessingStarted, PaymentRequiresAction, PaymentSucceeded, ProcessPayment, ProviderNotified,
-        RecordChargeOutcome, RecordRefundOutcome, RecordUsage, RefundFailed, RefundIssued, RefundPayment,
-        RefundRequested, ResumeSubscription, RunBilling,
+        RecordChargeOutcome, RecordManualPayment, RecordRefundOutcome, RecordUsage, RefundFailed,
+        RefundIssued, RefundPayment, RefundRequested, ResumeSubscription, RunBilling,
     },
 };
 
@@ -61,6 +61,7 @@ impl Handler for BillingHandler {
             ProcessPayment::FULL_NAME => process_payment(tx, &mut out).await,
             RecordChargeOutcome::FULL_NAME => charge_outcome(tx, &mut out, policy).await,
             ConfirmManualPayment::FULL_NAME => confirm_manual(tx, &mut out, policy).await,
+            RecordManualPayment::FULL_NAME => record_manual(tx, &mut out, policy).await,
             RefundPayment::FULL_NAME => refund_payment(tx, &mut out).await,
             RecordRefundOutcome::FULL_NAME => refund_outcome(tx, &mut out).await,
             AddPaymentMethod::FULL_NAME => add_payment_method(tx, &mut out).await,
@@ -394,6 +395,41 @@ async fn confirm_manual(
             succeeded(tx, out, policy, &payment, at).await?;
         }
         Err(refusal) => out.refuse::<ConfirmManualPayment>(&c.member_id, refusal),
+    }
+    Ok(())
+}
+
+/// Staff received cash or a bank transfer for an invoice: a succeeded payment at once, which pays
+/// the invoice (and brings back a subscription dunning for it) as a confirmed one does.
+async fn record_manual(tx: &mut PgConnection, out: &mut Out<'_>, policy: &Policy) -> Result<(), HandleError> {
+    let c: RecordManualPayment = out.message.record()?;
+    payment_rules::validate_manual(&c).map_err(malformed::<RecordManualPayment>)?;
+    let at = out.message.occurred_at()?;
+    let org = &c.metadata.organization_id;
+    let invoice = invoices::load(tx, org, &c.invoice_id).await?;
+    let ctx = payment_rules::CreateContext {
+        exists: projection::payment_exists(tx, org, &c.payment_id).await?,
+        method_of: None,
+        invoice_numbered: invoice.as_ref().is_some_and(|i| i.number.is_some()),
+        invoice: invoice
+            .map(|i| (i.member_id.clone(), i.currency.clone(), i.status.clone(), i.amount_due_minor())),
+    };
+    match payment_rules::record_manual(&ctx, &c, at) {
+        Ok(payment) => {
+            payments::save(tx, &payment).await?;
+            out.emit(|metadata| PaymentCreated {
+                metadata,
+                payment_id: payment.payment_id.clone(),
+                member_id: payment.member_id.clone(),
+                amount_minor: payment.amount_minor,
+                currency: payment.currency.clone(),
+                method: payment.method.clone(),
+                description: payment.description.clone(),
+                invoice_id: payment.invoice_id.clone(),
+            });
+            succeeded(tx, out, policy, &payment, at).await?;
+        }
+        Err(refusal) => out.refuse::<RecordManualPayment>(&c.member_id, refusal),
     }
     Ok(())
 }

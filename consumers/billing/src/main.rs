@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
         dunning_retry_days: s.dunning_retry_days.clone(),
         dunning_final_action: s.dunning_final_action.clone(),
         invoice_due_days: s.invoice_due_days,
+        manual_invoice_due_days: s.manual_invoice_due_days,
     };
     anyhow::ensure!(
         matches!(policy.dunning_final_action.as_str(), "cancel" | "suspend"),

@@ -299,6 +299,121 @@ async fn a_subscriber_without_a_card_goes_past_due_and_recovers_when_the_next_re
     stop(&mut consumer);
 }
 
+/// A member who pays in cash: the new subscription's invoice waits for staff (active, no payment,
+/// no dunning, due after `manual_invoice_due_days`), staff record the cash in one step and the
+/// invoice is paid; the next period's invoice, left unpaid, starts dunning on its due date only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cash_subscriber_waits_for_staff_to_record_the_payment_and_dunning_starts_only_when_due() {
+    let world = world().await;
+    let (base, settings) = world.gateway_with_settings().await;
+    let api = Api::new(&world, base, &settings, Role::Staff);
+    let mut consumer =
+        support::consumer(&world, &[("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS", "0")]);
+    for (path, body) in [
+        (
+            "/api/subscriptions/plans",
+            json!({ "plan_id": "plan_basic", "name": "Basic", "tier": "basic", "cycle": "monthly",
+                    "price_minor": 3000, "currency": "EUR" }),
+        ),
+        (
+            "/api/payments/methods",
+            json!({ "payment_method_id": "pm_cash", "member_id": "mem_cash", "method": "cash" }),
+        ),
+        (
+            "/api/subscriptions",
+            json!({ "subscription_id": "sub_cash", "member_id": "mem_cash", "plan_id": "plan_basic",
+                    "effective_at": "2031-05-01T00:00:00Z" }),
+        ),
+    ] {
+        let (_, decided) = api.command_with_id(path, body).await;
+        assert_eq!(decided["status"], "applied", "{path}: {decided}\n{}", consumer.log());
+    }
+    let (_, sub) = api.get("/api/subscriptions/sub_cash").await;
+    assert_eq!(
+        (sub["status"].as_str(), sub["dunning_attempt"].as_i64(), sub["next_retry_at"].as_str()),
+        (Some("active"), Some(0), Some("2031-05-08T00:00:00Z")),
+        "nothing failed; collection is next looked at on the invoice's due date: {sub}"
+    );
+    let invoices = api
+        .until("/api/subscriptions/sub_cash/invoices", "the first invoice, numbered", |b| {
+            b["items"][0]["number"].is_string()
+        })
+        .await;
+    let invoice = &invoices["items"][0];
+    assert_eq!(
+        (invoice["status"].as_str(), invoice["due_at"].as_str(), invoice["total_minor"].as_i64()),
+        (Some("open"), Some("2031-05-08T00:00:00Z"), Some(3000)),
+        "{invoice}"
+    );
+    let (_, payments) = api.get("/api/payments?member_id=mem_cash").await;
+    assert_eq!(payments["items"].as_array().map(Vec::len), Some(0), "nothing to charge: {payments}");
+    let told: Vec<String> = world
+        .read_all(studyspot_schemas::billing::EVENTS.name)
+        .iter()
+        .filter_map(|m| m.headers.get(studyspot_bus::headers::RECORD_TYPE).map(str::to_owned))
+        .collect();
+    assert!(
+        !told
+            .iter()
+            .any(|t| t.ends_with("SubscriptionDunningStep") || t.ends_with("SubscriptionStatusChanged")),
+        "no dunning and no status change for a subscription minutes old: {told:?}"
+    );
+
+    // Staff take the cash: one request, and the invoice is paid.
+    let invoice_id = invoice["invoice_id"].as_str().expect("invoice id");
+    let (_, recorded) = api
+        .command_with_id(
+            &format!("/api/payments/invoices/{invoice_id}/payments"),
+            json!({ "method": "cash", "reference": "receipt 17" }),
+        )
+        .await;
+    assert_eq!(recorded["status"], "applied", "{recorded}\n{}", consumer.log());
+    let (_, paid) = api.get(&format!("/api/payments/invoices/{invoice_id}")).await;
+    assert_eq!(
+        (paid["status"].as_str(), paid["amount_paid_minor"].as_i64()),
+        (Some("paid"), Some(3000)),
+        "{paid}"
+    );
+    let (_, sub) = api.get("/api/subscriptions/sub_cash").await;
+    assert_eq!((sub["status"].as_str(), &sub["next_retry_at"]), (Some("active"), &Value::Null), "{sub}");
+    let (_, payments) = api.get("/api/payments?member_id=mem_cash").await;
+    let payment = &payments["items"][0];
+    assert_eq!(
+        (payment["status"].as_str(), payment["method"].as_str(), payment["invoice_id"].as_str()),
+        (Some("succeeded"), Some("cash"), Some(invoice_id)),
+        "{payments}"
+    );
+    // Recorded again for the paid invoice: refused with a code, not a second payment.
+    let (_, again) = api
+        .command_with_id(
+            &format!("/api/payments/invoices/{invoice_id}/payments"),
+            json!({ "method": "cash", "amount_minor": 3000 }),
+        )
+        .await;
+    assert_eq!(
+        (again["status"].as_str(), again["rejection"]["code"].as_str()),
+        (Some("rejected"), Some("invoice_not_payable")),
+        "{again}"
+    );
+
+    // June's invoice goes unpaid: active until it is due, past due from then on.
+    assert_eq!(world.run_billing("2031-06-07T00:00:00Z").await, "applied");
+    api.until("/api/subscriptions/sub_cash/invoices", "June's invoice", |b| {
+        b["items"].as_array().is_some_and(|items| items.len() == 2)
+    })
+    .await;
+    let (_, sub) = api.get("/api/subscriptions/sub_cash").await;
+    assert_eq!((sub["status"].as_str(), sub["dunning_attempt"].as_i64()), (Some("active"), Some(0)), "{sub}");
+    assert_eq!(world.run_billing("2031-06-08T00:00:00Z").await, "applied");
+    let sub = api.until("/api/subscriptions/sub_cash", "past due", |s| s["status"] == "past_due").await;
+    assert_eq!(
+        (sub["dunning_attempt"].as_i64(), sub["next_retry_at"].as_str()),
+        (Some(1), Some("2031-06-09T00:00:00Z")),
+        "{sub}"
+    );
+    stop(&mut consumer);
+}
+
 /// A completed session's usage (a `RecordUsage` without an instant of its own, at the event's
 /// time) that arrives after a billing run moved the subscription past that time counts in the
 /// current period instead of being refused and lost; an explicit instant before it is refused.

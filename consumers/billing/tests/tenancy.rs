@@ -194,6 +194,7 @@ async fn paying_anothers_invoice_is_refused_and_leaves_its_subscription_as_it_wa
         ("/api/payments/pay_other/process".to_owned(), json!({})),
         ("/api/payments/pay_other/confirm".to_owned(), json!({})),
         (format!("/api/payments/invoices/{invoice_id}/status"), json!({ "status": "void" })),
+        (format!("/api/payments/invoices/{invoice_id}/payments"), json!({ "method": "cash" })),
         ("/api/subscriptions/sub_only_a/credit-notes".to_owned(), json!({ "amount_minor": 3000 })),
     ] {
         assert_eq!(b.post(&path, body).await.0, 404, "{path}");

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use studyspot_billing_projection::Payment;
-use studyspot_schemas::billing::{CHARGE_OUTCOMES, CreatePayment, RecordChargeOutcome};
+use studyspot_schemas::billing::{CHARGE_OUTCOMES, CreatePayment, RecordChargeOutcome, RecordManualPayment};
 
 use super::{Malformed, Refusal, check_currency, check_filled, check_method};
 
@@ -214,6 +214,51 @@ pub fn apply_outcome(p: &Payment, o: &RecordChargeOutcome, at: DateTime<Utc>) ->
     })
 }
 
+/// The methods staff collect by hand (nothing to send to a provider).
+pub const MANUAL_METHODS: [&str; 2] = ["cash", "bank_transfer"];
+
+pub fn validate_manual(c: &RecordManualPayment) -> Result<(), Malformed> {
+    check_filled(&[("invoice_id", &c.invoice_id)])?;
+    validate_create(&as_create(c))?;
+    if !MANUAL_METHODS.contains(&c.method.as_str()) {
+        return Err(Malformed(format!("method {:?} is not one of {}", c.method, MANUAL_METHODS.join(", "))));
+    }
+    Ok(())
+}
+
+/// The payment a manual record makes, as a payment request: the same checks against the invoice.
+fn as_create(c: &RecordManualPayment) -> CreatePayment {
+    let reference = c.reference.as_deref().map(|r| format!(" (reference {r})")).unwrap_or_default();
+    CreatePayment {
+        metadata: c.metadata.clone(),
+        payment_id: c.payment_id.clone(),
+        member_id: c.member_id.clone(),
+        amount_minor: c.amount_minor,
+        currency: c.currency.clone(),
+        method: c.method.clone(),
+        description: Some(format!("{} received by staff{reference}", c.method.replace('_', " "))),
+        invoice_id: Some(c.invoice_id.clone()),
+        payment_method_id: None,
+    }
+}
+
+/// Staff received cash or a bank transfer for an invoice: the payment exists from now on as
+/// succeeded, through the manual connector, with the checks any payment of an invoice has (the
+/// member's invoice, open and numbered, in its currency, at most what is outstanding).
+pub fn record_manual(
+    ctx: &CreateContext,
+    c: &RecordManualPayment,
+    at: DateTime<Utc>,
+) -> Result<Payment, Refusal> {
+    let created = create(ctx, &as_create(c), at)?;
+    Ok(Payment {
+        status: "succeeded".into(),
+        connector: Some("manual".into()),
+        succeeded_at: Some(at),
+        ..created
+    })
+}
+
 /// Staff say the cash or bank transfer arrived.
 pub fn confirm_manual(p: &Payment, at: DateTime<Utc>) -> Result<Payment, Refusal> {
     if p.status != "requires_action" || p.action_kind.as_deref() != Some("staff_confirmation") {
@@ -277,6 +322,56 @@ mod tests {
             gateway_fee_minor: 74,
             processing_fee_minor: 0,
         }
+    }
+
+    fn manual(amount_minor: i64) -> RecordManualPayment {
+        RecordManualPayment {
+            metadata: EventMetadata::example(),
+            payment_id: "pay_cash".into(),
+            member_id: "mem_1".into(),
+            invoice_id: "inv_1".into(),
+            amount_minor,
+            currency: "EUR".into(),
+            method: "cash".into(),
+            reference: Some("R-7".into()),
+        }
+    }
+
+    #[test]
+    fn given_an_open_invoice_when_staff_record_cash_then_the_payment_has_succeeded_in_one_step() {
+        let open = CreateContext {
+            invoice: Some(("mem_1".into(), "EUR".into(), "open".into(), 3000)),
+            invoice_numbered: true,
+            ..Default::default()
+        };
+        assert_eq!(validate_manual(&manual(3000)), Ok(()));
+        let p = record_manual(&open, &manual(3000), at(5)).expect("recorded");
+        assert_eq!(
+            (p.status.as_str(), p.connector.as_deref(), p.succeeded_at, p.invoice_id.as_deref()),
+            ("succeeded", Some("manual"), Some(at(5)), Some("inv_1"))
+        );
+        assert_eq!(p.description.as_deref(), Some("cash received by staff (reference R-7)"));
+        // The checks of any payment of an invoice.
+        assert_eq!(
+            record_manual(&open, &manual(3001), at(5)).map_err(|r| r.code),
+            Err("amount_exceeds_invoice")
+        );
+        let paid = CreateContext {
+            invoice: Some(("mem_1".into(), "EUR".into(), "paid".into(), 0)),
+            invoice_numbered: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            record_manual(&paid, &manual(3000), at(5)).map_err(|r| r.code),
+            Err("invoice_not_payable")
+        );
+        assert_eq!(
+            record_manual(&CreateContext::default(), &manual(3000), at(5)).map_err(|r| r.code),
+            Err("invoice_not_found")
+        );
+        // Only what staff collect by hand.
+        let card = RecordManualPayment { method: "card".into(), ..manual(3000) };
+        assert!(validate_manual(&card).is_err());
     }
 
     #[test]

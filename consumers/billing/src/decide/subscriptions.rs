@@ -26,6 +26,9 @@ pub struct Policy {
     pub dunning_final_action: String,
     /// An invoice is due this many days after it is issued.
     pub invoice_due_days: i64,
+    /// An invoice staff collect (cash, bank transfer) is due this many days after it is issued;
+    /// dunning starts only then.
+    pub manual_invoice_due_days: i64,
 }
 
 impl Default for Policy {
@@ -35,6 +38,7 @@ impl Default for Policy {
             dunning_retry_days: vec![1, 3, 5],
             dunning_final_action: "cancel".into(),
             invoice_due_days: 0,
+            manual_invoice_due_days: 7,
         }
     }
 }
@@ -46,6 +50,9 @@ pub struct Context {
     pub plan: Plan,
     /// A stored payment method renewals can charge.
     pub has_method: bool,
+    /// The member pays by cash or bank transfer, which staff record: invoices wait for that
+    /// until they are due instead of failing at once for want of something to charge.
+    pub collected_by_staff: bool,
     /// Usage of the current period, by metric.
     pub usage: Vec<(String, i64)>,
     /// Charges waiting for the next invoice.
@@ -447,11 +454,14 @@ impl<'p> Machine<'p> {
         let due = total - credit;
         let invoice_id = invoice_id(&self.sub.subscription_id, kind, at);
         let charge = due > 0 && self.ctx.has_method;
+        let by_staff = !self.ctx.has_method && self.ctx.collected_by_staff;
+        let due_at = at
+            + days(if by_staff { self.policy.manual_invoice_due_days } else { self.policy.invoice_due_days });
         self.steps.push(Step::Invoice(Bill {
             invoice_id: invoice_id.clone(),
             kind,
             at,
-            due_at: at + days(self.policy.invoice_due_days),
+            due_at,
             period,
             lines,
             tax_rate_bps: bps,
@@ -464,9 +474,27 @@ impl<'p> Machine<'p> {
             charge,
         }));
         if due > 0 && !self.ctx.has_method && kind != "final" {
-            // Nothing to charge: the invoice waits to be paid, and dunning reminds the member.
-            self.payment_failed(&invoice_id, at);
+            if by_staff {
+                self.await_payment(&invoice_id, due_at);
+            } else {
+                // Nothing to charge: the invoice waits to be paid, and dunning reminds the member.
+                self.payment_failed(&invoice_id, at);
+            }
         }
+    }
+
+    /// An invoice staff collect waits for its payment until `due_at`; unpaid then, dunning starts
+    /// (the retry due then finds nothing to charge and counts as the first failed attempt), and
+    /// its reminders follow the schedule from the due date.
+    fn await_payment(&mut self, invoice_id: &str, due_at: DateTime<Utc>) {
+        if self.sub.dunning_invoice_id.is_some() {
+            // An older unpaid invoice is being collected; this one waits behind it.
+            return;
+        }
+        self.sub.dunning_invoice_id = Some(invoice_id.to_owned());
+        self.sub.dunning_attempt = 0;
+        self.sub.dunning_started_at = Some(due_at);
+        self.sub.next_retry_at = Some(due_at);
     }
 
     /// The earliest billing work due, with its instant.
@@ -512,12 +540,13 @@ impl<'p> Machine<'p> {
                 Due::TrialNotice => {
                     self.sub.trial_notice_sent = true;
                     let trial_end = self.sub.trial_end.unwrap_or(at);
-                    self.steps.push(Step::TrialEnding { trial_end, has_method: self.ctx.has_method });
+                    let has_method = self.ctx.has_method || self.ctx.collected_by_staff;
+                    self.steps.push(Step::TrialEnding { trial_end, has_method });
                 }
                 Due::TrialEnd => {
                     if self.sub.cancel_at_period_end {
                         self.cancel_now(at, "cancelled", false);
-                    } else if self.ctx.has_method {
+                    } else if self.ctx.has_method || self.ctx.collected_by_staff {
                         self.start_periods(at, "trial_converted")?;
                     } else {
                         self.cancel_now(at, "no_payment_method", false);

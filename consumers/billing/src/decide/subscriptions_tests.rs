@@ -28,7 +28,14 @@ fn plan(id: &str, price: i64, cycle: &str) -> Plan {
 }
 
 fn ctx(plan: Plan, has_method: bool) -> Context {
-    Context { plan, has_method, usage: Vec::new(), pending: Vec::new(), credit_minor: 0 }
+    Context {
+        plan,
+        has_method,
+        collected_by_staff: false,
+        usage: Vec::new(),
+        pending: Vec::new(),
+        credit_minor: 0,
+    }
 }
 
 fn request() -> CreateRequest {
@@ -434,4 +441,65 @@ fn commands_before_what_was_applied_are_refused_and_a_year_of_renewals_is_twelve
     let refused =
         Machine::load(m.sub, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2028-06-01T00:00:00Z"));
     assert_eq!(refused.map(|_| ()).map_err(|r| r.code), Err("effective_at_before_applied"));
+}
+
+fn cash(plan: Plan) -> Context {
+    Context { collected_by_staff: true, ..ctx(plan, false) }
+}
+
+#[test]
+fn given_a_member_paying_cash_when_subscribing_then_the_invoice_waits_for_staff_until_it_is_due() {
+    let policy = Policy::default();
+    let created = t("2027-06-01T09:00:00Z");
+    let m = create(&request(), cash(plan("basic", 3_000, "monthly")), None, created, &policy).expect("ok");
+    // Nothing to charge and nothing failed: active, no dunning, no message to the member.
+    assert_eq!(m.sub.status, "active");
+    assert!(
+        !m.steps.iter().any(|s| matches!(s, Step::Dunning { .. } | Step::Status { .. })),
+        "{:?}",
+        m.steps
+    );
+    let bill = bills(&m.steps)[0].clone();
+    assert_eq!((bill.charge, bill.amount_due_minor), (false, 3_000));
+    assert_eq!(bill.due_at, t("2027-06-08T09:00:00Z"), "due after manual_invoice_due_days");
+    assert_eq!(m.sub.next_due_at, Some(bill.due_at), "the next thing that happens is the due date");
+
+    // A billing run before the due date changes nothing.
+    let mut m = reload(m, cash(plan("basic", 3_000, "monthly")), &policy, t("2027-06-07T09:00:00Z"));
+    assert!(m.steps.is_empty(), "{:?}", m.steps);
+    m.finish(t("2027-06-07T09:00:00Z"));
+
+    // Staff record the payment: nothing ever went past due.
+    let mut paid =
+        reload(m.clone(), cash(plan("basic", 3_000, "monthly")), &policy, t("2027-06-07T10:00:00Z"));
+    paid.invoice_paid(&bill.invoice_id, t("2027-06-07T10:00:00Z"));
+    paid.finish(t("2027-06-07T10:00:00Z"));
+    assert!(statuses(&paid.steps).is_empty());
+    assert_eq!((paid.sub.status.as_str(), paid.sub.dunning_invoice_id.as_deref()), ("active", None));
+    assert_eq!(paid.sub.next_due_at, Some(t("2027-07-01T09:00:00Z")), "next: the renewal");
+
+    // Unpaid at its due date: dunning starts then, its retries counted from the due date.
+    let m = reload(m, cash(plan("basic", 3_000, "monthly")), &policy, t("2027-06-08T09:00:00Z"));
+    assert_eq!(statuses(&m.steps), [("past_due".to_owned(), "payment_failed")]);
+    assert!(m.steps.contains(&Step::Dunning {
+        invoice_id: bill.invoice_id.clone(),
+        attempt: 1,
+        next_retry_at: Some(t("2027-06-09T09:00:00Z")),
+        final_action: "cancel".into()
+    }));
+}
+
+#[test]
+fn given_a_trial_paid_in_cash_when_it_ends_then_it_converts_and_the_invoice_waits_for_staff() {
+    let policy = Policy::default();
+    let r = CreateRequest { trial_days: Some(7), ..request() };
+    let m = create(&r, cash(plan("basic", 3_000, "monthly")), None, t("2027-03-01T00:00:00Z"), &policy)
+        .expect("ok");
+    let m = reload(m, cash(plan("basic", 3_000, "monthly")), &policy, t("2027-03-09T00:00:00Z"));
+    assert_eq!(
+        m.steps.first(),
+        Some(&Step::TrialEnding { trial_end: t("2027-03-08T00:00:00Z"), has_method: true })
+    );
+    assert_eq!(statuses(&m.steps), [("active".to_owned(), "trial_converted")]);
+    assert_eq!(bills(&m.steps)[0].due_at, t("2027-03-15T00:00:00Z"));
 }

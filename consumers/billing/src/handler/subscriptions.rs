@@ -185,8 +185,10 @@ async fn context(tx: &mut PgConnection, sub: &Subscription) -> Result<Context, H
         plans::version(tx, &sub.organization_id, &sub.plan_id, sub.plan_version).await?.ok_or_else(|| {
             HandleError::malformed(CreateSubscription::FULL_NAME, "the subscription's plan is gone")
         })?;
+    let (has_method, collected_by_staff) = collection(tx, sub).await?;
     Ok(Context {
-        has_method: charge_method(tx, sub).await?.is_some(),
+        has_method,
+        collected_by_staff,
         usage: usage::counters(tx, &sub.organization_id, &sub.subscription_id, sub.current_period_start)
             .await?,
         pending: subscriptions::pending_items(tx, &sub.organization_id, &sub.subscription_id)
@@ -199,21 +201,38 @@ async fn context(tx: &mut PgConnection, sub: &Subscription) -> Result<Context, H
     })
 }
 
-/// The stored method renewals charge: the subscription's own, else the member's default — of the
+/// The stored method the subscription pays with: its own, else the member's default — of the
 /// subscription's organization only, so a subscription naming another organization's method
 /// has none.
-async fn charge_method(
+async fn payment_method(
     tx: &mut PgConnection,
     sub: &Subscription,
 ) -> Result<Option<studyspot_billing_projection::PaymentMethod>, HandleError> {
-    let method = match &sub.payment_method_id {
+    Ok(match &sub.payment_method_id {
         Some(id) => {
             methods::load(tx, &sub.organization_id, id).await?.filter(|m| m.member_id == sub.member_id)
         }
         None => methods::default_for(tx, &sub.organization_id, &sub.member_id).await?,
-    };
-    // Cash and bank transfers are collected by staff, not charged.
-    Ok(method.filter(|m| !matches!(m.method.as_str(), "cash" | "bank_transfer")))
+    })
+}
+
+/// Cash and bank transfers are collected by staff, not charged.
+fn staff_collect(method: &studyspot_billing_projection::PaymentMethod) -> bool {
+    matches!(method.method.as_str(), "cash" | "bank_transfer")
+}
+
+/// The stored method renewals charge, if the subscription pays with one that can be charged.
+async fn charge_method(
+    tx: &mut PgConnection,
+    sub: &Subscription,
+) -> Result<Option<studyspot_billing_projection::PaymentMethod>, HandleError> {
+    Ok(payment_method(tx, sub).await?.filter(|m| !staff_collect(m)))
+}
+
+/// How the subscription's invoices are collected: (charged to a stored method, recorded by staff).
+async fn collection(tx: &mut PgConnection, sub: &Subscription) -> Result<(bool, bool), HandleError> {
+    let method = payment_method(tx, sub).await?;
+    Ok((method.as_ref().is_some_and(|m| !staff_collect(m)), method.as_ref().is_some_and(staff_collect)))
 }
 
 pub(super) async fn create_subscription(
@@ -270,8 +289,10 @@ pub(super) async fn create_subscription(
         payment_method_id: c.payment_method_id.clone(),
         ..Subscription::default()
     };
+    let (has_method, collected_by_staff) = collection(tx, &draft).await?;
     let ctx = Context {
-        has_method: charge_method(tx, &draft).await?.is_some(),
+        has_method,
+        collected_by_staff,
         usage: Vec::new(),
         pending: Vec::new(),
         credit_minor: 0,
