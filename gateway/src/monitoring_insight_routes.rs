@@ -166,7 +166,7 @@ pub(crate) async fn define_dashboard_with(
 #[utoipa::path(get, path = "/api/monitoring/dashboards", tag = "monitoring",
     params(("limit" = Option<i64>, Query, description = "1 to 500, default 100")),
     responses(
-        (status = 200, description = "The organization's dashboards, by id", body = Vec<DashboardView>),
+        (status = 200, description = "The organization's dashboards, by id", body = crate::openapi::Items<DashboardView>),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
         (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
@@ -468,7 +468,7 @@ pub(crate) async fn define_report_with(
 #[utoipa::path(get, path = "/api/monitoring/reports", tag = "monitoring",
     params(("limit" = Option<i64>, Query, description = "1 to 500, default 100")),
     responses(
-        (status = 200, description = "The organization's reports, by id", body = Vec<ReportView>),
+        (status = 200, description = "The organization's reports, by id", body = crate::openapi::Items<ReportView>),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
         (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),

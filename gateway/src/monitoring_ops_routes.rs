@@ -193,7 +193,7 @@ pub(crate) async fn define_health_check_with(
 #[utoipa::path(get, path = "/api/monitoring/health-checks", tag = "monitoring",
     params(("limit" = Option<i64>, Query, description = "1 to 200, default 50")),
     responses(
-        (status = 200, description = "The organization's health checks by id, each with its status and last probe", body = Vec<HealthCheckView>),
+        (status = 200, description = "The organization's health checks by id, each with its status and last probe", body = crate::openapi::Items<HealthCheckView>),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
         (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),

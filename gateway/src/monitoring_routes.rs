@@ -648,7 +648,7 @@ pub(crate) fn limit(values: &HashMap<String, String>) -> Result<i64, GatewayErro
 #[utoipa::path(get, path = "/api/monitoring/alerts", tag = "monitoring",
     params(("limit" = Option<i64>, Query, description = "1 to 500, default 100")),
     responses(
-        (status = 200, description = "The organization's alert rules, by id", body = Vec<RuleView>),
+        (status = 200, description = "The organization's alert rules, by id", body = crate::openapi::Items<RuleView>),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
         (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
@@ -676,7 +676,7 @@ pub(crate) async fn rules_with(
 #[utoipa::path(get, path = "/api/monitoring/silences", tag = "monitoring",
     params(("limit" = Option<i64>, Query, description = "1 to 500, default 100")),
     responses(
-        (status = 200, description = "Silences, latest start first, with their status now", body = Vec<SilenceView>),
+        (status = 200, description = "Silences, latest start first, with their status now", body = crate::openapi::Items<SilenceView>),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
         (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
@@ -704,7 +704,7 @@ pub(crate) async fn silences_with(
 #[utoipa::path(get, path = "/api/monitoring/alerts/active", tag = "monitoring",
     params(("limit" = Option<i64>, Query, description = "1 to 500, default 100")),
     responses(
-        (status = 200, description = "Pending and firing alerts, newest first, with why one is not told", body = Vec<AlertView>),
+        (status = 200, description = "Pending and firing alerts, newest first, with why one is not told", body = crate::openapi::Items<AlertView>),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
         (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),
@@ -735,7 +735,7 @@ pub(crate) async fn active_alerts_with(
         ("limit" = Option<i64>, Query, description = "1 to 500, default 100"),
     ),
     responses(
-        (status = 200, description = "Every state change and notification decision, oldest first", body = Vec<HistoryEntry>),
+        (status = 200, description = "Every state change and notification decision, oldest first", body = crate::openapi::Items<HistoryEntry>),
         (status = 401, description = "Missing, invalid or expired token", body = crate::openapi::ErrorBody),
         (status = 403, description = "Not allowed for this token", body = crate::openapi::ErrorBody),
         (status = 422, description = "An unknown or invalid parameter", body = crate::openapi::ErrorBody),

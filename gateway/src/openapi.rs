@@ -90,6 +90,13 @@ pub struct Page<T: ToSchema> {
     pub next_cursor: Option<String>,
 }
 
+/// A whole list, not paginated (`{"items": […]}`): what an organization defines (rules,
+/// dashboards, …) or what is current (active alerts) is short.
+#[derive(Serialize, ToSchema)]
+pub struct Items<T: ToSchema> {
+    pub items: Vec<T>,
+}
+
 /// An invoice with its lines (`lines` added to the invoice's fields).
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "describes a response shape for the OpenAPI document")]

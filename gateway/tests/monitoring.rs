@@ -187,3 +187,34 @@ async fn the_same_operations_over_grpc() {
     let details = refused.get_error_details();
     assert_eq!(details.bad_request().expect("bad request").field_violations[0].field, "severity");
 }
+
+/// The monitoring lists answer `{"items": […]}`, and the OpenAPI document says so (it said a bare
+/// array, which a client generated from it would fail to read; schemathesis found it).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lists_answer_the_shape_the_document_gives() {
+    let gw = TestGateway::start(|_| {}).await;
+    let staff = gw.token(Some("org_1"), &[Role::Staff], None);
+    let document = serde_json::to_value(studyspot_gateway::openapi_document()).expect("json");
+    for path in [
+        "/api/monitoring/alerts",
+        "/api/monitoring/alerts/active",
+        "/api/monitoring/alerts/history",
+        "/api/monitoring/dashboards",
+        "/api/monitoring/health-checks",
+        "/api/monitoring/reports",
+        "/api/monitoring/silences",
+    ] {
+        let (status, _, body) = TestGateway::send(gw.request(Method::GET, path, Some(&staff))).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(body["items"].is_array(), "{path}: {body}");
+        let schema =
+            &document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        let component = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/"));
+        let documented = component.map(|name| &document["components"]["schemas"][name]);
+        assert_eq!(
+            documented.map(|d| (&d["type"], &d["properties"]["items"]["type"], &d["required"])),
+            Some((&json!("object"), &json!("array"), &json!(["items"]))),
+            "{path} is documented as {schema}"
+        );
+    }
+}
