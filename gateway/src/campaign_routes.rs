@@ -92,17 +92,29 @@ fn ids(field: &str, values: &[String], max: usize) -> Result<(), GatewayError> {
     values.iter().try_for_each(|v| required(&format!("{field}[]"), v))
 }
 
-fn local_time(value: &str) -> Result<(), GatewayError> {
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+/// The zone furthest behind UTC (UTC−12): the last place a local wall-clock time comes.
+const LATEST_UTC_OFFSET_HOURS: i64 = 12;
+
+/// A local time like `2026-12-01T09:00` that is still to come in some time zone at `now`.
+fn local_time(value: &str, now: DateTime<Utc>) -> Result<(), GatewayError> {
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(value, f).ok())
-        .map(drop)
         .ok_or_else(|| {
             GatewayError::invalid(
                 "send_at_local",
                 format!("send_at_local {value:?} is not a local time like 2026-12-01T09:00"),
             )
-        })
+        })?;
+    // Past for every recipient, the campaign would go out at launch to everyone, not at the time
+    // it names; a time still to come somewhere is kept (it has passed only for some recipients).
+    if local.and_utc() + chrono::Duration::hours(LATEST_UTC_OFFSET_HOURS) <= now {
+        return Err(GatewayError::invalid(
+            "send_at_local",
+            format!("send_at_local {value} has passed in every time zone"),
+        ));
+    }
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/notifications/campaigns", tag = "notifications", request_body = CreateCampaignRequest,
@@ -159,7 +171,7 @@ pub(crate) async fn create_campaign_with(
         ));
     }
     if let Some(local) = &body.send_at_local {
-        local_time(local)?;
+        local_time(local, Utc::now())?;
         if body.send_at.is_some() {
             return Err(GatewayError::invalid("send_at", "send_at and send_at_local exclude each other"));
         }

@@ -57,6 +57,12 @@ pub struct CheckedIn {
     pub subscription_id: Option<String>,
     #[avro(default = "null")]
     pub pass_id: Option<String>,
+    /// The venue's name when the member checked in, for messages that speak to people.
+    #[avro(default = "null")]
+    pub venue_name: Option<String>,
+    /// What is printed on the seat.
+    #[avro(default = "null")]
+    pub seat_label: Option<String>,
 }
 record!(
     CheckedIn,
@@ -387,6 +393,9 @@ pub struct OverstayDetected {
     /// When the stay should have ended.
     pub limit_at: i64,
     pub max_stay_minutes: i32,
+    /// The venue's name, for messages that speak to people.
+    #[avro(default = "null")]
+    pub venue_name: Option<String>,
 }
 record!(
     OverstayDetected,
@@ -452,6 +461,9 @@ pub struct BookingNoShow {
     pub zone_id: Option<String>,
     pub starts_at: i64,
     pub released_at: i64,
+    /// The venue's name, for messages that speak to people.
+    #[avro(default = "null")]
+    pub venue_name: Option<String>,
 }
 record!(
     BookingNoShow,

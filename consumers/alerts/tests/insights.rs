@@ -266,6 +266,8 @@ fn checked_in(world: &World, at: DateTime<Utc>, occupancy: i32) -> CheckedIn {
         booking_id: None,
         subscription_id: None,
         pass_id: None,
+        venue_name: None,
+        seat_label: None,
     }
 }
 

@@ -198,6 +198,8 @@ async fn a_burst_of_failed_payments_fires_once_and_recovery_resolves() {
             booking_id: None,
             subscription_id: None,
             pass_id: None,
+            venue_name: None,
+            seat_label: None,
         })
         .await;
     let occupancy = eventually("an occupancy sample", Duration::from_secs(30), || async {

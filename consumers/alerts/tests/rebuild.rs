@@ -368,6 +368,8 @@ async fn a_rebuild_of_alerts_equals_the_live_projection_and_is_swapped_in() {
             booking_id: None,
             subscription_id: None,
             pass_id: None,
+            venue_name: None,
+            seat_label: None,
         })
         .await;
 

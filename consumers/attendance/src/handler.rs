@@ -131,6 +131,7 @@ fn venue_of(row: &VenueRow) -> Result<Venue, HandleError> {
         |e: &dyn std::fmt::Display| HandleError::Fatal(format!("venue {} does not read: {e}", row.venue_id));
     Ok(Venue {
         venue_id: row.venue_id.clone(),
+        name: row.name.clone(),
         time_zone: row.time_zone.parse().map_err(|e: chrono_tz::ParseError| fatal(&e))?,
         capacity: row.capacity,
         zones: serde_json::from_value(row.zones.clone()).map_err(|e| fatal(&e))?,
@@ -329,6 +330,11 @@ async fn check_in(tx: &mut PgConnection, out: &mut Out<'_>, keys: Option<&Keys>)
         }
     };
     let entitlement = state.entitlement.clone().unwrap_or_default();
+    let venue_name = state.venue.as_ref().map(|v| v.name.clone());
+    let seat_label = match (&state.venue, &admitted.seat_id) {
+        (Some(v), Some(seat)) => v.seat(seat).map(|s| s.label.clone()),
+        _ => None,
+    };
     let opened = write::open_session(
         tx,
         &Session {
@@ -378,6 +384,8 @@ async fn check_in(tx: &mut PgConnection, out: &mut Out<'_>, keys: Option<&Keys>)
         booking_id: admitted.booking_id.clone(),
         subscription_id: entitlement.subscription_id,
         pass_id: entitlement.pass_id,
+        venue_name,
+        seat_label,
     });
     Ok(())
 }
@@ -449,7 +457,9 @@ async fn run(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError
     let org = c.metadata.organization_id.clone();
     let rows = write::due_sessions(tx, &org, &c.venue_id, up_to).await?;
     let open: Vec<OpenSession> = rows.iter().map(open_session).collect();
-    let max_stay = load_venue(tx, &org, &c.venue_id).await?.map_or(0, |v| v.limits.max_stay_minutes);
+    let venue = load_venue(tx, &org, &c.venue_id).await?;
+    let max_stay = venue.as_ref().map_or(0, |v| v.limits.max_stay_minutes);
+    let venue_name = venue.map(|v| v.name);
     for (done, overstay) in sessions::due_check_outs(&open, up_to) {
         let Some(row) = rows.iter().find(|r| r.session_id == done.session_id) else { continue };
         if overstay {
@@ -463,6 +473,7 @@ async fn run(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError
                 checked_in_at: ms(row.checked_in_at),
                 limit_at: ms(done.checked_out_at),
                 max_stay_minutes: max_stay,
+                venue_name: venue_name.clone(),
             });
         }
         finish(tx, out, &org, row, &done).await?;
@@ -482,6 +493,7 @@ async fn run(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError
             zone_id: b.zone_id.clone(),
             starts_at: ms(b.starts_at),
             released_at: ms(b.no_show_at),
+            venue_name: venue_name.clone(),
         });
     }
     Ok(())

@@ -43,6 +43,20 @@ async fn the_status_of_a_command_follows_the_consumers_decision() {
     assert_eq!(applied["status"], "applied", "{applied}");
     assert_eq!(applied["events"].as_array().map(Vec::len), Some(1), "the CheckedIn event: {applied}");
     assert!(applied["decided_at"].is_string());
+    // The event names the venue as people know it, for the member's message.
+    let first_id = first.trim_start_matches("/api/commands/").to_owned();
+    let record = support::eventually("the CheckedIn event", Duration::from_secs(30), || async {
+        world.read_all(studyspot_schemas::attendance::EVENTS.name).into_iter().find(|m| {
+            m.headers.get(studyspot_bus::headers::CAUSATION_ID) == Some(first_id.as_str())
+                && m.headers
+                    .get(studyspot_bus::headers::RECORD_TYPE)
+                    .is_some_and(|t| t.ends_with(".CheckedIn"))
+        })
+    })
+    .await;
+    let decoded = world.codec.decode(record.payload.as_deref().expect("payload")).await.expect("decode");
+    let event: studyspot_schemas::attendance::CheckedIn = decoded.into_record().expect("a CheckedIn");
+    assert_eq!(event.venue_name.as_deref(), Some("Venue ven_1"));
 
     let second = check_in(&client, &gateway, &token, "mem_1").await;
     let rejected = status(&client, &gateway, &token, &second).await;

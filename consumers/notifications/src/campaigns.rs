@@ -145,6 +145,16 @@ pub(crate) async fn launch(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
         return Ok(());
     }
     let members = store::segment_members(tx, &org, &campaign.segment, at).await?;
+    if members.is_empty() {
+        // Launched to nobody it would read "launched" and send nothing; a draft can go out later,
+        // when members match.
+        let reason = format!(
+            "campaign {} has no recipients: no member matches its segment now; it stays a draft",
+            c.campaign_id
+        );
+        out.refuse_catalog::<LaunchCampaign>("campaign_has_no_recipients", reason);
+        return Ok(());
+    }
     let due: Vec<DateTime<Utc>> = members
         .iter()
         .map(|(_, zone)| {

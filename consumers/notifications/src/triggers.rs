@@ -44,24 +44,22 @@ pub const DEFAULTS: [(&str, &str, &str); 8] = [
         "Usage alert",
         "You have used {{ percent }}% of your {{ metric }} allowance ({{ used }} of {{ included }}).",
     ),
-    (
-        "check_in_confirmation",
-        "You are checked in",
-        "Welcome! You are checked in at {{ venue_id }}{{ seat }}.",
-    ),
+    ("check_in_confirmation", "You are checked in", "Welcome! You are checked in at {{ venue }}{{ seat }}."),
     (
         "overstay",
         "Your stay has reached its limit",
-        "You checked in at {{ checked_in_at }}; stays at {{ venue_id }} end after {{ max_stay_minutes }} minutes. Please check out.",
+        "You checked in at {{ checked_in_at }}; stays at {{ venue }} end after {{ max_stay_minutes }} minutes. Please check out.",
     ),
     (
         "booking_no_show",
         "We released your booking",
-        "You did not check in for your booking at {{ venue_id }} starting {{ starts_at }}, so the seat was released.",
+        "You did not check in for your booking at {{ venue }} starting {{ starts_at }}, so the seat was released.",
     ),
 ];
 
-/// The variables a trigger's events give its template (and an automated campaign's text).
+/// The variables a trigger's events give its template (and an automated campaign's text). `venue`
+/// is the venue's name (its id for events from before attendance named it), `seat` the seat's
+/// printed label; `venue_id` stays for templates written against it.
 pub fn variables_of(trigger: &str) -> &'static [&'static str] {
     match trigger {
         PaymentSucceeded::FULL_NAME => &["amount", "payment_id", "method"],
@@ -69,11 +67,18 @@ pub fn variables_of(trigger: &str) -> &'static [&'static str] {
         SubscriptionTrialEnding::FULL_NAME => &["trial_end"],
         SubscriptionDunningStep::FULL_NAME => &["attempt", "invoice_id", "next_step"],
         UsageThresholdReached::FULL_NAME => &["percent", "metric", "used", "included"],
-        CheckedIn::FULL_NAME => &["venue_id", "seat", "session_id"],
-        OverstayDetected::FULL_NAME => &["venue_id", "checked_in_at", "max_stay_minutes", "session_id"],
-        BookingNoShow::FULL_NAME => &["venue_id", "starts_at", "booking_id"],
+        CheckedIn::FULL_NAME => &["venue", "venue_id", "seat", "session_id"],
+        OverstayDetected::FULL_NAME => {
+            &["venue", "venue_id", "checked_in_at", "max_stay_minutes", "session_id"]
+        }
+        BookingNoShow::FULL_NAME => &["venue", "venue_id", "starts_at", "booking_id"],
         _ => &[],
     }
+}
+
+/// What a person calls the venue: its name, else (an event from before attendance named it) its id.
+fn venue(name: Option<&str>, id: &str) -> String {
+    name.filter(|n| !n.trim().is_empty()).unwrap_or(id).to_owned()
 }
 
 fn default_text(template: &str) -> (&'static str, &'static str) {
@@ -88,6 +93,19 @@ fn date(ms: i64) -> String {
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// A check-in's variables: the venue by name and the seat by its printed label when attendance
+/// gave them, else their ids.
+fn checked_in_variables(e: &CheckedIn) -> Vec<(&'static str, String)> {
+    let seat =
+        e.seat_label.as_ref().or(e.seat_id.as_ref()).map_or_else(String::new, |s| format!(", seat {s}"));
+    vec![
+        ("venue", venue(e.venue_name.as_deref(), &e.venue_id)),
+        ("venue_id", e.venue_id.clone()),
+        ("seat", seat),
+        ("session_id", e.session_id.clone()),
+    ]
 }
 
 /// The notification an event asks for, if any.
@@ -141,17 +159,13 @@ pub fn notification_for(message: &Inbound) -> Result<Option<SendNotification>, H
             }
             CheckedIn::FULL_NAME => {
                 let e: CheckedIn = message.record()?;
-                let seat = e.seat_id.as_ref().map_or_else(String::new, |s| format!(", seat {s}"));
-                let vars = vec![
-                    ("venue_id", e.venue_id.clone()),
-                    ("seat", seat),
-                    ("session_id", e.session_id.clone()),
-                ];
+                let vars = checked_in_variables(&e);
                 (e.member_id, "check_in_confirmation", "attendance", false, vars)
             }
             OverstayDetected::FULL_NAME => {
                 let e: OverstayDetected = message.record()?;
                 let vars = vec![
+                    ("venue", venue(e.venue_name.as_deref(), &e.venue_id)),
                     ("venue_id", e.venue_id.clone()),
                     ("checked_in_at", time(e.checked_in_at)),
                     ("max_stay_minutes", e.max_stay_minutes.to_string()),
@@ -162,6 +176,7 @@ pub fn notification_for(message: &Inbound) -> Result<Option<SendNotification>, H
             BookingNoShow::FULL_NAME => {
                 let e: BookingNoShow = message.record()?;
                 let vars = vec![
+                    ("venue", venue(e.venue_name.as_deref(), &e.venue_id)),
                     ("venue_id", e.venue_id.clone()),
                     ("starts_at", time(e.starts_at)),
                     ("booking_id", e.booking_id.clone()),
@@ -212,6 +227,35 @@ pub fn notification_for(message: &Inbound) -> Result<Option<SendNotification>, H
 mod tests {
     use super::*;
     use crate::decide::templates::{Parts, render};
+
+    #[test]
+    fn a_check_in_message_names_the_venue_and_the_seat_as_people_know_them() {
+        let mut e = CheckedIn {
+            metadata: EventMetadata::example(),
+            session_id: "ses_1".into(),
+            member_id: "mem_1".into(),
+            venue_id: "ven_hall".into(),
+            seat_id: Some("seat_a1".into()),
+            occupancy: 1,
+            zone_id: None,
+            zone_occupancy: None,
+            booking_id: None,
+            subscription_id: None,
+            pass_id: None,
+            venue_name: Some("Reading Hall".into()),
+            seat_label: Some("A1".into()),
+        };
+        let text = |e: &CheckedIn| {
+            let (subject, body) = default_text("check_in_confirmation");
+            let variables: HashMap<String, String> =
+                checked_in_variables(e).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            render(&Parts { subject: Some(subject), body, html: None }, &variables).expect("renders").body
+        };
+        assert_eq!(text(&e), "Welcome! You are checked in at Reading Hall, seat A1.");
+        // An event from before attendance named them: the ids, as before.
+        (e.venue_name, e.seat_label) = (None, None);
+        assert_eq!(text(&e), "Welcome! You are checked in at ven_hall, seat seat_a1.");
+    }
 
     #[test]
     fn every_trigger_names_the_variables_its_default_text_uses() {

@@ -390,6 +390,8 @@ fn checked_in(world: &World, member: &str, venue: &str) -> CheckedIn {
         booking_id: None,
         subscription_id: None,
         pass_id: None,
+        venue_name: None,
+        seat_label: None,
     }
 }
 
@@ -461,5 +463,77 @@ async fn an_automated_campaign_answers_check_ins_and_a_venue_segment_finds_who_c
     .await
     .expect("row");
     assert_eq!(to, "mem_lin");
+    stop(&mut consumer);
+}
+
+/// A campaign nobody would receive is not launched: the launch is rejected with a code and the
+/// campaign stays a draft. A local time already past in every zone and an empty channel are
+/// refused at the door, naming the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_without_recipients_or_with_a_past_local_time_is_refused_with_a_code() {
+    let world = world().await;
+    let sink = SmtpSink::accepting().await;
+    let mut consumer = consumer(&world, &sink);
+    let (base, token) = world.gateway().await;
+    let campaign = json!({ "campaign_id": "cmp_nobody", "name": "Nobody", "kind": "targeted",
+                           "category": "operational", "channel": "in_app", "body": "Hello",
+                           "segment": { "plan_ids": ["plan_nobody"] } });
+    post(&base, &token, "/api/notifications/campaigns", campaign.clone()).await;
+    eventually("the draft", Duration::from_secs(60), || async {
+        (get(&base, &token, "/api/notifications/campaigns/cmp_nobody").await["status"] == "draft")
+            .then_some(())
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let accepted: Value = client
+        .post(format!("{base}/api/notifications/campaigns/cmp_nobody/launch"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("launch")
+        .json()
+        .await
+        .expect("accepted");
+    let status_url = accepted["status_url"].as_str().expect("status url");
+    let decided: Value = client
+        .get(format!("{base}{status_url}?wait=30s"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("decided");
+    assert_eq!(
+        (decided["status"].as_str(), decided["rejection"]["code"].as_str()),
+        (Some("rejected"), Some("campaign_has_no_recipients")),
+        "{decided}\n{}",
+        consumer.log()
+    );
+    let c = get(&base, &token, "/api/notifications/campaigns/cmp_nobody").await;
+    assert_eq!((c["status"].as_str(), c["recipients"].as_i64()), (Some("draft"), Some(0)), "{c}");
+
+    let mut cases = Vec::new();
+    let mut past = campaign.clone();
+    past["campaign_id"] = json!("cmp_past");
+    past["send_at_local"] = json!("2020-01-01T09:00");
+    cases.push((past, "send_at_local"));
+    let mut no_channel = campaign.clone();
+    no_channel["campaign_id"] = json!("cmp_blank");
+    no_channel["channel"] = json!("");
+    cases.push((no_channel, "channel"));
+    for (body, field) in cases {
+        let refused = client
+            .post(format!("{base}/api/notifications/campaigns"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(refused.status().as_u16(), 422, "{body}");
+        let error: Value = refused.json().await.expect("error body");
+        assert_eq!(error["error"]["field"], field, "{error}");
+    }
     stop(&mut consumer);
 }

@@ -166,6 +166,8 @@ async fn history(world: &World) -> History {
         booking_id: None,
         subscription_id: None,
         pass_id: Some("pas_2".into()),
+        venue_name: None,
+        seat_label: None,
     };
     world.send(&checked_in).await;
     let rejected = attendance::CommandRejected {

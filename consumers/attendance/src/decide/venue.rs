@@ -14,6 +14,7 @@ pub const GRACE_MINUTES: std::ops::RangeInclusive<i32> = 15..=60;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Venue {
     pub venue_id: String,
+    pub name: String,
     pub time_zone: Tz,
     pub capacity: i32,
     pub zones: Vec<Zone>,
@@ -128,6 +129,7 @@ impl Venue {
         validate(d).map_err(|(field, message)| Malformed(format!("{field}: {message}")))?;
         Ok(Self {
             venue_id: d.venue_id.clone(),
+            name: d.name.clone(),
             time_zone: d.time_zone.parse().map_err(|_| Malformed("time_zone".into()))?,
             capacity: d.capacity,
             zones: d.zones.clone(),
