@@ -94,10 +94,20 @@ fn encode_cursor((at, id): (DateTime<Utc>, &str)) -> String {
     format!("{}.{id}", at.timestamp_micros())
 }
 
+/// The instants a cursor may name: the years RFC 3339 writes (0000 to 9999). Every row's time
+/// lies within them, and PostgreSQL holds none before 4713 BC: a cursor further out would fail
+/// the query (a 503) instead of being refused.
+const CURSOR_MICROS: std::ops::RangeInclusive<i64> = -62_167_219_200_000_000..=253_402_300_799_999_999;
+
 fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), GatewayError> {
     let invalid = || GatewayError::invalid("cursor", "cursor must be a next_cursor this API returned");
     let (micros, id) = cursor.split_once('.').ok_or_else(invalid)?;
-    let at = micros.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(invalid)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .filter(|m| CURSOR_MICROS.contains(m))
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
     if id.is_empty() {
         return Err(invalid());
     }
@@ -406,7 +416,11 @@ mod tests {
         let at = DateTime::from_timestamp_micros(1_767_225_600_123_456).expect("time");
         let cursor = encode_cursor((at, "pay_01.x"));
         assert_eq!(decode_cursor(&cursor).expect("valid"), (at, "pay_01.x".to_owned()));
-        for bad in ["", "abc", "12.", "x.pay_1", "99999999999999999999.pay_1"] {
+        for edge in ["0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"] {
+            let at = DateTime::parse_from_rfc3339(edge).expect("time").with_timezone(&Utc);
+            assert_eq!(decode_cursor(&encode_cursor((at, "p"))).expect(edge).0, at);
+        }
+        for bad in ["", "abc", "12.", "x.pay_1", "99999999999999999999.pay_1", "-62167219200000001.pay_1"] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
     }

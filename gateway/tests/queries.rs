@@ -99,6 +99,10 @@ async fn lists_are_paginated_filtered_and_scoped() {
         ("/api/payments?limit=0", "limit"),
         ("/api/payments?limit=201", "limit"),
         ("/api/payments?cursor=garbage", "cursor"),
+        // Instants a cursor may spell but PostgreSQL does not hold (before 4713 BC; beyond what
+        // the driver can send): a 422, not the 503 of a failed query.
+        ("/api/payments?cursor=-300000000000000000.pay_1", "cursor"),
+        ("/api/payments?cursor=-8000000000000000000.pay_1", "cursor"),
         ("/api/payments?memberid=mem_1", "memberid"),
         ("/api/attendance/sessions?open=maybe", "open"),
     ] {
