@@ -22,6 +22,15 @@ pub struct TestGateway {
 impl TestGateway {
     /// A gateway on fresh infrastructure; `tweak` adjusts the settings first.
     pub async fn start(tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_wrapped(tweak, |app| app).await
+    }
+
+    /// [`TestGateway::start`] with the gateway's router passed through `wrap` before it serves
+    /// (e.g. a layer that watches every response).
+    pub async fn start_wrapped(
+        tweak: impl FnOnce(&mut Settings),
+        wrap: impl FnOnce(axum::Router) -> axum::Router,
+    ) -> Self {
         let admin_url = std::env::var("STUDYSPOT_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into());
         let id = uuid::Uuid::now_v7().simple().to_string();
@@ -59,13 +68,17 @@ impl TestGateway {
         admin::ensure_topics(&BusSettings::from_settings(&settings, "gateway-test"), &refs, 1, 1)
             .await
             .expect("topics");
-        let base = Self::serve(&settings).await;
+        let base = Self::serve_wrapped(&settings, wrap).await;
         Self { settings, base, client: reqwest::Client::new() }
     }
 
     /// Another gateway process on the same infrastructure (as after a restart).
     pub async fn serve(settings: &Settings) -> String {
-        let app = studyspot_gateway::app(settings).await.expect("app");
+        Self::serve_wrapped(settings, |app| app).await
+    }
+
+    async fn serve_wrapped(settings: &Settings, wrap: impl FnOnce(axum::Router) -> axum::Router) -> String {
+        let app = wrap(studyspot_gateway::app(settings).await.expect("app"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -213,8 +226,6 @@ impl Publisher {
             booking_id: None,
             subscription_id: None,
             pass_id: None,
-            venue_name: None,
-            seat_label: None,
         };
         let mut message = OutboundMessage::from_encoded(
             self.codec.encode(&event).await.expect("encode"),
