@@ -1,5 +1,7 @@
 //! The delivery worker: beside consuming, it leases due deliveries, sends each through its
-//! channel with the notification's id as idempotency key, and reports the answer as a
+//! channel with the notification's organization and id as idempotency key (`message_key`: ids are
+//! unique only within an organization, a provider de-duplicates across our whole account), and
+//! reports the answer as a
 //! `RecordDeliveryOutcome` command through the outbox — in the same transaction that marks the
 //! delivery reported, so a report is published exactly when it is recorded. A database that cannot
 //! be reached after a send is waited for (until shortly before the lease ends); an outcome still
@@ -27,6 +29,7 @@ use studyspot_bus::TraceContext;
 use studyspot_consumer_runtime::{OutboxWriter, Sidecar, SidecarContext};
 use studyspot_notification_channels::{
     ChannelError, ChannelName, Channels, ChannelsConfig, Delivery, Message, OutboundPolicy, SecretString,
+    message_key,
 };
 use studyspot_notifications_projection::store::{self, Due};
 
@@ -366,7 +369,7 @@ impl Worker {
         };
         let (html, status_callback) = self.tracking(d);
         let mut message = Message {
-            idempotency_key: d.notification_id.clone(),
+            idempotency_key: message_key(&d.organization_id, &d.notification_id),
             to: d.address.clone().unwrap_or_default(),
             subject: d.subject.clone(),
             body: d.body.clone(),

@@ -2,12 +2,19 @@
 //! accepted and delivered in both (to each one's recipient), a digest opened under the same id in
 //! both is sealed and sent alone, a command of one organization naming a notification only the
 //! other has (send now, a delivery outcome, a tracking status) is decided as if it did not exist
-//! and changes nothing of the other's, and a rebuild from history gives the same projection.
+//! and changes nothing of the other's, and a rebuild from history gives the same projection. A
+//! provider that de-duplicates by idempotency key (Twilio) sends both organizations' message of
+//! the same id, once each.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::Utc;
 use mail_parser::MessageParser;
+use serde_json::json;
 use studyspot_schemas::{
     EventMetadata, Record, alerts, attendance, billing,
     notifications::{
@@ -16,6 +23,7 @@ use studyspot_schemas::{
     },
 };
 use studyspot_test_world::{Consumer, World, eventually, smtp::SmtpSink, stop};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
 
 const TOPICS: [&str; 5] = [
     notifications::COMMANDS.name,
@@ -317,4 +325,102 @@ async fn each_organization_sees_only_its_own_notifications_under_the_same_ids() 
         world.checksum("notifications", &EXCLUDED).await,
         "rebuild vs live"
     );
+}
+
+/// A fake Twilio that keeps Twilio's promise: a repeated `I-Twilio-Idempotency-Token` is answered
+/// with the first request's message, and nothing is sent again. It records what it sent.
+struct IdempotentTwilio {
+    sent: Arc<Mutex<Vec<TwilioMessage>>>,
+}
+
+/// A message the fake Twilio sent: its token, `To` and `Body`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TwilioMessage {
+    token: String,
+    to: String,
+    body: String,
+}
+
+impl Respond for IdempotentTwilio {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let token = request
+            .headers
+            .get("I-Twilio-Idempotency-Token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&request.body).into_owned().collect();
+        let mut sent = self.sent.lock().expect("fake Twilio");
+        let index = match sent.iter().position(|m| m.token == token) {
+            Some(first) => first,
+            None => {
+                sent.push(TwilioMessage {
+                    token,
+                    to: form.get("To").cloned().unwrap_or_default(),
+                    body: form.get("Body").cloned().unwrap_or_default(),
+                });
+                sent.len() - 1
+            }
+        };
+        ResponseTemplate::new(201).set_body_json(json!({ "sid": format!("SM{index}"), "status": "queued" }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_notification_id_in_two_organizations_reaches_a_deduplicating_provider_once_each() {
+    let world = world().await;
+    let (a, b) = (world.organization_id(), format!("{}_b", world.organization_id()));
+    let sink = SmtpSink::accepting().await;
+    let twilio = MockServer::start().await;
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("POST")).respond_with(IdempotentTwilio { sent: sent.clone() }).mount(&twilio).await;
+    let port = sink.port().to_string();
+    let twilio_url = twilio.uri();
+    let mut live = world.spawn_consumer_with(
+        None,
+        &world.database_url,
+        &[
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__HOST", "127.0.0.1"),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__PORT", port.as_str()),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__TLS", "none"),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__FROM", "StudySpot <no-reply@studyspot.test>"),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__SMS__BASE_URL", twilio_url.as_str()),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__SMS__ACCOUNT_SID", "AC123"),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__SMS__AUTH_TOKEN", "twilio-test-token"),
+            // Quoted: the environment's values are parsed, and a bare number is not a string.
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__SMS__FROM", "\"+15005550006\""),
+            ("STUDYSPOT_NOTIFICATIONS__DELIVERY__POLL_INTERVAL_MS", "50"),
+        ],
+    );
+    for (org, phone) in [(&a, "+4915100000001"), (&b, "+4915100000002")] {
+        let prefs = SetPreferences { phone: Some(phone.into()), ..preferences(org, "x@example.org") };
+        assert_eq!(decided(&world, &prefs).await.0, "applied", "preferences of {org}");
+    }
+    for (org, tag) in [(&a, "A"), (&b, "B")] {
+        let send = SendNotification { channel: "sms".into(), ..message(org, tag, "ntf_sms") };
+        assert_eq!(decided(&world, &send).await, ("applied".into(), None), "ntf_sms in {org}");
+    }
+    for org in [&a, &b] {
+        eventually(&format!("ntf_sms of {org} sent"), Duration::from_secs(60), || async {
+            notification(&world, org, "ntf_sms").await.filter(|n| n.0 == "sent").map(drop)
+        })
+        .await;
+    }
+    world.caught_up("notifications", &TOPICS).await;
+    assert!(stop(&mut live).success(), "{}", live.log());
+
+    // Each organization's message was sent, once, to its own member: neither was taken for a
+    // repeat of the other's.
+    let mut messages = sent.lock().expect("fake Twilio").clone();
+    messages.sort();
+    let expected = |org: &str, phone: &str, tag: &str| TwilioMessage {
+        token: studyspot_notification_channels::message_key(org, "ntf_sms"),
+        to: phone.into(),
+        body: format!("Body of ntf_sms for {tag}."),
+    };
+    let mut want = vec![expected(&a, "+4915100000001", "A"), expected(&b, "+4915100000002", "B")];
+    want.sort();
+    assert_eq!(messages, want, "{}", live.log());
+    let requests = twilio.received_requests().await.unwrap_or_default();
+    assert_eq!(requests.len(), 2, "one request per message, no retry");
 }

@@ -175,15 +175,18 @@ pub async fn check(
             .into_iter()
             .collect();
     let subscriptions = ids(pool, "SELECT subscription_id FROM billing.subscriptions").await?;
-    let notifications: HashMap<String, (String, String)> = sqlx::query_as::<_, (String, String, String)>(
-        "SELECT n.notification_id, n.status, coalesce(d.status, '') FROM notifications.notifications n \
-         LEFT JOIN notifications.deliveries d USING (notification_id)",
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|(id, status, delivery)| (id, (status, delivery)))
-    .collect();
+    // Notification ids are unique only within an organization.
+    let notifications: HashMap<(String, String), (String, String)> =
+        sqlx::query_as::<_, (String, String, String, String)>(
+            "SELECT n.organization_id, n.notification_id, n.status, coalesce(d.status, '') \
+             FROM notifications.notifications n \
+             LEFT JOIN notifications.deliveries d USING (organization_id, notification_id)",
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(org, id, status, delivery)| ((org, id), (status, delivery)))
+        .collect();
     let samples: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
         "SELECT labels->>'batch', count(*) FROM alerts.metric_samples WHERE metric = $1 GROUP BY 1",
     )
@@ -202,7 +205,9 @@ pub async fn check(
             "create_payment" => !payments.contains_key(&text(e, "payment_id")),
             "process_payment" => payments.get(&text(e, "payment_id")).is_none_or(|s| s != "succeeded"),
             "create_subscription" => !subscriptions.contains(&text(e, "subscription_id")),
-            "notification" => !notifications.contains_key(&text(e, "notification_id")),
+            "notification" => {
+                !notifications.contains_key(&(entry.organization_id.clone(), text(e, "notification_id")))
+            }
             "metric_samples" => {
                 samples.get(&text(e, "batch")).copied().unwrap_or(0) != e["samples"].as_i64().unwrap_or(0)
             }
@@ -248,11 +253,8 @@ pub async fn check(
     // clients collapse. Such a copy is counted apart, on evidence of its own (see
     // `resent_after_crash`); any other is a violation. A database gone mid-send is waited for by
     // the worker, so it explains no copy.
-    let mut per_message: HashMap<(&str, &str, &str), Vec<&Delivered>> = HashMap::new();
-    for d in delivered {
-        per_message.entry((d.notification_id.as_str(), d.recipient.as_str(), d.channel)).or_default().push(d);
-    }
-    for ((id, recipient, channel), copies) in &mut per_message {
+    let mut per_message = copies_per_message(delivered);
+    for ((org, id, recipient, channel), copies) in &mut per_message {
         if copies.len() > 1 {
             copies.sort_by_key(|d| d.at);
             if resent_after_crash(copies, notifications_killed) {
@@ -261,21 +263,23 @@ pub async fn check(
                 verdict.violate(
                     "notification_sent_twice",
                     format!(
-                        "{id} to {recipient} by {channel}: {} times ({})",
+                        "{org}/{id} to {recipient} by {channel}: {} times ({})",
                         copies.len(),
                         copies_timeline(copies, notifications_killed)
                     ),
                 );
             }
         }
-        if !notifications.contains_key(*id) {
-            verdict.violate("unknown_notification_sent", format!("{id} to {recipient} by {channel}"));
+        if !notifications.contains_key(&((*org).to_owned(), (*id).to_owned())) {
+            verdict.violate("unknown_notification_sent", format!("{org}/{id} to {recipient} by {channel}"));
         }
     }
-    let sent: HashSet<&str> = delivered.iter().map(|d| d.notification_id.as_str()).collect();
-    for (id, (status, delivery)) in &notifications {
-        if status == "sent" && delivery == "settled" && !sent.contains(id.as_str()) {
-            verdict.violate("notification_not_delivered", format!("{id} is sent, but no channel got it"));
+    let sent: HashSet<(&str, &str)> =
+        delivered.iter().map(|d| (d.organization_id.as_str(), d.notification_id.as_str())).collect();
+    for ((org, id), (status, delivery)) in &notifications {
+        if status == "sent" && delivery == "settled" && !sent.contains(&(org.as_str(), id.as_str())) {
+            verdict
+                .violate("notification_not_delivered", format!("{org}/{id} is sent, but no channel got it"));
         }
     }
 
@@ -345,6 +349,17 @@ pub async fn check(
     }
     verdict.follow_on_events = expected;
     Ok(verdict)
+}
+
+/// The copies of each message that reached a channel, by organization, notification, recipient
+/// and channel: the same notification id in two organizations is two messages.
+fn copies_per_message(delivered: &[Delivered]) -> HashMap<(&str, &str, &str, &str), Vec<&Delivered>> {
+    let mut per_message: HashMap<(&str, &str, &str, &str), Vec<&Delivered>> = HashMap::new();
+    for d in delivered {
+        let key = (d.organization_id.as_str(), d.notification_id.as_str(), d.recipient.as_str(), d.channel);
+        per_message.entry(key).or_default().push(d);
+    }
+    per_message
 }
 
 /// The event id of every record on every topic of `prefix`.
@@ -418,11 +433,12 @@ fn resent_after_crash(copies: &[&Delivered], killed: &[Instant]) -> bool {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::resent_after_crash;
+    use super::{copies_per_message, resent_after_crash};
     use crate::fakes::Delivered;
 
     fn copy(message_id: &str, at: Instant) -> Delivered {
         Delivered {
+            organization_id: "org_1".into(),
             notification_id: "ntf_1".into(),
             recipient: "ada@example.org".into(),
             channel: "email",
@@ -430,6 +446,18 @@ mod tests {
             at,
             connected_at: at,
         }
+    }
+
+    #[test]
+    fn the_same_notification_id_of_two_organizations_is_two_messages_and_a_second_copy_is_a_copy() {
+        let t = Instant::now();
+        let other = Delivered { organization_id: "org_2".into(), ..copy("<b@x>", t) };
+        let again = copy("<a@x>", t + Duration::from_secs(1));
+        let all = [copy("<a@x>", t), other, again];
+        let per_message = copies_per_message(&all);
+        assert_eq!(per_message.len(), 2, "{per_message:?}");
+        assert_eq!(per_message[&("org_1", "ntf_1", "ada@example.org", "email")].len(), 2);
+        assert_eq!(per_message[&("org_2", "ntf_1", "ada@example.org", "email")].len(), 1);
     }
 
     #[test]

@@ -158,19 +158,24 @@ impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Accepted {
     }
 }
 
-/// Messages at the SMTP sink and the webhook receiver, by the notification id they carry
-/// (`X-StudySpot-Idempotency-Key`, `webhook-id`).
+/// Messages at the SMTP sink and the webhook receiver, by the organization and notification their
+/// idempotency key names (`X-StudySpot-Idempotency-Key`, `webhook-id`: see
+/// `studyspot_notification_channels::message_key`).
 pub struct Mailroom {
     pub smtp: SmtpSink,
     pub webhook_base: String,
     webhooks: Hooks,
 }
 
-/// One message that reached a channel: the notification id, the recipient address, the channel,
-/// the id the recipient's client tells copies apart by (`Message-ID`, `webhook-id`), when it
-/// arrived, and when the connection that carried it was accepted (the sender was alive then).
+/// One message that reached a channel: the organization and notification its key names
+/// (notification ids are unique only within an organization), the recipient address, the
+/// channel, the id the recipient's client tells copies apart by (`Message-ID`, `webhook-id`),
+/// when it arrived, and when the connection that carried it was accepted (the sender was alive
+/// then). A key that names no (organization, notification) is kept whole as the notification id,
+/// with no organization.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Delivered {
+    pub organization_id: String,
     pub notification_id: String,
     pub recipient: String,
     pub channel: &'static str,
@@ -218,27 +223,42 @@ impl Mailroom {
             .smtp
             .captured()
             .into_iter()
-            .map(|m| Delivered {
-                notification_id: header(&m.data, "x-studyspot-idempotency-key").unwrap_or_default(),
-                recipient: m.rcpt_to.join(","),
-                channel: "email",
-                message_id: header(&m.data, "message-id").unwrap_or_default(),
-                at: m.received_at,
-                connected_at: m.connected_at,
+            .map(|m| {
+                let (organization_id, notification_id) =
+                    named_by(&header(&m.data, "x-studyspot-idempotency-key").unwrap_or_default());
+                Delivered {
+                    organization_id,
+                    notification_id,
+                    recipient: m.rcpt_to.join(","),
+                    channel: "email",
+                    message_id: header(&m.data, "message-id").unwrap_or_default(),
+                    at: m.received_at,
+                    connected_at: m.connected_at,
+                }
             })
             .collect();
         if let Ok(hooks) = self.webhooks.lock() {
-            all.extend(hooks.iter().map(|(id, recipient, at, connected_at)| Delivered {
-                notification_id: id.clone(),
-                recipient: recipient.clone(),
-                channel: "webhook",
-                message_id: id.clone(),
-                at: *at,
-                connected_at: *connected_at,
+            all.extend(hooks.iter().map(|(id, recipient, at, connected_at)| {
+                let (organization_id, notification_id) = named_by(id);
+                Delivered {
+                    organization_id,
+                    notification_id,
+                    recipient: recipient.clone(),
+                    channel: "webhook",
+                    message_id: id.clone(),
+                    at: *at,
+                    connected_at: *connected_at,
+                }
             }));
         }
         all
     }
+}
+
+/// The (organization, notification) an idempotency key names; an unknown key whole, with no
+/// organization, so the checker reports it as a message of no notification.
+fn named_by(key: &str) -> (String, String) {
+    studyspot_notification_channels::parse_message_key(key).unwrap_or_else(|| (String::new(), key.to_owned()))
 }
 
 /// A header of a raw RFC 5322 message (unfolded, first occurrence).
@@ -269,12 +289,19 @@ pub(crate) async fn serve(app: axum::Router) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::header;
+    use super::{header, named_by};
 
     #[test]
     fn reads_a_folded_header_case_insensitively() {
-        let raw = b"From: a@b\r\nX-StudySpot-Idempotency-Key: ntf_\r\n 1\r\nSubject: x\r\n\r\nbody";
-        assert_eq!(header(raw, "x-studyspot-idempotency-key").as_deref(), Some("ntf_1"));
+        let raw = b"From: a@b\r\nX-StudySpot-Idempotency-Key: org_1/ntf_\r\n 1\r\nSubject: x\r\n\r\nbody";
+        assert_eq!(header(raw, "x-studyspot-idempotency-key").as_deref(), Some("org_1/ntf_1"));
         assert_eq!(header(raw, "missing"), None);
+    }
+
+    #[test]
+    fn a_key_reads_back_as_its_organization_and_notification() {
+        let key = studyspot_notification_channels::message_key("org_1", "ntf/1");
+        assert_eq!(named_by(&key), ("org_1".to_owned(), "ntf/1".to_owned()));
+        assert_eq!(named_by("not a key"), (String::new(), "not a key".to_owned()));
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! Rules every channel keeps:
 //! - **Idempotency.** Every provider call carries the message's `idempotency_key` the way the
-//!   provider supports it (see each channel's module docs), and retries resend the same key.
+//!   provider supports it (see each channel's module docs), and retries resend the same key. A
+//!   notification's key names its organization and its id ([`message_key`]): ids are unique only
+//!   within an organization, a provider's de-duplication spans the whole account.
 //! - **Retries.** Transient failures (timeouts, connection errors, 5xx, 429, SMTP 4xx) are
 //!   retried with exponential backoff and jitter, at most [`RetryPolicy::max_attempts`]
 //!   attempts each bounded by [`RetryPolicy::timeout_ms`]; what is left is
@@ -29,6 +31,7 @@ mod email;
 mod error;
 mod fcm;
 mod http;
+mod message_key;
 mod retry;
 mod twilio;
 mod types;
@@ -40,6 +43,7 @@ pub use config::{ChannelsConfig, EmailConfig, FcmConfig, RetryPolicy, TlsMode, T
 pub use email::EmailChannel;
 pub use error::ChannelError;
 pub use fcm::FcmChannel;
+pub use message_key::{message_key, parse_message_key};
 pub use secrecy::{ExposeSecret, SecretString};
 /// Where webhooks may connect (`[outbound]` of the settings).
 pub use studyspot_outbound::{Policy as OutboundPolicy, TARGET_NOT_ALLOWED};

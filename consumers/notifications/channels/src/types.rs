@@ -77,8 +77,9 @@ impl FromStr for ChannelName {
 /// One message to one recipient on one channel.
 #[derive(Clone, Debug, Default)]
 pub struct Message {
-    /// Our dedupe key (notification id + recipient + channel). Sent the way each provider
-    /// recognises a repeat (see each channel), so a retried or replayed delivery is
+    /// Our dedupe key: for a notification, [`message_key`](crate::message_key) of its
+    /// organization and id (a notification goes to one recipient on one channel). Sent the way
+    /// each provider recognises a repeat (see each channel), so a retried or replayed delivery is
     /// recognisable, and by providers that support it, not delivered twice.
     pub idempotency_key: String,
     /// The recipient: an e-mail address (`asha@example.com` or `Asha Rao <asha@example.com>`),
