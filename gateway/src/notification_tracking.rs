@@ -381,6 +381,16 @@ fn twilio_verified(
     Ok(())
 }
 
+/// What names the command of one Twilio status of one message, and so its event id and idempotency
+/// key: a repeated callback is the same command. The organization is part of it, with the
+/// notification id as the delivery worker keys the message at Twilio (`message_key`): notification
+/// ids are unique only within an organization, and two organizations' callbacks must not be taken
+/// for one (the second would be dropped as a duplicate of the first).
+fn twilio_command_name(link: &Link, message_sid: &str, message_status: &str) -> String {
+    let message = studyspot_notification_channels::message_key(&link.organization_id, &link.notification_id);
+    format!("twilio/{message}/{message_sid}/{message_status}")
+}
+
 /// A verified callback's final status as a command; earlier steps are acknowledged only.
 async fn twilio_record(
     state: &AppState,
@@ -398,12 +408,7 @@ async fn twilio_record(
         Some(code) => format!("{message_status}/{code}"),
         None => message_status.to_owned(),
     };
-    // One command per message and status: a repeated callback is the same command.
-    let name = format!(
-        "twilio/{}/{}/{message_status}",
-        link.notification_id,
-        param("MessageSid").unwrap_or_default()
-    );
+    let name = twilio_command_name(link, param("MessageSid").unwrap_or_default(), message_status);
     let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string();
     let idempotency =
         Idempotency { key: name.clone(), request_hash: Sha256::digest(name.as_bytes()).to_vec() };
@@ -424,6 +429,22 @@ mod tests {
         for waiting in ["queued", "accepted", "sending", "sent", "scheduled", ""] {
             assert_eq!(twilio_status(waiting), None, "{waiting}");
         }
+    }
+
+    #[test]
+    fn a_twilio_status_names_its_command_by_organization_message_and_status() {
+        let link = |organization: &str| Link {
+            notification_id: "ntf_1".into(),
+            recipient_id: "mem_1".into(),
+            organization_id: organization.into(),
+            kind: Kind::Status,
+            url: None,
+            expires_at: None,
+        };
+        let name = |organization: &str, status: &str| twilio_command_name(&link(organization), "SM1", status);
+        assert_eq!(name("org_a", "delivered"), name("org_a", "delivered"), "a repeat is the same command");
+        assert_ne!(name("org_a", "delivered"), name("org_b", "delivered"), "two organizations, two commands");
+        assert_ne!(name("org_a", "delivered"), name("org_a", "read"));
     }
 
     #[test]

@@ -237,3 +237,35 @@ async fn twilio_status_callbacks_are_verified_and_final_statuses_become_commands
     );
     assert_eq!(recorded[0].metadata.actor, "provider:twilio");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twilio_callbacks_of_two_organizations_for_the_same_ids_are_two_commands() {
+    let gw = TestGateway::start(configure).await;
+    let links = links(&gw.settings);
+    let delivered = twilio_form("delivered");
+    let mut command_ids = Vec::new();
+    // The same notification id, MessageSid and status, signed for each organization.
+    for org in ["org_1", "org_2"] {
+        let callback =
+            links.twilio_status_url(&Target { organization_id: org.into(), ..target() }).expect("signed");
+        let signature =
+            studyspot_notification_channels::twilio_signature(TWILIO_TOKEN, &callback, &delivered);
+        let request = gw
+            .request(Method::POST, path(&callback), None)
+            .form(&delivered)
+            .header("X-Twilio-Signature", signature);
+        let (status, headers, body) = TestGateway::send(request).await;
+        assert_eq!(status, 202, "{org}: {body}");
+        assert!(headers.get("idempotent-replayed").is_none(), "{org}'s callback taken for a repeat");
+        command_ids.push(body["command_id"].clone());
+    }
+    assert_ne!(command_ids[0], command_ids[1], "one command id for two organizations");
+
+    let recorded = commands(&gw).await;
+    let seen: Vec<(&str, &str, &str)> = recorded
+        .iter()
+        .map(|c| (c.metadata.organization_id.as_str(), c.notification_id.as_str(), c.status.as_str()))
+        .collect();
+    assert_eq!(seen, [("org_1", "ntf_1", "delivered"), ("org_2", "ntf_1", "delivered")]);
+    assert_ne!(recorded[0].metadata.event_id, recorded[1].metadata.event_id);
+}
