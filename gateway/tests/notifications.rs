@@ -1018,3 +1018,73 @@ async fn notification_operations_over_grpc_are_the_same_operations() {
         .expect_err("members see no analytics");
     assert_eq!(denied.code(), Code::PermissionDenied);
 }
+
+/// Issue 21: what minijinja builds in one step is not bounded by fuel (one instruction repeats a
+/// string to 100 MB, a filter pads to any width). Each such amplifier, in a template whose output
+/// is small, is refused by the preview and by publishing with the limit it would pass and the
+/// part holding it, quickly; none is published.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_single_step_amplifier_is_refused_by_the_preview_and_by_publishing() {
+    use std::time::{Duration, Instant};
+
+    let gw = TestGateway::start(|_| {}).await;
+    let staff = gw.token(Some("org_1"), &[Role::Staff], None);
+    let (large, costly) = ("template_output_too_large", "template_too_costly");
+    let amplifiers = [
+        ("{{ ('x' * 100000000)|length }}", large),
+        ("{% set s = 'x' * 10000000 %}ok", large),
+        ("{% set a = 'x' * 200000 %}{% set b = a ~ a %}{{ (b ~ b)|length }}", large),
+        ("{% set a = 'x' * 200000 %}{{ (a + a)|length }}", large),
+        ("{{ ([1] * 10000000)|length }}", costly),
+        ("{{ (range(10000)|list + range(10000)|list)|length }}", costly),
+        ("{{ range(100000)|length }}", costly),
+        ("{{ (range(10000) * 100)|list|length }}", costly),
+        ("{{ range(10000)|join('x' * 100)|length }}", large),
+        ("{{ '%9999999s'|format(1)|length }}", costly),
+        // Past a precision of 65 535 minijinja panicked.
+        ("{{ '%.70000f'|format(1.5)|length }}", costly),
+        ("{{ 'a\nb'|indent(9999999)|length }}", large),
+        ("{{ 'abcdefghij'|replace('', 'y' * 100000)|length }}", large),
+        ("{{ [1]|batch(1000000, 0)|first|length }}", costly),
+        ("{{ [1]|slice(1000000)|length }}", costly),
+        ("{{ (['x' * 100000] * 100)|string|length }}", large),
+        (
+            "{% set ns = namespace(l=[]) %}{% for i in range(200) %}{% set ns.l = ns.l + ['x' * 200000] %}{% endfor %}{{ ns.l|length }}",
+            costly,
+        ),
+    ];
+    for (source, code) in amplifiers {
+        for (path, body, part) in [
+            ("/api/notifications/templates/preview", json!({ "body": source }), "body"),
+            (
+                "/api/notifications/templates",
+                json!({ "channel": "email", "subject": "Hi", "body": "Hi", "html": source }),
+                "html",
+            ),
+        ] {
+            let started = Instant::now();
+            let (status, answer) =
+                tokio::time::timeout(Duration::from_secs(5), post(&gw, path, &staff, &body))
+                    .await
+                    .unwrap_or_else(|_| panic!("{path} did not answer in time for {source}"));
+            assert_eq!(
+                (status, answer["error"]["code"].as_str(), answer["error"]["field"].as_str()),
+                (422, Some(code), Some(part)),
+                "{path} {source}: {answer}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(2), "{source} took {:?}", started.elapsed());
+        }
+    }
+    assert!(gw.read_all(notifications::CATALOG_COMMANDS.name).is_empty(), "nothing published");
+
+    // What templates ordinarily do with the same operators and filters still renders.
+    let ordinary = json!({
+        "subject": "{{ first ~ ' ' ~ last }}",
+        "body": "{{ '-' * 3 }} {{ (amount|int * 2) ~ ' EUR' }} {{ lines|indent(2) }} {{ range(3)|join(',') }}",
+        "variables": { "first": "Ada", "last": "Lovelace", "amount": "1250", "lines": "a\nb" },
+    });
+    let (status, answer) = post(&gw, "/api/notifications/templates/preview", &staff, &ordinary).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["subject"], "Ada Lovelace", "{answer}");
+    assert_eq!(answer["body"], "--- 2500 EUR a\n  b 0,1,2", "{answer}");
+}

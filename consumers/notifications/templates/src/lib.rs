@@ -10,9 +10,16 @@
 //! cannot fill memory before the limit is checked). Each limit hit is its own error with a
 //! machine-readable [`RenderError::code`], naming the part.
 //!
-//! Not bounded by fuel: the cost of one operation. minijinja repeats a string up to 100 MB in one
-//! instruction (`"x" * 100000000`) and `~` concatenates without a limit, so a template can still
-//! allocate a lot in a few steps; the fuel caps how many such steps it takes.
+//! Fuel does not bound what one instruction costs (`"x" * 100000000` is one), so every operation
+//! that can build a large value in one step is checked before it does (`checked`, with the
+//! operators rewritten into checked calls by `rewrite`): no value past the output limit
+//! (`template_output_too_large`), no sequence past [`MAX_ITEMS`], and no more than [`WORK_BYTES`]
+//! built in all (`template_too_costly`), so a render stays within a few megabytes and
+//! milliseconds.
+
+mod budget;
+mod checked;
+mod rewrite;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,6 +27,8 @@ use std::{
 };
 
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
+
+use crate::budget::Exceeded;
 
 /// The longest source of one part, in bytes. A rich HTML e-mail stays well below it.
 pub const MAX_SOURCE_BYTES: usize = 64 * 1024;
@@ -33,6 +42,13 @@ pub const FUEL: u64 = 100_000;
 /// How deep blocks, loops and macro calls may nest while rendering (minijinja's default is 500;
 /// a macro call counts as several levels).
 pub const RECURSION_LIMIT: usize = 100;
+/// The most items a sequence may hold (`range()`, a repeated or concatenated list, a filter's
+/// input or result): a message lists a few lines, not thousands.
+pub const MAX_ITEMS: usize = 10_000;
+/// What one part may build in all while rendering, in bytes: every value the checked operations
+/// and filters make and everything written (output and captures). 64 times the output limit: a
+/// template that builds its text piece by piece stays far below it.
+pub const WORK_BYTES: usize = 64 * MAX_OUTPUT_BYTES;
 
 /// The parts of a notification template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +82,11 @@ pub enum RenderError {
     #[error("{} is {len} bytes long; a template part may be at most {MAX_SOURCE_BYTES} bytes", part.name())]
     SourceTooLarge { part: Part, len: usize },
     #[error(
-        "{} takes too much work to render (more than {FUEL} steps, or nested deeper than {RECURSION_LIMIT} levels): loop over the variables you have, not over large ranges",
+        "{} takes too much work to render (more than {FUEL} steps, nested deeper than {RECURSION_LIMIT} levels, a sequence of more than {MAX_ITEMS} items or more than {WORK_BYTES} bytes built): loop over the variables you have, not over large ranges",
         part.name()
     )]
     TooCostly { part: Part },
-    #[error("{} renders to more than {MAX_OUTPUT_BYTES} bytes", part.name())]
+    #[error("{} renders to more than {MAX_OUTPUT_BYTES} bytes, or builds a value larger than that", part.name())]
     OutputTooLarge { part: Part },
 }
 
@@ -135,6 +151,7 @@ fn environment<'source>() -> Environment<'source> {
     env.set_auto_escape_callback(|name| if name == "html" { AutoEscape::Html } else { AutoEscape::None });
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(RECURSION_LIMIT);
+    checked::install(&mut env);
     env
 }
 
@@ -147,15 +164,21 @@ pub fn render_part(
     if source.len() > MAX_SOURCE_BYTES {
         return Err(RenderError::SourceTooLarge { part, len: source.len() });
     }
+    let rewritten = rewrite::checked_operators(part.name(), source)
+        .map_err(|e| RenderError::Syntax { part, detail: e.to_string() })?;
     let env = environment();
     let template = env
-        .template_from_named_str(part.name(), source)
+        .template_from_named_str(part.name(), &rewritten)
         .map_err(|e| RenderError::Syntax { part, detail: e.to_string() })?;
     let mut out = Capped::default();
-    match template.render_captured_to(variables, &mut out) {
+    budget::start();
+    let rendered = template.render_captured_to(variables, &mut out);
+    match rendered {
         Ok(_) => Ok(String::from_utf8(out.bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
         Err(_) if out.exceeded => Err(RenderError::OutputTooLarge { part }),
+        Err(_) if budget::exceeded() == Some(Exceeded::Output) => Err(RenderError::OutputTooLarge { part }),
+        Err(_) if budget::exceeded() == Some(Exceeded::Cost) => Err(RenderError::TooCostly { part }),
         Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(RenderError::TooCostly { part }),
         // minijinja has no kind of its own for its recursion limit.
         Err(e)
@@ -288,6 +311,112 @@ mod tests {
         assert_eq!(err, RenderError::SourceTooLarge { part: Part::Html, len: MAX_SOURCE_BYTES + 1 });
         assert_eq!(err.limit_code(), Some("template_too_large"));
         assert!(err.to_string().starts_with("html is 65537 bytes long"), "{err}");
+    }
+
+    /// Each way minijinja builds a large value in one step (or a few), with an output that is
+    /// small: before the checks each rendered (after allocating up to 100 MB), or panicked (a
+    /// precision past 65 535); now each is refused, quickly, with the limit it would pass.
+    const AMPLIFIERS: [(&str, &str, &str); 18] = [
+        ("string repeat", "{{ ('x' * 100000000)|length }}", "template_output_too_large"),
+        ("repeat in a constant", "{% set s = 'x' * 10000000 %}ok", "template_output_too_large"),
+        (
+            "doubling by ~",
+            "{% set a = 'x' * 200000 %}{% set b = a ~ a %}{% set c = b ~ b %}{{ c|length }}",
+            "template_output_too_large",
+        ),
+        ("string +", "{% set a = 'x' * 200000 %}{{ (a + a)|length }}", "template_output_too_large"),
+        ("list repeat", "{{ ([1] * 10000000)|length }}", "template_too_costly"),
+        ("list +", "{{ (range(10000)|list + range(10000)|list)|length }}", "template_too_costly"),
+        ("range", "{{ range(100000)|length }}", "template_too_costly"),
+        ("list of a range", "{{ (range(10000) * 100)|list|length }}", "template_too_costly"),
+        ("join", "{{ range(10000)|join('x' * 100)|length }}", "template_output_too_large"),
+        ("format width", "{{ '%9999999s'|format(1)|length }}", "template_too_costly"),
+        ("format precision", "{{ '%.70000f'|format(1.5)|length }}", "template_too_costly"),
+        (
+            "format arguments",
+            "{{ ('%s' * 20)|format(*(['y' * 20000] * 20))|length }}",
+            "template_output_too_large",
+        ),
+        ("indent width", "{{ 'a\nb'|indent(9999999)|length }}", "template_output_too_large"),
+        ("indent width kwarg", "{{ 'a\nb'|indent(width=9999999)|length }}", "template_output_too_large"),
+        ("replace", "{{ 'abcdefghij'|replace('', 'y' * 100000)|length }}", "template_output_too_large"),
+        ("batch", "{{ [1]|batch(1000000, 0)|first|length }}", "template_too_costly"),
+        ("slice", "{{ [1]|slice(1000000)|length }}", "template_too_costly"),
+        ("string of a list", "{{ (['x' * 100000] * 100)|string|length }}", "template_output_too_large"),
+    ];
+
+    #[test]
+    fn every_single_step_amplifier_is_refused_quickly_with_its_limit() {
+        for (name, source, code) in AMPLIFIERS {
+            let started = Instant::now();
+            let err = body(source).expect_err(name);
+            assert_eq!(err.limit_code(), Some(code), "{name}: {err}");
+            assert_eq!(err.part(), Part::Body);
+            assert!(started.elapsed() < Duration::from_millis(500), "{name} took {:?}", started.elapsed());
+        }
+        for (name, source, code) in [
+            ("~ of a list", "{{ ((['x' * 100000] * 100) ~ '')|length }}", "template_output_too_large"),
+            ("pprint", "{{ (['x' * 100000] * 100)|pprint|length }}", "template_output_too_large"),
+            ("debug", "{{ debug() }}", ""),
+        ] {
+            let err = body(source).expect_err(name);
+            assert_eq!(err.limit_code().unwrap_or_default(), code, "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn many_steps_that_each_stay_within_the_limits_run_out_of_work() {
+        // 200 strings of 200 KB kept in a list, and a macro's capture made 100 times over.
+        for source in [
+            "{% set ns = namespace(l=[]) %}{% for i in range(200) %}{% set ns.l = ns.l + ['x' * 200000] %}{% endfor %}{{ ns.l|length }}",
+            "{% macro m() %}{{ 'x' * 200000 }}{% endmacro %}{% set ns = namespace(n=0) %}{% for i in range(100) %}{% set ns.n = ns.n + (m()|length) %}{% endfor %}{{ ns.n }}",
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            // Nested ten thousand levels deep, a level a step: the stack overflowed when dropped.
+            "{% set ns = namespace(l=[]) %}{% for i in range(10000) %}{% for j in range(3) %}{% set ns.l = [ns.l] %}{% endfor %}{% endfor %}{{ ns.l|length }}",
+            "{% set ns = namespace(l=[]) %}{% for i in range(10000) %}{% set ns.l = [1, {'a': ns.l}] %}{% endfor %}{{ ns.l|length }}",
+        ] {
+            let started = Instant::now();
+            let err = body(source).expect_err(source);
+            assert!(err.limit_code().is_some(), "{source}: {err}");
+            assert!(started.elapsed() < Duration::from_secs(1), "{source} took {:?}", started.elapsed());
+        }
+    }
+
+    #[test]
+    fn the_checked_operators_and_filters_do_what_minijinja_does() {
+        let given = vars(&[("first", "Ada"), ("last", "Lovelace"), ("text", "a\nb"), ("amount", "1250")]);
+        let cases = [
+            ("{{ first ~ ' ' ~ last }}", "Ada Lovelace"),
+            ("{{ '-' * 5 }}|{{ 3 * '=' }}", "-----|==="),
+            (
+                "{{ 2 * 3 + 1 }} {{ 2 + 3 * 2 }} {{ (2 + 3) * 2 }} {{ 1.5 * 2 }} {{ 2 ** 10 }}",
+                "7 8 10 3.0 1024",
+            ),
+            ("{{ amount|int * 2 }} {{ (amount|int + 50) ~ ' EUR' }}", "2500 1300 EUR"),
+            ("{{ [1, 2] + [3] }} {{ ([1] * 3)|list }} {{ 'ab' + 'cd' }}", "[1, 2, 3] [1, 1, 1] abcd"),
+            (
+                "{{ range(3)|list }} {{ range(1, 7, 2)|list }} {{ range(3, 0, -1)|list }}",
+                "[0, 1, 2] [1, 3, 5] [3, 2, 1]",
+            ),
+            ("{{ ['a', 'b']|join(', ') }} {{ '%05.1f|%-4s|%%'|format(3.14159, 'x') }}", "a, b 003.1|x   |%"),
+            ("{{ text|indent(2) }}|{{ text|indent(width=2, first=true) }}", "a\n  b|  a\n  b"),
+            (
+                "{{ 'aXbX'|replace('X', '-') }} {{ [1, 2, 3, 4, 5]|batch(2)|list }} {{ [1, 2, 3]|slice(2)|list }}",
+                "a-b- [[1, 2], [3, 4], [5]] [[1, 2], [3]]",
+            ),
+            ("{{ [3, 1, 2]|sort|map('string')|join }} {{ [1, 2]|sum }} {{ 'x'|upper }}", "123 3 X"),
+        ];
+        for (source, want) in cases {
+            assert_eq!(render_part(Part::Body, source, &given).as_deref(), Ok(want), "{source}");
+        }
+        // In HTML a concatenation is escaped as one value, as before.
+        let html = render_part(Part::Html, "<p>{{ first ~ '<3' }}</p>", &given);
+        assert_eq!(html.as_deref(), Ok("<p>Ada&lt;3</p>"));
+        // An undefined operand is named, as minijinja names it.
+        assert_eq!(
+            render_part(Part::Body, "{{ first ~ nobody }}", &given),
+            Err(RenderError::Undefined { part: Part::Body, names: vec!["nobody".into()] })
+        );
     }
 
     #[test]
