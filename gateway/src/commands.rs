@@ -198,7 +198,12 @@ pub(crate) async fn accept<R: Record>(
         state.ledger.produce_failed(command_id, keyed).await?;
         return Err(GatewayError::Unavailable(e.to_string()));
     }
-    state.ledger.produced(command_id).await?;
+    // Only a key's retry asks whether its first request reached the broker. The broker has the
+    // command whatever the mark does: a mark that fails only makes a retry re-send the same
+    // record later, so the caller is told 202, not 503.
+    if keyed && let Err(e) = state.ledger.produced(command_id).await {
+        tracing::warn!(%command_id, error = %e, "could not mark a keyed command produced; a retry will re-send it");
+    }
     Ok((response, replayed))
 }
 

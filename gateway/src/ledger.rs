@@ -65,6 +65,11 @@ pub struct Accepted {
 #[derive(Clone)]
 pub struct Ledger {
     pool: PgPool,
+    /// The same database with `synchronous_commit = off`, for marking a keyed command produced:
+    /// a mark lost to a database crash only makes a retry re-send the same record after
+    /// `presumed_dead_after` (same event id, which consumers apply once), so waiting for its WAL
+    /// flush would cost every command a second disk sync for nothing.
+    marks: PgPool,
     /// A first request this old without confirmation from the broker is taken for dead: longer
     /// than the producer's delivery timeout, so it cannot still be sending.
     presumed_dead_after: Duration,
@@ -77,8 +82,12 @@ impl Ledger {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let marks = PgPoolOptions::new()
+            .max_connections(max_connections.div_ceil(2))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         {
             // Gateways starting together take turns creating the schema (it races otherwise).
             let mut tx = pool.begin().await?;
@@ -89,16 +98,19 @@ impl Ledger {
             tx.commit().await?;
         }
         MIGRATIONS.run(&pool).await?;
-        Ok(Self { pool, presumed_dead_after: Duration::from_secs(35) })
+        Ok(Self { pool, marks, presumed_dead_after: Duration::from_secs(35) })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Records a command about to be produced, or finds what a retried key already did.
+    /// Records a command about to be produced, or finds what a retried key already did. Only a
+    /// keyed command keeps its record (payload and headers) until it is marked produced: nothing
+    /// re-sends a command without a key, so its row is its status and nothing more.
     pub async fn begin(&self, entry: &Entry<'_>) -> Result<Begun, sqlx::Error> {
-        let headers = serde_json::to_value(&entry.message.headers).unwrap_or_default();
+        let kept = entry.idempotency.is_some();
+        let headers = kept.then(|| serde_json::to_value(&entry.message.headers).unwrap_or_default());
         let inserted = sqlx::query(
             "INSERT INTO commands (command_id, organization_id, actor, member_id, domain, command_type, response, \
                                    idempotency_key, request_hash, topic, record_key, payload, headers) \
@@ -116,8 +128,8 @@ impl Ledger {
         .bind(entry.idempotency.map(|i| i.request_hash.as_slice()))
         .bind(&entry.message.topic)
         .bind(&entry.message.key)
-        .bind(&entry.message.payload)
-        .bind(Json(&headers))
+        .bind(kept.then_some(&entry.message.payload))
+        .bind(headers.as_ref().map(Json))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -166,14 +178,15 @@ impl Ledger {
         }
     }
 
-    /// The broker has the command: the stored record is no longer needed.
+    /// The broker has a keyed command: the stored record is no longer needed, and a retry gets
+    /// the first answer. Committed without waiting for the disk (see `marks`).
     pub async fn produced(&self, command_id: Uuid) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE commands SET produced_at = now(), produce_failed_at = NULL, payload = NULL, headers = NULL \
              WHERE command_id = $1",
         )
         .bind(command_id)
-        .execute(&self.pool)
+        .execute(&self.marks)
         .await?;
         Ok(())
     }
