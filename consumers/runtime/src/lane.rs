@@ -76,15 +76,28 @@ pub(crate) async fn run_lane<H: Handler>(ctx: Arc<LaneContext<H>>, mut input: mp
             }
             Some(LaneInput::Message(message)) => batch.push(message),
         }
+        // What arrived while the last batch committed joins this one: under load batches grow by
+        // themselves, and a lone record does not wait for company unless `max_wait` says so.
         let deadline = tokio::time::Instant::now() + ctx.max_wait;
         while batch.len() < ctx.max_batch {
-            match tokio::time::timeout_at(deadline, input.recv()).await {
-                Ok(Some(LaneInput::Message(message))) => batch.push(message),
-                Ok(Some(LaneInput::Revoke(ack))) => {
+            let next = match input.try_recv() {
+                Ok(next) => Some(next),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) if ctx.max_wait.is_zero() => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, input.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => break,
+                    }
+                }
+            };
+            match next {
+                Some(LaneInput::Message(message)) => batch.push(message),
+                Some(LaneInput::Revoke(ack)) => {
                     revoke = Some(ack);
                     break;
                 }
-                Ok(None) | Err(_) => break,
+                None => break,
             }
         }
         let span = tracing::info_span!("batch", consumer = %ctx.name, size = batch.len());
