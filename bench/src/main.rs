@@ -63,6 +63,10 @@ enum What {
         concurrency: usize,
         #[arg(long, default_value_t = 6)]
         organizations: usize,
+        /// Partitions of every topic (`kafka.partitions`): each fetch reads every partition it
+        /// follows, so on one broker this sets what a record costs the broker.
+        #[arg(long, default_value_t = 6)]
+        partitions: i32,
         #[arg(long, default_value_t = 30)]
         members: usize,
         /// JSON instead of the table.
@@ -127,10 +131,18 @@ async fn main() -> anyhow::Result<()> {
         What::Hop { hops, waits, idle_consumers, idle_seconds, backlog } => {
             hop::run(&env, hop::Options { hops, waits, idle_consumers, idle_seconds, backlog }).await
         }
-        What::System { rate, seconds, concurrency, organizations, members, json } => {
+        What::System { rate, seconds, concurrency, organizations, partitions, members, json } => {
             let records = args.records.min(30_000);
-            let options =
-                system::Options { records, rate, seconds, concurrency, organizations, members, json };
+            let options = system::Options {
+                records,
+                rate,
+                seconds,
+                concurrency,
+                organizations,
+                partitions,
+                members,
+                json,
+            };
             system::run(&env, options).await
         }
     }

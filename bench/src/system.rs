@@ -50,6 +50,7 @@ pub struct Options {
     pub seconds: u64,
     pub concurrency: usize,
     pub organizations: usize,
+    pub partitions: i32,
     pub members: usize,
     pub json: bool,
 }
@@ -328,7 +329,7 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         home: home.clone(),
         infrastructure: Infrastructure::Shared { admin_url: env.admin_url.clone(), kafka: env.kafka.clone() },
         env: vec![("STUDYSPOT_BILLING__SUBSCRIPTIONS__SCHEDULER_INTERVAL_SECS".into(), "5".into())],
-        partitions: 6,
+        partitions: options.partitions,
     })
     .await?;
     let gateway = Gateway::new(&stack.gateway_url, Duration::from_secs(30))?;
@@ -511,6 +512,7 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         })
     };
     let document = json!({
+        "partitions": options.partitions,
         "limits": { "produce_per_second": limits.produce, "consume_per_second": limits.consume,
                     "upsert_rows_per_second": limits.upsert, "empty_handler_per_second": limits.empty_handler },
         "gateway": { "http_per_second": http.accepted_per_second(), "grpc_per_second": grpc.accepted_per_second(),
@@ -528,8 +530,13 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&document)?);
     } else {
         println!(
-            "system benchmark: {} organizations × {} members, {} s per phase, {} clients at saturation, 2 cores, broker {}",
-            options.organizations, options.members, options.seconds, options.concurrency, env.kafka
+            "system benchmark: {} organizations × {} members, {} s per phase, {} clients at saturation, {} partitions per topic, 2 cores, broker {}",
+            options.organizations,
+            options.members,
+            options.seconds,
+            options.concurrency,
+            options.partitions,
+            env.kafka
         );
         for (name, value, ratio) in rows {
             println!("{name:<48} {value:>18}   {ratio}");
