@@ -226,6 +226,8 @@ impl Publisher {
             booking_id: None,
             subscription_id: None,
             pass_id: None,
+            venue_name: None,
+            seat_label: None,
         };
         let mut message = OutboundMessage::from_encoded(
             self.codec.encode(&event).await.expect("encode"),
