@@ -346,6 +346,29 @@ mod tests {
     ];
 
     #[test]
+    fn raw_text_copied_into_a_capture_by_a_loop_runs_out_of_fuel() {
+        // 10 000 copies of 6 000 bytes: raw text cost one step however long it was, so the loop
+        // built all 60 MB in the capture (at 64 KiB a text, 640 MB) before anything charged it.
+        // Now its length costs fuel (rewrite::raw_text_steps): the loop stops within the fuel.
+        let source = format!(
+            "{{% set c %}}{{% for i in range(10000) %}}{}{{% endfor %}}{{% endset %}}{{{{ c|length }}}}",
+            "y".repeat(6000)
+        );
+        assert_eq!(body(&source), Err(RenderError::TooCostly { part: Part::Body }));
+        let copied = usize::try_from(FUEL).expect("fuel fits") * rewrite::RAW_STEP_BYTES;
+        assert!(copied < WORK_BYTES, "fuel × step = {copied} bytes at most, within the work budget");
+        // The same text rendered plainly, whitespace control and raw blocks included, is unchanged.
+        let text = format!("{}\n{}", "y".repeat(500), "z".repeat(300));
+        for source in [
+            format!("{{% for i in range(3) -%}}  {text}  {{%- endfor %}}"),
+            format!("{{% raw %}}{{{{ {text} }}}}{{% endraw %}}"),
+        ] {
+            let plain = environment().render_str(&source, ()).expect("renders plainly");
+            assert_eq!(body(&source).as_deref(), Ok(plain.as_str()), "{source}");
+        }
+    }
+
+    #[test]
     fn every_single_step_amplifier_is_refused_quickly_with_its_limit() {
         for (name, source, code) in AMPLIFIERS {
             let started = Instant::now();

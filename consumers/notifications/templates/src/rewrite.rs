@@ -27,8 +27,12 @@ pub(crate) fn checked_operators(name: &str, source: &str) -> Result<String, Erro
     let tree = serde_json::to_value(&ast).map_err(|e| internal(format!("the syntax tree: {e}")))?;
     let mut operators = Vec::new();
     let mut kept = Vec::new();
-    find_operators(&tree, &mut operators, &mut kept);
+    let mut raw = Vec::new();
+    find_operators(&tree, &mut operators, &mut kept, &mut raw);
     let mut edits = Vec::with_capacity(operators.len() * 3 + kept.len() * 2);
+    for (start, end) in raw {
+        edits.extend(raw_text_steps(source, start, end));
+    }
     for (target_end, end) in kept {
         let after = source
             .get(target_end..end)
@@ -98,9 +102,20 @@ struct Operator {
 /// Walks the serialized tree (every node is `{"expr"|"stmt": kind, "inner": [node, span]}`),
 /// whatever statements hold the expressions: the operators to rewrite, and the source range of
 /// each `set` statement's value.
-fn find_operators(node: &Json, found: &mut Vec<Operator>, kept: &mut Vec<(usize, usize)>) {
+fn find_operators(
+    node: &Json,
+    found: &mut Vec<Operator>,
+    kept: &mut Vec<(usize, usize)>,
+    raw: &mut Vec<(usize, usize)>,
+) {
     match node {
         Json::Object(map) => {
+            if map.get("stmt").and_then(Json::as_str) == Some("EmitRaw")
+                && let (Some(start), Some(end)) =
+                    (offset(&node["inner"][1], "start_offset"), offset(&node["inner"][1], "end_offset"))
+            {
+                raw.push((start, end));
+            }
             if map.get("expr").and_then(Json::as_str) == Some("BinOp")
                 && let Some(op) = operator(node)
             {
@@ -111,12 +126,46 @@ fn find_operators(node: &Json, found: &mut Vec<Operator>, kept: &mut Vec<(usize,
             {
                 kept.push(range);
             }
-            map.values().for_each(|v| find_operators(v, found, kept));
+            map.values().for_each(|v| find_operators(v, found, kept, raw));
         }
-        Json::Array(items) => items.iter().for_each(|v| find_operators(v, found, kept)),
+        Json::Array(items) => items.iter().for_each(|v| find_operators(v, found, kept, raw)),
         _ => {}
     }
 }
+
+/// Raw template text costs minijinja one step however long it is, so a loop (or a macro called in
+/// one) copying a long text into a capture (`{% set c %}…{% endset %}`, a `filter` block, a
+/// `caller()`) could build gigabytes within the fuel, out of the output's sight. An empty
+/// expression every [`RAW_STEP_BYTES`] of raw text makes its length cost fuel too: what a render
+/// copies is then at most fuel × step bytes. Text in a `{% raw %}` block is left alone (an
+/// expression there would be printed), as is a text whose span is not the text itself.
+fn raw_text_steps(source: &str, start: usize, end: usize) -> Vec<Edit> {
+    let Some(text) = source.get(start..end) else { return Vec::new() };
+    let before = source[..start].trim_end();
+    let in_raw_block = before.strip_suffix("%}").is_some_and(|tag| {
+        let tag = tag.trim_end_matches('-').trim_end();
+        tag.ends_with("raw")
+            && tag[..tag.len() - 3].trim_end().trim_end_matches('-').trim_end().ends_with("{%")
+    });
+    if in_raw_block || text.len() <= RAW_STEP_BYTES {
+        return Vec::new();
+    }
+    let mut edits = Vec::new();
+    let mut last = 0;
+    for (i, _) in text.char_indices() {
+        // Not right after a `{`: it would open the expression a character early.
+        if i - last >= RAW_STEP_BYTES && !text[..i].ends_with('{') {
+            edits.push(Edit { at: start + i, order: (3, 0), remove: 0, text: RAW_STEP.into() });
+            last = i;
+        }
+    }
+    edits
+}
+
+/// What is put between two steps of raw text: it prints nothing and costs fuel.
+const RAW_STEP: &str = "{{ '' }}";
+/// The most raw text one step of fuel may copy.
+pub(crate) const RAW_STEP_BYTES: usize = 128;
 
 fn offset(span: &Json, key: &str) -> Option<usize> {
     span[key].as_u64().and_then(|n| usize::try_from(n).ok())
@@ -178,5 +227,21 @@ mod tests {
         assert_eq!(rewritten("{% set x = (a) %}"), "{% set x = __studyspot_keep(((a))) %}");
         // Other operators, raw text and a splat stay as they are.
         assert_eq!(rewritten("a ~ b * c {{ 2 ** 3 }}{{ f(*xs) }}"), "a ~ b * c {{ 2 ** 3 }}{{ f(*xs) }}");
+    }
+
+    #[test]
+    fn long_raw_text_costs_a_step_of_fuel_per_slice() {
+        let text = "a".repeat(300);
+        let step = "{{ '' }}";
+        assert_eq!(
+            rewritten(&format!("{{% if x %}}{text}{{% endif %}}")),
+            format!("{{% if x %}}{}{step}{}{step}{}{{% endif %}}", &text[..128], &text[..128], &text[..44])
+        );
+        // Never right after a `{`, never inside a raw block, and short texts as they are.
+        let braces = format!("{}{{{}", "b".repeat(127), "c".repeat(200));
+        assert!(!rewritten(&braces).contains("{{{"), "{}", rewritten(&braces));
+        let raw = format!("{{% raw %}}{text}{{% endraw %}}");
+        assert_eq!(rewritten(&raw), raw);
+        assert_eq!(rewritten("short {{ x }} text"), "short {{ x }} text");
     }
 }
