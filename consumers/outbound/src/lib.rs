@@ -288,5 +288,7 @@ impl<R: Resolve + 'static> Resolve for Guarded<R> {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;

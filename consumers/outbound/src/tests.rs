@@ -138,8 +138,10 @@ async fn a_name_resolving_to_private_or_metadata_addresses_is_refused() {
     );
 }
 
-/// A client of the policy sends nothing to a name the resolver maps to a private address: the
-/// stub answers, the filter refuses, no connection is attempted (10.0.0.1 is never dialled).
+/// A client of the policy sends nothing to a name the resolver maps to a refused address: the
+/// stub answers with the loopback addresses of a quiet listener (refused by default, like every
+/// special range: the ranges themselves are proven by parsing above), the filter refuses, and
+/// nothing connects. Were the filter broken, the test would reach only its own listener.
 #[tokio::test]
 async fn a_client_with_the_guarded_resolver_does_not_connect_to_a_refused_answer() {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -150,17 +152,21 @@ async fn a_client_with_the_guarded_resolver_does_not_connect_to_a_refused_answer
             Stub(self.1.clone()).resolve(name)
         }
     }
-    for answer in ["10.0.0.1", "169.254.169.254"] {
+    let listener = crate::testing::quiet_listener();
+    let port = listener.local_addr().expect("addr").port();
+    for answer in ["127.0.0.1", "::1"] {
         let client = reqwest::Client::builder()
             .dns_resolver(Guarded::new(Counting(calls.clone(), vec![ip(answer)]), Policy::default()))
             .no_proxy()
             .build()
             .expect("a client");
-        let err = client.get("http://rebinding.example/").send().await.expect_err("refused");
+        let err = client.get(format!("http://rebinding.example:{port}/")).send().await.expect_err("refused");
         let refused = refusal(&err).expect("the refusal is in the chain");
         assert_eq!(refused.address, ip(answer));
+        assert_eq!(refused.range, "loopback");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(crate::testing::nothing_connected(&listener), "the refused answer was dialled");
 }
 
 #[tokio::test]

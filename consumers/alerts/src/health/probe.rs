@@ -114,6 +114,8 @@ fn describe(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use studyspot_outbound::testing::{count_accepts, nothing_connected, quiet_listener};
+
     use super::*;
 
     #[tokio::test]
@@ -133,33 +135,6 @@ mod tests {
             refused.error.as_deref().is_some_and(|e| e.to_lowercase().contains("refused")),
             "{refused:?}"
         );
-    }
-
-    /// Accepts connections on a loopback port and counts them.
-    /// A loopback listener that accepts nothing yet, non-blocking: the kernel completes a handshake
-    /// before `connect` returns, so `accept` says at once whether anything connected.
-    fn quiet_listener() -> std::net::TcpListener {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("non-blocking");
-        listener
-    }
-
-    fn nothing_connected(listener: &std::net::TcpListener) -> bool {
-        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-    }
-
-    /// From now on, accepts (and drops) connections, counting them.
-    fn count_accepts(listener: std::net::TcpListener) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
-        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                drop(stream);
-            }
-        });
-        seen
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ use studyspot_notification_channels::{
     Channel, ChannelError, ChannelName, Delivery, DeliveryStatus, Message, OutboundPolicy, SecretString,
     WebhookChannel,
 };
+use studyspot_outbound::testing::{count_accepts, nothing_connected, quiet_listener};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Match, Mock, MockBuilder, MockServer, Request, ResponseTemplate};
 
@@ -201,33 +202,6 @@ async fn nothing_is_sent_unsigned_or_to_a_non_http_url() {
         let err = channel().send(&m).await.expect_err("not http");
         assert_eq!(err.code(), Some("invalid_url"), "{url}");
     }
-}
-
-/// Accepts connections on a loopback port and counts them.
-/// A loopback listener that accepts nothing yet, non-blocking: the kernel completes a handshake
-/// before `connect` returns, so `accept` says at once whether anything connected.
-fn quiet_listener() -> std::net::TcpListener {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("non-blocking");
-    listener
-}
-
-fn nothing_connected(listener: &std::net::TcpListener) -> bool {
-    matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-}
-
-/// From now on, accepts (and drops) connections, counting them.
-fn count_accepts(listener: std::net::TcpListener) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            drop(stream);
-        }
-    });
-    seen
 }
 
 #[tokio::test]
