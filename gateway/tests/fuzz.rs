@@ -13,10 +13,7 @@ use std::{
     net::IpAddr,
     path::{Path, PathBuf},
     process::Command,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -259,33 +256,34 @@ async fn record_server_errors(
 /// peer outside loopback, sampling every 20 ms until stopped. A sample can miss a connection
 /// shorter than that, so this is a tripwire beside the settings above, not a proof.
 struct PeerWatch {
-    stop: Arc<AtomicBool>,
+    stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<Vec<IpAddr>>,
 }
 
 impl PeerWatch {
     fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let stop = stop.clone();
-            move || {
-                let mut seen = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    for peer in foreign_peers() {
-                        if !seen.contains(&peer) {
-                            seen.push(peer);
-                        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            // A sample every 20 ms, until told to stop (or the sender is gone).
+            loop {
+                for peer in foreign_peers() {
+                    if !seen.contains(&peer) {
+                        seen.push(peer);
                     }
-                    std::thread::sleep(Duration::from_millis(20));
                 }
-                seen
+                match stopped.recv_timeout(Duration::from_millis(20)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
             }
+            seen
         });
         Self { stop, thread }
     }
 
     fn stop(self) -> Vec<IpAddr> {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(());
         self.thread.join().expect("watch")
     }
 }
@@ -345,11 +343,14 @@ fn is_loopback(address: IpAddr) -> bool {
 #[test]
 fn proc_addresses_read_as_the_kernel_writes_them() {
     assert_eq!(proc_address("0100007F"), Some("127.0.0.1".parse().expect("ip")));
-    assert_eq!(proc_address("0A00A8C0"), Some("192.168.0.10".parse().expect("ip")));
+    assert_eq!(proc_address("0200007F"), Some("127.0.0.2".parse().expect("ip")));
     assert_eq!(proc_address("00000000000000000000000001000000"), Some("::1".parse().expect("ip")));
     assert_eq!(
         proc_address("0000000000000000FFFF00000100007F"),
         Some("::ffff:127.0.0.1".parse().expect("ip"))
     );
     assert!(is_loopback(proc_address("0000000000000000FFFF00000100007F").expect("ip")));
+    // A documentation address (TEST-NET-3), read only: it is outside loopback.
+    assert_eq!(proc_address("077100CB"), Some("203.0.113.7".parse().expect("ip")));
+    assert!(!is_loopback(proc_address("077100CB").expect("ip")));
 }

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 use studyspot_gateway::auth::Role;
-use support::{Publisher, TestGateway};
+use support::{Publisher, TestGateway, eventually};
 
 /// One SSE event: id, event name, data as JSON.
 #[derive(Debug)]
@@ -135,16 +135,12 @@ async fn a_resume_too_far_back_is_gone_and_an_organization_holds_a_bounded_numbe
 
     // Closing one frees its place.
     drop(second_stream);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let reopened = loop {
+    let reopened = eventually("the closed stream's place to be freed", Duration::from_secs(30), || async {
         let response =
             gw.request(Method::GET, "/api/events/stream", Some(&staff)).send().await.expect("stream");
-        if response.status() == 200 {
-            break response;
-        }
-        assert!(std::time::Instant::now() < deadline, "the closed stream's place was never freed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        (response.status() == 200).then_some(response)
+    })
+    .await;
     drop(reopened);
     drop(other_stream);
 
@@ -156,18 +152,16 @@ async fn a_resume_too_far_back_is_gone_and_an_organization_holds_a_bounded_numbe
         first_stream.next().await;
     }
     drop(first_stream);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let body = loop {
-        let (status, _, body) = TestGateway::send(
-            gw.request(Method::GET, "/api/events/stream", Some(&staff)).header("last-event-id", &first.id),
-        )
+    let (status, body) =
+        eventually("the closed streams to free their places", Duration::from_secs(30), || async {
+            let (status, _, body) = TestGateway::send(
+                gw.request(Method::GET, "/api/events/stream", Some(&staff))
+                    .header("last-event-id", &first.id),
+            )
+            .await;
+            (status != 429).then_some((status, body))
+        })
         .await;
-        if status != 429 {
-            assert_eq!(status, 410, "{body}");
-            break body;
-        }
-        assert!(std::time::Instant::now() < deadline, "streams never closed: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    assert_eq!(status, 410, "{body}");
     assert_eq!(body["error"]["code"], "resume_too_old", "{body}");
 }

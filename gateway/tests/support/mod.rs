@@ -19,6 +19,26 @@ pub struct TestGateway {
     pub client: reqwest::Client,
 }
 
+/// Polls `probe` until it returns `Some`, or fails the test at the deadline (the same rule as
+/// test-world's `eventually`, which the gateway's own tests cannot depend on: it depends on them).
+#[allow(dead_code)]
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    // The probe's cadence; the deadline is what bounds the wait.
+    let mut cadence = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        cadence.tick().await;
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+    }
+}
+
 impl TestGateway {
     /// A gateway on fresh infrastructure; `tweak` adjusts the settings first.
     pub async fn start(tweak: impl FnOnce(&mut Settings)) -> Self {
