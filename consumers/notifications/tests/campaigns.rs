@@ -8,7 +8,6 @@ use mail_parser::MessageParser;
 use serde_json::{Value, json};
 use studyspot_gateway::auth::Role;
 use studyspot_schemas::{
-    EventMetadata,
     attendance::CheckedIn,
     billing::{self, SubscriptionCreated},
     notifications::SetPreferences,
@@ -36,21 +35,9 @@ fn consumer(world: &World, sink: &SmtpSink) -> Consumer {
     )
 }
 
-fn metadata(world: &World, name: &str) -> EventMetadata {
-    EventMetadata {
-        event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/{name}", world.id).as_bytes())
-            .to_string(),
-        occurred_at: Utc::now().timestamp_millis(),
-        correlation_id: format!("test-{name}"),
-        causation_id: None,
-        organization_id: world.organization_id(),
-        actor: "user:test".into(),
-    }
-}
-
 fn preferences(world: &World, member: &str, time_zone: &str) -> SetPreferences {
     SetPreferences {
-        metadata: metadata(world, &format!("prefs/{member}")),
+        metadata: world.named_metadata(&format!("prefs/{member}")),
         recipient_id: member.into(),
         email: Some(format!("{member}@example.org")),
         phone: None,
@@ -71,7 +58,7 @@ fn preferences(world: &World, member: &str, time_zone: &str) -> SetPreferences {
 fn subscribed(world: &World, member: &str, plan: &str) -> SubscriptionCreated {
     let now = Utc::now().timestamp_millis();
     SubscriptionCreated {
-        metadata: metadata(world, &format!("sub/{member}")),
+        metadata: world.named_metadata(&format!("sub/{member}")),
         subscription_id: format!("sub_{member}"),
         member_id: member.into(),
         plan_id: plan.into(),
@@ -379,7 +366,7 @@ async fn a_digest_sends_its_messages_as_one_email_without_the_cancelled_one_and_
 
 fn checked_in(world: &World, member: &str, venue: &str) -> CheckedIn {
     CheckedIn {
-        metadata: metadata(world, &format!("in/{member}/{venue}")),
+        metadata: world.named_metadata(&format!("in/{member}/{venue}")),
         session_id: format!("ses_{member}"),
         member_id: member.into(),
         venue_id: venue.into(),

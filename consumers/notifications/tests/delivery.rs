@@ -7,7 +7,6 @@ use chrono::{Timelike as _, Utc};
 use mail_parser::MessageParser;
 use serde_json::{Value, json};
 use studyspot_schemas::{
-    EventMetadata,
     billing::{self, PaymentSucceeded},
     notifications::{CreateTemplate, SetPreferences},
 };
@@ -33,18 +32,6 @@ fn consumer(world: &World, sink: &SmtpSink, env: &[(&str, &str)]) -> Consumer {
     world.spawn_consumer_with(None, &world.database_url, &all)
 }
 
-fn metadata(world: &World, name: &str) -> EventMetadata {
-    EventMetadata {
-        event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/{name}", world.id).as_bytes())
-            .to_string(),
-        occurred_at: Utc::now().timestamp_millis(),
-        correlation_id: format!("test-{name}"),
-        causation_id: None,
-        organization_id: world.organization_id(),
-        actor: "user:test".into(),
-    }
-}
-
 fn preferences(
     world: &World,
     name: &str,
@@ -53,7 +40,7 @@ fn preferences(
     quiet: Option<(String, String)>,
 ) -> SetPreferences {
     SetPreferences {
-        metadata: metadata(world, name),
+        metadata: world.named_metadata(name),
         recipient_id: "mem_ada".into(),
         email: Some(email.into()),
         phone: None,
@@ -95,7 +82,7 @@ async fn a_succeeded_payment_sends_one_receipt_email_rendered_from_the_organizat
 
     world
         .send(&CreateTemplate {
-            metadata: metadata(&world, "template"),
+            metadata: world.named_metadata("template"),
             template_id: "payment_receipt".into(),
             channel: "email".into(),
             locale: "en".into(),
@@ -111,7 +98,7 @@ async fn a_succeeded_payment_sends_one_receipt_email_rendered_from_the_organizat
     world.send(&preferences(&world, "prefs", "ada@example.org", "Europe/Berlin", None)).await;
     // Billing's event, as billing publishes it; delivered twice, it is one receipt.
     let paid = PaymentSucceeded {
-        metadata: metadata(&world, "paid"),
+        metadata: world.named_metadata("paid"),
         payment_id: "pay_1".into(),
         member_id: "mem_ada".into(),
         amount_minor: 2_000,

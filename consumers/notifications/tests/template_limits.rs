@@ -7,30 +7,14 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use studyspot_schemas::{
-    EventMetadata,
-    notifications::{self, CreateTemplate, SendNotification, SetPreferences},
-};
+use studyspot_schemas::notifications::{self, CreateTemplate, SendNotification, SetPreferences};
 use studyspot_test_world::{World, eventually};
 
 const NESTED: &str = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
 
-fn metadata(world: &World, name: &str) -> EventMetadata {
-    EventMetadata {
-        event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/{name}", world.id).as_bytes())
-            .to_string(),
-        occurred_at: Utc::now().timestamp_millis(),
-        correlation_id: format!("test-{name}"),
-        causation_id: None,
-        organization_id: world.organization_id(),
-        actor: "user:test".into(),
-    }
-}
-
 fn template(world: &World, name: &str, body: &str) -> CreateTemplate {
     CreateTemplate {
-        metadata: metadata(world, name),
+        metadata: world.named_metadata(name),
         template_id: format!("tpl_{name}"),
         channel: "in_app".into(),
         locale: "en".into(),
@@ -43,7 +27,7 @@ fn template(world: &World, name: &str, body: &str) -> CreateTemplate {
 
 fn message(world: &World, name: &str, template_id: Option<&str>) -> SendNotification {
     SendNotification {
-        metadata: metadata(world, name),
+        metadata: world.named_metadata(name),
         notification_id: format!("ntf_{name}"),
         recipient_id: "mem_1".into(),
         channel: "in_app".into(),
@@ -140,7 +124,7 @@ async fn a_command_holding_a_nul_character_is_dead_lettered_naming_the_field() {
     in_metadata.metadata.organization_id = format!("{}\u{0}", world.organization_id());
     world.send(&in_metadata).await;
     let mut prefs = SetPreferences {
-        metadata: metadata(&world, "prefs"),
+        metadata: world.named_metadata("prefs"),
         recipient_id: "mem_1".into(),
         email: Some("ada@example.org".into()),
         phone: None,

@@ -11,9 +11,8 @@ use mail_parser::MessageParser;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use studyspot_gateway::auth::Role;
-use studyspot_schemas::{
-    EventMetadata,
-    notifications::{CreateTemplate, NotificationTracked, RecordDeliveryStatus, SetPreferences},
+use studyspot_schemas::notifications::{
+    CreateTemplate, NotificationTracked, RecordDeliveryStatus, SetPreferences,
 };
 use studyspot_test_world::{Consumer, World, eventually, smtp::SmtpSink, stop};
 use wiremock::{
@@ -25,18 +24,6 @@ use wiremock::{
 const PUBLIC: &str = "https://hooks.studyspot.test";
 const TWILIO_TOKEN: &str = "twilio-test-token";
 const SECRET: &str = "tracking-test-secret-of-at-least-32-bytes";
-
-fn metadata(world: &World, name: &str) -> EventMetadata {
-    EventMetadata {
-        event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/{name}", world.id).as_bytes())
-            .to_string(),
-        occurred_at: Utc::now().timestamp_millis(),
-        correlation_id: format!("test-{name}"),
-        causation_id: None,
-        organization_id: world.organization_id(),
-        actor: "user:test".into(),
-    }
-}
 
 fn consumer(world: &World, sink: &SmtpSink, twilio: &MockServer) -> Consumer {
     let port = sink.port().to_string();
@@ -93,7 +80,7 @@ async fn opens_clicks_and_twilio_deliveries_reach_the_dashboard() {
 
     world
         .send(&CreateTemplate {
-            metadata: metadata(&world, "template"),
+            metadata: world.named_metadata("template"),
             template_id: "welcome".into(),
             channel: "email".into(),
             locale: "en".into(),
@@ -109,7 +96,7 @@ async fn opens_clicks_and_twilio_deliveries_reach_the_dashboard() {
         .await;
     world
         .send(&SetPreferences {
-            metadata: metadata(&world, "prefs"),
+            metadata: world.named_metadata("prefs"),
             recipient_id: "mem_ada".into(),
             email: Some("ada@example.org".into()),
             phone: Some("+4915112345678".into()),
@@ -315,7 +302,7 @@ fn status(
     url: Option<&str>,
 ) -> RecordDeliveryStatus {
     RecordDeliveryStatus {
-        metadata: metadata(world, name),
+        metadata: world.named_metadata(name),
         notification_id: notification_id.into(),
         recipient_id: "mem_ada".into(),
         status: status.into(),
@@ -335,7 +322,7 @@ async fn statuses_count_once_opens_keep_their_total_bounces_mark_the_address_and
     let http = reqwest::Client::new();
     world
         .send(&SetPreferences {
-            metadata: metadata(&world, "prefs"),
+            metadata: world.named_metadata("prefs"),
             recipient_id: "mem_ada".into(),
             email: Some("ada@example.org".into()),
             phone: None,

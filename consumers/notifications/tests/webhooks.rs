@@ -249,7 +249,7 @@ async fn a_critical_alert_reaches_its_receivers_once_and_its_resolution_follows(
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
     let fired = AlertFired {
-        metadata: metadata(&world, "fired"),
+        metadata: world.named_metadata("fired"),
         fingerprint: "fp_1".into(),
         rule_id: "rule_payments".into(),
         alert_name: "PaymentFailureRate".into(),
@@ -281,7 +281,7 @@ async fn a_critical_alert_reaches_its_receivers_once_and_its_resolution_follows(
 
     world
         .send(&AlertResolved {
-            metadata: metadata(&world, "resolved"),
+            metadata: world.named_metadata("resolved"),
             fingerprint: "fp_1".into(),
             rule_id: "rule_payments".into(),
             alert_name: "PaymentFailureRate".into(),
@@ -320,17 +320,5 @@ impl Respond for Bodies {
         let body = serde_json::from_slice(&request.body).unwrap_or_default();
         self.0.lock().expect("bodies").push(body);
         ResponseTemplate::new(200)
-    }
-}
-
-fn metadata(world: &World, name: &str) -> EventMetadata {
-    EventMetadata {
-        event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}/{name}", world.id).as_bytes())
-            .to_string(),
-        occurred_at: Utc::now().timestamp_millis(),
-        correlation_id: format!("test-{name}"),
-        causation_id: None,
-        organization_id: world.organization_id(),
-        actor: "service:alerts".into(),
     }
 }

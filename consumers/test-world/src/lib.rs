@@ -213,6 +213,18 @@ impl World {
         }
     }
 
+    /// Metadata of this world's organization, written now by `user:test`, whose event id is named:
+    /// the same `name` gives the same id (a resend is the same command), another name another.
+    pub fn named_metadata(&self, name: &str) -> studyspot_schemas::EventMetadata {
+        let named = format!("{}/{name}", self.id);
+        studyspot_schemas::EventMetadata {
+            event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, named.as_bytes()).to_string(),
+            correlation_id: format!("test-{name}"),
+            actor: "user:test".into(),
+            ..self.metadata("user:test")
+        }
+    }
+
     /// Billing's clock moved by hand: a `RunBilling` of this world's organization up to `up_to`
     /// (RFC 3339), written to the log as billing's own scheduler writes it (the gateway refuses a
     /// run ahead of now, and these tests live in the future), and its outcome once billing decided
