@@ -44,18 +44,7 @@ async fn world() -> World {
 }
 
 fn consumer(world: &World, sink: &SmtpSink) -> Consumer {
-    let port = sink.port().to_string();
-    world.spawn_consumer_with(
-        None,
-        &world.database_url,
-        &[
-            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__HOST", "127.0.0.1"),
-            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__PORT", port.as_str()),
-            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__TLS", "none"),
-            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__FROM", "StudySpot <no-reply@studyspot.test>"),
-            ("STUDYSPOT_NOTIFICATIONS__DELIVERY__POLL_INTERVAL_MS", "50"),
-        ],
-    )
+    world.spawn_mailing_consumer(sink.port(), &[])
 }
 
 fn meta(org: &str) -> EventMetadata {

@@ -20,18 +20,12 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::m
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn consumer(world: &World, sink: &SmtpSink, env: &[(&str, &str)]) -> Consumer {
-    let port = sink.port().to_string();
     let mut all = vec![
-        ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__HOST", "127.0.0.1"),
-        ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__PORT", port.as_str()),
-        ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__TLS", "none"),
-        ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__FROM", "StudySpot <no-reply@studyspot.test>"),
         ("STUDYSPOT_NOTIFICATIONS__CHANNELS__RETRY__MAX_ATTEMPTS", "1"),
         ("STUDYSPOT_NOTIFICATIONS__CHANNELS__RETRY__TIMEOUT_MS", "2000"),
-        ("STUDYSPOT_NOTIFICATIONS__DELIVERY__POLL_INTERVAL_MS", "50"),
     ];
     all.extend_from_slice(env);
-    world.spawn_consumer_with(None, &world.database_url, &all)
+    world.spawn_mailing_consumer(sink.port(), &all)
 }
 
 fn preferences(world: &World, name: &str, url: &str) -> SetPreferences {

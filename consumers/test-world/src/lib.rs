@@ -293,6 +293,21 @@ impl World {
         command
     }
 
+    /// The notifications consumer sending e-mail to a local SMTP sink on `smtp_port` (no TLS),
+    /// looking for due deliveries every 50 ms; `env` comes after and overrides.
+    pub fn spawn_mailing_consumer(&self, smtp_port: u16, env: &[(&str, &str)]) -> Consumer {
+        let port = smtp_port.to_string();
+        let mut all = vec![
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__HOST", "127.0.0.1"),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__PORT", port.as_str()),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__TLS", "none"),
+            ("STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__FROM", "StudySpot <no-reply@studyspot.test>"),
+            ("STUDYSPOT_NOTIFICATIONS__DELIVERY__POLL_INTERVAL_MS", "50"),
+        ];
+        all.extend_from_slice(env);
+        self.spawn_consumer_with(None, &self.database_url, &all)
+    }
+
     /// A consumer process with `env` added to its environment.
     pub fn spawn_consumer_with(
         &self,
