@@ -152,7 +152,12 @@ async fn a_command_holding_a_nul_character_is_dead_lettered_naming_the_field() {
     let (state, _, reason) = outcome(&world, &prefs.metadata.event_id).await;
     assert_eq!(state, "dead_lettered");
     assert!(reason.as_deref().is_some_and(|r| r.contains("category_caps")), "{reason:?}");
-    let dead = world.read_all(notifications::COMMANDS.dead_letter);
+    // The outcomes commit with the dead letters' outbox rows; the publisher sends them after.
+    let dead = eventually("the three dead letters", Duration::from_secs(30), || async {
+        let dead = world.read_all(notifications::COMMANDS.dead_letter);
+        (dead.len() >= 3).then_some(dead)
+    })
+    .await;
     let reasons: Vec<&str> =
         dead.iter().filter_map(|m| m.headers.get(studyspot_bus::headers::DLQ_REASON)).collect();
     assert_eq!(dead.len(), 3, "{reasons:?}");

@@ -345,6 +345,14 @@ pub fn picture_paths() -> Vec<String> {
 
 /// A's records as A's owner and `mem_1` read them.
 pub async fn picture(stack: &Stack, owner: &str, member_1: &str) -> Vec<(String, u16, String)> {
+    // A's messages settle first: the delivery worker moves a queued one on by itself (sent, or
+    // failed for a channel not configured), which is not a change another caller made.
+    eventually("A's notifications to leave the queue", Duration::from_secs(60), || async {
+        let reply = stack.http(Method::GET, "/api/notifications?limit=200", Some(owner), None).await;
+        let items = reply.body["items"].as_array().cloned().unwrap_or_default();
+        (reply.status == 200 && items.iter().all(|n| n["status"] != "queued")).then_some(())
+    })
+    .await;
     let mut seen = Vec::new();
     for path in picture_paths() {
         for token in [owner, member_1] {
