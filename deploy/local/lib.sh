@@ -172,15 +172,35 @@ as_postgres() {
 
 _apt_updated=""
 apt_install() {
-  have apt-get || die "apt-get not found: this script installs packages on Debian/Ubuntu only; install $* yourself"
+  apt_try_install "$@" || die "$apt_failure; fix it and rerun (or install $* yourself)"
+}
+
+# apt_try_install PACKAGE...: like apt_install, but returns 1 with what failed in $apt_failure
+# instead of ending the script, for callers that can explain more (pg_install).
+apt_failure=""
+apt_try_install() {
+  apt_failure=""
+  if ! have apt-get; then
+    apt_failure="apt-get not found: these scripts install packages on Debian/Ubuntu only"
+    return 1
+  fi
+  if [[ $(id -u) -ne 0 ]] && ! have sudo; then
+    apt_failure="installing packages needs root, and sudo is not installed"
+    return 1
+  fi
   if [[ -z "$_apt_updated" ]]; then
     say "apt-get update"
-    as_root apt-get update -q || die "apt-get update failed (network? sources?); fix it and rerun"
+    if ! as_root apt-get update -q; then
+      apt_failure="apt-get update failed (network? package sources? sudo password?)"
+      return 1
+    fi
     _apt_updated=1
   fi
   say "apt-get install -y $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" \
-    || die "apt-get install $* failed; fix the package manager and rerun"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; then
+    apt_failure="apt-get install -y $* failed (its output is above)"
+    return 1
+  fi
 }
 
 ensure_cargo() {
@@ -335,6 +355,16 @@ http_code() {
   printf '%s' "${code:-000}"
 }
 
+# Body of GET http://addr/path (empty when nothing answers); needs curl.
+http_body() {
+  local host port
+  host="$(addr_host "$1")"
+  port="$(addr_port "$1")"
+  [[ "$host" == *:* ]] && host="[$host]"
+  have curl || return 0
+  curl -s --max-time 2 "http://$host:$port$2" 2>/dev/null || true
+}
+
 pid_alive() {
   local pid=$1 state
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
@@ -450,8 +480,91 @@ require_free_port() {
   host="$(addr_host "$addr")"
   port="$(addr_port "$addr")"
   if port_open "$host" "$port"; then
-    die "$what: $addr is already taken by $(port_owner "$port"), which these scripts did not start; stop it or choose another address (see deploy/README.md)"
+    die "$(port_taken_message "$what" "$addr")"
   fi
+}
+
+# The variable that moves address ADDR of process NAME: a STUDYSPOT_* variable holding the address
+# (or, for an SMTP-style HOST + PORT pair, the *PORT variable holding its port), else the consumer's
+# STUDYSPOT_<NAME>_OPS_LISTEN, whose default lives in SERVICES.
+addr_variable() {
+  local name=$1 addr=$2 v port
+  port="$(addr_port "$addr")"
+  for v in $(compgen -v STUDYSPOT_); do
+    [[ "$v" == STUDYSPOT_OPS_LISTEN ]] && continue
+    if [[ "${!v}" == "$addr" ]]; then
+      printf '%s' "$v"
+      return
+    fi
+  done
+  for v in $(compgen -v STUDYSPOT_); do
+    if [[ "$v" == *PORT && "${!v}" == "$port" ]]; then
+      printf '%s' "$v"
+      return
+    fi
+  done
+  v="${name^^}"
+  printf 'STUDYSPOT_%s_OPS_LISTEN' "${v//-/_}"
+}
+
+# A port near PORT that nothing listens on (for the suggestion in port_taken_message).
+free_port_near() {
+  local host=$1 port=$2 p
+  for p in $((port + 10000)) $((port + 10001)) $((port + 20000)) $((port - 10000)); do
+    ((p > 1024 && p < 65536)) || continue
+    port_open "$host" "$p" || {
+      printf '%s' "$p"
+      return
+    }
+  done
+  printf '%s' "$((port + 1))"
+}
+
+# What to say when the address WHAT is to bind (ADDR) is taken: which port, which process holds it
+# (when ss can tell), and the variable that moves it, with a free port as the example.
+port_taken_message() {
+  local what=$1 addr=$2 var=${3:-} host port free example
+  host="$(addr_host "$addr")"
+  port="$(addr_port "$addr")"
+  [[ -n "$var" ]] || var="$(addr_variable "$what" "$addr")"
+  free="$(free_port_near "$host" "$port")"
+  case "$var" in
+    PGPORT | *PORT) example="$var=$free" ;;
+    *) example="$var=${addr%:*}:$free" ;;
+  esac
+  printf '%s: port %s (%s) is already taken by %s, which these scripts did not start.\n' \
+    "$what" "$port" "$addr" "$(port_owner "$port")"
+  printf '  Stop that process, or move %s to a free port with %s, e.g.\n      %s %s/deploy/local/up' \
+    "$what" "$var" "$example" "$STUDYSPOT_ROOT"
+}
+
+# Every port `up` is to bind, checked before anything is built or started, so that a taken one is
+# named at once (not after a long build). A PostgreSQL or Kafka broker answering on its port is
+# used, and a process of ours keeps its port. Ends the script naming every taken port.
+ports_preflight() {
+  local problems=() host port entry a pid
+  local svc_name svc_bin svc_addr svc_var svc_extra
+  if is_local_host "$PGHOST" && port_open "$PGHOST" "$PGPORT" && ! pg_answers "$PGHOST" "$PGPORT"; then
+    problems+=("$(port_taken_message PostgreSQL "$PGHOST:$PGPORT" PGPORT)")
+  fi
+  host="$(addr_host "$BROKER_ADDR")"
+  port="$(addr_port "$BROKER_ADDR")"
+  if is_local_host "$host" && [[ -z "$(broker_pid)" ]] && port_open "$host" "$port" && ! kafka_probe "$host" "$port"; then
+    problems+=("$(port_taken_message broker "$BROKER_ADDR" STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS)")
+  fi
+  for entry in "${SERVICES[@]}"; do
+    service_fields "$entry"
+    pid="$(our_pid "$svc_name" "$svc_bin")"
+    [[ -n "$pid" ]] && continue
+    for a in "$svc_addr" $svc_extra; do
+      if port_open "$(addr_host "$a")" "$(addr_port "$a")"; then
+        problems+=("$(port_taken_message "$svc_name" "$a")")
+      fi
+    done
+  done
+  ((${#problems[@]} == 0)) && return 0
+  printf '%s\n' "${problems[@]}" >&2
+  die "$(printf '%s port(s) taken (above); nothing was started' "${#problems[@]}")"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -462,6 +575,17 @@ pg_accepting() {
     pg_isready -q -h "$PGHOST" -p "$PGPORT" -t 2 >/dev/null 2>&1
   else
     port_open "$PGHOST" "$PGPORT"
+  fi
+}
+
+# Does a PostgreSQL server answer on host port (accepting connections, or still starting)?
+pg_answers() {
+  if have pg_isready; then
+    local rc=0
+    pg_isready -q -h "$1" -p "$2" -t 2 >/dev/null 2>&1 || rc=$?
+    ((rc == 0 || rc == 1))
+  else
+    port_open "$1" "$2"
   fi
 }
 
@@ -489,6 +613,26 @@ pg_cluster_on_port() {
   pg_lsclusters -h 2>/dev/null | awk -v p="$PGPORT" '$3 == p {print $1, $2, $4, $7; exit}'
 }
 
+# Installs the PostgreSQL server from the OS packages, or ends with what failed and the two ways on.
+pg_install() {
+  apt_try_install postgresql || pg_install_failed "$apt_failure"
+  hash -r
+}
+
+pg_install_failed() {
+  die "PostgreSQL is needed on $PGHOST:$PGPORT and could not be installed: $1.
+  Either install it yourself and run up again:
+      sudo apt-get update && sudo apt-get install -y postgresql
+    (elsewhere than Debian/Ubuntu: your system's PostgreSQL package; up creates and starts a cluster
+    on port $PGPORT with pg_createcluster when one is missing, or uses any server answering there)
+  or use a PostgreSQL server you already run, e.g. on port 5433:
+      PGPORT=5433 $STUDYSPOT_ROOT/deploy/local/up
+    on this machine up creates the roles and the database as the postgres OS user; on another host
+    (PGHOST=db.example PGPORT=5432) create roles studyspot and studyspot_gateway and database studyspot
+    yourself (pg_provision in deploy/local/lib.sh has the SQL), or point the processes at your own with
+    STUDYSPOT_POSTGRES__URL and STUDYSPOT_POSTGRES__READONLY_URL."
+}
+
 # Makes sure a PostgreSQL server answers on PGHOST:PGPORT: installs it from the OS packages and
 # creates and starts a cluster when needed. A cluster started here is recorded in run/postgres.started.
 pg_ensure() {
@@ -508,10 +652,9 @@ pg_ensure() {
 
   if ! have pg_ctlcluster || [[ -z "$(pg_newest_version)" ]]; then
     say "no PostgreSQL server found: installing it from the OS packages"
-    apt_install postgresql
-    hash -r
+    pg_install
   fi
-  have pg_ctlcluster || die "pg_ctlcluster not found after installing postgresql (Debian/Ubuntu's postgresql-common is expected)"
+  have pg_ctlcluster || pg_install_failed "pg_ctlcluster was not found after installing postgresql (Debian/Ubuntu's postgresql-common is expected)"
 
   local cluster ver name status logfile
   cluster="$(pg_cluster_on_port)"
