@@ -84,6 +84,7 @@ SERVICES=(
   "alerts|studyspot-alerts|${STUDYSPOT_ALERTS_OPS_LISTEN:-127.0.0.1:9104}|STUDYSPOT_OPS_LISTEN|"
 )
 CLI_BIN_NAME="studyspot"
+CLI_PACKAGE="studyspot-cli"
 # Handed per process only; a value in the caller's environment must not reach every process.
 unset STUDYSPOT_OPS_LISTEN
 
@@ -796,6 +797,20 @@ _tansu_crate_dir() {
   die "cargo did not download $1 $TANSU_VERSION (see $LOG_DIR/tansu-install.log)"
 }
 
+# True when tansu_ensure would build: no binary of ours yet, or one built from another version or patch.
+tansu_needs_build() {
+  [[ "$TANSU_BIN" == "$TANSU_DEFAULT_BIN" ]] || return 1
+  [[ -x "$TANSU_BIN" && -f "$TANSU_STAMP" && "$(cat "$TANSU_STAMP")" == "$(tansu_build_id)" ]] && return 1
+  return 0
+}
+
+# What the broker build needs installed (apt runs here, never from a build in the background).
+tansu_prereqs() {
+  ensure_cargo
+  ensure_build_tools
+  have patch || apt_install patch
+}
+
 tansu_ensure() {
   if [[ "$TANSU_BIN" != "$TANSU_DEFAULT_BIN" ]]; then
     [[ -x "$TANSU_BIN" ]] || die "STUDYSPOT_TANSU_BIN=$TANSU_BIN is not an executable file"
@@ -803,12 +818,8 @@ tansu_ensure() {
   fi
   local want
   want="$(tansu_build_id)"
-  if [[ -x "$TANSU_BIN" && -f "$TANSU_STAMP" && "$(cat "$TANSU_STAMP")" == "$want" ]]; then
-    return 0
-  fi
-  ensure_cargo
-  ensure_build_tools
-  have patch || apt_install patch
+  tansu_needs_build || return 0
+  tansu_prereqs
   mkdir -p "$TOOLS_ROOT"
   # One build at a time; a second caller waits and finds it done.
   local lock_fd
@@ -868,12 +879,67 @@ TOML
   mv "$src/tansu/Cargo.lock.new" "$src/tansu/Cargo.lock"
 
   rm -f "$TANSU_STAMP"
-  if ! cargo install --path "$src/tansu" --locked --force --features libsql --root "$TOOLS_ROOT" 2>&1 | tee -a "$log"; then
+  # Its own target directory: the workspace can build at the same time (one target directory
+  # builds one thing at a time), and a rebuild after a patch change reuses the dependencies.
+  # TANSU_BUILD_QUIET (a build in the background): cargo's output to the log only.
+  local started=$SECONDS
+  if ! cargo install --path "$src/tansu" --locked --force --features libsql --root "$TOOLS_ROOT" \
+    --target-dir "$TOOLS_ROOT/target" 2>&1 | if [[ -n "${TANSU_BUILD_QUIET:-}" ]]; then cat >>"$log"; else tee -a "$log"; fi; then
+    tail_log "$log"
     die "building tansu $TANSU_VERSION with the patch failed; see $log"
   fi
   [[ -x "$TANSU_BIN" ]] || die "cargo install finished but $TANSU_BIN is missing"
   printf '%s\n' "$want" >"$TANSU_STAMP"
-  ok "installed $want ($TANSU_BIN)"
+  ok "installed $want ($TANSU_BIN) in $((SECONDS - started)) s"
+}
+
+# The broker builds in the background while `up` sets up PostgreSQL and builds the workspace
+# (broker_build_start, then broker_build_wait before the broker starts): on 2 cores the two builds
+# together fill each other's serial stretches (C libraries, the last crates, linking).
+# STUDYSPOT_BUILD_OVERLAP=0 builds it first, alone (a machine short of memory).
+_broker_build_pid=""
+broker_build_start() {
+  local host port
+  host="$(addr_host "$BROKER_ADDR")"
+  port="$(addr_port "$BROKER_ADDR")"
+  # Nothing to build when another broker is used, or ours already runs (restarting it is for later).
+  is_local_host "$host" || return 0
+  [[ -z "$(broker_pid)" ]] || return 0
+  port_open "$host" "$port" && return 0
+  tansu_needs_build || return 0
+  tansu_prereqs
+  if [[ "${STUDYSPOT_BUILD_OVERLAP:-1}" == 0 ]]; then
+    tansu_ensure
+    return 0
+  fi
+  mkdir -p "$LOG_DIR"
+  say "building the broker in the background (log $LOG_DIR/tansu-install.log)"
+  # Its own process group, so that it can be stopped whole if `up` ends first.
+  set -m
+  (TANSU_BUILD_QUIET=1 tansu_ensure) 9>&- &
+  _broker_build_pid=$!
+  set +m
+  trap '_broker_build_abort' EXIT
+  trap '_broker_build_abort; exit 130' INT
+  trap '_broker_build_abort; exit 143' TERM
+}
+
+broker_build_wait() {
+  [[ -n "$_broker_build_pid" ]] || return 0
+  local pid=$_broker_build_pid rc=0
+  if pid_alive "$pid"; then say "waiting for the broker build (log $LOG_DIR/tansu-install.log)"; fi
+  wait "$pid" || rc=$?
+  _broker_build_pid=""
+  ((rc == 0)) || die "the broker build failed (exit $rc); see $LOG_DIR/tansu-install.log"
+}
+
+_broker_build_abort() {
+  [[ -n "$_broker_build_pid" ]] || return 0
+  if pid_alive "$_broker_build_pid"; then
+    kill -TERM -- "-$_broker_build_pid" 2>/dev/null || true
+    warn "stopped the broker build in the background; the next up starts it again"
+  fi
+  _broker_build_pid=""
 }
 
 broker_pid() { our_pid broker tansu; }
