@@ -288,6 +288,7 @@ impl<R: Resolve + 'static> Resolve for Guarded<R> {
     }
 }
 
+pub mod http;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]

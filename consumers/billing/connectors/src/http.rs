@@ -1,7 +1,12 @@
-//! What the reqwest-based connectors (PayPal, Razorpay) share: the client, URL joining and the
-//! classification of transport failures and statuses.
+//! What the reqwest-based connectors (PayPal, Razorpay) and Stripe's retries share with every
+//! outbound client (`studyspot_outbound::http`): the connectors' client, which statuses they
+//! retry and how a failure becomes a [`ConnectorError`].
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
+use studyspot_outbound::http::{Backoff, Family};
+pub(crate) use studyspot_outbound::http::{Reply, join, send, snippet, with_retry};
 
 use crate::config::RetryPolicy;
 use crate::error::ConnectorError;
@@ -19,71 +24,51 @@ pub(crate) fn client(
     })
 }
 
-/// `base` (with or without a trailing slash) joined with `path` (with or without a leading one).
-pub(crate) fn join(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
-}
-
-/// A provider's answer that is not a transport failure nor a transient status.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) body: Vec<u8>,
-}
-
-impl Reply {
-    pub(crate) fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        connector: ConnectorName,
-    ) -> Result<T, ConnectorError> {
-        serde_json::from_slice(&self.body).map_err(|err| {
-            ConnectorError::invalid_response(
-                connector,
-                format!("HTTP {}: {err}: {}", self.status.as_u16(), snippet(&self.body)),
-            )
-        })
+impl From<&RetryPolicy> for Backoff {
+    fn from(policy: &RetryPolicy) -> Self {
+        Backoff::millis(policy.max_attempts, policy.base_delay_ms, policy.max_delay_ms)
     }
 }
 
-/// The first 300 characters of a body, for error messages.
-pub(crate) fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).chars().take(300).collect()
-}
+impl Family for ConnectorName {
+    type Error = ConnectorError;
 
-/// Statuses worth retrying with the same idempotency key: 5xx, 429 (rate limited) and 409 (a
-/// request with the same idempotency key is still being processed).
-pub(crate) fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::CONFLICT
-}
-
-/// Sends `request` once and reads the whole body. Transport failures (timeout, connection,
-/// body cut short) and transient statuses become [`ConnectorError::Transient`].
-pub(crate) async fn send(
-    connector: ConnectorName,
-    request: reqwest::RequestBuilder,
-) -> Result<Reply, ConnectorError> {
-    let response = request.send().await.map_err(|err| transport_error(connector, &err))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|err| transport_error(connector, &err))?.to_vec();
-    if is_transient_status(status) {
-        return Err(ConnectorError::transient(
-            connector,
-            format!("HTTP {}: {}", status.as_u16(), snippet(&body)),
-        ));
+    /// Statuses worth retrying with the same idempotency key: 5xx, 429 (rate limited) and 409 (a
+    /// request with the same idempotency key is still being processed).
+    fn is_transient_status(status: StatusCode) -> bool {
+        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::CONFLICT
     }
-    Ok(Reply { status, body })
-}
 
-fn transport_error(connector: ConnectorName, err: &reqwest::Error) -> ConnectorError {
-    if err.is_builder() {
-        return ConnectorError::invalid_request(connector, format!("cannot build the request: {err}"));
+    fn transient(self, message: String) -> ConnectorError {
+        ConnectorError::transient(self, message)
     }
-    let what = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    ConnectorError::transient(connector, format!("{what}: {err}"))
+
+    fn unbuildable(self, message: String) -> ConnectorError {
+        ConnectorError::invalid_request(self, message)
+    }
+
+    /// Providers' addresses are not checked by the outbound policy; were one refused, nothing
+    /// was sent and the same request would be refused again.
+    fn refused(self, refused: &studyspot_outbound::Refused) -> ConnectorError {
+        ConnectorError::invalid_request(self, refused.to_string())
+    }
+
+    /// The provider may have acted: an unreadable answer is reconciled with `fetch`.
+    fn unreadable(self, status: StatusCode, err: serde_json::Error, body: &[u8]) -> ConnectorError {
+        ConnectorError::invalid_response(self, format!("HTTP {}: {err}: {}", status.as_u16(), snippet(body)))
+    }
+
+    fn is_transient(err: &ConnectorError) -> bool {
+        err.is_transient()
+    }
+
+    fn retrying(self, operation: &'static str, err: &ConnectorError, delay: Duration) {
+        tracing::warn!(
+            connector = self.as_str(),
+            operation,
+            error = %err,
+            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "transient provider failure, retrying"
+        );
+    }
 }

@@ -29,7 +29,6 @@ pub mod money;
 mod paypal;
 mod razorpay;
 pub mod razorpay_webhook;
-mod retry;
 mod stripe;
 pub mod stripe_webhook;
 mod types;

@@ -41,9 +41,9 @@ use tokio::sync::Mutex;
 use crate::PaymentConnector;
 use crate::config::{PayPalConfig, RetryPolicy};
 use crate::error::ConnectorError;
+use crate::http::with_retry;
 use crate::http::{self, Reply};
 use crate::money;
-use crate::retry::with_retry;
 use crate::types::{ChargeOutcome, ChargeRequest, ConnectorName, NextAction, RefundOutcome, RefundRequest};
 
 const NAME: ConnectorName = ConnectorName::PayPal;

@@ -40,8 +40,7 @@ use sha2::{Digest, Sha256};
 use crate::PaymentConnector;
 use crate::config::{RazorpayConfig, RetryPolicy};
 use crate::error::ConnectorError;
-use crate::http::{self, Reply};
-use crate::retry::with_retry;
+use crate::http::{self, Reply, with_retry};
 use crate::types::{ChargeOutcome, ChargeRequest, ConnectorName, NextAction, RefundOutcome, RefundRequest};
 
 const NAME: ConnectorName = ConnectorName::Razorpay;
@@ -229,7 +228,7 @@ impl RazorpayConnector {
         let path = format!("/v1/orders/{order_id}/payments");
         let reply = self.call("order_payments", Method::GET, &path, &[], &[], None).await?;
         match reply.status {
-            status if status.is_success() => Ok(Some(reply.json::<Collection<Payment>>(NAME)?.items)),
+            status if status.is_success() => Ok(Some(reply.json::<Collection<Payment>, _>(NAME)?.items)),
             StatusCode::NOT_FOUND => Ok(None),
             _ => Err(rejected(&reply)),
         }

@@ -35,8 +35,8 @@ use stripe_types::{Currency, Expandable};
 use crate::PaymentConnector;
 use crate::config::{RetryPolicy, StripeConfig};
 use crate::error::ConnectorError;
+use crate::http::with_retry;
 use crate::money;
-use crate::retry::with_retry;
 use crate::types::{ChargeOutcome, ChargeRequest, ConnectorName, NextAction, RefundOutcome, RefundRequest};
 
 const NAME: ConnectorName = ConnectorName::Stripe;

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{EmailConfig, RetryPolicy, TlsMode};
 use crate::error::ChannelError;
-use crate::retry::with_retry;
+use crate::http::with_retry;
 use crate::types::{ChannelName, Delivery, Message};
 use crate::{Channel, async_trait};
 

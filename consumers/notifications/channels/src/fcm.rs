@@ -35,8 +35,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{FcmConfig, RetryPolicy};
 use crate::error::ChannelError;
-use crate::http::{self, Reply};
-use crate::retry::with_retry;
+use crate::http::{self, Reply, with_retry};
 use crate::types::{ChannelName, Delivery, Message};
 use crate::{Channel, async_trait};
 

@@ -1,7 +1,12 @@
-//! What the reqwest-based channels (Twilio, FCM, webhooks) share: the client, URL joining and
-//! the classification of transport failures and statuses.
+//! What the reqwest-based channels (Twilio, FCM, webhooks) and the e-mail channel's retries share
+//! with every outbound client (`studyspot_outbound::http`): the channels' client, which statuses
+//! they retry and how a failure becomes a [`ChannelError`].
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
+use studyspot_outbound::http::{Backoff, Family};
+pub(crate) use studyspot_outbound::http::{Reply, join, send, snippet, with_retry};
 
 use crate::config::RetryPolicy;
 use crate::error::ChannelError;
@@ -24,90 +29,66 @@ pub(crate) fn with_defaults(builder: reqwest::ClientBuilder, policy: &RetryPolic
     builder.timeout(policy.timeout()).user_agent(USER_AGENT)
 }
 
-/// Whether errors may quote what the other side answered. Providers' answers (Twilio, FCM) say
-/// what went wrong; a webhook endpoint is a tenant's URL, and what it answers is never echoed
-/// back to tenants (a status code is all they learn).
-fn quotes_body(channel: ChannelName) -> bool {
-    channel != ChannelName::Webhook
-}
-
 pub(crate) fn build_error(channel: ChannelName, err: &reqwest::Error) -> ChannelError {
     ChannelError::config(channel, format!("cannot build the HTTP client: {err}"))
 }
 
-/// `base` (with or without a trailing slash) joined with `path` (with or without a leading one).
-pub(crate) fn join(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim().trim_end_matches('/'), path.trim_start_matches('/'))
-}
-
-/// A provider's answer that is not a transport failure nor a transient status.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    pub(crate) body: Vec<u8>,
-}
-
-impl Reply {
-    /// The body as JSON. A 2xx the crate cannot read is transient: the provider may have taken
-    /// the message, and a retry with the same idempotency key is the safe way to find out.
-    pub(crate) fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        channel: ChannelName,
-    ) -> Result<T, ChannelError> {
-        serde_json::from_slice(&self.body).map_err(|err| {
-            ChannelError::transient(
-                channel,
-                format!("unreadable HTTP {} response: {err}: {}", self.status.as_u16(), snippet(&self.body)),
-            )
-        })
+impl From<&RetryPolicy> for Backoff {
+    fn from(policy: &RetryPolicy) -> Self {
+        Backoff::millis(policy.max_attempts, policy.base_backoff_ms, policy.max_backoff_ms)
     }
 }
 
-/// The first 300 characters of a body, for error messages.
-pub(crate) fn snippet(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).chars().take(300).collect()
-}
+impl Family for ChannelName {
+    type Error = ChannelError;
 
-/// Statuses worth retrying: 5xx, 429 (rate limited) and 408 (request timeout).
-pub(crate) fn is_transient_status(status: StatusCode) -> bool {
-    status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-}
+    /// Statuses worth retrying: 5xx, 429 (rate limited) and 408 (request timeout).
+    fn is_transient_status(status: StatusCode) -> bool {
+        status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+    }
 
-/// Sends `request` once and reads the whole body. Transport failures (timeout, connection,
-/// body cut short) and transient statuses become [`ChannelError::Transient`].
-pub(crate) async fn send(
-    channel: ChannelName,
-    request: reqwest::RequestBuilder,
-) -> Result<Reply, ChannelError> {
-    let response = request.send().await.map_err(|err| transport_error(channel, &err))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|err| transport_error(channel, &err))?.to_vec();
-    if is_transient_status(status) {
-        let quoted = if quotes_body(channel) { format!(": {}", snippet(&body)) } else { String::new() };
-        return Err(ChannelError::transient(channel, format!("HTTP {}{quoted}", status.as_u16())));
+    /// Providers' answers (Twilio, FCM) say what went wrong; a webhook endpoint is a tenant's URL,
+    /// and what it answers is never echoed back to tenants (a status code is all they learn).
+    fn quotes_body(self) -> bool {
+        self != ChannelName::Webhook
     }
-    Ok(Reply { status, body })
-}
 
-fn transport_error(channel: ChannelName, err: &reqwest::Error) -> ChannelError {
-    // The outbound policy refused every address the host resolved to: nothing was sent, and
-    // sending again will not change that.
-    if let Some(refused) = studyspot_outbound::refusal(err) {
-        return ChannelError::permanent(channel, studyspot_outbound::TARGET_NOT_ALLOWED, refused);
+    fn transient(self, message: String) -> ChannelError {
+        ChannelError::transient(self, message)
     }
-    if err.is_builder() {
-        return ChannelError::config(channel, format!("cannot build the request: {err}"));
+
+    fn unbuildable(self, message: String) -> ChannelError {
+        ChannelError::config(self, message)
     }
-    let what = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    ChannelError::transient(channel, format!("{what}: {err}"))
+
+    fn refused(self, refused: &studyspot_outbound::Refused) -> ChannelError {
+        ChannelError::permanent(self, studyspot_outbound::TARGET_NOT_ALLOWED, refused)
+    }
+
+    /// A 2xx the crate cannot read is transient: the provider may have taken the message, and a
+    /// retry with the same idempotency key is the safe way to find out.
+    fn unreadable(self, status: StatusCode, err: serde_json::Error, body: &[u8]) -> ChannelError {
+        ChannelError::transient(
+            self,
+            format!("unreadable HTTP {} response: {err}: {}", status.as_u16(), snippet(body)),
+        )
+    }
+
+    fn is_transient(err: &ChannelError) -> bool {
+        err.is_transient()
+    }
+
+    fn retrying(self, operation: &'static str, err: &ChannelError, delay: Duration) {
+        tracing::warn!(
+            channel = self.as_str(),
+            operation,
+            error = %err,
+            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "transient delivery failure, retrying"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -115,18 +96,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn joins_with_exactly_one_slash() {
-        assert_eq!(join("https://api.twilio.com/", "/2010-04-01"), "https://api.twilio.com/2010-04-01");
-        assert_eq!(join("https://api.twilio.com", "2010-04-01"), "https://api.twilio.com/2010-04-01");
-    }
-
-    #[test]
     fn transient_statuses() {
         for code in [408, 429, 500, 502, 503, 504] {
-            assert!(is_transient_status(StatusCode::from_u16(code).unwrap()), "{code}");
+            assert!(ChannelName::is_transient_status(StatusCode::from_u16(code).unwrap()), "{code}");
         }
         for code in [200, 201, 301, 400, 401, 404, 409, 410, 422] {
-            assert!(!is_transient_status(StatusCode::from_u16(code).unwrap()), "{code}");
+            assert!(!ChannelName::is_transient_status(StatusCode::from_u16(code).unwrap()), "{code}");
         }
     }
 }

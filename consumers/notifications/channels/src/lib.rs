@@ -32,7 +32,6 @@ mod error;
 mod fcm;
 mod http;
 mod message_key;
-mod retry;
 mod twilio;
 mod types;
 mod webhook;

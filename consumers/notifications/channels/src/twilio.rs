@@ -30,8 +30,7 @@ use sha1::Sha1;
 
 use crate::config::{RetryPolicy, TwilioConfig};
 use crate::error::ChannelError;
-use crate::http::{self, Reply};
-use crate::retry::with_retry;
+use crate::http::{self, Reply, with_retry};
 use crate::types::{ChannelName, Delivery, DeliveryStatus, Message};
 use crate::{Channel, async_trait};
 

@@ -31,8 +31,7 @@ use serde::Serialize;
 
 use crate::config::RetryPolicy;
 use crate::error::ChannelError;
-use crate::http;
-use crate::retry::with_retry;
+use crate::http::{self, with_retry};
 use crate::types::{ChannelName, Delivery, Message};
 use crate::webhook_signature::{secret_key, sign_with_key};
 use crate::{Channel, async_trait};
