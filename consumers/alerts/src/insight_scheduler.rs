@@ -17,11 +17,8 @@ use studyspot_alerts_projection::{
     insights::{self, CONSUMER_LAG_METRIC, DEAD_LETTERS_METRIC},
 };
 use studyspot_bus::{BusSettings, PartitionId, TraceContext, history::Watermarks};
-use studyspot_consumer_runtime::{Sidecar, SidecarContext};
-use studyspot_schemas::{
-    EventMetadata,
-    alerts::{MetricSample, RecordMetricSamples},
-};
+use studyspot_consumer_runtime::{Sidecar, SidecarContext, ticker};
+use studyspot_schemas::alerts::{MetricSample, RecordMetricSamples};
 
 use crate::{reports, retention};
 
@@ -29,10 +26,6 @@ const ACTOR: &str = "service:alerts-scheduler";
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
-
-fn whole_seconds_now() -> DateTime<Utc> {
-    DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now)
-}
 
 pub fn sidecar() -> Sidecar {
     Box::new(|ctx: SidecarContext| {
@@ -57,25 +50,17 @@ enum Tick {
 }
 
 async fn every(ctx: Arc<SidecarContext>, secs: u64, tick: Tick) {
-    if secs == 0 {
-        return;
-    }
-    let mut ticks = tokio::time::interval(Duration::from_secs(secs));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = ctx.shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
+    let failed = "alerts scheduler could not ask for insight ticks";
+    ticker::every(&ctx.shutdown, secs, failed, |now| {
+        let ctx = &ctx;
+        async move {
+            match tick {
+                Tick::Insights => insights(ctx, now).await,
+                Tick::Broker => broker(ctx, now).await,
+            }
         }
-        let now = whole_seconds_now();
-        let result = match tick {
-            Tick::Insights => insights(&ctx, now).await,
-            Tick::Broker => broker(&ctx, now).await,
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "alerts scheduler could not ask for insight ticks; retrying next tick");
-        }
-    }
+    })
+    .await;
 }
 
 async fn insights(ctx: &SidecarContext, now: DateTime<Utc>) -> Result<(), Error> {
@@ -164,17 +149,7 @@ pub fn broker_samples_for(
     samples: Vec<MetricSample>,
 ) -> RecordMetricSamples {
     let name = format!("broker-samples/{organization_id}/{}", at.timestamp_millis());
-    RecordMetricSamples {
-        metadata: EventMetadata {
-            event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
-            occurred_at: at.timestamp_millis(),
-            correlation_id: name,
-            causation_id: None,
-            organization_id: organization_id.to_owned(),
-            actor: ACTOR.to_owned(),
-        },
-        samples,
-    }
+    RecordMetricSamples { metadata: ticker::metadata(name, organization_id, at, ACTOR), samples }
 }
 
 async fn broker(ctx: &SidecarContext, now: DateTime<Utc>) -> Result<(), Error> {

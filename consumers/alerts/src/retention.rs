@@ -6,10 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use studyspot_alerts_projection::insights;
 use studyspot_consumer_runtime::HandleError;
-use studyspot_schemas::{
-    EventMetadata,
-    alerts::{MetricSamplesPruned, PruneMetricSamples},
-};
+use studyspot_schemas::alerts::{MetricSamplesPruned, PruneMetricSamples};
 
 use crate::handler::{Out, time};
 
@@ -25,14 +22,7 @@ pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
 pub fn prune_for(organization_id: &str, now: DateTime<Utc>, days: u32) -> PruneMetricSamples {
     let name = format!("prune-metric-samples/{organization_id}/{}", now.timestamp_millis());
     PruneMetricSamples {
-        metadata: EventMetadata {
-            event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
-            occurred_at: now.timestamp_millis(),
-            correlation_id: name,
-            causation_id: None,
-            organization_id: organization_id.to_owned(),
-            actor: ACTOR.to_owned(),
-        },
+        metadata: studyspot_consumer_runtime::ticker::metadata(name, organization_id, now, ACTOR),
         older_than: cutoff(now, days).timestamp_millis(),
     }
 }

@@ -3,12 +3,9 @@
 //! clock is read here, outside `decide`: the instant travels in the command, so a replay
 //! evaluates the same.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use studyspot_bus::TraceContext;
-use studyspot_consumer_runtime::{Sidecar, SidecarContext};
-use studyspot_schemas::{EventMetadata, alerts::EvaluateRules};
+use studyspot_consumer_runtime::{Sidecar, SidecarContext, ticker};
+use studyspot_schemas::alerts::EvaluateRules;
 
 const ACTOR: &str = "service:alerts-scheduler";
 
@@ -17,14 +14,7 @@ const ACTOR: &str = "service:alerts-scheduler";
 pub fn tick_for(organization_id: &str, up_to: DateTime<Utc>) -> EvaluateRules {
     let name = format!("evaluate-rules/{organization_id}/{}", up_to.timestamp_millis());
     EvaluateRules {
-        metadata: EventMetadata {
-            event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
-            occurred_at: up_to.timestamp_millis(),
-            correlation_id: name.clone(),
-            causation_id: None,
-            organization_id: organization_id.to_owned(),
-            actor: ACTOR.to_owned(),
-        },
+        metadata: ticker::metadata(name, organization_id, up_to, ACTOR),
         up_to: up_to.timestamp_millis(),
     }
 }
@@ -33,39 +23,19 @@ pub fn sidecar() -> Sidecar {
     Box::new(|ctx: SidecarContext| {
         Box::pin(async move {
             let every = ctx.settings.alerts.evaluation_interval_secs;
-            if every == 0 {
-                return;
-            }
-            let mut ticks = tokio::time::interval(Duration::from_secs(every));
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = ctx.shutdown.cancelled() => return,
-                    _ = ticks.tick() => {}
-                }
-                // Whole seconds, so instances ticking together name the same tick.
-                let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
-                if let Err(e) = schedule(&ctx, now).await {
-                    tracing::warn!(error = %e, "alerts scheduler could not ask for an evaluation; retrying next tick");
-                }
-            }
+            let failed = "alerts scheduler could not ask for an evaluation";
+            ticker::every(&ctx.shutdown, every, failed, |now| schedule(&ctx, now)).await;
         })
     })
 }
 
-async fn schedule(
-    ctx: &SidecarContext,
-    now: DateTime<Utc>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn schedule(ctx: &SidecarContext, now: DateTime<Utc>) -> Result<(), ticker::TickError> {
     let mut tx = ctx.pool.begin().await?;
     let organizations = studyspot_alerts_projection::alerting::organizations_with_rules(&mut *tx).await?;
-    for organization_id in &organizations {
-        ctx.outbox.enqueue(&mut tx, &tick_for(organization_id, now), &TraceContext::root()).await?;
-    }
-    tx.commit().await?;
-    if !organizations.is_empty() {
-        ctx.outbox.wake();
-        tracing::debug!(organizations = organizations.len(), up_to = %now, "rule evaluations requested");
+    let ticks: Vec<_> = organizations.iter().map(|organization_id| tick_for(organization_id, now)).collect();
+    let ticks = ctx.request(tx, ticks).await?;
+    if ticks > 0 {
+        tracing::debug!(organizations = ticks, up_to = %now, "rule evaluations requested");
     }
     Ok(())
 }

@@ -3,12 +3,9 @@
 //! no-show grace ran out) for a time-carrying `RunAttendance { up_to: now }` through the outbox.
 //! The clock is read here, outside `decide`: the instant travels in the command.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use studyspot_bus::TraceContext;
-use studyspot_consumer_runtime::{Sidecar, SidecarContext};
-use studyspot_schemas::{EventMetadata, attendance::RunAttendance};
+use studyspot_consumer_runtime::{Sidecar, SidecarContext, ticker};
+use studyspot_schemas::attendance::RunAttendance;
 
 const ACTOR: &str = "service:attendance-scheduler";
 
@@ -17,14 +14,7 @@ const ACTOR: &str = "service:attendance-scheduler";
 pub fn run_for(organization_id: &str, venue_id: &str, up_to: DateTime<Utc>) -> RunAttendance {
     let name = format!("run-attendance/{organization_id}/{venue_id}/{}", up_to.timestamp_millis());
     RunAttendance {
-        metadata: EventMetadata {
-            event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
-            occurred_at: up_to.timestamp_millis(),
-            correlation_id: name.clone(),
-            causation_id: None,
-            organization_id: organization_id.to_owned(),
-            actor: ACTOR.to_owned(),
-        },
+        metadata: ticker::metadata(name, organization_id, up_to, ACTOR),
         venue_id: venue_id.to_owned(),
         up_to: up_to.timestamp_millis(),
     }
@@ -34,39 +24,19 @@ pub fn sidecar() -> Sidecar {
     Box::new(|ctx: SidecarContext| {
         Box::pin(async move {
             let every = ctx.settings.attendance.scheduler_interval_secs;
-            if every == 0 {
-                return;
-            }
-            let mut ticks = tokio::time::interval(Duration::from_secs(every));
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = ctx.shutdown.cancelled() => return,
-                    _ = ticks.tick() => {}
-                }
-                // Whole seconds, so instances ticking together name the same run.
-                let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
-                if let Err(e) = schedule(&ctx, now).await {
-                    tracing::warn!(error = %e, "attendance scheduler could not ask for due work; retrying next tick");
-                }
-            }
+            let failed = "attendance scheduler could not ask for due work";
+            ticker::every(&ctx.shutdown, every, failed, |now| schedule(&ctx, now)).await;
         })
     })
 }
 
-async fn schedule(
-    ctx: &SidecarContext,
-    now: DateTime<Utc>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn schedule(ctx: &SidecarContext, now: DateTime<Utc>) -> Result<(), ticker::TickError> {
     let mut tx = ctx.pool.begin().await?;
     let due = studyspot_attendance_projection::write::venues_due(&mut *tx, now).await?;
-    for (organization_id, venue_id) in &due {
-        ctx.outbox.enqueue(&mut tx, &run_for(organization_id, venue_id, now), &TraceContext::root()).await?;
-    }
-    tx.commit().await?;
-    if !due.is_empty() {
-        ctx.outbox.wake();
-        tracing::info!(venues = due.len(), up_to = %now, "attendance runs requested");
+    let runs: Vec<_> = due.iter().map(|(organization, venue)| run_for(organization, venue, now)).collect();
+    let runs = ctx.request(tx, runs).await?;
+    if runs > 0 {
+        tracing::info!(venues = runs, up_to = %now, "attendance runs requested");
     }
     Ok(())
 }

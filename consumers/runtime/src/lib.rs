@@ -18,6 +18,7 @@ mod process;
 mod rebuild;
 mod runtime;
 mod sidecar;
+pub mod ticker;
 
 pub use database::{Database, connect_schema};
 pub use handler::{Disposition, Effects, HandleError, Handler, Inbound};

@@ -12,10 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use studyspot_alerts_projection::insights::{self, ReportRow, RunRow, Tables};
 use studyspot_consumer_runtime::HandleError;
-use studyspot_schemas::{
-    EventMetadata,
-    alerts::{DefineReport, GenerateReports, ReportGenerated},
-};
+use studyspot_schemas::alerts::{DefineReport, GenerateReports, ReportGenerated};
 
 use crate::{
     decide::{
@@ -87,14 +84,7 @@ impl Report {
 pub fn tick_for(organization_id: &str, up_to: DateTime<Utc>) -> GenerateReports {
     let name = format!("generate-reports/{organization_id}/{}", up_to.timestamp_millis());
     GenerateReports {
-        metadata: EventMetadata {
-            event_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string(),
-            occurred_at: up_to.timestamp_millis(),
-            correlation_id: name,
-            causation_id: None,
-            organization_id: organization_id.to_owned(),
-            actor: ACTOR.to_owned(),
-        },
+        metadata: studyspot_consumer_runtime::ticker::metadata(name, organization_id, up_to, ACTOR),
         up_to: up_to.timestamp_millis(),
     }
 }
