@@ -87,7 +87,7 @@ pub async fn run(env: &Env, requests: usize, concurrency: usize) -> anyhow::Resu
         .collect();
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     admin::ensure_topics(&BusSettings::from_settings(&settings, "bench"), &refs, 6, 1).await?;
-    let gateway = serve(studyspot_gateway::app(&settings).await?).await?;
+    let gateway = serve(studyspot_gateway::app(&settings, Default::default()).await?).await?;
     let empty = serve(axum::Router::new().route(
         "/empty",
         post(|| async { (StatusCode::ACCEPTED, Json(json!({ "command_id": "x", "status_url": "/x" }))) }),

@@ -37,6 +37,7 @@ use axum::{Router, extract::DefaultBodyLimit, routing::get};
 use secrecy::ExposeSecret;
 use studyspot_bus::{BusSettings, Codec, Producer, TraceContext};
 use studyspot_config::{Settings, secrets::Secret};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use error::GatewayError;
@@ -73,9 +74,46 @@ impl auth::Authenticates for AppState {
     }
 }
 
+/// The gateway process once its settings are loaded: both listeners (each serves HTTP and gRPC)
+/// until `shutdown` is cancelled; then open event streams end, the background work stops, and
+/// requests in flight finish before it returns.
+pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(), GatewayError> {
+    let (app, background) = start(settings, shutdown.clone()).await?;
+    let bind = |listen: String| async move {
+        tokio::net::TcpListener::bind(&listen).await.map_err(|e| {
+            GatewayError::Startup(format!("cannot listen on {listen} (is another gateway running?): {e}"))
+        })
+    };
+    // Both listeners serve both protocols; grpc_listen is where gRPC clients are pointed by default.
+    let http = bind(settings.gateway.http_listen.clone()).await?;
+    let grpc = bind(settings.gateway.grpc_listen.clone()).await?;
+    tracing::info!(http = %settings.gateway.http_listen, grpc = %settings.gateway.grpc_listen, "gateway listening");
+    let serving = |listener: tokio::net::TcpListener| {
+        axum::serve(listener, app.clone().into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future()
+    };
+    let (http, grpc) = tokio::join!(serving(http), serving(grpc));
+    // The last router: the event tail's thread stops with it.
+    drop(app);
+    for task in background {
+        let _ = task.await;
+    }
+    http.and(grpc).map_err(|e| GatewayError::Internal(format!("serving: {e}")))
+}
+
 /// The gateway's routes with its operational endpoints. Connects to PostgreSQL (its ledger, and
-/// the projections through the read-only role) and starts the background work it needs.
-pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
+/// the projections through the read-only role) and starts the background work it needs, which
+/// stops (and ends every open event stream) once `shutdown` is cancelled.
+pub async fn app(settings: &Settings, shutdown: CancellationToken) -> Result<Router, GatewayError> {
+    Ok(start(settings, shutdown).await?.0)
+}
+
+/// [`app`] with the background tasks it started, for [`serve`] to wait for.
+async fn start(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> Result<(Router, Vec<tokio::task::JoinHandle<()>>), GatewayError> {
     let startup = |what: &str, e: &dyn std::fmt::Display| GatewayError::Startup(format!("{what}: {e}"));
     // Tokens, tracking links and QR codes: a weak secret is refused before anything starts
     // (development mode fills in missing ones and only warns).
@@ -101,7 +139,8 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
     let codec = Codec::new(&settings.registry.url).map_err(|e| startup("the codec", &e))?;
     let live = {
         let (bus, codec, prefix) = (bus.clone(), codec.clone(), settings.kafka.topic_prefix.clone());
-        tokio::task::spawn_blocking(move || live::Live::start(bus, codec, &prefix))
+        let shutdown = shutdown.clone();
+        tokio::task::spawn_blocking(move || live::Live::start(bus, codec, &prefix, shutdown))
             .await
             .map_err(|e| startup("the event tail", &e))??
             .with_limits(
@@ -109,6 +148,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
                 settings.gateway.event_streams_per_organization,
             )
     };
+    let (outcomes, listening) = status::Outcomes::start(readonly.clone(), shutdown.clone());
     let state = AppState {
         producer: Producer::new(&bus).map_err(|e| startup("the producer", &e))?,
         codec,
@@ -119,7 +159,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
             settings.gateway.rate_limit_burst,
         ),
         ledger: ledger.clone(),
-        outcomes: status::Outcomes::start(readonly.clone()),
+        outcomes,
         max_status_wait: Duration::from_millis(settings.gateway.max_status_wait_ms),
         readonly: readonly.clone(),
         live,
@@ -129,9 +169,10 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         proxies: client_address::TrustedProxies::parse(&settings.gateway.trusted_proxies)
             .map_err(GatewayError::Startup)?,
     };
-    spawn_upkeep(
+    let upkeep = spawn_upkeep(
         &state,
         Duration::from_secs(3600 * u64::from(settings.gateway.ledger_retention_hours.max(24))),
+        shutdown,
     );
     let readiness =
         ops::readiness(state.producer.clone(), &settings.registry.url, ledger.pool().clone(), readonly);
@@ -148,7 +189,7 @@ pub async fn app(settings: &Settings) -> Result<Router, GatewayError> {
         .merge(grpc)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(observe_request));
-    Ok(api.merge(studyspot_telemetry::ops_router("gateway", readiness)))
+    Ok((api.merge(studyspot_telemetry::ops_router("gateway", readiness)), vec![listening, upkeep]))
 }
 
 /// Every API route, from the annotated handlers: the router and the OpenAPI document at once.
@@ -242,13 +283,20 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
 
-/// Expires old ledger rows and idle rate-limit buckets.
-fn spawn_upkeep(state: &AppState, retention: Duration) {
+/// Expires old ledger rows and idle rate-limit buckets until `shutdown`.
+fn spawn_upkeep(
+    state: &AppState,
+    retention: Duration,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let (ledger, limits, tracking) = (state.ledger.clone(), state.limits.clone(), state.tracking.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(limits::RateLimits::sweep_interval());
         loop {
-            tick.tick().await;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
             limits.forget_idle();
             tracking.forget_idle();
             match ledger.expire(retention).await {
@@ -257,7 +305,7 @@ fn spawn_upkeep(state: &AppState, retention: Duration) {
                 Err(e) => tracing::warn!(error = %e, "ledger expiry failed"),
             }
         }
-    });
+    })
 }
 
 /// Each request runs in a span that continues the caller's W3C trace (or starts one); the trace

@@ -31,6 +31,7 @@ use studyspot_bus::{
     tail::{Positions, Tail, high_watermarks, read_range},
 };
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::{AppState, GatewayError, auth::Caller};
 
@@ -48,6 +49,8 @@ pub struct Live {
     /// The most records (over every event partition) a resume may replay.
     resume_window: i64,
     streams: Streams,
+    /// Cancelled when the gateway stops: every open stream ends.
+    shutdown: CancellationToken,
 }
 
 /// Open streams per organization.
@@ -100,7 +103,13 @@ impl LiveEvents {
 }
 
 impl Live {
-    pub fn start(settings: BusSettings, codec: Codec, topic_prefix: &str) -> Result<Self, GatewayError> {
+    /// Follows the event topics; the streams opened on it end once `shutdown` is cancelled.
+    pub fn start(
+        settings: BusSettings,
+        codec: Codec,
+        topic_prefix: &str,
+        shutdown: CancellationToken,
+    ) -> Result<Self, GatewayError> {
         let topics: Arc<[String]> = studyspot_schemas::catalogue()
             .iter()
             .filter(|t| t.kind == studyspot_schemas::TopicKind::Events)
@@ -122,6 +131,7 @@ impl Live {
             _tail: Arc::new(tail),
             resume_window: 10_000,
             streams: Streams { per_organization: 20, ..Streams::default() },
+            shutdown,
         })
     }
 
@@ -219,7 +229,7 @@ pub(crate) async fn open(
     let guard = live.streams.admit(&caller.organization_id)?;
     // Subscribe before reading positions: whatever the tail hands out from now on is buffered, and
     // whatever it handed out before is below the watermarks read next, so the replay has it.
-    let mut fan_out = live.records.subscribe();
+    let fan_out = live.records.subscribe();
     let settings = live.settings.clone();
     let topics = live.topics.to_vec();
     let now =
@@ -242,46 +252,64 @@ pub(crate) async fn open(
     }
 
     let (out, events) = mpsc::channel::<LiveEvent>(256);
+    let shutdown = live.shutdown.clone();
+    // Ends with the client, or when the gateway stops: dropping `out` ends the client's stream.
     tokio::spawn(async move {
-        // Partitions not named by the client's id start at the position of now.
-        let mut positions = now.clone();
-        if let Some(resume) = resume {
-            positions.extend(resume);
-            let (missed_tx, mut missed) = mpsc::channel::<InboundMessage>(256);
-            let (settings, from, until) = (live.settings.clone(), positions.clone(), now.clone());
-            let reading = tokio::task::spawn_blocking(move || {
-                read_range(&settings, &from, &until, Duration::from_secs(60), |record| {
-                    missed_tx.blocking_send(record).is_ok()
-                })
-            });
-            while let Some(record) = missed.recv().await {
+        tokio::select! {
+            () = follow(live, caller, now, resume, fan_out, out) => {}
+            () = shutdown.cancelled() => {}
+        }
+    });
+    Ok(LiveEvents { events, _guard: guard })
+}
+
+/// Sends the client what it missed (after `resume`), then the live records, until the client is
+/// gone or too slow.
+async fn follow(
+    live: Live,
+    caller: Caller,
+    now: Positions,
+    resume: Option<Positions>,
+    mut fan_out: broadcast::Receiver<Arc<InboundMessage>>,
+    out: mpsc::Sender<LiveEvent>,
+) {
+    // Partitions not named by the client's id start at the position of now.
+    let mut positions = now.clone();
+    if let Some(resume) = resume {
+        positions.extend(resume);
+        let (missed_tx, mut missed) = mpsc::channel::<InboundMessage>(256);
+        let (settings, from, until) = (live.settings.clone(), positions.clone(), now.clone());
+        let reading = tokio::task::spawn_blocking(move || {
+            read_range(&settings, &from, &until, Duration::from_secs(60), |record| {
+                missed_tx.blocking_send(record).is_ok()
+            })
+        });
+        while let Some(record) = missed.recv().await {
+            if !forward(&live, &caller, &mut positions, &record, &out).await {
+                return;
+            }
+        }
+        if let Ok(Err(e)) = reading.await {
+            tracing::warn!(error = %e, "event stream: could not read the missed range");
+            return;
+        }
+    }
+    loop {
+        let received = tokio::select! {
+            received = fan_out.recv() => received,
+            // The client went away while nothing happened: stop following for it.
+            () = out.closed() => return,
+        };
+        match received {
+            Ok(record) => {
                 if !forward(&live, &caller, &mut positions, &record, &out).await {
                     return;
                 }
             }
-            if let Ok(Err(e)) = reading.await {
-                tracing::warn!(error = %e, "event stream: could not read the missed range");
-                return;
-            }
+            // Too slow: end the stream; the client reconnects with its last event id.
+            Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
         }
-        loop {
-            let received = tokio::select! {
-                received = fan_out.recv() => received,
-                // The client went away while nothing happened: stop following for it.
-                () = out.closed() => return,
-            };
-            match received {
-                Ok(record) => {
-                    if !forward(&live, &caller, &mut positions, &record, &out).await {
-                        return;
-                    }
-                }
-                // Too slow: end the stream; the client reconnects with its last event id.
-                Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    });
-    Ok(LiveEvents { events, _guard: guard })
+    }
 }
 
 /// Sends `record` to the client when it is new to this stream and visible to the caller; false

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sqlx::{PgPool, postgres::PgListener};
 use studyspot_schemas::COMMAND_OUTCOMES_CHANNEL;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{AppState, GatewayError, auth::Caller, ledger::Accepted};
@@ -40,11 +41,19 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
-    /// Starts the listener; it reconnects by itself and lives as long as the runtime.
-    pub fn start(readonly: PgPool) -> Self {
+    /// Starts the listener; it reconnects by itself and stops once `shutdown` is cancelled.
+    pub fn start(readonly: PgPool, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
         let (wake, _) = broadcast::channel(4096);
-        tokio::spawn(listen(readonly.clone(), wake.clone()));
-        Self { readonly, wake }
+        let listening = tokio::spawn({
+            let (pool, wake) = (readonly.clone(), wake.clone());
+            async move {
+                tokio::select! {
+                    () = listen(pool, wake) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        });
+        (Self { readonly, wake }, listening)
     }
 
     async fn lookup(&self, domain: &str, command_id: Uuid) -> Result<Option<Decided>, GatewayError> {

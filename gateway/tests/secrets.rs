@@ -11,7 +11,7 @@ fn strong() -> Settings {
 }
 
 async fn refusal(settings: &Settings) -> String {
-    match studyspot_gateway::app(settings).await {
+    match studyspot_gateway::app(settings, Default::default()).await {
         Ok(_) => panic!("the gateway started"),
         Err(e) => e.to_string(),
     }

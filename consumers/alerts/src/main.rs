@@ -1,10 +1,12 @@
 use studyspot_alerts::{AlertsHandler, DEFAULT_OPS_PORT, NAME};
-use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
+use studyspot_consumer_runtime::{ConsumerSpec, run_consumer, shutdown_on_signals};
 use studyspot_schemas::{alerts, attendance, billing, notifications};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    run_consumer(ConsumerSpec {
+    // Before anything else, so a stop during start-up is a clean stop too.
+    let shutdown = shutdown_on_signals()?;
+    let spec = ConsumerSpec {
         name: NAME,
         // Billing's events: payment outcomes become the `studyspot_payments` metric; attendance's:
         // check-ins and completed sessions become `studyspot_venue_occupancy`.
@@ -25,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
             studyspot_alerts::logs::retention_sidecar(),
         ],
         secrets: &[],
-    })
-    .await?;
+    };
+    run_consumer(spec, shutdown).await?;
     Ok(())
 }

@@ -1,9 +1,11 @@
 use studyspot_billing::{BillingHandler, DEFAULT_OPS_PORT, NAME, decide::subscriptions::Policy};
-use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
+use studyspot_consumer_runtime::{ConsumerSpec, run_consumer, shutdown_on_signals};
 use studyspot_schemas::billing;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything else, so a stop during start-up is a clean stop too.
+    let shutdown = shutdown_on_signals()?;
     let settings = studyspot_config::Settings::load(None)?;
     let s = &settings.billing.subscriptions;
     let policy = Policy {
@@ -17,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         matches!(policy.dunning_final_action.as_str(), "cancel" | "suspend"),
         "billing.subscriptions.dunning_final_action must be cancel or suspend"
     );
-    run_consumer(ConsumerSpec {
+    let spec = ConsumerSpec {
         name: NAME,
         // Attendance's events: completed sessions count as usage.
         topics: vec![
@@ -30,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         default_ops_port: DEFAULT_OPS_PORT,
         sidecars: vec![studyspot_billing::provider::sidecar(), studyspot_billing::scheduler::sidecar()],
         secrets: &[],
-    })
-    .await?;
+    };
+    run_consumer(spec, shutdown).await?;
     Ok(())
 }

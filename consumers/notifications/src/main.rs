@@ -1,11 +1,13 @@
 use studyspot_config::secrets::Secret;
-use studyspot_consumer_runtime::{ConsumerSpec, run_consumer};
+use studyspot_consumer_runtime::{ConsumerSpec, run_consumer, shutdown_on_signals};
 use studyspot_notifications::{DEFAULT_OPS_PORT, NAME, NotificationsHandler};
 use studyspot_schemas::{alerts, attendance, billing, notifications};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    run_consumer(ConsumerSpec {
+    // Before anything else, so a stop during start-up is a clean stop too.
+    let shutdown = shutdown_on_signals()?;
+    let spec = ConsumerSpec {
         name: NAME,
         // Billing's events (receipts, failed payments, trial ends, dunning steps, usage alerts) and
         // attendance's (check-ins): triggers, and who members are for campaign segments; alerts'
@@ -22,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         default_ops_port: DEFAULT_OPS_PORT,
         sidecars: vec![studyspot_notifications::delivery::sidecar()],
         secrets: &[Secret::TrackingLinks],
-    })
-    .await?;
+    };
+    run_consumer(spec, shutdown).await?;
     Ok(())
 }

@@ -22,7 +22,7 @@ pub mod ticker;
 
 pub use database::{Database, connect_schema};
 pub use handler::{Disposition, Effects, HandleError, Handler, Inbound};
-pub use process::{ConsumerSpec, ProcessError, run_consumer};
+pub use process::{ConsumerSpec, ProcessError, run_consumer, shutdown_on_signals};
 pub use rebuild::{RebuildOptions, RebuildReport, drop_old, rebuild};
 pub use runtime::{Runtime, RuntimeConfig, RuntimeError};
 pub use sidecar::{OutboxWriter, Sidecar, SidecarContext};

@@ -1,5 +1,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::{
     Handler, Migrator, RebuildOptions, Runtime, RuntimeConfig, RuntimeError, Sidecar, SidecarContext,
 };
@@ -66,12 +68,20 @@ enum Mode {
     },
 }
 
-/// The whole life of a consumer process: arguments, settings, logs, metrics, the runtime,
-/// SIGTERM / SIGINT.
-pub async fn run_consumer<H: Handler>(spec: ConsumerSpec<H>) -> Result<(), ProcessError> {
+/// A token cancelled on SIGTERM or SIGINT, for [`run_consumer`]. A binary's `main` takes it
+/// before anything else, so a stop during start-up is a clean stop too.
+pub fn shutdown_on_signals() -> Result<CancellationToken, ProcessError> {
+    studyspot_telemetry::shutdown_token().map_err(ProcessError::Signals)
+}
+
+/// The whole life of a consumer process: arguments, settings, logs, metrics, the runtime; it
+/// stops once `shutdown` is cancelled (the batch in hand finished, sidecars and the operational
+/// endpoints stopped).
+pub async fn run_consumer<H: Handler>(
+    spec: ConsumerSpec<H>,
+    shutdown: CancellationToken,
+) -> Result<(), ProcessError> {
     let args = <Args as clap::Parser>::parse();
-    // Before anything else, so a stop during start-up is a clean stop too.
-    let shutdown = studyspot_telemetry::shutdown_token().map_err(ProcessError::Signals)?;
     let mut settings = studyspot_config::Settings::load(args.config.as_deref())?;
     let _traces = studyspot_telemetry::init_logs(spec.name, &settings.telemetry.log_format);
     for warning in settings.secure(spec.secrets)? {

@@ -161,7 +161,7 @@ impl World {
         // A fresh database has no read-only role of its own; the owner reads in its place.
         settings.postgres.readonly_url = self.database_url.clone().into();
         settings.postgres.max_connections = 4;
-        let app = studyspot_gateway::app(&settings).await.expect("gateway");
+        let app = studyspot_gateway::app(&settings, Default::default()).await.expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -51,6 +51,14 @@ impl TestGateway {
         tweak: impl FnOnce(&mut Settings),
         wrap: impl FnOnce(axum::Router) -> axum::Router,
     ) -> Self {
+        let settings = Self::infrastructure(tweak).await;
+        let base = Self::serve_wrapped(&settings, wrap).await;
+        Self { settings, base, client: reqwest::Client::new() }
+    }
+
+    /// Fresh infrastructure and the settings of a gateway on it, without starting one (for a test
+    /// that runs the gateway's binary); `tweak` adjusts the settings first.
+    pub async fn infrastructure(tweak: impl FnOnce(&mut Settings)) -> Settings {
         let admin_url = std::env::var("STUDYSPOT_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into());
         let id = uuid::Uuid::now_v7().simple().to_string();
@@ -88,8 +96,7 @@ impl TestGateway {
         admin::ensure_topics(&BusSettings::from_settings(&settings, "gateway-test"), &refs, 1, 1)
             .await
             .expect("topics");
-        let base = Self::serve_wrapped(&settings, wrap).await;
-        Self { settings, base, client: reqwest::Client::new() }
+        settings
     }
 
     /// Another gateway process on the same infrastructure (as after a restart).
@@ -98,7 +105,8 @@ impl TestGateway {
     }
 
     async fn serve_wrapped(settings: &Settings, wrap: impl FnOnce(axum::Router) -> axum::Router) -> String {
-        let app = wrap(studyspot_gateway::app(settings).await.expect("app"));
+        // Never cancelled: the gateway lives as long as the test.
+        let app = wrap(studyspot_gateway::app(settings, Default::default()).await.expect("app"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
