@@ -662,10 +662,12 @@ pg_ensure() {
   if [[ -z "$cluster" ]]; then
     ver="$(pg_newest_version)"
     [[ -n "$ver" ]] || die "no PostgreSQL server binaries under /usr/lib/postgresql after installing"
-    name=main
-    if pg_lsclusters -h 2>/dev/null | awk -v v="$ver" '$1 == v && $2 == "main" {f=1} END {exit !f}'; then
-      name=studyspot # main exists on another port
-    fi
+    # main, else studyspot, else studyspot_PORT: the names taken are clusters on other ports.
+    local candidate
+    for candidate in main studyspot "studyspot_$PGPORT"; do
+      name=$candidate
+      pg_lsclusters -h 2>/dev/null | awk -v v="$ver" -v n="$name" '$1 == v && $2 == n {f=1} END {exit !f}' || break
+    done
     say "creating PostgreSQL cluster $ver/$name on port $PGPORT"
     as_root pg_createcluster --port "$PGPORT" "$ver" "$name" >/dev/null \
       || die "pg_createcluster $ver $name failed"
