@@ -65,6 +65,14 @@ default_env STUDYSPOT_GATEWAY__GRPC_LISTEN 127.0.0.1:50051
 # listen; nothing else private (outbound.allow in config/studyspot.toml).
 default_env STUDYSPOT_OUTBOUND__ALLOW '["127.0.0.0/8", "::1/128"]'
 
+# The local stack's e-mail goes to its mail sink (studyspot-mail-sink, started with the services),
+# which writes each message to $STUDYSPOT_MAIL_DIR as an .eml file.
+default_env STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__HOST 127.0.0.1
+default_env STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__PORT 2525
+default_env STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__TLS none
+default_env STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__FROM "StudySpot <no-reply@studyspot.localhost>"
+default_env STUDYSPOT_MAIL_DIR "$STUDYSPOT_HOME/mail"
+
 # Seconds to wait for a process to become ready, and for one to stop after SIGTERM.
 READY_TIMEOUT="${STUDYSPOT_READY_TIMEOUT:-60}"
 STOP_TIMEOUT="${STUDYSPOT_STOP_TIMEOUT:-20}"
@@ -77,6 +85,7 @@ STOP_TIMEOUT="${STUDYSPOT_STOP_TIMEOUT:-20}"
 # the script hands it to that process alone as STUDYSPOT_OPS_LISTEN.
 SERVICES=(
   "schema-registry|studyspot-schema-registry|$STUDYSPOT_REGISTRY__LISTEN|STUDYSPOT_REGISTRY__LISTEN|"
+  "mail-sink|studyspot-mail-sink|${STUDYSPOT_MAIL_SINK_OPS_LISTEN:-127.0.0.1:9105}|STUDYSPOT_OPS_LISTEN|$STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__HOST:$STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__PORT"
   "gateway|studyspot-gateway|$STUDYSPOT_GATEWAY__HTTP_LISTEN|STUDYSPOT_GATEWAY__HTTP_LISTEN|$STUDYSPOT_GATEWAY__GRPC_LISTEN"
   "billing|studyspot-billing|${STUDYSPOT_BILLING_OPS_LISTEN:-127.0.0.1:9101}|STUDYSPOT_OPS_LISTEN|"
   "notifications|studyspot-notifications|${STUDYSPOT_NOTIFICATIONS_OPS_LISTEN:-127.0.0.1:9102}|STUDYSPOT_OPS_LISTEN|"

@@ -6,7 +6,8 @@
 mod api;
 mod history;
 pub mod proxy;
-pub mod smtp;
+/// The SMTP sink the notifications tests mail to (`studyspot-mail-sink`).
+pub use studyspot_mail_sink as smtp;
 
 use std::{
     process::{Child, Command},

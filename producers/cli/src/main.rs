@@ -37,8 +37,32 @@ enum Command {
         #[command(subcommand)]
         action: SchemasAction,
     },
-    /// Sends one of each domain's commands and prints the follow-on events they cause.
-    Demo,
+    /// Shows every domain at work in a fresh organization, through the gateway's HTTP API: a
+    /// venue, a member, a plan and subscription set up, a check-in and check-out with occupancy,
+    /// the invoice paid and its receipt e-mail, an alert firing and resolving, and one command
+    /// rejected on purpose; each command with its outcome and follow-on events. Exit 1 when any
+    /// flow does not succeed.
+    Demo {
+        /// Where the local mail sink writes the e-mail it receives (default: STUDYSPOT_MAIL_DIR,
+        /// else $STUDYSPOT_HOME/mail).
+        #[arg(long)]
+        mail_dir: Option<PathBuf>,
+    },
+    /// An SMTP server on loopback that writes each message it receives as an .eml file: the
+    /// local stack's mail (`up` runs it as studyspot-mail-sink, the notifications consumer's
+    /// e-mail channel pointed at it).
+    MailSink {
+        /// Where to accept SMTP (loopback only; default: where notifications.channels.email points
+        /// by STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__HOST/__PORT, else 127.0.0.1:2525).
+        #[arg(long)]
+        listen: Option<String>,
+        /// The directory of the .eml files (default: STUDYSPOT_MAIL_DIR, else $STUDYSPOT_HOME/mail).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// /health, /ready and /metrics.
+        #[arg(long, default_value = "127.0.0.1:9105")]
+        ops_listen: std::net::SocketAddr,
+    },
     /// Reads a slice of the event history (decoded with today's schemas) into NDJSON, CSV or
     /// Parquet, or copies it into another topic.
     Replay(Box<replay::ReplayArgs>),
@@ -156,7 +180,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schemas { action: SchemasAction::Register } => register_schemas(&settings).await,
-        Command::Demo => demo::run(&settings).await,
+        Command::Demo { mail_dir } => {
+            demo::run(&settings, &mail_dir.unwrap_or_else(studyspot_mail_sink::default_dir)).await
+        }
+        Command::MailSink { listen, dir, ops_listen } => {
+            let _logs = studyspot_telemetry::init_logs("mail-sink", "text");
+            let shutdown = studyspot_telemetry::shutdown_token()?;
+            let listen = listen.unwrap_or_else(studyspot_mail_sink::default_listen);
+            let dir = dir.unwrap_or_else(studyspot_mail_sink::default_dir);
+            println!("mail sink: SMTP on {listen}, each message into {} as an .eml file", dir.display());
+            studyspot_mail_sink::run(&listen, &dir, ops_listen, async move { shutdown.cancelled().await })
+                .await
+                .map_err(anyhow::Error::msg)
+        }
         Command::Replay(replay_args) => replay::run(&settings, *replay_args).await,
         Command::Rebuild { consumer, bin, no_swap, swap_gap, swap_timeout_secs } => {
             let mut forwarded =

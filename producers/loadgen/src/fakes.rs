@@ -17,7 +17,7 @@ use axum::{
     serve::IncomingStream,
 };
 use serde_json::Value;
-use studyspot_test_world::smtp::SmtpSink;
+use studyspot_mail_sink::SmtpSink;
 
 const INTENT: &str =
     include_str!("../../../consumers/billing/tests/fixtures/stripe_payment_intent_succeeded.json");

@@ -332,7 +332,8 @@ pub struct StackOptions {
     pub bin_dir: PathBuf,
     pub home: PathBuf,
     pub infrastructure: Infrastructure,
-    /// Extra environment for every service (e.g. the billing scheduler's interval).
+    /// Extra environment for every service (e.g. the billing scheduler's interval), over what the
+    /// stack gives each (e.g. another SMTP server for the notifications consumer).
     pub env: Vec<(String, String)>,
     pub partitions: i32,
 }
@@ -406,7 +407,7 @@ impl Stack {
         let mut services = BTreeMap::new();
         let mut ready = BTreeMap::new();
         let common = |process: Process, ops: &str| {
-            let mut process = process
+            process
                 .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", &kafka)
                 .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &prefix)
                 // A killed member's partitions move on after this (the default 45 s only slows
@@ -429,7 +430,10 @@ impl Stack {
                     "RUST_LOG",
                     std::env::var("STUDYSPOT_STACK_LOG").unwrap_or_else(|_| "warn,studyspot=info".to_owned()),
                 )
-                .env("NO_COLOR", "1");
+                .env("NO_COLOR", "1")
+        };
+        // The caller's environment comes last: it overrides what this stack gives each service.
+        let extra = |mut process: Process| {
             for (k, v) in &options.env {
                 process = process.env(k, v.clone());
             }
@@ -467,6 +471,7 @@ impl Stack {
                     .env("STUDYSPOT_NOTIFICATIONS__DELIVERY__WEBHOOK_RATE_BURST", "10000"),
                 _ => process,
             };
+            let process = extra(process);
             ready.insert(name.to_owned(), ops);
             services.insert(name.to_owned(), process);
         }
@@ -480,6 +485,7 @@ impl Stack {
         .env("STUDYSPOT_GATEWAY__RATE_LIMIT_PER_SECOND", "1000000")
         .env("STUDYSPOT_GATEWAY__RATE_LIMIT_BURST", "1000000")
         .env("STUDYSPOT_POSTGRES__MAX_CONNECTIONS", "16");
+        let gateway = extra(gateway);
         ready.insert("gateway".into(), http.clone());
         services.insert("gateway".into(), gateway);
         settings.postgres.url = database_url.clone().into();
