@@ -97,6 +97,11 @@ impl LocalStack {
         Self { stack, home, mail_dir, mail_sink }
     }
 
+    /// The address of a consumer's `/metrics` and `/ready`.
+    pub fn ops(&self, consumer: &str) -> &str {
+        self.stack.ops_address(consumer).expect("a consumer of the stack")
+    }
+
     /// The gateway's `host:port`.
     pub fn gateway_listen(&self) -> &str {
         self.stack.gateway_url.trim_start_matches("http://")
@@ -113,6 +118,30 @@ impl LocalStack {
             (
                 "STUDYSPOT_AUTH__HS256_SECRET".into(),
                 self.stack.settings.auth.hs256_secret.expose_secret().to_owned(),
+            ),
+            (
+                "STUDYSPOT_ATTENDANCE__QR__KEYS__K1".into(),
+                self.stack
+                    .settings
+                    .attendance
+                    .qr
+                    .keys
+                    .get("k1")
+                    .expect("the QR key")
+                    .expose_secret()
+                    .to_owned(),
+            ),
+            (
+                "STUDYSPOT_NOTIFICATIONS__TRACKING__SECRETS__K1".into(),
+                self.stack
+                    .settings
+                    .notifications
+                    .tracking
+                    .secrets
+                    .get("k1")
+                    .expect("the tracking key")
+                    .expose_secret()
+                    .to_owned(),
             ),
             ("STUDYSPOT_MAIL_DIR".into(), self.mail_dir.display().to_string()),
             ("STUDYSPOT_HOME".into(), self.home.display().to_string()),
