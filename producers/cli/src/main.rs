@@ -171,9 +171,14 @@ enum SchemasAction {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Before the settings: `up` names the file to make as STUDYSPOT_SECRETS_FILE, which the
+    // settings would read, and on a first run it does not exist yet.
+    if let Command::Secrets { action: SecretsAction::Init { file } } = &args.command {
+        return init_secrets(file);
+    }
     let settings = Settings::load_for_tools(args.config.as_deref())?;
     match args.command {
-        Command::Secrets { action: SecretsAction::Init { file } } => init_secrets(&file),
+        Command::Secrets { action: SecretsAction::Init { .. } } => unreachable!("handled above"),
         Command::Topics { action: TopicsAction::Ensure } => ensure_topics(&settings).await,
         Command::Topics { action: TopicsAction::List } => {
             list_topics();

@@ -35,6 +35,17 @@ fn secrets_are_made_once_privately_and_tokens_are_signed_with_them() {
     let made = std::fs::read_to_string(&file).expect("the secrets file");
     let mode = std::fs::metadata(&file).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "only its owner reads it");
+    // As `up` runs it on a first run: the file it is to make already named as the secrets file.
+    let second_home = home.join("second");
+    let named = second_home.join("secrets.toml");
+    let made_named = Command::new(BIN)
+        .args(["secrets", "init", named.to_str().expect("utf-8 path")])
+        .env("STUDYSPOT_HOME", &second_home)
+        .env("STUDYSPOT_SECRETS_FILE", &named)
+        .output()
+        .expect("run studyspot");
+    assert!(made_named.status.success(), "{made_named:?}");
+    assert!(named.is_file());
     let again = studyspot(&home, &["secrets", "init", file_arg]);
     assert!(String::from_utf8_lossy(&again.stdout).starts_with("kept"), "{again:?}");
     assert_eq!(std::fs::read_to_string(&file).expect("still there"), made, "kept as it was");
