@@ -181,7 +181,8 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot listen for SMTP on {addr} and write to {}: {e}", dir.display()))?;
     tracing::info!(smtp = %sink.addr, dir = %dir.display(), "mail sink accepting; each message becomes an .eml file");
-    let ops_listener = studyspot_telemetry::serve_ops("mail-sink", ops, Default::default(), shutdown);
+    let readiness = studyspot_telemetry::Readiness::default().with(Greets(sink.addr));
+    let ops_listener = studyspot_telemetry::serve_ops("mail-sink", ops, readiness, shutdown);
     let logging = async {
         let mut seen = 0;
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
@@ -199,6 +200,25 @@ pub async fn run(
     tokio::select! {
         served = ops_listener => served.map_err(|e| format!("operational endpoints on {ops}: {e}")),
         () = logging => Ok(()),
+    }
+}
+
+/// `/ready`'s check: the SMTP listener greets a client.
+struct Greets(SocketAddr);
+
+impl studyspot_telemetry::ReadinessCheck for Greets {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    fn check(&self) -> studyspot_telemetry::CheckFuture {
+        let addr = self.0;
+        Box::pin(async move {
+            let socket = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
+            let mut greeting = String::new();
+            BufReader::new(socket).read_line(&mut greeting).await.map_err(|e| format!("{addr}: {e}"))?;
+            if greeting.starts_with("220") { Ok(()) } else { Err(format!("{addr} greeted {greeting:?}")) }
+        })
     }
 }
 
