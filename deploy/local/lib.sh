@@ -5,6 +5,7 @@
 #   broker/   the broker's SQLite database (tansu.db)
 #   logs/     one log file per process (broker.log, gateway.log, billing.log, ...)
 #   run/      pid files, postgres.started (PostgreSQL was started by these scripts), lock
+#   mail/     each e-mail the local mail sink (studyspot-mail-sink) received, as an .eml file
 #   secrets.toml  this installation's random secrets (mode 0600), made by `up` on its first run
 #
 # Every address can be overridden from the environment; the Rust processes read the same variables
