@@ -308,6 +308,65 @@ fn cpu_line(usage: &Usage) -> String {
         .join(", ")
 }
 
+/// What one unit of work (a command accepted, a record applied) cost in CPU, every process of
+/// the system together, the rate this machine's cores allow at that cost, and whether CPU is what binds:
+/// a phase that kept the cores busy ran into the ceiling; one that left them idle waited on
+/// something else (round trips, commits, the broker's answers).
+struct Cost {
+    ms_per_unit: f64,
+    ceiling_per_second: f64,
+    cores_busy: f64,
+    cores: f64,
+}
+
+impl Cost {
+    /// The load generator's own CPU is left out of the cost (a client would run elsewhere) but
+    /// counted among the busy cores (here it does take them).
+    fn of(usage: &Usage, units: f64) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        let system: f64 =
+            usage.cpu_seconds.iter().filter(|(name, _)| !name.starts_with("loadgen")).map(|(_, s)| s).sum();
+        let ms_per_unit = 1e3 * system / units.max(1.0);
+        Self {
+            ms_per_unit,
+            ceiling_per_second: cores * 1e3 / ms_per_unit.max(1e-6),
+            cores_busy: usage.total() / usage.wall_seconds.max(1e-3),
+            cores,
+        }
+    }
+
+    /// Busy above 85% of the cores: CPU binds.
+    fn cpu_binds(&self) -> bool {
+        self.cores_busy >= 0.85 * self.cores
+    }
+
+    fn value(&self) -> String {
+        format!("{:.2} ms → ≤ {:.0}/s", self.ms_per_unit, self.ceiling_per_second)
+    }
+
+    fn verdict(&self, usage: &Usage, units: f64) -> String {
+        let mut by_use: Vec<(&String, &f64)> =
+            usage.cpu_seconds.iter().filter(|(_, s)| **s >= 0.01).collect();
+        by_use.sort_by(|a, b| b.1.total_cmp(a.1));
+        let per_process = by_use
+            .iter()
+            .map(|(name, s)| format!("{name} {:.2}", 1e3 * **s / units.max(1.0)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let binds = if self.cpu_binds() {
+            format!("CPU binds ({:.1} of {} cores busy)", self.cores_busy, self.cores)
+        } else {
+            format!("CPU does not bind ({:.1} of {} cores busy): waiting binds", self.cores_busy, self.cores)
+        };
+        format!("{binds}; ms per process: {per_process}")
+    }
+
+    fn json(&self) -> Value {
+        json!({ "cpu_ms_per_unit": self.ms_per_unit, "ceiling_per_second": self.ceiling_per_second,
+                "cores_busy": self.cores_busy, "cores": self.cores, "cpu_binds": self.cpu_binds() })
+    }
+}
+
 /// The busiest threads of the broker in a phase.
 fn thread_line(usage: &Usage) -> String {
     let mut by_use: Vec<(&String, &f64)> = usage.threads.iter().collect();
@@ -429,6 +488,9 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         );
         row("  CPU (cores busy)", String::new(), cpu_line(cpu));
         row("  broker threads", String::new(), thread_line(cpu));
+        let units = report.accepted as f64;
+        let cost = Cost::of(cpu, units);
+        row("  CPU per command, all processes", cost.value(), cost.verdict(cpu, units));
     }
     for (consumer, (n, rate, cpu)) in &drained {
         row(
@@ -437,6 +499,8 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
             format!("{}consume, {:.1}% of upsert", pct(*rate, limits.consume), 100.0 * rate / limits.upsert),
         );
         row("  CPU (cores busy)", String::new(), cpu_line(cpu));
+        let cost = Cost::of(cpu, *n as f64);
+        row("  CPU per record, all processes", cost.value(), cost.verdict(cpu, *n as f64));
     }
     for (name, phase) in
         [(format!("fixed {:.0}/s offered", options.rate), &fixed), ("saturation".to_owned(), &saturated)]
@@ -474,6 +538,9 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         }
         row("  CPU (cores busy)", String::new(), cpu_line(&phase.cpu));
         row("  broker threads", String::new(), thread_line(&phase.cpu));
+        let units = report.accepted as f64;
+        let cost = Cost::of(&phase.cpu, units);
+        row("  CPU per command, all processes", cost.value(), cost.verdict(&phase.cpu, units));
         for (consumer, trips) in &phase.round_trips {
             row(
                 &format!("  {consumer}: librdkafka → broker"),
@@ -508,6 +575,7 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
             "without": { "command": p.hops.without_command, "commit": p.hops.without_commit, "event": p.hops.without_event },
             "consumers": rates_json(&p.rates),
             "cpu": p.cpu,
+            "cost": Cost::of(&p.cpu, r.accepted as f64).json(),
             "round_trips": p.round_trips,
         })
     };
@@ -518,8 +586,10 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         "gateway": { "http_per_second": http.accepted_per_second(), "grpc_per_second": grpc.accepted_per_second(),
                      "http_ratio_to_empty_handler": http.accepted_per_second() / limits.empty_handler,
                      "grpc_ratio_to_empty_handler": grpc.accepted_per_second() / limits.empty_handler,
-                     "http_cpu": http_cpu, "grpc_cpu": grpc_cpu },
-        "consumers_from_backlog": drained.iter().map(|(c, (n, rate, cpu))| ((*c).to_owned(), json!({ "applied": n, "per_second": rate, "cpu": cpu }))).collect::<serde_json::Map<String, Value>>(),
+                     "http_cpu": http_cpu, "grpc_cpu": grpc_cpu,
+                     "http_cost": Cost::of(&http_cpu, http.accepted as f64).json(),
+                     "grpc_cost": Cost::of(&grpc_cpu, grpc.accepted as f64).json() },
+        "consumers_from_backlog": drained.iter().map(|(c, (n, rate, cpu))| ((*c).to_owned(), json!({ "applied": n, "per_second": rate, "cpu": cpu, "cost": Cost::of(cpu, *n as f64).json() }))).collect::<serde_json::Map<String, Value>>(),
         "fixed": phase_json(&fixed),
         "fixed_offered_per_second": options.rate,
         "saturation": phase_json(&saturated),

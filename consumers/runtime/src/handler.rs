@@ -116,12 +116,8 @@ impl Inbound {
                 .find(|(name, _)| name == "metadata")
                 .ok_or("record has no metadata field")
                 .and_then(|(_, v)| {
-                    v.clone()
-                        .resolve(&<EventMetadata as apache_avro::AvroSchema>::get_schema())
+                    studyspot_bus::read_as::<EventMetadata>(v.clone())
                         .map_err(|_| "metadata does not fit EventMetadata")
-                })
-                .and_then(|v| {
-                    apache_avro::from_value::<EventMetadata>(&v).map_err(|_| "unreadable metadata")
                 })?,
             _ => return Err("not a record".into()),
         };

@@ -1,10 +1,15 @@
 use std::{
+    any::TypeId,
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, LazyLock, RwLock},
     time::Duration,
 };
 
-use apache_avro::{Schema, types::Value};
+use apache_avro::{
+    AvroSchema, Schema,
+    schema::{Name, ResolvedSchema},
+    types::Value,
+};
 use schema_registry_converter::{
     async_impl::{
         easy_avro::{EasyAvroDecoder, EasyAvroEncoder},
@@ -127,10 +132,43 @@ impl Decoded {
         if self.full_name != R::FULL_NAME {
             return Err(incompatible(format!("the record is a {}", self.full_name)));
         }
-        let reader: Schema = R::get_schema();
-        let resolved = self.value.resolve(&reader).map_err(|e| incompatible(e.to_string()))?;
-        apache_avro::from_value::<R>(&resolved).map_err(|e| incompatible(e.to_string()))
+        read_as::<R>(self.value).map_err(|e| incompatible(e.to_string()))
     }
+}
+
+/// Reads a value written with any compatible schema as `T`, resolving it against `T`'s schema.
+pub fn read_as<T: AvroSchema + serde::de::DeserializeOwned + 'static>(
+    value: Value,
+) -> Result<T, apache_avro::Error> {
+    let reader = reader_schema::<T>()?;
+    let resolved = value.resolve_with_names(&reader.schema, &reader.names)?;
+    apache_avro::from_value::<T>(&resolved)
+}
+
+/// A reader schema and the named schemas its references resolve to.
+struct ReaderSchema {
+    schema: Schema,
+    names: HashMap<Name, Schema>,
+}
+
+/// `T`'s schema with the names its references resolve to, built once per type. The derive builds
+/// a new `Schema` on every `get_schema()`, and `Value::resolve` collects its names again on every
+/// call: done per record a consumer reads, that cost more than resolving the record itself.
+fn reader_schema<T: AvroSchema + 'static>() -> Result<Arc<ReaderSchema>, apache_avro::Error> {
+    static SCHEMAS: LazyLock<RwLock<HashMap<TypeId, Arc<ReaderSchema>>>> = LazyLock::new(RwLock::default);
+    let key = TypeId::of::<T>();
+    if let Some(found) = SCHEMAS.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(found.clone());
+    }
+    let schema = T::get_schema();
+    let names = ResolvedSchema::try_from(&schema)?
+        .get_names()
+        .iter()
+        .map(|(name, named)| (name.clone(), (*named).clone()))
+        .collect();
+    let built = Arc::new(ReaderSchema { schema, names });
+    SCHEMAS.write().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
+    Ok(built)
 }
 
 fn registry_error(e: SRCError) -> BusError {

@@ -24,7 +24,7 @@ mod source;
 pub mod tail;
 mod trace;
 
-pub use codec::{Codec, Decoded, EncodedRecord};
+pub use codec::{Codec, Decoded, EncodedRecord, read_as};
 pub use error::BusError;
 pub use headers::Headers;
 pub use producer::{BrokerCheck, Delivery, OutboundMessage, Producer, RegistryCheck};
