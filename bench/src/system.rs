@@ -358,7 +358,7 @@ impl Cost {
         } else {
             format!("CPU does not bind ({:.1} of {} cores busy): waiting binds", self.cores_busy, self.cores)
         };
-        format!("{binds}; ms per process: {per_process}")
+        format!("{binds}; ms per process (the load generator not in the total): {per_process}")
     }
 
     fn json(&self) -> Value {
