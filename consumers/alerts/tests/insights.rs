@@ -575,15 +575,37 @@ async fn a_dashboard_and_a_daily_report_show_a_known_history() {
     };
     world.send(&again).await;
     // A command after it on the organization's partition: once that is applied, so is the tick.
+    let dashboards = dashboards_defined(&world).await;
     applied(
         &api,
         "/api/monitoring/dashboards",
         json!({ "name": "After the tick", "widgets": [{ "title": "Revenue", "kind": "revenue" }] }),
     )
     .await;
+    // Applied is committed, not yet published: the outbox publishes after the commit, in commit
+    // order. Wait for the first report's event, then for the later dashboard's, so that a second
+    // report from the repeated tick would be in the log too.
+    eventually("the report's ReportGenerated in the log", Duration::from_secs(60), || async {
+        let found = events::<studyspot_schemas::alerts::ReportGenerated>(&world).await;
+        (!found.is_empty()).then_some(())
+    })
+    .await;
+    eventually("the dashboard's event in the log", Duration::from_secs(60), || async {
+        (dashboards_defined(&world).await > dashboards).then_some(())
+    })
+    .await;
     let generated = events::<studyspot_schemas::alerts::ReportGenerated>(&world).await;
     assert_eq!(generated.len(), 1, "{generated:?}");
     assert_eq!((generated[0].run_id.as_str(), generated[0].recipients.len()), (run_id.as_str(), 1));
+}
+
+/// How many dashboards have been defined, as the log tells.
+async fn dashboards_defined(world: &World) -> usize {
+    events::<studyspot_schemas::alerts::AlertConfigChanged>(world)
+        .await
+        .iter()
+        .filter(|e| e.kind == "dashboard" && e.change == "defined")
+        .count()
 }
 
 async fn grpc_client(api: &Api) -> GatewayClient<tonic::transport::Channel> {
