@@ -297,11 +297,16 @@ async fn backlog(
     Ok(drained)
 }
 
-/// "name 1.23 s (0.41 cores)" for every process that spent CPU, busiest first.
-fn cpu_line(usage: &Usage) -> String {
+/// The processes that spent CPU (at least 10 ms), busiest first.
+fn busiest(usage: &Usage) -> Vec<(&String, &f64)> {
     let mut by_use: Vec<(&String, &f64)> = usage.cpu_seconds.iter().filter(|(_, s)| **s >= 0.01).collect();
     by_use.sort_by(|a, b| b.1.total_cmp(a.1));
     by_use
+}
+
+/// "name 1.23 s (0.41 cores)" for every process that spent CPU, busiest first.
+fn cpu_line(usage: &Usage) -> String {
+    busiest(usage)
         .iter()
         .map(|(name, s)| format!("{name} {s:.1} s ({:.2})", *s / usage.wall_seconds.max(1e-3)))
         .collect::<Vec<_>>()
@@ -345,10 +350,7 @@ impl Cost {
     }
 
     fn verdict(&self, usage: &Usage, units: f64) -> String {
-        let mut by_use: Vec<(&String, &f64)> =
-            usage.cpu_seconds.iter().filter(|(_, s)| **s >= 0.01).collect();
-        by_use.sort_by(|a, b| b.1.total_cmp(a.1));
-        let per_process = by_use
+        let per_process = busiest(usage)
             .iter()
             .map(|(name, s)| format!("{name} {:.2}", 1e3 * **s / units.max(1.0)))
             .collect::<Vec<_>>()

@@ -354,7 +354,10 @@ impl Shell {
         self.stdin.flush().await.expect("to bash");
         let deadline = Instant::now() + within;
         let rc_file = files.join(format!("rc.{n}"));
+        // The poll's cadence; the deadline bounds the wait.
+        let mut cadence = tokio::time::interval(Duration::from_millis(100));
         loop {
+            cadence.tick().await;
             if let Ok(rc) = std::fs::read_to_string(&rc_file) {
                 return Ran {
                     out: std::fs::read_to_string(files.join(format!("out.{n}"))).unwrap_or_default(),
@@ -364,7 +367,6 @@ impl Shell {
             }
             assert!(self.child.try_wait().expect("bash").is_none(), "the tour's shell exited at {command}");
             assert!(Instant::now() < deadline, "{command}\n: still running after {within:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -484,7 +486,9 @@ async fn the_readme_tour_gives_what_it_says() {
         let rereads =
             command.text.starts_with("curl -s localhost") || command.text.starts_with("curl -s \"localhost");
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut cadence = tokio::time::interval(Duration::from_millis(300));
         let ran = loop {
+            cadence.tick().await;
             let ran = shell.run(&text, within).await;
             context.outcome = None;
             if let Ok(answer) = ran.json()
@@ -495,7 +499,6 @@ async fn the_readme_tour_gives_what_it_says() {
             if !rereads || check(&ran, &context, &dir).is_ok() || Instant::now() > deadline {
                 break ran;
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
         };
         let shown: String = ran.out.chars().take(300).collect();
         eprintln!("$ {}\n{shown}", command.text);
