@@ -21,7 +21,7 @@ use serde_json::Value;
 use support::{BIN, LocalStack};
 use tokio::io::AsyncWriteExt as _;
 
-const README: &str = include_str!("../../../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// One command of the tour and the comments after it (what it says the command gives).
 #[derive(Debug, Clone)]
