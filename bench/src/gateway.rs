@@ -1,5 +1,6 @@
 //! `studyspot-bench gateway`: commands accepted per second and their latency over keep-alive HTTP
-//! at a fixed concurrency, beside an empty axum handler measured in the same run.
+//! at a fixed concurrency, beside an empty axum handler measured in the same run. The gateway is
+//! its own binary (STUDYSPOT_BIN_DIR, default beside this one), run as a process.
 
 use std::{
     sync::Arc,
@@ -11,9 +12,10 @@ use axum::{Json, http::StatusCode, routing::post};
 use serde_json::json;
 use studyspot_bus::{BusSettings, admin};
 use studyspot_config::Settings;
-use studyspot_gateway::auth::{Claims, Role, mint};
+use studyspot_loadgen::stack::{Process, free_port};
+use studyspot_tokens::{Claims, Role, mint};
 
-use crate::{Env, fresh_database, start_registry};
+use crate::{Env, start_registry};
 
 pub(crate) struct Figures {
     pub(crate) per_second: f64,
@@ -70,24 +72,45 @@ async fn serve(app: axum::Router) -> anyhow::Result<String> {
 
 pub async fn run(env: &Env, requests: usize, concurrency: usize) -> anyhow::Result<()> {
     let run = uuid::Uuid::now_v7().simple().to_string();
-    let database_url = fresh_database(&env.admin_url, &format!("bench_{run}")).await?;
+    let database_url = studyspot_fresh_database::create(&env.admin_url, &format!("bench_{run}")).await?;
     let mut settings = Settings::load(None).context("defaults")?;
-    studyspot_config::secrets::Secrets::random().apply(&mut settings);
+    let secrets = studyspot_config::secrets::Secrets::random();
+    secrets.apply(&mut settings);
     settings.kafka.bootstrap_servers = env.kafka.clone();
     settings.kafka.topic_prefix = format!("bench{run}.");
     settings.registry.url = start_registry(&database_url).await?;
-    settings.postgres.url = database_url.clone().into();
-    settings.postgres.readonly_url = database_url.into();
-    // The bench measures throughput, not the limiter.
-    settings.gateway.rate_limit_per_second = 1_000_000;
-    settings.gateway.rate_limit_burst = 1_000_000;
     let topics: Vec<String> = studyspot_schemas::catalogue()
         .iter()
         .map(|t| format!("{}{}", settings.kafka.topic_prefix, t.name))
         .collect();
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     admin::ensure_topics(&BusSettings::from_settings(&settings, "bench"), &refs, 6, 1).await?;
-    let gateway = serve(studyspot_gateway::app(&settings, Default::default()).await?).await?;
+    // The gateway's own binary, as it runs in production, on this run's database, topics and
+    // registry.
+    let home = std::env::temp_dir().join(format!("studyspot-bench-gateway-{run}"));
+    std::fs::create_dir_all(&home)?;
+    let program = crate::bin_dir()?.join("studyspot-gateway");
+    anyhow::ensure!(program.exists(), "{} is not built", program.display());
+    let http = format!("127.0.0.1:{}", free_port()?);
+    let mut process = Process::new("gateway", program, &home, &home)
+        .env("STUDYSPOT_KAFKA__BOOTSTRAP_SERVERS", &settings.kafka.bootstrap_servers)
+        .env("STUDYSPOT_KAFKA__TOPIC_PREFIX", &settings.kafka.topic_prefix)
+        .env("STUDYSPOT_REGISTRY__URL", &settings.registry.url)
+        .env("STUDYSPOT_POSTGRES__URL", &database_url)
+        // One database: the owner reads in the read-only role's place.
+        .env("STUDYSPOT_POSTGRES__READONLY_URL", &database_url)
+        .env("STUDYSPOT_GATEWAY__HTTP_LISTEN", &http)
+        .env("STUDYSPOT_GATEWAY__GRPC_LISTEN", format!("127.0.0.1:{}", free_port()?))
+        .env("STUDYSPOT_OPS_LISTEN", "127.0.0.1:0")
+        // The bench measures throughput, not the limiter.
+        .env("STUDYSPOT_GATEWAY__RATE_LIMIT_PER_SECOND", "1000000")
+        .env("STUDYSPOT_GATEWAY__RATE_LIMIT_BURST", "1000000")
+        .envs(secrets.env())
+        .env("RUST_LOG", "warn,studyspot=info")
+        .env("NO_COLOR", "1");
+    process.start()?;
+    process.wait_ready(&http, Duration::from_secs(60)).await?;
+    let gateway = format!("http://{http}");
     let empty = serve(axum::Router::new().route(
         "/empty",
         post(|| async { (StatusCode::ACCEPTED, Json(json!({ "command_id": "x", "status_url": "/x" }))) }),
@@ -111,7 +134,7 @@ pub async fn run(env: &Env, requests: usize, concurrency: usize) -> anyhow::Resu
     )?;
     let body = json!({ "member_id": "mem_bench", "venue_id": "ven_bench" });
     println!(
-        "gateway benchmark: {requests} requests, {concurrency} at a time over keep-alive HTTP, client in the same process, broker {}",
+        "gateway benchmark: {requests} requests, {concurrency} at a time over keep-alive HTTP to the gateway's process, broker {}",
         env.kafka
     );
     // Warm both up (connections, schema registration, the ledger's first rows).
@@ -131,5 +154,6 @@ pub async fn run(env: &Env, requests: usize, concurrency: usize) -> anyhow::Resu
         );
     }
     println!("{:<44} {:>10.1} %", "gateway / empty handler", 100.0 * ours.per_second / limit.per_second);
+    process.stop(Duration::from_secs(10));
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use studyspot_bus::{BusSettings, Codec, OutboundMessage, Producer, TraceContext, admin, reader};
 use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound, Runtime, RuntimeConfig};
 use studyspot_schemas::{EventMetadata, attendance};
@@ -38,7 +38,8 @@ struct Args {
 enum What {
     /// Broker and PostgreSQL limits, and the consumer runtime beside them.
     Bus,
-    /// Commands accepted by the gateway over keep-alive HTTP, beside an empty axum handler.
+    /// Commands accepted by the gateway's process over keep-alive HTTP, beside an empty axum
+    /// handler (STUDYSPOT_BIN_DIR, default beside this binary).
     Gateway {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 32)]
@@ -120,8 +121,7 @@ async fn main() -> anyhow::Result<()> {
     let _traces = studyspot_telemetry::init_logs("bench", "text");
     let env = Env {
         kafka: std::env::var("STUDYSPOT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
-        admin_url: std::env::var("STUDYSPOT_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into()),
+        admin_url: studyspot_fresh_database::admin_url(),
     };
     match args.what {
         What::Bus => bus(&env, args.records, &args.batches, args.kafka_debug.as_deref()).await,
@@ -150,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn bus(env: &Env, records: usize, batches: &[usize], kafka_debug: Option<&str>) -> anyhow::Result<()> {
     let run = uuid::Uuid::now_v7().simple().to_string();
-    let database_url = fresh_database(&env.admin_url, &format!("bench_{run}")).await?;
+    let database_url = studyspot_fresh_database::create(&env.admin_url, &format!("bench_{run}")).await?;
     let registry_url = start_registry(&database_url).await?;
     let bus = BusSettings {
         bootstrap_servers: env.kafka.clone(),
@@ -339,10 +339,11 @@ impl Handler for Tally {
     }
 }
 
-pub(crate) async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
-    let mut admin = PgConnection::connect(admin_url).await.context("PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
-    Ok(format!("{}/{name}", admin_url.rsplit_once('/').context("database in url")?.0))
+/// Where the workspace's binaries are: STUDYSPOT_BIN_DIR, or beside this one.
+pub(crate) fn bin_dir() -> anyhow::Result<std::path::PathBuf> {
+    Ok(std::env::var("STUDYSPOT_BIN_DIR").map(std::path::PathBuf::from).or_else(|_| {
+        std::env::current_exe().map(|e| e.parent().map(ToOwned::to_owned).unwrap_or_default())
+    })?)
 }
 
 pub(crate) async fn start_registry(database_url: &str) -> anyhow::Result<String> {

@@ -42,7 +42,7 @@ use studyspot_loadgen::{
     stack::{CONSUMERS, Infrastructure, Stack, StackOptions},
 };
 
-use crate::{Env, fresh_database, gateway::drive, start_registry};
+use crate::{Env, gateway::drive, start_registry};
 
 pub struct Options {
     pub records: usize,
@@ -64,7 +64,7 @@ struct Limits {
 
 async fn limits(env: &Env, records: usize, concurrency: usize) -> anyhow::Result<Limits> {
     let run = uuid::Uuid::now_v7().simple().to_string();
-    let database_url = fresh_database(&env.admin_url, &format!("bench_{run}")).await?;
+    let database_url = studyspot_fresh_database::create(&env.admin_url, &format!("bench_{run}")).await?;
     let bus = BusSettings {
         bootstrap_servers: env.kafka.clone(),
         registry_url: start_registry(&database_url).await?,
@@ -377,9 +377,7 @@ fn thread_line(usage: &Usage) -> String {
 }
 
 pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
-    let bin_dir = std::env::var("STUDYSPOT_BIN_DIR").map(std::path::PathBuf::from).or_else(|_| {
-        std::env::current_exe().map(|e| e.parent().map(ToOwned::to_owned).unwrap_or_default())
-    })?;
+    let bin_dir = crate::bin_dir()?;
     eprintln!("system benchmark: limits ({} records) …", options.records);
     let limits = limits(env, options.records, options.concurrency).await?;
 

@@ -19,7 +19,7 @@ use std::{
 use anyhow::Context;
 use serde_json::{Value, json};
 use studyspot_config::Settings;
-use studyspot_gateway::auth::{Claims, Role, mint};
+use studyspot_tokens::{Claims, Role, mint};
 
 /// Who a token is for and what it may do.
 pub struct Grant {

@@ -104,7 +104,7 @@ enum Command {
         organization: Option<String>,
         /// platform-admin, owner, staff, member or service; repeat for several.
         #[arg(long = "role", required = true)]
-        roles: Vec<studyspot_gateway::auth::Role>,
+        roles: Vec<studyspot_tokens::Role>,
         /// Who acts, as recorded on the commands.
         #[arg(long, default_value = "user:local")]
         subject: String,

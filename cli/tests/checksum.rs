@@ -14,11 +14,10 @@ struct Database {
 }
 
 async fn fresh_database() -> Database {
-    let admin_url = studyspot_test_world::admin_url();
     let name = format!("t_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL for tests");
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create db");
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("url has a database").0);
+    let url = studyspot_fresh_database::create(&studyspot_fresh_database::admin_url(), &name)
+        .await
+        .expect("a database of its own on PostgreSQL for tests");
     Database { name, url }
 }
 
@@ -157,6 +156,6 @@ async fn equal_projections_have_one_digest_and_a_changed_row_changes_it() {
     assert!(!output.status.success());
 
     pool.close().await;
-    let mut admin = PgConnection::connect(&studyspot_test_world::admin_url()).await.expect("admin");
+    let mut admin = PgConnection::connect(&studyspot_fresh_database::admin_url()).await.expect("admin");
     let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {} WITH (FORCE)", db.name))).await;
 }

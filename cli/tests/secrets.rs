@@ -5,7 +5,7 @@
 use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
 
 use studyspot_config::Settings;
-use studyspot_gateway::auth::Verifier;
+use studyspot_tokens::Verifier;
 
 const BIN: &str = env!("CARGO_BIN_EXE_studyspot");
 

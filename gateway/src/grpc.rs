@@ -8,13 +8,13 @@ use std::{pin::Pin, time::Duration};
 use futures::Stream;
 use sha2::{Digest, Sha256};
 use studyspot_bus::TraceContext;
+use studyspot_grpc_api::{self as pb, gateway_server::GatewayServer};
 use tonic::{Request, Response, Status};
 
 use crate::{
     AppState, BODY_LIMIT, GatewayError, attendance_routes,
     auth::{Authenticates, Caller, authenticate},
     billing, campaign_routes, commands,
-    grpc_api::{self as pb, gateway_server::GatewayServer},
     ledger::Idempotency,
     live, monitoring_insight_grpc as insight, monitoring_insight_routes as insight_routes,
     monitoring_ops_grpc as ops_grpc, monitoring_routes, notification_routes, queries, status, subscriptions,

@@ -5,14 +5,13 @@
 //! no domain state: its one table is the ledger of accepted commands.
 
 mod attendance_routes;
-pub mod auth;
+mod auth;
 mod billing;
 mod campaign_routes;
 mod client_address;
 mod commands;
 mod error;
 mod grpc;
-pub mod grpc_api;
 mod ledger;
 mod limits;
 mod live;

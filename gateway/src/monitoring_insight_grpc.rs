@@ -7,11 +7,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use studyspot_alerts_projection::insights::{DashboardView, ReportView, RunView};
 use studyspot_bus::TraceContext;
+use studyspot_grpc_api as pb;
 
 use crate::{
     AppState, GatewayError,
     auth::Caller,
-    grpc_api as pb,
     ledger::Idempotency,
     monitoring_insight_routes::{
         self as routes, DashboardRequest, Figures, ReportRequest, StoredWidget, WidgetBody, stored_widgets,

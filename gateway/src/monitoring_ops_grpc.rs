@@ -7,11 +7,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use studyspot_alerts_projection::ops::{HealthCheckView, LogView, ProbeView};
 use studyspot_bus::TraceContext;
+use studyspot_grpc_api as pb;
 
 use crate::{
     AppState, GatewayError,
     auth::Caller,
-    grpc_api as pb,
     ledger::Idempotency,
     monitoring_ops_routes::{self as routes, HealthCheckRequest, LogRecordBody, LogsRequest},
 };

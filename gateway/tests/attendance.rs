@@ -9,11 +9,9 @@ mod support;
 use reqwest::Method;
 use serde_json::{Value, json};
 use studyspot_bus::Codec;
-use studyspot_gateway::{
-    auth::Role,
-    grpc_api::{DefineVenueRequest, VenueOpeningHours, VenueZone, gateway_client::GatewayClient},
-};
+use studyspot_grpc_api::{DefineVenueRequest, VenueOpeningHours, VenueZone, gateway_client::GatewayClient};
 use studyspot_schemas::attendance;
+use studyspot_tokens::Role;
 use support::TestGateway;
 use tonic::{Request, transport::Channel};
 

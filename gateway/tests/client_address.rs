@@ -7,7 +7,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::json;
-use studyspot_gateway::auth::Role;
+use studyspot_tokens::Role;
 use support::TestGateway;
 
 /// Processes `pay_1` with a forged `X-Forwarded-For`; the payer address on the command it produced.

@@ -18,7 +18,7 @@ use std::{
 };
 
 use serde_json::Value;
-use studyspot_gateway::auth::Role;
+use studyspot_tokens::Role;
 use support::TestGateway;
 
 /// The same cases every run, so a failure reproduces.

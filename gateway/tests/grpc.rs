@@ -4,11 +4,11 @@
 #[allow(dead_code, reason = "the support module serves every test binary; this one uses part of it")]
 mod support;
 
-use studyspot_gateway::{
-    auth::Role,
-    grpc_api::{CheckInRequest, GetCommandRequest, StreamEventsRequest, gateway_client::GatewayClient},
+use studyspot_grpc_api::{
+    CheckInRequest, GetCommandRequest, StreamEventsRequest, gateway_client::GatewayClient,
 };
 use studyspot_schemas::attendance;
+use studyspot_tokens::Role;
 use support::{Publisher, TestGateway};
 use tonic::{Code, Request, transport::Channel};
 use tonic_types::StatusExt;
@@ -139,7 +139,7 @@ async fn server_reflection_is_off_unless_switched_on_and_then_lists_the_gateway_
 #[tokio::test(flavor = "multi_thread")]
 async fn lists_over_grpc_are_paginated_filtered_and_scoped_like_http() {
     use studyspot_billing_projection as billing;
-    use studyspot_gateway::grpc_api::{GetPaymentRequest, ListRequest};
+    use studyspot_grpc_api::{GetPaymentRequest, ListRequest};
 
     let gw = TestGateway::start(|_| {}).await;
     let mut db = gw.projection("billing", &billing::MIGRATIONS).await;
@@ -211,7 +211,7 @@ async fn lists_over_grpc_are_paginated_filtered_and_scoped_like_http() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn billing_operations_over_grpc_check_shape_and_role_and_find_the_payment() {
-    use studyspot_gateway::grpc_api::{
+    use studyspot_grpc_api::{
         CreateInvoiceRequest, InvoiceLine, ListRequest, ProcessPaymentRequest, RefundPaymentRequest,
     };
 

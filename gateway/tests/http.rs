@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 use studyspot_bus::{Codec, headers};
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::{alerts, attendance, billing, notifications};
+use studyspot_tokens::Role;
 use support::TestGateway;
 
 fn payment(member: &str) -> Value {
@@ -147,7 +147,7 @@ async fn bad_input_gets_a_clear_error_naming_the_field() {
 /// an InvalidArgument naming it over gRPC — never a 503 from the database behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nul_character_is_a_400_naming_the_field_never_a_5xx() {
-    use studyspot_gateway::grpc_api::{
+    use studyspot_grpc_api::{
         GetPaymentRequest, ListRequest, MonitoringCommandRequest, gateway_client::GatewayClient,
     };
     use tonic::{Code, Request, transport::Channel};
@@ -245,7 +245,7 @@ async fn tokens_are_required_and_checked() {
     forger.hs256_secret = "not the gateway's secret".to_owned().into();
     let forged = {
         let now = jsonwebtoken::get_current_timestamp();
-        let claims = studyspot_gateway::auth::Claims {
+        let claims = studyspot_tokens::Claims {
             sub: "user:mallory".into(),
             org: Some("org_1".into()),
             roles: vec![Role::PlatformAdmin],
@@ -257,7 +257,7 @@ async fn tokens_are_required_and_checked() {
             nbf: None,
             scope: None,
         };
-        studyspot_gateway::auth::mint(&forger, &claims).expect("mint")
+        studyspot_tokens::mint(&forger, &claims).expect("mint")
     };
     let (status, _, body) = send(Some(forged)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_token")), "{body}");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
-use studyspot_gateway::auth::Role;
+use studyspot_tokens::Role;
 use support::{Publisher, TestGateway, eventually};
 
 /// One SSE event: id, event name, data as JSON.

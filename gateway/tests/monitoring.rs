@@ -8,14 +8,12 @@ mod support;
 use reqwest::Method;
 use serde_json::{Value, json};
 use studyspot_bus::Codec;
-use studyspot_gateway::{
-    auth::Role,
-    grpc_api::{
-        MonitoringCommandRequest, RecordMetricSampleRequest, RecordMetricSamplesRequest,
-        gateway_client::GatewayClient,
-    },
+use studyspot_grpc_api::{
+    MonitoringCommandRequest, RecordMetricSampleRequest, RecordMetricSamplesRequest,
+    gateway_client::GatewayClient,
 };
 use studyspot_schemas::alerts::{self, RecordMetricSample, RecordMetricSamples};
+use studyspot_tokens::Role;
 use support::TestGateway;
 use tonic::{Code, Request, transport::Channel};
 use tonic_types::StatusExt;

@@ -9,14 +9,12 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 use studyspot_bus::Codec;
-use studyspot_gateway::{
-    auth::Role,
-    grpc_api::{
-        DefineHealthCheckRequest, HealthCheckRequest, ListRequest, LogRecordInput, RecordLogsRequest,
-        gateway_client::GatewayClient,
-    },
+use studyspot_grpc_api::{
+    DefineHealthCheckRequest, HealthCheckRequest, ListRequest, LogRecordInput, RecordLogsRequest,
+    gateway_client::GatewayClient,
 };
 use studyspot_schemas::alerts::{self, DefineHealthCheck, RecordLogs};
+use studyspot_tokens::Role;
 use support::TestGateway;
 use tonic::{Code, Request, transport::Channel};
 use tonic_types::StatusExt;

@@ -11,9 +11,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use studyspot_bus::{Codec, InboundMessage, headers};
-use studyspot_gateway::auth::Role;
 use studyspot_notifications_projection::{self as projection, Notification};
 use studyspot_schemas::{Record, notifications};
+use studyspot_tokens::Role;
 use support::TestGateway;
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -397,9 +397,7 @@ async fn the_preview_renders_and_names_the_undefined_variable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn templates_past_a_limit_are_refused_quickly_with_the_limit_and_the_part() {
     use std::time::{Duration, Instant};
-    use studyspot_gateway::grpc_api::{
-        CreateTemplateRequest, PreviewTemplateRequest, gateway_client::GatewayClient,
-    };
+    use studyspot_grpc_api::{CreateTemplateRequest, PreviewTemplateRequest, gateway_client::GatewayClient};
     use tonic::{Code, Request, transport::Channel};
     use tonic_types::StatusExt;
 
@@ -826,7 +824,7 @@ async fn the_dashboard_counts_by_status_per_channel_category_and_template() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn notification_operations_over_grpc_are_the_same_operations() {
-    use studyspot_gateway::grpc_api::{
+    use studyspot_grpc_api::{
         CancelNotificationsRequest, CreateTemplateRequest, GetNotificationRequest, GetPreferencesRequest,
         ListRequest, PreviewTemplateRequest, SetPreferencesRequest, gateway_client::GatewayClient,
     };

@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::Value;
 use studyspot_attendance_projection as attendance;
 use studyspot_billing_projection as billing;
-use studyspot_gateway::auth::Role;
 use studyspot_notifications_projection as notifications;
+use studyspot_tokens::Role;
 use support::TestGateway;
 
 fn at(minute: i64) -> DateTime<Utc> {

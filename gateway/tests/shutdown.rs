@@ -12,10 +12,8 @@ use std::{
 
 use reqwest::Method;
 use studyspot_config::secrets::Secrets;
-use studyspot_gateway::{
-    auth::Role,
-    grpc_api::{StreamEventsRequest, gateway_client::GatewayClient},
-};
+use studyspot_grpc_api::{StreamEventsRequest, gateway_client::GatewayClient};
+use studyspot_tokens::Role;
 use support::{TestGateway, eventually};
 use tonic::{Request, transport::Channel};
 

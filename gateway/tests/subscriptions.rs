@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use studyspot_billing_projection as projection;
 use studyspot_bus::{Codec, InboundMessage, headers};
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::{Record, billing};
+use studyspot_tokens::Role;
 use support::TestGateway;
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -809,7 +809,7 @@ async fn the_dashboard_of_now_counts_the_states_subscriptions_read() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subscription_operations_over_grpc_are_the_same_operations() {
-    use studyspot_gateway::grpc_api::{
+    use studyspot_grpc_api::{
         CancelSubscriptionRequest, DefinePlanRequest, GetSubscriptionRequest, ListRequest, PlanAllowance,
         gateway_client::GatewayClient,
     };

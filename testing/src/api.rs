@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use studyspot_gateway::auth::Role;
+use studyspot_tokens::Role;
 
 use crate::{World, eventually};
 
@@ -22,6 +22,7 @@ impl Api {
     }
 
     /// A gateway serving `world` in this test process, and a staff client of it.
+    #[cfg(feature = "gateway")]
     pub async fn staff(world: &World) -> Self {
         let (base, settings) = world.gateway_with_settings().await;
         Self::new(world, base, &settings, Role::Staff)

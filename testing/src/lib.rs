@@ -1,7 +1,7 @@
 //! A test's own world: a fresh database, its own topics (a unique prefix), an in-process schema
-//! registry, a gateway in the test process, and real consumer processes it can start, stop and
-//! SIGKILL. Every integration test of a consumer stands on it, so tests run in parallel and in
-//! any order on one broker and one PostgreSQL.
+//! registry, a gateway in the test process (feature `gateway`), and real consumer processes it can
+//! start, stop and SIGKILL. Every integration test of a consumer stands on it, so tests run in
+//! parallel and in any order on one broker and one PostgreSQL.
 
 mod api;
 mod history;
@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use studyspot_bus::{
     BusSettings, Codec, InboundMessage, OutboundMessage, Producer, TraceContext, admin, reader,
 };
@@ -22,10 +22,8 @@ use studyspot_schemas::{Record, Topic};
 
 pub use crate::api::Api;
 
-pub fn admin_url() -> String {
-    std::env::var("STUDYSPOT_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into())
-}
+/// The PostgreSQL server a world makes its database on (`STUDYSPOT_TEST_DATABASE_URL`).
+pub use studyspot_fresh_database::admin_url;
 
 pub fn kafka() -> String {
     std::env::var("STUDYSPOT_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
@@ -52,13 +50,9 @@ impl World {
     /// A world for `domain`'s consumer, whose binary is at `binary`.
     pub async fn new(domain: &'static str, binary: &'static str) -> Self {
         let id = uuid::Uuid::now_v7().simple().to_string();
-        let mut admin = PgConnection::connect(&admin_url()).await.expect("PostgreSQL for tests");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE t_{id}")))
-            .execute(&mut admin)
+        let database_url = studyspot_fresh_database::create(&admin_url(), &format!("t_{id}"))
             .await
-            .expect("create db");
-        let base = admin_url();
-        let database_url = format!("{}/t_{id}", base.rsplit_once('/').expect("url has a database").0);
+            .expect("a database of its own on PostgreSQL for tests");
 
         let registry_pool = studyspot_schema_registry::connect(&database_url, 4).await.expect("registry db");
         let app = studyspot_schema_registry::router(registry_pool).await.expect("registry app");
@@ -137,18 +131,21 @@ impl World {
     }
 
     /// A gateway serving this world (in this test process), and a staff token for it.
+    #[cfg(feature = "gateway")]
     pub async fn gateway(&self) -> (String, String) {
         let (base, settings) = self.gateway_with_settings().await;
-        let token = self.token(&settings, studyspot_gateway::auth::Role::Staff, None);
+        let token = self.token(&settings, studyspot_tokens::Role::Staff, None);
         (base, token)
     }
 
     /// A gateway serving this world, and the settings tokens for it are minted with.
+    #[cfg(feature = "gateway")]
     pub async fn gateway_with_settings(&self) -> (String, studyspot_config::Settings) {
         self.gateway_configured(|_| {}).await
     }
 
     /// A gateway serving this world with `configure` applied to its settings.
+    #[cfg(feature = "gateway")]
     pub async fn gateway_configured(
         &self,
         configure: impl FnOnce(&mut studyspot_config::Settings),
@@ -174,12 +171,12 @@ impl World {
     pub fn token(
         &self,
         settings: &studyspot_config::Settings,
-        role: studyspot_gateway::auth::Role,
+        role: studyspot_tokens::Role,
         member_id: Option<&str>,
     ) -> String {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-        let claims = studyspot_gateway::auth::Claims {
+        let claims = studyspot_tokens::Claims {
             sub: format!("user:{role:?}").to_lowercase(),
             org: Some(self.organization_id()),
             roles: vec![role],
@@ -191,7 +188,7 @@ impl World {
             nbf: None,
             scope: None,
         };
-        studyspot_gateway::auth::mint(&settings.auth, &claims).expect("token")
+        studyspot_tokens::mint(&settings.auth, &claims).expect("token")
     }
 
     /// The organization this world's records and tokens belong to.

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use studyspot_gateway::grpc_api::{self as pb, gateway_client::GatewayClient};
+use studyspot_grpc_api::{self as pb, gateway_client::GatewayClient};
 use tonic::{Code, Request, transport::Channel};
 
 use crate::mix::Command;

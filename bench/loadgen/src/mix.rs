@@ -5,10 +5,8 @@
 use chrono::{DateTime, Duration as Span, Utc};
 use rand::{Rng, seq::IndexedRandom};
 use serde_json::{Value, json};
-use studyspot_gateway::{
-    auth::{Claims, Role, mint},
-    grpc_api as pb,
-};
+use studyspot_grpc_api as pb;
+use studyspot_tokens::{Claims, Role, mint};
 
 use crate::api::Grpc;
 

@@ -136,6 +136,27 @@ impl Process {
         self.kill();
     }
 
+    /// Waits until its `/ready` at `address` answers 200; fails when it exits first or `timeout`
+    /// passes.
+    pub async fn wait_ready(&mut self, address: &str, timeout: Duration) -> anyhow::Result<()> {
+        let url = format!("http://{address}/ready");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let deadline = Instant::now() + timeout;
+        let name = self.name.clone();
+        loop {
+            if let Some(status) = self.exited() {
+                anyhow::bail!("{name} exited ({status}) before it was ready\n{}", self.log_tail(30));
+            }
+            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("{name} not ready after {timeout:?}\n{}", self.log_tail(30));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// How far its log has grown: a mark to look for lines written after it.
     pub fn log_mark(&self) -> u64 {
         std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
@@ -237,8 +258,7 @@ impl OwnPostgres {
         process.user = user;
         let mut own = Self { process, port };
         own.start().await?;
-        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", own.base_url())).await?;
-        sqlx::query("CREATE DATABASE studyspot").execute(&mut admin).await?;
+        studyspot_fresh_database::create(&format!("{}/postgres", own.base_url()), "studyspot").await?;
         Ok(own)
     }
 
@@ -374,12 +394,9 @@ impl Stack {
         };
         let database_url = match options.infrastructure {
             Infrastructure::Shared { .. } => {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await.context("PostgreSQL")?;
-                let name = format!("system_{run}");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await?;
-                format!("{}/{name}", admin_url.rsplit_once('/').context("database in url")?.0)
+                studyspot_fresh_database::create(&admin_url, &format!("system_{run}"))
+                    .await
+                    .context("PostgreSQL")?
             }
             Infrastructure::Owned { .. } => admin_url,
         };
@@ -552,22 +569,9 @@ impl Stack {
     }
 
     pub async fn wait_ready(&mut self, name: &str, timeout: Duration) -> anyhow::Result<()> {
-        let url = format!("http://{}/ready", self.ready[name]);
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let process = self.services.get_mut(name).with_context(|| format!("no service {name}"))?;
-            if let Some(status) = process.exited() {
-                anyhow::bail!("{name} exited ({status}) before it was ready\n{}", process.log_tail(30));
-            }
-            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!("{name} not ready after {timeout:?}\n{}", process.log_tail(30));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let address = self.ready.get(name).with_context(|| format!("no service {name}"))?.clone();
+        let process = self.services.get_mut(name).with_context(|| format!("no service {name}"))?;
+        process.wait_ready(&address, timeout).await
     }
 
     /// Samples every process's peak RSS (call it now and then; a kill samples too).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Days, TimeZone, Utc};
 use serde_json::{Value, json};
-use studyspot_gateway::grpc_api::{
+use studyspot_grpc_api::{
     DashboardDataRequest, DashboardWidget, DefineDashboardRequest, ReportRunFileRequest,
     gateway_client::GatewayClient,
 };

@@ -146,8 +146,8 @@ async fn logs_are_found_by_level_service_text_and_time_and_expire_after_retentio
     // The same search over gRPC, typed.
     let channel =
         tonic::transport::Channel::from_shared(api.base.clone()).expect("uri").connect().await.expect("grpc");
-    let mut client = studyspot_gateway::grpc_api::gateway_client::GatewayClient::new(channel);
-    let mut request = tonic::Request::new(studyspot_gateway::grpc_api::ListRequest {
+    let mut client = studyspot_grpc_api::gateway_client::GatewayClient::new(channel);
+    let mut request = tonic::Request::new(studyspot_grpc_api::ListRequest {
         filters: [("q", "stripe"), ("level", "warn")]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

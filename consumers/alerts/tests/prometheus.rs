@@ -12,9 +12,9 @@ use std::{
 };
 
 use serde_json::json;
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::{attendance, billing, notifications};
 use studyspot_test_world::{World, eventually};
+use studyspot_tokens::Role;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")

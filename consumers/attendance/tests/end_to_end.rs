@@ -14,8 +14,8 @@ use std::{
 
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::billing;
+use studyspot_tokens::Role;
 use support::{World, eventually, stop, world};
 
 const MEMBERS: usize = 500;

@@ -2,9 +2,9 @@
 //! process, and a fake Stripe that checks the exact requests billing's provider worker sends.
 
 use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::billing;
 use studyspot_test_world::stop;
+use studyspot_tokens::Role;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 mod support;

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::{EventMetadata, billing};
 use studyspot_test_world::{World, stop};
+use studyspot_tokens::Role;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 mod support;

@@ -7,9 +7,9 @@ use std::{sync::Arc, time::Duration};
 use mail_parser::MessageParser;
 use serde_json::json;
 use studyspot_consumer_runtime::{Runtime, RuntimeConfig, SidecarContext};
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::{attendance, billing, notifications};
 use studyspot_test_world::{World, eventually, smtp::SmtpSink, stop};
+use studyspot_tokens::Role;
 use tokio_util::sync::CancellationToken;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
+use studyspot_tokens::Role;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 mod support;

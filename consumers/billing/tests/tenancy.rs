@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use studyspot_gateway::auth::{Claims, Role, mint};
 use studyspot_schemas::billing;
 use studyspot_test_world::{World, stop};
+use studyspot_tokens::{Claims, Role, mint};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
 mod support;

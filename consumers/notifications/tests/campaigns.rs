@@ -6,13 +6,13 @@ use std::time::Duration;
 use chrono::{DateTime, Timelike as _, Utc};
 use mail_parser::MessageParser;
 use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::{
     attendance::CheckedIn,
     billing::{self, SubscriptionCreated},
     notifications::SetPreferences,
 };
 use studyspot_test_world::{Consumer, World, eventually, smtp::SmtpSink, stop};
+use studyspot_tokens::Role;
 
 async fn world() -> World {
     let world = World::new("notifications", env!("CARGO_BIN_EXE_studyspot-notifications")).await;

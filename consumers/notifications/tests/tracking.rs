@@ -10,11 +10,11 @@ use chrono::Utc;
 use mail_parser::MessageParser;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
-use studyspot_gateway::auth::Role;
 use studyspot_schemas::notifications::{
     CreateTemplate, NotificationTracked, RecordDeliveryStatus, SetPreferences,
 };
 use studyspot_test_world::{Consumer, World, eventually, smtp::SmtpSink, stop};
+use studyspot_tokens::Role;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path},

@@ -1,23 +1,13 @@
 //! A consumer's schema is created and migrated safely by several instances starting at once.
 
-use sqlx::{Connection, PgConnection};
 use studyspot_consumer_runtime::connect_schema;
-
-fn admin_url() -> String {
-    std::env::var("STUDYSPOT_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_starting_together_all_get_the_migrated_schema() {
     let id = uuid::Uuid::now_v7().simple().to_string();
-    let mut admin = PgConnection::connect(&admin_url()).await.expect("PostgreSQL for tests");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE t_{id}")))
-        .execute(&mut admin)
+    let url = studyspot_fresh_database::create(&studyspot_fresh_database::admin_url(), &format!("t_{id}"))
         .await
-        .expect("create db");
-    let base = admin_url();
-    let url = format!("{}/t_{id}", base.rsplit_once('/').expect("url has a database").0);
+        .expect("a database of its own on PostgreSQL for tests");
 
     // Several rounds, each on a schema of its own, so the instances really race for its creation.
     for round in 0..10 {

@@ -10,8 +10,8 @@ use studyspot_bus::{
     BusSettings, Codec, InboundMessage, OutboundMessage, Producer, TraceContext, admin, reader,
 };
 use studyspot_config::Settings;
-use studyspot_gateway::auth::{Claims, Role, mint};
 use studyspot_schemas::{EventMetadata, Record, attendance};
+use studyspot_tokens::{Claims, Role, mint};
 
 pub struct TestGateway {
     pub settings: Settings,
@@ -59,15 +59,11 @@ impl TestGateway {
     /// Fresh infrastructure and the settings of a gateway on it, without starting one (for a test
     /// that runs the gateway's binary); `tweak` adjusts the settings first.
     pub async fn infrastructure(tweak: impl FnOnce(&mut Settings)) -> Settings {
-        let admin_url = std::env::var("STUDYSPOT_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into());
         let id = uuid::Uuid::now_v7().simple().to_string();
-        let mut admin_db = PgConnection::connect(&admin_url).await.expect("PostgreSQL for tests");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE gw_{id}")))
-            .execute(&mut admin_db)
-            .await
-            .expect("create db");
-        let url = format!("{}/gw_{id}", admin_url.rsplit_once('/').expect("url has a database").0);
+        let url =
+            studyspot_fresh_database::create(&studyspot_fresh_database::admin_url(), &format!("gw_{id}"))
+                .await
+                .expect("a database of its own on PostgreSQL for tests");
         let registry = studyspot_schema_registry::router(
             studyspot_schema_registry::connect(&url, 2).await.expect("pool"),
         )

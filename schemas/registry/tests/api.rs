@@ -8,18 +8,12 @@ use schema_registry_converter::{
     schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema},
 };
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 
 async fn start() -> String {
-    let admin_url = std::env::var("STUDYSPOT_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into());
     let name = format!("reg_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL for tests");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
+    let url = studyspot_fresh_database::create(&studyspot_fresh_database::admin_url(), &name)
         .await
-        .expect("create db");
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("db in url").0);
+        .expect("a database of its own on PostgreSQL for tests");
     let pool = studyspot_schema_registry::connect(&url, 4).await.expect("connect");
     let app = studyspot_schema_registry::router(pool).await.expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -30,7 +30,7 @@ pub fn http_operations() -> BTreeSet<String> {
 
 /// Every gRPC method of the gateway's descriptor set, as `"Service/Method"`.
 pub fn grpc_methods() -> BTreeSet<String> {
-    let set = prost_types::FileDescriptorSet::decode(studyspot_gateway::grpc_api::DESCRIPTOR_SET)
+    let set = prost_types::FileDescriptorSet::decode(studyspot_grpc_api::DESCRIPTOR_SET)
         .expect("the gateway's descriptor set decodes");
     set.file
         .iter()

@@ -14,9 +14,9 @@ use std::{sync::Arc, time::Duration};
 use serde_json::Value;
 use studyspot_config::Settings;
 use studyspot_consumer_runtime::{Handler, Migrator, Runtime, RuntimeConfig, Sidecar, SidecarContext};
-use studyspot_gateway::auth::{Claims, Role, mint};
 use studyspot_schemas::{alerts, attendance, billing, notifications};
 use studyspot_test_world::World;
+use studyspot_tokens::{Claims, Role, mint};
 use tokio_util::sync::CancellationToken;
 
 use crate::reply::HttpReply;

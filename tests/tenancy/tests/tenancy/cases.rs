@@ -4,14 +4,12 @@
 use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::Value;
-use studyspot_gateway::{
-    auth::Role,
-    grpc_api::{GetCommandRequest, gateway_client::GatewayClient},
-};
+use studyspot_grpc_api::{GetCommandRequest, gateway_client::GatewayClient};
 use studyspot_tenancy_suite::{
     reply::{GrpcReply, HttpReply, grpc_code},
     stack::Stack,
 };
+use studyspot_tokens::Role;
 use tonic::{Code, transport::Channel};
 
 use crate::seed::{A_MARK, MEMBER_1_MARK, MEMBER_1_SECRET, ORG_SECRET};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use futures::future::BoxFuture;
-use studyspot_gateway::grpc_api::{self as pb, gateway_client::GatewayClient};
+use studyspot_grpc_api::{self as pb, gateway_client::GatewayClient};
 use studyspot_tenancy_suite::reply::GrpcReply;
 use tonic::transport::Channel;
 

@@ -16,7 +16,7 @@ mod stream;
 use std::time::Instant;
 
 use futures::{StreamExt, future::LocalBoxFuture};
-use studyspot_gateway::grpc_api::gateway_client::GatewayClient;
+use studyspot_grpc_api::gateway_client::GatewayClient;
 use studyspot_tenancy_suite::{
     operations::{coverage_gaps, grpc_methods, http_operations},
     stack::Stack,

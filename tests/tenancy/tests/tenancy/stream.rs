@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, stream::BoxStream};
 use reqwest::Method;
 use serde_json::{Value, json};
-use studyspot_gateway::grpc_api::{StreamEventsRequest, gateway_client::GatewayClient};
+use studyspot_grpc_api::{StreamEventsRequest, gateway_client::GatewayClient};
 use studyspot_tenancy_suite::stack::Stack;
 use tonic::transport::Channel;
 
