@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 use studyspot_alerts_projection::insights;
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out, malformed};
 use studyspot_schemas::alerts::{DashboardWidget, DefineDashboard};
 
 use crate::{
@@ -13,7 +13,7 @@ use crate::{
         matchers::from_records,
         samples::{valid_label_name, valid_metric_name},
     },
-    handler::{Out, malformed, to_json},
+    shell::{AlertsOut, to_json},
 };
 
 /// Widget kinds: a metric series, or one of the projection's figures.

@@ -17,7 +17,7 @@ use studyspot_alerts_projection::insights::{
     self, NOTIFICATION_OUTCOMES_METRIC, OCCUPANCY_RATIO_METRIC, PAYMENT_AMOUNT_METRIC, REFUND_VOLUME_METRIC,
     REFUNDS_FAILED_METRIC,
 };
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out};
 use studyspot_schemas::{
     Record,
     alerts::RecordMetricSample,
@@ -25,8 +25,6 @@ use studyspot_schemas::{
     billing::{RefundFailed, RefundIssued},
     notifications::{NotificationFailed, NotificationSent, NotificationTracked},
 };
-
-use crate::handler::Out;
 
 /// Whether a record is one this module derives samples from (besides those the handler's own
 /// arms handle).

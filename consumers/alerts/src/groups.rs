@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::PgConnection;
 use studyspot_alerts_projection::insights::{self, GroupNotificationRow};
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out};
 use studyspot_schemas::alerts::{AlertGroupNotified, EvaluateRules, GroupedAlert};
 
 use crate::{
@@ -15,7 +15,7 @@ use crate::{
         evaluate::{Notification, Outcome},
         grouping::{self, Group, GroupNotification, Member},
     },
-    handler::{Out, from_json, time, to_json},
+    shell::{from_json, time, to_json},
 };
 
 fn grouped_alert(m: &Member, status: &str) -> GroupedAlert {
@@ -87,7 +87,7 @@ async fn tell(
         },
     )
     .await?;
-    out.effects.emit(AlertGroupNotified {
+    out.emit_record(AlertGroupNotified {
         metadata,
         route_id: told.route_id.clone(),
         group_key: told.group_key.clone(),

@@ -6,20 +6,19 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use serde::{Serialize, de::DeserializeOwned};
+use chrono::DateTime;
 use sqlx::PgConnection;
 use studyspot_alerts_projection::{
     self as projection, Sample,
     alerting::{self, AlertRow, ConfigKind, HistoryRow, NotificationRow, RuleRow, SilenceRow},
 };
-use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
+use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound, Out, malformed};
 use studyspot_schemas::{
-    EventMetadata, Record,
+    Record,
     alerts::{
-        AlertConfigChanged, AlertFired, AlertResolved, AlertStateChanged, CommandRejected, CreateSilence,
-        DefineAlertRule, DefineInhibitRule, DefineRoute, EvaluateRules, ExpireSilence, MetricSample,
-        MetricSampleRecorded, RecordMetricSample, RecordMetricSamples,
+        AlertFired, AlertResolved, AlertStateChanged, CreateSilence, DefineAlertRule, DefineInhibitRule,
+        DefineRoute, EvaluateRules, ExpireSilence, MetricSample, MetricSampleRecorded, RecordMetricSample,
+        RecordMetricSamples,
     },
     alerts::{DefineDashboard, DefineReport, GenerateReports, PruneMetricSamples},
     alerts::{DefineHealthCheck, EnforceLogRetention, RecordLogs, RecordProbeResult},
@@ -28,7 +27,10 @@ use studyspot_schemas::{
     notifications,
 };
 
-use crate::derived;
+use crate::{
+    derived,
+    shell::{ACTOR, AlertsOut, from_json, time, to_json},
+};
 
 use crate::decide::{
     Labels, Malformed, Refusal,
@@ -37,8 +39,6 @@ use crate::decide::{
     samples::{validate_one, validate_sample},
     series,
 };
-
-const ACTOR: &str = "service:alerts";
 
 /// The metric attendance's check-ins and completed sessions become: the venue's occupancy (people
 /// checked in) after the change, labelled `venue_id`.
@@ -58,7 +58,7 @@ impl Handler for AlertsHandler {
         message: &Inbound,
         effects: &mut Effects,
     ) -> Result<(), HandleError> {
-        let mut out = Out { message, effects, next: 0 };
+        let mut out = Out::new(message, effects, ACTOR);
         match message.record_type.as_str() {
             RecordMetricSample::FULL_NAME => record_sample(tx, &mut out).await,
             RecordMetricSamples::FULL_NAME => record_samples(tx, &mut out).await,
@@ -68,14 +68,10 @@ impl Handler for AlertsHandler {
             CreateSilence::FULL_NAME => create_silence(tx, &mut out).await,
             ExpireSilence::FULL_NAME => expire_silence(tx, &mut out).await,
             EvaluateRules::FULL_NAME => evaluate_rules(tx, &mut out).await,
-            DefineHealthCheck::FULL_NAME => {
-                crate::health::define_health_check(tx, message, out.effects).await
-            }
-            RecordProbeResult::FULL_NAME => {
-                crate::health::record_probe_result(tx, message, out.effects).await
-            }
-            RecordLogs::FULL_NAME => crate::logs::record(tx, message, out.effects).await,
-            EnforceLogRetention::FULL_NAME => crate::logs::enforce_retention(tx, message, out.effects).await,
+            DefineHealthCheck::FULL_NAME => crate::health::define_health_check(tx, &mut out).await,
+            RecordProbeResult::FULL_NAME => crate::health::record_probe_result(tx, &mut out).await,
+            RecordLogs::FULL_NAME => crate::logs::record(tx, message).await,
+            EnforceLogRetention::FULL_NAME => crate::logs::enforce_retention(tx, message).await,
             PruneMetricSamples::FULL_NAME => crate::retention::prune(tx, &mut out).await,
             DefineDashboard::FULL_NAME => crate::dashboards::define(tx, &mut out).await,
             DefineReport::FULL_NAME => crate::reports::define(tx, &mut out).await,
@@ -127,67 +123,6 @@ impl Handler for AlertsHandler {
             other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
     }
-}
-
-/// The follow-on records of one message, numbered in the order they are emitted.
-pub(crate) struct Out<'a> {
-    pub(crate) message: &'a Inbound,
-    pub(crate) effects: &'a mut Effects,
-    next: u32,
-}
-
-impl Out<'_> {
-    pub(crate) fn metadata(&mut self) -> EventMetadata {
-        self.next += 1;
-        self.message.follow_on(self.next - 1, ACTOR)
-    }
-
-    pub(crate) fn emit<R: Record>(&mut self, record: impl FnOnce(EventMetadata) -> R) {
-        let metadata = self.metadata();
-        self.effects.emit(record(metadata));
-    }
-
-    pub(crate) fn refuse<C: Record>(&mut self, refusal: Refusal) {
-        let metadata = self.metadata();
-        self.effects.reject(CommandRejected {
-            metadata,
-            command_id: self.message.metadata.event_id.clone(),
-            command_type: C::FULL_NAME.to_owned(),
-            code: refusal.code.to_owned(),
-            reason: refusal.reason,
-        });
-    }
-
-    pub(crate) fn org(&self) -> &str {
-        &self.message.metadata.organization_id
-    }
-
-    pub(crate) fn changed(&mut self, kind: &str, id: &str, change: &str) {
-        self.emit(|metadata| AlertConfigChanged {
-            metadata,
-            kind: kind.into(),
-            id: id.into(),
-            change: change.into(),
-        });
-    }
-}
-
-pub(crate) fn malformed<C: Record>(m: Malformed) -> HandleError {
-    HandleError::malformed(C::FULL_NAME, m.0)
-}
-
-pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, HandleError> {
-    serde_json::to_value(value).map_err(|e| HandleError::Fatal(format!("alerts projection: {e}")))
-}
-
-/// A definition the consumer itself wrote; unreadable means the projection is not ours.
-pub(crate) fn from_json<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, HandleError> {
-    serde_json::from_value(value).map_err(|e| HandleError::Fatal(format!("alerts projection: {e}")))
-}
-
-pub(crate) fn time<C: Record>(field: &str, ms: i64) -> Result<DateTime<Utc>, HandleError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| HandleError::malformed(C::FULL_NAME, format!("{field} {ms} is not a valid time")))
 }
 
 async fn store_sample(
@@ -462,7 +397,7 @@ async fn evaluate_rules(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
             },
         )
         .await?;
-        out.effects.emit(AlertStateChanged {
+        out.emit_record(AlertStateChanged {
             metadata,
             fingerprint: t.fingerprint.clone(),
             rule_id: t.rule_id.clone(),
@@ -522,7 +457,7 @@ async fn notify(
                 ..row
             };
             alerting::insert_notification(tx, &row).await?;
-            out.effects.emit(AlertFired {
+            out.emit_record(AlertFired {
                 metadata,
                 fingerprint: alert.fingerprint.clone(),
                 rule_id: alert.rule_id.clone(),
@@ -548,7 +483,7 @@ async fn notify(
                 ..row
             };
             alerting::insert_notification(tx, &row).await?;
-            out.effects.emit(AlertResolved {
+            out.emit_record(AlertResolved {
                 metadata,
                 fingerprint: alert.fingerprint.clone(),
                 rule_id: alert.rule_id.clone(),

@@ -6,7 +6,6 @@
 pub mod dashboards;
 pub mod decide;
 pub mod derived;
-mod emitter;
 pub mod groups;
 pub mod handler;
 pub mod health;
@@ -15,6 +14,7 @@ pub mod logs;
 pub mod reports;
 pub mod retention;
 pub mod scheduler;
+mod shell;
 
 pub use handler::AlertsHandler;
 

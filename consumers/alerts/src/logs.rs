@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use studyspot_alerts_projection::ops::{self, LogRow};
 use studyspot_bus::TraceContext;
-use studyspot_consumer_runtime::{Effects, HandleError, Inbound, Sidecar, SidecarContext};
+use studyspot_consumer_runtime::{HandleError, Inbound, Sidecar, SidecarContext};
 use studyspot_schemas::{
     EventMetadata, Record,
     alerts::{EnforceLogRetention, LogRecord, RecordLogs},
@@ -48,11 +48,7 @@ pub fn validate(i: usize, r: &LogRecord) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn record(
-    tx: &mut PgConnection,
-    message: &Inbound,
-    _effects: &mut Effects,
-) -> Result<(), HandleError> {
+pub async fn record(tx: &mut PgConnection, message: &Inbound) -> Result<(), HandleError> {
     let c: RecordLogs = message.record()?;
     let malformed = |reason: String| HandleError::malformed(RecordLogs::FULL_NAME, reason);
     if c.records.is_empty() || c.records.len() > MAX_BATCH {
@@ -82,11 +78,7 @@ pub async fn record(
     Ok(())
 }
 
-pub async fn enforce_retention(
-    tx: &mut PgConnection,
-    message: &Inbound,
-    _effects: &mut Effects,
-) -> Result<(), HandleError> {
+pub async fn enforce_retention(tx: &mut PgConnection, message: &Inbound) -> Result<(), HandleError> {
     let c: EnforceLogRetention = message.record()?;
     if c.retention_days < 1 {
         return Err(HandleError::malformed(

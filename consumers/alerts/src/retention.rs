@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use studyspot_alerts_projection::insights;
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out};
 use studyspot_schemas::alerts::{MetricSamplesPruned, PruneMetricSamples};
 
-use crate::handler::{Out, time};
+use crate::shell::time;
 
 const ACTOR: &str = "service:alerts-scheduler";
 

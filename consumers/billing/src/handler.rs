@@ -8,7 +8,7 @@ use studyspot_billing_projection::{
     self as projection, Invoice, Payment, PaymentMethod, Refund, calls, calls::ProviderCall, invoices,
     methods, payments, refunds,
 };
-use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
+use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound, Out, malformed};
 use studyspot_schemas::{
     Record,
     billing::{
@@ -24,8 +24,8 @@ use studyspot_schemas::{
 
 use crate::{
     decide::{
-        self, Malformed, Refusal, invoices as invoice_rules, payments as payment_rules,
-        refunds as refund_rules, subscriptions::Policy,
+        self, Refusal, invoices as invoice_rules, payments as payment_rules, refunds as refund_rules,
+        subscriptions::Policy,
     },
     provider::CallRequest,
 };
@@ -54,7 +54,7 @@ impl Handler for BillingHandler {
         message: &Inbound,
         effects: &mut Effects,
     ) -> Result<(), HandleError> {
-        let mut out = Out { message, effects, next: 0 };
+        let mut out = Out::new(message, effects, ACTOR);
         let policy = &self.policy;
         match message.record_type.as_str() {
             CreatePayment::FULL_NAME => create_payment(tx, &mut out).await,
@@ -91,45 +91,23 @@ impl Handler for BillingHandler {
     }
 }
 
-/// The follow-on events of one command, numbered in the order they are emitted.
-struct Out<'a> {
-    message: &'a Inbound,
-    effects: &'a mut Effects,
-    next: u32,
+/// Billing's refusals name the member whose partition decided them.
+trait Refuse {
+    fn refuse<C: Record>(&mut self, member_id: &str, refusal: Refusal);
 }
 
-impl Out<'_> {
-    /// The organization the command acts in: every id it names is looked up within it, so another
-    /// organization's record is "not found" and its ids neither block nor duplicate this one's.
-    fn org(&self) -> String {
-        self.message.metadata.organization_id.clone()
-    }
-
-    fn metadata(&mut self) -> studyspot_schemas::EventMetadata {
-        self.next += 1;
-        self.message.follow_on(self.next - 1, ACTOR)
-    }
-
-    fn emit<R: Record>(&mut self, record: impl FnOnce(studyspot_schemas::EventMetadata) -> R) {
-        let metadata = self.metadata();
-        self.effects.emit(record(metadata));
-    }
-
+impl Refuse for Out<'_> {
     fn refuse<C: Record>(&mut self, member_id: &str, refusal: Refusal) {
-        let metadata = self.metadata();
-        self.effects.reject(CommandRejected {
+        let command_id = self.command_id();
+        self.reject(|metadata| CommandRejected {
             metadata,
-            command_id: self.message.metadata.event_id.clone(),
+            command_id,
             command_type: C::FULL_NAME.to_owned(),
             member_id: member_id.to_owned(),
             code: refusal.code.to_owned(),
             reason: refusal.reason,
         });
     }
-}
-
-fn malformed<C: Record>(m: Malformed) -> HandleError {
-    HandleError::malformed(C::FULL_NAME, m.0)
 }
 
 /// The payment a command names, if it is the member's in the organization; otherwise the refusal
@@ -438,7 +416,7 @@ async fn refund_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let c: RefundPayment = out.message.record()?;
     refund_rules::validate(&c).map_err(malformed::<RefundPayment>)?;
     let at = out.message.occurred_at()?;
-    let org = out.org();
+    let org = out.org().to_owned();
     let exists = refunds::exists(tx, &org, &c.refund_id).await?;
     let decided = match member_payment(tx, &org, &c.payment_id, &c.member_id).await? {
         Ok(p) => refund_rules::request(&p, exists, &c, at),
@@ -504,7 +482,7 @@ async fn refund_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let o: RecordRefundOutcome = out.message.record()?;
     refund_rules::validate_outcome(&o).map_err(malformed::<RecordRefundOutcome>)?;
     let at = out.message.occurred_at()?;
-    let org = out.org();
+    let org = out.org().to_owned();
     let refund: Option<Refund> = refunds::load(tx, &org, &o.refund_id).await?;
     let payment = match member_payment(tx, &org, &o.payment_id, &o.member_id).await? {
         Ok(p) => p,

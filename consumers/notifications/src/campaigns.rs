@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
-use studyspot_consumer_runtime::{HandleError, Inbound};
+use studyspot_consumer_runtime::{HandleError, Inbound, Out, malformed};
 use studyspot_notifications_projection::{
     campaigns::{self as store, CampaignRow},
     store as notifications,
@@ -26,7 +26,7 @@ use crate::{
         templates::{self, Parts},
         waiting,
     },
-    handler::{Out, malformed},
+    shell::NotificationsOut,
     triggers,
 };
 

@@ -6,16 +6,16 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
-use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound};
+use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound, Out, malformed};
 use studyspot_notifications_projection::store::{self, NotificationRow, PreferencesRow, Template};
 use studyspot_schemas::{
-    EventMetadata, Record,
+    Record,
     notifications::{
-        CancelCampaign, CancelNotifications, CatalogCommandRejected, CommandRejected, CreateCampaign,
-        CreateTemplate, LaunchCampaign, MarkNotificationsRead, NotificationDeferred, NotificationDigested,
-        NotificationFailed, NotificationQueued, NotificationSent, NotificationSuppressed, NotificationsRead,
-        PreferencesUpdated, RecordDeliveryOutcome, ReleaseNotification, SendNotification, SetPreferences,
-        TemplatePublished, WebhookEndpointDisabled,
+        CancelCampaign, CancelNotifications, CreateCampaign, CreateTemplate, LaunchCampaign,
+        MarkNotificationsRead, NotificationDeferred, NotificationDigested, NotificationFailed,
+        NotificationQueued, NotificationSent, NotificationSuppressed, NotificationsRead, PreferencesUpdated,
+        RecordDeliveryOutcome, ReleaseNotification, SendNotification, SetPreferences, TemplatePublished,
+        WebhookEndpointDisabled,
     },
 };
 
@@ -28,9 +28,8 @@ use crate::{
         waiting::{self, Release},
     },
     endpoints,
+    shell::{ACTOR, NotificationsOut},
 };
-
-const ACTOR: &str = "service:notifications";
 
 #[derive(Debug, Default, Clone)]
 pub struct NotificationsHandler;
@@ -42,7 +41,7 @@ impl Handler for NotificationsHandler {
         message: &Inbound,
         effects: &mut Effects,
     ) -> Result<(), HandleError> {
-        let mut out = Out { message, effects, next: 0 };
+        let mut out = Out::new(message, effects, ACTOR);
         match message.record_type.as_str() {
             SendNotification::FULL_NAME => {
                 let c: SendNotification = message.record()?;
@@ -105,53 +104,6 @@ impl Handler for NotificationsHandler {
             ),
         ]
     }
-}
-
-/// The follow-on events of one record, numbered in the order they are emitted.
-pub(crate) struct Out<'a> {
-    pub(crate) message: &'a Inbound,
-    effects: &'a mut Effects,
-    next: u32,
-}
-
-impl Out<'_> {
-    pub(crate) fn metadata(&mut self) -> EventMetadata {
-        self.next += 1;
-        self.message.follow_on(self.next - 1, ACTOR)
-    }
-
-    pub(crate) fn emit<R: Record>(&mut self, record: impl FnOnce(EventMetadata) -> R) {
-        let metadata = self.metadata();
-        self.effects.emit(record(metadata));
-    }
-
-    /// An organization-wide command refused (templates, campaigns).
-    pub(crate) fn refuse_catalog<C: Record>(&mut self, code: &'static str, reason: String) {
-        let metadata = self.metadata();
-        self.effects.reject(CatalogCommandRejected {
-            metadata,
-            command_id: self.message.metadata.event_id.clone(),
-            command_type: C::FULL_NAME.to_owned(),
-            code: code.to_owned(),
-            reason,
-        });
-    }
-
-    pub(crate) fn refuse<C: Record>(&mut self, recipient_id: &str, code: &'static str, reason: String) {
-        let metadata = self.metadata();
-        self.effects.reject(CommandRejected {
-            metadata,
-            command_id: self.message.metadata.event_id.clone(),
-            command_type: C::FULL_NAME.to_owned(),
-            recipient_id: recipient_id.to_owned(),
-            code: code.to_owned(),
-            reason,
-        });
-    }
-}
-
-pub(crate) fn malformed<C: Record>(m: Malformed) -> HandleError {
-    HandleError::malformed(C::FULL_NAME, m.0)
 }
 
 /// The recipient's preferences, parsed; stored ones were valid when set.

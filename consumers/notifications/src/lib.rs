@@ -9,6 +9,7 @@ pub mod decide;
 pub mod delivery;
 mod endpoints;
 pub mod handler;
+mod shell;
 pub mod tracking;
 pub mod triggers;
 

@@ -5,17 +5,14 @@
 //! message marks the address, as a permanent refusal at sending does.
 
 use sqlx::PgConnection;
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out, malformed};
 use studyspot_notifications_projection::{
     store,
     tracking::{self, Applied, StatusEvent},
 };
 use studyspot_schemas::notifications::{DELIVERY_STATUSES, NotificationTracked, RecordDeliveryStatus};
 
-use crate::{
-    decide::Malformed,
-    handler::{Out, malformed},
-};
+use crate::{decide::Malformed, shell::NotificationsOut};
 
 /// The shape the contract cannot express: a known status, a click's http(s) target, the ids.
 pub fn validate(c: &RecordDeliveryStatus) -> Result<(), Malformed> {

@@ -9,6 +9,7 @@
 pub mod checksum;
 mod crash;
 mod database;
+mod decision;
 mod handler;
 mod keeper;
 mod lane;
@@ -21,6 +22,7 @@ mod sidecar;
 pub mod ticker;
 
 pub use database::{Database, connect_schema};
+pub use decision::{Malformed, Out, Refusal, filled, instant, malformed};
 pub use handler::{Disposition, Effects, HandleError, Handler, Inbound};
 pub use process::{ConsumerSpec, ProcessError, run_consumer, shutdown_on_signals};
 pub use rebuild::{RebuildOptions, RebuildReport, drop_old, rebuild};

@@ -163,6 +163,9 @@ impl Receiver {
     }
 }
 
+/// `group_by` this label alone: group by every label (no grouping).
+pub const EVERY_LABEL: &str = "...";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Route {
     pub route_id: String,
@@ -204,7 +207,7 @@ impl Route {
         if c.group_wait_seconds < 0 || c.group_interval_seconds < 0 {
             return Err(Malformed("group_wait and group_interval may not be negative".into()));
         }
-        let every = c.group_by.iter().any(|l| l == super::grouping::EVERY_LABEL);
+        let every = c.group_by.iter().any(|l| l == EVERY_LABEL);
         if every && c.group_by.len() > 1 {
             return Err(Malformed("group_by \"...\" stands alone".into()));
         }

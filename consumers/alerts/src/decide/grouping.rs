@@ -17,8 +17,7 @@ use super::{
     matchers::all_match,
 };
 
-/// `group_by` this label alone: group by every label (no grouping).
-pub const EVERY_LABEL: &str = "...";
+pub use super::config::EVERY_LABEL;
 
 pub fn every_label() -> Vec<String> {
     vec![EVERY_LABEL.to_owned()]

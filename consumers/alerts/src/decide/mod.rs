@@ -21,22 +21,7 @@ pub mod series;
 /// Labels, ordered so that their fingerprint and their JSON are stable.
 pub type Labels = std::collections::BTreeMap<String, String>;
 
-/// The command is not what the contract means (the gateway lets none of these through).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Malformed(pub String);
-
-/// A well-formed command the domain refuses: a `CommandRejected` event with this code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: &'static str,
-    pub reason: String,
-}
-
-impl Refusal {
-    pub fn new(code: &'static str, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
-    }
-}
+pub use studyspot_consumer_runtime::{Malformed, Refusal};
 
 #[cfg(test)]
 mod evaluate_tests;

@@ -9,7 +9,7 @@ use studyspot_alerts_projection::{
     alerting::{self, RuleRow},
     ops::{self, HealthCheckRow, ProbeRow},
 };
-use studyspot_consumer_runtime::{Effects, HandleError, Inbound};
+use studyspot_consumer_runtime::{HandleError, Out};
 use studyspot_schemas::{
     Record,
     alerts::{
@@ -24,23 +24,17 @@ use super::{
 };
 use crate::{
     decide::{Refusal, config::Rule},
-    emitter::Emitter,
+    shell::AlertsOut,
 };
-
-const ACTOR: &str = "service:alerts";
 
 fn fatal(e: impl std::fmt::Display) -> HandleError {
     HandleError::Fatal(format!("alerts projection: {e}"))
 }
 
-pub async fn define_health_check(
-    tx: &mut PgConnection,
-    message: &Inbound,
-    effects: &mut Effects,
-) -> Result<(), HandleError> {
+pub async fn define_health_check(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let message = out.message;
     let c: DefineHealthCheck = message.record()?;
     definition::validate(&c).map_err(|m| HandleError::malformed(DefineHealthCheck::FULL_NAME, m.0))?;
-    let mut out = Emitter::new(message, effects, ACTOR);
     let at = message.occurred_at()?;
     let org = out.org().to_owned();
     // The rule first, named by the check: a check the rule could not express is not stored.
@@ -97,11 +91,8 @@ pub async fn define_health_check(
     Ok(())
 }
 
-pub async fn record_probe_result(
-    tx: &mut PgConnection,
-    message: &Inbound,
-    effects: &mut Effects,
-) -> Result<(), HandleError> {
+pub async fn record_probe_result(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
+    let message = out.message;
     let c: RecordProbeResult = message.record()?;
     let malformed = |reason: &str| HandleError::malformed(RecordProbeResult::FULL_NAME, reason);
     if c.latency_ms < 0 {
@@ -109,7 +100,6 @@ pub async fn record_probe_result(
     }
     let probed_at = DateTime::from_timestamp_millis(c.probed_at)
         .ok_or_else(|| malformed("probed_at is not a valid time"))?;
-    let mut out = Emitter::new(message, effects, ACTOR);
     let org = out.org().to_owned();
     let Some(check) = ops::load_health_check_for_update(tx, &org, &c.health_check_id).await? else {
         out.refuse::<RecordProbeResult>(Refusal::new(

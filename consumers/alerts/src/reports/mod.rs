@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use studyspot_alerts_projection::insights::{self, ReportRow, RunRow, Tables};
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out, malformed};
 use studyspot_schemas::alerts::{DefineReport, GenerateReports, ReportGenerated};
 
 use crate::{
@@ -19,7 +19,7 @@ use crate::{
         Malformed,
         config::{CHANNELS, Receiver},
     },
-    handler::{Out, from_json, malformed, time, to_json},
+    shell::{AlertsOut, from_json, time, to_json},
 };
 use period::{Period, Schedule};
 use render::Figures;

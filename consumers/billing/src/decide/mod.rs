@@ -10,22 +10,7 @@ pub mod subscriptions;
 
 pub use studyspot_schemas::billing::PAYMENT_METHODS as METHODS;
 
-/// The command cannot be applied as it is: it goes to the dead-letter topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Malformed(pub String);
-
-/// A well-formed command the domain refuses: a `CommandRejected` event with this code and reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: &'static str,
-    pub reason: String,
-}
-
-impl Refusal {
-    pub fn new(code: &'static str, reason: impl Into<String>) -> Self {
-        Self { code, reason: reason.into() }
-    }
-}
+pub use studyspot_consumer_runtime::{Malformed, Refusal, filled as check_filled};
 
 pub(crate) fn check_currency(currency: &str) -> Result<(), Malformed> {
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -39,13 +24,6 @@ pub(crate) fn check_method(method: &str) -> Result<(), Malformed> {
         return Err(Malformed(format!("method {method:?} is not one of {}", METHODS.join(", "))));
     }
     Ok(())
-}
-
-pub(crate) fn check_filled(fields: &[(&str, &str)]) -> Result<(), Malformed> {
-    match studyspot_schemas::first_blank(fields) {
-        Some(field) => Err(Malformed(format!("{field} is empty"))),
-        None => Ok(()),
-    }
 }
 
 /// `amount × bps / 10 000`, rounded half up, in i128 so no product overflows.

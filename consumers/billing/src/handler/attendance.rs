@@ -3,10 +3,8 @@
 //! so usage is counted in order with the member's other subscription commands. The usage id is
 //! derived from the session id: however often the event is delivered, it counts once.
 
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out};
 use studyspot_schemas::{attendance::SessionCompleted, billing::RecordUsage};
-
-use super::Out;
 
 /// What one completed session counts: its started hours, at least one.
 pub fn seat_hours(duration_seconds: i64) -> i64 {

@@ -7,10 +7,10 @@
 
 use sqlx::PgConnection;
 use studyspot_billing_projection::{Invoice, invoices};
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out, malformed};
 use studyspot_schemas::billing::{AssignInvoiceNumber, InvoiceIssued, InvoicePaid, NumberInvoice};
 
-use super::{Out, malformed, subscriptions};
+use super::{Refuse, subscriptions};
 use crate::decide::{
     self,
     invoices::{self as rules, AfterNumber, Numbering},

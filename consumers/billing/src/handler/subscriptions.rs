@@ -9,7 +9,7 @@ use studyspot_billing_projection::{
     Allowance, Coupon, CreditNote, Invoice, InvoiceLine, Plan, Subscription, credits, invoices, methods,
     payments, plans, subscriptions, usage,
 };
-use studyspot_consumer_runtime::HandleError;
+use studyspot_consumer_runtime::{HandleError, Out, malformed};
 use studyspot_schemas::{
     Record,
     billing::{
@@ -23,7 +23,7 @@ use studyspot_schemas::{
     },
 };
 
-use super::{Out, malformed, start_charge};
+use super::{Refuse, start_charge};
 use crate::decide::{
     self, Malformed, Refusal, catalog, payments as payment_rules,
     subscriptions::{self as rules, Bill, Context, CreateRequest, Machine, Policy, Step},
@@ -34,8 +34,7 @@ fn millis(at: DateTime<Utc>) -> i64 {
 }
 
 fn instant<C: Record>(field: &str, ms: i64) -> Result<DateTime<Utc>, HandleError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| malformed::<C>(Malformed(format!("{field} {ms} is not a valid time"))))
+    studyspot_consumer_runtime::instant(field, ms).map_err(malformed::<C>)
 }
 
 /// The command's `effective_at`, or when it was accepted.
@@ -53,10 +52,10 @@ fn derived_id(out: &Out<'_>, prefix: &str, n: usize) -> String {
 }
 
 fn refuse_catalog<C: Record>(out: &mut Out<'_>, refusal: Refusal) {
-    let metadata = out.metadata();
-    out.effects.reject(CatalogCommandRejected {
+    let command_id = out.command_id();
+    out.reject(|metadata| CatalogCommandRejected {
         metadata,
-        command_id: out.message.metadata.event_id.clone(),
+        command_id,
         command_type: C::FULL_NAME.to_owned(),
         code: refusal.code.to_owned(),
         reason: refusal.reason,

@@ -7,23 +7,12 @@ pub mod routing;
 pub mod templates;
 pub mod waiting;
 
-use studyspot_schemas::{
-    first_blank,
-    notifications::{CATEGORIES, CreateTemplate, SendNotification, SetPreferences},
-};
+use studyspot_schemas::notifications::{CATEGORIES, CreateTemplate, SendNotification, SetPreferences};
 
 pub use studyspot_schemas::notifications::CHANNELS;
 
-/// The command cannot be applied as it is: it goes to the dead-letter topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Malformed(pub String);
-
-fn blank(fields: &[(&str, &str)]) -> Result<(), Malformed> {
-    match first_blank(fields) {
-        Some(field) => Err(Malformed(format!("{field} is empty"))),
-        None => Ok(()),
-    }
-}
+pub use studyspot_consumer_runtime::Malformed;
+use studyspot_consumer_runtime::filled as blank;
 
 fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), Malformed> {
     if allowed.contains(&value) {
