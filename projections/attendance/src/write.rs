@@ -453,6 +453,15 @@ pub async fn passes_of(
     .await
 }
 
+/// Whether the organization has a pass with this id.
+pub async fn pass_exists(tx: &mut PgConnection, org: &str, pass_id: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM passes WHERE organization_id = $1 AND pass_id = $2)")
+        .bind(org)
+        .bind(pass_id)
+        .fetch_one(tx)
+        .await
+}
+
 /// `false` when the pass id exists.
 pub async fn insert_pass(
     tx: &mut PgConnection,

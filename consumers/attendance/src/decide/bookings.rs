@@ -2,9 +2,11 @@
 //! venue's limits; cancellation; and the release of bookings not checked into (no-shows).
 
 use chrono::{DateTime, Duration, Utc};
-use studyspot_schemas::attendance::{CancelBookings, CreateBooking, RECURRENCES};
+use studyspot_schemas::attendance::{
+    BookingCancelled, BookingCreated, CancelBooking, CancelBookings, CreateBooking, RECURRENCES,
+};
 
-use super::{Malformed, Refusal, filled, instant, venue::Venue};
+use super::{Event, Malformed, Refusal, filled, instant, ms, venue::Venue};
 
 /// Most occurrences one recurring booking may have.
 pub const MAX_OCCURRENCES: i32 = 52;
@@ -75,8 +77,30 @@ fn overlaps(a: (DateTime<Utc>, DateTime<Utc>), b: (DateTime<Utc>, DateTime<Utc>)
     a.0 < b.1 && b.0 < a.1
 }
 
-/// Every occurrence of the booking, or why it is refused (all or nothing).
+/// A `BookingCreated` for every occurrence of the booking, or why it is refused (all or nothing).
 pub fn decide_create(
+    state: &BookingState,
+    c: &CreateBooking,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, Refusal> {
+    let created = |o: Occurrence| {
+        let record = BookingCreated {
+            metadata: c.metadata.clone(),
+            booking_id: o.booking_id,
+            member_id: c.member_id.clone(),
+            venue_id: c.venue_id.clone(),
+            seat_id: o.seat_id,
+            zone_id: o.zone_id,
+            starts_at: ms(o.starts_at),
+            ends_at: ms(o.ends_at),
+            series_id: o.series_id,
+        };
+        Event::BookingCreated(record, o.no_show_at)
+    };
+    Ok(occurrences(state, c, at)?.into_iter().map(created).collect())
+}
+
+fn occurrences(
     state: &BookingState,
     c: &CreateBooking,
     at: DateTime<Utc>,
@@ -214,20 +238,31 @@ pub fn decide_create(
 pub struct BookingView {
     pub booking_id: String,
     pub member_id: String,
+    pub venue_id: String,
+    pub seat_id: Option<String>,
+    pub zone_id: Option<String>,
     pub status: String,
     pub starts_at: DateTime<Utc>,
     pub no_show_at: DateTime<Utc>,
 }
 
-pub fn decide_cancel(
-    booking: Option<&BookingView>,
-    member_id: &str,
-    booking_id: &str,
-) -> Result<(), Refusal> {
+fn cancelled(b: &BookingView, cause: &studyspot_schemas::EventMetadata) -> Event {
+    Event::BookingCancelled(BookingCancelled {
+        metadata: cause.clone(),
+        booking_id: b.booking_id.clone(),
+        member_id: b.member_id.clone(),
+        venue_id: b.venue_id.clone(),
+        starts_at: ms(b.starts_at),
+    })
+}
+
+/// `booking` is the one the command names, if it is at the command's venue.
+pub fn decide_cancel(booking: Option<&BookingView>, c: &CancelBooking) -> Result<Vec<Event>, Refusal> {
+    let (member_id, booking_id) = (&c.member_id, &c.booking_id);
     match booking {
-        Some(b) if b.member_id == member_id => {
+        Some(b) if &b.member_id == member_id => {
             if b.status == "booked" {
-                Ok(())
+                Ok(vec![cancelled(b, &c.metadata)])
             } else {
                 Err(Refusal::new("booking_not_cancellable", format!("booking {booking_id} is {}", b.status)))
             }
@@ -240,11 +275,12 @@ pub fn decide_cancel(
 }
 
 /// The member's bookings that a range cancellation ends: booked ones starting in `[from, to)`.
-pub fn cancel_range<'a>(bookings: &'a [BookingView], c: &CancelBookings) -> Vec<&'a BookingView> {
+pub fn cancel_range(bookings: &[BookingView], c: &CancelBookings) -> Vec<Event> {
     bookings
         .iter()
         .filter(|b| b.member_id == c.member_id && b.status == "booked")
         .filter(|b| (c.from..c.to).contains(&b.starts_at.timestamp_millis()))
+        .map(|b| cancelled(b, &c.metadata))
         .collect()
 }
 
@@ -298,28 +334,55 @@ mod tests {
         decide_create(state, c, at(NOW)).expect_err("a refusal").code
     }
 
+    fn ms(text: &str) -> i64 {
+        at(text).timestamp_millis()
+    }
+
+    /// The `BookingCreated` events a booking decides, each with its no-show deadline.
+    fn created(decided: Result<Vec<Event>, Refusal>) -> Vec<(BookingCreated, DateTime<Utc>)> {
+        decided
+            .expect("booked")
+            .into_iter()
+            .map(|e| match e {
+                Event::BookingCreated(r, no_show_at) => (r, no_show_at),
+                other => panic!("expected BookingCreated, got {other:?}"),
+            })
+            .collect()
+    }
+
     #[test]
     fn given_a_free_seat_when_booked_then_one_occurrence_with_its_no_show_deadline() {
-        let o = decide_create(
+        let decided = decide_create(
             &given(),
             &booking(Some("seat_q1"), "2026-01-15T09:00:00Z", "2026-01-15T11:00:00Z"),
             at(NOW),
-        )
-        .expect("booked");
-        assert_eq!(o.len(), 1);
-        assert_eq!(o[0].zone_id.as_deref(), Some("zone_quiet"));
-        assert_eq!(o[0].no_show_at, at("2026-01-15T09:15:00Z"));
+        );
+        let then = vec![Event::BookingCreated(
+            BookingCreated {
+                metadata: EventMetadata::example(),
+                booking_id: "bkg_1".into(),
+                member_id: "mem_1".into(),
+                venue_id: "ven_1".into(),
+                seat_id: Some("seat_q1".into()),
+                zone_id: Some("zone_quiet".into()),
+                starts_at: ms("2026-01-15T09:00:00Z"),
+                ends_at: ms("2026-01-15T11:00:00Z"),
+                series_id: None,
+            },
+            at("2026-01-15T09:15:00Z"),
+        )];
+        assert_eq!(decided, Ok(then));
     }
 
     #[test]
     fn given_a_weekly_recurrence_then_each_occurrence_is_booked_with_derived_ids() {
         let mut c = booking(Some("seat_h1"), "2026-01-15T09:00:00Z", "2026-01-15T10:00:00Z");
         c.recurrence = Some(Recurrence { frequency: "weekly".into(), count: 2 });
-        let o = decide_create(&given(), &c, at(NOW)).expect("booked");
-        let ids: Vec<&str> = o.iter().map(|o| o.booking_id.as_str()).collect();
+        let o = created(decide_create(&given(), &c, at(NOW)));
+        let ids: Vec<&str> = o.iter().map(|(o, _)| o.booking_id.as_str()).collect();
         assert_eq!(ids, ["bkg_1", "bkg_1-2"]);
-        assert_eq!(o[1].starts_at, at("2026-01-22T09:00:00Z"));
-        assert!(o.iter().all(|o| o.series_id.as_deref() == Some("bkg_1")));
+        assert_eq!(o[1].0.starts_at, ms("2026-01-22T09:00:00Z"));
+        assert!(o.iter().all(|(o, _)| o.series_id.as_deref() == Some("bkg_1")));
         // Three weeks: the third occurrence is beyond 14 days ahead.
         c.recurrence = Some(Recurrence { frequency: "weekly".into(), count: 3 });
         assert_eq!(refused(&given(), &c), "too_far_ahead");
@@ -372,6 +435,9 @@ mod tests {
         BookingView {
             booking_id: id.into(),
             member_id: "mem_1".into(),
+            venue_id: "ven_1".into(),
+            seat_id: None,
+            zone_id: None,
             status: status.into(),
             starts_at: at(starts),
             no_show_at: at(no_show),
@@ -398,13 +464,31 @@ mod tests {
             view("bkg_b", "booked", "2026-01-16T09:00:00Z", "2026-01-16T09:15:00Z"),
             view("bkg_c", "no_show", "2026-01-15T10:00:00Z", "2026-01-15T10:15:00Z"),
         ];
-        assert_eq!(decide_cancel(Some(&b[0]), "mem_1", "bkg_a"), Ok(()));
+        let cancel = |member: &str, booking: &str| CancelBooking {
+            metadata: EventMetadata::example(),
+            booking_id: booking.into(),
+            member_id: member.into(),
+            venue_id: "ven_1".into(),
+        };
+        let cancelled = |id: &str, starts: &str| {
+            Event::BookingCancelled(BookingCancelled {
+                metadata: EventMetadata::example(),
+                booking_id: id.into(),
+                member_id: "mem_1".into(),
+                venue_id: "ven_1".into(),
+                starts_at: ms(starts),
+            })
+        };
         assert_eq!(
-            decide_cancel(Some(&b[0]), "mem_2", "bkg_a").map_err(|r| r.code),
+            decide_cancel(Some(&b[0]), &cancel("mem_1", "bkg_a")),
+            Ok(vec![cancelled("bkg_a", "2026-01-15T09:00:00Z")])
+        );
+        assert_eq!(
+            decide_cancel(Some(&b[0]), &cancel("mem_2", "bkg_a")).map_err(|r| r.code),
             Err("booking_not_found")
         );
         assert_eq!(
-            decide_cancel(Some(&b[2]), "mem_1", "bkg_c").map_err(|r| r.code),
+            decide_cancel(Some(&b[2]), &cancel("mem_1", "bkg_c")).map_err(|r| r.code),
             Err("booking_not_cancellable")
         );
         let range = CancelBookings {
@@ -414,7 +498,6 @@ mod tests {
             from: at("2026-01-15T00:00:00Z").timestamp_millis(),
             to: at("2026-01-16T00:00:00Z").timestamp_millis(),
         };
-        let ids: Vec<&str> = cancel_range(&b, &range).iter().map(|b| b.booking_id.as_str()).collect();
-        assert_eq!(ids, ["bkg_a"]);
+        assert_eq!(cancel_range(&b, &range), vec![cancelled("bkg_a", "2026-01-15T09:00:00Z")]);
     }
 }

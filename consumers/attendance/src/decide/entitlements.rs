@@ -3,7 +3,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sessions::{Entitlement, OpenSession};
+use studyspot_schemas::{EventMetadata, attendance::CheckOut};
+
+use super::{
+    Event, ms,
+    sessions::{Entitlement, OpenSession},
+};
 
 /// Subscription states that let a member in.
 pub const ENTITLING: [&str; 2] = ["active", "trialing"];
@@ -57,6 +62,32 @@ pub fn check_out_on_loss(
     Some((s.session_id.clone(), s.venue_id.clone(), at.max(s.checked_in_at)))
 }
 
+/// After a subscription's status changed (`subscriptions_after` holds the new one): a member in
+/// session who is no longer entitled is checked out as of `at` by a `CheckOut` on the venue's
+/// partition, so occupancy stays ordered per venue.
+pub fn decide_loss(
+    subscriptions_after: &[SubscriptionView],
+    passes: &[PassView],
+    open: Option<&OpenSession>,
+    at: DateTime<Utc>,
+    cause: &EventMetadata,
+) -> Vec<Event> {
+    let Some(s) = open else { return Vec::new() };
+    check_out_on_loss(subscriptions_after, passes, Some(s), at)
+        .map(|(session_id, venue_id, when)| {
+            Event::CheckOutAsked(CheckOut {
+                metadata: cause.clone(),
+                member_id: s.member_id.clone(),
+                venue_id,
+                session_id: Some(session_id),
+                reason: "entitlement_lost".into(),
+                effective_at: Some(ms(when)),
+            })
+        })
+        .into_iter()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,7 +102,9 @@ mod tests {
             session_id: "ses_1".into(),
             member_id: "mem_1".into(),
             venue_id: "ven_1".into(),
+            seat_id: None,
             zone_id: None,
+            subscription_id: Some("sub_1".into()),
             checked_in_at: at("2026-01-15T09:00:00Z"),
             checked_out_at: None,
             auto_checkout_at: Some(at("2026-01-15T17:00:00Z")),
@@ -101,13 +134,21 @@ mod tests {
     #[test]
     fn given_a_member_in_session_when_their_subscription_is_cancelled_then_the_session_ends_then() {
         let lost_at = at("2026-01-15T11:30:00Z");
+        let cause = EventMetadata::example();
         assert_eq!(
-            check_out_on_loss(&[sub("cancelled")], &[], Some(&open()), lost_at),
-            Some(("ses_1".into(), "ven_1".into(), lost_at))
+            decide_loss(&[sub("cancelled")], &[], Some(&open()), lost_at, &cause),
+            vec![Event::CheckOutAsked(CheckOut {
+                metadata: cause.clone(),
+                member_id: "mem_1".into(),
+                venue_id: "ven_1".into(),
+                session_id: Some("ses_1".into()),
+                reason: "entitlement_lost".into(),
+                effective_at: Some(lost_at.timestamp_millis()),
+            })]
         );
         // Still entitled (another subscription), or not in: nothing to do.
         let other = SubscriptionView { subscription_id: "sub_2".into(), status: "active".into() };
-        assert_eq!(check_out_on_loss(&[sub("cancelled"), other], &[], Some(&open()), lost_at), None);
-        assert_eq!(check_out_on_loss(&[sub("cancelled")], &[], None, lost_at), None);
+        assert_eq!(decide_loss(&[sub("cancelled"), other], &[], Some(&open()), lost_at, &cause), vec![]);
+        assert_eq!(decide_loss(&[sub("cancelled")], &[], None, lost_at, &cause), vec![]);
     }
 }

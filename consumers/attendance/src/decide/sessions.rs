@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use studyspot_qr_tokens::{Claims, Keys, Kind, TokenError};
-use studyspot_schemas::attendance::{CHECK_OUT_REASONS, CheckIn, CheckOut};
+use studyspot_schemas::EventMetadata;
+use studyspot_schemas::attendance::{CHECK_OUT_REASONS, CheckIn, CheckOut, CheckedIn, SessionCompleted};
 
-use super::{Malformed, Refusal, filled, venue::Venue};
+use super::{Event, Malformed, Refusal, filled, ms, venue::Venue};
 
 pub fn validate_check_in(command: &CheckIn) -> Result<(), Malformed> {
     filled(&[
@@ -39,9 +40,30 @@ pub struct BookingHere {
     pub zone_id: Option<String>,
 }
 
+/// The check-in's QR token as verified with the consumer's keys at the check-in's instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Token {
+    /// The command carries none.
+    #[default]
+    Absent,
+    Genuine(Claims),
+    /// Unreadable, forged, of an unknown key, expired, or no keys to verify it with.
+    Refused(Refusal),
+}
+
+impl Token {
+    fn claims(&self) -> Option<&Claims> {
+        match self {
+            Self::Genuine(claims) => Some(claims),
+            _ => None,
+        }
+    }
+}
+
 /// What attendance knows that bears on a check-in.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CheckInState {
+    pub token: Token,
     pub venue: Option<Venue>,
     /// The member's open session, if they are already in somewhere.
     pub open_session: Option<String>,
@@ -61,13 +83,9 @@ pub struct CheckInState {
     pub token_replayed: bool,
 }
 
+/// What the projection keeps of a check-in beside its `CheckedIn`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admitted {
-    pub seat_id: Option<String>,
-    pub zone_id: Option<String>,
-    pub occupancy: i32,
-    pub zone_occupancy: Option<i32>,
-    pub booking_id: Option<String>,
+pub struct Stay {
     /// When the session ends by itself, and why (closing_time or max_stay).
     pub auto_checkout_at: DateTime<Utc>,
     pub auto_checkout_reason: &'static str,
@@ -75,30 +93,23 @@ pub struct Admitted {
     pub spent_nonce: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckInDecision {
-    CheckedIn(Admitted),
-    Rejected { code: &'static str, reason: String },
-}
-
-fn rejected(code: &'static str, reason: impl Into<String>) -> CheckInDecision {
-    CheckInDecision::Rejected { code, reason: reason.into() }
+fn rejected(code: &'static str, reason: impl Into<String>) -> Result<Vec<Event>, Refusal> {
+    Err(Refusal::new(code, reason))
 }
 
 /// The token's claims if it is genuine and unexpired at `at`; otherwise the refusal. No token: `Ok(None)`.
-pub fn token_claims(
-    keys: Option<&Keys>,
-    command: &CheckIn,
-    at: DateTime<Utc>,
-) -> Result<Option<Claims>, Refusal> {
-    let Some(token) = &command.qr_token else { return Ok(None) };
+pub fn token(keys: Option<&Keys>, command: &CheckIn, at: DateTime<Utc>) -> Token {
+    let Some(token) = &command.qr_token else { return Token::Absent };
     let Some(keys) = keys else {
-        return Err(Refusal::new(
+        return Token::Refused(Refusal::new(
             TokenError::NoKey.code(),
             "this attendance consumer has no QR keys configured",
         ));
     };
-    keys.verify(token, at.timestamp_millis()).map(Some).map_err(|e| Refusal::new(e.code(), e.to_string()))
+    match keys.verify(token, at.timestamp_millis()) {
+        Ok(claims) => Token::Genuine(claims),
+        Err(e) => Token::Refused(Refusal::new(e.code(), e.to_string())),
+    }
 }
 
 /// The seat the check-in is for: the command's, or the token's when the command names none.
@@ -109,9 +120,12 @@ pub fn seat_of(command: &CheckIn, claims: Option<&Claims>) -> Option<String> {
 pub fn decide_check_in(
     state: &CheckInState,
     command: &CheckIn,
-    claims: Option<&Claims>,
     at: DateTime<Utc>,
-) -> CheckInDecision {
+) -> Result<Vec<Event>, Refusal> {
+    if let Token::Refused(refusal) = &state.token {
+        return Err(refusal.clone());
+    }
+    let claims = state.token.claims();
     if state.session_exists {
         return rejected("session_exists", format!("session {} already exists", command.session_id));
     }
@@ -173,7 +187,6 @@ pub fn decide_check_in(
             format!("member {} has no active subscription or valid pass", command.member_id),
         );
     };
-    let _ = entitlement;
     if let Some(open) = &state.open_session {
         return rejected(
             "already_checked_in",
@@ -206,16 +219,34 @@ pub fn decide_check_in(
     let max_stay = at + Duration::minutes(i64::from(venue.limits.max_stay_minutes));
     let (auto_checkout_at, auto_checkout_reason) =
         if closes <= max_stay { (closes, "closing_time") } else { (max_stay, "max_stay") };
-    CheckInDecision::CheckedIn(Admitted {
+    let seat_label = seat_id.as_deref().and_then(|seat| venue.seat(seat)).map(|s| s.label.clone());
+    let checked_in = CheckedIn {
+        metadata: command.metadata.clone(),
+        session_id: command.session_id.clone(),
+        member_id: command.member_id.clone(),
+        venue_id: command.venue_id.clone(),
         seat_id,
-        zone_id,
         occupancy: state.occupancy + 1,
+        zone_id,
         zone_occupancy: zone.map(|_| state.zone_occupancy + 1),
         booking_id: state.booking.as_ref().map(|b| b.booking_id.clone()),
+        subscription_id: entitlement.subscription_id.clone(),
+        pass_id: entitlement.pass_id.clone(),
+        venue_name: Some(venue.name.clone()),
+        seat_label,
+    };
+    let stay = Stay {
         auto_checkout_at,
         auto_checkout_reason,
         spent_nonce: claims.filter(|c| c.kind.single_use()).map(|c| c.nonce.clone()),
-    })
+    };
+    Ok(vec![Event::CheckedIn(checked_in, stay)])
+}
+
+/// What a check-in that lost the race for the member's one open session is told: another
+/// venue's partition checked them in first, and the write found it.
+pub fn already_in(command: &CheckIn) -> Refusal {
+    Refusal::new("already_checked_in", format!("member {} is already checked in", command.member_id))
 }
 
 pub fn validate_check_out(command: &CheckOut) -> Result<(), Malformed> {
@@ -243,7 +274,9 @@ pub struct OpenSession {
     pub session_id: String,
     pub member_id: String,
     pub venue_id: String,
+    pub seat_id: Option<String>,
     pub zone_id: Option<String>,
+    pub subscription_id: Option<String>,
     pub checked_in_at: DateTime<Utc>,
     pub checked_out_at: Option<DateTime<Utc>>,
     pub auto_checkout_at: Option<DateTime<Utc>>,
@@ -269,12 +302,53 @@ pub fn complete(session: &OpenSession, at: DateTime<Utc>, reason: &str) -> Compl
     }
 }
 
+/// Members present now where a session ends: at its venue, and in its zone if it has one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Present {
+    pub venue: i32,
+    pub zone: Option<i32>,
+}
+
+impl Present {
+    /// One fewer, as the session ends.
+    fn leaving(self) -> Self {
+        Self { venue: self.venue - 1, zone: self.zone.map(|z| z - 1) }
+    }
+}
+
+/// What bears on a check-out: the session it names (or the member's open one) and who is present
+/// where it ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckOutState {
+    pub session: Option<OpenSession>,
+    pub present: Present,
+}
+
+/// The session ends: it is announced with who is present after it.
+pub fn completed(s: &OpenSession, done: Completed, after: Present, cause: &EventMetadata) -> Event {
+    Event::SessionCompleted(SessionCompleted {
+        metadata: cause.clone(),
+        session_id: done.session_id,
+        member_id: s.member_id.clone(),
+        venue_id: s.venue_id.clone(),
+        seat_id: s.seat_id.clone(),
+        zone_id: s.zone_id.clone(),
+        checked_in_at: ms(s.checked_in_at),
+        checked_out_at: ms(done.checked_out_at),
+        duration_seconds: done.duration_seconds,
+        reason: done.reason,
+        occupancy: after.venue,
+        zone_occupancy: after.zone,
+        subscription_id: s.subscription_id.clone(),
+    })
+}
+
 pub fn decide_check_out(
-    session: Option<&OpenSession>,
+    state: &CheckOutState,
     command: &CheckOut,
     at: DateTime<Utc>,
-) -> Result<Completed, Refusal> {
-    let Some(s) = session.filter(|s| s.member_id == command.member_id) else {
+) -> Result<Vec<Event>, Refusal> {
+    let Some(s) = state.session.as_ref().filter(|s| s.member_id == command.member_id) else {
         return Err(Refusal::new(
             "no_open_session",
             format!("member {} has no open session at venue {}", command.member_id, command.venue_id),
@@ -297,7 +371,7 @@ pub fn decide_check_out(
         Some(due) if due < at => due,
         _ => at,
     };
-    Ok(complete(s, at, &command.reason))
+    Ok(vec![completed(s, complete(s, at, &command.reason), state.present.leaving(), &command.metadata)])
 }
 
 /// What a scheduler tick ends: every open session whose automatic check-out is due by `up_to`,
@@ -347,17 +421,15 @@ mod tests {
         CheckInState { venue: Some(venue()), entitlement: Some(Entitlement::default()), ..Default::default() }
     }
 
-    fn code(decision: CheckInDecision) -> &'static str {
-        match decision {
-            CheckInDecision::Rejected { code, .. } => code,
-            CheckInDecision::CheckedIn(a) => panic!("expected a refusal, got {a:?}"),
-        }
+    fn code(decided: Result<Vec<Event>, Refusal>) -> &'static str {
+        decided.expect_err("a refusal").code
     }
 
-    fn admitted(decision: CheckInDecision) -> Admitted {
-        match decision {
-            CheckInDecision::CheckedIn(a) => a,
-            other => panic!("expected a check-in, got {other:?}"),
+    /// The one `CheckedIn` a check-in decides, with what the projection keeps beside it.
+    fn admitted(decided: Result<Vec<Event>, Refusal>) -> (CheckedIn, Stay) {
+        match decided.expect("a check-in").as_slice() {
+            [Event::CheckedIn(e, stay)] => (e.clone(), stay.clone()),
+            other => panic!("expected one CheckedIn, got {other:?}"),
         }
     }
 
@@ -376,27 +448,44 @@ mod tests {
     }
 
     /// Decides with the token verified the way the handler does.
-    fn decide(state: &CheckInState, command: &CheckIn, now: &str) -> CheckInDecision {
-        match token_claims(Some(&keys()), command, at(now)) {
-            Ok(claims) => decide_check_in(state, command, claims.as_ref(), at(now)),
-            Err(r) => CheckInDecision::Rejected { code: r.code, reason: r.reason },
-        }
+    fn decide(state: &CheckInState, command: &CheckIn, now: &str) -> Result<Vec<Event>, Refusal> {
+        let state = CheckInState { token: token(Some(&keys()), command, at(now)), ..state.clone() };
+        decide_check_in(&state, command, at(now))
     }
 
     #[test]
     fn given_an_empty_venue_when_a_member_checks_in_then_occupancy_is_one_and_max_stay_is_set() {
-        let a = admitted(decide(&given(), &check_in("mem_1"), NOW));
-        assert_eq!(a.occupancy, 1);
-        assert_eq!(a.zone_occupancy, None);
-        // 10:00 UTC + 8 h = 18:00 UTC, before closing (22:00 Berlin = 21:00 UTC).
-        assert_eq!((a.auto_checkout_at, a.auto_checkout_reason), (at("2026-01-15T18:00:00Z"), "max_stay"));
+        let then = vec![Event::CheckedIn(
+            CheckedIn {
+                metadata: EventMetadata::example(),
+                session_id: "ses_1".into(),
+                member_id: "mem_1".into(),
+                venue_id: "ven_1".into(),
+                seat_id: None,
+                occupancy: 1,
+                zone_id: None,
+                zone_occupancy: None,
+                booking_id: None,
+                subscription_id: None,
+                pass_id: None,
+                venue_name: Some("Main library".into()),
+                seat_label: None,
+            },
+            // 10:00 UTC + 8 h = 18:00 UTC, before closing (22:00 Berlin = 21:00 UTC).
+            Stay {
+                auto_checkout_at: at("2026-01-15T18:00:00Z"),
+                auto_checkout_reason: "max_stay",
+                spent_nonce: None,
+            },
+        )];
+        assert_eq!(decide(&given(), &check_in("mem_1"), NOW), Ok(then));
     }
 
     #[test]
     fn given_a_late_check_in_then_it_ends_at_closing_time() {
-        let a = admitted(decide(&given(), &check_in("mem_1"), "2026-01-15T19:00:00Z"));
+        let (_, stay) = admitted(decide(&given(), &check_in("mem_1"), "2026-01-15T19:00:00Z"));
         assert_eq!(
-            (a.auto_checkout_at, a.auto_checkout_reason),
+            (stay.auto_checkout_at, stay.auto_checkout_reason),
             (at("2026-01-15T21:00:00Z"), "closing_time")
         );
     }
@@ -422,8 +511,9 @@ mod tests {
         let zone_full = CheckInState { occupancy: 2, zone_occupancy: 2, ..given() };
         assert_eq!(code(decide(&zone_full, &seat, NOW)), "zone_full");
         let room = CheckInState { occupancy: 2, zone_occupancy: 1, ..given() };
-        let a = admitted(decide(&room, &seat, NOW));
-        assert_eq!((a.occupancy, a.zone_occupancy, a.zone_id.as_deref()), (3, Some(2), Some("zone_quiet")));
+        let (e, _) = admitted(decide(&room, &seat, NOW));
+        assert_eq!((e.occupancy, e.zone_occupancy, e.zone_id.as_deref()), (3, Some(2), Some("zone_quiet")));
+        assert_eq!(e.seat_label.as_deref(), Some("Q1"));
     }
 
     #[test]
@@ -455,8 +545,8 @@ mod tests {
     fn given_a_seat_token_when_checking_in_then_the_seat_is_the_tokens_and_the_nonce_is_spent() {
         let mut c = check_in("mem_1");
         c.qr_token = Some(seat_token("seat_h1", "2026-01-15T10:01:00Z", Kind::Seat));
-        let a = admitted(decide(&given(), &c, NOW));
-        assert_eq!((a.seat_id.as_deref(), a.spent_nonce.as_deref()), (Some("seat_h1"), Some("n1")));
+        let (e, stay) = admitted(decide(&given(), &c, NOW));
+        assert_eq!((e.seat_id.as_deref(), stay.spent_nonce.as_deref()), (Some("seat_h1"), Some("n1")));
     }
 
     #[test]
@@ -487,8 +577,8 @@ mod tests {
         assert_eq!(code(decide(&state, &c, NOW)), "token_replayed");
         // A printed seat code is meant to be scanned again and again.
         c.qr_token = Some(seat_token("seat_h1", "2027-01-15T10:01:00Z", Kind::SeatCode));
-        let a = admitted(decide(&state, &c, NOW));
-        assert_eq!(a.spent_nonce, None);
+        let (_, stay) = admitted(decide(&state, &c, NOW));
+        assert_eq!(stay.spent_nonce, None);
     }
 
     #[test]
@@ -528,7 +618,9 @@ mod tests {
             session_id: id.into(),
             member_id: "mem_1".into(),
             venue_id: "ven_1".into(),
+            seat_id: None,
             zone_id: None,
+            subscription_id: None,
             checked_in_at: at(checked_in),
             checked_out_at: None,
             auto_checkout_at: Some(at(auto)),
@@ -573,15 +665,35 @@ mod tests {
     #[test]
     fn given_an_open_session_when_the_member_checks_out_then_it_completes_with_its_duration() {
         let s = open("ses_a", "2026-01-15T08:00:00Z", "2026-01-15T16:00:00Z", "max_stay");
-        let done =
-            decide_check_out(Some(&s), &check_out("manual"), at("2026-01-15T09:30:00Z")).expect("done");
-        assert_eq!((done.duration_seconds, done.reason.as_str()), (5400, "manual"));
-        // Checking out after the automatic check-out was due ends it when it was due.
-        let late =
-            decide_check_out(Some(&s), &check_out("manual"), at("2026-01-15T17:00:00Z")).expect("done");
-        assert_eq!(late.checked_out_at, at("2026-01-15T16:00:00Z"));
+        let given = CheckOutState { session: Some(s), present: Present { venue: 2, zone: None } };
+        let completed = |checked_out_at: &str, duration_seconds| {
+            vec![Event::SessionCompleted(SessionCompleted {
+                metadata: EventMetadata::example(),
+                session_id: "ses_a".into(),
+                member_id: "mem_1".into(),
+                venue_id: "ven_1".into(),
+                seat_id: None,
+                zone_id: None,
+                checked_in_at: at("2026-01-15T08:00:00Z").timestamp_millis(),
+                checked_out_at: at(checked_out_at).timestamp_millis(),
+                duration_seconds,
+                reason: "manual".into(),
+                occupancy: 1,
+                zone_occupancy: None,
+                subscription_id: None,
+            })]
+        };
         assert_eq!(
-            decide_check_out(None, &check_out("manual"), at(NOW)).map_err(|r| r.code),
+            decide_check_out(&given, &check_out("manual"), at("2026-01-15T09:30:00Z")),
+            Ok(completed("2026-01-15T09:30:00Z", 5400))
+        );
+        // Checking out after the automatic check-out was due ends it when it was due.
+        assert_eq!(
+            decide_check_out(&given, &check_out("manual"), at("2026-01-15T17:00:00Z")),
+            Ok(completed("2026-01-15T16:00:00Z", 8 * 3600))
+        );
+        assert_eq!(
+            decide_check_out(&CheckOutState::default(), &check_out("manual"), at(NOW)).map_err(|r| r.code),
             Err("no_open_session")
         );
         assert!(validate_check_out(&check_out("bored")).is_err());

@@ -4,9 +4,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Datelike, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use studyspot_schemas::attendance::{DefineVenue, OpeningHours, Seat, VenueLimits, Zone};
+use studyspot_schemas::attendance::{DefineVenue, OpeningHours, Seat, VenueDefined, VenueLimits, Zone};
 
-use super::{Malformed, filled};
+use super::{Event, Malformed, filled};
 
 /// No-show grace, in minutes: the range the issue allows.
 pub const GRACE_MINUTES: std::ops::RangeInclusive<i32> = 15..=60;
@@ -218,6 +218,21 @@ impl Venue {
     }
 }
 
+/// Defines (or redefines) the venue: one version more than the last, announced with its seat count.
+pub fn decide_define(previous_version: Option<i32>, venue: Venue, d: &DefineVenue) -> Vec<Event> {
+    let record = VenueDefined {
+        metadata: d.metadata.clone(),
+        venue_id: d.venue_id.clone(),
+        name: d.name.clone(),
+        time_zone: d.time_zone.clone(),
+        capacity: d.capacity,
+        zones: d.zones.clone(),
+        seats: i32::try_from(d.seats.len()).unwrap_or(i32::MAX),
+        version: previous_version.map_or(1, |v| v + 1),
+    };
+    vec![Event::VenueDefined(record, venue)]
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use studyspot_schemas::EventMetadata;
@@ -332,5 +347,27 @@ pub(crate) mod tests {
             assert_eq!(validate(&d).map_err(|(f, _)| f), Err(field.to_owned()));
         }
         assert_eq!(validate(&definition()), Ok(()));
+    }
+
+    #[test]
+    fn given_a_venue_defined_once_when_it_is_defined_again_then_venue_defined_at_version_two() {
+        let d = definition();
+        let then = |version| {
+            vec![Event::VenueDefined(
+                VenueDefined {
+                    metadata: EventMetadata::example(),
+                    venue_id: "ven_1".into(),
+                    name: "Main library".into(),
+                    time_zone: "Europe/Berlin".into(),
+                    capacity: 3,
+                    zones: d.zones.clone(),
+                    seats: 3,
+                    version,
+                },
+                venue(),
+            )]
+        };
+        assert_eq!(decide_define(None, venue(), &d), then(1));
+        assert_eq!(decide_define(Some(1), venue(), &d), then(2));
     }
 }
