@@ -252,6 +252,14 @@ mod tests {
     }
 
     #[test]
+    fn operators_act_for_any_member_and_only_people_move_money_without_a_scope() {
+        let operate: Vec<Role> = Role::ALL.into_iter().filter(|r| r.operates()).collect();
+        assert_eq!(operate, [Role::PlatformAdmin, Role::Owner, Role::Staff, Role::Service]);
+        let move_money: Vec<Role> = Role::ALL.into_iter().filter(|r| r.moves_money()).collect();
+        assert_eq!(move_money, [Role::PlatformAdmin, Role::Owner, Role::Staff]);
+    }
+
+    #[test]
     fn a_minted_token_verifies_and_tampering_or_expiry_does_not() {
         let auth = auth();
         let verifier = Verifier::new(&auth).expect("verifier");
