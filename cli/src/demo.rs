@@ -73,7 +73,8 @@ const METRIC: &str = "demo_front_desk_queue";
 
 /// How long a command may take to be decided, and an event to arrive on the stream.
 const DECIDED_WITHIN: Duration = Duration::from_secs(30);
-/// The alerts scheduler evaluates every `alerts.evaluation_interval_secs` (15 s by default).
+/// The alerts scheduler evaluates every `alerts.evaluation_interval_secs` (15 s by default, 5 s on
+/// the local stack).
 const ALERT_WITHIN: Duration = Duration::from_secs(60);
 
 /// Runs the demo against the gateway of `settings`; the receipt e-mail is looked for in `mail_dir`.
@@ -261,6 +262,16 @@ pub async fn run(settings: &Settings, mail_dir: &Path) -> anyhow::Result<()> {
         })
         .await?;
     print_event(&resolved);
+    // Switched off again: the scheduler evaluates every organization with an enabled rule, and the
+    // demo makes a fresh organization each run.
+    api.applied(
+        &events,
+        "/api/monitoring/alerts",
+        json!({ "rule_id": RULE, "name": "FrontDeskQueueLong", "metric": METRIC, "aggregation": "last",
+                "window_seconds": 600, "op": ">", "threshold": 5, "severity": "warning", "enabled": false,
+                "annotations": { "summary": "More than 5 people wait at the front desk" } }),
+    )
+    .await?;
 
     section("Rejected on purpose: Bob has neither a subscription nor a pass");
     let refused = api

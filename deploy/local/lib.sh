@@ -74,6 +74,10 @@ default_env STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__TLS none
 default_env STUDYSPOT_NOTIFICATIONS__CHANNELS__EMAIL__FROM "StudySpot <no-reply@studyspot.localhost>"
 default_env STUDYSPOT_MAIL_DIR "$STUDYSPOT_HOME/mail"
 
+# Alert rules evaluate every 5 s on one machine's few organizations (15 s by default), so an alert
+# fires and resolves while the person who caused it watches (the demo waits for both).
+default_env STUDYSPOT_ALERTS__EVALUATION_INTERVAL_SECS 5
+
 # Seconds to wait for a process to become ready, and for one to stop after SIGTERM.
 READY_TIMEOUT="${STUDYSPOT_READY_TIMEOUT:-60}"
 STOP_TIMEOUT="${STUDYSPOT_STOP_TIMEOUT:-20}"
@@ -790,6 +794,19 @@ pg_stop_if_ours() {
 TANSU_PATCH_DIR="$STUDYSPOT_ROOT/deploy/local/tansu"
 TANSU_STAMP="$TOOLS_ROOT/tansu.stamp"
 
+# Crates in the broker binary that the local broker never runs on its request path: the other
+# subcommands (cat, generator, perf, proxy), TLS and HTTP clients, object stores, scripting, schema
+# formats. They build unoptimised (the C ones at -O0 too); the protocol, storage, SQLite, lz4,
+# tokio and telemetry keep opt-level 3. The broker's CPU went from 27.7 to 21.3 minutes to build, and
+# `bench hop` reads the same latencies and broker CPU per record either way (docs/performance.md).
+TANSU_COLD_CRATES=(
+  aws-lc-sys aws-lc-rs ring rustls rustls-webpki reqwest hickory-proto hickory-resolver object_store
+  rhai rhai-rand rama-http rama-http-headers rama-http-types rama-ua rama-dns
+  protobuf protobuf-parse protobuf-json-mapping protobuf-support jsonschema referencing fancy-regex
+  apache-avro num-bigint bigdecimal zstd-sys psl quick-xml rsasl opentelemetry-proto opentelemetry-otlp
+  tonic clap_builder tansu-generator tansu-perf tansu-proxy tansu-cat tansu-cli
+)
+
 # "tansu VERSION patch HASH": what the installed binary must have been built from.
 tansu_build_id() {
   local hash
@@ -882,6 +899,10 @@ tansu-storage = { path = "../tansu-storage" }
 
 [workspace]
 TOML
+  local crate
+  for crate in "${TANSU_COLD_CRATES[@]}"; do
+    printf '\n[profile.release.package.%s]\nopt-level = 0\n' "$crate" >>"$src/tansu/Cargo.toml"
+  done
   awk '
     /^\[\[package\]\]/ { inpkg = 0 }
     $0 == "name = \"tansu-storage\"" { inpkg = 1 }
