@@ -798,7 +798,7 @@ TANSU_STAMP="$TOOLS_ROOT/tansu.stamp"
 # subcommands (cat, generator, perf, proxy), TLS and HTTP clients, object stores, scripting, schema
 # formats. They build unoptimised (the C ones at -O0 too); the protocol, storage, SQLite, lz4,
 # tokio and telemetry keep opt-level 3. The broker's CPU went from 27.7 to 21.3 minutes to build, and
-# `bench hop` reads the same latencies and broker CPU per record either way (docs/performance.md).
+# `bench hop` reads the same latencies and broker CPU per record either way (deploy/README.md).
 TANSU_COLD_CRATES=(
   aws-lc-sys aws-lc-rs ring rustls rustls-webpki reqwest hickory-proto hickory-resolver object_store
   rhai rhai-rand rama-http rama-http-headers rama-http-types rama-ua rama-dns
@@ -867,7 +867,7 @@ _tansu_build() {
   mkdir -p "$LOG_DIR"
   : >"$log"
   say "building the broker ($want) from crates.io into $TOOLS_ROOT"
-  say "this is a long build: about 11-18 minutes on 2 cores (output also in $log)"
+  say "this is a long build: about 25 minutes on 2 cores beside the workspace build (output also in $log)"
 
   # The published sources, fetched by cargo. tansu is a binary crate, which no manifest can
   # depend on, so cargo install downloads it: asked for a feature no crate has, it stops after
