@@ -173,7 +173,7 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
     // The command's id names the provider call and is its idempotency key: a redelivered command
     // is dropped by the runtime, and a retried call never charges twice.
     let call_id = out.message.metadata.event_id.clone();
-    let decided = match member_payment(tx, &out.org(), &c.payment_id, &c.member_id).await? {
+    let decided = match member_payment(tx, out.org(), &c.payment_id, &c.member_id).await? {
         Ok(p) => payment_rules::process(&p, &call_id, at),
         Err(refusal) => Err(refusal),
     };
@@ -261,7 +261,7 @@ async fn charge_outcome(
     let o: RecordChargeOutcome = out.message.record()?;
     payment_rules::validate_outcome(&o).map_err(malformed::<RecordChargeOutcome>)?;
     let at = out.message.occurred_at()?;
-    let decided = match member_payment(tx, &out.org(), &o.payment_id, &o.member_id).await? {
+    let decided = match member_payment(tx, out.org(), &o.payment_id, &o.member_id).await? {
         Ok(p) => payment_rules::apply_outcome(&p, &o, at),
         Err(refusal) => Err(refusal),
     };
@@ -360,7 +360,7 @@ async fn confirm_manual(
     decide::check_filled(&[("payment_id", &c.payment_id), ("member_id", &c.member_id)])
         .map_err(malformed::<ConfirmManualPayment>)?;
     let at = out.message.occurred_at()?;
-    let decided = match member_payment(tx, &out.org(), &c.payment_id, &c.member_id).await? {
+    let decided = match member_payment(tx, out.org(), &c.payment_id, &c.member_id).await? {
         Ok(p) => payment_rules::confirm_manual(&p, at).map(|confirmed| (p.pending_call_id, confirmed)),
         Err(refusal) => Err(refusal),
     };

@@ -341,7 +341,7 @@ async fn machine_at<'p, C: Record>(
     at: DateTime<Utc>,
 ) -> Result<Option<Machine<'p>>, HandleError> {
     let organization_id = out.org();
-    let sub = match subscriptions::load(tx, &organization_id, subscription_id).await? {
+    let sub = match subscriptions::load(tx, organization_id, subscription_id).await? {
         Some(s) if s.member_id == member_id => s,
         _ => {
             let refusal = Refusal::new(
