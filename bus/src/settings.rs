@@ -13,7 +13,7 @@ pub struct BusSettings {
     pub client_id: String,
     /// Rejoin the group after this long without partitions. Off for real Kafka (a member may
     /// legitimately hold none); on for the embedded broker, whose coordinator can leave a
-    /// survivor unassigned after another member dies (see ARCHITECTURE.md).
+    /// survivor unassigned after another member dies (see docs/broker.md).
     pub rejoin_when_unassigned: Option<std::time::Duration>,
     /// How long the group coordinator waits for a consumer's heartbeat before evicting it.
     pub session_timeout: std::time::Duration,

@@ -349,7 +349,7 @@ async fn inject(
             stack.start_service(service).await?;
             // A consumer is back once it holds partitions again; the next fault waits for that
             // (Tansu keeps a killed member's partitions until its session ends, and a broker
-            // restart in that window can leave the group without an owner — see ARCHITECTURE).
+            // restart in that window can leave the group without an owner — see docs/broker.md).
             if CONSUMERS.contains(&service) {
                 stack.wait_assigned(service, mark, Duration::from_secs(120)).await?;
             }
