@@ -34,6 +34,7 @@ const ACTOR: &str = "service:billing";
 
 mod attendance;
 mod numbering;
+mod state;
 mod subscriptions;
 
 #[derive(Debug, Default, Clone)]

@@ -8,12 +8,54 @@
 //! run got to them.
 
 use chrono::{DateTime, Duration, Utc};
-use studyspot_billing_projection::{Coupon, Plan, Subscription};
+use studyspot_schemas::billing::IssueCreditNote;
 
 use super::{
     Refusal, basis_points,
+    catalog::{Coupon, Plan},
     periods::{monthly, period, prorate},
 };
+
+/// A member's subscription: its plan, period, trial, coupon, pause, cancellation and dunning,
+/// and how far commands have brought it (`applied_through`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    pub subscription_id: String,
+    pub organization_id: String,
+    pub member_id: String,
+    pub plan_id: String,
+    pub plan_version: i32,
+    pub currency: String,
+    /// trialing, active, past_due, paused, suspended or cancelled.
+    pub status: String,
+    pub anchor: DateTime<Utc>,
+    pub period_index: i32,
+    pub current_period_start: DateTime<Utc>,
+    pub current_period_end: DateTime<Utc>,
+    pub covered_from: DateTime<Utc>,
+    pub covered_value_minor: i64,
+    pub trial_end: Option<DateTime<Utc>>,
+    pub trial_notice_sent: bool,
+    pub cancel_at_period_end: bool,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub resume_at: Option<DateTime<Utc>>,
+    pub coupon_id: Option<String>,
+    pub coupon_percent_bps: Option<i32>,
+    pub coupon_amount_minor: Option<i64>,
+    pub coupon_cycles_left: Option<i32>,
+    pub payment_method_id: Option<String>,
+    pub dunning_invoice_id: Option<String>,
+    pub dunning_attempt: i32,
+    pub dunning_started_at: Option<DateTime<Utc>>,
+    pub next_retry_at: Option<DateTime<Utc>>,
+    pub applied_through: DateTime<Utc>,
+    pub next_due_at: Option<DateTime<Utc>>,
+    pub mrr_minor: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
 
 /// How an organization's subscriptions are billed (from `[billing.subscriptions]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +135,11 @@ pub struct Bill {
     pub charge: bool,
 }
 
+/// What happened to a subscription, in order: announced, written to the projection, or both.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub enum Event {
+    /// The subscription was created (`SubscriptionCreated`, from its state after the command).
+    Created,
     TrialEnding {
         trial_end: DateTime<Utc>,
         has_method: bool,
@@ -149,13 +194,23 @@ pub enum Step {
         status: String,
         mrr_minor: i64,
     },
+    /// Usage counted in the period that started at `period_start` (once per usage id: a usage id
+    /// seen before counts nothing and says nothing).
+    UsageCounted {
+        usage_id: String,
+        metric: String,
+        quantity: i64,
+        included: i64,
+        period_start: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// A subscription being moved by one command: its state and what happened to it, in order.
 #[derive(Debug, Clone)]
 pub struct Machine<'p> {
     pub sub: Subscription,
-    pub steps: Vec<Step>,
+    pub steps: Vec<Event>,
     ctx: Context,
     policy: &'p Policy,
     recorded: (String, i64),
@@ -277,6 +332,8 @@ pub struct CreateRequest {
     pub subscription_id: String,
     pub organization_id: String,
     pub member_id: String,
+    pub plan_id: String,
+    pub coupon_id: Option<String>,
     pub trial_days: Option<i32>,
     pub paused: bool,
     pub resume_at: Option<DateTime<Utc>>,
@@ -332,7 +389,7 @@ impl<'p> Machine<'p> {
         self.sub.mrr_minor = mrr;
         if self.recorded != (self.sub.status.clone(), mrr) {
             self.recorded = (self.sub.status.clone(), mrr);
-            self.steps.push(Step::History { at, status: self.sub.status.clone(), mrr_minor: mrr });
+            self.steps.push(Event::History { at, status: self.sub.status.clone(), mrr_minor: mrr });
         }
     }
 
@@ -340,7 +397,7 @@ impl<'p> Machine<'p> {
         if self.sub.status != to {
             let from = std::mem::replace(&mut self.sub.status, to.to_owned());
             if from != "created" {
-                self.steps.push(Step::Status { from, to: to.to_owned(), reason, at });
+                self.steps.push(Event::Status { from, to: to.to_owned(), reason, at });
             }
         }
         self.note(at);
@@ -457,7 +514,7 @@ impl<'p> Machine<'p> {
         let by_staff = !self.ctx.has_method && self.ctx.collected_by_staff;
         let due_at = at
             + days(if by_staff { self.policy.manual_invoice_due_days } else { self.policy.invoice_due_days });
-        self.steps.push(Step::Invoice(Bill {
+        self.steps.push(Event::Invoice(Bill {
             invoice_id: invoice_id.clone(),
             kind,
             at,
@@ -541,7 +598,7 @@ impl<'p> Machine<'p> {
                     self.sub.trial_notice_sent = true;
                     let trial_end = self.sub.trial_end.unwrap_or(at);
                     let has_method = self.ctx.has_method || self.ctx.collected_by_staff;
-                    self.steps.push(Step::TrialEnding { trial_end, has_method });
+                    self.steps.push(Event::TrialEnding { trial_end, has_method });
                 }
                 Due::TrialEnd => {
                     if self.sub.cancel_at_period_end {
@@ -563,7 +620,7 @@ impl<'p> Machine<'p> {
                     self.sub.next_retry_at = None;
                     let invoice = self.sub.dunning_invoice_id.clone().unwrap_or_default();
                     if self.ctx.has_method {
-                        self.steps.push(Step::Retry { invoice_id: invoice, at });
+                        self.steps.push(Event::Retry { invoice_id: invoice, at });
                     } else {
                         self.payment_failed(&invoice, at);
                     }
@@ -606,7 +663,7 @@ impl<'p> Machine<'p> {
         let next =
             usize::try_from(attempt - 1).ok().and_then(|n| schedule.get(n)).map(|d| started + days(*d));
         self.sub.next_retry_at = next;
-        self.steps.push(Step::Dunning {
+        self.steps.push(Event::Dunning {
             invoice_id: invoice_id.to_owned(),
             attempt,
             next_retry_at: next,
@@ -617,7 +674,7 @@ impl<'p> Machine<'p> {
         } else if self.policy.dunning_final_action == "suspend" {
             self.set_status("suspended", "dunning_exhausted", at);
         } else {
-            self.steps.push(Step::Uncollectible { invoice_id: invoice_id.to_owned() });
+            self.steps.push(Event::Uncollectible { invoice_id: invoice_id.to_owned() });
             self.sub.dunning_invoice_id = None;
             self.sub.cancelled_at = Some(at);
             self.sub.cancel_reason = Some("dunning_exhausted".into());
@@ -650,7 +707,7 @@ impl<'p> Machine<'p> {
     fn credit(&mut self, amount_minor: i64, reason: &'static str, at: DateTime<Utc>) {
         if amount_minor > 0 {
             self.ctx.credit_minor += amount_minor;
-            self.steps.push(Step::Credit { amount_minor, reason, at });
+            self.steps.push(Event::Credit { amount_minor, reason, at });
         }
     }
 
@@ -742,11 +799,11 @@ impl<'p> Machine<'p> {
                 if proration == "immediately" {
                     self.issue("proration", at, None, vec![(description, 1, charge)]);
                 } else if charge > 0 {
-                    self.steps.push(Step::Item { description, amount_minor: charge, at });
+                    self.steps.push(Event::Item { description, amount_minor: charge, at });
                 }
             }
         }
-        self.steps.push(Step::PlanChanged {
+        self.steps.push(Event::PlanChanged {
             from_plan_id,
             from_version,
             proration: proration.to_owned(),
@@ -800,7 +857,7 @@ impl<'p> Machine<'p> {
             _ if self.sub.cancel_at_period_end => {
                 self.sub.cancel_at_period_end = false;
                 let status = self.sub.status.clone();
-                self.steps.push(Step::Status {
+                self.steps.push(Event::Status {
                     from: status.clone(),
                     to: status,
                     reason: "cancellation_withdrawn",
@@ -830,7 +887,7 @@ impl<'p> Machine<'p> {
                 ));
             }
             self.sub.cancel_at_period_end = true;
-            self.steps.push(Step::CancelScheduled { cancel_at: self.sub.current_period_end });
+            self.steps.push(Event::CancelScheduled { cancel_at: self.sub.current_period_end });
             return Ok(());
         }
         self.cancel_now(at, "cancelled", prorate);
@@ -848,6 +905,229 @@ impl<'p> Machine<'p> {
         }
         Ok(())
     }
+}
+
+/// What a command decided: the subscription as it is now, and what happened to it, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub sub: Subscription,
+    pub events: Vec<Event>,
+}
+
+impl From<Machine<'_>> for Decided {
+    fn from(m: Machine<'_>) -> Self {
+        Self { sub: m.sub, events: m.steps }
+    }
+}
+
+/// What bears on a new subscription: whether its id is taken, the plan's latest version and the
+/// coupon it names (`None` when they do not exist), and how the member pays.
+#[derive(Debug, Clone, Default)]
+pub struct CreateState {
+    pub exists: bool,
+    pub plan: Option<Plan>,
+    pub coupon: Option<Coupon>,
+    /// A stored payment method renewals can charge.
+    pub has_method: bool,
+    /// The member pays by cash or bank transfer, which staff record.
+    pub collected_by_staff: bool,
+}
+
+/// `CreateSubscription`: a new subscription of the plan's latest version, with the coupon.
+pub fn decide_create(
+    given: &CreateState,
+    c: &CreateRequest,
+    at: DateTime<Utc>,
+    policy: &Policy,
+) -> Result<Decided, Refusal> {
+    if given.exists {
+        return Err(refuse(
+            "subscription_exists",
+            format!("subscription {} already exists", c.subscription_id),
+        ));
+    }
+    let Some(plan) = &given.plan else {
+        return Err(refuse("plan_not_found", format!("plan {} does not exist", c.plan_id)));
+    };
+    if let Some(coupon_id) = &c.coupon_id
+        && given.coupon.is_none()
+    {
+        return Err(refuse("coupon_not_found", format!("coupon {coupon_id} does not exist")));
+    }
+    let ctx = Context {
+        plan: plan.clone(),
+        has_method: given.has_method,
+        collected_by_staff: given.collected_by_staff,
+        usage: Vec::new(),
+        pending: Vec::new(),
+        credit_minor: 0,
+    };
+    let coupon = if c.coupon_id.is_some() { given.coupon.as_ref() } else { None };
+    let mut decided = Decided::from(create(c, ctx, coupon, at, policy)?);
+    decided.events.insert(0, Event::Created);
+    Ok(decided)
+}
+
+/// A subscription as the handler loaded it for a command: the subscription and what it needs.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub sub: Subscription,
+    pub ctx: Context,
+}
+
+/// A member's command on their subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Moves to `plan`, the latest version of `plan_id` (`None`: there is no such plan).
+    ChangePlan {
+        plan_id: String,
+        plan: Option<Plan>,
+        proration: String,
+    },
+    Pause {
+        resume_at: Option<DateTime<Utc>>,
+    },
+    /// Resumes a pause, or withdraws a cancellation scheduled for the period's end.
+    Resume,
+    Cancel {
+        at_period_end: bool,
+        prorate: bool,
+    },
+    /// A billing run's work, up to its instant.
+    Bill,
+    /// Usage of `metric`; `dated`: the command says when it happened (otherwise it counts in the
+    /// period it arrives in).
+    RecordUsage {
+        usage_id: String,
+        metric: String,
+        quantity: i64,
+        dated: bool,
+    },
+}
+
+/// A command on the member's subscription at `at`: the subscription is brought up to `at` first
+/// (renewals, trial ends, resumes and retries due before it happen), then changed. `Ok(None)`:
+/// nothing to do (a billing run older than what the subscription has seen).
+pub fn decide(
+    given: Option<&Loaded>,
+    (subscription_id, member_id): (&str, &str),
+    c: &Command,
+    at: DateTime<Utc>,
+    policy: &Policy,
+) -> Result<Option<Decided>, Refusal> {
+    if let Command::ChangePlan { plan_id, plan: None, .. } = c {
+        return Err(refuse("plan_not_found", format!("plan {plan_id} does not exist")));
+    }
+    let mut at = at;
+    if let Some(loaded) = given {
+        match c {
+            // Its work was done by later commands.
+            Command::Bill if at < loaded.sub.applied_through => return Ok(None),
+            // Usage without an instant of its own (a completed session, counted as its event
+            // arrives) can arrive after the subscription moved past the event's time — a renewal
+            // ran while the event was on its way. It counts in the period it arrives in, instead
+            // of being refused and lost. Deterministic on replay: the subscription's state comes
+            // from the same partition, in order.
+            Command::RecordUsage { dated: false, .. } => at = at.max(loaded.sub.applied_through),
+            _ => {}
+        }
+    }
+    let Some(loaded) = given.filter(|l| l.sub.member_id == member_id) else {
+        return Err(refuse(
+            "subscription_not_found",
+            format!("subscription {subscription_id} does not exist for member {member_id}"),
+        ));
+    };
+    let mut m = Machine::load(loaded.sub.clone(), loaded.ctx.clone(), policy, at)?;
+    m.advance(at)?;
+    let mut counted = None;
+    match c {
+        Command::ChangePlan { plan: Some(plan), proration, .. } => {
+            m.change_plan(plan.clone(), proration, at)?
+        }
+        Command::ChangePlan { plan: None, .. } | Command::Bill => {}
+        Command::Pause { resume_at } => m.pause(*resume_at, at)?,
+        Command::Resume => m.resume(at)?,
+        Command::Cancel { at_period_end, prorate } => m.cancel(*at_period_end, *prorate, at)?,
+        Command::RecordUsage { usage_id, metric, quantity, .. } => {
+            m.check_usage()?;
+            counted = Some(Event::UsageCounted {
+                usage_id: usage_id.clone(),
+                metric: metric.clone(),
+                quantity: *quantity,
+                included: m.plan().allowance(metric).map_or(0, |a| a.included),
+                period_start: m.sub.current_period_start,
+                at,
+            });
+        }
+    }
+    m.finish(at);
+    let mut decided = Decided::from(m);
+    decided.events.extend(counted);
+    Ok(Some(decided))
+}
+
+/// What a payment of one of the subscription's invoices came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// The charge of the invoice failed: the next dunning step.
+    Failed(&'a str),
+    /// The invoice was paid: a subscription dunning for it is current again.
+    Paid(&'a str),
+}
+
+/// A payment's outcome, which arrives when the provider answers: it takes effect at the
+/// subscription's own latest instant if that is later, and is never refused.
+pub fn decide_outcome(loaded: &Loaded, outcome: Outcome<'_>, at: DateTime<Utc>, policy: &Policy) -> Decided {
+    let (mut m, at) = Machine::for_outcome(loaded.sub.clone(), loaded.ctx.clone(), policy, at);
+    match outcome {
+        Outcome::Failed(invoice_id) => m.payment_failed(invoice_id, at),
+        Outcome::Paid(invoice_id) => m.invoice_paid(invoice_id, at),
+    }
+    m.finish(at);
+    Decided::from(m)
+}
+
+/// A credit note staff issue on a subscription (or one a change of it issues): what it holds, in
+/// the subscription's currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditNote {
+    pub credit_note_id: String,
+    pub subscription_id: String,
+    pub member_id: String,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub reason: String,
+    pub memo: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// `IssueCreditNote`: goodwill credit on the member's subscription, under an id not yet taken.
+pub fn decide_credit_note(
+    sub: Option<&Subscription>,
+    exists: bool,
+    c: &IssueCreditNote,
+    at: DateTime<Utc>,
+) -> Result<CreditNote, Refusal> {
+    let Some(sub) = sub.filter(|s| s.member_id == c.member_id) else {
+        return Err(refuse(
+            "subscription_not_found",
+            format!("subscription {} does not exist for member {}", c.subscription_id, c.member_id),
+        ));
+    };
+    if exists {
+        return Err(refuse("credit_note_exists", format!("credit note {} already exists", c.credit_note_id)));
+    }
+    Ok(CreditNote {
+        credit_note_id: c.credit_note_id.clone(),
+        subscription_id: sub.subscription_id.clone(),
+        member_id: sub.member_id.clone(),
+        currency: sub.currency.clone(),
+        amount_minor: c.amount_minor,
+        reason: "goodwill".into(),
+        memo: c.memo.clone(),
+        at,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

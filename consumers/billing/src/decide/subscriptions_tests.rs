@@ -1,8 +1,8 @@
 //! Given / when / then: a subscription's life, one rule at a time.
 
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
-use studyspot_billing_projection::{Allowance, Coupon, Plan};
+
+use crate::decide::catalog::{Allowance, Coupon, Plan};
 
 use super::*;
 
@@ -12,7 +12,6 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn plan(id: &str, price: i64, cycle: &str) -> Plan {
     Plan {
-        organization_id: "org_1".into(),
         plan_id: id.into(),
         version: 1,
         name: id.into(),
@@ -22,8 +21,7 @@ fn plan(id: &str, price: i64, cycle: &str) -> Plan {
         currency: "EUR".into(),
         trial_days: 0,
         tax_rate_bps: 0,
-        allowances: Json(vec![Allowance { metric: "bookings".into(), included: 10, overage_unit_minor: 50 }]),
-        created_at: t("2027-01-01T00:00:00Z"),
+        allowances: vec![Allowance { metric: "bookings".into(), included: 10, overage_unit_minor: 50 }],
     }
 }
 
@@ -54,31 +52,31 @@ fn reload<'p>(m: Machine<'_>, ctx: Context, policy: &'p Policy, at: DateTime<Utc
     next
 }
 
-fn bills(steps: &[Step]) -> Vec<&Bill> {
+fn bills(steps: &[Event]) -> Vec<&Bill> {
     steps
         .iter()
         .filter_map(|s| match s {
-            Step::Invoice(b) => Some(b),
+            Event::Invoice(b) => Some(b),
             _ => None,
         })
         .collect()
 }
 
-fn statuses(steps: &[Step]) -> Vec<(String, &'static str)> {
+fn statuses(steps: &[Event]) -> Vec<(String, &'static str)> {
     steps
         .iter()
         .filter_map(|s| match s {
-            Step::Status { to, reason, .. } => Some((to.clone(), *reason)),
+            Event::Status { to, reason, .. } => Some((to.clone(), *reason)),
             _ => None,
         })
         .collect()
 }
 
-fn credits(steps: &[Step]) -> Vec<(i64, &'static str)> {
+fn credits(steps: &[Event]) -> Vec<(i64, &'static str)> {
     steps
         .iter()
         .filter_map(|s| match s {
-            Step::Credit { amount_minor, reason, .. } => Some((*amount_minor, *reason)),
+            Event::Credit { amount_minor, reason, .. } => Some((*amount_minor, *reason)),
             _ => None,
         })
         .collect()
@@ -119,7 +117,7 @@ fn given_a_trial_with_a_method_when_it_ends_then_a_notice_came_before_and_it_con
     let m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-03-20T00:00:00Z"));
     assert_eq!(
         m.steps.first(),
-        Some(&Step::TrialEnding { trial_end: t("2027-03-15T00:00:00Z"), has_method: true })
+        Some(&Event::TrialEnding { trial_end: t("2027-03-15T00:00:00Z"), has_method: true })
     );
     assert_eq!(statuses(&m.steps), [("active".to_owned(), "trial_converted")]);
     let bills = bills(&m.steps);
@@ -154,7 +152,7 @@ fn given_a_30_day_month_when_upgrading_at_its_middle_then_half_is_credited_and_h
     m.change_plan(plan("premium", 6_000, "monthly"), "next_invoice", t("2027-04-16T00:00:00Z"))
         .expect("changes");
     assert_eq!(credits(&m.steps), [(1_500, "proration")]);
-    assert!(m.steps.iter().any(|s| matches!(s, Step::Item { amount_minor: 3_000, .. })));
+    assert!(m.steps.iter().any(|s| matches!(s, Event::Item { amount_minor: 3_000, .. })));
     assert_eq!(m.sub.mrr_minor, 6_000);
     // The renewal bills the new price, the waiting 3 000, and draws the 1 500 credit.
     let next = Context {
@@ -268,7 +266,7 @@ fn given_cancel_at_period_end_when_the_period_ends_then_it_cancels_billing_only_
     .expect("ok");
     let mut m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, t("2027-06-10T00:00:00Z"));
     m.cancel(true, false, t("2027-06-10T00:00:00Z")).expect("scheduled");
-    assert_eq!(m.steps.last(), Some(&Step::CancelScheduled { cancel_at: t("2027-07-01T00:00:00Z") }));
+    assert_eq!(m.steps.last(), Some(&Event::CancelScheduled { cancel_at: t("2027-07-01T00:00:00Z") }));
     assert_eq!(
         m.cancel(true, false, t("2027-06-10T00:00:00Z")).map_err(|r| r.code),
         Err("cancellation_scheduled")
@@ -329,9 +327,9 @@ fn given_a_failed_renewal_when_every_retry_fails_then_dunning_steps_run_on_sched
         m.finish(at);
         at = m.sub.next_retry_at.expect("a retry is scheduled");
         m = reload(m, ctx(plan("basic", 3_000, "monthly"), true), &policy, at);
-        assert_eq!(m.steps, [Step::Retry { invoice_id: invoice.clone(), at }]);
+        assert_eq!(m.steps, [Event::Retry { invoice_id: invoice.clone(), at }]);
         m.payment_failed(&invoice, at);
-        assert!(m.steps.contains(&Step::Dunning {
+        assert!(m.steps.contains(&Event::Dunning {
             invoice_id: invoice.clone(),
             attempt,
             next_retry_at: next.map(t),
@@ -339,7 +337,7 @@ fn given_a_failed_renewal_when_every_retry_fails_then_dunning_steps_run_on_sched
         }));
     }
     assert_eq!(statuses(&m.steps), [("cancelled".to_owned(), "dunning_exhausted")]);
-    assert!(m.steps.contains(&Step::Uncollectible { invoice_id: invoice }));
+    assert!(m.steps.contains(&Event::Uncollectible { invoice_id: invoice }));
 }
 
 #[test]
@@ -380,7 +378,6 @@ fn usage_crossing_80_and_100_percent_is_told_once_each() {
 fn given_a_repeating_coupon_then_it_discounts_two_periods_and_mrr_rises_after() {
     let policy = Policy::default();
     let coupon = Coupon {
-        organization_id: "org_1".into(),
         coupon_id: "STUDENT".into(),
         name: "Student".into(),
         percent_off_bps: Some(2_000),
@@ -388,7 +385,6 @@ fn given_a_repeating_coupon_then_it_discounts_two_periods_and_mrr_rises_after() 
         currency: None,
         duration: "repeating".into(),
         duration_cycles: Some(2),
-        created_at: t("2027-01-01T00:00:00Z"),
     };
     let m = create(
         &request(),
@@ -455,7 +451,7 @@ fn given_a_member_paying_cash_when_subscribing_then_the_invoice_waits_for_staff_
     // Nothing to charge and nothing failed: active, no dunning, no message to the member.
     assert_eq!(m.sub.status, "active");
     assert!(
-        !m.steps.iter().any(|s| matches!(s, Step::Dunning { .. } | Step::Status { .. })),
+        !m.steps.iter().any(|s| matches!(s, Event::Dunning { .. } | Event::Status { .. })),
         "{:?}",
         m.steps
     );
@@ -481,7 +477,7 @@ fn given_a_member_paying_cash_when_subscribing_then_the_invoice_waits_for_staff_
     // Unpaid at its due date: dunning starts then, its retries counted from the due date.
     let m = reload(m, cash(plan("basic", 3_000, "monthly")), &policy, t("2027-06-08T09:00:00Z"));
     assert_eq!(statuses(&m.steps), [("past_due".to_owned(), "payment_failed")]);
-    assert!(m.steps.contains(&Step::Dunning {
+    assert!(m.steps.contains(&Event::Dunning {
         invoice_id: bill.invoice_id.clone(),
         attempt: 1,
         next_retry_at: Some(t("2027-06-09T09:00:00Z")),
@@ -498,8 +494,170 @@ fn given_a_trial_paid_in_cash_when_it_ends_then_it_converts_and_the_invoice_wait
     let m = reload(m, cash(plan("basic", 3_000, "monthly")), &policy, t("2027-03-09T00:00:00Z"));
     assert_eq!(
         m.steps.first(),
-        Some(&Step::TrialEnding { trial_end: t("2027-03-08T00:00:00Z"), has_method: true })
+        Some(&Event::TrialEnding { trial_end: t("2027-03-08T00:00:00Z"), has_method: true })
     );
     assert_eq!(statuses(&m.steps), [("active".to_owned(), "trial_converted")]);
     assert_eq!(bills(&m.steps)[0].due_at, t("2027-03-15T00:00:00Z"));
+}
+
+// The refusals `decide` makes of commands on what the handler loaded.
+
+fn create_state(plan: Option<Plan>) -> CreateState {
+    CreateState { exists: false, plan, coupon: None, has_method: true, collected_by_staff: false }
+}
+
+fn create_request() -> CreateRequest {
+    CreateRequest { plan_id: "basic".into(), ..request() }
+}
+
+fn code<T>(decided: Result<T, Refusal>) -> Result<T, &'static str> {
+    decided.map_err(|r| r.code)
+}
+
+#[test]
+fn given_a_plan_when_a_subscription_is_created_then_created_comes_first_and_the_first_period_is_billed() {
+    let policy = Policy::default();
+    let at = t("2027-01-01T00:00:00Z");
+    let given = create_state(Some(plan("basic", 3_000, "monthly")));
+    let decided = decide_create(&given, &create_request(), at, &policy).expect("created");
+    assert_eq!(decided.events.first(), Some(&Event::Created));
+    assert_eq!(bills(&decided.events).len(), 1);
+    assert_eq!((decided.sub.status.as_str(), decided.sub.plan_id.as_str()), ("active", "basic"));
+}
+
+#[test]
+fn given_a_taken_id_or_no_plan_or_no_coupon_when_a_subscription_is_created_then_it_is_refused() {
+    let policy = Policy::default();
+    let at = t("2027-01-01T00:00:00Z");
+    let basic = Some(plan("basic", 3_000, "monthly"));
+    let taken = CreateState { exists: true, ..create_state(basic.clone()) };
+    assert_eq!(code(decide_create(&taken, &create_request(), at, &policy)), Err("subscription_exists"));
+    assert_eq!(
+        code(decide_create(&create_state(None), &create_request(), at, &policy)),
+        Err("plan_not_found")
+    );
+    let with_coupon = CreateRequest { coupon_id: Some("STUDENT".into()), ..create_request() };
+    assert_eq!(code(decide_create(&create_state(basic), &with_coupon, at, &policy)), Err("coupon_not_found"));
+}
+
+fn loaded_active(policy: &Policy) -> Loaded {
+    let given = create_state(Some(plan("basic", 3_000, "monthly")));
+    let decided =
+        decide_create(&given, &create_request(), t("2027-01-01T00:00:00Z"), policy).expect("created");
+    Loaded { sub: decided.sub, ctx: ctx(plan("basic", 3_000, "monthly"), true) }
+}
+
+#[test]
+fn given_no_subscription_or_another_members_when_commanded_then_subscription_not_found() {
+    let policy = Policy::default();
+    let at = t("2027-01-10T00:00:00Z");
+    let loaded = loaded_active(&policy);
+    for command in [Command::Resume, Command::Bill, Command::Cancel { at_period_end: false, prorate: false }]
+    {
+        assert_eq!(
+            code(decide(None, ("sub_1", "mem_1"), &command, at, &policy)),
+            Err("subscription_not_found")
+        );
+        assert_eq!(
+            code(decide(Some(&loaded), ("sub_1", "mem_2"), &command, at, &policy)),
+            Err("subscription_not_found")
+        );
+    }
+}
+
+#[test]
+fn given_no_such_plan_when_changing_plan_then_plan_not_found_before_anything_else() {
+    let policy = Policy::default();
+    let change = Command::ChangePlan { plan_id: "gone".into(), plan: None, proration: "immediately".into() };
+    let at = t("2027-01-10T00:00:00Z");
+    assert_eq!(code(decide(None, ("sub_1", "mem_1"), &change, at, &policy)), Err("plan_not_found"));
+    let loaded = loaded_active(&policy);
+    assert_eq!(code(decide(Some(&loaded), ("sub_1", "mem_1"), &change, at, &policy)), Err("plan_not_found"));
+}
+
+#[test]
+fn given_a_subscription_applied_later_when_an_older_billing_run_arrives_then_nothing_happens() {
+    let policy = Policy::default();
+    let loaded = loaded_active(&policy);
+    let older = t("2026-12-31T00:00:00Z");
+    assert_eq!(decide(Some(&loaded), ("sub_1", "mem_1"), &Command::Bill, older, &policy), Ok(None));
+    let cancel = Command::Cancel { at_period_end: false, prorate: false };
+    assert_eq!(
+        code(decide(Some(&loaded), ("sub_1", "mem_1"), &cancel, older, &policy)),
+        Err("effective_at_before_applied")
+    );
+}
+
+#[test]
+fn given_an_active_subscription_when_usage_without_an_instant_arrives_late_then_it_counts_in_the_current_period()
+ {
+    let policy = Policy::default();
+    let loaded = loaded_active(&policy);
+    let usage = Command::RecordUsage {
+        usage_id: "use_1".into(),
+        metric: "bookings".into(),
+        quantity: 2,
+        dated: false,
+    };
+    let late = t("2026-12-31T00:00:00Z");
+    let decided =
+        decide(Some(&loaded), ("sub_1", "mem_1"), &usage, late, &policy).expect("ok").expect("decided");
+    assert_eq!(
+        decided.events.last(),
+        Some(&Event::UsageCounted {
+            usage_id: "use_1".into(),
+            metric: "bookings".into(),
+            quantity: 2,
+            included: 10,
+            period_start: t("2027-01-01T00:00:00Z"),
+            at: t("2027-01-01T00:00:00Z"),
+        })
+    );
+    let dated = Command::RecordUsage {
+        usage_id: "use_1".into(),
+        metric: "bookings".into(),
+        quantity: 2,
+        dated: true,
+    };
+    assert_eq!(
+        code(decide(Some(&loaded), ("sub_1", "mem_1"), &dated, late, &policy)),
+        Err("effective_at_before_applied")
+    );
+}
+
+fn credit_note_command(id: &str, member: &str) -> studyspot_schemas::billing::IssueCreditNote {
+    studyspot_schemas::billing::IssueCreditNote {
+        metadata: studyspot_schemas::EventMetadata::example(),
+        credit_note_id: id.into(),
+        subscription_id: "sub_1".into(),
+        member_id: member.into(),
+        amount_minor: 500,
+        memo: Some("sorry".into()),
+    }
+}
+
+#[test]
+fn given_a_subscription_when_a_credit_note_is_issued_then_goodwill_in_its_currency_unless_refused() {
+    let policy = Policy::default();
+    let sub = loaded_active(&policy).sub;
+    let at = t("2027-01-05T00:00:00Z");
+    assert_eq!(
+        decide_credit_note(Some(&sub), false, &credit_note_command("cn_1", "mem_1"), at),
+        Ok(CreditNote {
+            credit_note_id: "cn_1".into(),
+            subscription_id: "sub_1".into(),
+            member_id: "mem_1".into(),
+            currency: "EUR".into(),
+            amount_minor: 500,
+            reason: "goodwill".into(),
+            memo: Some("sorry".into()),
+            at,
+        })
+    );
+    let issue = |sub: Option<&Subscription>, exists: bool, member: &str| {
+        code(decide_credit_note(sub, exists, &credit_note_command("cn_1", member), at))
+    };
+    assert_eq!(issue(None, false, "mem_1"), Err("subscription_not_found"));
+    assert_eq!(issue(Some(&sub), false, "mem_2"), Err("subscription_not_found"));
+    assert_eq!(issue(Some(&sub), true, "mem_1"), Err("credit_note_exists"));
 }

@@ -1,13 +1,12 @@
-//! Subscription commands: load the subscription and what it needs, let the machine move it, then
-//! write what it decided — invoices (credits drawn, numbered in the organization's series, then
+//! Subscription commands: load the subscription and what it needs, let `decide` rule, then write
+//! what it decided — invoices (credits drawn, numbered in the organization's series, then
 //! charged through the provider worker), credit notes, waiting charges, history — and emit the
 //! events.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, types::Json};
+use sqlx::PgConnection;
 use studyspot_billing_projection::{
-    Allowance, Coupon, CreditNote, Invoice, InvoiceLine, Plan, Subscription, credits, invoices, methods,
-    payments, plans, subscriptions, usage,
+    CreditNote, Invoice, InvoiceLine, credits, invoices, methods, payments, plans, subscriptions, usage,
 };
 use studyspot_consumer_runtime::{HandleError, Out, malformed};
 use studyspot_schemas::{
@@ -16,17 +15,22 @@ use studyspot_schemas::{
         BillSubscription, BillingRunStarted, CancelSubscription, CatalogCommandRejected,
         ChangeSubscriptionPlan, CouponDefined, CreatePayment, CreateSubscription, CreditNoteIssued,
         DefineCoupon, DefinePlan, InvoiceCreated, InvoiceStatusChanged, IssueCreditNote, PRORATIONS,
-        PauseSubscription, PaymentCreated, PlanPublished, RecordUsage, ResumeSubscription, RunBilling,
-        SubscriptionCancelScheduled, SubscriptionCreated, SubscriptionDunningStep, SubscriptionPlanChanged,
-        SubscriptionRenewed, SubscriptionStatusChanged, SubscriptionTrialEnding, USAGE_METRICS,
-        UsageRecorded, UsageThresholdReached,
+        PauseSubscription, PaymentCreated, PlanAllowance, PlanPublished, RecordUsage, ResumeSubscription,
+        RunBilling, SubscriptionCancelScheduled, SubscriptionCreated, SubscriptionDunningStep,
+        SubscriptionPlanChanged, SubscriptionRenewed, SubscriptionStatusChanged, SubscriptionTrialEnding,
+        USAGE_METRICS, UsageRecorded, UsageThresholdReached,
     },
 };
 
-use super::{Refuse, start_charge};
+use super::{Refuse, start_charge, state};
 use crate::decide::{
-    self, Malformed, Refusal, catalog, payments as payment_rules,
-    subscriptions::{self as rules, Bill, Context, CreateRequest, Machine, Policy, Step},
+    self, Malformed, Refusal,
+    catalog::{self, Plan},
+    payments as payment_rules,
+    subscriptions::{
+        self as rules, Bill, Command, Context, CreateRequest, CreateState, Decided, Event, Loaded, Outcome,
+        Policy, Subscription,
+    },
 };
 
 fn millis(at: DateTime<Utc>) -> i64 {
@@ -62,97 +66,77 @@ fn refuse_catalog<C: Record>(out: &mut Out<'_>, refusal: Refusal) {
     });
 }
 
+/// Writes and announces what a catalogue command decided, or its refusal.
+async fn catalog_events<C: Record>(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    at: DateTime<Utc>,
+    decided: Result<Vec<catalog::Event>, Refusal>,
+) -> Result<(), HandleError> {
+    let events = match decided {
+        Ok(events) => events,
+        Err(refusal) => {
+            refuse_catalog::<C>(out, refusal);
+            return Ok(());
+        }
+    };
+    for event in events {
+        match event {
+            catalog::Event::PlanPublished(plan) => {
+                plans::insert(tx, &state::plan_row(out.org(), &plan, at)).await?;
+                out.emit(|metadata| PlanPublished {
+                    metadata,
+                    allowances: plan
+                        .allowances
+                        .iter()
+                        .map(|a| PlanAllowance {
+                            metric: a.metric.clone(),
+                            included: a.included,
+                            overage_unit_minor: a.overage_unit_minor,
+                        })
+                        .collect(),
+                    plan_id: plan.plan_id,
+                    version: plan.version,
+                    name: plan.name,
+                    tier: plan.tier,
+                    cycle: plan.cycle,
+                    price_minor: plan.price_minor,
+                    currency: plan.currency,
+                    trial_days: plan.trial_days,
+                });
+            }
+            catalog::Event::CouponDefined(coupon) => {
+                plans::insert_coupon(tx, &state::coupon_row(out.org(), &coupon, at)).await?;
+                out.emit(|metadata| CouponDefined {
+                    metadata,
+                    coupon_id: coupon.coupon_id,
+                    name: coupon.name,
+                    percent_off_bps: coupon.percent_off_bps,
+                    amount_off_minor: coupon.amount_off_minor,
+                    currency: coupon.currency,
+                    duration: coupon.duration,
+                    duration_cycles: coupon.duration_cycles,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn define_plan(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: DefinePlan = out.message.record()?;
     catalog::validate_plan(&c).map_err(malformed::<DefinePlan>)?;
     let at = out.message.occurred_at()?;
-    let org = c.metadata.organization_id.clone();
-    let current = plans::latest(tx, &org, &c.plan_id).await?;
-    if let Some(p) = &current
-        && p.currency != c.currency
-    {
-        let refusal = Refusal::new(
-            "currency_mismatch",
-            format!("plan {} bills in {}; a new version cannot change that", c.plan_id, p.currency),
-        );
-        refuse_catalog::<DefinePlan>(out, refusal);
-        return Ok(());
-    }
-    let plan = Plan {
-        organization_id: org,
-        plan_id: c.plan_id.clone(),
-        version: current.map_or(1, |p| p.version + 1),
-        name: c.name.clone(),
-        tier: c.tier.clone(),
-        cycle: c.cycle.clone(),
-        price_minor: c.price_minor,
-        currency: c.currency.clone(),
-        trial_days: c.trial_days,
-        tax_rate_bps: c.tax_rate_bps,
-        allowances: Json(
-            c.allowances
-                .iter()
-                .map(|a| Allowance {
-                    metric: a.metric.clone(),
-                    included: a.included,
-                    overage_unit_minor: a.overage_unit_minor,
-                })
-                .collect(),
-        ),
-        created_at: at,
-    };
-    plans::insert(tx, &plan).await?;
-    out.emit(|metadata| PlanPublished {
-        metadata,
-        plan_id: plan.plan_id.clone(),
-        version: plan.version,
-        name: plan.name.clone(),
-        tier: plan.tier.clone(),
-        cycle: plan.cycle.clone(),
-        price_minor: plan.price_minor,
-        currency: plan.currency.clone(),
-        trial_days: plan.trial_days,
-        allowances: c.allowances.clone(),
-    });
-    Ok(())
+    let current = plans::latest(tx, out.org(), &c.plan_id).await?.map(Plan::from);
+    catalog_events::<DefinePlan>(tx, out, at, catalog::decide_plan(current.as_ref(), &c)).await
 }
 
 pub(super) async fn define_coupon(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: DefineCoupon = out.message.record()?;
     catalog::validate_coupon(&c).map_err(malformed::<DefineCoupon>)?;
     let at = out.message.occurred_at()?;
-    let org = c.metadata.organization_id.clone();
-    if plans::coupon(tx, &org, &c.coupon_id).await?.is_some() {
-        let refusal = Refusal::new("coupon_exists", format!("coupon {} already exists", c.coupon_id));
-        refuse_catalog::<DefineCoupon>(out, refusal);
-        return Ok(());
-    }
-    plans::insert_coupon(
-        tx,
-        &Coupon {
-            organization_id: org,
-            coupon_id: c.coupon_id.clone(),
-            name: c.name.clone(),
-            percent_off_bps: c.percent_off_bps,
-            amount_off_minor: c.amount_off_minor,
-            currency: c.currency.clone(),
-            duration: c.duration.clone(),
-            duration_cycles: c.duration_cycles,
-            created_at: at,
-        },
-    )
-    .await?;
-    out.emit(|metadata| CouponDefined {
-        metadata,
-        coupon_id: c.coupon_id,
-        name: c.name,
-        percent_off_bps: c.percent_off_bps,
-        amount_off_minor: c.amount_off_minor,
-        currency: c.currency,
-        duration: c.duration,
-        duration_cycles: c.duration_cycles,
-    });
-    Ok(())
+    let exists = plans::coupon(tx, out.org(), &c.coupon_id).await?.is_some();
+    catalog_events::<DefineCoupon>(tx, out, at, catalog::decide_coupon(exists, &c)).await
 }
 
 /// Fans a billing run out as one `BillSubscription` per due subscription, keyed by its member.
@@ -178,14 +162,24 @@ pub(super) async fn run_billing(tx: &mut PgConnection, out: &mut Out<'_>) -> Res
     Ok(())
 }
 
-/// The subscription's plan version, method, usage, waiting charges and credit.
-async fn context(tx: &mut PgConnection, sub: &Subscription) -> Result<Context, HandleError> {
+/// The organization's subscription of that id, whoever's it is.
+async fn load_subscription(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    subscription_id: &str,
+) -> Result<Option<Subscription>, HandleError> {
+    Ok(subscriptions::load(tx, organization_id, subscription_id).await?.map(Subscription::from))
+}
+
+/// The subscription with its plan version, method, usage, waiting charges and credit.
+async fn loaded(tx: &mut PgConnection, sub: Subscription) -> Result<Loaded, HandleError> {
     let plan =
         plans::version(tx, &sub.organization_id, &sub.plan_id, sub.plan_version).await?.ok_or_else(|| {
             HandleError::malformed(CreateSubscription::FULL_NAME, "the subscription's plan is gone")
         })?;
-    let (has_method, collected_by_staff) = collection(tx, sub).await?;
-    Ok(Context {
+    let (has_method, collected_by_staff) =
+        collection(tx, &sub.organization_id, &sub.member_id, sub.payment_method_id.as_deref()).await?;
+    let ctx = Context {
         has_method,
         collected_by_staff,
         usage: usage::counters(tx, &sub.organization_id, &sub.subscription_id, sub.current_period_start)
@@ -196,22 +190,23 @@ async fn context(tx: &mut PgConnection, sub: &Subscription) -> Result<Context, H
             .map(|i| (i.description, i.amount_minor))
             .collect(),
         credit_minor: credits::available(tx, &sub.organization_id, &sub.subscription_id).await?,
-        plan,
-    })
+        plan: plan.into(),
+    };
+    Ok(Loaded { sub, ctx })
 }
 
-/// The stored method the subscription pays with: its own, else the member's default — of the
+/// The stored method a subscription pays with: its own, else the member's default — of the
 /// subscription's organization only, so a subscription naming another organization's method
 /// has none.
 async fn payment_method(
     tx: &mut PgConnection,
-    sub: &Subscription,
+    organization_id: &str,
+    member_id: &str,
+    payment_method_id: Option<&str>,
 ) -> Result<Option<studyspot_billing_projection::PaymentMethod>, HandleError> {
-    Ok(match &sub.payment_method_id {
-        Some(id) => {
-            methods::load(tx, &sub.organization_id, id).await?.filter(|m| m.member_id == sub.member_id)
-        }
-        None => methods::default_for(tx, &sub.organization_id, &sub.member_id).await?,
+    Ok(match payment_method_id {
+        Some(id) => methods::load(tx, organization_id, id).await?.filter(|m| m.member_id == member_id),
+        None => methods::default_for(tx, organization_id, member_id).await?,
     })
 }
 
@@ -225,12 +220,19 @@ async fn charge_method(
     tx: &mut PgConnection,
     sub: &Subscription,
 ) -> Result<Option<studyspot_billing_projection::PaymentMethod>, HandleError> {
-    Ok(payment_method(tx, sub).await?.filter(|m| !staff_collect(m)))
+    let method =
+        payment_method(tx, &sub.organization_id, &sub.member_id, sub.payment_method_id.as_deref()).await?;
+    Ok(method.filter(|m| !staff_collect(m)))
 }
 
-/// How the subscription's invoices are collected: (charged to a stored method, recorded by staff).
-async fn collection(tx: &mut PgConnection, sub: &Subscription) -> Result<(bool, bool), HandleError> {
-    let method = payment_method(tx, sub).await?;
+/// How a subscription's invoices are collected: (charged to a stored method, recorded by staff).
+async fn collection(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    member_id: &str,
+    payment_method_id: Option<&str>,
+) -> Result<(bool, bool), HandleError> {
+    let method = payment_method(tx, organization_id, member_id, payment_method_id).await?;
     Ok((method.as_ref().is_some_and(|m| !staff_collect(m)), method.as_ref().is_some_and(staff_collect)))
 }
 
@@ -250,139 +252,61 @@ pub(super) async fn create_subscription(
     let at = effective::<CreateSubscription>(out, c.effective_at)?;
     let resume_at = c.resume_at.map(|ms| instant::<CreateSubscription>("resume_at", ms)).transpose()?;
     let org = c.metadata.organization_id.clone();
-    let refusal = if subscriptions::load(tx, &org, &c.subscription_id).await?.is_some() {
-        Some(Refusal::new(
-            "subscription_exists",
-            format!("subscription {} already exists", c.subscription_id),
-        ))
-    } else {
-        None
-    };
-    let plan = plans::latest(tx, &org, &c.plan_id).await?;
-    let coupon = match &c.coupon_id {
-        Some(id) => Some(plans::coupon(tx, &org, id).await?),
-        None => None,
-    };
-    let refusal = refusal
-        .or_else(|| {
-            plan.is_none()
-                .then(|| Refusal::new("plan_not_found", format!("plan {} does not exist", c.plan_id)))
-        })
-        .or_else(|| {
-            matches!(coupon, Some(None)).then(|| {
-                Refusal::new(
-                    "coupon_not_found",
-                    format!("coupon {} does not exist", c.coupon_id.clone().unwrap_or_default()),
-                )
-            })
-        });
-    if let Some(refusal) = refusal {
-        out.refuse::<CreateSubscription>(&c.member_id, refusal);
-        return Ok(());
-    }
-    let Some(plan) = plan else { return Ok(()) };
-    let draft = Subscription {
-        subscription_id: c.subscription_id.clone(),
-        organization_id: org.clone(),
-        member_id: c.member_id.clone(),
-        payment_method_id: c.payment_method_id.clone(),
-        ..Subscription::default()
-    };
-    let (has_method, collected_by_staff) = collection(tx, &draft).await?;
-    let ctx = Context {
+    let (has_method, collected_by_staff) =
+        collection(tx, &org, &c.member_id, c.payment_method_id.as_deref()).await?;
+    let given = CreateState {
+        exists: subscriptions::load(tx, &org, &c.subscription_id).await?.is_some(),
+        plan: plans::latest(tx, &org, &c.plan_id).await?.map(Plan::from),
+        coupon: match &c.coupon_id {
+            Some(id) => plans::coupon(tx, &org, id).await?.map(catalog::Coupon::from),
+            None => None,
+        },
         has_method,
         collected_by_staff,
-        usage: Vec::new(),
-        pending: Vec::new(),
-        credit_minor: 0,
-        plan,
     };
     let request = CreateRequest {
         subscription_id: c.subscription_id.clone(),
         organization_id: org,
         member_id: c.member_id.clone(),
+        plan_id: c.plan_id.clone(),
+        coupon_id: c.coupon_id.clone(),
         trial_days: c.trial_days,
         paused: c.paused,
         resume_at,
         payment_method_id: c.payment_method_id.clone(),
     };
-    let machine = match rules::create(&request, ctx, coupon.flatten().as_ref(), at, policy) {
-        Ok(m) => m,
+    match rules::decide_create(&given, &request, at, policy) {
+        Ok(decided) => write(tx, out, decided).await,
         Err(refusal) => {
             out.refuse::<CreateSubscription>(&c.member_id, refusal);
-            return Ok(());
-        }
-    };
-    // The row first: invoices, credits and history refer to it.
-    subscriptions::save(tx, &machine.sub).await?;
-    let s = &machine.sub;
-    out.emit(|metadata| SubscriptionCreated {
-        metadata,
-        subscription_id: s.subscription_id.clone(),
-        member_id: s.member_id.clone(),
-        plan_id: s.plan_id.clone(),
-        plan_version: s.plan_version,
-        status: s.status.clone(),
-        current_period_start: millis(s.current_period_start),
-        current_period_end: millis(s.current_period_end),
-        trial_end: s.trial_end.map(millis),
-        coupon_id: s.coupon_id.clone(),
-    });
-    write(tx, out, machine).await
-}
-
-/// Loads the member's subscription for a command at `at`, brought up to `at`.
-async fn machine_at<'p, C: Record>(
-    tx: &mut PgConnection,
-    out: &mut Out<'_>,
-    policy: &'p Policy,
-    subscription_id: &str,
-    member_id: &str,
-    at: DateTime<Utc>,
-) -> Result<Option<Machine<'p>>, HandleError> {
-    let organization_id = out.org();
-    let sub = match subscriptions::load(tx, organization_id, subscription_id).await? {
-        Some(s) if s.member_id == member_id => s,
-        _ => {
-            let refusal = Refusal::new(
-                "subscription_not_found",
-                format!("subscription {subscription_id} does not exist for member {member_id}"),
-            );
-            out.refuse::<C>(member_id, refusal);
-            return Ok(None);
-        }
-    };
-    let ctx = context(tx, &sub).await?;
-    let decided = Machine::load(sub, ctx, policy, at).and_then(|mut m| m.advance(at).map(|()| m));
-    match decided {
-        Ok(m) => Ok(Some(m)),
-        Err(refusal) => {
-            out.refuse::<C>(member_id, refusal);
-            Ok(None)
+            Ok(())
         }
     }
 }
 
-/// Applies `change` to the subscription brought up to `at`; a refusal leaves it as it was.
+/// A member's command on their subscription at `at`: loads it, lets `decide` rule, writes.
 async fn command<C: Record>(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
     policy: &Policy,
     (subscription_id, member_id): (&str, &str),
     at: DateTime<Utc>,
-    change: impl FnOnce(&mut Machine<'_>) -> Result<(), Refusal>,
+    command: Command,
 ) -> Result<(), HandleError> {
     decide::check_filled(&[("subscription_id", subscription_id), ("member_id", member_id)])
         .map_err(malformed::<C>)?;
-    let Some(mut machine) = machine_at::<C>(tx, out, policy, subscription_id, member_id, at).await? else {
-        return Ok(());
+    let given = match load_subscription(tx, out.org(), subscription_id).await? {
+        Some(sub) => Some(loaded(tx, sub).await?),
+        None => None,
     };
-    if let Err(refusal) = change(&mut machine) {
-        out.refuse::<C>(member_id, refusal);
-        return Ok(());
+    match rules::decide(given.as_ref(), (subscription_id, member_id), &command, at, policy) {
+        Ok(Some(decided)) => write(tx, out, decided).await,
+        Ok(None) => Ok(()),
+        Err(refusal) => {
+            out.refuse::<C>(member_id, refusal);
+            Ok(())
+        }
     }
-    machine.finish(at);
-    write(tx, out, machine).await
 }
 
 pub(super) async fn change_plan(
@@ -399,18 +323,9 @@ pub(super) async fn change_plan(
         ))));
     }
     let at = effective::<ChangeSubscriptionPlan>(out, c.effective_at)?;
-    let org = c.metadata.organization_id.clone();
-    let Some(plan) = plans::latest(tx, &org, &c.plan_id).await? else {
-        out.refuse::<ChangeSubscriptionPlan>(
-            &c.member_id,
-            Refusal::new("plan_not_found", format!("plan {} does not exist", c.plan_id)),
-        );
-        return Ok(());
-    };
-    command::<ChangeSubscriptionPlan>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
-        m.change_plan(plan, &c.proration, at)
-    })
-    .await
+    let plan = plans::latest(tx, out.org(), &c.plan_id).await?.map(Plan::from);
+    let change = Command::ChangePlan { plan_id: c.plan_id.clone(), plan, proration: c.proration.clone() };
+    command::<ChangeSubscriptionPlan>(tx, out, policy, (&c.subscription_id, &c.member_id), at, change).await
 }
 
 pub(super) async fn pause(
@@ -421,10 +336,8 @@ pub(super) async fn pause(
     let c: PauseSubscription = out.message.record()?;
     let at = effective::<PauseSubscription>(out, c.effective_at)?;
     let resume_at = c.resume_at.map(|ms| instant::<PauseSubscription>("resume_at", ms)).transpose()?;
-    command::<PauseSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
-        m.pause(resume_at, at)
-    })
-    .await
+    let pause = Command::Pause { resume_at };
+    command::<PauseSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, pause).await
 }
 
 pub(super) async fn resume(
@@ -434,7 +347,7 @@ pub(super) async fn resume(
 ) -> Result<(), HandleError> {
     let c: ResumeSubscription = out.message.record()?;
     let at = effective::<ResumeSubscription>(out, c.effective_at)?;
-    command::<ResumeSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| m.resume(at))
+    command::<ResumeSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, Command::Resume)
         .await
 }
 
@@ -445,10 +358,8 @@ pub(super) async fn cancel(
 ) -> Result<(), HandleError> {
     let c: CancelSubscription = out.message.record()?;
     let at = effective::<CancelSubscription>(out, c.effective_at)?;
-    command::<CancelSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
-        m.cancel(c.at_period_end, c.prorate, at)
-    })
-    .await
+    let cancel = Command::Cancel { at_period_end: c.at_period_end, prorate: c.prorate };
+    command::<CancelSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), at, cancel).await
 }
 
 pub(super) async fn bill(
@@ -458,13 +369,8 @@ pub(super) async fn bill(
 ) -> Result<(), HandleError> {
     let c: BillSubscription = out.message.record()?;
     let up_to = instant::<BillSubscription>("up_to", c.up_to)?;
-    if let Some(sub) = subscriptions::load(tx, &c.metadata.organization_id, &c.subscription_id).await?
-        && up_to < sub.applied_through
-    {
-        // A run older than what the subscription has seen: its work was done by later commands.
-        return Ok(());
-    }
-    command::<BillSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), up_to, |_| Ok(())).await
+    command::<BillSubscription>(tx, out, policy, (&c.subscription_id, &c.member_id), up_to, Command::Bill)
+        .await
 }
 
 pub(super) async fn issue_credit_note(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
@@ -479,40 +385,13 @@ pub(super) async fn issue_credit_note(tx: &mut PgConnection, out: &mut Out<'_>) 
         return Err(malformed::<IssueCreditNote>(Malformed("amount_minor must be positive".into())));
     }
     let at = out.message.occurred_at()?;
-    let org = &c.metadata.organization_id;
-    let sub = subscriptions::load(tx, org, &c.subscription_id).await?.filter(|s| s.member_id == c.member_id);
-    let refusal = match (&sub, credits::exists(tx, org, &c.credit_note_id).await?) {
-        (None, _) => Some(Refusal::new(
-            "subscription_not_found",
-            format!("subscription {} does not exist for member {}", c.subscription_id, c.member_id),
-        )),
-        (_, true) => Some(Refusal::new(
-            "credit_note_exists",
-            format!("credit note {} already exists", c.credit_note_id),
-        )),
-        _ => None,
-    };
-    match (sub, refusal) {
-        (Some(sub), None) => {
-            let note = CreditNote {
-                credit_note_id: c.credit_note_id.clone(),
-                organization_id: sub.organization_id.clone(),
-                member_id: sub.member_id.clone(),
-                subscription_id: sub.subscription_id.clone(),
-                currency: sub.currency.clone(),
-                amount_minor: c.amount_minor,
-                remaining_minor: c.amount_minor,
-                reason: "goodwill".into(),
-                memo: c.memo.clone(),
-                created_at: at,
-            };
-            credit_note(tx, out, &note).await
-        }
-        (_, refusal) => {
-            out.refuse::<IssueCreditNote>(
-                &c.member_id,
-                refusal.unwrap_or_else(|| Refusal::new("refused", "")),
-            );
+    let org = out.org().to_owned();
+    let sub = load_subscription(tx, &org, &c.subscription_id).await?;
+    let exists = credits::exists(tx, &org, &c.credit_note_id).await?;
+    match rules::decide_credit_note(sub.as_ref(), exists, &c, at) {
+        Ok(note) => credit_note(tx, out, &state::credit_note_row(&org, &note)).await,
+        Err(refusal) => {
+            out.refuse::<IssueCreditNote>(&c.member_id, refusal);
             Ok(())
         }
     }
@@ -549,59 +428,49 @@ pub(super) async fn record_usage(
     if c.quantity <= 0 {
         return Err(malformed::<RecordUsage>(Malformed("quantity must be positive".into())));
     }
-    let mut at = effective::<RecordUsage>(out, c.effective_at)?;
-    // Usage without an instant of its own (a completed session, counted as its event arrives) can
-    // arrive after the subscription moved past the event's time — a renewal ran while the event
-    // was on its way. It counts in the period it arrives in, instead of being refused and lost.
-    // Deterministic on replay: the subscription's state comes from the same partition, in order.
-    let org = c.metadata.organization_id.clone();
-    if c.effective_at.is_none()
-        && let Some(sub) = subscriptions::load(tx, &org, &c.subscription_id).await?
-    {
-        at = at.max(sub.applied_through);
-    }
-    let mut counted = None;
-    let mut checked = None;
-    command::<RecordUsage>(tx, out, policy, (&c.subscription_id, &c.member_id), at, |m| {
-        m.check_usage()?;
-        checked = Some((m.sub.current_period_start, m.plan().allowance(&c.metric).map_or(0, |a| a.included)));
-        Ok(())
-    })
-    .await?;
-    if let Some((period_start, included)) = checked
-        && usage::record_once(
-            tx,
-            &org,
-            &c.usage_id,
-            &c.subscription_id,
-            &c.metric,
-            c.quantity,
-            period_start,
-            at,
-        )
-        .await?
-    {
-        let used = usage::add(tx, &org, &c.subscription_id, period_start, &c.metric, c.quantity).await?;
-        counted = Some((period_start, included, used));
-    }
-    // A usage id seen before counts nothing and says nothing.
-    let Some((period_start, included, used)) = counted else { return Ok(()) };
-    out.emit(|metadata| UsageRecorded {
-        metadata,
+    let at = effective::<RecordUsage>(out, c.effective_at)?;
+    let usage = Command::RecordUsage {
         usage_id: c.usage_id.clone(),
-        subscription_id: c.subscription_id.clone(),
-        member_id: c.member_id.clone(),
         metric: c.metric.clone(),
         quantity: c.quantity,
+        dated: c.effective_at.is_some(),
+    };
+    command::<RecordUsage>(tx, out, policy, (&c.subscription_id, &c.member_id), at, usage).await
+}
+
+/// Usage counted once per usage id, and what it crossed of the allowance.
+async fn count_usage(
+    tx: &mut PgConnection,
+    out: &mut Out<'_>,
+    sub: &Subscription,
+    (usage_id, metric, quantity): (String, String, i64),
+    (included, period_start, at): (i64, DateTime<Utc>, DateTime<Utc>),
+) -> Result<(), HandleError> {
+    let org = &sub.organization_id;
+    let first =
+        usage::record_once(tx, org, &usage_id, &sub.subscription_id, &metric, quantity, period_start, at)
+            .await?;
+    // A usage id seen before counts nothing and says nothing.
+    if !first {
+        return Ok(());
+    }
+    let used = usage::add(tx, org, &sub.subscription_id, period_start, &metric, quantity).await?;
+    out.emit(|metadata| UsageRecorded {
+        metadata,
+        usage_id,
+        subscription_id: sub.subscription_id.clone(),
+        member_id: sub.member_id.clone(),
+        metric: metric.clone(),
+        quantity,
         used,
         included,
     });
-    for percent in rules::thresholds_crossed(used - c.quantity, used, included) {
+    for percent in rules::thresholds_crossed(used - quantity, used, included) {
         out.emit(|metadata| UsageThresholdReached {
             metadata,
-            subscription_id: c.subscription_id.clone(),
-            member_id: c.member_id.clone(),
-            metric: c.metric.clone(),
+            subscription_id: sub.subscription_id.clone(),
+            member_id: sub.member_id.clone(),
+            metric: metric.clone(),
             percent,
             used,
             included,
@@ -620,8 +489,7 @@ pub(super) async fn payment_failed(
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    settle(tx, out, policy, (organization_id, invoice_id), at, |m, invoice, at| m.payment_failed(invoice, at))
-        .await
+    settle(tx, out, policy, (organization_id, invoice_id), at, Outcome::Failed(invoice_id)).await
 }
 
 /// A subscription invoice was paid: a subscription dunning for it is current again.
@@ -633,8 +501,7 @@ pub(super) async fn invoice_paid(
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    settle(tx, out, policy, (organization_id, invoice_id), at, |m, invoice, at| m.invoice_paid(invoice, at))
-        .await
+    settle(tx, out, policy, (organization_id, invoice_id), at, Outcome::Paid(invoice_id)).await
 }
 
 async fn settle(
@@ -643,36 +510,46 @@ async fn settle(
     policy: &Policy,
     (organization_id, invoice_id): (&str, &str),
     at: DateTime<Utc>,
-    apply: impl FnOnce(&mut Machine<'_>, &str, DateTime<Utc>),
+    outcome: Outcome<'_>,
 ) -> Result<(), HandleError> {
     let Some(subscription_id) =
         invoices::load(tx, organization_id, invoice_id).await?.and_then(|i| i.subscription_id)
     else {
         return Ok(());
     };
-    let Some(sub) = subscriptions::load(tx, organization_id, &subscription_id).await? else { return Ok(()) };
-    let ctx = context(tx, &sub).await?;
-    let (mut machine, at) = Machine::for_outcome(sub, ctx, policy, at);
-    apply(&mut machine, invoice_id, at);
-    machine.finish(at);
-    write(tx, out, machine).await
+    let Some(sub) = load_subscription(tx, organization_id, &subscription_id).await? else { return Ok(()) };
+    let given = loaded(tx, sub).await?;
+    write(tx, out, rules::decide_outcome(&given, outcome, at, policy)).await
 }
 
-/// Writes what the machine decided, in order, and the subscription.
-async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -> Result<(), HandleError> {
-    let Machine { sub, steps, .. } = machine;
-    subscriptions::save(tx, &sub).await?;
+/// Writes the subscription as `decide` left it, then what happened to it, in order.
+async fn write(tx: &mut PgConnection, out: &mut Out<'_>, decided: Decided) -> Result<(), HandleError> {
+    let Decided { sub, events } = decided;
+    let row = studyspot_billing_projection::Subscription::from(sub.clone());
+    subscriptions::save(tx, &row).await?;
     let ids = (sub.subscription_id.clone(), sub.member_id.clone());
-    for (n, step) in steps.into_iter().enumerate() {
-        match step {
-            Step::TrialEnding { trial_end, has_method } => out.emit(|metadata| SubscriptionTrialEnding {
+    for (n, event) in events.into_iter().enumerate() {
+        match event {
+            Event::Created => out.emit(|metadata| SubscriptionCreated {
+                metadata,
+                subscription_id: sub.subscription_id.clone(),
+                member_id: sub.member_id.clone(),
+                plan_id: sub.plan_id.clone(),
+                plan_version: sub.plan_version,
+                status: sub.status.clone(),
+                current_period_start: millis(sub.current_period_start),
+                current_period_end: millis(sub.current_period_end),
+                trial_end: sub.trial_end.map(millis),
+                coupon_id: sub.coupon_id.clone(),
+            }),
+            Event::TrialEnding { trial_end, has_method } => out.emit(|metadata| SubscriptionTrialEnding {
                 metadata,
                 subscription_id: ids.0.clone(),
                 member_id: ids.1.clone(),
                 trial_end: millis(trial_end),
                 has_payment_method: has_method,
             }),
-            Step::Status { from, to, reason, at } => out.emit(|metadata| SubscriptionStatusChanged {
+            Event::Status { from, to, reason, at } => out.emit(|metadata| SubscriptionStatusChanged {
                 metadata,
                 subscription_id: ids.0.clone(),
                 member_id: ids.1.clone(),
@@ -681,9 +558,9 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                 reason: reason.into(),
                 effective_at: millis(at),
             }),
-            Step::Invoice(bill) => issue(tx, out, &sub, bill).await?,
-            Step::Retry { invoice_id, at } => retry(tx, out, &sub, &invoice_id, at).await?,
-            Step::Dunning { invoice_id, attempt, next_retry_at, final_action } => {
+            Event::Invoice(bill) => issue(tx, out, &sub, bill).await?,
+            Event::Retry { invoice_id, at } => retry(tx, out, &sub, &invoice_id, at).await?,
+            Event::Dunning { invoice_id, attempt, next_retry_at, final_action } => {
                 out.emit(|metadata| SubscriptionDunningStep {
                     metadata,
                     subscription_id: ids.0.clone(),
@@ -694,7 +571,7 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                     final_action,
                 })
             }
-            Step::Uncollectible { invoice_id } => {
+            Event::Uncollectible { invoice_id } => {
                 if let Some(invoice) = invoices::load(tx, &sub.organization_id, &invoice_id).await?
                     && invoice.status == "open"
                 {
@@ -710,7 +587,7 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                     });
                 }
             }
-            Step::Credit { amount_minor, reason, at } => {
+            Event::Credit { amount_minor, reason, at } => {
                 let note = CreditNote {
                     credit_note_id: derived_id(out, "cn", n),
                     organization_id: sub.organization_id.clone(),
@@ -725,7 +602,7 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                 };
                 credit_note(tx, out, &note).await?;
             }
-            Step::Item { description, amount_minor, at } => {
+            Event::Item { description, amount_minor, at } => {
                 subscriptions::add_item(
                     tx,
                     &sub.organization_id,
@@ -736,7 +613,7 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                 )
                 .await?;
             }
-            Step::PlanChanged { from_plan_id, from_version, proration, credit_minor, charge_minor, at } => {
+            Event::PlanChanged { from_plan_id, from_version, proration, credit_minor, charge_minor, at } => {
                 out.emit(|metadata| SubscriptionPlanChanged {
                     metadata,
                     subscription_id: ids.0.clone(),
@@ -751,14 +628,18 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, machine: Machine<'_>) -
                     effective_at: millis(at),
                 });
             }
-            Step::CancelScheduled { cancel_at } => out.emit(|metadata| SubscriptionCancelScheduled {
+            Event::CancelScheduled { cancel_at } => out.emit(|metadata| SubscriptionCancelScheduled {
                 metadata,
                 subscription_id: ids.0.clone(),
                 member_id: ids.1.clone(),
                 cancel_at: millis(cancel_at),
             }),
-            Step::History { at, status, mrr_minor } => {
-                subscriptions::record_history(tx, &sub, at, &status, mrr_minor).await?;
+            Event::History { at, status, mrr_minor } => {
+                subscriptions::record_history(tx, &row, at, &status, mrr_minor).await?;
+            }
+            Event::UsageCounted { usage_id, metric, quantity, included, period_start, at } => {
+                count_usage(tx, out, &sub, (usage_id, metric, quantity), (included, period_start, at))
+                    .await?;
             }
         }
     }
@@ -862,7 +743,7 @@ pub(super) async fn charge_numbered(
 ) -> Result<(), HandleError> {
     let Some(subscription_id) = &invoice.subscription_id else { return Ok(()) };
     let org = &invoice.organization_id;
-    let Some(sub) = subscriptions::load(tx, org, subscription_id).await? else { return Ok(()) };
+    let Some(sub) = load_subscription(tx, org, subscription_id).await? else { return Ok(()) };
     if payments::load(tx, org, &payment_of(&invoice.invoice_id)).await?.is_some() {
         return Ok(());
     }
