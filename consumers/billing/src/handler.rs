@@ -13,12 +13,12 @@ use studyspot_schemas::{
     Record,
     billing::{
         AddPaymentMethod, AssignInvoiceNumber, BillSubscription, CancelSubscription, ChangeInvoiceStatus,
-        ChangeSubscriptionPlan, CommandRejected, ConfirmManualPayment, CreateInvoice, CreatePayment,
-        CreateSubscription, DefineCoupon, DefinePlan, InvoiceCreated, InvoicePaid, InvoiceStatusChanged,
-        IssueCreditNote, NumberInvoice, PauseSubscription, PaymentCreated, PaymentFailed, PaymentMethodAdded,
-        PaymentProcessingStarted, PaymentRequiresAction, PaymentSucceeded, ProcessPayment, ProviderNotified,
-        RecordChargeOutcome, RecordManualPayment, RecordRefundOutcome, RecordUsage, RefundFailed,
-        RefundIssued, RefundPayment, RefundRequested, ResumeSubscription, RunBilling,
+        ChangeSubscriptionPlan, ConfirmManualPayment, CreateInvoice, CreatePayment, CreateSubscription,
+        DefineCoupon, DefinePlan, InvoiceCreated, InvoicePaid, InvoiceStatusChanged, IssueCreditNote,
+        NumberInvoice, PauseSubscription, PaymentCreated, PaymentFailed, PaymentMethodAdded,
+        PaymentRequiresAction, PaymentSucceeded, ProcessPayment, ProviderNotified, RecordChargeOutcome,
+        RecordManualPayment, RecordRefundOutcome, RecordUsage, RefundFailed, RefundIssued, RefundPayment,
+        RefundRequested, ResumeSubscription, RunBilling,
     },
 };
 
@@ -28,9 +28,8 @@ use crate::{
         subscriptions::Policy,
     },
     provider::CallRequest,
+    shell::{ACTOR, Refuse, ask_number, start_charge},
 };
-
-const ACTOR: &str = "service:billing";
 
 mod attendance;
 mod numbering;
@@ -89,25 +88,6 @@ impl Handler for BillingHandler {
             _ if message.topic.ends_with(studyspot_schemas::attendance::EVENTS.name) => Ok(()),
             other => Err(HandleError::UnknownRecord(other.to_owned())),
         }
-    }
-}
-
-/// Billing's refusals name the member whose partition decided them.
-trait Refuse {
-    fn refuse<C: Record>(&mut self, member_id: &str, refusal: Refusal);
-}
-
-impl Refuse for Out<'_> {
-    fn refuse<C: Record>(&mut self, member_id: &str, refusal: Refusal) {
-        let command_id = self.command_id();
-        self.reject(|metadata| CommandRejected {
-            metadata,
-            command_id,
-            command_type: C::FULL_NAME.to_owned(),
-            member_id: member_id.to_owned(),
-            code: refusal.code.to_owned(),
-            reason: refusal.reason,
-        });
     }
 }
 
@@ -194,64 +174,6 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
         scan_qr: c.scan_qr,
     };
     start_charge(tx, out, &payment, call_id, c.return_url.clone(), Some(payer), at).await
-}
-
-/// Saves a payment `process` moved to processing and records the provider call that charges it.
-async fn start_charge(
-    tx: &mut PgConnection,
-    out: &mut Out<'_>,
-    payment: &Payment,
-    call_id: String,
-    return_url: Option<String>,
-    payer: Option<studyspot_payment_connectors::Payer>,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<(), HandleError> {
-    payments::save(tx, payment).await?;
-    let token = match &payment.payment_method_id {
-        Some(id) => methods::load(tx, &payment.organization_id, id).await?.and_then(|m| m.provider_token),
-        None => None,
-    };
-    let request = CallRequest {
-        idempotency_key: call_id.clone(),
-        correlation_id: out.message.metadata.correlation_id.clone(),
-        amount_minor: payment.amount_minor,
-        currency: payment.currency.clone(),
-        method: payment.method.clone(),
-        payment_method_token: token,
-        description: payment.description.clone(),
-        return_url,
-        provider_payment_id: None,
-        payer,
-    };
-    calls::insert(
-        tx,
-        &ProviderCall {
-            call_id,
-            kind: "charge".into(),
-            organization_id: payment.organization_id.clone(),
-            member_id: payment.member_id.clone(),
-            payment_id: payment.payment_id.clone(),
-            refund_id: None,
-            status: "pending".into(),
-            request: request.to_json(),
-            connector: None,
-            provider_payment_id: None,
-            attempts: 0,
-            reports: 0,
-            last_error: None,
-            next_attempt_at: at,
-            first_attempt_at: None,
-            created_at: at,
-        },
-    )
-    .await?;
-    out.emit(|metadata| PaymentProcessingStarted {
-        metadata,
-        payment_id: payment.payment_id.clone(),
-        member_id: payment.member_id.clone(),
-        attempt: payment.attempts,
-    });
-    Ok(())
 }
 
 async fn charge_outcome(
@@ -612,7 +534,7 @@ async fn finalize(
 ) -> Result<(), HandleError> {
     let invoice = invoice_rules::finalize(draft, at);
     invoices::save(tx, &invoice).await?;
-    numbering::ask(out, &invoice);
+    ask_number(out, &invoice);
     Ok(())
 }
 

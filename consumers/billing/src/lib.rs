@@ -7,6 +7,7 @@ pub mod decide;
 pub mod handler;
 pub mod provider;
 pub mod scheduler;
+mod shell;
 
 pub use handler::BillingHandler;
 

@@ -1,29 +1,23 @@
 //! Invoice numbers in log order. A finalized invoice asks its organization's series for a number
-//! (`NumberInvoice`, on the catalog command topic, where the organization has one partition);
-//! the series is advanced only there, in that partition's order, so the live process and a
-//! rebuild from the log hand out the same numbers. The number comes back on the invoice's own
-//! partition (`AssignInvoiceNumber`, keyed by member), so each table is written by records of one
-//! partition and the order partitions interleave in never matters.
+//! (`shell::ask_number`: `NumberInvoice`, on the catalog command topic, where the organization has
+//! one partition); the series is advanced only there, in that partition's order, so the live
+//! process and a rebuild from the log hand out the same numbers. The number comes back on the
+//! invoice's own partition (`AssignInvoiceNumber`, keyed by member), so each table is written by
+//! records of one partition and the order partitions interleave in never matters.
 
 use sqlx::PgConnection;
-use studyspot_billing_projection::{Invoice, invoices};
+use studyspot_billing_projection::invoices;
 use studyspot_consumer_runtime::{HandleError, Out, malformed};
 use studyspot_schemas::billing::{AssignInvoiceNumber, InvoiceIssued, InvoicePaid, NumberInvoice};
 
-use super::{Refuse, subscriptions};
-use crate::decide::{
-    self,
-    invoices::{self as rules, AfterNumber, Numbering},
+use super::subscriptions;
+use crate::{
+    decide::{
+        self,
+        invoices::{self as rules, AfterNumber, Numbering},
+    },
+    shell::Refuse,
 };
-
-/// Asks the organization's series for the finalized invoice's number.
-pub(super) fn ask(out: &mut Out<'_>, invoice: &Invoice) {
-    out.emit(|metadata| NumberInvoice {
-        metadata,
-        invoice_id: invoice.invoice_id.clone(),
-        member_id: invoice.member_id.clone(),
-    });
-}
 
 /// The organization's series gives the invoice the next number (or the one it gave it before).
 pub(super) async fn number_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {

@@ -22,15 +22,18 @@ use studyspot_schemas::{
     },
 };
 
-use super::{Refuse, start_charge, state};
-use crate::decide::{
-    self, Malformed, Refusal,
-    catalog::{self, Plan},
-    payments as payment_rules,
-    subscriptions::{
-        self as rules, Bill, Command, Context, CreateRequest, CreateState, Decided, Event, Loaded, Outcome,
-        Policy, Subscription,
+use super::state;
+use crate::{
+    decide::{
+        self, Malformed, Refusal,
+        catalog::{self, Plan},
+        payments as payment_rules,
+        subscriptions::{
+            self as rules, Bill, Command, Context, CreateRequest, CreateState, Decided, Event, Loaded,
+            Outcome, Policy, Subscription,
+        },
     },
+    shell::{Refuse, ask_number, start_charge},
 };
 
 fn millis(at: DateTime<Utc>) -> i64 {
@@ -731,7 +734,7 @@ async fn issue(
             amount_due_minor: invoice.amount_due_minor(),
         });
     }
-    super::numbering::ask(out, &invoice);
+    ask_number(out, &invoice);
     Ok(())
 }
 
