@@ -91,21 +91,13 @@ impl Handler for BillingHandler {
     }
 }
 
-/// The payment a command names, if it is the member's in the organization; otherwise the refusal
-/// to emit (the same whether it is another member's, another organization's or nobody's).
-async fn member_payment(
+/// The organization's payment of that id, whoever's it is.
+async fn load_payment(
     tx: &mut PgConnection,
     organization_id: &str,
     payment_id: &str,
-    member_id: &str,
-) -> Result<Result<Payment, Refusal>, HandleError> {
-    Ok(match payments::load(tx, organization_id, payment_id).await? {
-        Some(p) if p.member_id == member_id => Ok(p),
-        _ => Err(Refusal::new(
-            "payment_not_found",
-            format!("payment {payment_id} does not exist for member {member_id}"),
-        )),
-    })
+) -> Result<Option<Payment>, HandleError> {
+    Ok(payments::load(tx, organization_id, payment_id).await?)
 }
 
 async fn create_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
@@ -154,17 +146,15 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
     // The command's id names the provider call and is its idempotency key: a redelivered command
     // is dropped by the runtime, and a retried call never charges twice.
     let call_id = out.message.metadata.event_id.clone();
-    let decided = match member_payment(tx, out.org(), &c.payment_id, &c.member_id).await? {
-        Ok(p) => payment_rules::process(&p, &call_id, at),
-        Err(refusal) => Err(refusal),
-    };
-    let payment = match decided {
-        Ok(payment) => payment,
-        Err(refusal) => {
-            out.refuse::<ProcessPayment>(&c.member_id, refusal);
-            return Ok(());
-        }
-    };
+    let given = load_payment(tx, out.org(), &c.payment_id).await?;
+    let payment =
+        match payment_rules::decide_process(given.as_ref(), (&c.payment_id, &c.member_id), &call_id, at) {
+            Ok(payment) => payment,
+            Err(refusal) => {
+                out.refuse::<ProcessPayment>(&c.member_id, refusal);
+                return Ok(());
+            }
+        };
     let payer = studyspot_payment_connectors::Payer {
         email: c.payer_email.clone(),
         phone: c.payer_phone.clone(),
@@ -184,11 +174,8 @@ async fn charge_outcome(
     let o: RecordChargeOutcome = out.message.record()?;
     payment_rules::validate_outcome(&o).map_err(malformed::<RecordChargeOutcome>)?;
     let at = out.message.occurred_at()?;
-    let decided = match member_payment(tx, out.org(), &o.payment_id, &o.member_id).await? {
-        Ok(p) => payment_rules::apply_outcome(&p, &o, at),
-        Err(refusal) => Err(refusal),
-    };
-    let payment = match decided {
+    let given = load_payment(tx, out.org(), &o.payment_id).await?;
+    let payment = match payment_rules::decide_outcome(given.as_ref(), &o, at) {
         Ok(payment) => payment,
         Err(refusal) => {
             out.refuse::<RecordChargeOutcome>(&o.member_id, refusal);
@@ -283,12 +270,10 @@ async fn confirm_manual(
     decide::check_filled(&[("payment_id", &c.payment_id), ("member_id", &c.member_id)])
         .map_err(malformed::<ConfirmManualPayment>)?;
     let at = out.message.occurred_at()?;
-    let decided = match member_payment(tx, out.org(), &c.payment_id, &c.member_id).await? {
-        Ok(p) => payment_rules::confirm_manual(&p, at).map(|confirmed| (p.pending_call_id, confirmed)),
-        Err(refusal) => Err(refusal),
-    };
-    match decided {
-        Ok((call, payment)) => {
+    let given = load_payment(tx, out.org(), &c.payment_id).await?;
+    match payment_rules::decide_confirm(given.as_ref(), (&c.payment_id, &c.member_id), at) {
+        Ok(payment) => {
+            let call = given.and_then(|p| p.pending_call_id);
             payments::save(tx, &payment).await?;
             if let Some(call) = call {
                 calls::settle(tx, &payment.organization_id, &call).await?;
@@ -341,11 +326,8 @@ async fn refund_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let at = out.message.occurred_at()?;
     let org = out.org().to_owned();
     let exists = refunds::exists(tx, &org, &c.refund_id).await?;
-    let decided = match member_payment(tx, &org, &c.payment_id, &c.member_id).await? {
-        Ok(p) => refund_rules::request(&p, exists, &c, at),
-        Err(refusal) => Err(refusal),
-    };
-    let (payment, refund) = match decided {
+    let given = load_payment(tx, &org, &c.payment_id).await?;
+    let (payment, refund) = match refund_rules::decide_request(given.as_ref(), exists, &c, at) {
         Ok(decided) => decided,
         Err(refusal) => {
             out.refuse::<RefundPayment>(&c.member_id, refusal);
@@ -406,23 +388,10 @@ async fn refund_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     refund_rules::validate_outcome(&o).map_err(malformed::<RecordRefundOutcome>)?;
     let at = out.message.occurred_at()?;
     let org = out.org().to_owned();
-    let refund: Option<Refund> = refunds::load(tx, &org, &o.refund_id).await?;
-    let payment = match member_payment(tx, &org, &o.payment_id, &o.member_id).await? {
-        Ok(p) => p,
-        Err(refusal) => {
-            out.refuse::<RecordRefundOutcome>(&o.member_id, refusal);
-            return Ok(());
-        }
-    };
-    let Some(refund) = refund.filter(|r| r.payment_id == payment.payment_id) else {
-        let refusal = Refusal::new(
-            "refund_not_found",
-            format!("refund {} of payment {} does not exist", o.refund_id, o.payment_id),
-        );
-        out.refuse::<RecordRefundOutcome>(&o.member_id, refusal);
-        return Ok(());
-    };
-    apply_refund_outcome::<RecordRefundOutcome>(tx, out, &payment, &refund, &o, at).await
+    let refund = refunds::load(tx, &org, &o.refund_id).await?;
+    let payment = load_payment(tx, &org, &o.payment_id).await?;
+    let decided = refund_rules::decide_outcome(payment.as_ref(), refund.as_ref(), &o, at);
+    apply_refund_outcome::<RecordRefundOutcome>(tx, out, &o.member_id, decided).await
 }
 
 /// A provider's answer about a refund, by the worker's report or a signed webhook: the refund and
@@ -430,15 +399,13 @@ async fn refund_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
 async fn apply_refund_outcome<C: Record>(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
-    payment: &Payment,
-    refund: &Refund,
-    outcome: &RecordRefundOutcome,
-    at: chrono::DateTime<chrono::Utc>,
+    member_id: &str,
+    decided: Result<(Payment, Refund), Refusal>,
 ) -> Result<(), HandleError> {
-    let (payment, refund) = match refund_rules::apply_outcome(payment, refund, outcome, at) {
+    let (payment, refund) = match decided {
         Ok(decided) => decided,
         Err(refusal) => {
-            out.refuse::<C>(&payment.member_id, refusal);
+            out.refuse::<C>(member_id, refusal);
             return Ok(());
         }
     };
@@ -461,34 +428,34 @@ async fn add_payment_method(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<
     .and_then(|()| decide::check_method(&c.method))
     .map_err(malformed::<AddPaymentMethod>)?;
     let at = out.message.occurred_at()?;
-    if methods::load(tx, &c.metadata.organization_id, &c.payment_method_id).await?.is_some() {
-        let refusal = Refusal::new(
-            "payment_method_exists",
-            format!("payment method {} already exists", c.payment_method_id),
-        );
-        out.refuse::<AddPaymentMethod>(&c.member_id, refusal);
-        return Ok(());
-    }
+    let exists = methods::load(tx, &c.metadata.organization_id, &c.payment_method_id).await?.is_some();
+    let added = match payment_rules::decide_add_method(exists, &c) {
+        Ok(added) => added,
+        Err(refusal) => {
+            out.refuse::<AddPaymentMethod>(&c.member_id, refusal);
+            return Ok(());
+        }
+    };
     let is_default = methods::insert(
         tx,
         &PaymentMethod {
-            payment_method_id: c.payment_method_id.clone(),
+            payment_method_id: added.payment_method_id.clone(),
             organization_id: c.metadata.organization_id.clone(),
-            member_id: c.member_id.clone(),
-            method: c.method.clone(),
-            provider_token: c.provider_token.clone(),
-            label: c.label.clone(),
-            is_default: c.make_default,
+            member_id: added.member_id.clone(),
+            method: added.method.clone(),
+            provider_token: added.provider_token,
+            label: added.label.clone(),
+            is_default: added.make_default,
             created_at: at,
         },
     )
     .await?;
     out.emit(|metadata| PaymentMethodAdded {
         metadata,
-        payment_method_id: c.payment_method_id,
-        member_id: c.member_id,
-        method: c.method,
-        label: c.label,
+        payment_method_id: added.payment_method_id,
+        member_id: added.member_id,
+        method: added.method,
+        label: added.label,
         is_default,
     });
     Ok(())
@@ -542,28 +509,20 @@ async fn change_invoice_status(tx: &mut PgConnection, out: &mut Out<'_>) -> Resu
     let c: ChangeInvoiceStatus = out.message.record()?;
     invoice_rules::validate_change(&c).map_err(malformed::<ChangeInvoiceStatus>)?;
     let at = out.message.occurred_at()?;
-    let invoice = match invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await? {
-        Some(i) if i.member_id == c.member_id => i,
-        _ => {
-            let refusal = Refusal::new(
-                "invoice_not_found",
-                format!("invoice {} does not exist for member {}", c.invoice_id, c.member_id),
-            );
-            out.refuse::<ChangeInvoiceStatus>(&c.member_id, refusal);
-            return Ok(());
+    let given = invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await?;
+    match invoice_rules::decide_change(given.as_ref(), &c, at) {
+        Ok(invoice_rules::Change::Finalize(invoice)) => {
+            invoices::save(tx, &invoice).await?;
+            ask_number(out, &invoice);
         }
-    };
-    match invoice_rules::change(&invoice, &c.status) {
-        Ok(true) => finalize(tx, out, &invoice, at).await?,
-        Ok(false) => {
-            let changed = Invoice { status: c.status.clone(), updated_at: at, ..invoice.clone() };
-            invoices::save(tx, &changed).await?;
+        Ok(invoice_rules::Change::Status { from, invoice }) => {
+            invoices::save(tx, &invoice).await?;
             out.emit(|metadata| InvoiceStatusChanged {
                 metadata,
-                invoice_id: changed.invoice_id.clone(),
-                member_id: changed.member_id.clone(),
-                from_status: invoice.status.clone(),
-                status: changed.status.clone(),
+                invoice_id: invoice.invoice_id.clone(),
+                member_id: invoice.member_id.clone(),
+                from_status: from,
+                status: invoice.status.clone(),
             });
         }
         Err(refusal) => out.refuse::<ChangeInvoiceStatus>(&c.member_id, refusal),
@@ -581,13 +540,13 @@ async fn provider_notified(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
     if n.refund_outcome.is_some() {
         return refund_notified(tx, out, n, at).await;
     }
-    match member_payment(tx, &n.metadata.organization_id, &n.payment_id, &n.member_id).await? {
-        Ok(payment) => {
-            if let Some(call) = &payment.pending_call_id {
-                let woken = calls::wake(tx, &payment.organization_id, call, at).await?;
-                tracing::debug!(payment = %payment.payment_id, call = %call, woken, event = %n.event_type, "provider notified");
-            }
+    let given = load_payment(tx, &n.metadata.organization_id, &n.payment_id).await?;
+    match payment_rules::decide_notified(given.as_ref(), (&n.payment_id, &n.member_id)) {
+        Ok(Some(call)) => {
+            let woken = calls::wake(tx, &n.metadata.organization_id, call, at).await?;
+            tracing::debug!(payment = %n.payment_id, call = %call, woken, event = %n.event_type, "provider notified");
         }
+        Ok(None) => {}
         Err(refusal) => out.refuse::<ProviderNotified>(&n.member_id, refusal),
     }
     Ok(())
@@ -601,45 +560,25 @@ async fn refund_notified(
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandleError> {
     let org = &n.metadata.organization_id;
-    let payment = match member_payment(tx, org, &n.payment_id, &n.member_id).await? {
-        Ok(p) => p,
+    let payment = load_payment(tx, org, &n.payment_id).await?;
+    let refund = match (&n.refund_id, &n.provider_refund_id) {
+        (Some(id), _) => refunds::load(tx, org, id).await?,
+        (None, Some(provider_id)) => {
+            refunds::load_by_provider_id(tx, org, &n.payment_id, provider_id).await?
+        }
+        (None, None) => None,
+    };
+    let outcome = match refund_rules::decide_notified(payment.as_ref(), refund.as_ref(), &n) {
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => return Ok(()),
         Err(refusal) => {
             out.refuse::<ProviderNotified>(&n.member_id, refusal);
             return Ok(());
         }
     };
-    let refund = match (&n.refund_id, &n.provider_refund_id) {
-        (Some(id), _) => refunds::load(tx, org, id).await?.filter(|r| r.payment_id == payment.payment_id),
-        (None, Some(provider_id)) => {
-            refunds::load_by_provider_id(tx, org, &payment.payment_id, provider_id).await?
-        }
-        (None, None) => None,
-    };
-    let Some(refund) = refund else {
-        let refusal = Refusal::new(
-            "refund_not_found",
-            format!("no refund of payment {} matches the provider's event", payment.payment_id),
-        );
-        out.refuse::<ProviderNotified>(&n.member_id, refusal);
-        return Ok(());
-    };
-    if refund.status != "pending" {
-        // A redelivered or late event about a refund already settled: nothing changes.
-        return Ok(());
-    }
-    let outcome = RecordRefundOutcome {
-        metadata: n.metadata.clone(),
-        refund_id: refund.refund_id.clone(),
-        payment_id: payment.payment_id.clone(),
-        member_id: payment.member_id.clone(),
-        call_id: format!("webhook:{}", n.metadata.event_id),
-        outcome: n.refund_outcome.clone().unwrap_or_default(),
-        provider_refund_id: n.provider_refund_id.clone(),
-        code: n.refund_code.clone(),
-        message: n.refund_message.clone(),
-    };
     refund_rules::validate_outcome(&outcome).map_err(malformed::<ProviderNotified>)?;
-    apply_refund_outcome::<ProviderNotified>(tx, out, &payment, &refund, &outcome, at).await
+    let decided = refund_rules::decide_outcome(payment.as_ref(), refund.as_ref(), &outcome, at);
+    apply_refund_outcome::<ProviderNotified>(tx, out, &n.member_id, decided).await
 }
 
 /// RefundIssued or RefundFailed, once a refund's outcome is known.

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use studyspot_billing_projection::{Invoice, InvoiceLine, invoices::AssignedNumber};
-use studyspot_schemas::billing::{ChangeInvoiceStatus, CreateInvoice};
+use studyspot_schemas::billing::{AssignInvoiceNumber, ChangeInvoiceStatus, CreateInvoice};
 
 use super::{Malformed, Refusal, basis_points, check_currency, check_filled};
 
@@ -212,6 +212,55 @@ pub fn change(i: &Invoice, to: &str) -> Result<bool, Refusal> {
             format!("invoice {} is {from}; it cannot become {to}", i.invoice_id),
         )),
     }
+}
+
+/// The invoice a member's command names, if it is theirs in the organization.
+fn members<'a>(
+    given: Option<&'a Invoice>,
+    invoice_id: &str,
+    member_id: &str,
+) -> Result<&'a Invoice, Refusal> {
+    given.filter(|i| i.member_id == member_id).ok_or_else(|| {
+        Refusal::new(
+            "invoice_not_found",
+            format!("invoice {invoice_id} does not exist for member {member_id}"),
+        )
+    })
+}
+
+/// What a status change does to the member's invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A draft is finalized: open, and numbered next.
+    Finalize(Invoice),
+    /// It moves to the new status (`InvoiceStatusChanged` from the old one).
+    Status { from: String, invoice: Invoice },
+}
+
+/// `ChangeInvoiceStatus` of the member's invoice (the moves [`change`] allows).
+pub fn decide_change(
+    given: Option<&Invoice>,
+    c: &ChangeInvoiceStatus,
+    at: DateTime<Utc>,
+) -> Result<Change, Refusal> {
+    let invoice = members(given, &c.invoice_id, &c.member_id)?;
+    Ok(if change(invoice, &c.status)? {
+        Change::Finalize(finalize(invoice, at))
+    } else {
+        Change::Status {
+            from: invoice.status.clone(),
+            invoice: Invoice { status: c.status.clone(), updated_at: at, ..invoice.clone() },
+        }
+    })
+}
+
+/// `AssignInvoiceNumber` of the member's invoice (see [`assign`]).
+pub fn decide_assign(
+    given: Option<&Invoice>,
+    c: &AssignInvoiceNumber,
+    at: DateTime<Utc>,
+) -> Result<Option<Numbered>, Refusal> {
+    assign(members(given, &c.invoice_id, &c.member_id)?, &c.number, at)
 }
 
 /// A succeeded payment of the invoice; `true` when it is now paid in full (payments and credits
@@ -425,5 +474,57 @@ mod tests {
     #[test]
     fn given_a_draft_when_a_number_arrives_then_it_is_refused() {
         assert_eq!(assign(&draft(), "INV-000001", at(2)).map_err(|r| r.code), Err("invoice_not_finalized"));
+    }
+
+    // The refusals of commands naming an invoice, decided on what the handler loaded.
+
+    fn change_to(status: &str, member: &str) -> ChangeInvoiceStatus {
+        ChangeInvoiceStatus {
+            metadata: EventMetadata::example(),
+            invoice_id: "inv_1".into(),
+            member_id: member.into(),
+            status: status.into(),
+        }
+    }
+
+    fn assign_number(member: &str) -> AssignInvoiceNumber {
+        AssignInvoiceNumber {
+            metadata: EventMetadata::example(),
+            invoice_id: "inv_1".into(),
+            member_id: member.into(),
+            number: number(42),
+            sequence: 42,
+        }
+    }
+
+    #[test]
+    fn given_no_invoice_or_another_members_when_commanded_then_invoice_not_found() {
+        let open = finalize(&draft(), at(1));
+        for (given, member) in [(None, "mem_1"), (Some(&open), "mem_2")] {
+            let changed = decide_change(given, &change_to("void", member), at(2)).map_err(|r| r.code);
+            assert_eq!(changed, Err("invoice_not_found"));
+            let numbered = decide_assign(given, &assign_number(member), at(2)).map_err(|r| r.code);
+            assert_eq!(numbered, Err("invoice_not_found"));
+        }
+    }
+
+    #[test]
+    fn given_the_members_invoice_when_its_status_changes_then_it_is_finalized_or_moved() {
+        let draft = draft();
+        assert_eq!(
+            decide_change(Some(&draft), &change_to("open", "mem_1"), at(2)),
+            Ok(Change::Finalize(finalize(&draft, at(2))))
+        );
+        let open = finalize(&draft, at(1));
+        assert_eq!(
+            decide_change(Some(&open), &change_to("void", "mem_1"), at(2)),
+            Ok(Change::Status {
+                from: "open".into(),
+                invoice: Invoice { status: "void".into(), updated_at: at(2), ..open.clone() }
+            })
+        );
+        let numbered =
+            decide_assign(Some(&open), &assign_number("mem_1"), at(2)).expect("ok").expect("numbered");
+        assert_eq!(numbered.invoice.number.as_deref(), Some("INV-000042"));
     }
 }

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use studyspot_billing_projection::Payment;
-use studyspot_schemas::billing::{CHARGE_OUTCOMES, CreatePayment, RecordChargeOutcome, RecordManualPayment};
+use studyspot_schemas::billing::{
+    AddPaymentMethod, CHARGE_OUTCOMES, CreatePayment, RecordChargeOutcome, RecordManualPayment,
+};
 
 use super::{Malformed, Refusal, check_currency, check_filled, check_method};
 
@@ -278,6 +280,89 @@ pub fn confirm_manual(p: &Payment, at: DateTime<Utc>) -> Result<Payment, Refusal
     })
 }
 
+/// The payment a member's command names, if it is theirs in the organization; otherwise
+/// `payment_not_found`, the same whether it is another member's, another organization's or
+/// nobody's.
+pub fn members<'a>(
+    given: Option<&'a Payment>,
+    payment_id: &str,
+    member_id: &str,
+) -> Result<&'a Payment, Refusal> {
+    given.filter(|p| p.member_id == member_id).ok_or_else(|| {
+        Refusal::new(
+            "payment_not_found",
+            format!("payment {payment_id} does not exist for member {member_id}"),
+        )
+    })
+}
+
+/// `ProcessPayment`: the member's payment goes to its provider (see [`process`]).
+pub fn decide_process(
+    given: Option<&Payment>,
+    (payment_id, member_id): (&str, &str),
+    call_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Payment, Refusal> {
+    process(members(given, payment_id, member_id)?, call_id, at)
+}
+
+/// `RecordChargeOutcome`: the provider's answer about the member's payment (see [`apply_outcome`]).
+pub fn decide_outcome(
+    given: Option<&Payment>,
+    o: &RecordChargeOutcome,
+    at: DateTime<Utc>,
+) -> Result<Payment, Refusal> {
+    apply_outcome(members(given, &o.payment_id, &o.member_id)?, o, at)
+}
+
+/// `ConfirmManualPayment`: staff confirm the member's cash or transfer (see [`confirm_manual`]).
+pub fn decide_confirm(
+    given: Option<&Payment>,
+    (payment_id, member_id): (&str, &str),
+    at: DateTime<Utc>,
+) -> Result<Payment, Refusal> {
+    confirm_manual(members(given, payment_id, member_id)?, at)
+}
+
+/// A provider's webhook about the member's payment: the call the payment waits for (if any) is
+/// asked about now; nothing else changes until the answer is reported.
+pub fn decide_notified<'a>(
+    given: Option<&'a Payment>,
+    (payment_id, member_id): (&str, &str),
+) -> Result<Option<&'a str>, Refusal> {
+    Ok(members(given, payment_id, member_id)?.pending_call_id.as_deref())
+}
+
+/// A stored payment method a member adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMethod {
+    pub payment_method_id: String,
+    pub member_id: String,
+    pub method: String,
+    pub provider_token: Option<String>,
+    pub label: Option<String>,
+    /// Asked to be the member's default (the member's first method is, whatever it asks).
+    pub make_default: bool,
+}
+
+/// `AddPaymentMethod`, unless the id is taken.
+pub fn decide_add_method(exists: bool, c: &AddPaymentMethod) -> Result<NewMethod, Refusal> {
+    if exists {
+        return Err(Refusal::new(
+            "payment_method_exists",
+            format!("payment method {} already exists", c.payment_method_id),
+        ));
+    }
+    Ok(NewMethod {
+        payment_method_id: c.payment_method_id.clone(),
+        member_id: c.member_id.clone(),
+        method: c.method.clone(),
+        provider_token: c.provider_token.clone(),
+        label: c.label.clone(),
+        make_default: c.make_default,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use studyspot_schemas::EventMetadata;
@@ -533,5 +618,63 @@ mod tests {
         let done = confirm_manual(&waiting, at(3)).expect("confirmed");
         assert_eq!((done.status.as_str(), done.succeeded_at), ("succeeded", Some(at(3))));
         assert_eq!(confirm_manual(&done, at(4)).map_err(|r| r.code), Err("not_awaiting_confirmation"));
+    }
+
+    // The refusals of commands naming a payment or a method, decided on what the handler loaded.
+
+    #[test]
+    fn given_no_payment_or_another_members_when_commanded_then_payment_not_found() {
+        let processing = process(&created(), "call_1", at(1)).expect("processing");
+        let theirs = Payment { member_id: "mem_2".into(), ..processing.clone() };
+        for given in [None, Some(&theirs)] {
+            let code = |r: Result<Payment, Refusal>| r.map_err(|r| r.code);
+            assert_eq!(
+                code(decide_process(given, ("pay_1", "mem_1"), "call_2", at(2))),
+                Err("payment_not_found")
+            );
+            assert_eq!(
+                code(decide_outcome(given, &outcome("call_1", "succeeded"), at(2))),
+                Err("payment_not_found")
+            );
+            assert_eq!(code(decide_confirm(given, ("pay_1", "mem_1"), at(2))), Err("payment_not_found"));
+            assert_eq!(
+                decide_notified(given, ("pay_1", "mem_1")).map_err(|r| r.code),
+                Err("payment_not_found")
+            );
+        }
+        assert_eq!(decide_notified(Some(&processing), ("pay_1", "mem_1")), Ok(Some("call_1")));
+        assert_eq!(decide_notified(Some(&created()), ("pay_1", "mem_1")), Ok(None));
+        assert_eq!(
+            decide_outcome(Some(&processing), &outcome("call_1", "succeeded"), at(2)).map(|p| p.status),
+            Ok("succeeded".to_owned())
+        );
+    }
+
+    fn add_method() -> AddPaymentMethod {
+        AddPaymentMethod {
+            metadata: EventMetadata::example(),
+            payment_method_id: "pm_1".into(),
+            member_id: "mem_1".into(),
+            method: "card".into(),
+            provider_token: Some("pm_stripe".into()),
+            label: Some("Visa 4242".into()),
+            make_default: false,
+        }
+    }
+
+    #[test]
+    fn given_a_method_id_taken_when_a_method_is_added_then_it_is_refused_and_otherwise_added() {
+        assert_eq!(decide_add_method(true, &add_method()).map_err(|r| r.code), Err("payment_method_exists"));
+        assert_eq!(
+            decide_add_method(false, &add_method()),
+            Ok(NewMethod {
+                payment_method_id: "pm_1".into(),
+                member_id: "mem_1".into(),
+                method: "card".into(),
+                provider_token: Some("pm_stripe".into()),
+                label: Some("Visa 4242".into()),
+                make_default: false,
+            })
+        );
     }
 }

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use studyspot_billing_projection::{Payment, Refund};
-use studyspot_schemas::billing::{REFUND_OUTCOMES, RecordRefundOutcome, RefundPayment};
+use studyspot_schemas::billing::{ProviderNotified, REFUND_OUTCOMES, RecordRefundOutcome, RefundPayment};
 
-use super::{Malformed, Refusal, check_filled};
+use super::{Malformed, Refusal, check_filled, payments::members};
 
 pub fn validate(c: &RefundPayment) -> Result<(), Malformed> {
     check_filled(&[("refund_id", &c.refund_id), ("payment_id", &c.payment_id), ("member_id", &c.member_id)])?;
@@ -124,6 +124,70 @@ pub fn apply_outcome(
     })
 }
 
+/// `RefundPayment` of the member's payment (see [`request`]).
+pub fn decide_request(
+    given: Option<&Payment>,
+    exists: bool,
+    c: &RefundPayment,
+    at: DateTime<Utc>,
+) -> Result<(Payment, Refund), Refusal> {
+    request(members(given, &c.payment_id, &c.member_id)?, exists, c, at)
+}
+
+/// The refund a command names, if it is one of the payment's.
+fn of_payment<'a>(refund: Option<&'a Refund>, payment: &Payment) -> Option<&'a Refund> {
+    refund.filter(|r| r.payment_id == payment.payment_id)
+}
+
+/// `RecordRefundOutcome`: the provider's answer about a refund of the member's payment (see
+/// [`apply_outcome`]).
+pub fn decide_outcome(
+    payment: Option<&Payment>,
+    refund: Option<&Refund>,
+    o: &RecordRefundOutcome,
+    at: DateTime<Utc>,
+) -> Result<(Payment, Refund), Refusal> {
+    let payment = members(payment, &o.payment_id, &o.member_id)?;
+    let Some(refund) = of_payment(refund, payment) else {
+        return Err(Refusal::new(
+            "refund_not_found",
+            format!("refund {} of payment {} does not exist", o.refund_id, o.payment_id),
+        ));
+    };
+    apply_outcome(payment, refund, o, at)
+}
+
+/// A verified refund event about the member's payment: the outcome to record of the pending
+/// refund it names (by our id, or the provider's), or `None` when that refund settled already (a
+/// redelivered or late event: nothing changes).
+pub fn decide_notified(
+    payment: Option<&Payment>,
+    refund: Option<&Refund>,
+    n: &ProviderNotified,
+) -> Result<Option<RecordRefundOutcome>, Refusal> {
+    let payment = members(payment, &n.payment_id, &n.member_id)?;
+    let Some(refund) = of_payment(refund, payment) else {
+        return Err(Refusal::new(
+            "refund_not_found",
+            format!("no refund of payment {} matches the provider's event", payment.payment_id),
+        ));
+    };
+    if refund.status != "pending" {
+        return Ok(None);
+    }
+    Ok(Some(RecordRefundOutcome {
+        metadata: n.metadata.clone(),
+        refund_id: refund.refund_id.clone(),
+        payment_id: payment.payment_id.clone(),
+        member_id: payment.member_id.clone(),
+        call_id: format!("webhook:{}", n.metadata.event_id),
+        outcome: n.refund_outcome.clone().unwrap_or_default(),
+        provider_refund_id: n.provider_refund_id.clone(),
+        code: n.refund_code.clone(),
+        message: n.refund_message.clone(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use studyspot_schemas::EventMetadata;
@@ -240,5 +304,68 @@ mod tests {
         assert!(validate(&refund("", Some(1))).is_err());
         assert!(validate(&refund("re_1", None)).is_ok());
         assert!(validate_outcome(&answer("re_1", "maybe")).is_err());
+    }
+
+    // The refusals of commands naming a payment and a refund, decided on what the handler loaded.
+
+    fn notified(refund_id: Option<&str>, outcome: &str) -> ProviderNotified {
+        ProviderNotified {
+            metadata: EventMetadata::example(),
+            payment_id: "pay_1".into(),
+            member_id: "mem_1".into(),
+            connector: "stripe".into(),
+            event_type: "charge.refund.updated".into(),
+            provider_event_id: None,
+            provider_payment_id: "pi_1".into(),
+            refund_id: refund_id.map(Into::into),
+            provider_refund_id: Some("re_provider".into()),
+            refund_outcome: Some(outcome.into()),
+            refund_code: None,
+            refund_message: None,
+        }
+    }
+
+    #[test]
+    fn given_no_payment_or_another_members_when_refunded_then_payment_not_found() {
+        let theirs = Payment { member_id: "mem_2".into(), ..succeeded() };
+        for given in [None, Some(&theirs)] {
+            let refused = decide_request(given, false, &refund("re_1", None), at(1)).map_err(|r| r.code);
+            assert_eq!(refused, Err("payment_not_found"));
+        }
+    }
+
+    #[test]
+    fn given_no_refund_of_the_payment_when_its_outcome_arrives_then_refund_not_found() {
+        let (p, r) = request(&succeeded(), false, &refund("re_1", Some(300)), at(1)).expect("requested");
+        let of_another_payment = Refund { payment_id: "pay_2".into(), ..r.clone() };
+        let code = |refund: Option<&Refund>| {
+            decide_outcome(Some(&p), refund, &answer("re_1", "succeeded"), at(2))
+                .map(|(_, r)| r.status)
+                .map_err(|r| r.code)
+        };
+        assert_eq!(code(None), Err("refund_not_found"));
+        assert_eq!(code(Some(&of_another_payment)), Err("refund_not_found"));
+        assert_eq!(code(Some(&r)), Ok("succeeded".to_owned()));
+        let refused = decide_outcome(None, Some(&r), &answer("re_1", "succeeded"), at(2)).map_err(|r| r.code);
+        assert_eq!(refused, Err("payment_not_found"));
+    }
+
+    #[test]
+    fn given_a_pending_refund_when_its_signed_event_arrives_then_its_outcome_is_recorded_once() {
+        let (p, r) = request(&succeeded(), false, &refund("re_1", Some(300)), at(1)).expect("requested");
+        let event = notified(Some("re_1"), "succeeded");
+        let outcome = decide_notified(Some(&p), Some(&r), &event).expect("decided").expect("an outcome");
+        assert_eq!(
+            (outcome.refund_id.as_str(), outcome.outcome.as_str(), outcome.call_id.as_str()),
+            ("re_1", "succeeded", "webhook:e1")
+        );
+        let settled = Refund { status: "succeeded".into(), ..r.clone() };
+        assert_eq!(
+            decide_notified(Some(&p), Some(&settled), &event),
+            Ok(None),
+            "told again: nothing changes"
+        );
+        assert_eq!(decide_notified(Some(&p), None, &event).map_err(|r| r.code), Err("refund_not_found"));
+        assert_eq!(decide_notified(None, Some(&r), &event).map_err(|r| r.code), Err("payment_not_found"));
     }
 }

@@ -62,14 +62,8 @@ pub(super) async fn assign_invoice_number(
     ])
     .map_err(malformed::<AssignInvoiceNumber>)?;
     let at = out.message.occurred_at()?;
-    let decided = match invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await? {
-        Some(i) if i.member_id == c.member_id => rules::assign(&i, &c.number, at),
-        _ => Err(decide::Refusal::new(
-            "invoice_not_found",
-            format!("invoice {} does not exist for member {}", c.invoice_id, c.member_id),
-        )),
-    };
-    let numbered = match decided {
+    let given = invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await?;
+    let numbered = match rules::decide_assign(given.as_ref(), &c, at) {
         Ok(Some(numbered)) => numbered,
         // Told again: it has this number.
         Ok(None) => return Ok(()),
