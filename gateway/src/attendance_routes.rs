@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use studyspot_attendance::decide::venue;
 use studyspot_attendance_projection::reads::{self, AttendanceDashboard, VenueOccupancy};
 use studyspot_bus::TraceContext;
+use studyspot_ids::{BookingId, MemberId, PassId, SeatId, SessionId, VenueId, ZoneId};
 use studyspot_qr_tokens::{Claims, Keys, Kind};
 use studyspot_schemas::attendance::{
     self as schema, CHECK_OUT_REASONS, OpeningHours, RECURRENCES, Recurrence, Seat, VenueLimits, Zone,
@@ -26,7 +27,7 @@ use studyspot_schemas::attendance::{
 use crate::{
     AppState, GatewayError,
     auth::Caller,
-    commands::{Accept, CommandRequest, accept, answer, metadata, new_id, one_of, required},
+    commands::{Accept, CommandRequest, PathId, accept, answer, metadata, new_id, one_of, parse},
     error::projection_missing,
     queries::{Params, analytics_range, only_params, query_values},
 };
@@ -59,13 +60,6 @@ fn ms(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-fn optional(field: &str, value: &Option<String>) -> Result<(), GatewayError> {
-    match value {
-        Some(v) => required(field, v),
-        None => Ok(()),
-    }
-}
-
 fn default_limits() -> VenueLimits {
     VenueLimits {
         max_bookings_per_member: 10,
@@ -85,7 +79,8 @@ fn yes() -> bool {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZoneBody {
-    pub(crate) zone_id: String,
+    #[schema(value_type = String)]
+    pub(crate) zone_id: ZoneId,
     pub(crate) name: String,
     pub(crate) capacity: i32,
 }
@@ -93,8 +88,10 @@ pub struct ZoneBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatBody {
-    pub(crate) seat_id: String,
-    pub(crate) zone_id: Option<String>,
+    #[schema(value_type = String)]
+    pub(crate) seat_id: SeatId,
+    #[schema(value_type = Option<String>)]
+    pub(crate) zone_id: Option<ZoneId>,
     /// What is printed on the seat; default its id.
     pub(crate) label: Option<String>,
 }
@@ -127,7 +124,8 @@ pub struct LimitsBody {
 #[serde(deny_unknown_fields)]
 pub struct VenueRequest {
     /// `ven_…`; the same id again replaces the venue's definition.
-    pub(crate) venue_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) venue_id: Option<VenueId>,
     pub(crate) name: String,
     /// IANA, e.g. Europe/Berlin.
     pub(crate) time_zone: String,
@@ -187,7 +185,7 @@ pub(crate) async fn define_venue_with(
     }
     let d = default_limits();
     let l = body.limits;
-    let venue_id = body.venue_id.unwrap_or_else(|| new_id("ven"));
+    let venue_id = body.venue_id.map_or_else(|| new_id("ven"), String::from);
     let command = schema::DefineVenue {
         metadata: metadata(caller),
         venue_id: venue_id.clone(),
@@ -197,15 +195,15 @@ pub(crate) async fn define_venue_with(
         zones: body
             .zones
             .into_iter()
-            .map(|z| Zone { zone_id: z.zone_id, name: z.name, capacity: z.capacity })
+            .map(|z| Zone { zone_id: z.zone_id.into(), name: z.name, capacity: z.capacity })
             .collect(),
         seats: body
             .seats
             .into_iter()
             .map(|s| Seat {
-                label: s.label.unwrap_or_else(|| s.seat_id.clone()),
-                seat_id: s.seat_id,
-                zone_id: s.zone_id,
+                label: s.label.unwrap_or_else(|| s.seat_id.to_string()),
+                seat_id: s.seat_id.into(),
+                zone_id: s.zone_id.map(String::from),
             })
             .collect(),
         opening_hours: body
@@ -232,9 +230,12 @@ pub(crate) async fn define_venue_with(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PassRequest {
-    pub(crate) pass_id: Option<String>,
-    pub(crate) member_id: String,
-    pub(crate) venue_id: String,
+    #[schema(value_type = Option<String>)]
+    pub(crate) pass_id: Option<PassId>,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
+    #[schema(value_type = String)]
+    pub(crate) venue_id: VenueId,
     pub(crate) valid_from: DateTime<Utc>,
     pub(crate) valid_until: DateTime<Utc>,
 }
@@ -264,18 +265,15 @@ pub(crate) async fn grant_pass_with(
     body: PassRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("granting passes")?;
-    required("member_id", &body.member_id)?;
-    required("venue_id", &body.venue_id)?;
     if body.valid_until <= body.valid_from {
         return Err(GatewayError::invalid("valid_until", "valid_until must be after valid_from"));
     }
-    let pass_id = body.pass_id.unwrap_or_else(|| new_id("pas"));
-    required("pass_id", &pass_id)?;
+    let pass_id = body.pass_id.map_or_else(|| new_id("pas"), String::from);
     let command = schema::GrantPass {
         metadata: metadata(caller),
         pass_id: pass_id.clone(),
-        member_id: body.member_id.clone(),
-        venue_id: body.venue_id,
+        member_id: body.member_id.to_string(),
+        venue_id: body.venue_id.into(),
         valid_from: ms(body.valid_from),
         valid_until: ms(body.valid_until),
     };
@@ -284,7 +282,7 @@ pub(crate) async fn grant_pass_with(
         trace,
         idempotency,
         aggregate: ("pass_id", pass_id),
-        member_id: Some(&body.member_id),
+        member_id: Some(body.member_id.as_str()),
     };
     accept(state, command, how).await
 }
@@ -301,11 +299,16 @@ pub struct RecurrenceBody {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookingRequest {
-    pub(crate) booking_id: Option<String>,
-    pub(crate) member_id: String,
-    pub(crate) venue_id: String,
-    pub(crate) seat_id: Option<String>,
-    pub(crate) zone_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) booking_id: Option<BookingId>,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
+    #[schema(value_type = String)]
+    pub(crate) venue_id: VenueId,
+    #[schema(value_type = Option<String>)]
+    pub(crate) seat_id: Option<SeatId>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) zone_id: Option<ZoneId>,
     pub(crate) starts_at: DateTime<Utc>,
     pub(crate) ends_at: DateTime<Utc>,
     pub(crate) recurrence: Option<RecurrenceBody>,
@@ -337,11 +340,7 @@ pub(crate) async fn create_booking_with(
     idempotency: Option<crate::ledger::Idempotency>,
     body: BookingRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    required("member_id", &body.member_id)?;
-    required("venue_id", &body.venue_id)?;
-    optional("seat_id", &body.seat_id)?;
-    optional("zone_id", &body.zone_id)?;
-    caller.require_member_or_operator(&body.member_id, "booking")?;
+    caller.require_member_or_operator(body.member_id.as_str(), "booking")?;
     if body.ends_at <= body.starts_at {
         return Err(GatewayError::invalid("ends_at", "ends_at must be after starts_at"));
     }
@@ -351,15 +350,14 @@ pub(crate) async fn create_booking_with(
             return Err(GatewayError::invalid("recurrence.count", "recurrence.count must be 1 to 52"));
         }
     }
-    let booking_id = body.booking_id.unwrap_or_else(|| new_id("bkg"));
-    required("booking_id", &booking_id)?;
+    let booking_id = body.booking_id.map_or_else(|| new_id("bkg"), String::from);
     let command = schema::CreateBooking {
         metadata: metadata(caller),
         booking_id: booking_id.clone(),
-        member_id: body.member_id.clone(),
-        venue_id: body.venue_id,
-        seat_id: body.seat_id,
-        zone_id: body.zone_id,
+        member_id: body.member_id.to_string(),
+        venue_id: body.venue_id.into(),
+        seat_id: body.seat_id.map(String::from),
+        zone_id: body.zone_id.map(String::from),
         starts_at: ms(body.starts_at),
         ends_at: ms(body.ends_at),
         recurrence: body.recurrence.map(|r| Recurrence { frequency: r.frequency, count: r.count }),
@@ -369,7 +367,7 @@ pub(crate) async fn create_booking_with(
         trace,
         idempotency,
         aggregate: ("booking_id", booking_id),
-        member_id: Some(&body.member_id),
+        member_id: Some(body.member_id.as_str()),
     };
     accept(state, command, how).await
 }
@@ -386,7 +384,7 @@ pub async fn cancel_booking(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(booking_id): Path<String>,
+    PathId(booking_id): PathId<BookingId>,
 ) -> Result<Response, GatewayError> {
     Ok(answer(cancel_booking_with(&state, &caller, &trace, None, booking_id).await?))
 }
@@ -396,9 +394,9 @@ pub(crate) async fn cancel_booking_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<crate::ledger::Idempotency>,
-    booking_id: String,
+    booking_id: BookingId,
 ) -> Result<(Value, bool), GatewayError> {
-    required("booking_id", &booking_id)?;
+    let booking_id = String::from(booking_id);
     let found = match reads::booking_owner(&state.readonly, &caller.organization_id, &booking_id).await {
         Err(e) if projection_missing(&e) => None,
         other => other?,
@@ -425,8 +423,10 @@ pub(crate) async fn cancel_booking_with(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRangeRequest {
-    pub(crate) member_id: String,
-    pub(crate) venue_id: String,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
+    #[schema(value_type = String)]
+    pub(crate) venue_id: VenueId,
     /// Bookings starting at or after this …
     pub(crate) from: DateTime<Utc>,
     /// … and before this are cancelled.
@@ -456,16 +456,14 @@ pub(crate) async fn cancel_bookings_with(
     idempotency: Option<crate::ledger::Idempotency>,
     body: CancelRangeRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    required("member_id", &body.member_id)?;
-    required("venue_id", &body.venue_id)?;
-    caller.require_member_or_operator(&body.member_id, "cancelling bookings")?;
+    caller.require_member_or_operator(body.member_id.as_str(), "cancelling bookings")?;
     if body.to <= body.from {
         return Err(GatewayError::invalid("to", "to must be after from"));
     }
     let command = schema::CancelBookings {
         metadata: metadata(caller),
-        member_id: body.member_id.clone(),
-        venue_id: body.venue_id.clone(),
+        member_id: body.member_id.to_string(),
+        venue_id: body.venue_id.to_string(),
         from: ms(body.from),
         to: ms(body.to),
     };
@@ -473,8 +471,8 @@ pub(crate) async fn cancel_bookings_with(
         caller,
         trace,
         idempotency,
-        aggregate: ("venue_id", body.venue_id),
-        member_id: Some(&body.member_id),
+        aggregate: ("venue_id", body.venue_id.into()),
+        member_id: Some(body.member_id.as_str()),
     };
     accept(state, command, how).await
 }
@@ -482,10 +480,13 @@ pub(crate) async fn cancel_bookings_with(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckOutRequest {
-    pub(crate) member_id: String,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
     /// Default: the venue of the member's open session.
-    pub(crate) venue_id: Option<String>,
-    pub(crate) session_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) venue_id: Option<VenueId>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) session_id: Option<SessionId>,
     /// manual (default) or, for staff, operator.
     pub(crate) reason: Option<String>,
 }
@@ -516,20 +517,22 @@ pub(crate) async fn check_out_with(
     idempotency: Option<crate::ledger::Idempotency>,
     body: CheckOutRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    required("member_id", &body.member_id)?;
-    optional("venue_id", &body.venue_id)?;
-    optional("session_id", &body.session_id)?;
-    caller.require_member_or_operator(&body.member_id, "checking out")?;
+    caller.require_member_or_operator(body.member_id.as_str(), "checking out")?;
     let reason = body.reason.unwrap_or_else(|| CHECK_OUT_REASONS[0].into());
     one_of("reason", &reason, &["manual", "operator"])?;
     if reason == "operator" {
         caller.require_operator("checking a member out as staff")?;
     }
+    let session_id = body.session_id.map(String::from);
     let (venue_id, session_id) = match body.venue_id {
-        Some(v) => (v, body.session_id),
+        Some(v) => (v.into(), session_id),
         None => {
-            let open = match reads::open_session_of(&state.readonly, &caller.organization_id, &body.member_id)
-                .await
+            let open = match reads::open_session_of(
+                &state.readonly,
+                &caller.organization_id,
+                body.member_id.as_str(),
+            )
+            .await
             {
                 Err(e) if projection_missing(&e) => None,
                 other => other?,
@@ -537,12 +540,12 @@ pub(crate) async fn check_out_with(
             let (session, venue) = open.ok_or_else(|| {
                 GatewayError::NotFound(format!("an open session of member {}", body.member_id))
             })?;
-            (venue, body.session_id.or(Some(session)))
+            (venue, session_id.or(Some(session)))
         }
     };
     let command = schema::CheckOut {
         metadata: metadata(caller),
-        member_id: body.member_id.clone(),
+        member_id: body.member_id.to_string(),
         venue_id: venue_id.clone(),
         session_id,
         reason,
@@ -553,7 +556,7 @@ pub(crate) async fn check_out_with(
         trace,
         idempotency,
         aggregate: ("venue_id", venue_id),
-        member_id: Some(&body.member_id),
+        member_id: Some(body.member_id.as_str()),
     };
     accept(state, command, how).await
 }
@@ -564,9 +567,12 @@ pub struct QrTokenRequest {
     /// member (shown by the member's app), seat (shown by a kiosk at the seat) or seat_code
     /// (printed; reusable until it expires).
     pub(crate) kind: String,
-    pub(crate) venue_id: String,
-    pub(crate) seat_id: Option<String>,
-    pub(crate) member_id: Option<String>,
+    #[schema(value_type = String)]
+    pub(crate) venue_id: VenueId,
+    #[schema(value_type = Option<String>)]
+    pub(crate) seat_id: Option<SeatId>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) member_id: Option<MemberId>,
 }
 
 #[utoipa::path(post, path = "/api/attendance/qr-tokens", tag = "attendance", request_body = QrTokenRequest,
@@ -592,16 +598,14 @@ pub(crate) fn mint_qr_token_with(
     body: QrTokenRequest,
 ) -> Result<Value, GatewayError> {
     one_of("kind", &body.kind, &["member", "seat", "seat_code"])?;
-    required("venue_id", &body.venue_id)?;
-    optional("seat_id", &body.seat_id)?;
-    optional("member_id", &body.member_id)?;
     let now = Utc::now();
     let issuer = &state.qr;
     let (kind, expires_at) = match body.kind.as_str() {
         "member" => {
             let member = body
                 .member_id
-                .as_deref()
+                .as_ref()
+                .map(MemberId::as_str)
                 .ok_or_else(|| GatewayError::invalid("member_id", "a member token names its member"))?;
             caller.require_member_or_operator(member, "minting a member's token")?;
             (Kind::Member, now + chrono::Duration::seconds(issuer.ttl_secs))
@@ -621,9 +625,9 @@ pub(crate) fn mint_qr_token_with(
     let claims = Claims {
         kind,
         organization_id: caller.organization_id.clone(),
-        venue_id: body.venue_id.clone(),
-        seat_id: body.seat_id.clone(),
-        member_id: if kind == Kind::Member { body.member_id.clone() } else { None },
+        venue_id: body.venue_id.to_string(),
+        seat_id: body.seat_id.as_ref().map(SeatId::to_string),
+        member_id: if kind == Kind::Member { body.member_id.as_ref().map(MemberId::to_string) } else { None },
         expires_at_ms: ms(expires_at),
         nonce: uuid::Uuid::now_v7().simple().to_string(),
     };
@@ -655,8 +659,10 @@ pub async fn seat_qr(
     caller: Caller,
     Path((venue_id, seat_id)): Path<(String, String)>,
 ) -> Result<Response, GatewayError> {
+    let venue_id: VenueId = parse("venue_id", &venue_id)?;
+    let seat_id: SeatId = parse("seat_id", &seat_id)?;
     caller.require_operator("printing seat codes")?;
-    let found = match reads::venue_seats(&state.readonly, &caller.organization_id, &venue_id).await {
+    let found = match reads::venue_seats(&state.readonly, &caller.organization_id, venue_id.as_str()).await {
         Err(e) if projection_missing(&e) => None,
         other => other?,
     };

@@ -4,22 +4,19 @@
 
 use std::collections::HashMap;
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-    response::Response,
-};
+use axum::{Extension, Json, extract::State, response::Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use studyspot_billing_projection::{Payment, reads};
 use studyspot_bus::TraceContext;
+use studyspot_ids::{Currency, InvoiceId, MemberId, PaymentId, PaymentMethodId, PaymentMethodKind, RefundId};
 use studyspot_schemas::billing;
 
 use crate::{
     AppState, GatewayError,
     auth::Caller,
-    commands::{Accept, CommandRequest, accept, answer, currency, metadata, new_id, one_of, required},
+    commands::{Accept, CommandRequest, PathId, accept, answer, metadata, new_id, one_of, required},
     error::projection_missing,
     ledger::Idempotency,
     queries::{ListParams, Page, Params, member_scope, query_values, rows, visible},
@@ -35,10 +32,9 @@ async fn visible_payment(
     crate::queries::payment_with(state, caller, payment_id).await
 }
 
-pub(crate) fn optional_id(field: &str, id: Option<String>, prefix: &str) -> Result<String, GatewayError> {
-    let id = id.unwrap_or_else(|| new_id(prefix));
-    required(field, &id)?;
-    Ok(id)
+/// The id the caller chose (parsed already), or a new one with this prefix.
+pub(crate) fn optional_id(id: Option<impl Into<String>>, prefix: &str) -> String {
+    id.map_or_else(|| new_id(prefix), Into::into)
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -89,7 +85,7 @@ pub async fn process_payment(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(payment_id): Path<String>,
+    PathId(payment_id): PathId<PaymentId>,
     crate::client_address::Peer(peer): crate::client_address::Peer,
     headers: axum::http::HeaderMap,
     request: CommandRequest<ProcessPaymentRequest>,
@@ -106,11 +102,11 @@ pub(crate) async fn process_payment_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    payment_id: String,
+    payment_id: PaymentId,
     body: ProcessPaymentRequest,
     client: PayerClient,
 ) -> Result<(Value, bool), GatewayError> {
-    let payment = visible_payment(state, caller, &payment_id).await?;
+    let payment = visible_payment(state, caller, payment_id.as_str()).await?;
     let command = billing::ProcessPayment {
         metadata: metadata(caller),
         payment_id: payment.payment_id.clone(),
@@ -122,7 +118,7 @@ pub(crate) async fn process_payment_with(
         payer_user_agent: client.user_agent,
         scan_qr: body.scan_qr,
     };
-    let how = accept_how(caller, trace, idempotency, ("payment_id", payment_id), &payment.member_id);
+    let how = accept_how(caller, trace, idempotency, ("payment_id", payment_id.into()), &payment.member_id);
     accept(state, command, how).await
 }
 
@@ -156,7 +152,7 @@ pub async fn confirm_payment(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(payment_id): Path<String>,
+    PathId(payment_id): PathId<PaymentId>,
     request: CommandRequest<ConfirmPaymentRequest>,
 ) -> Result<Response, GatewayError> {
     Ok(answer(
@@ -169,18 +165,18 @@ pub(crate) async fn confirm_payment_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    payment_id: String,
+    payment_id: PaymentId,
     body: ConfirmPaymentRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator_with_scope("confirming a payment", "billing:confirm")?;
-    let payment = visible_payment(state, caller, &payment_id).await?;
+    let payment = visible_payment(state, caller, payment_id.as_str()).await?;
     let command = billing::ConfirmManualPayment {
         metadata: metadata(caller),
         payment_id: payment.payment_id.clone(),
         member_id: payment.member_id.clone(),
         reference: body.reference,
     };
-    let how = accept_how(caller, trace, idempotency, ("payment_id", payment_id), &payment.member_id);
+    let how = accept_how(caller, trace, idempotency, ("payment_id", payment_id.into()), &payment.member_id);
     accept(state, command, how).await
 }
 
@@ -188,7 +184,8 @@ pub(crate) async fn confirm_payment_with(
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// Chosen by the caller (`re_…`) or by the gateway.
-    pub(crate) refund_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) refund_id: Option<RefundId>,
     /// Minor units; absent refunds everything not yet refunded.
     pub(crate) amount_minor: Option<i64>,
     pub(crate) reason: Option<String>,
@@ -208,7 +205,7 @@ pub async fn refund_payment(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(payment_id): Path<String>,
+    PathId(payment_id): PathId<PaymentId>,
     request: CommandRequest<RefundRequest>,
 ) -> Result<Response, GatewayError> {
     Ok(answer(
@@ -221,7 +218,7 @@ pub(crate) async fn refund_payment_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    payment_id: String,
+    payment_id: PaymentId,
     body: RefundRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator_with_scope("refunding a payment", "billing:refund")?;
@@ -231,8 +228,8 @@ pub(crate) async fn refund_payment_with(
             "amount_minor must be a positive number of minor units",
         ));
     }
-    let refund_id = optional_id("refund_id", body.refund_id, "re")?;
-    let payment = visible_payment(state, caller, &payment_id).await?;
+    let refund_id = optional_id(body.refund_id, "re");
+    let payment = visible_payment(state, caller, payment_id.as_str()).await?;
     let command = billing::RefundPayment {
         metadata: metadata(caller),
         refund_id: refund_id.clone(),
@@ -248,10 +245,13 @@ pub(crate) async fn refund_payment_with(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddPaymentMethodRequest {
-    pub(crate) payment_method_id: Option<String>,
-    pub(crate) member_id: String,
+    #[schema(value_type = Option<String>)]
+    pub(crate) payment_method_id: Option<PaymentMethodId>,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
     /// card, bank_transfer, upi, wallet or cash.
-    pub(crate) method: String,
+    #[schema(value_type = String)]
+    pub(crate) method: PaymentMethodKind,
     /// The provider's token for it (e.g. Stripe `pm_…`); never card numbers.
     pub(crate) provider_token: Option<String>,
     /// For people, e.g. "Visa •••• 4242".
@@ -284,26 +284,24 @@ pub(crate) async fn add_payment_method_with(
     idempotency: Option<Idempotency>,
     body: AddPaymentMethodRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    required("member_id", &body.member_id)?;
-    one_of("method", &body.method, &billing::PAYMENT_METHODS)?;
     if body.provider_token.as_deref().is_some_and(|t| t.chars().filter(char::is_ascii_digit).count() >= 12) {
         return Err(GatewayError::invalid(
             "provider_token",
             "provider_token looks like a card number; store the provider's token instead",
         ));
     }
-    caller.require_member_or_operator(&body.member_id, "adding a payment method")?;
-    let id = optional_id("payment_method_id", body.payment_method_id, "pm")?;
+    caller.require_member_or_operator(body.member_id.as_str(), "adding a payment method")?;
+    let id = optional_id(body.payment_method_id, "pm");
     let command = billing::AddPaymentMethod {
         metadata: metadata(caller),
         payment_method_id: id.clone(),
-        member_id: body.member_id.clone(),
-        method: body.method,
+        member_id: body.member_id.to_string(),
+        method: body.method.into(),
         provider_token: body.provider_token,
         label: body.label,
         make_default: body.make_default,
     };
-    let how = accept_how(caller, trace, idempotency, ("payment_method_id", id), &body.member_id);
+    let how = accept_how(caller, trace, idempotency, ("payment_method_id", id), body.member_id.as_str());
     accept(state, command, how).await
 }
 
@@ -322,9 +320,12 @@ pub struct InvoiceLineRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvoiceRequest {
-    pub(crate) invoice_id: Option<String>,
-    pub(crate) member_id: String,
-    pub(crate) currency: String,
+    #[schema(value_type = Option<String>)]
+    pub(crate) invoice_id: Option<InvoiceId>,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
+    #[schema(value_type = String)]
+    pub(crate) currency: Currency,
     pub(crate) lines: Vec<InvoiceLineRequest>,
     /// RFC 3339.
     pub(crate) due_at: DateTime<Utc>,
@@ -358,8 +359,6 @@ pub(crate) async fn create_invoice_with(
     body: CreateInvoiceRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("creating an invoice")?;
-    required("member_id", &body.member_id)?;
-    currency(&body.currency)?;
     if body.lines.is_empty() {
         return Err(GatewayError::invalid("lines", "an invoice needs at least one line"));
     }
@@ -379,12 +378,12 @@ pub(crate) async fn create_invoice_with(
             return Err(GatewayError::invalid(&field("tax_rate_bps"), "tax_rate_bps must be 0 to 10000"));
         }
     }
-    let invoice_id = optional_id("invoice_id", body.invoice_id, "inv")?;
+    let invoice_id = optional_id(body.invoice_id, "inv");
     let command = billing::CreateInvoice {
         metadata: metadata(caller),
         invoice_id: invoice_id.clone(),
-        member_id: body.member_id.clone(),
-        currency: body.currency,
+        member_id: body.member_id.to_string(),
+        currency: body.currency.into(),
         lines: body
             .lines
             .into_iter()
@@ -399,7 +398,7 @@ pub(crate) async fn create_invoice_with(
         due_at: body.due_at.timestamp_millis(),
         finalize: body.finalize.unwrap_or(true),
     };
-    let how = accept_how(caller, trace, idempotency, ("invoice_id", invoice_id), &body.member_id);
+    let how = accept_how(caller, trace, idempotency, ("invoice_id", invoice_id), body.member_id.as_str());
     accept(state, command, how).await
 }
 
@@ -424,7 +423,7 @@ pub async fn change_invoice_status(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(invoice_id): Path<String>,
+    PathId(invoice_id): PathId<InvoiceId>,
     request: CommandRequest<InvoiceStatusRequest>,
 ) -> Result<Response, GatewayError> {
     let answered =
@@ -438,19 +437,19 @@ pub(crate) async fn change_invoice_status_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    invoice_id: String,
+    invoice_id: InvoiceId,
     body: InvoiceStatusRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("changing an invoice")?;
     one_of("status", &body.status, &["open", "void", "uncollectible"])?;
-    let (invoice, _) = visible_invoice(state, caller, &invoice_id).await?;
+    let (invoice, _) = visible_invoice(state, caller, invoice_id.as_str()).await?;
     let command = billing::ChangeInvoiceStatus {
         metadata: metadata(caller),
         invoice_id: invoice.invoice_id.clone(),
         member_id: invoice.member_id.clone(),
         status: body.status,
     };
-    let how = accept_how(caller, trace, idempotency, ("invoice_id", invoice_id), &invoice.member_id);
+    let how = accept_how(caller, trace, idempotency, ("invoice_id", invoice_id.into()), &invoice.member_id);
     accept(state, command, how).await
 }
 
@@ -458,7 +457,8 @@ pub(crate) async fn change_invoice_status_with(
 #[serde(deny_unknown_fields)]
 pub struct InvoicePaymentRequest {
     /// Chosen by the caller (`pay_…`) or by the gateway.
-    pub(crate) payment_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) payment_id: Option<PaymentId>,
     /// cash or bank_transfer: what staff received.
     pub(crate) method: String,
     /// Minor units; absent pays everything outstanding on the invoice.
@@ -482,7 +482,7 @@ pub async fn record_invoice_payment(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(invoice_id): Path<String>,
+    PathId(invoice_id): PathId<InvoiceId>,
     request: CommandRequest<InvoicePaymentRequest>,
 ) -> Result<Response, GatewayError> {
     let answered =
@@ -496,7 +496,7 @@ pub(crate) async fn record_invoice_payment_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    invoice_id: String,
+    invoice_id: InvoiceId,
     body: InvoicePaymentRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator_with_scope("recording a payment received", "billing:confirm")?;
@@ -504,7 +504,7 @@ pub(crate) async fn record_invoice_payment_with(
     if let Some(reference) = &body.reference {
         required("reference", reference)?;
     }
-    let (invoice, _) = visible_invoice(state, caller, &invoice_id).await?;
+    let (invoice, _) = visible_invoice(state, caller, invoice_id.as_str()).await?;
     let outstanding = invoice.amount_due_minor();
     let amount_minor = body.amount_minor.unwrap_or(outstanding);
     if amount_minor <= 0 {
@@ -515,7 +515,7 @@ pub(crate) async fn record_invoice_payment_with(
         };
         return Err(GatewayError::invalid("amount_minor", message));
     }
-    let payment_id = optional_id("payment_id", body.payment_id, "pay")?;
+    let payment_id = optional_id(body.payment_id, "pay");
     let command = billing::RecordManualPayment {
         metadata: metadata(caller),
         payment_id: payment_id.clone(),
@@ -593,9 +593,9 @@ pub(crate) async fn refunds_with(
 pub async fn refund(
     State(state): State<AppState>,
     caller: Caller,
-    Path(refund_id): Path<String>,
+    PathId(refund_id): PathId<RefundId>,
 ) -> Result<Json<Value>, GatewayError> {
-    let found = reads::find_refund(&state.readonly, &caller.organization_id, &refund_id).await;
+    let found = reads::find_refund(&state.readonly, &caller.organization_id, refund_id.as_str()).await;
     let refund = visible(&caller, found, |r| &r.member_id, || format!("refund {refund_id}"))?;
     Ok(Json(json!(refund)))
 }
@@ -648,9 +648,9 @@ pub(crate) async fn payment_methods_with(
 pub async fn payment_method(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<PaymentMethodId>,
 ) -> Result<Json<Value>, GatewayError> {
-    let found = reads::find_payment_method(&state.readonly, &caller.organization_id, &id).await;
+    let found = reads::find_payment_method(&state.readonly, &caller.organization_id, id.as_str()).await;
     let method = visible(&caller, found, |m| &m.member_id, || format!("payment method {id}"))?;
     Ok(Json(json!(method)))
 }
@@ -704,9 +704,9 @@ pub(crate) async fn invoices_with(
 pub async fn invoice(
     State(state): State<AppState>,
     caller: Caller,
-    Path(invoice_id): Path<String>,
+    PathId(invoice_id): PathId<InvoiceId>,
 ) -> Result<Json<Value>, GatewayError> {
-    let (invoice, lines) = visible_invoice(&state, &caller, &invoice_id).await?;
+    let (invoice, lines) = visible_invoice(&state, &caller, invoice_id.as_str()).await?;
     let mut body = json!(invoice);
     body["lines"] = json!(lines);
     Ok(Json(body))

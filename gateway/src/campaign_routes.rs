@@ -4,15 +4,12 @@
 
 use std::collections::HashMap;
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-    response::Response,
-};
+use axum::{Extension, Json, extract::State, response::Response};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use studyspot_bus::TraceContext;
+use studyspot_ids::{CampaignId, NotificationId, TemplateId};
 use studyspot_notifications_projection::campaign_reads::{self, Campaign};
 use studyspot_schemas::notifications;
 
@@ -20,7 +17,7 @@ use crate::{
     AppState, GatewayError,
     auth::Caller,
     billing::optional_id,
-    commands::{Accept, CommandRequest, accept, answer, metadata, one_of, required},
+    commands::{Accept, CommandRequest, PathId, accept, answer, metadata, one_of, required},
     ledger::Idempotency,
     notification_routes::notification_with,
     queries::{ListParams, Page, Params, query_values, rows, visible},
@@ -53,7 +50,8 @@ pub struct SegmentRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaignRequest {
     /// Chosen by the caller (`cmp_…`) or by the gateway.
-    pub(crate) campaign_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) campaign_id: Option<CampaignId>,
     pub(crate) name: String,
     /// broadcast, targeted, automated, transactional or marketing.
     pub(crate) kind: String,
@@ -62,7 +60,8 @@ pub struct CreateCampaignRequest {
     /// A channel; absent: each recipient's email when known, else in-app.
     pub(crate) channel: Option<String>,
     /// A template of the organization; else `body` (and `subject`) is the text.
-    pub(crate) template_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) template_id: Option<TemplateId>,
     pub(crate) subject: Option<String>,
     #[serde(default)]
     pub(crate) body: String,
@@ -150,9 +149,8 @@ pub(crate) async fn create_campaign_with(
     if let Some(channel) = &body.channel {
         one_of("channel", channel, &notifications::CHANNELS)?;
     }
-    match &body.template_id {
-        Some(t) => required("template_id", t)?,
-        None => required("body", &body.body)?,
+    if body.template_id.is_none() {
+        required("body", &body.body)?;
     }
     if let Some(locale) = &body.locale {
         crate::notification_routes::locale("locale", locale)?;
@@ -191,7 +189,7 @@ pub(crate) async fn create_campaign_with(
         }
         _ => {}
     }
-    let campaign_id = optional_id("campaign_id", body.campaign_id, "cmp")?;
+    let campaign_id = optional_id(body.campaign_id, "cmp");
     let command = notifications::CreateCampaign {
         metadata: metadata(caller),
         campaign_id: campaign_id.clone(),
@@ -199,7 +197,7 @@ pub(crate) async fn create_campaign_with(
         kind: body.kind,
         category: body.category,
         channel: body.channel.unwrap_or_default(),
-        template_id: body.template_id,
+        template_id: body.template_id.map(String::from),
         subject: body.subject,
         body: body.body,
         variables: body.variables,
@@ -240,7 +238,7 @@ pub async fn launch_campaign(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(campaign_id): Path<String>,
+    PathId(campaign_id): PathId<CampaignId>,
     request: CommandRequest<EmptyRequest>,
 ) -> Result<Response, GatewayError> {
     let _: EmptyRequest = request.body;
@@ -262,7 +260,7 @@ pub async fn cancel_campaign(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(campaign_id): Path<String>,
+    PathId(campaign_id): PathId<CampaignId>,
     request: CommandRequest<EmptyRequest>,
 ) -> Result<Response, GatewayError> {
     let _: EmptyRequest = request.body;
@@ -275,11 +273,11 @@ pub(crate) async fn campaign_command_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    campaign_id: String,
+    campaign_id: CampaignId,
     launch: bool,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator(if launch { "launching a campaign" } else { "cancelling a campaign" })?;
-    required("campaign_id", &campaign_id)?;
+    let campaign_id = String::from(campaign_id);
     let aggregate = ("campaign_id", campaign_id.clone());
     let how = Accept { caller, trace, idempotency, aggregate, member_id: None };
     if launch {
@@ -343,9 +341,9 @@ pub(crate) async fn campaigns_with(
 pub async fn campaign(
     State(state): State<AppState>,
     caller: Caller,
-    Path(campaign_id): Path<String>,
+    PathId(campaign_id): PathId<CampaignId>,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(Json(json!(campaign_with(&state, &caller, &campaign_id).await?)))
+    Ok(Json(json!(campaign_with(&state, &caller, campaign_id.as_str()).await?)))
 }
 
 pub(crate) async fn campaign_with(
@@ -435,7 +433,7 @@ pub async fn send_now(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(notification_id): Path<String>,
+    PathId(notification_id): PathId<NotificationId>,
     request: CommandRequest<EmptyRequest>,
 ) -> Result<Response, GatewayError> {
     let _: EmptyRequest = request.body;
@@ -447,11 +445,12 @@ pub(crate) async fn send_now_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    notification_id: String,
+    notification_id: NotificationId,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("sending a notification now")?;
     // The command is keyed by the recipient, which the notification names.
-    let found = notification_with(state, caller, &notification_id).await?;
+    let found = notification_with(state, caller, notification_id.as_str()).await?;
+    let notification_id = String::from(notification_id);
     let command = notifications::ReleaseNotification {
         metadata: metadata(caller),
         notification_id: notification_id.clone(),

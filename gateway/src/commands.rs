@@ -16,6 +16,10 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use studyspot_bus::{OutboundMessage, TraceContext};
+use studyspot_ids::{
+    Currency, InvoiceId, MemberId, NotificationId, ParseError, PaymentId, PaymentMethodId, PaymentMethodKind,
+    RecipientId, SeatId, SessionId, TemplateId, TransactionId, VenueId, ZoneId,
+};
 use studyspot_schemas::{EventMetadata, Record, alerts, attendance, billing, notifications};
 
 use crate::{
@@ -84,16 +88,64 @@ fn json_error(rejection: JsonRejection) -> GatewayError {
     // axum reports data errors as "...target type: <path>: <serde message>".
     let detail = text.split_once("target type: ").map(|(_, d)| d).unwrap_or(&text);
     let field = match detail.split_once(": ") {
-        Some((path, _))
-            if path
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '[' || c == ']') =>
-        {
+        Some((path, rest)) if is_path(path) => {
+            if let Some(invalid) = typed_field_error(path, rest) {
+                return invalid;
+            }
             Some(path.to_owned())
         }
         _ => detail.split('`').nth(1).map(str::to_owned),
     };
     GatewayError::InvalidJson { message: text, field }
+}
+
+fn is_path(path: &str) -> bool {
+    path.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '[' || c == ']')
+}
+
+/// A serde error at `path` that is a typed id or value refusing its string (studyspot-ids: its
+/// message starts with `must `): the field's validation failure (422 naming it), as when the
+/// handlers checked the strings themselves; `None` for any other serde error.
+pub(crate) fn typed_field_error(path: &str, message: &str) -> Option<GatewayError> {
+    if !message.starts_with("must ") || path.is_empty() || !is_path(path) {
+        return None;
+    }
+    let message = message.rsplit_once(" at line ").map_or(message, |(message, _)| message);
+    Some(GatewayError::invalid(path, format!("{path} {message}")))
+}
+
+/// A typed id or value from a string that came in without a JSON body (a gRPC field, a path
+/// segment): the same 422 naming the field as a JSON body's.
+pub(crate) fn parse<T: std::str::FromStr<Err = ParseError>>(
+    field: &str,
+    value: &str,
+) -> Result<T, GatewayError> {
+    value.parse().map_err(|e: ParseError| GatewayError::invalid(field, e.for_field(field)))
+}
+
+/// [`parse`] of an optional field.
+pub(crate) fn parse_opt<T: std::str::FromStr<Err = ParseError>>(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<T>, GatewayError> {
+    value.map(|v| parse(field, v)).transpose()
+}
+
+/// A path segment that is an id (`/api/payments/{id}/…`), parsed like a body's: a blank one is
+/// a 422 naming `id`; what axum's `Path` refuses it still answers itself.
+pub struct PathId<T>(pub T);
+
+impl<T: std::str::FromStr<Err = ParseError>, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for PathId<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Response> {
+        let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        parse("id", &id).map(Self).map_err(IntoResponse::into_response)
+    }
 }
 
 fn now_ms() -> i64 {
@@ -121,15 +173,6 @@ pub(crate) fn required(field: &str, value: &str) -> Result<(), GatewayError> {
         Err(GatewayError::invalid(field, format!("{field} must not be empty")))
     } else {
         Ok(())
-    }
-}
-
-/// An ISO 4217 code's shape: three upper-case letters.
-pub(crate) fn currency(value: &str) -> Result<(), GatewayError> {
-    if value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err(GatewayError::invalid("currency", "currency must be an ISO 4217 code such as EUR"))
     }
 }
 
@@ -218,16 +261,22 @@ pub(crate) fn answer((body, replayed): (serde_json::Value, bool)) -> Response {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePaymentRequest {
-    pub(crate) payment_id: Option<String>,
-    pub(crate) member_id: String,
+    #[schema(value_type = Option<String>)]
+    pub(crate) payment_id: Option<PaymentId>,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
     pub(crate) amount_minor: i64,
-    pub(crate) currency: String,
-    pub(crate) method: String,
+    #[schema(value_type = String)]
+    pub(crate) currency: Currency,
+    #[schema(value_type = String)]
+    pub(crate) method: PaymentMethodKind,
     pub(crate) description: Option<String>,
     /// The invoice this payment pays (in part or in full).
-    pub(crate) invoice_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) invoice_id: Option<InvoiceId>,
     /// A stored payment method of the member to charge.
-    pub(crate) payment_method_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) payment_method_id: Option<PaymentMethodId>,
 }
 
 #[utoipa::path(post, path = "/api/payments", tag = "billing", request_body = CreatePaymentRequest,
@@ -264,40 +313,38 @@ pub(crate) async fn create_payment_with(
     idempotency: Option<Idempotency>,
     body: CreatePaymentRequest,
 ) -> Result<(serde_json::Value, bool), GatewayError> {
-    required("member_id", &body.member_id)?;
     if body.amount_minor <= 0 {
         return Err(GatewayError::invalid(
             "amount_minor",
             "amount_minor must be a positive number of minor units",
         ));
     }
-    currency(&body.currency)?;
-    one_of("method", &body.method, &billing::PAYMENT_METHODS)?;
-    caller.require_member_or_operator(&body.member_id, "creating a payment")?;
+    caller.require_member_or_operator(body.member_id.as_str(), "creating a payment")?;
     let member_id = body.member_id.clone();
-    let payment_id = body.payment_id.unwrap_or_else(|| new_id("pay"));
-    required("payment_id", &payment_id)?;
+    let payment_id = body.payment_id.map_or_else(|| new_id("pay"), String::from);
     let command = billing::CreatePayment {
         metadata: metadata(caller),
         payment_id: payment_id.clone(),
-        member_id: body.member_id,
+        member_id: body.member_id.into(),
         amount_minor: body.amount_minor,
-        currency: body.currency,
-        method: body.method,
+        currency: body.currency.into(),
+        method: body.method.into(),
         description: body.description,
-        invoice_id: body.invoice_id,
-        payment_method_id: body.payment_method_id,
+        invoice_id: body.invoice_id.map(String::from),
+        payment_method_id: body.payment_method_id.map(String::from),
     };
     let aggregate = ("payment_id", payment_id);
-    let how = Accept { caller, trace, idempotency, aggregate, member_id: Some(&member_id) };
+    let how = Accept { caller, trace, idempotency, aggregate, member_id: Some(member_id.as_str()) };
     accept(state, command, how).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendNotificationRequest {
-    pub(crate) notification_id: Option<String>,
-    pub(crate) recipient_id: String,
+    #[schema(value_type = Option<String>)]
+    pub(crate) notification_id: Option<NotificationId>,
+    #[schema(value_type = String)]
+    pub(crate) recipient_id: RecipientId,
     pub(crate) channel: String,
     pub(crate) category: String,
     pub(crate) subject: Option<String>,
@@ -305,7 +352,8 @@ pub struct SendNotificationRequest {
     #[serde(default)]
     pub(crate) body: String,
     /// A template of the organization, rendered with `variables`.
-    pub(crate) template_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) template_id: Option<TemplateId>,
     #[serde(default)]
     pub(crate) variables: std::collections::HashMap<String, String>,
     /// BCP 47, e.g. de-DE.
@@ -314,7 +362,8 @@ pub struct SendNotificationRequest {
     #[serde(default)]
     pub(crate) critical: bool,
     /// Groups notifications that can be cancelled together while they wait.
-    pub(crate) transaction_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) transaction_id: Option<TransactionId>,
     /// Not before then (RFC 3339).
     pub(crate) send_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Collect with the recipient's other messages of this key (same channel and category) into
@@ -360,11 +409,9 @@ pub(crate) async fn send_notification_with(
     idempotency: Option<Idempotency>,
     body: SendNotificationRequest,
 ) -> Result<(serde_json::Value, bool), GatewayError> {
-    required("recipient_id", &body.recipient_id)?;
     required("category", &body.category)?;
-    match &body.template_id {
-        Some(template) => required("template_id", template)?,
-        None => required("body", &body.body)?,
+    if body.template_id.is_none() {
+        required("body", &body.body)?;
     }
     one_of("channel", &body.channel, &notifications::CHANNELS)?;
     one_of("category", &body.category, &notifications::CATEGORIES)?;
@@ -397,8 +444,7 @@ pub(crate) async fn send_notification_with(
         }
     }
     caller.require_operator("sending a notification")?;
-    let notification_id = body.notification_id.unwrap_or_else(|| new_id("ntf"));
-    required("notification_id", &notification_id)?;
+    let notification_id = body.notification_id.map_or_else(|| new_id("ntf"), String::from);
     if crate::notification_routes::RESERVED_IDS.contains(&notification_id.as_str()) {
         return Err(GatewayError::invalid(
             "notification_id",
@@ -408,16 +454,16 @@ pub(crate) async fn send_notification_with(
     let command = notifications::SendNotification {
         metadata: metadata(caller),
         notification_id: notification_id.clone(),
-        recipient_id: body.recipient_id,
+        recipient_id: body.recipient_id.into(),
         channel: body.channel,
         category: body.category,
         subject: body.subject,
         body: body.body,
-        template_id: body.template_id,
+        template_id: body.template_id.map(String::from),
         variables: body.variables,
         locale: body.locale,
         critical: body.critical,
-        transaction_id: body.transaction_id,
+        transaction_id: body.transaction_id.map(String::from),
         send_at: body.send_at.map(|t| t.timestamp_millis()),
         campaign_id: None,
         digest_key: body.digest_key,
@@ -432,12 +478,17 @@ pub(crate) async fn send_notification_with(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckInRequest {
-    pub(crate) session_id: Option<String>,
-    pub(crate) member_id: String,
-    pub(crate) venue_id: String,
-    pub(crate) seat_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) session_id: Option<SessionId>,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
+    #[schema(value_type = String)]
+    pub(crate) venue_id: VenueId,
+    #[schema(value_type = Option<String>)]
+    pub(crate) seat_id: Option<SeatId>,
     /// A zone without a seat.
-    pub(crate) zone_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) zone_id: Option<ZoneId>,
     /// The signed QR token scanned (a seat's) or shown (the member's); members must present one
     /// where the venue requires it.
     pub(crate) qr_token: Option<String>,
@@ -477,32 +528,25 @@ pub(crate) async fn check_in_with(
     idempotency: Option<Idempotency>,
     body: CheckInRequest,
 ) -> Result<(serde_json::Value, bool), GatewayError> {
-    required("member_id", &body.member_id)?;
-    required("venue_id", &body.venue_id)?;
-    for (field, value) in
-        [("seat_id", &body.seat_id), ("zone_id", &body.zone_id), ("qr_token", &body.qr_token)]
-    {
-        if let Some(value) = value {
-            required(field, value)?;
-        }
+    if let Some(token) = &body.qr_token {
+        required("qr_token", token)?;
     }
-    caller.require_member_or_operator(&body.member_id, "checking in")?;
+    caller.require_member_or_operator(body.member_id.as_str(), "checking in")?;
     let member_id = body.member_id.clone();
-    let session_id = body.session_id.unwrap_or_else(|| new_id("ses"));
-    required("session_id", &session_id)?;
+    let session_id = body.session_id.map_or_else(|| new_id("ses"), String::from);
     let command = attendance::CheckIn {
         metadata: metadata(caller),
         session_id: session_id.clone(),
-        member_id: body.member_id,
-        venue_id: body.venue_id,
-        seat_id: body.seat_id,
-        zone_id: body.zone_id,
+        member_id: body.member_id.into(),
+        venue_id: body.venue_id.into(),
+        seat_id: body.seat_id.map(String::from),
+        zone_id: body.zone_id.map(String::from),
         qr_token: body.qr_token,
         // Staff check members in at the desk; a member proves presence with a QR token.
         staff_assisted: caller.require_operator("").is_ok(),
     };
     let aggregate = ("session_id", session_id);
-    let how = Accept { caller, trace, idempotency, aggregate, member_id: Some(&member_id) };
+    let how = Accept { caller, trace, idempotency, aggregate, member_id: Some(member_id.as_str()) };
     accept(state, command, how).await
 }
 
@@ -565,4 +609,57 @@ pub(crate) async fn record_metric_sample_with(
     let aggregate = ("metric", body.metric);
     let how = Accept { caller, trace, idempotency, aggregate, member_id: None };
     accept(state, command, how).await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn refused(body: &str) -> (String, String, String) {
+        let rejection = Json::<CreatePaymentRequest>::from_bytes(body.as_bytes()).err().unwrap();
+        let e = json_error(rejection);
+        let body = e.to_string();
+        match e {
+            GatewayError::Validation { field, message } => ("validation_failed".into(), field, message),
+            GatewayError::InvalidJson { field, .. } => {
+                ("invalid_json".into(), field.unwrap_or_default(), body)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_typed_field_that_does_not_parse_is_its_validation_failure() {
+        let payment = |field: &str, value: serde_json::Value| {
+            let mut body =
+                json!({ "member_id": "mem_1", "amount_minor": 100, "currency": "EUR", "method": "card" });
+            body[field] = value;
+            refused(&body.to_string())
+        };
+        let expect = |field: &str, message: &str| {
+            ("validation_failed".to_owned(), field.to_owned(), message.to_owned())
+        };
+        assert_eq!(payment("member_id", json!(" ")), expect("member_id", "member_id must not be empty"));
+        assert_eq!(payment("invoice_id", json!("")), expect("invoice_id", "invoice_id must not be empty"));
+        assert_eq!(
+            payment("currency", json!("eur")),
+            expect("currency", "currency must be an ISO 4217 code such as EUR")
+        );
+        assert_eq!(
+            payment("method", json!("cheque")),
+            expect("method", "method must be one of card, bank_transfer, upi, wallet, cash")
+        );
+        // Not a string at all stays malformed JSON, naming the field.
+        let (code, field, _) = payment("member_id", json!(5));
+        assert_eq!((code.as_str(), field.as_str()), ("invalid_json", "member_id"));
+    }
+
+    #[test]
+    fn the_closed_values_are_the_schemas_lists() {
+        assert_eq!(PaymentMethodKind::ALL, billing::PAYMENT_METHODS);
+        assert_eq!(studyspot_ids::PlanTier::ALL, billing::PLAN_TIERS);
+        assert_eq!(studyspot_ids::Cycle::ALL, billing::CYCLES);
+    }
 }

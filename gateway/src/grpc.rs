@@ -15,6 +15,7 @@ use crate::{
     AppState, BODY_LIMIT, GatewayError, attendance_routes,
     auth::{Authenticates, Caller, authenticate},
     billing, campaign_routes, commands,
+    commands::{parse, parse_opt},
     ledger::Idempotency,
     live, monitoring_insight_grpc as insight, monitoring_insight_routes as insight_routes,
     monitoring_ops_grpc as ops_grpc, monitoring_routes, notification_routes, queries, status, subscriptions,
@@ -325,14 +326,14 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "CreatePayment")?;
         let m = request.into_inner();
         let body = commands::CreatePaymentRequest {
-            payment_id: m.payment_id,
-            member_id: m.member_id,
+            payment_id: parse_opt("payment_id", m.payment_id.as_deref())?,
+            member_id: parse("member_id", &m.member_id)?,
             amount_minor: m.amount_minor,
-            currency: m.currency,
-            method: m.method,
+            currency: parse("currency", &m.currency)?,
+            method: parse("method", &m.method)?,
             description: m.description,
-            invoice_id: m.invoice_id,
-            payment_method_id: m.payment_method_id,
+            invoice_id: parse_opt("invoice_id", m.invoice_id.as_deref())?,
+            payment_method_id: parse_opt("payment_method_id", m.payment_method_id.as_deref())?,
         };
         let answer =
             commands::create_payment_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
@@ -346,17 +347,17 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "SendNotification")?;
         let m = request.into_inner();
         let body = commands::SendNotificationRequest {
-            notification_id: m.notification_id,
-            recipient_id: m.recipient_id,
+            notification_id: parse_opt("notification_id", m.notification_id.as_deref())?,
+            recipient_id: parse("recipient_id", &m.recipient_id)?,
             channel: m.channel,
             category: m.category,
             subject: m.subject,
             body: m.body,
-            template_id: m.template_id,
+            template_id: parse_opt("template_id", m.template_id.as_deref())?,
             variables: m.variables.into_iter().collect(),
             locale: m.locale,
             critical: m.critical,
-            transaction_id: m.transaction_id,
+            transaction_id: parse_opt("transaction_id", m.transaction_id.as_deref())?,
             send_at: m
                 .send_at
                 .map(|t| {
@@ -381,20 +382,29 @@ impl pb::gateway_server::Gateway for GatewayService {
         let m = request.into_inner();
         let l = m.limits.unwrap_or_default();
         let body = a::VenueRequest {
-            venue_id: m.venue_id,
+            venue_id: parse_opt("venue_id", m.venue_id.as_deref())?,
             name: m.name,
             time_zone: m.time_zone,
             capacity: m.capacity,
             zones: m
                 .zones
                 .into_iter()
-                .map(|z| a::ZoneBody { zone_id: z.zone_id, name: z.name, capacity: z.capacity })
-                .collect(),
+                .enumerate()
+                .map(|(i, z)| {
+                    let zone_id = parse(&format!("zones[{i}].zone_id"), &z.zone_id)?;
+                    Ok(a::ZoneBody { zone_id, name: z.name, capacity: z.capacity })
+                })
+                .collect::<Result<_, GatewayError>>()?,
             seats: m
                 .seats
                 .into_iter()
-                .map(|s| a::SeatBody { seat_id: s.seat_id, zone_id: s.zone_id, label: s.label })
-                .collect(),
+                .enumerate()
+                .map(|(i, s)| {
+                    let seat_id = parse(&format!("seats[{i}].seat_id"), &s.seat_id)?;
+                    let zone_id = parse_opt(&format!("seats[{i}].zone_id"), s.zone_id.as_deref())?;
+                    Ok(a::SeatBody { seat_id, zone_id, label: s.label })
+                })
+                .collect::<Result<_, GatewayError>>()?,
             opening_hours: m
                 .opening_hours
                 .into_iter()
@@ -426,9 +436,9 @@ impl pb::gateway_server::Gateway for GatewayService {
                 .ok_or_else(|| GatewayError::invalid(field, format!("{field} is required")))
         };
         let body = attendance_routes::PassRequest {
-            pass_id: m.pass_id,
-            member_id: m.member_id,
-            venue_id: m.venue_id,
+            pass_id: parse_opt("pass_id", m.pass_id.as_deref())?,
+            member_id: parse("member_id", &m.member_id)?,
+            venue_id: parse("venue_id", &m.venue_id)?,
             valid_from: required_time("valid_from", m.valid_from)?,
             valid_until: required_time("valid_until", m.valid_until)?,
         };
@@ -448,11 +458,11 @@ impl pb::gateway_server::Gateway for GatewayService {
                 .ok_or_else(|| GatewayError::invalid(field, format!("{field} is required")))
         };
         let body = attendance_routes::BookingRequest {
-            booking_id: m.booking_id,
-            member_id: m.member_id,
-            venue_id: m.venue_id,
-            seat_id: m.seat_id,
-            zone_id: m.zone_id,
+            booking_id: parse_opt("booking_id", m.booking_id.as_deref())?,
+            member_id: parse("member_id", &m.member_id)?,
+            venue_id: parse("venue_id", &m.venue_id)?,
+            seat_id: parse_opt("seat_id", m.seat_id.as_deref())?,
+            zone_id: parse_opt("zone_id", m.zone_id.as_deref())?,
             starts_at: required_time("starts_at", m.starts_at)?,
             ends_at: required_time("ends_at", m.ends_at)?,
             recurrence: m
@@ -476,7 +486,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.booking_id,
+            parse("booking_id", &m.booking_id)?,
         )
         .await?;
         Ok(accepted(answer, "booking_id"))
@@ -493,8 +503,8 @@ impl pb::gateway_server::Gateway for GatewayService {
                 .ok_or_else(|| GatewayError::invalid(field, format!("{field} is required")))
         };
         let body = attendance_routes::CancelRangeRequest {
-            member_id: m.member_id,
-            venue_id: m.venue_id,
+            member_id: parse("member_id", &m.member_id)?,
+            venue_id: parse("venue_id", &m.venue_id)?,
             from: required_time("from", m.from)?,
             to: required_time("to", m.to)?,
         };
@@ -511,9 +521,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "CheckOut")?;
         let m = request.into_inner();
         let body = attendance_routes::CheckOutRequest {
-            member_id: m.member_id,
-            venue_id: m.venue_id,
-            session_id: m.session_id,
+            member_id: parse("member_id", &m.member_id)?,
+            venue_id: parse_opt("venue_id", m.venue_id.as_deref())?,
+            session_id: parse_opt("session_id", m.session_id.as_deref())?,
             reason: m.reason,
         };
         let answer =
@@ -529,9 +539,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         let m = request.into_inner();
         let body = attendance_routes::QrTokenRequest {
             kind: m.kind,
-            venue_id: m.venue_id,
-            seat_id: m.seat_id,
-            member_id: m.member_id,
+            venue_id: parse("venue_id", &m.venue_id)?,
+            seat_id: parse_opt("seat_id", m.seat_id.as_deref())?,
+            member_id: parse_opt("member_id", m.member_id.as_deref())?,
         };
         let minted = attendance_routes::mint_qr_token_with(&self.state, &p.caller, body)?;
         let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
@@ -625,11 +635,11 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "CheckIn")?;
         let m = request.into_inner();
         let body = commands::CheckInRequest {
-            session_id: m.session_id,
-            member_id: m.member_id,
-            venue_id: m.venue_id,
-            seat_id: m.seat_id,
-            zone_id: m.zone_id,
+            session_id: parse_opt("session_id", m.session_id.as_deref())?,
+            member_id: parse("member_id", &m.member_id)?,
+            venue_id: parse("venue_id", &m.venue_id)?,
+            seat_id: parse_opt("seat_id", m.seat_id.as_deref())?,
+            zone_id: parse_opt("zone_id", m.zone_id.as_deref())?,
             qr_token: m.qr_token,
         };
         let answer = commands::check_in_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
@@ -787,7 +797,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.payment_id,
+            parse("payment_id", &m.payment_id)?,
             body,
             client,
         )
@@ -807,7 +817,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.payment_id,
+            parse("payment_id", &m.payment_id)?,
             body,
         )
         .await?;
@@ -820,11 +830,20 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::Accepted>, Status> {
         let p = self.prepare(&request, "RefundPayment")?;
         let m = request.into_inner();
-        let body =
-            billing::RefundRequest { refund_id: m.refund_id, amount_minor: m.amount_minor, reason: m.reason };
-        let answer =
-            billing::refund_payment_with(&self.state, &p.caller, &p.trace, p.idempotency, m.payment_id, body)
-                .await?;
+        let body = billing::RefundRequest {
+            refund_id: parse_opt("refund_id", m.refund_id.as_deref())?,
+            amount_minor: m.amount_minor,
+            reason: m.reason,
+        };
+        let answer = billing::refund_payment_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            parse("payment_id", &m.payment_id)?,
+            body,
+        )
+        .await?;
         Ok(accepted(answer, "refund_id"))
     }
 
@@ -835,9 +854,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "AddPaymentMethod")?;
         let m = request.into_inner();
         let body = billing::AddPaymentMethodRequest {
-            payment_method_id: m.payment_method_id,
-            member_id: m.member_id,
-            method: m.method,
+            payment_method_id: parse_opt("payment_method_id", m.payment_method_id.as_deref())?,
+            member_id: parse("member_id", &m.member_id)?,
+            method: parse("method", &m.method)?,
             provider_token: m.provider_token,
             label: m.label,
             make_default: m.make_default,
@@ -857,9 +876,9 @@ impl pb::gateway_server::Gateway for GatewayService {
             .map_err(|_| GatewayError::invalid("due_at", "due_at must be an RFC 3339 time"))?
             .with_timezone(&chrono::Utc);
         let body = billing::CreateInvoiceRequest {
-            invoice_id: m.invoice_id,
-            member_id: m.member_id,
-            currency: m.currency,
+            invoice_id: parse_opt("invoice_id", m.invoice_id.as_deref())?,
+            member_id: parse("member_id", &m.member_id)?,
+            currency: parse("currency", &m.currency)?,
             lines: m
                 .lines
                 .into_iter()
@@ -891,7 +910,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.invoice_id,
+            parse("invoice_id", &m.invoice_id)?,
             body,
         )
         .await?;
@@ -905,7 +924,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "RecordInvoicePayment")?;
         let m = request.into_inner();
         let body = billing::InvoicePaymentRequest {
-            payment_id: m.payment_id,
+            payment_id: parse_opt("payment_id", m.payment_id.as_deref())?,
             method: m.method,
             amount_minor: m.amount_minor,
             reference: m.reference,
@@ -915,7 +934,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.invoice_id,
+            parse("invoice_id", &m.invoice_id)?,
             body,
         )
         .await?;
@@ -1033,12 +1052,12 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "DefinePlan")?;
         let m = request.into_inner();
         let body = subscriptions::DefinePlanRequest {
-            plan_id: m.plan_id,
+            plan_id: parse_opt("plan_id", m.plan_id.as_deref())?,
             name: m.name,
-            tier: m.tier,
-            cycle: m.cycle,
+            tier: parse("tier", &m.tier)?,
+            cycle: parse("cycle", &m.cycle)?,
             price_minor: m.price_minor,
-            currency: m.currency,
+            currency: parse("currency", &m.currency)?,
             trial_days: m.trial_days,
             tax_rate_bps: m.tax_rate_bps,
             allowances: m
@@ -1063,11 +1082,11 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "DefineCoupon")?;
         let m = request.into_inner();
         let body = subscriptions::DefineCouponRequest {
-            coupon_id: m.coupon_id,
+            coupon_id: parse("coupon_id", &m.coupon_id)?,
             name: m.name,
             percent_off_bps: m.percent_off_bps,
             amount_off_minor: m.amount_off_minor,
-            currency: m.currency,
+            currency: parse_opt("currency", m.currency.as_deref())?,
             duration: m.duration,
             duration_cycles: m.duration_cycles,
         };
@@ -1095,15 +1114,15 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "CreateSubscription")?;
         let m = request.into_inner();
         let body = subscriptions::CreateSubscriptionRequest {
-            subscription_id: m.subscription_id,
-            member_id: m.member_id,
-            plan_id: m.plan_id,
+            subscription_id: parse_opt("subscription_id", m.subscription_id.as_deref())?,
+            member_id: parse("member_id", &m.member_id)?,
+            plan_id: parse("plan_id", &m.plan_id)?,
             effective_at: parse_time("effective_at", m.effective_at)?,
             trial_days: m.trial_days,
             paused: m.paused,
             resume_at: parse_time("resume_at", m.resume_at)?,
-            coupon_id: m.coupon_id,
-            payment_method_id: m.payment_method_id,
+            coupon_id: parse_opt("coupon_id", m.coupon_id.as_deref())?,
+            payment_method_id: parse_opt("payment_method_id", m.payment_method_id.as_deref())?,
         };
         let answer =
             subscriptions::create_subscription_with(&self.state, &p.caller, &p.trace, p.idempotency, body)
@@ -1118,7 +1137,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "ChangeSubscriptionPlan")?;
         let m = request.into_inner();
         let body = subscriptions::ChangeSubscriptionPlanRequest {
-            plan_id: m.plan_id,
+            plan_id: parse("plan_id", &m.plan_id)?,
             proration: m.proration,
             effective_at: parse_time("effective_at", m.effective_at)?,
         };
@@ -1127,7 +1146,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.subscription_id,
+            parse("subscription_id", &m.subscription_id)?,
             body,
         )
         .await?;
@@ -1149,7 +1168,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.subscription_id,
+            parse("subscription_id", &m.subscription_id)?,
             body,
         )
         .await?;
@@ -1170,7 +1189,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.subscription_id,
+            parse("subscription_id", &m.subscription_id)?,
             body,
         )
         .await?;
@@ -1194,7 +1213,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.subscription_id,
+            parse("subscription_id", &m.subscription_id)?,
             body,
         )
         .await?;
@@ -1208,7 +1227,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "IssueCreditNote")?;
         let m = request.into_inner();
         let body = subscriptions::IssueCreditNoteRequest {
-            credit_note_id: m.credit_note_id,
+            credit_note_id: parse_opt("credit_note_id", m.credit_note_id.as_deref())?,
             amount_minor: m.amount_minor,
             memo: m.memo,
         };
@@ -1217,7 +1236,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            m.subscription_id,
+            parse("subscription_id", &m.subscription_id)?,
             body,
         )
         .await?;
@@ -1231,8 +1250,8 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "RecordUsage")?;
         let m = request.into_inner();
         let body = subscriptions::RecordUsageRequest {
-            usage_id: m.usage_id,
-            subscription_id: m.subscription_id,
+            usage_id: parse("usage_id", &m.usage_id)?,
+            subscription_id: parse("subscription_id", &m.subscription_id)?,
             metric: m.metric,
             quantity: m.quantity,
             effective_at: parse_time("effective_at", m.effective_at)?,
@@ -1413,7 +1432,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "CreateTemplate")?;
         let m = request.into_inner();
         let body = notification_routes::CreateTemplateRequest {
-            template_id: m.template_id,
+            template_id: parse_opt("template_id", m.template_id.as_deref())?,
             channel: m.channel,
             locale: m.locale,
             subject: m.subject,
@@ -1454,7 +1473,7 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "SetPreferences")?;
         let m = request.into_inner();
         let body = notification_routes::SetPreferencesRequest {
-            recipient_id: m.recipient_id,
+            recipient_id: parse("recipient_id", &m.recipient_id)?,
             email: m.email,
             phone: m.phone,
             whatsapp: m.whatsapp,
@@ -1482,8 +1501,8 @@ impl pb::gateway_server::Gateway for GatewayService {
         let p = self.prepare(&request, "CancelNotifications")?;
         let m = request.into_inner();
         let body = notification_routes::CancelNotificationsRequest {
-            recipient_id: m.recipient_id,
-            transaction_id: m.transaction_id,
+            recipient_id: parse("recipient_id", &m.recipient_id)?,
+            transaction_id: parse("transaction_id", &m.transaction_id)?,
         };
         let answer = notification_routes::cancel_notifications_with(
             &self.state,
@@ -1595,12 +1614,12 @@ impl pb::gateway_server::Gateway for GatewayService {
         let m = request.into_inner();
         let segment = m.segment.unwrap_or_default();
         let body = campaign_routes::CreateCampaignRequest {
-            campaign_id: m.campaign_id,
+            campaign_id: parse_opt("campaign_id", m.campaign_id.as_deref())?,
             name: m.name,
             kind: m.kind,
             category: m.category,
             channel: m.channel,
-            template_id: m.template_id,
+            template_id: parse_opt("template_id", m.template_id.as_deref())?,
             subject: m.subject,
             body: m.body,
             variables: m.variables.into_iter().collect(),
@@ -1634,9 +1653,15 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::Accepted>, Status> {
         let p = self.prepare(&request, "LaunchCampaign")?;
         let id = request.into_inner().campaign_id;
-        let answer =
-            campaign_routes::campaign_command_with(&self.state, &p.caller, &p.trace, p.idempotency, id, true)
-                .await?;
+        let answer = campaign_routes::campaign_command_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            parse("campaign_id", &id)?,
+            true,
+        )
+        .await?;
         Ok(accepted(answer, "campaign_id"))
     }
 
@@ -1651,7 +1676,7 @@ impl pb::gateway_server::Gateway for GatewayService {
             &p.caller,
             &p.trace,
             p.idempotency,
-            id,
+            parse("campaign_id", &id)?,
             false,
         )
         .await?;
@@ -1696,8 +1721,14 @@ impl pb::gateway_server::Gateway for GatewayService {
     ) -> Result<Response<pb::Accepted>, Status> {
         let p = self.prepare(&request, "SendNotificationNow")?;
         let id = request.into_inner().notification_id;
-        let answer =
-            campaign_routes::send_now_with(&self.state, &p.caller, &p.trace, p.idempotency, id).await?;
+        let answer = campaign_routes::send_now_with(
+            &self.state,
+            &p.caller,
+            &p.trace,
+            p.idempotency,
+            parse("notification_id", &id)?,
+        )
+        .await?;
         Ok(accepted(answer, "notification_id"))
     }
 

@@ -12,6 +12,7 @@ use studyspot_grpc_api as pb;
 use crate::{
     AppState, GatewayError,
     auth::Caller,
+    commands::{parse, parse_opt},
     ledger::Idempotency,
     monitoring_insight_routes::{
         self as routes, DashboardRequest, Figures, ReportRequest, StoredWidget, WidgetBody, stored_widgets,
@@ -29,22 +30,29 @@ pub(crate) async fn define_dashboard(
     let widgets = m
         .widgets
         .into_iter()
-        .map(|w| WidgetBody {
-            widget_id: w.widget_id,
-            title: w.title,
-            kind: w.kind,
-            metric: w.metric,
-            matchers: w
-                .matchers
-                .into_iter()
-                .map(|m| MatcherBody { name: m.name, op: m.op, value: m.value })
-                .collect(),
-            aggregation: w.aggregation.unwrap_or_else(|| "sum".into()),
-            step_seconds: w.step_seconds.unwrap_or(3600),
-            group_by: w.group_by,
+        .enumerate()
+        .map(|(i, w)| {
+            Ok(WidgetBody {
+                widget_id: parse_opt(&format!("widgets[{i}].widget_id"), w.widget_id.as_deref())?,
+                title: w.title,
+                kind: w.kind,
+                metric: w.metric,
+                matchers: w
+                    .matchers
+                    .into_iter()
+                    .map(|m| MatcherBody { name: m.name, op: m.op, value: m.value })
+                    .collect(),
+                aggregation: w.aggregation.unwrap_or_else(|| "sum".into()),
+                step_seconds: w.step_seconds.unwrap_or(3600),
+                group_by: w.group_by,
+            })
         })
-        .collect();
-    let body = DashboardRequest { dashboard_id: m.dashboard_id, name: m.name, widgets };
+        .collect::<Result<_, GatewayError>>()?;
+    let body = DashboardRequest {
+        dashboard_id: parse_opt("dashboard_id", m.dashboard_id.as_deref())?,
+        name: m.name,
+        widgets,
+    };
     routes::define_dashboard_with(state, caller, trace, idempotency, body).await
 }
 
@@ -180,7 +188,7 @@ pub(crate) async fn define_report(
     m: pb::DefineReportRequest,
 ) -> Result<(Value, bool), GatewayError> {
     let body = ReportRequest {
-        report_id: m.report_id,
+        report_id: parse_opt("report_id", m.report_id.as_deref())?,
         name: m.name,
         schedule: m.schedule,
         time_zone: m.time_zone.unwrap_or_else(|| "UTC".into()),
@@ -188,8 +196,12 @@ pub(crate) async fn define_report(
         recipients: m
             .recipients
             .into_iter()
-            .map(|r| ReceiverBody { recipient_id: r.recipient_id, channel: r.channel })
-            .collect(),
+            .enumerate()
+            .map(|(i, r)| {
+                let recipient_id = parse(&format!("recipients[{i}].recipient_id"), &r.recipient_id)?;
+                Ok(ReceiverBody { recipient_id, channel: r.channel })
+            })
+            .collect::<Result<_, GatewayError>>()?,
     };
     routes::define_report_with(state, caller, trace, idempotency, body).await
 }

@@ -18,12 +18,13 @@ use studyspot_alerts_projection::{
     reads,
 };
 use studyspot_bus::TraceContext;
+use studyspot_ids::{DashboardId, ReportId, WidgetId};
 use studyspot_schemas::alerts::{self as schema, Receiver};
 
 use crate::{
     AppState, GatewayError,
     auth::Caller,
-    commands::{Accept, CommandRequest, accept, answer, metadata, new_id, one_of, required},
+    commands::{Accept, CommandRequest, PathId, accept, answer, metadata, new_id, one_of, parse, required},
     ledger::Idempotency,
     monitoring_routes::{
         AGGREGATIONS, CHANNELS, MatcherBody, ReceiverBody, label_name, limit, matchers, metric_name, rfc3339,
@@ -45,7 +46,8 @@ const MAX_RANGE_DAYS: i64 = 366;
 #[serde(deny_unknown_fields)]
 pub struct WidgetBody {
     /// Unique in the dashboard; default `w<position>`.
-    pub(crate) widget_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) widget_id: Option<WidgetId>,
     pub(crate) title: String,
     /// `series` (a metric over time), or a figure: `revenue`, `occupancy`, `deliveries`,
     /// `active_alerts`.
@@ -77,7 +79,8 @@ fn hour() -> i64 {
 #[serde(deny_unknown_fields)]
 pub struct DashboardRequest {
     /// `dsh_…`; the same id again replaces the dashboard.
-    pub(crate) dashboard_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) dashboard_id: Option<DashboardId>,
     pub(crate) name: String,
     pub(crate) widgets: Vec<WidgetBody>,
 }
@@ -94,8 +97,7 @@ fn dashboard_command(
     for (i, w) in body.widgets.into_iter().enumerate() {
         let field = |f: &str| format!("widgets[{i}].{f}");
         one_of(&field("kind"), &w.kind, &WIDGET_KINDS)?;
-        let widget_id = w.widget_id.unwrap_or_else(|| format!("w{i}"));
-        required(&field("widget_id"), &widget_id)?;
+        let widget_id = w.widget_id.map_or_else(|| format!("w{i}"), String::from);
         if widgets.iter().any(|x: &schema::DashboardWidget| x.widget_id == widget_id) {
             return Err(GatewayError::invalid(&field("widget_id"), "widget ids must be unique"));
         }
@@ -124,7 +126,7 @@ fn dashboard_command(
     }
     Ok(schema::DefineDashboard {
         metadata: metadata(caller),
-        dashboard_id: body.dashboard_id.unwrap_or_else(|| new_id("dsh")),
+        dashboard_id: body.dashboard_id.map_or_else(|| new_id("dsh"), String::from),
         name: body.name,
         widgets,
     })
@@ -213,9 +215,9 @@ fn found<T>(
 pub async fn dashboard(
     State(state): State<AppState>,
     caller: Caller,
-    Path(dashboard_id): Path<String>,
+    PathId(dashboard_id): PathId<DashboardId>,
 ) -> Result<Json<DashboardView>, GatewayError> {
-    Ok(Json(dashboard_with(&state, &caller, &dashboard_id).await?))
+    Ok(Json(dashboard_with(&state, &caller, dashboard_id.as_str()).await?))
 }
 
 pub(crate) async fn dashboard_with(
@@ -285,10 +287,10 @@ fn figure_error(e: FigureError, widget: &str) -> GatewayError {
 pub async fn dashboard_data(
     State(state): State<AppState>,
     caller: Caller,
-    Path(dashboard_id): Path<String>,
+    PathId(dashboard_id): PathId<DashboardId>,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    let data = dashboard_data_with(&state, &caller, &dashboard_id, query_values(params)?).await?;
+    let data = dashboard_data_with(&state, &caller, dashboard_id.as_str(), query_values(params)?).await?;
     let widgets: Vec<Value> = data
         .widgets
         .into_iter()
@@ -385,7 +387,8 @@ pub(crate) fn stored_widgets(definition: Value) -> Result<Vec<StoredWidget>, Gat
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     /// `rpt_…`; the same id again replaces the report (runs already rendered stay).
-    pub(crate) report_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) report_id: Option<ReportId>,
     pub(crate) name: String,
     /// `daily` (one local day) or `weekly` (Monday to Sunday), rendered once the period ends.
     pub(crate) schedule: String,
@@ -417,13 +420,12 @@ fn report_command(caller: &Caller, body: ReportRequest) -> Result<schema::Define
     }
     let mut recipients = Vec::with_capacity(body.recipients.len());
     for (i, r) in body.recipients.into_iter().enumerate() {
-        required(&format!("recipients[{i}].recipient_id"), &r.recipient_id)?;
         one_of(&format!("recipients[{i}].channel"), &r.channel, &CHANNELS)?;
-        recipients.push(Receiver { recipient_id: r.recipient_id, channel: r.channel });
+        recipients.push(Receiver { recipient_id: r.recipient_id.into(), channel: r.channel });
     }
     Ok(schema::DefineReport {
         metadata: metadata(caller),
-        report_id: body.report_id.unwrap_or_else(|| new_id("rpt")),
+        report_id: body.report_id.map_or_else(|| new_id("rpt"), String::from),
         name: body.name,
         schedule: body.schedule,
         time_zone: body.time_zone,
@@ -505,9 +507,9 @@ pub(crate) async fn reports_with(
 pub async fn report(
     State(state): State<AppState>,
     caller: Caller,
-    Path(report_id): Path<String>,
+    PathId(report_id): PathId<ReportId>,
 ) -> Result<Json<Value>, GatewayError> {
-    let (report, runs) = report_with(&state, &caller, &report_id).await?;
+    let (report, runs) = report_with(&state, &caller, report_id.as_str()).await?;
     Ok(Json(json!({ "report": report, "runs": runs })))
 }
 
@@ -545,7 +547,8 @@ pub async fn report_run_file(
     caller: Caller,
     Path((report_id, file)): Path<(String, String)>,
 ) -> Result<Response, GatewayError> {
-    let (content_type, body) = report_run_file_with(&state, &caller, &report_id, &file).await?;
+    let report_id: ReportId = parse("report_id", &report_id)?;
+    let (content_type, body) = report_run_file_with(&state, &caller, report_id.as_str(), &file).await?;
     let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(disposition) = HeaderValue::from_str(&format!("inline; filename=\"{report_id}-{file}\"")) {

@@ -12,6 +12,7 @@ use studyspot_grpc_api as pb;
 use crate::{
     AppState, GatewayError,
     auth::Caller,
+    commands::parse_opt,
     ledger::Idempotency,
     monitoring_ops_routes::{self as routes, HealthCheckRequest, LogRecordBody, LogsRequest},
 };
@@ -48,7 +49,7 @@ pub(crate) async fn define_health_check(
         serde_json::from_value(serde_json::json!({ "name": m.name, "target": m.target }))
             .map_err(|e| GatewayError::Internal(e.to_string()))?;
     let body = HealthCheckRequest {
-        health_check_id: m.health_check_id,
+        health_check_id: parse_opt("health_check_id", m.health_check_id.as_deref())?,
         kind: m.kind.unwrap_or(defaults.kind.clone()),
         expected_status: m.expected_status.unwrap_or(defaults.expected_status),
         interval_seconds: m.interval_seconds.unwrap_or(defaults.interval_seconds),

@@ -4,21 +4,18 @@
 
 use std::collections::HashMap;
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-    response::Response,
-};
+use axum::{Extension, Json, extract::State, response::Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use studyspot_alerts_projection::ops::{self as reads, HealthCheckView, LogFilter, LogView, ProbeView};
 use studyspot_bus::TraceContext;
+use studyspot_ids::HealthCheckId;
 use studyspot_schemas::alerts as schema;
 
 use crate::{
     AppState, GatewayError,
     auth::Caller,
-    commands::{Accept, CommandRequest, accept, answer, metadata, new_id, one_of, required},
+    commands::{Accept, CommandRequest, PathId, accept, answer, metadata, new_id, one_of, required},
     error::projection_missing,
     ledger::Idempotency,
     queries::{ListParams, Page, Params, query_values, rows, time_param},
@@ -74,7 +71,8 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckRequest {
     /// `hck_…`; the same id again replaces the check (its status and history stay).
-    pub(crate) health_check_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) health_check_id: Option<HealthCheckId>,
     /// For people, e.g. `Stripe API`; the `health_check` label of its alert.
     pub(crate) name: String,
     /// `http` (default): GET `target` must answer `expected_status`; `tcp`: `target` (`host:port`)
@@ -143,7 +141,7 @@ fn health_check_command(
     }
     Ok(schema::DefineHealthCheck {
         metadata: metadata(caller),
-        health_check_id: body.health_check_id.unwrap_or_else(|| new_id("hck")),
+        health_check_id: body.health_check_id.map_or_else(|| new_id("hck"), String::from),
         name: body.name,
         kind: body.kind,
         target: body.target,
@@ -235,10 +233,10 @@ pub(crate) async fn health_checks_with(
 pub async fn health_check(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathId(id): PathId<HealthCheckId>,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    let (check, history) = health_check_with(&state, &caller, &id, query_values(params)?).await?;
+    let (check, history) = health_check_with(&state, &caller, id.as_str(), query_values(params)?).await?;
     Ok(Json(json!({ "check": check, "history": history.items, "next_cursor": history.next_cursor })))
 }
 

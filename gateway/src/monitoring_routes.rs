@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use studyspot_alerts_projection::reads::{self, AlertView, HistoryEntry, RuleView, SilenceView};
 use studyspot_bus::TraceContext;
+use studyspot_ids::{InhibitRuleId, RecipientId, RouteId, RuleId, SilenceId};
 use studyspot_schemas::alerts::{self as schema, Matcher, Receiver, TimeInterval};
 
 use crate::{
@@ -208,7 +209,8 @@ fn avg() -> String {
 #[serde(deny_unknown_fields)]
 pub struct AlertRuleRequest {
     /// `rul_…`; the same id again replaces the rule (its alerts keep their state).
-    pub(crate) rule_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) rule_id: Option<RuleId>,
     /// The `alertname` label, e.g. `PaymentFailureRate`.
     pub(crate) name: String,
     /// `threshold` (default): the aggregation of the window's samples; `rate`: their sum per
@@ -277,7 +279,7 @@ fn rule_command(caller: &Caller, body: AlertRuleRequest) -> Result<schema::Defin
     }
     Ok(schema::DefineAlertRule {
         metadata: metadata(caller),
-        rule_id: body.rule_id.unwrap_or_else(|| new_id("rul")),
+        rule_id: body.rule_id.map_or_else(|| new_id("rul"), String::from),
         name: body.name,
         kind: body.kind,
         metric: body.metric,
@@ -335,7 +337,8 @@ pub(crate) async fn define_rule_with(
 #[serde(deny_unknown_fields)]
 pub struct ReceiverBody {
     /// Notifications' recipient: a member or operator id.
-    pub(crate) recipient_id: String,
+    #[schema(value_type = String)]
+    pub(crate) recipient_id: RecipientId,
     /// email, sms, whatsapp, push, in_app, webhook.
     pub(crate) channel: String,
 }
@@ -358,7 +361,8 @@ pub struct TimeIntervalBody {
 #[serde(deny_unknown_fields)]
 pub struct RouteRequest {
     /// `rte_…`; the same id again replaces the route.
-    pub(crate) route_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) route_id: Option<RouteId>,
     /// Alerts matching all of these (none: every alert) go to the receivers.
     #[serde(default)]
     pub(crate) matchers: Vec<MatcherBody>,
@@ -418,9 +422,8 @@ pub(crate) async fn define_route_with(
     }
     let mut receivers = Vec::with_capacity(body.receivers.len());
     for (i, r) in body.receivers.into_iter().enumerate() {
-        required(&format!("receivers[{i}].recipient_id"), &r.recipient_id)?;
         one_of(&format!("receivers[{i}].channel"), &r.channel, &CHANNELS)?;
-        receivers.push(Receiver { recipient_id: r.recipient_id, channel: r.channel });
+        receivers.push(Receiver { recipient_id: r.recipient_id.into(), channel: r.channel });
     }
     let mut mute = Vec::with_capacity(body.mute_time_intervals.len());
     for (i, t) in body.mute_time_intervals.into_iter().enumerate() {
@@ -459,7 +462,7 @@ pub(crate) async fn define_route_with(
             "group_wait and group_interval may not be negative",
         ));
     }
-    let route_id = body.route_id.unwrap_or_else(|| new_id("rte"));
+    let route_id = body.route_id.map_or_else(|| new_id("rte"), String::from);
     let command = schema::DefineRoute {
         metadata: metadata(caller),
         route_id: route_id.clone(),
@@ -482,7 +485,8 @@ pub(crate) async fn define_route_with(
 #[serde(deny_unknown_fields)]
 pub struct InhibitRuleRequest {
     /// `inh_…`; the same id again replaces it.
-    pub(crate) inhibit_rule_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) inhibit_rule_id: Option<InhibitRuleId>,
     /// While an alert matching these fires …
     pub(crate) source_matchers: Vec<MatcherBody>,
     /// … alerts matching these …
@@ -529,7 +533,7 @@ pub(crate) async fn define_inhibit_rule_with(
     for (i, l) in body.equal.iter().enumerate() {
         label_name(&format!("equal[{i}]"), l)?;
     }
-    let id = body.inhibit_rule_id.unwrap_or_else(|| new_id("inh"));
+    let id = body.inhibit_rule_id.map_or_else(|| new_id("inh"), String::from);
     let command = schema::DefineInhibitRule {
         metadata: metadata(caller),
         inhibit_rule_id: id.clone(),
@@ -549,7 +553,8 @@ pub(crate) async fn define_inhibit_rule_with(
 #[serde(deny_unknown_fields)]
 pub struct SilenceRequest {
     /// `sil_…`; the same id again replaces the silence.
-    pub(crate) silence_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) silence_id: Option<SilenceId>,
     /// Alerts matching all of these are not told.
     pub(crate) matchers: Vec<MatcherBody>,
     /// RFC 3339; default now.
@@ -596,8 +601,8 @@ pub(crate) async fn create_silence_with(
     if body.expire {
         let silence_id = body
             .silence_id
+            .map(String::from)
             .ok_or_else(|| GatewayError::invalid("silence_id", "silence_id is required to expire"))?;
-        required("silence_id", &silence_id)?;
         let command = schema::ExpireSilence { metadata: meta, silence_id: silence_id.clone() };
         let aggregate = ("silence_id", silence_id);
         return accept(state, command, Accept { caller, trace, idempotency, aggregate, member_id: None })
@@ -614,7 +619,7 @@ pub(crate) async fn create_silence_with(
     if ends_at <= starts_at {
         return Err(GatewayError::invalid("ends_at", "ends_at must be after starts_at"));
     }
-    let silence_id = body.silence_id.unwrap_or_else(|| new_id("sil"));
+    let silence_id = body.silence_id.map_or_else(|| new_id("sil"), String::from);
     let command = schema::CreateSilence {
         metadata: meta,
         silence_id: silence_id.clone(),
@@ -775,10 +780,19 @@ pub(crate) enum JsonCommand {
 
 fn json_body<T: serde::de::DeserializeOwned>(body_json: &str) -> Result<T, GatewayError> {
     crate::nul::check_json(body_json.as_bytes())?;
-    serde_json::from_str(body_json).map_err(|e| {
+    let invalid_json = |e: serde_json::Error| {
         let field = e.to_string().split('`').nth(1).map(str::to_owned);
         GatewayError::InvalidJson { message: e.to_string(), field }
-    })
+    };
+    let mut json = serde_json::Deserializer::from_str(body_json);
+    let body = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        // A typed id or value that did not parse: the field's validation failure, as over HTTP.
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        commands::typed_field_error(&path, &e.to_string()).unwrap_or_else(|| invalid_json(e))
+    })?;
+    json.end().map_err(invalid_json)?;
+    Ok(body)
 }
 
 /// A monitoring command from its JSON body; the answer and its aggregate's field.
@@ -835,5 +849,32 @@ pub(crate) async fn list_json_with(
         List::Silences => to_json_items(silences_with(state, caller, values).await?),
         List::ActiveAlerts => to_json_items(active_alerts_with(state, caller, values).await?),
         List::History => to_json_items(alert_history_with(state, caller, values).await?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_grpc_json_body_names_a_typed_field_that_does_not_parse() {
+        let body = r#"{"receivers": [{"recipient_id": "mem_1", "channel": "email"}, {"recipient_id": " ", "channel": "email"}]}"#;
+        match json_body::<RouteRequest>(body).err().unwrap() {
+            GatewayError::Validation { field, message } => {
+                assert_eq!(field, "receivers[1].recipient_id");
+                assert_eq!(message, "receivers[1].recipient_id must not be empty");
+            }
+            other => panic!("{other:?}"),
+        }
+        match json_body::<RouteRequest>(r#"{"receivers": [], "nope": 1}"#).err().unwrap() {
+            GatewayError::InvalidJson { field, .. } => assert_eq!(field.as_deref(), Some("nope")),
+            other => panic!("{other:?}"),
+        }
+        match json_body::<RouteRequest>(r#"{"receivers": []} x"#).err().unwrap() {
+            GatewayError::InvalidJson { .. } => {}
+            other => panic!("{other:?}"),
+        }
     }
 }

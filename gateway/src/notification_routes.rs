@@ -6,11 +6,7 @@
 
 use std::collections::HashMap;
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-    response::Response,
-};
+use axum::{Extension, Json, extract::State, response::Response};
 use base64::{
     Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
@@ -19,6 +15,7 @@ use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use studyspot_bus::TraceContext;
+use studyspot_ids::{NotificationId, RecipientId, TemplateId, TransactionId};
 use studyspot_notification_templates::{self as templates, Parts, RenderError};
 use studyspot_notifications_projection::{
     Notification,
@@ -30,7 +27,7 @@ use crate::{
     AppState, GatewayError,
     auth::Caller,
     billing::optional_id,
-    commands::{Accept, CommandRequest, accept, answer, metadata, one_of, required},
+    commands::{Accept, CommandRequest, PathId, accept, answer, metadata, one_of, required},
     error::projection_missing,
     ledger::Idempotency,
     queries::{ListParams, Page, Params, analytics_range, query_values, rows, visible},
@@ -181,7 +178,8 @@ async fn render(
 pub struct CreateTemplateRequest {
     /// Chosen by the caller (`tpl_…`) or by the gateway; an existing template's id publishes its
     /// next version for the channel and locale.
-    pub(crate) template_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) template_id: Option<TemplateId>,
     /// email, sms, whatsapp, push, in_app or webhook.
     pub(crate) channel: String,
     /// BCP 47, e.g. de-DE; default en.
@@ -237,7 +235,7 @@ pub(crate) async fn create_template_with(
         "sample_variables",
     )
     .await?;
-    let template_id = optional_id("template_id", body.template_id, "tpl")?;
+    let template_id = optional_id(body.template_id, "tpl");
     let command = notifications::CreateTemplate {
         metadata: metadata(caller),
         template_id: template_id.clone(),
@@ -288,11 +286,12 @@ pub(crate) async fn preview_template_with(
     render(body.subject, body.body, body.html, body.variables, "variables").await
 }
 
-#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPreferencesRequest {
     /// The member (`mem_…`) or operator the preferences are for; a member sets only their own.
-    pub(crate) recipient_id: String,
+    #[schema(value_type = String)]
+    pub(crate) recipient_id: RecipientId,
     pub(crate) email: Option<String>,
     /// E.164, e.g. +4915112345678, for SMS.
     pub(crate) phone: Option<String>,
@@ -348,8 +347,7 @@ pub(crate) async fn set_preferences_with(
     idempotency: Option<Idempotency>,
     body: SetPreferencesRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    required("recipient_id", &body.recipient_id)?;
-    caller.require_member_or_operator(&body.recipient_id, "setting notification preferences")?;
+    caller.require_member_or_operator(body.recipient_id.as_str(), "setting notification preferences")?;
     if let Some(address) = &body.email {
         email(address)?;
     }
@@ -415,7 +413,7 @@ pub(crate) async fn set_preferences_with(
     if body.daily_cap.is_some_and(|cap| cap < 0) {
         return Err(GatewayError::invalid("daily_cap", "daily_cap cannot be negative"));
     }
-    let recipient_id = body.recipient_id;
+    let recipient_id = String::from(body.recipient_id);
     let command = notifications::SetPreferences {
         metadata: metadata(caller),
         recipient_id: recipient_id.clone(),
@@ -446,9 +444,11 @@ pub(crate) async fn set_preferences_with(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelNotificationsRequest {
-    pub(crate) recipient_id: String,
+    #[schema(value_type = String)]
+    pub(crate) recipient_id: RecipientId,
     /// The `transaction_id` the notifications were sent with.
-    pub(crate) transaction_id: String,
+    #[schema(value_type = String)]
+    pub(crate) transaction_id: TransactionId,
 }
 
 #[utoipa::path(post, path = "/api/notifications/cancel", tag = "notifications", request_body = CancelNotificationsRequest,
@@ -478,19 +478,18 @@ pub(crate) async fn cancel_notifications_with(
     body: CancelNotificationsRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("cancelling notifications")?;
-    required("recipient_id", &body.recipient_id)?;
-    required("transaction_id", &body.transaction_id)?;
-    let recipient_id = body.recipient_id;
+    let recipient_id = String::from(body.recipient_id);
+    let transaction_id = String::from(body.transaction_id);
     let command = notifications::CancelNotifications {
         metadata: metadata(caller),
         recipient_id: recipient_id.clone(),
-        transaction_id: body.transaction_id.clone(),
+        transaction_id: transaction_id.clone(),
     };
     let how = Accept {
         caller,
         trace,
         idempotency,
-        aggregate: ("transaction_id", body.transaction_id),
+        aggregate: ("transaction_id", transaction_id),
         member_id: Some(&recipient_id),
     };
     accept(state, command, how).await
@@ -507,9 +506,9 @@ pub(crate) async fn cancel_notifications_with(
 pub async fn notification(
     State(state): State<AppState>,
     caller: Caller,
-    Path(notification_id): Path<String>,
+    PathId(notification_id): PathId<NotificationId>,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(Json(json!(notification_with(&state, &caller, &notification_id).await?)))
+    Ok(Json(json!(notification_with(&state, &caller, notification_id.as_str()).await?)))
 }
 
 /// One notification: an operator's of the organization, a member's own.
@@ -584,9 +583,9 @@ pub(crate) async fn templates_with(
 pub async fn preferences(
     State(state): State<AppState>,
     caller: Caller,
-    Path(recipient_id): Path<String>,
+    PathId(recipient_id): PathId<RecipientId>,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(Json(json!(preferences_with(&state, &caller, &recipient_id).await?)))
+    Ok(Json(json!(preferences_with(&state, &caller, recipient_id.as_str()).await?)))
 }
 
 /// A recipient's preferences: an operator's of the organization, a member's own.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Query, State, rejection::QueryRejection},
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -209,9 +209,9 @@ pub(crate) async fn payments_with(
 pub async fn payment(
     State(state): State<AppState>,
     caller: Caller,
-    Path(payment_id): Path<String>,
+    crate::commands::PathId(payment_id): crate::commands::PathId<studyspot_ids::PaymentId>,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(Json(json!(payment_with(&state, &caller, &payment_id).await?)))
+    Ok(Json(json!(payment_with(&state, &caller, payment_id.as_str()).await?)))
 }
 
 /// One payment, whichever protocol asks.

@@ -5,11 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::{
-    Extension, Json,
-    extract::{Path, State},
-    response::Response,
-};
+use axum::{Extension, Json, extract::State, response::Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -20,13 +16,17 @@ use studyspot_billing_projection::{
     },
 };
 use studyspot_bus::TraceContext;
+use studyspot_ids::{
+    CouponId, CreditNoteId, Currency, Cycle, MemberId, PaymentMethodId, PlanId, PlanTier, SubscriptionId,
+    UsageId,
+};
 use studyspot_schemas::billing;
 
 use crate::{
     AppState, GatewayError,
     auth::Caller,
     billing::optional_id,
-    commands::{Accept, CommandRequest, accept, answer, currency, metadata, one_of, required},
+    commands::{Accept, CommandRequest, PathId, accept, answer, metadata, one_of, required},
     error::projection_missing,
     ledger::Idempotency,
     queries::{
@@ -65,10 +65,6 @@ fn trial_days(days: Option<i32>) -> Result<(), GatewayError> {
         }
         _ => Ok(()),
     }
-}
-
-fn optional_required(field: &str, value: Option<&str>) -> Result<(), GatewayError> {
-    value.map_or(Ok(()), |v| required(field, v))
 }
 
 /// A command on the organization's catalogue (plans, coupons, billing runs): keyed by the
@@ -118,15 +114,19 @@ pub struct PlanAllowanceRequest {
 #[serde(deny_unknown_fields)]
 pub struct DefinePlanRequest {
     /// Chosen by the caller (`plan_…`) or by the gateway; an existing plan's id publishes its next version.
-    pub(crate) plan_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) plan_id: Option<PlanId>,
     pub(crate) name: String,
     /// basic, premium, enterprise or custom.
-    pub(crate) tier: String,
+    #[schema(value_type = String)]
+    pub(crate) tier: PlanTier,
     /// daily, weekly, monthly, quarterly or yearly.
-    pub(crate) cycle: String,
+    #[schema(value_type = String)]
+    pub(crate) cycle: Cycle,
     /// Per cycle, in minor units.
     pub(crate) price_minor: i64,
-    pub(crate) currency: String,
+    #[schema(value_type = String)]
+    pub(crate) currency: Currency,
     /// 0 to 730; default 0.
     pub(crate) trial_days: Option<i32>,
     /// Basis points, 0 to 10000 (1900 = 19 %); default 0.
@@ -163,12 +163,9 @@ pub(crate) async fn define_plan_with(
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("defining a plan")?;
     required("name", &body.name)?;
-    one_of("tier", &body.tier, &billing::PLAN_TIERS)?;
-    one_of("cycle", &body.cycle, &billing::CYCLES)?;
     if body.price_minor < 0 {
         return Err(GatewayError::invalid("price_minor", "price_minor cannot be negative"));
     }
-    currency(&body.currency)?;
     trial_days(body.trial_days)?;
     if body.tax_rate_bps.is_some_and(|t| !(0..=10_000).contains(&t)) {
         return Err(GatewayError::invalid("tax_rate_bps", "tax_rate_bps must be 0 to 10000"));
@@ -193,15 +190,15 @@ pub(crate) async fn define_plan_with(
             ));
         }
     }
-    let plan_id = optional_id("plan_id", body.plan_id, "plan")?;
+    let plan_id = optional_id(body.plan_id, "plan");
     let command = billing::DefinePlan {
         metadata: metadata(caller),
         plan_id: plan_id.clone(),
         name: body.name,
-        tier: body.tier,
-        cycle: body.cycle,
+        tier: body.tier.into(),
+        cycle: body.cycle.into(),
         price_minor: body.price_minor,
-        currency: body.currency,
+        currency: body.currency.into(),
         trial_days: body.trial_days.unwrap_or(0),
         tax_rate_bps: body.tax_rate_bps.unwrap_or(0),
         allowances: body
@@ -221,14 +218,16 @@ pub(crate) async fn define_plan_with(
 #[serde(deny_unknown_fields)]
 pub struct DefineCouponRequest {
     /// The code members enter, e.g. STUDENT.
-    pub(crate) coupon_id: String,
+    #[schema(value_type = String)]
+    pub(crate) coupon_id: CouponId,
     pub(crate) name: String,
     /// Basis points off, 1 to 10000 (2000 = 20 %); or else `amount_off_minor` with `currency`.
     pub(crate) percent_off_bps: Option<i32>,
     /// A fixed amount off each invoiced period.
     pub(crate) amount_off_minor: Option<i64>,
     /// The currency of `amount_off_minor`.
-    pub(crate) currency: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) currency: Option<Currency>,
     /// once, repeating or forever.
     pub(crate) duration: String,
     /// For `repeating` only (and required then): how many invoiced periods, more than 0.
@@ -262,7 +261,6 @@ pub(crate) async fn define_coupon_with(
     body: DefineCouponRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("defining a coupon")?;
-    required("coupon_id", &body.coupon_id)?;
     required("name", &body.name)?;
     match (body.percent_off_bps, body.amount_off_minor) {
         (Some(_), Some(_)) => {
@@ -292,11 +290,8 @@ pub(crate) async fn define_coupon_with(
                     "amount_off_minor must be a positive number of minor units",
                 ));
             }
-            match &body.currency {
-                None => {
-                    return Err(GatewayError::invalid("currency", "amount_off_minor needs its currency"));
-                }
-                Some(code) => currency(code)?,
+            if body.currency.is_none() {
+                return Err(GatewayError::invalid("currency", "amount_off_minor needs its currency"));
             }
         }
     }
@@ -316,14 +311,14 @@ pub(crate) async fn define_coupon_with(
             ));
         }
     }
-    let coupon_id = body.coupon_id;
+    let coupon_id = String::from(body.coupon_id);
     let command = billing::DefineCoupon {
         metadata: metadata(caller),
         coupon_id: coupon_id.clone(),
         name: body.name,
         percent_off_bps: body.percent_off_bps,
         amount_off_minor: body.amount_off_minor,
-        currency: body.currency,
+        currency: body.currency.map(String::from),
         duration: body.duration,
         duration_cycles: body.duration_cycles,
     };
@@ -385,10 +380,13 @@ pub(crate) async fn run_billing_with(
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscriptionRequest {
     /// Chosen by the caller (`sub_…`) or by the gateway.
-    pub(crate) subscription_id: Option<String>,
-    pub(crate) member_id: String,
+    #[schema(value_type = Option<String>)]
+    pub(crate) subscription_id: Option<SubscriptionId>,
+    #[schema(value_type = String)]
+    pub(crate) member_id: MemberId,
     /// On the plan's current version.
-    pub(crate) plan_id: String,
+    #[schema(value_type = String)]
+    pub(crate) plan_id: PlanId,
     /// When the first period starts (RFC 3339; operators only); default when accepted.
     pub(crate) effective_at: Option<DateTime<Utc>>,
     /// Overrides the plan's trial, 0 to 730 days; 0 for none (operators only).
@@ -398,9 +396,11 @@ pub struct CreateSubscriptionRequest {
     pub(crate) paused: bool,
     /// With `paused`: resume then.
     pub(crate) resume_at: Option<DateTime<Utc>>,
-    pub(crate) coupon_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) coupon_id: Option<CouponId>,
     /// The stored method renewals charge; default the member's default method.
-    pub(crate) payment_method_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) payment_method_id: Option<PaymentMethodId>,
 }
 
 #[utoipa::path(post, path = "/api/subscriptions", tag = "subscriptions", request_body = CreateSubscriptionRequest,
@@ -429,20 +429,16 @@ pub(crate) async fn create_subscription_with(
     idempotency: Option<Idempotency>,
     body: CreateSubscriptionRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    required("member_id", &body.member_id)?;
-    required("plan_id", &body.plan_id)?;
     trial_days(body.trial_days)?;
     if body.resume_at.is_some() && !body.paused {
         return Err(GatewayError::invalid("resume_at", "resume_at goes with paused: true"));
     }
-    optional_required("coupon_id", body.coupon_id.as_deref())?;
-    optional_required("payment_method_id", body.payment_method_id.as_deref())?;
-    caller.require_member_or_operator(&body.member_id, "subscribing")?;
+    caller.require_member_or_operator(body.member_id.as_str(), "subscribing")?;
     if body.trial_days.is_some() {
         // The plan says how long its trial is; only the back office grants another.
         caller.require_operator("choosing trial_days")?;
     }
-    let subscription_id = optional_id("subscription_id", body.subscription_id, "sub")?;
+    let subscription_id = optional_id(body.subscription_id, "sub");
     if RESERVED_IDS.contains(&subscription_id.as_str()) {
         return Err(GatewayError::invalid(
             "subscription_id",
@@ -452,16 +448,17 @@ pub(crate) async fn create_subscription_with(
     let command = billing::CreateSubscription {
         metadata: metadata(caller),
         subscription_id: subscription_id.clone(),
-        member_id: body.member_id.clone(),
-        plan_id: body.plan_id,
+        member_id: body.member_id.to_string(),
+        plan_id: body.plan_id.into(),
         effective_at: effective(caller, body.effective_at)?,
         trial_days: body.trial_days,
         paused: body.paused,
         resume_at: millis(body.resume_at),
-        coupon_id: body.coupon_id,
-        payment_method_id: body.payment_method_id,
+        coupon_id: body.coupon_id.map(String::from),
+        payment_method_id: body.payment_method_id.map(String::from),
     };
-    let how = member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &body.member_id);
+    let how =
+        member_how(caller, trace, idempotency, ("subscription_id", subscription_id), body.member_id.as_str());
     accept(state, command, how).await
 }
 
@@ -469,7 +466,8 @@ pub(crate) async fn create_subscription_with(
 #[serde(deny_unknown_fields)]
 pub struct ChangeSubscriptionPlanRequest {
     /// Another plan, or the same one to move to its current version.
-    pub(crate) plan_id: String,
+    #[schema(value_type = String)]
+    pub(crate) plan_id: PlanId,
     /// next_invoice (default: credit and charge on the renewal invoice), immediately (an invoice
     /// now) or none (the new price from the next period).
     pub(crate) proration: Option<String>,
@@ -492,7 +490,7 @@ pub async fn change_plan(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
     request: CommandRequest<ChangeSubscriptionPlanRequest>,
 ) -> Result<Response, GatewayError> {
     let answered =
@@ -505,23 +503,27 @@ pub(crate) async fn change_plan_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    subscription_id: String,
+    subscription_id: SubscriptionId,
     body: ChangeSubscriptionPlanRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    required("plan_id", &body.plan_id)?;
     let proration = body.proration.unwrap_or_else(|| "next_invoice".to_owned());
     one_of("proration", &proration, &billing::PRORATIONS)?;
-    let subscription = subscription_with(state, caller, &subscription_id).await?;
+    let subscription = subscription_with(state, caller, subscription_id.as_str()).await?;
     let command = billing::ChangeSubscriptionPlan {
         metadata: metadata(caller),
         subscription_id: subscription.subscription_id.clone(),
         member_id: subscription.member_id.clone(),
-        plan_id: body.plan_id,
+        plan_id: body.plan_id.into(),
         proration,
         effective_at: effective(caller, body.effective_at)?,
     };
-    let how =
-        member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &subscription.member_id);
+    let how = member_how(
+        caller,
+        trace,
+        idempotency,
+        ("subscription_id", subscription_id.into()),
+        &subscription.member_id,
+    );
     accept(state, command, how).await
 }
 
@@ -549,7 +551,7 @@ pub async fn pause(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
     request: CommandRequest<PauseSubscriptionRequest>,
 ) -> Result<Response, GatewayError> {
     Ok(answer(pause_with(&state, &caller, &trace, request.idempotency, subscription_id, request.body).await?))
@@ -560,7 +562,7 @@ pub(crate) async fn pause_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    subscription_id: String,
+    subscription_id: SubscriptionId,
     body: PauseSubscriptionRequest,
 ) -> Result<(Value, bool), GatewayError> {
     if let (Some(resume_at), Some(effective_at)) = (body.resume_at, body.effective_at)
@@ -568,7 +570,7 @@ pub(crate) async fn pause_with(
     {
         return Err(GatewayError::invalid("resume_at", "resume_at must be after effective_at"));
     }
-    let subscription = subscription_with(state, caller, &subscription_id).await?;
+    let subscription = subscription_with(state, caller, subscription_id.as_str()).await?;
     let command = billing::PauseSubscription {
         metadata: metadata(caller),
         subscription_id: subscription.subscription_id.clone(),
@@ -576,8 +578,13 @@ pub(crate) async fn pause_with(
         resume_at: millis(body.resume_at),
         effective_at: effective(caller, body.effective_at)?,
     };
-    let how =
-        member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &subscription.member_id);
+    let how = member_how(
+        caller,
+        trace,
+        idempotency,
+        ("subscription_id", subscription_id.into()),
+        &subscription.member_id,
+    );
     accept(state, command, how).await
 }
 
@@ -602,7 +609,7 @@ pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
     request: CommandRequest<ResumeSubscriptionRequest>,
 ) -> Result<Response, GatewayError> {
     Ok(answer(
@@ -615,18 +622,23 @@ pub(crate) async fn resume_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    subscription_id: String,
+    subscription_id: SubscriptionId,
     body: ResumeSubscriptionRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    let subscription = subscription_with(state, caller, &subscription_id).await?;
+    let subscription = subscription_with(state, caller, subscription_id.as_str()).await?;
     let command = billing::ResumeSubscription {
         metadata: metadata(caller),
         subscription_id: subscription.subscription_id.clone(),
         member_id: subscription.member_id.clone(),
         effective_at: effective(caller, body.effective_at)?,
     };
-    let how =
-        member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &subscription.member_id);
+    let how = member_how(
+        caller,
+        trace,
+        idempotency,
+        ("subscription_id", subscription_id.into()),
+        &subscription.member_id,
+    );
     accept(state, command, how).await
 }
 
@@ -659,7 +671,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
     request: CommandRequest<CancelSubscriptionRequest>,
 ) -> Result<Response, GatewayError> {
     Ok(answer(
@@ -672,7 +684,7 @@ pub(crate) async fn cancel_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    subscription_id: String,
+    subscription_id: SubscriptionId,
     body: CancelSubscriptionRequest,
 ) -> Result<(Value, bool), GatewayError> {
     if body.at_period_end && body.prorate {
@@ -681,7 +693,7 @@ pub(crate) async fn cancel_with(
             "prorate credits the rest of the period when cancelling now, not at_period_end",
         ));
     }
-    let subscription = subscription_with(state, caller, &subscription_id).await?;
+    let subscription = subscription_with(state, caller, subscription_id.as_str()).await?;
     let command = billing::CancelSubscription {
         metadata: metadata(caller),
         subscription_id: subscription.subscription_id.clone(),
@@ -691,8 +703,13 @@ pub(crate) async fn cancel_with(
         reason: body.reason,
         effective_at: effective(caller, body.effective_at)?,
     };
-    let how =
-        member_how(caller, trace, idempotency, ("subscription_id", subscription_id), &subscription.member_id);
+    let how = member_how(
+        caller,
+        trace,
+        idempotency,
+        ("subscription_id", subscription_id.into()),
+        &subscription.member_id,
+    );
     accept(state, command, how).await
 }
 
@@ -700,7 +717,8 @@ pub(crate) async fn cancel_with(
 #[serde(deny_unknown_fields)]
 pub struct IssueCreditNoteRequest {
     /// Chosen by the caller (`cn_…`) or by the gateway.
-    pub(crate) credit_note_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub(crate) credit_note_id: Option<CreditNoteId>,
     /// In the subscription's currency; more than 0.
     pub(crate) amount_minor: i64,
     pub(crate) memo: Option<String>,
@@ -722,7 +740,7 @@ pub async fn issue_credit_note(
     State(state): State<AppState>,
     caller: Caller,
     Extension(trace): Extension<TraceContext>,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
     request: CommandRequest<IssueCreditNoteRequest>,
 ) -> Result<Response, GatewayError> {
     let answered =
@@ -736,7 +754,7 @@ pub(crate) async fn issue_credit_note_with(
     caller: &Caller,
     trace: &TraceContext,
     idempotency: Option<Idempotency>,
-    subscription_id: String,
+    subscription_id: SubscriptionId,
     body: IssueCreditNoteRequest,
 ) -> Result<(Value, bool), GatewayError> {
     caller.require_operator("issuing a credit note")?;
@@ -746,8 +764,8 @@ pub(crate) async fn issue_credit_note_with(
             "amount_minor must be a positive number of minor units",
         ));
     }
-    let credit_note_id = optional_id("credit_note_id", body.credit_note_id, "cn")?;
-    let subscription = subscription_with(state, caller, &subscription_id).await?;
+    let credit_note_id = optional_id(body.credit_note_id, "cn");
+    let subscription = subscription_with(state, caller, subscription_id.as_str()).await?;
     let command = billing::IssueCreditNote {
         metadata: metadata(caller),
         credit_note_id: credit_note_id.clone(),
@@ -765,8 +783,10 @@ pub(crate) async fn issue_credit_note_with(
 #[serde(deny_unknown_fields)]
 pub struct RecordUsageRequest {
     /// Chosen by the caller: the same id counts once.
-    pub(crate) usage_id: String,
-    pub(crate) subscription_id: String,
+    #[schema(value_type = String)]
+    pub(crate) usage_id: UsageId,
+    #[schema(value_type = String)]
+    pub(crate) subscription_id: SubscriptionId,
     /// seat_hours, bookings, api_calls or notifications.
     pub(crate) metric: String,
     /// More than 0.
@@ -801,14 +821,12 @@ pub(crate) async fn record_usage_with(
     idempotency: Option<Idempotency>,
     body: RecordUsageRequest,
 ) -> Result<(Value, bool), GatewayError> {
-    required("usage_id", &body.usage_id)?;
-    required("subscription_id", &body.subscription_id)?;
     one_of("metric", &body.metric, &billing::USAGE_METRICS)?;
     if body.quantity <= 0 {
         return Err(GatewayError::invalid("quantity", "quantity must be positive"));
     }
-    let subscription = subscription_with(state, caller, &body.subscription_id).await?;
-    let usage_id = body.usage_id;
+    let subscription = subscription_with(state, caller, body.subscription_id.as_str()).await?;
+    let usage_id = String::from(body.usage_id);
     let command = billing::RecordUsage {
         metadata: metadata(caller),
         usage_id: usage_id.clone(),
@@ -878,9 +896,9 @@ pub(crate) async fn plans_with(
 pub async fn plan(
     State(state): State<AppState>,
     caller: Caller,
-    Path(plan_id): Path<String>,
+    PathId(plan_id): PathId<PlanId>,
 ) -> Result<Json<Value>, GatewayError> {
-    let versions = plan_with(&state, &caller, &plan_id).await?;
+    let versions = plan_with(&state, &caller, plan_id.as_str()).await?;
     let mut body = json!(versions[0]);
     body["versions"] = json!(versions);
     Ok(Json(body))
@@ -989,9 +1007,9 @@ pub(crate) async fn subscriptions_with(
 pub async fn subscription(
     State(state): State<AppState>,
     caller: Caller,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(Json(json!(subscription_with(&state, &caller, &subscription_id).await?)))
+    Ok(Json(json!(subscription_with(&state, &caller, subscription_id.as_str()).await?)))
 }
 
 /// A subscription's usage in one period.
@@ -1018,10 +1036,10 @@ pub struct SubscriptionUsage {
 pub async fn usage(
     State(state): State<AppState>,
     caller: Caller,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(Json(json!(usage_with(&state, &caller, &subscription_id, query_values(params)?).await?)))
+    Ok(Json(json!(usage_with(&state, &caller, subscription_id.as_str(), query_values(params)?).await?)))
 }
 
 pub(crate) async fn usage_with(
@@ -1057,10 +1075,10 @@ pub(crate) async fn usage_with(
 pub async fn invoices(
     State(state): State<AppState>,
     caller: Caller,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(invoices_with(&state, &caller, &subscription_id, query_values(params)?).await?.json())
+    Ok(invoices_with(&state, &caller, subscription_id.as_str(), query_values(params)?).await?.json())
 }
 
 pub(crate) async fn invoices_with(
@@ -1100,10 +1118,10 @@ pub(crate) async fn invoices_with(
 pub async fn credit_notes(
     State(state): State<AppState>,
     caller: Caller,
-    Path(subscription_id): Path<String>,
+    PathId(subscription_id): PathId<SubscriptionId>,
     params: Params,
 ) -> Result<Json<Value>, GatewayError> {
-    Ok(credit_notes_with(&state, &caller, &subscription_id, query_values(params)?).await?.json())
+    Ok(credit_notes_with(&state, &caller, subscription_id.as_str(), query_values(params)?).await?.json())
 }
 
 pub(crate) async fn credit_notes_with(
