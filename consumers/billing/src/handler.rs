@@ -420,16 +420,10 @@ async fn apply_refund_outcome<C: Record>(
 
 async fn add_payment_method(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: AddPaymentMethod = out.message.record()?;
-    decide::check_filled(&[
-        ("payment_method_id", &c.payment_method_id),
-        ("member_id", &c.member_id),
-        ("metadata.organization_id", &c.metadata.organization_id),
-    ])
-    .and_then(|()| decide::check_method(&c.method))
-    .map_err(malformed::<AddPaymentMethod>)?;
+    let asked = payment_rules::parse_add_method(&c).map_err(malformed::<AddPaymentMethod>)?;
     let at = out.message.occurred_at()?;
     let exists = methods::load(tx, &c.metadata.organization_id, &c.payment_method_id).await?.is_some();
-    let added = match payment_rules::decide_add_method(exists, &c) {
+    let added = match payment_rules::decide_add_method(exists, &asked) {
         Ok(added) => added,
         Err(refusal) => {
             out.refuse::<AddPaymentMethod>(&c.member_id, refusal);
@@ -439,10 +433,10 @@ async fn add_payment_method(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<
     let is_default = methods::insert(
         tx,
         &PaymentMethod {
-            payment_method_id: added.payment_method_id.clone(),
+            payment_method_id: added.payment_method_id.to_string(),
             organization_id: c.metadata.organization_id.clone(),
-            member_id: added.member_id.clone(),
-            method: added.method.clone(),
+            member_id: added.member_id.to_string(),
+            method: added.method.to_string(),
             provider_token: added.provider_token,
             label: added.label.clone(),
             is_default: added.make_default,
@@ -452,9 +446,9 @@ async fn add_payment_method(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<
     .await?;
     out.emit(|metadata| PaymentMethodAdded {
         metadata,
-        payment_method_id: added.payment_method_id,
-        member_id: added.member_id,
-        method: added.method,
+        payment_method_id: added.payment_method_id.into(),
+        member_id: added.member_id.into(),
+        method: added.method.into(),
         label: added.label,
         is_default,
     });

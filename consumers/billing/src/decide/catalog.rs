@@ -1,11 +1,12 @@
 //! The plan and coupon catalogue: shapes checked, versions numbered, and what a definition
 //! refuses (a plan changing its currency, a coupon id taken).
 
+use studyspot_ids::{CouponId, Currency, Cycle, PlanId, PlanTier};
 use studyspot_schemas::billing::{
     COUPON_DURATIONS, CYCLES, DefineCoupon, DefinePlan, PLAN_TIERS, USAGE_METRICS,
 };
 
-use super::{Malformed, Refusal, check_currency, check_filled};
+use super::{Malformed, Refusal, check_currency, check_filled, parse, parse_opt};
 
 /// What a plan includes of one metric per period, and the price of each unit beyond it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,13 +19,13 @@ pub struct Allowance {
 /// One version of a plan of the organization's catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    pub plan_id: String,
+    pub plan_id: PlanId,
     pub version: i32,
     pub name: String,
-    pub tier: String,
-    pub cycle: String,
+    pub tier: PlanTier,
+    pub cycle: Cycle,
     pub price_minor: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub trial_days: i32,
     pub tax_rate_bps: i32,
     pub allowances: Vec<Allowance>,
@@ -40,11 +41,11 @@ impl Plan {
 /// cycles or for ever.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Coupon {
-    pub coupon_id: String,
+    pub coupon_id: CouponId,
     pub name: String,
     pub percent_off_bps: Option<i32>,
     pub amount_off_minor: Option<i64>,
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     pub duration: String,
     pub duration_cycles: Option<i32>,
 }
@@ -58,24 +59,18 @@ pub enum Event {
     CouponDefined(Coupon),
 }
 
-/// A plan's next version, given its current one: a new version cannot change its currency.
-pub fn decide_plan(current: Option<&Plan>, c: &DefinePlan) -> Result<Vec<Event>, Refusal> {
-    if let Some(p) = current
-        && p.currency != c.currency
-    {
-        return Err(Refusal::new(
-            "currency_mismatch",
-            format!("plan {} bills in {}; a new version cannot change that", c.plan_id, p.currency),
-        ));
-    }
-    Ok(vec![Event::PlanPublished(Plan {
-        plan_id: c.plan_id.clone(),
-        version: current.map_or(1, |p| p.version + 1),
+/// A `DefinePlan` as the plan it defines, its ids and values parsed (its version is
+/// [`decide_plan`]'s).
+pub fn parse_plan(c: &DefinePlan) -> Result<Plan, Malformed> {
+    validate_plan(c)?;
+    Ok(Plan {
+        plan_id: parse("plan_id", &c.plan_id)?,
+        version: 0,
         name: c.name.clone(),
-        tier: c.tier.clone(),
-        cycle: c.cycle.clone(),
+        tier: parse("tier", &c.tier)?,
+        cycle: parse("cycle", &c.cycle)?,
         price_minor: c.price_minor,
-        currency: c.currency.clone(),
+        currency: parse("currency", &c.currency)?,
         trial_days: c.trial_days,
         tax_rate_bps: c.tax_rate_bps,
         allowances: c
@@ -87,23 +82,42 @@ pub fn decide_plan(current: Option<&Plan>, c: &DefinePlan) -> Result<Vec<Event>,
                 overage_unit_minor: a.overage_unit_minor,
             })
             .collect(),
-    })])
+    })
 }
 
-/// A new coupon, unless its id is taken.
-pub fn decide_coupon(exists: bool, c: &DefineCoupon) -> Result<Vec<Event>, Refusal> {
-    if exists {
-        return Err(Refusal::new("coupon_exists", format!("coupon {} already exists", c.coupon_id)));
-    }
-    Ok(vec![Event::CouponDefined(Coupon {
-        coupon_id: c.coupon_id.clone(),
+/// A `DefineCoupon` as the coupon it defines, its ids and values parsed.
+pub fn parse_coupon(c: &DefineCoupon) -> Result<Coupon, Malformed> {
+    validate_coupon(c)?;
+    Ok(Coupon {
+        coupon_id: parse("coupon_id", &c.coupon_id)?,
         name: c.name.clone(),
         percent_off_bps: c.percent_off_bps,
         amount_off_minor: c.amount_off_minor,
-        currency: c.currency.clone(),
+        currency: parse_opt("currency", c.currency.as_deref())?,
         duration: c.duration.clone(),
         duration_cycles: c.duration_cycles,
-    })])
+    })
+}
+
+/// A plan's next version, given its current one: a new version cannot change its currency.
+pub fn decide_plan(current: Option<&Plan>, defined: &Plan) -> Result<Vec<Event>, Refusal> {
+    if let Some(p) = current
+        && p.currency != defined.currency
+    {
+        return Err(Refusal::new(
+            "currency_mismatch",
+            format!("plan {} bills in {}; a new version cannot change that", defined.plan_id, p.currency),
+        ));
+    }
+    Ok(vec![Event::PlanPublished(Plan { version: current.map_or(1, |p| p.version + 1), ..defined.clone() })])
+}
+
+/// A new coupon, unless its id is taken.
+pub fn decide_coupon(exists: bool, defined: &Coupon) -> Result<Vec<Event>, Refusal> {
+    if exists {
+        return Err(Refusal::new("coupon_exists", format!("coupon {} already exists", defined.coupon_id)));
+    }
+    Ok(vec![Event::CouponDefined(defined.clone())])
 }
 
 pub fn validate_plan(c: &DefinePlan) -> Result<(), Malformed> {
@@ -201,13 +215,13 @@ mod tests {
 
     fn published(version: i32, currency: &str) -> Plan {
         Plan {
-            plan_id: "plan_basic".into(),
+            plan_id: "plan_basic".parse().unwrap(),
             version,
             name: "Basic".into(),
-            tier: "basic".into(),
-            cycle: "monthly".into(),
+            tier: PlanTier::Basic,
+            cycle: Cycle::Monthly,
             price_minor: 3_000,
-            currency: currency.into(),
+            currency: currency.parse().unwrap(),
             trial_days: 0,
             tax_rate_bps: 0,
             allowances: vec![Allowance { metric: "bookings".into(), included: 10, overage_unit_minor: 50 }],
@@ -230,28 +244,32 @@ mod tests {
     #[test]
     fn given_no_plan_when_defined_then_version_1_is_published_and_given_one_then_the_next() {
         assert_eq!(
-            decide_plan(None, &define_plan("EUR")),
+            decide_plan(None, &parse_plan(&define_plan("EUR")).unwrap()),
             Ok(vec![Event::PlanPublished(published(1, "EUR"))])
         );
         assert_eq!(
-            decide_plan(Some(&published(3, "EUR")), &define_plan("EUR")),
+            decide_plan(Some(&published(3, "EUR")), &parse_plan(&define_plan("EUR")).unwrap()),
             Ok(vec![Event::PlanPublished(published(4, "EUR"))])
         );
     }
 
     #[test]
     fn given_a_plan_in_eur_when_a_version_in_usd_is_defined_then_it_is_refused() {
-        let refused = decide_plan(Some(&published(1, "EUR")), &define_plan("USD")).map_err(|r| r.code);
+        let refused = decide_plan(Some(&published(1, "EUR")), &parse_plan(&define_plan("USD")).unwrap())
+            .map_err(|r| r.code);
         assert_eq!(refused, Err("currency_mismatch"));
     }
 
     #[test]
     fn given_a_coupon_id_taken_when_defined_then_it_is_refused_and_otherwise_defined() {
-        assert_eq!(decide_coupon(true, &define_coupon()).map_err(|r| r.code), Err("coupon_exists"));
         assert_eq!(
-            decide_coupon(false, &define_coupon()),
+            decide_coupon(true, &parse_coupon(&define_coupon()).unwrap()).map_err(|r| r.code),
+            Err("coupon_exists")
+        );
+        assert_eq!(
+            decide_coupon(false, &parse_coupon(&define_coupon()).unwrap()),
             Ok(vec![Event::CouponDefined(Coupon {
-                coupon_id: "STUDENT".into(),
+                coupon_id: "STUDENT".parse().unwrap(),
                 name: "Student".into(),
                 percent_off_bps: Some(2_000),
                 amount_off_minor: None,

@@ -11,6 +11,29 @@ pub mod subscriptions;
 pub use studyspot_schemas::billing::PAYMENT_METHODS as METHODS;
 
 pub use studyspot_consumer_runtime::{Malformed, Refusal, filled as check_filled};
+use studyspot_ids::ParseError;
+
+/// A command's field as its typed id or value (parsed once, where the command is decoded), or
+/// malformed naming the field.
+pub fn parse<T: std::str::FromStr<Err = ParseError>>(field: &str, value: &str) -> Result<T, Malformed> {
+    value.parse().map_err(|e: ParseError| Malformed(e.for_field(field)))
+}
+
+/// An optional field as its typed id or value.
+pub fn parse_opt<T: std::str::FromStr<Err = ParseError>>(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<T>, Malformed> {
+    value.map(|v| parse(field, v)).transpose()
+}
+
+/// An id the core derives from another (an invoice's from its subscription's, …): never empty.
+pub(crate) fn derived<T: std::str::FromStr<Err = ParseError>>(text: String) -> T {
+    match text.parse() {
+        Ok(id) => id,
+        Err(_) => unreachable!("a derived id has a prefix, so it is never empty: {text:?}"),
+    }
+}
 
 pub(crate) fn check_currency(currency: &str) -> Result<(), Malformed> {
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {

@@ -7,7 +7,9 @@ use studyspot_schemas::billing::{
     AddPaymentMethod, CHARGE_OUTCOMES, CreatePayment, RecordChargeOutcome, RecordManualPayment,
 };
 
-use super::{Malformed, Refusal, check_currency, check_filled, check_method};
+use studyspot_ids::{MemberId, PaymentMethodId, PaymentMethodKind};
+
+use super::{Malformed, Refusal, check_currency, check_filled, check_method, parse};
 
 pub fn validate_create(c: &CreatePayment) -> Result<(), Malformed> {
     check_filled(&[
@@ -336,31 +338,42 @@ pub fn decide_notified<'a>(
 /// A stored payment method a member adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMethod {
-    pub payment_method_id: String,
-    pub member_id: String,
-    pub method: String,
+    pub payment_method_id: PaymentMethodId,
+    pub member_id: MemberId,
+    pub method: PaymentMethodKind,
     pub provider_token: Option<String>,
     pub label: Option<String>,
     /// Asked to be the member's default (the member's first method is, whatever it asks).
     pub make_default: bool,
 }
 
-/// `AddPaymentMethod`, unless the id is taken.
-pub fn decide_add_method(exists: bool, c: &AddPaymentMethod) -> Result<NewMethod, Refusal> {
-    if exists {
-        return Err(Refusal::new(
-            "payment_method_exists",
-            format!("payment method {} already exists", c.payment_method_id),
-        ));
-    }
+/// An `AddPaymentMethod` as the method it adds, its ids and kind parsed.
+pub fn parse_add_method(c: &AddPaymentMethod) -> Result<NewMethod, Malformed> {
+    check_filled(&[
+        ("payment_method_id", &c.payment_method_id),
+        ("member_id", &c.member_id),
+        ("metadata.organization_id", &c.metadata.organization_id),
+    ])?;
+    check_method(&c.method)?;
     Ok(NewMethod {
-        payment_method_id: c.payment_method_id.clone(),
-        member_id: c.member_id.clone(),
-        method: c.method.clone(),
+        payment_method_id: parse("payment_method_id", &c.payment_method_id)?,
+        member_id: parse("member_id", &c.member_id)?,
+        method: parse("method", &c.method)?,
         provider_token: c.provider_token.clone(),
         label: c.label.clone(),
         make_default: c.make_default,
     })
+}
+
+/// `AddPaymentMethod`, unless the id is taken.
+pub fn decide_add_method(exists: bool, added: &NewMethod) -> Result<NewMethod, Refusal> {
+    if exists {
+        return Err(Refusal::new(
+            "payment_method_exists",
+            format!("payment method {} already exists", added.payment_method_id),
+        ));
+    }
+    Ok(added.clone())
 }
 
 #[cfg(test)]
@@ -664,13 +677,14 @@ mod tests {
 
     #[test]
     fn given_a_method_id_taken_when_a_method_is_added_then_it_is_refused_and_otherwise_added() {
-        assert_eq!(decide_add_method(true, &add_method()).map_err(|r| r.code), Err("payment_method_exists"));
+        let added = parse_add_method(&add_method()).expect("well-formed");
+        assert_eq!(decide_add_method(true, &added).map_err(|r| r.code), Err("payment_method_exists"));
         assert_eq!(
-            decide_add_method(false, &add_method()),
+            decide_add_method(false, &added),
             Ok(NewMethod {
-                payment_method_id: "pm_1".into(),
-                member_id: "mem_1".into(),
-                method: "card".into(),
+                payment_method_id: "pm_1".parse().unwrap(),
+                member_id: "mem_1".parse().unwrap(),
+                method: PaymentMethodKind::Card,
                 provider_token: Some("pm_stripe".into()),
                 label: Some("Visa 4242".into()),
                 make_default: false,

@@ -8,24 +8,28 @@
 //! run got to them.
 
 use chrono::{DateTime, Duration, Utc};
-use studyspot_schemas::billing::IssueCreditNote;
+use studyspot_ids::{
+    CouponId, CreditNoteId, Currency, Cycle, InvoiceId, MemberId, OrganizationId, PaymentMethodId, PlanId,
+    SubscriptionId, UsageId,
+};
 
 use super::{
     Refusal, basis_points,
     catalog::{Coupon, Plan},
+    derived,
     periods::{monthly, period, prorate},
 };
 
 /// A member's subscription: its plan, period, trial, coupon, pause, cancellation and dunning,
 /// and how far commands have brought it (`applied_through`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    pub subscription_id: String,
-    pub organization_id: String,
-    pub member_id: String,
-    pub plan_id: String,
+    pub subscription_id: SubscriptionId,
+    pub organization_id: OrganizationId,
+    pub member_id: MemberId,
+    pub plan_id: PlanId,
     pub plan_version: i32,
-    pub currency: String,
+    pub currency: Currency,
     /// trialing, active, past_due, paused, suspended or cancelled.
     pub status: String,
     pub anchor: DateTime<Utc>,
@@ -41,12 +45,12 @@ pub struct Subscription {
     pub cancel_reason: Option<String>,
     pub paused_at: Option<DateTime<Utc>>,
     pub resume_at: Option<DateTime<Utc>>,
-    pub coupon_id: Option<String>,
+    pub coupon_id: Option<CouponId>,
     pub coupon_percent_bps: Option<i32>,
     pub coupon_amount_minor: Option<i64>,
     pub coupon_cycles_left: Option<i32>,
-    pub payment_method_id: Option<String>,
-    pub dunning_invoice_id: Option<String>,
+    pub payment_method_id: Option<PaymentMethodId>,
+    pub dunning_invoice_id: Option<InvoiceId>,
     pub dunning_attempt: i32,
     pub dunning_started_at: Option<DateTime<Utc>>,
     pub next_retry_at: Option<DateTime<Utc>>,
@@ -116,7 +120,7 @@ pub struct BillLine {
 /// An invoice the subscription issues, priced, with the credit it draws.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bill {
-    pub invoice_id: String,
+    pub invoice_id: InvoiceId,
     /// period (a new period, in advance), proration (a plan change settled now) or final.
     pub kind: &'static str,
     pub at: DateTime<Utc>,
@@ -153,18 +157,18 @@ pub enum Event {
     Invoice(Bill),
     /// Charge the invoice again (a dunning retry).
     Retry {
-        invoice_id: String,
+        invoice_id: InvoiceId,
         at: DateTime<Utc>,
     },
     Dunning {
-        invoice_id: String,
+        invoice_id: InvoiceId,
         attempt: i32,
         next_retry_at: Option<DateTime<Utc>>,
         final_action: String,
     },
     /// The invoice will not be collected (dunning cancelled the subscription).
     Uncollectible {
-        invoice_id: String,
+        invoice_id: InvoiceId,
     },
     Credit {
         amount_minor: i64,
@@ -178,7 +182,7 @@ pub enum Event {
         at: DateTime<Utc>,
     },
     PlanChanged {
-        from_plan_id: String,
+        from_plan_id: PlanId,
         from_version: i32,
         proration: String,
         credit_minor: i64,
@@ -197,7 +201,7 @@ pub enum Event {
     /// Usage counted in the period that started at `period_start` (once per usage id: a usage id
     /// seen before counts nothing and says nothing).
     UsageCounted {
-        usage_id: String,
+        usage_id: UsageId,
         metric: String,
         quantity: i64,
         included: i64,
@@ -228,8 +232,8 @@ fn days(n: i64) -> Duration {
 }
 
 /// The invoice id of a subscription's bill: derived, so a replay names the same invoices.
-pub fn invoice_id(subscription_id: &str, kind: &str, at: DateTime<Utc>) -> String {
-    format!("inv_{}_{kind}_{}", subscription_id.trim_start_matches("sub_"), at.timestamp())
+pub fn invoice_id(subscription_id: &SubscriptionId, kind: &str, at: DateTime<Utc>) -> InvoiceId {
+    derived(format!("inv_{}_{kind}_{}", subscription_id.as_str().trim_start_matches("sub_"), at.timestamp()))
 }
 
 /// The coupon's discount of one period's plan price, if it still applies.
@@ -250,7 +254,7 @@ pub fn mrr(sub: &Subscription, plan: &Plan) -> i64 {
     if !matches!(sub.status.as_str(), "active" | "past_due") {
         return 0;
     }
-    monthly(plan.price_minor - coupon_discount(sub, plan.price_minor), &plan.cycle)
+    monthly(plan.price_minor - coupon_discount(sub, plan.price_minor), plan.cycle.as_str())
 }
 
 /// A new subscription at `at`; the first period is billed at once unless it starts with a trial or
@@ -265,13 +269,15 @@ pub fn create<'p>(
     let plan = &ctx.plan;
     if let Some(coupon) = coupon
         && coupon.amount_off_minor.is_some()
-        && coupon.currency.as_deref() != Some(plan.currency.as_str())
+        && coupon.currency.as_ref() != Some(&plan.currency)
     {
         return Err(refuse(
             "currency_mismatch",
             format!(
                 "coupon {} is in {:?}; the plan bills in {}",
-                coupon.coupon_id, coupon.currency, plan.currency
+                coupon.coupon_id,
+                coupon.currency.as_ref().map(Currency::as_str),
+                plan.currency
             ),
         ));
     }
@@ -300,7 +306,21 @@ pub fn create<'p>(
         applied_through: at,
         created_at: at,
         updated_at: at,
-        ..Subscription::default()
+        period_index: 0,
+        covered_value_minor: 0,
+        trial_end: None,
+        trial_notice_sent: false,
+        cancel_at_period_end: false,
+        cancelled_at: None,
+        cancel_reason: None,
+        paused_at: None,
+        resume_at: None,
+        dunning_invoice_id: None,
+        dunning_attempt: 0,
+        dunning_started_at: None,
+        next_retry_at: None,
+        next_due_at: None,
+        mrr_minor: 0,
     };
     let mut m = Machine {
         sub,
@@ -327,17 +347,17 @@ pub fn create<'p>(
 }
 
 /// What [`create`] needs of the command.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateRequest {
-    pub subscription_id: String,
-    pub organization_id: String,
-    pub member_id: String,
-    pub plan_id: String,
-    pub coupon_id: Option<String>,
+    pub subscription_id: SubscriptionId,
+    pub organization_id: OrganizationId,
+    pub member_id: MemberId,
+    pub plan_id: PlanId,
+    pub coupon_id: Option<CouponId>,
     pub trial_days: Option<i32>,
     pub paused: bool,
     pub resume_at: Option<DateTime<Utc>>,
-    pub payment_method_id: Option<String>,
+    pub payment_method_id: Option<PaymentMethodId>,
 }
 
 impl<'p> Machine<'p> {
@@ -380,8 +400,8 @@ impl<'p> Machine<'p> {
         &self.ctx.plan
     }
 
-    fn cycle(&self) -> String {
-        self.ctx.plan.cycle.clone()
+    fn cycle(&self) -> Cycle {
+        self.ctx.plan.cycle
     }
 
     fn note(&mut self, at: DateTime<Utc>) {
@@ -422,7 +442,7 @@ impl<'p> Machine<'p> {
 
     /// Period 0 from `at` on the current plan, billed now.
     fn start_periods(&mut self, at: DateTime<Utc>, reason: &'static str) -> Result<(), Refusal> {
-        let (start, end) = period(at, &self.cycle(), 0)
+        let (start, end) = period(at, self.cycle().as_str(), 0)
             .ok_or_else(|| refuse("invalid_period", format!("no {} period starts at {at}", self.cycle())))?;
         self.sub.anchor = at;
         self.sub.period_index = 0;
@@ -440,7 +460,7 @@ impl<'p> Machine<'p> {
         let mut lines = vec![(format!("{} ({})", plan.name, plan.cycle), 1, plan.price_minor)];
         let discount = coupon_discount(&self.sub, plan.price_minor);
         if discount > 0 {
-            let coupon = self.sub.coupon_id.clone().unwrap_or_default();
+            let coupon = self.sub.coupon_id.as_ref().map(CouponId::as_str).unwrap_or_default();
             lines.push((format!("Coupon {coupon}"), 1, -discount));
         }
         if let Some(left) = self.sub.coupon_cycles_left.as_mut()
@@ -543,12 +563,12 @@ impl<'p> Machine<'p> {
     /// An invoice staff collect waits for its payment until `due_at`; unpaid then, dunning starts
     /// (the retry due then finds nothing to charge and counts as the first failed attempt), and
     /// its reminders follow the schedule from the due date.
-    fn await_payment(&mut self, invoice_id: &str, due_at: DateTime<Utc>) {
+    fn await_payment(&mut self, invoice_id: &InvoiceId, due_at: DateTime<Utc>) {
         if self.sub.dunning_invoice_id.is_some() {
             // An older unpaid invoice is being collected; this one waits behind it.
             return;
         }
-        self.sub.dunning_invoice_id = Some(invoice_id.to_owned());
+        self.sub.dunning_invoice_id = Some(invoice_id.clone());
         self.sub.dunning_attempt = 0;
         self.sub.dunning_started_at = Some(due_at);
         self.sub.next_retry_at = Some(due_at);
@@ -618,11 +638,13 @@ impl<'p> Machine<'p> {
                 }
                 Due::Retry => {
                     self.sub.next_retry_at = None;
-                    let invoice = self.sub.dunning_invoice_id.clone().unwrap_or_default();
-                    if self.ctx.has_method {
-                        self.steps.push(Event::Retry { invoice_id: invoice, at });
-                    } else {
-                        self.payment_failed(&invoice, at);
+                    // A retry is due only while an invoice is being collected.
+                    if let Some(invoice) = self.sub.dunning_invoice_id.clone() {
+                        if self.ctx.has_method {
+                            self.steps.push(Event::Retry { invoice_id: invoice, at });
+                        } else {
+                            self.payment_failed(&invoice, at);
+                        }
                     }
                 }
                 Due::Resume => self.resume_now(at)?,
@@ -633,7 +655,7 @@ impl<'p> Machine<'p> {
 
     fn renew(&mut self) -> Result<(), Refusal> {
         let index = self.sub.period_index + 1;
-        let (start, end) = period(self.sub.anchor, &self.cycle(), index)
+        let (start, end) = period(self.sub.anchor, self.cycle().as_str(), index)
             .ok_or_else(|| refuse("invalid_period", "the next period is out of range"))?;
         self.sub.period_index = index;
         self.sub.current_period_start = start;
@@ -643,16 +665,16 @@ impl<'p> Machine<'p> {
     }
 
     /// A charge of `invoice_id` failed (or could not be tried): the next dunning step.
-    pub fn payment_failed(&mut self, invoice_id: &str, at: DateTime<Utc>) {
+    pub fn payment_failed(&mut self, invoice_id: &InvoiceId, at: DateTime<Utc>) {
         if !matches!(self.sub.status.as_str(), "active" | "past_due") {
             return;
         }
-        if self.sub.dunning_invoice_id.as_deref() != Some(invoice_id) {
+        if self.sub.dunning_invoice_id.as_ref() != Some(invoice_id) {
             if self.sub.dunning_invoice_id.is_some() {
                 // Dunning follows the oldest unpaid invoice; a later one waits behind it.
                 return;
             }
-            self.sub.dunning_invoice_id = Some(invoice_id.to_owned());
+            self.sub.dunning_invoice_id = Some(invoice_id.clone());
             self.sub.dunning_attempt = 0;
             self.sub.dunning_started_at = Some(at);
         }
@@ -664,7 +686,7 @@ impl<'p> Machine<'p> {
             usize::try_from(attempt - 1).ok().and_then(|n| schedule.get(n)).map(|d| started + days(*d));
         self.sub.next_retry_at = next;
         self.steps.push(Event::Dunning {
-            invoice_id: invoice_id.to_owned(),
+            invoice_id: invoice_id.clone(),
             attempt,
             next_retry_at: next,
             final_action: self.policy.dunning_final_action.clone(),
@@ -674,7 +696,7 @@ impl<'p> Machine<'p> {
         } else if self.policy.dunning_final_action == "suspend" {
             self.set_status("suspended", "dunning_exhausted", at);
         } else {
-            self.steps.push(Event::Uncollectible { invoice_id: invoice_id.to_owned() });
+            self.steps.push(Event::Uncollectible { invoice_id: invoice_id.clone() });
             self.sub.dunning_invoice_id = None;
             self.sub.cancelled_at = Some(at);
             self.sub.cancel_reason = Some("dunning_exhausted".into());
@@ -683,8 +705,8 @@ impl<'p> Machine<'p> {
     }
 
     /// `invoice_id` was paid: a subscription dunning for it is current again.
-    pub fn invoice_paid(&mut self, invoice_id: &str, at: DateTime<Utc>) {
-        if self.sub.dunning_invoice_id.as_deref() != Some(invoice_id) {
+    pub fn invoice_paid(&mut self, invoice_id: &InvoiceId, at: DateTime<Utc>) {
+        if self.sub.dunning_invoice_id.as_ref() != Some(invoice_id) {
             return;
         }
         self.sub.dunning_invoice_id = None;
@@ -777,7 +799,7 @@ impl<'p> Machine<'p> {
             self.credit(credit, "proration", at);
             if new_cycle {
                 // A new cycle starts a new period now, billed in full.
-                let (start, end) = period(at, &self.cycle(), 0)
+                let (start, end) = period(at, self.cycle().as_str(), 0)
                     .ok_or_else(|| refuse("invalid_period", format!("no period starts at {at}")))?;
                 self.sub.anchor = at;
                 self.sub.period_index = 0;
@@ -980,7 +1002,7 @@ pub struct Loaded {
 pub enum Command {
     /// Moves to `plan`, the latest version of `plan_id` (`None`: there is no such plan).
     ChangePlan {
-        plan_id: String,
+        plan_id: PlanId,
         plan: Option<Plan>,
         proration: String,
     },
@@ -998,7 +1020,7 @@ pub enum Command {
     /// Usage of `metric`; `dated`: the command says when it happened (otherwise it counts in the
     /// period it arrives in).
     RecordUsage {
-        usage_id: String,
+        usage_id: UsageId,
         metric: String,
         quantity: i64,
         dated: bool,
@@ -1010,7 +1032,7 @@ pub enum Command {
 /// nothing to do (a billing run older than what the subscription has seen).
 pub fn decide(
     given: Option<&Loaded>,
-    (subscription_id, member_id): (&str, &str),
+    (subscription_id, member_id): (&SubscriptionId, &MemberId),
     c: &Command,
     at: DateTime<Utc>,
     policy: &Policy,
@@ -1032,7 +1054,7 @@ pub fn decide(
             _ => {}
         }
     }
-    let Some(loaded) = given.filter(|l| l.sub.member_id == member_id) else {
+    let Some(loaded) = given.filter(|l| &l.sub.member_id == member_id) else {
         return Err(refuse(
             "subscription_not_found",
             format!("subscription {subscription_id} does not exist for member {member_id}"),
@@ -1071,9 +1093,9 @@ pub fn decide(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome<'a> {
     /// The charge of the invoice failed: the next dunning step.
-    Failed(&'a str),
+    Failed(&'a InvoiceId),
     /// The invoice was paid: a subscription dunning for it is current again.
-    Paid(&'a str),
+    Paid(&'a InvoiceId),
 }
 
 /// A payment's outcome, which arrives when the provider answers: it takes effect at the
@@ -1092,14 +1114,24 @@ pub fn decide_outcome(loaded: &Loaded, outcome: Outcome<'_>, at: DateTime<Utc>, 
 /// the subscription's currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditNote {
-    pub credit_note_id: String,
-    pub subscription_id: String,
-    pub member_id: String,
-    pub currency: String,
+    pub credit_note_id: CreditNoteId,
+    pub subscription_id: SubscriptionId,
+    pub member_id: MemberId,
+    pub currency: Currency,
     pub amount_minor: i64,
     pub reason: String,
     pub memo: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+/// What `IssueCreditNote` asks for, its ids parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueCreditNote {
+    pub credit_note_id: CreditNoteId,
+    pub subscription_id: SubscriptionId,
+    pub member_id: MemberId,
+    pub amount_minor: i64,
+    pub memo: Option<String>,
 }
 
 /// `IssueCreditNote`: goodwill credit on the member's subscription, under an id not yet taken.

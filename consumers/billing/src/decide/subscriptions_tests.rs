@@ -2,7 +2,14 @@
 
 use chrono::{DateTime, Utc};
 
+use studyspot_ids::PlanTier;
+
 use crate::decide::catalog::{Allowance, Coupon, Plan};
+
+/// An id or value of the core, from its text.
+fn typed<T: std::str::FromStr<Err = studyspot_ids::ParseError>>(text: &str) -> T {
+    text.parse().unwrap()
+}
 
 use super::*;
 
@@ -12,13 +19,13 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn plan(id: &str, price: i64, cycle: &str) -> Plan {
     Plan {
-        plan_id: id.into(),
+        plan_id: typed(id),
         version: 1,
         name: id.into(),
-        tier: "basic".into(),
-        cycle: cycle.into(),
+        tier: PlanTier::Basic,
+        cycle: typed(cycle),
         price_minor: price,
-        currency: "EUR".into(),
+        currency: typed("EUR"),
         trial_days: 0,
         tax_rate_bps: 0,
         allowances: vec![Allowance { metric: "bookings".into(), included: 10, overage_unit_minor: 50 }],
@@ -38,10 +45,15 @@ fn ctx(plan: Plan, has_method: bool) -> Context {
 
 fn request() -> CreateRequest {
     CreateRequest {
-        subscription_id: "sub_1".into(),
-        organization_id: "org_1".into(),
-        member_id: "mem_1".into(),
-        ..CreateRequest::default()
+        subscription_id: typed("sub_1"),
+        organization_id: typed("org_1"),
+        member_id: typed("mem_1"),
+        plan_id: typed("basic"),
+        coupon_id: None,
+        trial_days: None,
+        paused: false,
+        resume_at: None,
+        payment_method_id: None,
     }
 }
 
@@ -378,7 +390,7 @@ fn usage_crossing_80_and_100_percent_is_told_once_each() {
 fn given_a_repeating_coupon_then_it_discounts_two_periods_and_mrr_rises_after() {
     let policy = Policy::default();
     let coupon = Coupon {
-        coupon_id: "STUDENT".into(),
+        coupon_id: typed("STUDENT"),
         name: "Student".into(),
         percent_off_bps: Some(2_000),
         amount_off_minor: None,
@@ -401,7 +413,7 @@ fn given_a_repeating_coupon_then_it_discounts_two_periods_and_mrr_rises_after() 
     assert_eq!(totals, [2_400, 3_000]);
     assert_eq!(m.sub.mrr_minor, 3_000);
     let fixed =
-        Coupon { percent_off_bps: None, amount_off_minor: Some(500), currency: Some("USD".into()), ..coupon };
+        Coupon { percent_off_bps: None, amount_off_minor: Some(500), currency: Some(typed("USD")), ..coupon };
     let refused = create(
         &request(),
         ctx(plan("basic", 3_000, "monthly"), true),
@@ -471,7 +483,7 @@ fn given_a_member_paying_cash_when_subscribing_then_the_invoice_waits_for_staff_
     paid.invoice_paid(&bill.invoice_id, t("2027-06-07T10:00:00Z"));
     paid.finish(t("2027-06-07T10:00:00Z"));
     assert!(statuses(&paid.steps).is_empty());
-    assert_eq!((paid.sub.status.as_str(), paid.sub.dunning_invoice_id.as_deref()), ("active", None));
+    assert_eq!((paid.sub.status.as_str(), paid.sub.dunning_invoice_id.as_ref()), ("active", None));
     assert_eq!(paid.sub.next_due_at, Some(t("2027-07-01T09:00:00Z")), "next: the renewal");
 
     // Unpaid at its due date: dunning starts then, its retries counted from the due date.
@@ -507,7 +519,7 @@ fn create_state(plan: Option<Plan>) -> CreateState {
 }
 
 fn create_request() -> CreateRequest {
-    CreateRequest { plan_id: "basic".into(), ..request() }
+    request()
 }
 
 fn code<T>(decided: Result<T, Refusal>) -> Result<T, &'static str> {
@@ -536,7 +548,7 @@ fn given_a_taken_id_or_no_plan_or_no_coupon_when_a_subscription_is_created_then_
         code(decide_create(&create_state(None), &create_request(), at, &policy)),
         Err("plan_not_found")
     );
-    let with_coupon = CreateRequest { coupon_id: Some("STUDENT".into()), ..create_request() };
+    let with_coupon = CreateRequest { coupon_id: Some(typed("STUDENT")), ..create_request() };
     assert_eq!(code(decide_create(&create_state(basic), &with_coupon, at, &policy)), Err("coupon_not_found"));
 }
 
@@ -555,11 +567,11 @@ fn given_no_subscription_or_another_members_when_commanded_then_subscription_not
     for command in [Command::Resume, Command::Bill, Command::Cancel { at_period_end: false, prorate: false }]
     {
         assert_eq!(
-            code(decide(None, ("sub_1", "mem_1"), &command, at, &policy)),
+            code(decide(None, (&typed("sub_1"), &typed("mem_1")), &command, at, &policy)),
             Err("subscription_not_found")
         );
         assert_eq!(
-            code(decide(Some(&loaded), ("sub_1", "mem_2"), &command, at, &policy)),
+            code(decide(Some(&loaded), (&typed("sub_1"), &typed("mem_2")), &command, at, &policy)),
             Err("subscription_not_found")
         );
     }
@@ -568,11 +580,17 @@ fn given_no_subscription_or_another_members_when_commanded_then_subscription_not
 #[test]
 fn given_no_such_plan_when_changing_plan_then_plan_not_found_before_anything_else() {
     let policy = Policy::default();
-    let change = Command::ChangePlan { plan_id: "gone".into(), plan: None, proration: "immediately".into() };
+    let change = Command::ChangePlan { plan_id: typed("gone"), plan: None, proration: "immediately".into() };
     let at = t("2027-01-10T00:00:00Z");
-    assert_eq!(code(decide(None, ("sub_1", "mem_1"), &change, at, &policy)), Err("plan_not_found"));
+    assert_eq!(
+        code(decide(None, (&typed("sub_1"), &typed("mem_1")), &change, at, &policy)),
+        Err("plan_not_found")
+    );
     let loaded = loaded_active(&policy);
-    assert_eq!(code(decide(Some(&loaded), ("sub_1", "mem_1"), &change, at, &policy)), Err("plan_not_found"));
+    assert_eq!(
+        code(decide(Some(&loaded), (&typed("sub_1"), &typed("mem_1")), &change, at, &policy)),
+        Err("plan_not_found")
+    );
 }
 
 #[test]
@@ -580,10 +598,13 @@ fn given_a_subscription_applied_later_when_an_older_billing_run_arrives_then_not
     let policy = Policy::default();
     let loaded = loaded_active(&policy);
     let older = t("2026-12-31T00:00:00Z");
-    assert_eq!(decide(Some(&loaded), ("sub_1", "mem_1"), &Command::Bill, older, &policy), Ok(None));
+    assert_eq!(
+        decide(Some(&loaded), (&typed("sub_1"), &typed("mem_1")), &Command::Bill, older, &policy),
+        Ok(None)
+    );
     let cancel = Command::Cancel { at_period_end: false, prorate: false };
     assert_eq!(
-        code(decide(Some(&loaded), ("sub_1", "mem_1"), &cancel, older, &policy)),
+        code(decide(Some(&loaded), (&typed("sub_1"), &typed("mem_1")), &cancel, older, &policy)),
         Err("effective_at_before_applied")
     );
 }
@@ -594,18 +615,19 @@ fn given_an_active_subscription_when_usage_without_an_instant_arrives_late_then_
     let policy = Policy::default();
     let loaded = loaded_active(&policy);
     let usage = Command::RecordUsage {
-        usage_id: "use_1".into(),
+        usage_id: typed("use_1"),
         metric: "bookings".into(),
         quantity: 2,
         dated: false,
     };
     let late = t("2026-12-31T00:00:00Z");
-    let decided =
-        decide(Some(&loaded), ("sub_1", "mem_1"), &usage, late, &policy).expect("ok").expect("decided");
+    let decided = decide(Some(&loaded), (&typed("sub_1"), &typed("mem_1")), &usage, late, &policy)
+        .expect("ok")
+        .expect("decided");
     assert_eq!(
         decided.events.last(),
         Some(&Event::UsageCounted {
-            usage_id: "use_1".into(),
+            usage_id: typed("use_1"),
             metric: "bookings".into(),
             quantity: 2,
             included: 10,
@@ -614,23 +636,22 @@ fn given_an_active_subscription_when_usage_without_an_instant_arrives_late_then_
         })
     );
     let dated = Command::RecordUsage {
-        usage_id: "use_1".into(),
+        usage_id: typed("use_1"),
         metric: "bookings".into(),
         quantity: 2,
         dated: true,
     };
     assert_eq!(
-        code(decide(Some(&loaded), ("sub_1", "mem_1"), &dated, late, &policy)),
+        code(decide(Some(&loaded), (&typed("sub_1"), &typed("mem_1")), &dated, late, &policy)),
         Err("effective_at_before_applied")
     );
 }
 
-fn credit_note_command(id: &str, member: &str) -> studyspot_schemas::billing::IssueCreditNote {
-    studyspot_schemas::billing::IssueCreditNote {
-        metadata: studyspot_schemas::EventMetadata::example(),
-        credit_note_id: id.into(),
-        subscription_id: "sub_1".into(),
-        member_id: member.into(),
+fn credit_note_command(id: &str, member: &str) -> IssueCreditNote {
+    IssueCreditNote {
+        credit_note_id: typed(id),
+        subscription_id: typed("sub_1"),
+        member_id: typed(member),
         amount_minor: 500,
         memo: Some("sorry".into()),
     }
@@ -644,10 +665,10 @@ fn given_a_subscription_when_a_credit_note_is_issued_then_goodwill_in_its_curren
     assert_eq!(
         decide_credit_note(Some(&sub), false, &credit_note_command("cn_1", "mem_1"), at),
         Ok(CreditNote {
-            credit_note_id: "cn_1".into(),
-            subscription_id: "sub_1".into(),
-            member_id: "mem_1".into(),
-            currency: "EUR".into(),
+            credit_note_id: typed("cn_1"),
+            subscription_id: typed("sub_1"),
+            member_id: typed("mem_1"),
+            currency: typed("EUR"),
             amount_minor: 500,
             reason: "goodwill".into(),
             memo: Some("sorry".into()),

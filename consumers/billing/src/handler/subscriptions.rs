@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use studyspot_billing_projection::{
-    CreditNote, Invoice, InvoiceLine, credits, invoices, methods, payments, plans, subscriptions, usage,
+    CreditNote, Invoice, InvoiceLine, Subscription as SubscriptionRow, credits, invoices, methods, payments,
+    plans, subscriptions, usage,
 };
 use studyspot_consumer_runtime::{HandleError, Out, malformed};
 use studyspot_schemas::{
@@ -14,23 +15,25 @@ use studyspot_schemas::{
     billing::{
         BillSubscription, BillingRunStarted, CancelSubscription, CatalogCommandRejected,
         ChangeSubscriptionPlan, CouponDefined, CreatePayment, CreateSubscription, CreditNoteIssued,
-        DefineCoupon, DefinePlan, InvoiceCreated, InvoiceStatusChanged, IssueCreditNote, PRORATIONS,
-        PauseSubscription, PaymentCreated, PlanAllowance, PlanPublished, RecordUsage, ResumeSubscription,
-        RunBilling, SubscriptionCancelScheduled, SubscriptionCreated, SubscriptionDunningStep,
-        SubscriptionPlanChanged, SubscriptionRenewed, SubscriptionStatusChanged, SubscriptionTrialEnding,
-        USAGE_METRICS, UsageRecorded, UsageThresholdReached,
+        DefineCoupon, DefinePlan, InvoiceCreated, InvoiceStatusChanged, PRORATIONS, PauseSubscription,
+        PaymentCreated, PlanAllowance, PlanPublished, RecordUsage, ResumeSubscription, RunBilling,
+        SubscriptionCancelScheduled, SubscriptionCreated, SubscriptionDunningStep, SubscriptionPlanChanged,
+        SubscriptionRenewed, SubscriptionStatusChanged, SubscriptionTrialEnding, USAGE_METRICS,
+        UsageRecorded, UsageThresholdReached,
     },
 };
+
+use studyspot_ids::{InvoiceId, MemberId, PaymentMethodId, SubscriptionId};
 
 use super::state;
 use crate::{
     decide::{
         self, Malformed, Refusal,
         catalog::{self, Plan},
-        payments as payment_rules,
+        parse, parse_opt, payments as payment_rules,
         subscriptions::{
-            self as rules, Bill, Command, Context, CreateRequest, CreateState, Decided, Event, Loaded,
-            Outcome, Policy, Subscription,
+            self as rules, Bill, Command, Context, CreateRequest, CreateState, Decided, Event,
+            IssueCreditNote, Loaded, Outcome, Policy, Subscription,
         },
     },
     shell::{Refuse, ask_number, start_charge},
@@ -98,13 +101,13 @@ async fn catalog_events<C: Record>(
                             overage_unit_minor: a.overage_unit_minor,
                         })
                         .collect(),
-                    plan_id: plan.plan_id,
+                    plan_id: plan.plan_id.into(),
                     version: plan.version,
                     name: plan.name,
-                    tier: plan.tier,
-                    cycle: plan.cycle,
+                    tier: plan.tier.into(),
+                    cycle: plan.cycle.into(),
                     price_minor: plan.price_minor,
-                    currency: plan.currency,
+                    currency: plan.currency.into(),
                     trial_days: plan.trial_days,
                 });
             }
@@ -112,11 +115,11 @@ async fn catalog_events<C: Record>(
                 plans::insert_coupon(tx, &state::coupon_row(out.org(), &coupon, at)).await?;
                 out.emit(|metadata| CouponDefined {
                     metadata,
-                    coupon_id: coupon.coupon_id,
+                    coupon_id: coupon.coupon_id.into(),
                     name: coupon.name,
                     percent_off_bps: coupon.percent_off_bps,
                     amount_off_minor: coupon.amount_off_minor,
-                    currency: coupon.currency,
+                    currency: coupon.currency.map(Into::into),
                     duration: coupon.duration,
                     duration_cycles: coupon.duration_cycles,
                 });
@@ -128,18 +131,18 @@ async fn catalog_events<C: Record>(
 
 pub(super) async fn define_plan(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: DefinePlan = out.message.record()?;
-    catalog::validate_plan(&c).map_err(malformed::<DefinePlan>)?;
+    let defined = catalog::parse_plan(&c).map_err(malformed::<DefinePlan>)?;
     let at = out.message.occurred_at()?;
-    let current = plans::latest(tx, out.org(), &c.plan_id).await?.map(Plan::from);
-    catalog_events::<DefinePlan>(tx, out, at, catalog::decide_plan(current.as_ref(), &c)).await
+    let current = plans::latest(tx, out.org(), &c.plan_id).await?.map(Plan::try_from).transpose()?;
+    catalog_events::<DefinePlan>(tx, out, at, catalog::decide_plan(current.as_ref(), &defined)).await
 }
 
 pub(super) async fn define_coupon(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: DefineCoupon = out.message.record()?;
-    catalog::validate_coupon(&c).map_err(malformed::<DefineCoupon>)?;
+    let defined = catalog::parse_coupon(&c).map_err(malformed::<DefineCoupon>)?;
     let at = out.message.occurred_at()?;
     let exists = plans::coupon(tx, out.org(), &c.coupon_id).await?.is_some();
-    catalog_events::<DefineCoupon>(tx, out, at, catalog::decide_coupon(exists, &c)).await
+    catalog_events::<DefineCoupon>(tx, out, at, catalog::decide_coupon(exists, &defined)).await
 }
 
 /// Fans a billing run out as one `BillSubscription` per due subscription, keyed by its member.
@@ -171,29 +174,28 @@ async fn load_subscription(
     organization_id: &str,
     subscription_id: &str,
 ) -> Result<Option<Subscription>, HandleError> {
-    Ok(subscriptions::load(tx, organization_id, subscription_id).await?.map(Subscription::from))
+    subscriptions::load(tx, organization_id, subscription_id).await?.map(Subscription::try_from).transpose()
 }
 
 /// The subscription with its plan version, method, usage, waiting charges and credit.
 async fn loaded(tx: &mut PgConnection, sub: Subscription) -> Result<Loaded, HandleError> {
-    let plan =
-        plans::version(tx, &sub.organization_id, &sub.plan_id, sub.plan_version).await?.ok_or_else(|| {
-            HandleError::malformed(CreateSubscription::FULL_NAME, "the subscription's plan is gone")
-        })?;
+    let (org, id) = (sub.organization_id.as_str(), sub.subscription_id.as_str());
+    let plan = plans::version(tx, org, sub.plan_id.as_str(), sub.plan_version).await?.ok_or_else(|| {
+        HandleError::malformed(CreateSubscription::FULL_NAME, "the subscription's plan is gone")
+    })?;
     let (has_method, collected_by_staff) =
-        collection(tx, &sub.organization_id, &sub.member_id, sub.payment_method_id.as_deref()).await?;
+        collection(tx, org, &sub.member_id, sub.payment_method_id.as_ref()).await?;
     let ctx = Context {
         has_method,
         collected_by_staff,
-        usage: usage::counters(tx, &sub.organization_id, &sub.subscription_id, sub.current_period_start)
-            .await?,
-        pending: subscriptions::pending_items(tx, &sub.organization_id, &sub.subscription_id)
+        usage: usage::counters(tx, org, id, sub.current_period_start).await?,
+        pending: subscriptions::pending_items(tx, org, id)
             .await?
             .into_iter()
             .map(|i| (i.description, i.amount_minor))
             .collect(),
-        credit_minor: credits::available(tx, &sub.organization_id, &sub.subscription_id).await?,
-        plan: plan.into(),
+        credit_minor: credits::available(tx, org, id).await?,
+        plan: plan.try_into()?,
     };
     Ok(Loaded { sub, ctx })
 }
@@ -221,7 +223,7 @@ fn staff_collect(method: &studyspot_billing_projection::PaymentMethod) -> bool {
 /// The stored method renewals charge, if the subscription pays with one that can be charged.
 async fn charge_method(
     tx: &mut PgConnection,
-    sub: &Subscription,
+    sub: &SubscriptionRow,
 ) -> Result<Option<studyspot_billing_projection::PaymentMethod>, HandleError> {
     let method =
         payment_method(tx, &sub.organization_id, &sub.member_id, sub.payment_method_id.as_deref()).await?;
@@ -232,9 +234,10 @@ async fn charge_method(
 async fn collection(
     tx: &mut PgConnection,
     organization_id: &str,
-    member_id: &str,
-    payment_method_id: Option<&str>,
+    member_id: &MemberId,
+    payment_method_id: Option<&PaymentMethodId>,
 ) -> Result<(bool, bool), HandleError> {
+    let (member_id, payment_method_id) = (member_id.as_str(), payment_method_id.map(PaymentMethodId::as_str));
     let method = payment_method(tx, organization_id, member_id, payment_method_id).await?;
     Ok((method.as_ref().is_some_and(|m| !staff_collect(m)), method.as_ref().is_some_and(staff_collect)))
 }
@@ -254,29 +257,32 @@ pub(super) async fn create_subscription(
     .map_err(malformed::<CreateSubscription>)?;
     let at = effective::<CreateSubscription>(out, c.effective_at)?;
     let resume_at = c.resume_at.map(|ms| instant::<CreateSubscription>("resume_at", ms)).transpose()?;
-    let org = c.metadata.organization_id.clone();
+    let request = (|| {
+        Ok(CreateRequest {
+            subscription_id: parse("subscription_id", &c.subscription_id)?,
+            organization_id: parse("metadata.organization_id", &c.metadata.organization_id)?,
+            member_id: parse("member_id", &c.member_id)?,
+            plan_id: parse("plan_id", &c.plan_id)?,
+            coupon_id: parse_opt("coupon_id", c.coupon_id.as_deref())?,
+            trial_days: c.trial_days,
+            paused: c.paused,
+            resume_at,
+            payment_method_id: parse_opt("payment_method_id", c.payment_method_id.as_deref())?,
+        })
+    })()
+    .map_err(malformed::<CreateSubscription>)?;
+    let org = c.metadata.organization_id.as_str();
     let (has_method, collected_by_staff) =
-        collection(tx, &org, &c.member_id, c.payment_method_id.as_deref()).await?;
+        collection(tx, org, &request.member_id, request.payment_method_id.as_ref()).await?;
     let given = CreateState {
-        exists: subscriptions::load(tx, &org, &c.subscription_id).await?.is_some(),
-        plan: plans::latest(tx, &org, &c.plan_id).await?.map(Plan::from),
+        exists: subscriptions::load(tx, org, &c.subscription_id).await?.is_some(),
+        plan: plans::latest(tx, org, &c.plan_id).await?.map(Plan::try_from).transpose()?,
         coupon: match &c.coupon_id {
-            Some(id) => plans::coupon(tx, &org, id).await?.map(catalog::Coupon::from),
+            Some(id) => plans::coupon(tx, org, id).await?.map(catalog::Coupon::try_from).transpose()?,
             None => None,
         },
         has_method,
         collected_by_staff,
-    };
-    let request = CreateRequest {
-        subscription_id: c.subscription_id.clone(),
-        organization_id: org,
-        member_id: c.member_id.clone(),
-        plan_id: c.plan_id.clone(),
-        coupon_id: c.coupon_id.clone(),
-        trial_days: c.trial_days,
-        paused: c.paused,
-        resume_at,
-        payment_method_id: c.payment_method_id.clone(),
     };
     match rules::decide_create(&given, &request, at, policy) {
         Ok(decided) => write(tx, out, decided).await,
@@ -298,11 +304,14 @@ async fn command<C: Record>(
 ) -> Result<(), HandleError> {
     decide::check_filled(&[("subscription_id", subscription_id), ("member_id", member_id)])
         .map_err(malformed::<C>)?;
+    let ids: (SubscriptionId, MemberId) =
+        (|| Ok((parse("subscription_id", subscription_id)?, parse("member_id", member_id)?)))()
+            .map_err(malformed::<C>)?;
     let given = match load_subscription(tx, out.org(), subscription_id).await? {
         Some(sub) => Some(loaded(tx, sub).await?),
         None => None,
     };
-    match rules::decide(given.as_ref(), (subscription_id, member_id), &command, at, policy) {
+    match rules::decide(given.as_ref(), (&ids.0, &ids.1), &command, at, policy) {
         Ok(Some(decided)) => write(tx, out, decided).await,
         Ok(None) => Ok(()),
         Err(refusal) => {
@@ -326,8 +335,9 @@ pub(super) async fn change_plan(
         ))));
     }
     let at = effective::<ChangeSubscriptionPlan>(out, c.effective_at)?;
-    let plan = plans::latest(tx, out.org(), &c.plan_id).await?.map(Plan::from);
-    let change = Command::ChangePlan { plan_id: c.plan_id.clone(), plan, proration: c.proration.clone() };
+    let plan_id = parse("plan_id", &c.plan_id).map_err(malformed::<ChangeSubscriptionPlan>)?;
+    let plan = plans::latest(tx, out.org(), &c.plan_id).await?.map(Plan::try_from).transpose()?;
+    let change = Command::ChangePlan { plan_id, plan, proration: c.proration.clone() };
     command::<ChangeSubscriptionPlan>(tx, out, policy, (&c.subscription_id, &c.member_id), at, change).await
 }
 
@@ -377,24 +387,36 @@ pub(super) async fn bill(
 }
 
 pub(super) async fn issue_credit_note(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
-    let c: IssueCreditNote = out.message.record()?;
+    let c: studyspot_schemas::billing::IssueCreditNote = out.message.record()?;
     decide::check_filled(&[
         ("credit_note_id", &c.credit_note_id),
         ("subscription_id", &c.subscription_id),
         ("member_id", &c.member_id),
     ])
-    .map_err(malformed::<IssueCreditNote>)?;
+    .map_err(malformed::<studyspot_schemas::billing::IssueCreditNote>)?;
     if c.amount_minor <= 0 {
-        return Err(malformed::<IssueCreditNote>(Malformed("amount_minor must be positive".into())));
+        return Err(malformed::<studyspot_schemas::billing::IssueCreditNote>(Malformed(
+            "amount_minor must be positive".into(),
+        )));
     }
+    let request = (|| {
+        Ok(IssueCreditNote {
+            credit_note_id: parse("credit_note_id", &c.credit_note_id)?,
+            subscription_id: parse("subscription_id", &c.subscription_id)?,
+            member_id: parse("member_id", &c.member_id)?,
+            amount_minor: c.amount_minor,
+            memo: c.memo.clone(),
+        })
+    })()
+    .map_err(malformed::<studyspot_schemas::billing::IssueCreditNote>)?;
     let at = out.message.occurred_at()?;
     let org = out.org().to_owned();
     let sub = load_subscription(tx, &org, &c.subscription_id).await?;
     let exists = credits::exists(tx, &org, &c.credit_note_id).await?;
-    match rules::decide_credit_note(sub.as_ref(), exists, &c, at) {
+    match rules::decide_credit_note(sub.as_ref(), exists, &request, at) {
         Ok(note) => credit_note(tx, out, &state::credit_note_row(&org, &note)).await,
         Err(refusal) => {
-            out.refuse::<IssueCreditNote>(&c.member_id, refusal);
+            out.refuse::<studyspot_schemas::billing::IssueCreditNote>(&c.member_id, refusal);
             Ok(())
         }
     }
@@ -433,7 +455,7 @@ pub(super) async fn record_usage(
     }
     let at = effective::<RecordUsage>(out, c.effective_at)?;
     let usage = Command::RecordUsage {
-        usage_id: c.usage_id.clone(),
+        usage_id: parse("usage_id", &c.usage_id).map_err(malformed::<RecordUsage>)?,
         metric: c.metric.clone(),
         quantity: c.quantity,
         dated: c.effective_at.is_some(),
@@ -445,7 +467,7 @@ pub(super) async fn record_usage(
 async fn count_usage(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
-    sub: &Subscription,
+    sub: &SubscriptionRow,
     (usage_id, metric, quantity): (String, String, i64),
     (included, period_start, at): (i64, DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(), HandleError> {
@@ -492,7 +514,7 @@ pub(super) async fn payment_failed(
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    settle(tx, out, policy, (organization_id, invoice_id), at, Outcome::Failed(invoice_id)).await
+    settle(tx, out, policy, (organization_id, invoice_id), at, |i| Outcome::Failed(i)).await
 }
 
 /// A subscription invoice was paid: a subscription dunning for it is current again.
@@ -504,7 +526,7 @@ pub(super) async fn invoice_paid(
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
-    settle(tx, out, policy, (organization_id, invoice_id), at, Outcome::Paid(invoice_id)).await
+    settle(tx, out, policy, (organization_id, invoice_id), at, |i| Outcome::Paid(i)).await
 }
 
 async fn settle(
@@ -513,7 +535,7 @@ async fn settle(
     policy: &Policy,
     (organization_id, invoice_id): (&str, &str),
     at: DateTime<Utc>,
-    outcome: Outcome<'_>,
+    outcome: impl for<'i> FnOnce(&'i InvoiceId) -> Outcome<'i>,
 ) -> Result<(), HandleError> {
     let Some(subscription_id) =
         invoices::load(tx, organization_id, invoice_id).await?.and_then(|i| i.subscription_id)
@@ -521,15 +543,16 @@ async fn settle(
         return Ok(());
     };
     let Some(sub) = load_subscription(tx, organization_id, &subscription_id).await? else { return Ok(()) };
+    let invoice_id: InvoiceId = state::stored("invoice", "invoice_id", invoice_id)?;
     let given = loaded(tx, sub).await?;
-    write(tx, out, rules::decide_outcome(&given, outcome, at, policy)).await
+    write(tx, out, rules::decide_outcome(&given, outcome(&invoice_id), at, policy)).await
 }
 
 /// Writes the subscription as `decide` left it, then what happened to it, in order.
 async fn write(tx: &mut PgConnection, out: &mut Out<'_>, decided: Decided) -> Result<(), HandleError> {
     let Decided { sub, events } = decided;
-    let row = studyspot_billing_projection::Subscription::from(sub.clone());
-    subscriptions::save(tx, &row).await?;
+    let sub = SubscriptionRow::from(sub);
+    subscriptions::save(tx, &sub).await?;
     let ids = (sub.subscription_id.clone(), sub.member_id.clone());
     for (n, event) in events.into_iter().enumerate() {
         match event {
@@ -562,20 +585,20 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, decided: Decided) -> Re
                 effective_at: millis(at),
             }),
             Event::Invoice(bill) => issue(tx, out, &sub, bill).await?,
-            Event::Retry { invoice_id, at } => retry(tx, out, &sub, &invoice_id, at).await?,
+            Event::Retry { invoice_id, at } => retry(tx, out, &sub, invoice_id.as_str(), at).await?,
             Event::Dunning { invoice_id, attempt, next_retry_at, final_action } => {
                 out.emit(|metadata| SubscriptionDunningStep {
                     metadata,
                     subscription_id: ids.0.clone(),
                     member_id: ids.1.clone(),
-                    invoice_id,
+                    invoice_id: invoice_id.into(),
                     attempt,
                     next_retry_at: next_retry_at.map(millis),
                     final_action,
                 })
             }
             Event::Uncollectible { invoice_id } => {
-                if let Some(invoice) = invoices::load(tx, &sub.organization_id, &invoice_id).await?
+                if let Some(invoice) = invoices::load(tx, &sub.organization_id, invoice_id.as_str()).await?
                     && invoice.status == "open"
                 {
                     let changed =
@@ -621,7 +644,7 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, decided: Decided) -> Re
                     metadata,
                     subscription_id: ids.0.clone(),
                     member_id: ids.1.clone(),
-                    from_plan_id,
+                    from_plan_id: from_plan_id.into(),
                     from_version,
                     plan_id: sub.plan_id.clone(),
                     plan_version: sub.plan_version,
@@ -638,10 +661,10 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, decided: Decided) -> Re
                 cancel_at: millis(cancel_at),
             }),
             Event::History { at, status, mrr_minor } => {
-                subscriptions::record_history(tx, &row, at, &status, mrr_minor).await?;
+                subscriptions::record_history(tx, &sub, at, &status, mrr_minor).await?;
             }
             Event::UsageCounted { usage_id, metric, quantity, included, period_start, at } => {
-                count_usage(tx, out, &sub, (usage_id, metric, quantity), (included, period_start, at))
+                count_usage(tx, out, &sub, (usage_id.into(), metric, quantity), (included, period_start, at))
                     .await?;
             }
         }
@@ -655,10 +678,11 @@ async fn write(tx: &mut PgConnection, out: &mut Out<'_>, decided: Decided) -> Re
 async fn issue(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
-    sub: &Subscription,
+    sub: &SubscriptionRow,
     bill: Bill,
 ) -> Result<(), HandleError> {
-    if invoices::load(tx, &sub.organization_id, &bill.invoice_id).await?.is_some() {
+    let invoice_id = bill.invoice_id.to_string();
+    if invoices::load(tx, &sub.organization_id, &invoice_id).await?.is_some() {
         return Ok(());
     }
     let lines: Vec<InvoiceLine> = bill
@@ -666,7 +690,7 @@ async fn issue(
         .iter()
         .enumerate()
         .map(|(n, l)| InvoiceLine {
-            invoice_id: bill.invoice_id.clone(),
+            invoice_id: invoice_id.clone(),
             line_no: i32::try_from(n + 1).unwrap_or(i32::MAX),
             description: l.description.clone(),
             quantity: l.quantity,
@@ -678,7 +702,7 @@ async fn issue(
         })
         .collect();
     let mut invoice = Invoice {
-        invoice_id: bill.invoice_id.clone(),
+        invoice_id,
         organization_id: sub.organization_id.clone(),
         member_id: sub.member_id.clone(),
         number: None,
@@ -746,7 +770,7 @@ pub(super) async fn charge_numbered(
 ) -> Result<(), HandleError> {
     let Some(subscription_id) = &invoice.subscription_id else { return Ok(()) };
     let org = &invoice.organization_id;
-    let Some(sub) = load_subscription(tx, org, subscription_id).await? else { return Ok(()) };
+    let Some(sub) = subscriptions::load(tx, org, subscription_id).await? else { return Ok(()) };
     if payments::load(tx, org, &payment_of(&invoice.invoice_id)).await?.is_some() {
         return Ok(());
     }
@@ -759,7 +783,7 @@ pub(super) async fn charge_numbered(
 async fn create_and_charge(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
-    sub: &Subscription,
+    sub: &SubscriptionRow,
     invoice: &Invoice,
     at: DateTime<Utc>,
 ) -> Result<bool, HandleError> {
@@ -830,7 +854,7 @@ async fn charge(
 async fn retry(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
-    sub: &Subscription,
+    sub: &SubscriptionRow,
     invoice_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(), HandleError> {
