@@ -362,6 +362,17 @@ impl sqlx::Type<sqlx::Postgres> for Currency {
 }
 
 #[cfg(feature = "sqlx")]
+impl sqlx::postgres::PgHasArrayType for Currency {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        <String as sqlx::postgres::PgHasArrayType>::array_type_info()
+    }
+
+    fn array_compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <String as sqlx::postgres::PgHasArrayType>::array_compatible(ty)
+    }
+}
+
+#[cfg(feature = "sqlx")]
 impl sqlx::Encode<'_, sqlx::Postgres> for Currency {
     fn encode_by_ref(
         &self,
@@ -481,6 +492,17 @@ macro_rules! values {
 
             fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
                 <String as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl sqlx::postgres::PgHasArrayType for $name {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <String as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+
+            fn array_compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <String as sqlx::postgres::PgHasArrayType>::array_compatible(ty)
             }
         }
 

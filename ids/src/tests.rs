@@ -146,3 +146,38 @@ fn the_openapi_schema_is_a_string() {
     let cycle = serde_json::to_value(Cycle::schema()).unwrap();
     assert_eq!(cycle, serde_json::to_value(String::schema()).unwrap());
 }
+
+/// Through PostgreSQL `text` and `text[]` and back (`STUDYSPOT_TEST_DATABASE_URL`, or the local
+/// stack's server on loopback).
+#[cfg(feature = "sqlx")]
+#[tokio::test]
+async fn ids_and_values_are_postgres_text() {
+    use sqlx::{Connection, PgConnection, Row};
+    let url = std::env::var("STUDYSPOT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://studyspot:studyspot@127.0.0.1:5432/studyspot".into());
+    let mut db = PgConnection::connect(&url).await.unwrap();
+    let member = MemberId::parse("mem_1").unwrap();
+    let seats = vec![SeatId::parse("s1").unwrap(), SeatId::parse("s2").unwrap()];
+    let row = sqlx::query(
+        "SELECT $1::text AS member, $2::text[] AS seats, $3::text AS currency, $4::text AS cycle, \
+         $1 = 'mem_1' AS same, ' '::text AS blank, $5::text[] AS tiers",
+    )
+    .bind(&member)
+    .bind(&seats)
+    .bind(Currency::parse("EUR").unwrap())
+    .bind(Cycle::Monthly)
+    .bind([PlanTier::Basic, PlanTier::Custom])
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(row.get::<MemberId, _>("member"), member);
+    assert_eq!(row.get::<Vec<SeatId>, _>("seats"), seats);
+    assert_eq!(row.get::<Currency, _>("currency"), "EUR");
+    assert_eq!(row.get::<Cycle, _>("cycle"), Cycle::Monthly);
+    assert!(row.get::<bool, _>("same"));
+    assert_eq!(row.get::<Vec<PlanTier>, _>("tiers"), [PlanTier::Basic, PlanTier::Custom]);
+    // A stored id is read as it is (see the crate's docs); a closed value is checked.
+    assert_eq!(row.get::<MemberId, _>("blank").as_str(), " ");
+    assert!(row.try_get::<Currency, _>("blank").is_err());
+    db.close().await.unwrap();
+}
