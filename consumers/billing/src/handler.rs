@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 use studyspot_billing_projection::{
-    self as projection, Invoice, Payment, PaymentMethod, Refund, calls, calls::ProviderCall, invoices,
-    methods, payments, refunds,
+    self as projection, Invoice as InvoiceRow, Payment as PaymentRow, PaymentMethod, Refund as RefundRow,
+    calls, calls::ProviderCall, invoices, methods, payments, refunds,
 };
 use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound, Out, malformed};
 use studyspot_schemas::{
@@ -96,32 +96,50 @@ async fn load_payment(
     tx: &mut PgConnection,
     organization_id: &str,
     payment_id: &str,
-) -> Result<Option<Payment>, HandleError> {
-    Ok(payments::load(tx, organization_id, payment_id).await?)
+) -> Result<Option<payment_rules::Payment>, HandleError> {
+    payments::load(tx, organization_id, payment_id).await?.map(TryInto::try_into).transpose()
+}
+
+/// A refund as the core's state.
+fn refund_state(refund: Option<RefundRow>) -> Result<Option<refund_rules::Refund>, HandleError> {
+    refund.map(TryInto::try_into).transpose()
+}
+
+/// What a new payment needs to know of the method and the invoice it names.
+async fn create_context(
+    tx: &mut PgConnection,
+    organization_id: &str,
+    payment_id: &str,
+    (payment_method_id, invoice_id): (Option<&str>, Option<&str>),
+) -> Result<payment_rules::CreateContext, HandleError> {
+    let mut ctx = payment_rules::CreateContext {
+        exists: projection::payment_exists(tx, organization_id, payment_id).await?,
+        ..Default::default()
+    };
+    if let Some(id) = payment_method_id {
+        ctx.method_of = match methods::load(tx, organization_id, id).await? {
+            Some(m) => Some(state::method_view(&m)?),
+            None => None,
+        };
+    }
+    if let Some(id) = invoice_id {
+        ctx.invoice = match invoices::load(tx, organization_id, id).await? {
+            Some(i) => Some(state::invoice_view(&i)?),
+            None => None,
+        };
+    }
+    Ok(ctx)
 }
 
 async fn create_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: CreatePayment = out.message.record()?;
-    payment_rules::validate_create(&c).map_err(malformed::<CreatePayment>)?;
+    let asked = payment_rules::parse_create(&c).map_err(malformed::<CreatePayment>)?;
     let at = out.message.occurred_at()?;
-    let org = &c.metadata.organization_id;
-    let mut ctx = payment_rules::CreateContext {
-        exists: projection::payment_exists(tx, org, &c.payment_id).await?,
-        ..Default::default()
-    };
-    if let Some(id) = &c.payment_method_id {
-        ctx.method_of = methods::load(tx, org, id).await?.map(|m| (m.member_id, m.method));
-    }
-    if let Some(id) = &c.invoice_id {
-        let invoice = invoices::load(tx, org, id).await?;
-        ctx.invoice_numbered = invoice.as_ref().is_some_and(|i| i.number.is_some());
-        ctx.invoice = invoice
-            .map(|i| (i.amount_due_minor(), i.member_id, i.currency, i.status))
-            .map(|(due, member, currency, status)| (member, currency, status, due));
-    }
-    match payment_rules::create(&ctx, &c, at) {
+    let references = (c.payment_method_id.as_deref(), c.invoice_id.as_deref());
+    let ctx = create_context(tx, &c.metadata.organization_id, &c.payment_id, references).await?;
+    match payment_rules::create(&ctx, &asked, at) {
         Ok(payment) => {
-            payments::save(tx, &payment).await?;
+            payments::save(tx, &PaymentRow::from(payment)).await?;
             out.emit(|metadata| PaymentCreated {
                 metadata,
                 payment_id: c.payment_id,
@@ -149,7 +167,7 @@ async fn process_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(),
     let given = load_payment(tx, out.org(), &c.payment_id).await?;
     let payment =
         match payment_rules::decide_process(given.as_ref(), (&c.payment_id, &c.member_id), &call_id, at) {
-            Ok(payment) => payment,
+            Ok(payment) => PaymentRow::from(payment),
             Err(refusal) => {
                 out.refuse::<ProcessPayment>(&c.member_id, refusal);
                 return Ok(());
@@ -176,7 +194,7 @@ async fn charge_outcome(
     let at = out.message.occurred_at()?;
     let given = load_payment(tx, out.org(), &o.payment_id).await?;
     let payment = match payment_rules::decide_outcome(given.as_ref(), &o, at) {
-        Ok(payment) => payment,
+        Ok(payment) => PaymentRow::from(payment),
         Err(refusal) => {
             out.refuse::<RecordChargeOutcome>(&o.member_id, refusal);
             return Ok(());
@@ -224,7 +242,7 @@ async fn succeeded(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
     policy: &Policy,
-    payment: &Payment,
+    payment: &PaymentRow,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandleError> {
     out.emit(|metadata| PaymentSucceeded {
@@ -244,7 +262,8 @@ async fn succeeded(
     let Some(invoice) = invoices::load(tx, &payment.organization_id, invoice_id).await? else {
         return Ok(());
     };
-    let (invoice, paid) = invoice_rules::pay(&invoice, payment.amount_minor, at);
+    let (invoice, paid) = invoice_rules::pay(&invoice.try_into()?, payment.amount_minor, at);
+    let invoice = InvoiceRow::from(invoice);
     invoices::save(tx, &invoice).await?;
     if paid {
         out.emit(|metadata| InvoicePaid {
@@ -274,6 +293,7 @@ async fn confirm_manual(
     match payment_rules::decide_confirm(given.as_ref(), (&c.payment_id, &c.member_id), at) {
         Ok(payment) => {
             let call = given.and_then(|p| p.pending_call_id);
+            let payment = PaymentRow::from(payment);
             payments::save(tx, &payment).await?;
             if let Some(call) = call {
                 calls::settle(tx, &payment.organization_id, &call).await?;
@@ -289,19 +309,13 @@ async fn confirm_manual(
 /// the invoice (and brings back a subscription dunning for it) as a confirmed one does.
 async fn record_manual(tx: &mut PgConnection, out: &mut Out<'_>, policy: &Policy) -> Result<(), HandleError> {
     let c: RecordManualPayment = out.message.record()?;
-    payment_rules::validate_manual(&c).map_err(malformed::<RecordManualPayment>)?;
+    let asked = payment_rules::parse_manual(&c).map_err(malformed::<RecordManualPayment>)?;
     let at = out.message.occurred_at()?;
-    let org = &c.metadata.organization_id;
-    let invoice = invoices::load(tx, org, &c.invoice_id).await?;
-    let ctx = payment_rules::CreateContext {
-        exists: projection::payment_exists(tx, org, &c.payment_id).await?,
-        method_of: None,
-        invoice_numbered: invoice.as_ref().is_some_and(|i| i.number.is_some()),
-        invoice: invoice
-            .map(|i| (i.member_id.clone(), i.currency.clone(), i.status.clone(), i.amount_due_minor())),
-    };
-    match payment_rules::record_manual(&ctx, &c, at) {
+    let references = (None, Some(c.invoice_id.as_str()));
+    let ctx = create_context(tx, &c.metadata.organization_id, &c.payment_id, references).await?;
+    match payment_rules::record_manual(&ctx, &asked, at) {
         Ok(payment) => {
+            let payment = PaymentRow::from(payment);
             payments::save(tx, &payment).await?;
             out.emit(|metadata| PaymentCreated {
                 metadata,
@@ -322,13 +336,13 @@ async fn record_manual(tx: &mut PgConnection, out: &mut Out<'_>, policy: &Policy
 
 async fn refund_payment(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: RefundPayment = out.message.record()?;
-    refund_rules::validate(&c).map_err(malformed::<RefundPayment>)?;
+    let asked = refund_rules::parse_request(&c).map_err(malformed::<RefundPayment>)?;
     let at = out.message.occurred_at()?;
     let org = out.org().to_owned();
     let exists = refunds::exists(tx, &org, &c.refund_id).await?;
     let given = load_payment(tx, &org, &c.payment_id).await?;
-    let (payment, refund) = match refund_rules::decide_request(given.as_ref(), exists, &c, at) {
-        Ok(decided) => decided,
+    let (payment, refund) = match refund_rules::decide_request(given.as_ref(), exists, &asked, at) {
+        Ok((payment, refund)) => (PaymentRow::from(payment), RefundRow::from(refund)),
         Err(refusal) => {
             out.refuse::<RefundPayment>(&c.member_id, refusal);
             return Ok(());
@@ -388,7 +402,7 @@ async fn refund_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     refund_rules::validate_outcome(&o).map_err(malformed::<RecordRefundOutcome>)?;
     let at = out.message.occurred_at()?;
     let org = out.org().to_owned();
-    let refund = refunds::load(tx, &org, &o.refund_id).await?;
+    let refund = refund_state(refunds::load(tx, &org, &o.refund_id).await?)?;
     let payment = load_payment(tx, &org, &o.payment_id).await?;
     let decided = refund_rules::decide_outcome(payment.as_ref(), refund.as_ref(), &o, at);
     apply_refund_outcome::<RecordRefundOutcome>(tx, out, &o.member_id, decided).await
@@ -400,10 +414,10 @@ async fn apply_refund_outcome<C: Record>(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
     member_id: &str,
-    decided: Result<(Payment, Refund), Refusal>,
+    decided: Result<(payment_rules::Payment, refund_rules::Refund), Refusal>,
 ) -> Result<(), HandleError> {
     let (payment, refund) = match decided {
-        Ok(decided) => decided,
+        Ok((payment, refund)) => (PaymentRow::from(payment), RefundRow::from(refund)),
         Err(refusal) => {
             out.refuse::<C>(member_id, refusal);
             return Ok(());
@@ -461,13 +475,14 @@ async fn create_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let priced = invoice_rules::price(&c).map_err(malformed::<CreateInvoice>)?;
     let at = out.message.occurred_at()?;
     let exists = invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await?.is_some();
-    let (invoice, lines) = match invoice_rules::create(exists, &c, priced, at) {
-        Ok(created) => created,
+    let (draft, lines) = match invoice_rules::create(exists, priced, at) {
+        Ok((draft, lines)) => (draft.clone(), state::line_rows(draft.invoice_id.as_str(), lines)),
         Err(refusal) => {
             out.refuse::<CreateInvoice>(&c.member_id, refusal);
             return Ok(());
         }
     };
+    let invoice = InvoiceRow::from(draft.clone());
     invoices::insert(tx, &invoice, &lines).await?;
     out.emit(|metadata| InvoiceCreated {
         metadata,
@@ -480,7 +495,7 @@ async fn create_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
         due_at: c.due_at,
     });
     if c.finalize {
-        finalize(tx, out, &invoice, at).await?;
+        finalize(tx, out, &draft, at).await?;
     }
     Ok(())
 }
@@ -490,10 +505,10 @@ async fn create_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
 async fn finalize(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
-    draft: &Invoice,
+    draft: &invoice_rules::Invoice,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), HandleError> {
-    let invoice = invoice_rules::finalize(draft, at);
+    let invoice = InvoiceRow::from(invoice_rules::finalize(draft, at));
     invoices::save(tx, &invoice).await?;
     ask_number(out, &invoice);
     Ok(())
@@ -504,12 +519,15 @@ async fn change_invoice_status(tx: &mut PgConnection, out: &mut Out<'_>) -> Resu
     invoice_rules::validate_change(&c).map_err(malformed::<ChangeInvoiceStatus>)?;
     let at = out.message.occurred_at()?;
     let given = invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await?;
+    let given: Option<invoice_rules::Invoice> = given.map(TryInto::try_into).transpose()?;
     match invoice_rules::decide_change(given.as_ref(), &c, at) {
         Ok(invoice_rules::Change::Finalize(invoice)) => {
+            let invoice = InvoiceRow::from(invoice);
             invoices::save(tx, &invoice).await?;
             ask_number(out, &invoice);
         }
         Ok(invoice_rules::Change::Status { from, invoice }) => {
+            let invoice = InvoiceRow::from(invoice);
             invoices::save(tx, &invoice).await?;
             out.emit(|metadata| InvoiceStatusChanged {
                 metadata,
@@ -562,6 +580,7 @@ async fn refund_notified(
         }
         (None, None) => None,
     };
+    let refund = refund_state(refund)?;
     let outcome = match refund_rules::decide_notified(payment.as_ref(), refund.as_ref(), &n) {
         Ok(Some(outcome)) => outcome,
         Ok(None) => return Ok(()),
@@ -576,7 +595,7 @@ async fn refund_notified(
 }
 
 /// RefundIssued or RefundFailed, once a refund's outcome is known.
-fn emit_refund_settled(out: &mut Out<'_>, payment: &Payment, refund: &Refund) {
+fn emit_refund_settled(out: &mut Out<'_>, payment: &PaymentRow, refund: &RefundRow) {
     match refund.status.as_str() {
         "succeeded" => out.emit(|metadata| RefundIssued {
             metadata,

@@ -9,10 +9,69 @@
 //! "Invoice INV-…"), paying an invoice with nothing due, `InvoiceIssued`, and payments by members.
 
 use chrono::{DateTime, Utc};
-use studyspot_billing_projection::{Invoice, InvoiceLine, invoices::AssignedNumber};
+use studyspot_ids::{Currency, InvoiceId, MemberId, OrganizationId, SubscriptionId};
 use studyspot_schemas::billing::{AssignInvoiceNumber, ChangeInvoiceStatus, CreateInvoice};
 
-use super::{Malformed, Refusal, basis_points, check_currency, check_filled};
+use super::{Malformed, Refusal, basis_points, check_currency, check_filled, parse};
+
+/// An invoice: its totals, status and number, and what paid it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    pub invoice_id: InvoiceId,
+    pub organization_id: OrganizationId,
+    pub member_id: MemberId,
+    /// Set shortly after the invoice is finalized (its number is handed out in the organization's
+    /// series, in log order), e.g. INV-000042. An invoice is payable once it has one.
+    pub number: Option<String>,
+    pub currency: Currency,
+    pub subtotal_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub amount_paid_minor: i64,
+    /// draft, open, paid, void or uncollectible.
+    pub status: String,
+    pub due_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub paid_at: Option<DateTime<Utc>>,
+    /// Set on a subscription's invoices, with the period it bills.
+    pub subscription_id: Option<SubscriptionId>,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    /// Credit notes drawn on; payments and credits together settle the total.
+    pub credit_applied_minor: i64,
+    /// A subscription invoice whose charge to the stored method waits for its number.
+    pub charge_on_number: bool,
+}
+
+impl Invoice {
+    /// What payments still have to cover.
+    pub fn amount_due_minor(&self) -> i64 {
+        (self.total_minor - self.credit_applied_minor - self.amount_paid_minor).max(0)
+    }
+}
+
+/// One line of an invoice, numbered from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceLine {
+    pub line_no: i32,
+    pub description: String,
+    pub quantity: i64,
+    pub unit_amount_minor: i64,
+    /// quantity × unit amount, before tax.
+    pub amount_minor: i64,
+    pub tax_rate_bps: i32,
+    pub tax_name: Option<String>,
+    pub tax_minor: i64,
+}
+
+/// A number of the organization's series: its position and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedNumber {
+    pub sequence: i64,
+    pub number: String,
+}
 
 pub fn validate(c: &CreateInvoice) -> Result<(), Malformed> {
     check_filled(&[
@@ -41,9 +100,14 @@ pub fn validate(c: &CreateInvoice) -> Result<(), Malformed> {
     Ok(())
 }
 
-/// An invoice's lines with their amounts and taxes, and its totals.
+/// A `CreateInvoice` priced: its ids parsed, its lines with their amounts and taxes, and its
+/// totals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Priced {
+    pub invoice_id: InvoiceId,
+    pub organization_id: OrganizationId,
+    pub member_id: MemberId,
+    pub currency: Currency,
     pub lines: Vec<InvoiceLine>,
     pub subtotal_minor: i64,
     pub tax_minor: i64,
@@ -60,7 +124,6 @@ pub fn price(c: &CreateInvoice) -> Result<Priced, Malformed> {
         subtotal = subtotal.checked_add(amount).ok_or_else(overflow)?;
         tax = tax.checked_add(line_tax).ok_or_else(overflow)?;
         lines.push(InvoiceLine {
-            invoice_id: c.invoice_id.clone(),
             line_no: i32::try_from(n + 1).map_err(|_| overflow())?,
             description: line.description.clone(),
             quantity: line.quantity,
@@ -74,25 +137,33 @@ pub fn price(c: &CreateInvoice) -> Result<Priced, Malformed> {
     subtotal.checked_add(tax).ok_or_else(overflow)?;
     let due_at = DateTime::from_timestamp_millis(c.due_at)
         .ok_or_else(|| Malformed(format!("due_at {} is not a valid time", c.due_at)))?;
-    Ok(Priced { lines, subtotal_minor: subtotal, tax_minor: tax, due_at })
+    Ok(Priced {
+        invoice_id: parse("invoice_id", &c.invoice_id)?,
+        organization_id: parse("metadata.organization_id", &c.metadata.organization_id)?,
+        member_id: parse("member_id", &c.member_id)?,
+        currency: parse("currency", &c.currency)?,
+        lines,
+        subtotal_minor: subtotal,
+        tax_minor: tax,
+        due_at,
+    })
 }
 
 /// A new draft (the handler finalizes it when the command says so).
 pub fn create(
     exists: bool,
-    c: &CreateInvoice,
     priced: Priced,
     at: DateTime<Utc>,
 ) -> Result<(Invoice, Vec<InvoiceLine>), Refusal> {
     if exists {
-        return Err(Refusal::new("invoice_exists", format!("invoice {} already exists", c.invoice_id)));
+        return Err(Refusal::new("invoice_exists", format!("invoice {} already exists", priced.invoice_id)));
     }
     let invoice = Invoice {
-        invoice_id: c.invoice_id.clone(),
-        organization_id: c.metadata.organization_id.clone(),
-        member_id: c.member_id.clone(),
+        invoice_id: priced.invoice_id,
+        organization_id: priced.organization_id,
+        member_id: priced.member_id,
         number: None,
-        currency: c.currency.clone(),
+        currency: priced.currency,
         subtotal_minor: priced.subtotal_minor,
         tax_minor: priced.tax_minor,
         total_minor: priced.subtotal_minor + priced.tax_minor,
@@ -103,7 +174,11 @@ pub fn create(
         updated_at: at,
         issued_at: None,
         paid_at: None,
-        ..Invoice::default()
+        subscription_id: None,
+        period_start: None,
+        period_end: None,
+        credit_applied_minor: 0,
+        charge_on_number: false,
     };
     Ok((invoice, priced.lines))
 }
@@ -319,7 +394,7 @@ mod tests {
     #[test]
     fn given_lines_when_created_then_taxes_round_per_line_and_the_draft_has_no_number() {
         let priced = price(&command()).expect("well formed");
-        let (invoice, lines) = create(false, &command(), priced, at(0)).expect("not refused");
+        let (invoice, lines) = create(false, priced, at(0)).expect("not refused");
         // 10 050 × 19 % = 1 909.5 → 1 910; 999 × 7 % = 69.93 → 70.
         assert_eq!(lines.iter().map(|l| l.tax_minor).collect::<Vec<_>>(), [1910, 70]);
         assert_eq!((invoice.subtotal_minor, invoice.tax_minor, invoice.total_minor), (11_049, 1_980, 13_029));
@@ -332,10 +407,7 @@ mod tests {
     #[test]
     fn bad_lines_and_existing_ids_are_refused() {
         let priced = price(&command()).expect("well formed");
-        assert_eq!(
-            create(true, &command(), priced, at(0)).map(|_| ()).map_err(|r| r.code),
-            Err("invoice_exists")
-        );
+        assert_eq!(create(true, priced, at(0)).map(|_| ()).map_err(|r| r.code), Err("invoice_exists"));
         let mut empty = command();
         empty.lines.clear();
         assert!(validate(&empty).is_err());
@@ -356,7 +428,7 @@ mod tests {
 
     #[test]
     fn status_moves_follow_the_lifecycle() {
-        let (draft, _) = create(false, &command(), price(&command()).expect("ok"), at(0)).expect("ok");
+        let (draft, _) = create(false, price(&command()).expect("ok"), at(0)).expect("ok");
         assert_eq!(change(&draft, "open"), Ok(true));
         assert_eq!(change(&draft, "void"), Ok(false));
         assert_eq!(change(&draft, "uncollectible").map_err(|r| r.code), Err("invalid_invoice_transition"));
@@ -373,7 +445,7 @@ mod tests {
 
     #[test]
     fn two_payments_pay_an_invoice_in_full() {
-        let (draft, _) = create(false, &command(), price(&command()).expect("ok"), at(0)).expect("ok");
+        let (draft, _) = create(false, price(&command()).expect("ok"), at(0)).expect("ok");
         let open = finalize(&draft, at(1));
         let (part, paid) = pay(&open, 10_000, at(2));
         assert_eq!((part.status.as_str(), paid, part.amount_paid_minor), ("open", false, 10_000));
@@ -382,13 +454,13 @@ mod tests {
     }
 
     fn draft() -> Invoice {
-        create(false, &command(), price(&command()).expect("ok"), at(0)).expect("ok").0
+        create(false, price(&command()).expect("ok"), at(0)).expect("ok").0
     }
 
     /// A subscription's renewal, finalized at `at(1)`, with `credit` drawn on its 13 029 total.
     fn renewal(credit: i64, charge_on_number: bool) -> Invoice {
         Invoice {
-            subscription_id: Some("sub_1".into()),
+            subscription_id: Some("sub_1".parse().unwrap()),
             credit_applied_minor: credit,
             charge_on_number,
             ..finalize(&draft(), at(1))

@@ -2,14 +2,53 @@
 //! on to (partially) refunded. Anything else is refused with a reason.
 
 use chrono::{DateTime, Utc};
-use studyspot_billing_projection::Payment;
+use studyspot_ids::{
+    Currency, InvoiceId, MemberId, OrganizationId, PaymentId, PaymentMethodId, PaymentMethodKind,
+};
 use studyspot_schemas::billing::{
     AddPaymentMethod, CHARGE_OUTCOMES, CreatePayment, RecordChargeOutcome, RecordManualPayment,
 };
 
-use studyspot_ids::{MemberId, PaymentMethodId, PaymentMethodKind};
+use super::{Malformed, Refusal, check_currency, check_filled, check_method, parse, parse_opt};
 
-use super::{Malformed, Refusal, check_currency, check_filled, check_method, parse};
+/// A payment: its whole state (status, attempts, provider, fees, refunds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub payment_id: PaymentId,
+    pub organization_id: OrganizationId,
+    pub member_id: MemberId,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    pub method: PaymentMethodKind,
+    pub description: Option<String>,
+    /// created, processing, requires_action, succeeded, failed, partially_refunded or refunded.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub invoice_id: Option<InvoiceId>,
+    pub payment_method_id: Option<PaymentMethodId>,
+    /// How many times it was sent to a provider.
+    pub attempts: i32,
+    /// The provider call whose answer the payment waits for (the deciding command's id, or one
+    /// derived from it).
+    pub pending_call_id: Option<String>,
+    /// stripe, paypal, razorpay or manual: who charged it.
+    pub connector: Option<String>,
+    /// The provider's own id of the charge.
+    pub provider_payment_id: Option<String>,
+    pub gateway_fee_minor: i64,
+    pub processing_fee_minor: i64,
+    pub refunded_minor: i64,
+    /// Refunds accepted and not yet answered by the provider.
+    pub reserved_minor: i64,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    /// What must happen before it completes: redirect, upi_intent, upi_qr or staff_confirmation.
+    pub action_kind: Option<String>,
+    pub action_url: Option<String>,
+    pub succeeded_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
 
 pub fn validate_create(c: &CreatePayment) -> Result<(), Malformed> {
     check_filled(&[
@@ -24,20 +63,68 @@ pub fn validate_create(c: &CreatePayment) -> Result<(), Malformed> {
     check_method(&c.method)
 }
 
+/// A payment asked for (`CreatePayment`, a staff-recorded one, a subscription invoice's charge),
+/// its ids and values parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPayment {
+    pub payment_id: PaymentId,
+    pub organization_id: OrganizationId,
+    pub member_id: MemberId,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    pub method: PaymentMethodKind,
+    pub description: Option<String>,
+    pub invoice_id: Option<InvoiceId>,
+    pub payment_method_id: Option<PaymentMethodId>,
+}
+
+/// A `CreatePayment` as the payment it asks for (checked as [`validate_create`] does).
+pub fn parse_create(c: &CreatePayment) -> Result<NewPayment, Malformed> {
+    validate_create(c)?;
+    Ok(NewPayment {
+        payment_id: parse("payment_id", &c.payment_id)?,
+        organization_id: parse("metadata.organization_id", &c.metadata.organization_id)?,
+        member_id: parse("member_id", &c.member_id)?,
+        amount_minor: c.amount_minor,
+        currency: parse("currency", &c.currency)?,
+        method: parse("method", &c.method)?,
+        description: c.description.clone(),
+        invoice_id: parse_opt("invoice_id", c.invoice_id.as_deref())?,
+        payment_method_id: parse_opt("payment_method_id", c.payment_method_id.as_deref())?,
+    })
+}
+
+/// A stored payment method as a new payment sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodView {
+    pub member_id: MemberId,
+    pub method: PaymentMethodKind,
+}
+
+/// An invoice as a new payment of it sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceView {
+    pub member_id: MemberId,
+    pub currency: Currency,
+    pub status: String,
+    /// What payments still have to cover.
+    pub outstanding_minor: i64,
+    /// It has its number: it is payable only then (a receipt, the provider's description and
+    /// `InvoicePaid` name it).
+    pub numbered: bool,
+}
+
 /// What the handler knows about the references a new payment makes.
 #[derive(Debug, Clone, Default)]
 pub struct CreateContext {
     pub exists: bool,
-    /// The named payment method: (member, method).
-    pub method_of: Option<(String, String)>,
-    /// The named invoice: (member, currency, status, outstanding amount).
-    pub invoice: Option<(String, String, String, i64)>,
-    /// The named invoice has its number: it is payable only then (a receipt, the provider's
-    /// description and `InvoicePaid` name it).
-    pub invoice_numbered: bool,
+    /// The named payment method.
+    pub method_of: Option<MethodView>,
+    /// The named invoice.
+    pub invoice: Option<InvoiceView>,
 }
 
-pub fn create(ctx: &CreateContext, c: &CreatePayment, at: DateTime<Utc>) -> Result<Payment, Refusal> {
+pub fn create(ctx: &CreateContext, c: &NewPayment, at: DateTime<Utc>) -> Result<Payment, Refusal> {
     if ctx.exists {
         return Err(Refusal::new("payment_exists", format!("payment {} already exists", c.payment_id)));
     }
@@ -49,26 +136,27 @@ pub fn create(ctx: &CreateContext, c: &CreatePayment, at: DateTime<Utc>) -> Resu
                     format!("payment method {id} does not exist"),
                 ));
             }
-            Some((member, _)) if member != &c.member_id => {
+            Some(m) if m.member_id != c.member_id => {
                 return Err(Refusal::new(
                     "payment_method_not_found",
                     format!("payment method {id} is not member {}'s", c.member_id),
                 ));
             }
-            Some((_, method)) if method != &c.method => {
+            Some(m) if m.method != c.method => {
                 return Err(Refusal::new(
                     "payment_method_mismatch",
-                    format!("payment method {id} is a {method} method, the payment is by {}", c.method),
+                    format!("payment method {id} is a {} method, the payment is by {}", m.method, c.method),
                 ));
             }
             Some(_) => {}
         }
     }
     if let Some(id) = &c.invoice_id {
-        let Some((member, currency, status, outstanding)) = &ctx.invoice else {
+        let Some(invoice) = &ctx.invoice else {
             return Err(Refusal::new("invoice_not_found", format!("invoice {id} does not exist")));
         };
-        if member != &c.member_id {
+        let (currency, status, outstanding) = (&invoice.currency, &invoice.status, invoice.outstanding_minor);
+        if invoice.member_id != c.member_id {
             return Err(Refusal::new(
                 "invoice_not_found",
                 format!("invoice {id} is not member {}'s", c.member_id),
@@ -77,7 +165,7 @@ pub fn create(ctx: &CreateContext, c: &CreatePayment, at: DateTime<Utc>) -> Resu
         if !matches!(status.as_str(), "open" | "uncollectible") {
             return Err(Refusal::new("invoice_not_payable", format!("invoice {id} is {status}")));
         }
-        if !ctx.invoice_numbered {
+        if !invoice.numbered {
             return Err(Refusal::new(
                 "invoice_awaiting_number",
                 format!("invoice {id} is finalized but has no number yet; try again shortly"),
@@ -89,7 +177,7 @@ pub fn create(ctx: &CreateContext, c: &CreatePayment, at: DateTime<Utc>) -> Resu
                 format!("invoice {id} is in {currency}, the payment in {}", c.currency),
             ));
         }
-        if c.amount_minor > *outstanding {
+        if c.amount_minor > outstanding {
             return Err(Refusal::new(
                 "amount_exceeds_invoice",
                 format!(
@@ -101,18 +189,31 @@ pub fn create(ctx: &CreateContext, c: &CreatePayment, at: DateTime<Utc>) -> Resu
     }
     Ok(Payment {
         payment_id: c.payment_id.clone(),
-        organization_id: c.metadata.organization_id.clone(),
+        organization_id: c.organization_id.clone(),
         member_id: c.member_id.clone(),
         amount_minor: c.amount_minor,
         currency: c.currency.clone(),
-        method: c.method.clone(),
+        method: c.method,
         description: c.description.clone(),
         status: "created".into(),
         created_at: at,
         updated_at: at,
         invoice_id: c.invoice_id.clone(),
         payment_method_id: c.payment_method_id.clone(),
-        ..Payment::default()
+        attempts: 0,
+        pending_call_id: None,
+        connector: None,
+        provider_payment_id: None,
+        gateway_fee_minor: 0,
+        processing_fee_minor: 0,
+        refunded_minor: 0,
+        reserved_minor: 0,
+        failure_code: None,
+        failure_message: None,
+        action_kind: None,
+        action_url: None,
+        succeeded_at: None,
+        failed_at: None,
     })
 }
 
@@ -230,6 +331,12 @@ pub fn validate_manual(c: &RecordManualPayment) -> Result<(), Malformed> {
     Ok(())
 }
 
+/// A `RecordManualPayment` as the payment it records (checked as [`validate_manual`] does).
+pub fn parse_manual(c: &RecordManualPayment) -> Result<NewPayment, Malformed> {
+    validate_manual(c)?;
+    parse_create(&as_create(c))
+}
+
 /// The payment a manual record makes, as a payment request: the same checks against the invoice.
 fn as_create(c: &RecordManualPayment) -> CreatePayment {
     let reference = c.reference.as_deref().map(|r| format!(" (reference {r})")).unwrap_or_default();
@@ -249,12 +356,8 @@ fn as_create(c: &RecordManualPayment) -> CreatePayment {
 /// Staff received cash or a bank transfer for an invoice: the payment exists from now on as
 /// succeeded, through the manual connector, with the checks any payment of an invoice has (the
 /// member's invoice, open and numbered, in its currency, at most what is outstanding).
-pub fn record_manual(
-    ctx: &CreateContext,
-    c: &RecordManualPayment,
-    at: DateTime<Utc>,
-) -> Result<Payment, Refusal> {
-    let created = create(ctx, &as_create(c), at)?;
+pub fn record_manual(ctx: &CreateContext, c: &NewPayment, at: DateTime<Utc>) -> Result<Payment, Refusal> {
+    let created = create(ctx, c, at)?;
     Ok(Payment {
         status: "succeeded".into(),
         connector: Some("manual".into()),
@@ -400,8 +503,26 @@ mod tests {
         }
     }
 
+    fn parsed(c: &CreatePayment) -> NewPayment {
+        parse_create(c).expect("well-formed")
+    }
+
     fn created() -> Payment {
-        create(&CreateContext::default(), &command(), at(0)).expect("created")
+        create(&CreateContext::default(), &parsed(&command()), at(0)).expect("created")
+    }
+
+    fn invoice_of(member: &str, currency: &str, status: &str, outstanding_minor: i64) -> Option<InvoiceView> {
+        Some(InvoiceView {
+            member_id: member.parse().unwrap(),
+            currency: currency.parse().unwrap(),
+            status: status.into(),
+            outstanding_minor,
+            numbered: true,
+        })
+    }
+
+    fn method_of(member: &str, method: PaymentMethodKind) -> Option<MethodView> {
+        Some(MethodView { member_id: member.parse().unwrap(), method })
     }
 
     fn outcome(call: &str, outcome: &str) -> RecordChargeOutcome {
@@ -437,34 +558,32 @@ mod tests {
 
     #[test]
     fn given_an_open_invoice_when_staff_record_cash_then_the_payment_has_succeeded_in_one_step() {
-        let open = CreateContext {
-            invoice: Some(("mem_1".into(), "EUR".into(), "open".into(), 3000)),
-            invoice_numbered: true,
-            ..Default::default()
-        };
+        let open = CreateContext { invoice: invoice_of("mem_1", "EUR", "open", 3000), ..Default::default() };
         assert_eq!(validate_manual(&manual(3000)), Ok(()));
-        let p = record_manual(&open, &manual(3000), at(5)).expect("recorded");
+        let p = record_manual(&open, &parse_manual(&manual(3000)).unwrap(), at(5)).expect("recorded");
         assert_eq!(
-            (p.status.as_str(), p.connector.as_deref(), p.succeeded_at, p.invoice_id.as_deref()),
+            (
+                p.status.as_str(),
+                p.connector.as_deref(),
+                p.succeeded_at,
+                p.invoice_id.as_ref().map(InvoiceId::as_str)
+            ),
             ("succeeded", Some("manual"), Some(at(5)), Some("inv_1"))
         );
         assert_eq!(p.description.as_deref(), Some("cash received by staff (reference R-7)"));
         // The checks of any payment of an invoice.
         assert_eq!(
-            record_manual(&open, &manual(3001), at(5)).map_err(|r| r.code),
+            record_manual(&open, &parse_manual(&manual(3001)).unwrap(), at(5)).map_err(|r| r.code),
             Err("amount_exceeds_invoice")
         );
-        let paid = CreateContext {
-            invoice: Some(("mem_1".into(), "EUR".into(), "paid".into(), 0)),
-            invoice_numbered: true,
-            ..Default::default()
-        };
+        let paid = CreateContext { invoice: invoice_of("mem_1", "EUR", "paid", 0), ..Default::default() };
         assert_eq!(
-            record_manual(&paid, &manual(3000), at(5)).map_err(|r| r.code),
+            record_manual(&paid, &parse_manual(&manual(3000)).unwrap(), at(5)).map_err(|r| r.code),
             Err("invoice_not_payable")
         );
         assert_eq!(
-            record_manual(&CreateContext::default(), &manual(3000), at(5)).map_err(|r| r.code),
+            record_manual(&CreateContext::default(), &parse_manual(&manual(3000)).unwrap(), at(5))
+                .map_err(|r| r.code),
             Err("invoice_not_found")
         );
         // Only what staff collect by hand.
@@ -482,7 +601,7 @@ mod tests {
     #[test]
     fn given_the_payment_exists_when_created_again_then_it_is_refused() {
         let ctx = CreateContext { exists: true, ..Default::default() };
-        assert_eq!(create(&ctx, &command(), at(0)).map_err(|r| r.code), Err("payment_exists"));
+        assert_eq!(create(&ctx, &parsed(&command()), at(0)).map_err(|r| r.code), Err("payment_exists"));
     }
 
     #[test]
@@ -508,35 +627,42 @@ mod tests {
         let mut c = command();
         c.payment_method_id = Some("pm_1".into());
         let none = CreateContext::default();
-        assert_eq!(create(&none, &c, at(0)).map_err(|r| r.code), Err("payment_method_not_found"));
-        let other = CreateContext { method_of: Some(("mem_2".into(), "card".into())), ..Default::default() };
-        assert_eq!(create(&other, &c, at(0)).map_err(|r| r.code), Err("payment_method_not_found"));
-        let upi = CreateContext { method_of: Some(("mem_1".into(), "upi".into())), ..Default::default() };
-        assert_eq!(create(&upi, &c, at(0)).map_err(|r| r.code), Err("payment_method_mismatch"));
+        assert_eq!(create(&none, &parsed(&c), at(0)).map_err(|r| r.code), Err("payment_method_not_found"));
+        let other =
+            CreateContext { method_of: method_of("mem_2", PaymentMethodKind::Card), ..Default::default() };
+        assert_eq!(create(&other, &parsed(&c), at(0)).map_err(|r| r.code), Err("payment_method_not_found"));
+        let upi =
+            CreateContext { method_of: method_of("mem_1", PaymentMethodKind::Upi), ..Default::default() };
+        assert_eq!(create(&upi, &parsed(&c), at(0)).map_err(|r| r.code), Err("payment_method_mismatch"));
 
         let mut c = command();
         c.invoice_id = Some("inv_1".into());
         let invoice = |status: &str, currency: &str, outstanding| CreateContext {
-            invoice: Some(("mem_1".into(), currency.into(), status.into(), outstanding)),
-            invoice_numbered: true,
+            invoice: invoice_of("mem_1", currency, status, outstanding),
             ..Default::default()
         };
-        assert_eq!(create(&none, &c, at(0)).map_err(|r| r.code), Err("invoice_not_found"));
+        assert_eq!(create(&none, &parsed(&c), at(0)).map_err(|r| r.code), Err("invoice_not_found"));
         assert_eq!(
-            create(&invoice("paid", "EUR", 0), &c, at(0)).map_err(|r| r.code),
+            create(&invoice("paid", "EUR", 0), &parsed(&c), at(0)).map_err(|r| r.code),
             Err("invoice_not_payable")
         );
         assert_eq!(
-            create(&invoice("open", "USD", 5000), &c, at(0)).map_err(|r| r.code),
+            create(&invoice("open", "USD", 5000), &parsed(&c), at(0)).map_err(|r| r.code),
             Err("currency_mismatch")
         );
         assert_eq!(
-            create(&invoice("open", "EUR", 1000), &c, at(0)).map_err(|r| r.code),
+            create(&invoice("open", "EUR", 1000), &parsed(&c), at(0)).map_err(|r| r.code),
             Err("amount_exceeds_invoice")
         );
-        assert!(create(&invoice("open", "EUR", 1500), &c, at(0)).is_ok());
-        let unnumbered = CreateContext { invoice_numbered: false, ..invoice("open", "EUR", 1500) };
-        assert_eq!(create(&unnumbered, &c, at(0)).map_err(|r| r.code), Err("invoice_awaiting_number"));
+        assert!(create(&invoice("open", "EUR", 1500), &parsed(&c), at(0)).is_ok());
+        let unnumbered = CreateContext {
+            invoice: invoice_of("mem_1", "EUR", "open", 1500).map(|i| InvoiceView { numbered: false, ..i }),
+            ..Default::default()
+        };
+        assert_eq!(
+            create(&unnumbered, &parsed(&c), at(0)).map_err(|r| r.code),
+            Err("invoice_awaiting_number")
+        );
     }
 
     #[test]
@@ -638,7 +764,7 @@ mod tests {
     #[test]
     fn given_no_payment_or_another_members_when_commanded_then_payment_not_found() {
         let processing = process(&created(), "call_1", at(1)).expect("processing");
-        let theirs = Payment { member_id: "mem_2".into(), ..processing.clone() };
+        let theirs = Payment { member_id: "mem_2".parse().unwrap(), ..processing.clone() };
         for given in [None, Some(&theirs)] {
             let code = |r: Result<Payment, Refusal>| r.map_err(|r| r.code);
             assert_eq!(

@@ -1,10 +1,56 @@
 //! Refunds, full or partial: never more than was captured minus what is refunded or being refunded.
 
 use chrono::{DateTime, Utc};
-use studyspot_billing_projection::{Payment, Refund};
+use studyspot_ids::{Currency, MemberId, OrganizationId, PaymentId, RefundId};
 use studyspot_schemas::billing::{ProviderNotified, REFUND_OUTCOMES, RecordRefundOutcome, RefundPayment};
 
-use super::{Malformed, Refusal, check_filled, payments::members};
+use super::{
+    Malformed, Refusal, check_filled, parse,
+    payments::{Payment, members},
+};
+
+/// A refund of a payment: pending until the provider answers, then succeeded or failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub refund_id: RefundId,
+    pub organization_id: OrganizationId,
+    pub payment_id: PaymentId,
+    pub member_id: MemberId,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    /// pending, succeeded or failed.
+    pub status: String,
+    pub reason: Option<String>,
+    /// The provider's own id of the refund.
+    pub provider_refund_id: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A refund asked for (`RefundPayment`), its ids parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub refund_id: RefundId,
+    pub payment_id: PaymentId,
+    pub member_id: MemberId,
+    /// Everything left to refund when absent.
+    pub amount_minor: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// A `RefundPayment` as the refund it asks for (checked as [`validate`] does).
+pub fn parse_request(c: &RefundPayment) -> Result<RefundRequest, Malformed> {
+    validate(c)?;
+    Ok(RefundRequest {
+        refund_id: parse("refund_id", &c.refund_id)?,
+        payment_id: parse("payment_id", &c.payment_id)?,
+        member_id: parse("member_id", &c.member_id)?,
+        amount_minor: c.amount_minor,
+        reason: c.reason.clone(),
+    })
+}
 
 pub fn validate(c: &RefundPayment) -> Result<(), Malformed> {
     check_filled(&[("refund_id", &c.refund_id), ("payment_id", &c.payment_id), ("member_id", &c.member_id)])?;
@@ -20,7 +66,7 @@ pub fn validate(c: &RefundPayment) -> Result<(), Malformed> {
 pub fn request(
     p: &Payment,
     exists: bool,
-    c: &RefundPayment,
+    c: &RefundRequest,
     at: DateTime<Utc>,
 ) -> Result<(Payment, Refund), Refusal> {
     if exists {
@@ -60,9 +106,11 @@ pub fn request(
         currency: p.currency.clone(),
         status: "pending".into(),
         reason: c.reason.clone(),
+        provider_refund_id: None,
+        failure_code: None,
+        failure_message: None,
         created_at: at,
         updated_at: at,
-        ..Refund::default()
     };
     Ok((payment, refund))
 }
@@ -128,10 +176,10 @@ pub fn apply_outcome(
 pub fn decide_request(
     given: Option<&Payment>,
     exists: bool,
-    c: &RefundPayment,
+    c: &RefundRequest,
     at: DateTime<Utc>,
 ) -> Result<(Payment, Refund), Refusal> {
-    request(members(given, &c.payment_id, &c.member_id)?, exists, c, at)
+    request(members(given, c.payment_id.as_str(), c.member_id.as_str())?, exists, c, at)
 }
 
 /// The refund a command names, if it is one of the payment's.
@@ -177,9 +225,9 @@ pub fn decide_notified(
     }
     Ok(Some(RecordRefundOutcome {
         metadata: n.metadata.clone(),
-        refund_id: refund.refund_id.clone(),
-        payment_id: payment.payment_id.clone(),
-        member_id: payment.member_id.clone(),
+        refund_id: refund.refund_id.to_string(),
+        payment_id: payment.payment_id.to_string(),
+        member_id: payment.member_id.to_string(),
         call_id: format!("webhook:{}", n.metadata.event_id),
         outcome: n.refund_outcome.clone().unwrap_or_default(),
         provider_refund_id: n.provider_refund_id.clone(),
@@ -199,17 +247,27 @@ mod tests {
     }
 
     fn succeeded() -> Payment {
-        Payment {
-            payment_id: "pay_1".into(),
-            member_id: "mem_1".into(),
+        let card = super::super::payments::NewPayment {
+            payment_id: "pay_1".parse().unwrap(),
+            organization_id: "org_1".parse().unwrap(),
+            member_id: "mem_1".parse().unwrap(),
             amount_minor: 1000,
-            currency: "EUR".into(),
-            status: "succeeded".into(),
-            ..Payment::default()
-        }
+            currency: "EUR".parse().unwrap(),
+            method: studyspot_ids::PaymentMethodKind::Card,
+            description: None,
+            invoice_id: None,
+            payment_method_id: None,
+        };
+        let created = super::super::payments::create(&Default::default(), &card, at(0)).expect("created");
+        Payment { status: "succeeded".into(), ..created }
     }
 
-    fn refund(id: &str, amount: Option<i64>) -> RefundPayment {
+    /// A refund asked for, parsed as the handler parses it.
+    fn refund(id: &str, amount: Option<i64>) -> RefundRequest {
+        parse_request(&refund_command(id, amount)).expect("well-formed")
+    }
+
+    fn refund_command(id: &str, amount: Option<i64>) -> RefundPayment {
         RefundPayment {
             metadata: EventMetadata::example(),
             refund_id: id.into(),
@@ -300,9 +358,9 @@ mod tests {
 
     #[test]
     fn refund_commands_are_validated() {
-        assert!(validate(&refund("re_1", Some(0))).is_err());
-        assert!(validate(&refund("", Some(1))).is_err());
-        assert!(validate(&refund("re_1", None)).is_ok());
+        assert!(validate(&refund_command("re_1", Some(0))).is_err());
+        assert!(validate(&refund_command("", Some(1))).is_err());
+        assert!(validate(&refund_command("re_1", None)).is_ok());
         assert!(validate_outcome(&answer("re_1", "maybe")).is_err());
     }
 
@@ -327,7 +385,7 @@ mod tests {
 
     #[test]
     fn given_no_payment_or_another_members_when_refunded_then_payment_not_found() {
-        let theirs = Payment { member_id: "mem_2".into(), ..succeeded() };
+        let theirs = Payment { member_id: "mem_2".parse().unwrap(), ..succeeded() };
         for given in [None, Some(&theirs)] {
             let refused = decide_request(given, false, &refund("re_1", None), at(1)).map_err(|r| r.code);
             assert_eq!(refused, Err("payment_not_found"));
@@ -337,7 +395,7 @@ mod tests {
     #[test]
     fn given_no_refund_of_the_payment_when_its_outcome_arrives_then_refund_not_found() {
         let (p, r) = request(&succeeded(), false, &refund("re_1", Some(300)), at(1)).expect("requested");
-        let of_another_payment = Refund { payment_id: "pay_2".into(), ..r.clone() };
+        let of_another_payment = Refund { payment_id: "pay_2".parse().unwrap(), ..r.clone() };
         let code = |refund: Option<&Refund>| {
             decide_outcome(Some(&p), refund, &answer("re_1", "succeeded"), at(2))
                 .map(|(_, r)| r.status)

@@ -30,11 +30,12 @@ pub(super) async fn number_invoice(tx: &mut PgConnection, out: &mut Out<'_>) -> 
     .map_err(malformed::<NumberInvoice>)?;
     let at = out.message.occurred_at()?;
     let org = &c.metadata.organization_id;
-    let already = invoices::number_of(tx, org, &c.invoice_id).await?;
+    let already = invoices::number_of(tx, org, &c.invoice_id).await?.map(Into::into);
     let last = invoices::last_number(tx, org).await?;
     let assigned = match rules::take_number(already, last) {
         Numbering::Next(assigned) => {
-            invoices::record_number(tx, org, &c.invoice_id, &c.member_id, &assigned, at).await?;
+            let row = assigned.clone().into();
+            invoices::record_number(tx, org, &c.invoice_id, &c.member_id, &row, at).await?;
             assigned
         }
         Numbering::Again(assigned) => assigned,
@@ -63,6 +64,7 @@ pub(super) async fn assign_invoice_number(
     .map_err(malformed::<AssignInvoiceNumber>)?;
     let at = out.message.occurred_at()?;
     let given = invoices::load(tx, &c.metadata.organization_id, &c.invoice_id).await?;
+    let given: Option<rules::Invoice> = given.map(TryInto::try_into).transpose()?;
     let numbered = match rules::decide_assign(given.as_ref(), &c, at) {
         Ok(Some(numbered)) => numbered,
         // Told again: it has this number.
@@ -72,7 +74,7 @@ pub(super) async fn assign_invoice_number(
             return Ok(());
         }
     };
-    let invoice = numbered.invoice;
+    let invoice = studyspot_billing_projection::Invoice::from(numbered.invoice);
     invoices::save(tx, &invoice).await?;
     out.emit(|metadata| InvoiceIssued {
         metadata,

@@ -8,10 +8,10 @@ use studyspot_billing_projection as rows;
 use studyspot_consumer_runtime::HandleError;
 use studyspot_ids::ParseError;
 
-use crate::decide::{catalog, subscriptions};
+use crate::decide::{catalog, invoices, payments, refunds, subscriptions};
 
 /// A stored id or value as its type.
-pub(super) fn stored<T: std::str::FromStr<Err = ParseError>>(
+pub(crate) fn stored<T: std::str::FromStr<Err = ParseError>>(
     table: &str,
     field: &str,
     value: &str,
@@ -207,4 +207,222 @@ impl From<subscriptions::Subscription> for rows::Subscription {
             dunning_invoice_id: s.dunning_invoice_id.map(Into::into),
         )
     }
+}
+
+impl TryFrom<rows::Payment> for payments::Payment {
+    type Error = HandleError;
+
+    fn try_from(p: rows::Payment) -> Result<Self, HandleError> {
+        let t = "payment";
+        Ok(Self {
+            payment_id: stored(t, "payment_id", &p.payment_id)?,
+            organization_id: stored(t, "organization_id", &p.organization_id)?,
+            member_id: stored(t, "member_id", &p.member_id)?,
+            currency: stored(t, "currency", &p.currency)?,
+            method: stored(t, "method", &p.method)?,
+            invoice_id: stored_opt(t, "invoice_id", p.invoice_id.as_deref())?,
+            payment_method_id: stored_opt(t, "payment_method_id", p.payment_method_id.as_deref())?,
+            amount_minor: p.amount_minor,
+            description: p.description,
+            status: p.status,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            attempts: p.attempts,
+            pending_call_id: p.pending_call_id,
+            connector: p.connector,
+            provider_payment_id: p.provider_payment_id,
+            gateway_fee_minor: p.gateway_fee_minor,
+            processing_fee_minor: p.processing_fee_minor,
+            refunded_minor: p.refunded_minor,
+            reserved_minor: p.reserved_minor,
+            failure_code: p.failure_code,
+            failure_message: p.failure_message,
+            action_kind: p.action_kind,
+            action_url: p.action_url,
+            succeeded_at: p.succeeded_at,
+            failed_at: p.failed_at,
+        })
+    }
+}
+
+impl From<payments::Payment> for rows::Payment {
+    fn from(p: payments::Payment) -> Self {
+        Self {
+            payment_id: p.payment_id.into(),
+            organization_id: p.organization_id.into(),
+            member_id: p.member_id.into(),
+            currency: p.currency.into(),
+            method: p.method.into(),
+            invoice_id: p.invoice_id.map(Into::into),
+            payment_method_id: p.payment_method_id.map(Into::into),
+            amount_minor: p.amount_minor,
+            description: p.description,
+            status: p.status,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            attempts: p.attempts,
+            pending_call_id: p.pending_call_id,
+            connector: p.connector,
+            provider_payment_id: p.provider_payment_id,
+            gateway_fee_minor: p.gateway_fee_minor,
+            processing_fee_minor: p.processing_fee_minor,
+            refunded_minor: p.refunded_minor,
+            reserved_minor: p.reserved_minor,
+            failure_code: p.failure_code,
+            failure_message: p.failure_message,
+            action_kind: p.action_kind,
+            action_url: p.action_url,
+            succeeded_at: p.succeeded_at,
+            failed_at: p.failed_at,
+        }
+    }
+}
+
+impl TryFrom<rows::Refund> for refunds::Refund {
+    type Error = HandleError;
+
+    fn try_from(r: rows::Refund) -> Result<Self, HandleError> {
+        let t = "refund";
+        Ok(Self {
+            refund_id: stored(t, "refund_id", &r.refund_id)?,
+            organization_id: stored(t, "organization_id", &r.organization_id)?,
+            payment_id: stored(t, "payment_id", &r.payment_id)?,
+            member_id: stored(t, "member_id", &r.member_id)?,
+            currency: stored(t, "currency", &r.currency)?,
+            amount_minor: r.amount_minor,
+            status: r.status,
+            reason: r.reason,
+            provider_refund_id: r.provider_refund_id,
+            failure_code: r.failure_code,
+            failure_message: r.failure_message,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+impl From<refunds::Refund> for rows::Refund {
+    fn from(r: refunds::Refund) -> Self {
+        Self {
+            refund_id: r.refund_id.into(),
+            organization_id: r.organization_id.into(),
+            payment_id: r.payment_id.into(),
+            member_id: r.member_id.into(),
+            currency: r.currency.into(),
+            amount_minor: r.amount_minor,
+            status: r.status,
+            reason: r.reason,
+            provider_refund_id: r.provider_refund_id,
+            failure_code: r.failure_code,
+            failure_message: r.failure_message,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+impl TryFrom<rows::Invoice> for invoices::Invoice {
+    type Error = HandleError;
+
+    fn try_from(i: rows::Invoice) -> Result<Self, HandleError> {
+        let t = "invoice";
+        Ok(Self {
+            invoice_id: stored(t, "invoice_id", &i.invoice_id)?,
+            organization_id: stored(t, "organization_id", &i.organization_id)?,
+            member_id: stored(t, "member_id", &i.member_id)?,
+            currency: stored(t, "currency", &i.currency)?,
+            subscription_id: stored_opt(t, "subscription_id", i.subscription_id.as_deref())?,
+            number: i.number,
+            subtotal_minor: i.subtotal_minor,
+            tax_minor: i.tax_minor,
+            total_minor: i.total_minor,
+            amount_paid_minor: i.amount_paid_minor,
+            status: i.status,
+            due_at: i.due_at,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            issued_at: i.issued_at,
+            paid_at: i.paid_at,
+            period_start: i.period_start,
+            period_end: i.period_end,
+            credit_applied_minor: i.credit_applied_minor,
+            charge_on_number: i.charge_on_number,
+        })
+    }
+}
+
+impl From<invoices::Invoice> for rows::Invoice {
+    fn from(i: invoices::Invoice) -> Self {
+        Self {
+            invoice_id: i.invoice_id.into(),
+            organization_id: i.organization_id.into(),
+            member_id: i.member_id.into(),
+            currency: i.currency.into(),
+            subscription_id: i.subscription_id.map(Into::into),
+            number: i.number,
+            subtotal_minor: i.subtotal_minor,
+            tax_minor: i.tax_minor,
+            total_minor: i.total_minor,
+            amount_paid_minor: i.amount_paid_minor,
+            status: i.status,
+            due_at: i.due_at,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            issued_at: i.issued_at,
+            paid_at: i.paid_at,
+            period_start: i.period_start,
+            period_end: i.period_end,
+            credit_applied_minor: i.credit_applied_minor,
+            charge_on_number: i.charge_on_number,
+        }
+    }
+}
+
+/// The invoice's lines as rows.
+pub(crate) fn line_rows(invoice_id: &str, lines: Vec<invoices::InvoiceLine>) -> Vec<rows::InvoiceLine> {
+    lines
+        .into_iter()
+        .map(|l| rows::InvoiceLine {
+            invoice_id: invoice_id.to_owned(),
+            line_no: l.line_no,
+            description: l.description,
+            quantity: l.quantity,
+            unit_amount_minor: l.unit_amount_minor,
+            amount_minor: l.amount_minor,
+            tax_rate_bps: l.tax_rate_bps,
+            tax_name: l.tax_name,
+            tax_minor: l.tax_minor,
+        })
+        .collect()
+}
+
+impl From<rows::invoices::AssignedNumber> for invoices::AssignedNumber {
+    fn from(a: rows::invoices::AssignedNumber) -> Self {
+        Self { sequence: a.sequence, number: a.number }
+    }
+}
+
+impl From<invoices::AssignedNumber> for rows::invoices::AssignedNumber {
+    fn from(a: invoices::AssignedNumber) -> Self {
+        Self { sequence: a.sequence, number: a.number }
+    }
+}
+
+/// A stored payment method as a new payment sees it.
+pub(crate) fn method_view(m: &rows::PaymentMethod) -> Result<payments::MethodView, HandleError> {
+    Ok(payments::MethodView {
+        member_id: stored("payment method", "member_id", &m.member_id)?,
+        method: stored("payment method", "method", &m.method)?,
+    })
+}
+
+/// A stored invoice as a new payment of it sees it.
+pub(crate) fn invoice_view(i: &rows::Invoice) -> Result<payments::InvoiceView, HandleError> {
+    Ok(payments::InvoiceView {
+        member_id: stored("invoice", "member_id", &i.member_id)?,
+        currency: stored("invoice", "currency", &i.currency)?,
+        status: i.status.clone(),
+        outstanding_minor: i.amount_due_minor(),
+        numbered: i.number.is_some(),
+    })
 }

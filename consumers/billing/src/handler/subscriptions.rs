@@ -805,26 +805,22 @@ async fn create_and_charge(
     };
     let ctx = payment_rules::CreateContext {
         exists: false,
-        method_of: Some((method.member_id.clone(), method.method.clone())),
-        invoice: Some((
-            invoice.member_id.clone(),
-            invoice.currency.clone(),
-            invoice.status.clone(),
-            invoice.amount_due_minor(),
-        )),
-        invoice_numbered: invoice.number.is_some(),
+        method_of: Some(state::method_view(&method)?),
+        invoice: Some(state::invoice_view(invoice)?),
     };
-    let payment = payment_rules::create(&ctx, &command, at)
+    let asked = payment_rules::parse_create(&command).map_err(malformed::<CreatePayment>)?;
+    let payment = payment_rules::create(&ctx, &asked, at)
         .map_err(|r| HandleError::malformed(CreatePayment::FULL_NAME, r.reason))?;
+    let created = studyspot_billing_projection::Payment::from(payment.clone());
     out.emit(|metadata| PaymentCreated {
         metadata,
-        payment_id: payment.payment_id.clone(),
-        member_id: payment.member_id.clone(),
-        amount_minor: payment.amount_minor,
-        currency: payment.currency.clone(),
-        method: payment.method.clone(),
-        description: payment.description.clone(),
-        invoice_id: payment.invoice_id.clone(),
+        payment_id: created.payment_id,
+        member_id: created.member_id,
+        amount_minor: created.amount_minor,
+        currency: created.currency,
+        method: created.method,
+        description: created.description,
+        invoice_id: created.invoice_id,
     });
     let call_id = derived_id(out, "call", 0) + &invoice.invoice_id;
     charge(tx, out, &payment, call_id).await?;
@@ -839,14 +835,14 @@ fn payment_of(invoice_id: &str) -> String {
 async fn charge(
     tx: &mut PgConnection,
     out: &mut Out<'_>,
-    payment: &studyspot_billing_projection::Payment,
+    payment: &payment_rules::Payment,
     call_id: String,
 ) -> Result<(), HandleError> {
     // Provider calls are scheduled on the clock the worker runs by: the command's acceptance.
     let now = out.message.occurred_at()?;
     let processing = payment_rules::process(payment, &call_id, payment.updated_at)
         .map_err(|r| HandleError::malformed(CreatePayment::FULL_NAME, r.reason))?;
-    start_charge(tx, out, &processing, call_id, None, None, now).await
+    start_charge(tx, out, &processing.into(), call_id, None, None, now).await
 }
 
 /// A dunning retry: the invoice's failed payment is charged again — or, when the member added a
@@ -875,7 +871,7 @@ async fn retry(
     if payment.status != "failed" {
         return Ok(());
     }
-    let payment = studyspot_billing_projection::Payment { updated_at: at, ..payment };
+    let payment = payment_rules::Payment { updated_at: at, ..payment.try_into()? };
     let call_id = derived_id(out, "call", 1) + invoice_id;
     charge(tx, out, &payment, call_id).await
 }
