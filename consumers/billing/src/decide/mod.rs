@@ -1,5 +1,9 @@
-//! Billing decisions: no I/O, no clock. Each takes the state the handler loaded and the command,
-//! and returns the new state (and what the events need) or a [`Refusal`].
+//! Billing decisions: no I/O, no clock. Each takes the state the handler loaded (billing's own
+//! types, with typed ids; `handler/state.rs` maps the projection's rows to them) and the command,
+//! parsed once where the handler decoded it, and returns what happened or a [`Refusal`]: the
+//! catalogue and subscriptions return their events in order (with the subscription as it is
+//! now), payments, refunds and invoices the state the handler writes and announces. Every refusal
+//! is decided here.
 
 pub mod catalog;
 pub mod invoices;
