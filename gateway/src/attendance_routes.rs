@@ -397,10 +397,11 @@ pub(crate) async fn cancel_booking_with(
     booking_id: BookingId,
 ) -> Result<(Value, bool), GatewayError> {
     let booking_id = String::from(booking_id);
-    let found = match reads::booking_owner(&state.readonly, &caller.organization_id, &booking_id).await {
-        Err(e) if projection_missing(&e) => None,
-        other => other?,
-    };
+    let found =
+        match reads::booking_owner(&state.readonly, caller.organization_id.as_str(), &booking_id).await {
+            Err(e) if projection_missing(&e) => None,
+            other => other?,
+        };
     let (member_id, venue_id) = found
         .filter(|(member, _)| caller.may_see_member(Some(member)))
         .ok_or_else(|| GatewayError::NotFound(format!("booking {booking_id}")))?;
@@ -529,7 +530,7 @@ pub(crate) async fn check_out_with(
         None => {
             let open = match reads::open_session_of(
                 &state.readonly,
-                &caller.organization_id,
+                caller.organization_id.as_str(),
                 body.member_id.as_str(),
             )
             .await
@@ -624,7 +625,7 @@ pub(crate) fn mint_qr_token_with(
     };
     let claims = Claims {
         kind,
-        organization_id: caller.organization_id.clone(),
+        organization_id: caller.organization_id.to_string(),
         venue_id: body.venue_id.to_string(),
         seat_id: body.seat_id.as_ref().map(SeatId::to_string),
         member_id: if kind == Kind::Member { body.member_id.as_ref().map(MemberId::to_string) } else { None },
@@ -662,10 +663,11 @@ pub async fn seat_qr(
     let venue_id: VenueId = parse("venue_id", &venue_id)?;
     let seat_id: SeatId = parse("seat_id", &seat_id)?;
     caller.require_operator("printing seat codes")?;
-    let found = match reads::venue_seats(&state.readonly, &caller.organization_id, venue_id.as_str()).await {
-        Err(e) if projection_missing(&e) => None,
-        other => other?,
-    };
+    let found =
+        match reads::venue_seats(&state.readonly, caller.organization_id.as_str(), venue_id.as_str()).await {
+            Err(e) if projection_missing(&e) => None,
+            other => other?,
+        };
     let seats = found.map(|(_, seats)| seats).unwrap_or_default();
     let known = seats.as_array().is_some_and(|s| s.iter().any(|s| s["seat_id"] == seat_id.as_str()));
     if !known {
@@ -704,7 +706,7 @@ pub(crate) async fn occupancy_with(
     only_params(&values, &["venue_id"])?;
     match reads::occupancy(
         &state.readonly,
-        &caller.organization_id,
+        caller.organization_id.as_str(),
         values.get("venue_id").map(String::as_str),
     )
     .await
@@ -743,7 +745,9 @@ pub(crate) async fn dashboard_with(
     caller.require_operator("attendance analytics")?;
     let venue_id = values.remove("venue_id");
     let (from, to) = analytics_range(&values)?;
-    match reads::dashboard(&state.readonly, &caller.organization_id, venue_id.as_deref(), from, to).await {
+    match reads::dashboard(&state.readonly, caller.organization_id.as_str(), venue_id.as_deref(), from, to)
+        .await
+    {
         Err(e) if projection_missing(&e) => Ok(AttendanceDashboard {
             from,
             to,

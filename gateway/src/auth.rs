@@ -6,6 +6,7 @@ use axum::{
     extract::FromRequestParts,
     http::{HeaderMap, request::Parts},
 };
+use studyspot_ids::{MemberId, OrganizationId};
 pub(crate) use studyspot_tokens::{Role, Verifier};
 
 use crate::GatewayError;
@@ -19,11 +20,11 @@ impl From<studyspot_tokens::Refused> for GatewayError {
 /// The authenticated caller of one request, scoped to one organization.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub organization_id: String,
+    pub organization_id: OrganizationId,
     /// Who acts, as recorded on command events: the token's subject.
     pub actor: String,
     pub roles: Vec<Role>,
-    pub member_id: Option<String>,
+    pub member_id: Option<MemberId>,
     pub correlation_id: Option<String>,
     /// The token's scopes (see [`studyspot_tokens::Claims::scope`]).
     pub scopes: Vec<String>,
@@ -63,7 +64,7 @@ impl Caller {
         if self.require_operator(action).is_ok() {
             return Ok(());
         }
-        if self.has(Role::Member) && self.member_id.as_deref() == Some(member_id) {
+        if self.has(Role::Member) && self.member_id.as_ref().is_some_and(|own| own == member_id) {
             return Ok(());
         }
         Err(GatewayError::Forbidden(format!(
@@ -73,7 +74,8 @@ impl Caller {
 
     /// Whether records of `member_id` are visible to this caller.
     pub fn may_see_member(&self, member_id: Option<&str>) -> bool {
-        self.require_operator("").is_ok() || (member_id.is_some() && self.member_id.as_deref() == member_id)
+        self.require_operator("").is_ok()
+            || (member_id.is_some() && self.member_id.as_ref().map(MemberId::as_str) == member_id)
     }
 
     /// The key rate limits are kept under: one bucket per token subject and organization. A
@@ -153,24 +155,26 @@ pub(crate) fn authenticate(parts: &HeaderMap, verifier: &Verifier) -> Result<Cal
         });
     }
     let scopes = claims.scopes().map(str::to_owned).collect();
-    Ok(Caller {
-        organization_id,
-        actor: claims.sub,
-        roles: claims.roles,
-        member_id: claims.member_id,
-        correlation_id,
-        scopes,
-    })
+    // The header is never blank (see `header`); a token's claims are parsed like a request's ids.
+    let invalid = |claim: &str| GatewayError::Unauthenticated {
+        code: "invalid_token",
+        message: format!("the token's {claim} claim is blank"),
+    };
+    let organization_id = OrganizationId::parse(organization_id).map_err(|_| invalid("org"))?;
+    let member_id = claims.member_id.map(MemberId::parse).transpose().map_err(|_| invalid("member_id"))?;
+    Ok(Caller { organization_id, actor: claims.sub, roles: claims.roles, member_id, correlation_id, scopes })
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
     fn a_platform_admin_has_one_rate_bucket_whichever_organization_it_names() {
         let admin = |org: &str| Caller {
-            organization_id: org.into(),
+            organization_id: org.parse().unwrap(),
             actor: "user:root".into(),
             roles: vec![Role::PlatformAdmin],
             member_id: None,
@@ -185,10 +189,10 @@ mod tests {
     #[test]
     fn members_act_only_for_themselves() {
         let caller = Caller {
-            organization_id: "org_1".into(),
+            organization_id: "org_1".parse().unwrap(),
             actor: "mem_1".into(),
             roles: vec![Role::Member],
-            member_id: Some("mem_1".into()),
+            member_id: Some("mem_1".parse().unwrap()),
             correlation_id: None,
             scopes: Vec::new(),
         };

@@ -539,7 +539,7 @@ async fn visible_invoice(
     (studyspot_billing_projection::Invoice, Vec<studyspot_billing_projection::InvoiceLine>),
     GatewayError,
 > {
-    let found = reads::find_invoice(&state.readonly, &caller.organization_id, invoice_id).await;
+    let found = reads::find_invoice(&state.readonly, caller.organization_id.as_str(), invoice_id).await;
     visible(caller, found, |(i, _)| &i.member_id, || format!("invoice {invoice_id}"))
 }
 
@@ -572,7 +572,7 @@ pub(crate) async fn refunds_with(
 ) -> Result<Page<studyspot_billing_projection::Refund>, GatewayError> {
     let params = ListParams::parse(values, &["member_id", "payment_id", "status"])?;
     let filter = reads::OwnedFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         member_id: member_scope(caller, params.get("member_id"))?,
         status: params.get("status"),
         payment_id: params.get("payment_id"),
@@ -595,7 +595,8 @@ pub async fn refund(
     caller: Caller,
     PathId(refund_id): PathId<RefundId>,
 ) -> Result<Json<Value>, GatewayError> {
-    let found = reads::find_refund(&state.readonly, &caller.organization_id, refund_id.as_str()).await;
+    let found =
+        reads::find_refund(&state.readonly, caller.organization_id.as_str(), refund_id.as_str()).await;
     let refund = visible(&caller, found, |r| &r.member_id, || format!("refund {refund_id}"))?;
     Ok(Json(json!(refund)))
 }
@@ -627,7 +628,7 @@ pub(crate) async fn payment_methods_with(
 ) -> Result<Page<studyspot_billing_projection::PaymentMethod>, GatewayError> {
     let params = ListParams::parse(values, &["member_id"])?;
     let filter = reads::OwnedFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         member_id: member_scope(caller, params.get("member_id"))?,
         ..Default::default()
     };
@@ -650,7 +651,8 @@ pub async fn payment_method(
     caller: Caller,
     PathId(id): PathId<PaymentMethodId>,
 ) -> Result<Json<Value>, GatewayError> {
-    let found = reads::find_payment_method(&state.readonly, &caller.organization_id, id.as_str()).await;
+    let found =
+        reads::find_payment_method(&state.readonly, caller.organization_id.as_str(), id.as_str()).await;
     let method = visible(&caller, found, |m| &m.member_id, || format!("payment method {id}"))?;
     Ok(Json(json!(method)))
 }
@@ -683,7 +685,7 @@ pub(crate) async fn invoices_with(
 ) -> Result<Page<studyspot_billing_projection::Invoice>, GatewayError> {
     let params = ListParams::parse(values, &["member_id", "status"])?;
     let filter = reads::OwnedFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         member_id: member_scope(caller, params.get("member_id"))?,
         status: params.get("status"),
         payment_id: None,
@@ -740,7 +742,7 @@ pub(crate) async fn payments_dashboard_with(
 ) -> Result<reads::PaymentsDashboard, GatewayError> {
     caller.require_operator("payment analytics")?;
     let (from, to) = crate::queries::analytics_range(&values)?;
-    match reads::payments_dashboard(&state.readonly, &caller.organization_id, from, to).await {
+    match reads::payments_dashboard(&state.readonly, caller.organization_id.as_str(), from, to).await {
         Err(e) if projection_missing(&e) => Ok(reads::PaymentsDashboard {
             from,
             to,

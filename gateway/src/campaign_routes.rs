@@ -320,7 +320,7 @@ pub(crate) async fn campaigns_with(
     }
     let found = campaign_reads::list_campaigns(
         &state.readonly,
-        &caller.organization_id,
+        caller.organization_id.as_str(),
         params.get("status"),
         params.after(),
         params.fetch_limit(),
@@ -352,7 +352,8 @@ pub(crate) async fn campaign_with(
     campaign_id: &str,
 ) -> Result<Campaign, GatewayError> {
     caller.require_operator("reading a campaign")?;
-    let found = campaign_reads::find_campaign(&state.readonly, &caller.organization_id, campaign_id).await;
+    let found =
+        campaign_reads::find_campaign(&state.readonly, caller.organization_id.as_str(), campaign_id).await;
     // Campaigns belong to no member: an operator sees the organization's.
     visible(
         caller,
@@ -401,7 +402,7 @@ pub(crate) async fn mark_read_with(
         return Err(GatewayError::invalid("notification_ids", "notification_ids is empty"));
     }
     ids("notification_ids", &body.notification_ids, 500)?;
-    let recipient_id = caller.member_id.clone().unwrap_or_else(|| caller.actor.clone());
+    let recipient_id = caller.member_id.clone().map_or_else(|| caller.actor.clone(), String::from);
     let command = notifications::MarkNotificationsRead {
         metadata: metadata(caller),
         recipient_id: recipient_id.clone(),
@@ -412,7 +413,7 @@ pub(crate) async fn mark_read_with(
         trace,
         idempotency,
         aggregate: ("recipient_id", recipient_id.clone()),
-        member_id: Some(&recipient_id),
+        member_id: Some(recipient_id.as_str()),
     };
     accept(state, command, how).await
 }

@@ -159,7 +159,7 @@ pub(crate) fn metadata(caller: &Caller) -> EventMetadata {
         event_id,
         occurred_at: now_ms(),
         causation_id: None,
-        organization_id: caller.organization_id.clone(),
+        organization_id: caller.organization_id.to_string(),
         actor: caller.actor.clone(),
     }
 }
@@ -220,7 +220,7 @@ pub(crate) async fn accept<R: Record>(
     });
     let entry = Entry {
         command_id,
-        organization_id: &how.caller.organization_id,
+        organization_id: how.caller.organization_id.as_str(),
         actor: &how.caller.actor,
         member_id: how.member_id,
         domain: R::topic().owner,

@@ -226,7 +226,7 @@ pub(crate) async fn open(
     field: &str,
 ) -> Result<LiveEvents, GatewayError> {
     let live = state.live.clone();
-    let guard = live.streams.admit(&caller.organization_id)?;
+    let guard = live.streams.admit(caller.organization_id.as_str())?;
     // Subscribe before reading positions: whatever the tail hands out from now on is buffered, and
     // whatever it handed out before is below the watermarks read next, so the replay has it.
     let fan_out = live.records.subscribe();

@@ -190,7 +190,7 @@ pub(crate) async fn dashboards_with(
 ) -> Result<Vec<DashboardView>, GatewayError> {
     caller.require_operator("reading dashboards")?;
     only_params(&values, &["limit"])?;
-    rows(insights::list_dashboards(&state.readonly, &caller.organization_id, limit(&values)?).await)
+    rows(insights::list_dashboards(&state.readonly, caller.organization_id.as_str(), limit(&values)?).await)
 }
 
 fn found<T>(
@@ -226,7 +226,7 @@ pub(crate) async fn dashboard_with(
     dashboard_id: &str,
 ) -> Result<DashboardView, GatewayError> {
     caller.require_operator("reading dashboards")?;
-    found(insights::dashboard(&state.readonly, &caller.organization_id, dashboard_id).await, || {
+    found(insights::dashboard(&state.readonly, caller.organization_id.as_str(), dashboard_id).await, || {
         format!("dashboard {dashboard_id}")
     })
 }
@@ -492,7 +492,7 @@ pub(crate) async fn reports_with(
 ) -> Result<Vec<ReportView>, GatewayError> {
     caller.require_operator("reading reports")?;
     only_params(&values, &["limit"])?;
-    rows(insights::list_reports(&state.readonly, &caller.organization_id, limit(&values)?).await)
+    rows(insights::list_reports(&state.readonly, caller.organization_id.as_str(), limit(&values)?).await)
 }
 
 #[utoipa::path(get, path = "/api/monitoring/reports/{report_id}", tag = "monitoring",
@@ -519,7 +519,7 @@ pub(crate) async fn report_with(
     report_id: &str,
 ) -> Result<(ReportView, Vec<RunView>), GatewayError> {
     caller.require_operator("reading reports")?;
-    let org = &caller.organization_id;
+    let org = caller.organization_id.as_str();
     // One snapshot for both reads: a run committed between them would show up beside a report
     // whose `last_period_end` does not cover it yet.
     let mut tx = state.readonly.begin().await?;
@@ -573,7 +573,8 @@ pub(crate) async fn report_run_file_with(
     } else {
         return Err(not_found());
     };
-    let text = insights::run_file(&state.readonly, &caller.organization_id, report_id, run_id, html).await;
+    let text =
+        insights::run_file(&state.readonly, caller.organization_id.as_str(), report_id, run_id, html).await;
     found(text, || format!("report run {report_id}/{file}")).map(|t| (content_type, t)).map_err(|e| match e {
         GatewayError::NotFound(_) => not_found(),
         other => other,

@@ -213,7 +213,10 @@ pub(crate) async fn health_checks_with(
 ) -> Result<Vec<HealthCheckView>, GatewayError> {
     caller.require_operator("reading health checks")?;
     let params = ListParams::parse(values, &[])?;
-    rows(reads::list_health_checks(&state.readonly, &caller.organization_id, params.fetch_limit() - 1).await)
+    rows(
+        reads::list_health_checks(&state.readonly, caller.organization_id.as_str(), params.fetch_limit() - 1)
+            .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/monitoring/health-checks/{id}", tag = "monitoring",
@@ -249,7 +252,7 @@ pub(crate) async fn health_check_with(
     caller.require_operator("reading health checks")?;
     let params = ListParams::parse(values, &[])?;
     let not_found = || GatewayError::NotFound(format!("health check {id}"));
-    let check = match reads::health_check(&state.readonly, &caller.organization_id, id).await {
+    let check = match reads::health_check(&state.readonly, caller.organization_id.as_str(), id).await {
         Ok(Some(check)) => check,
         Ok(None) => return Err(not_found()),
         Err(e) if projection_missing(&e) => return Err(not_found()),
@@ -258,7 +261,7 @@ pub(crate) async fn health_check_with(
     let history = rows(
         reads::probe_history(
             &state.readonly,
-            &caller.organization_id,
+            caller.organization_id.as_str(),
             id,
             params.after(),
             params.fetch_limit(),
@@ -425,7 +428,7 @@ pub(crate) async fn search_logs_with(
         }
     };
     let filter = LogFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         from,
         to,
         min_level_rank,

@@ -675,7 +675,7 @@ pub(crate) async fn rules_with(
 ) -> Result<Vec<RuleView>, GatewayError> {
     caller.require_operator("reading alert rules")?;
     only_params(&values, &["limit"])?;
-    rows(reads::list_rules(&state.readonly, &caller.organization_id, limit(&values)?).await)
+    rows(reads::list_rules(&state.readonly, caller.organization_id.as_str(), limit(&values)?).await)
 }
 
 #[utoipa::path(get, path = "/api/monitoring/silences", tag = "monitoring",
@@ -703,7 +703,10 @@ pub(crate) async fn silences_with(
 ) -> Result<Vec<SilenceView>, GatewayError> {
     caller.require_operator("reading silences")?;
     only_params(&values, &["limit"])?;
-    rows(reads::list_silences(&state.readonly, &caller.organization_id, Utc::now(), limit(&values)?).await)
+    rows(
+        reads::list_silences(&state.readonly, caller.organization_id.as_str(), Utc::now(), limit(&values)?)
+            .await,
+    )
 }
 
 #[utoipa::path(get, path = "/api/monitoring/alerts/active", tag = "monitoring",
@@ -731,7 +734,7 @@ pub(crate) async fn active_alerts_with(
 ) -> Result<Vec<AlertView>, GatewayError> {
     caller.require_operator("reading alerts")?;
     only_params(&values, &["limit"])?;
-    rows(reads::list_alerts(&state.readonly, &caller.organization_id, true, limit(&values)?).await)
+    rows(reads::list_alerts(&state.readonly, caller.organization_id.as_str(), true, limit(&values)?).await)
 }
 
 #[utoipa::path(get, path = "/api/monitoring/alerts/history", tag = "monitoring",
@@ -763,7 +766,9 @@ pub(crate) async fn alert_history_with(
     caller.require_operator("reading alert history")?;
     only_params(&values, &["rule_id", "limit"])?;
     let rule_id = values.get("rule_id").map(String::as_str).filter(|v| !v.is_empty());
-    rows(reads::list_history(&state.readonly, &caller.organization_id, rule_id, limit(&values)?).await)
+    rows(
+        reads::list_history(&state.readonly, caller.organization_id.as_str(), rule_id, limit(&values)?).await,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

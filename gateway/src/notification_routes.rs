@@ -15,7 +15,7 @@ use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use studyspot_bus::TraceContext;
-use studyspot_ids::{NotificationId, RecipientId, TemplateId, TransactionId};
+use studyspot_ids::{MemberId, NotificationId, RecipientId, TemplateId, TransactionId};
 use studyspot_notification_templates::{self as templates, Parts, RenderError};
 use studyspot_notifications_projection::{
     Notification,
@@ -517,7 +517,8 @@ pub(crate) async fn notification_with(
     caller: &Caller,
     notification_id: &str,
 ) -> Result<Notification, GatewayError> {
-    let found = reads::find_notification(&state.readonly, &caller.organization_id, notification_id).await;
+    let found =
+        reads::find_notification(&state.readonly, caller.organization_id.as_str(), notification_id).await;
     visible(caller, found, |n| &n.recipient_id, || format!("notification {notification_id}"))
 }
 
@@ -561,7 +562,7 @@ pub(crate) async fn templates_with(
         one_of("channel", channel, &notifications::CHANNELS)?;
     }
     let filter = TemplateFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         template_id: params.get("template_id"),
         channel: params.get("channel"),
         locale: params.get("locale"),
@@ -594,7 +595,7 @@ pub(crate) async fn preferences_with(
     caller: &Caller,
     recipient_id: &str,
 ) -> Result<Preferences, GatewayError> {
-    let found = reads::find_preferences(&state.readonly, &caller.organization_id, recipient_id).await;
+    let found = reads::find_preferences(&state.readonly, caller.organization_id.as_str(), recipient_id).await;
     visible(caller, found, |p| &p.recipient_id, || format!("preferences of {recipient_id}"))
 }
 
@@ -625,11 +626,11 @@ pub(crate) async fn inbox_with(
     values: HashMap<String, String>,
 ) -> Result<Page<InboxMessage>, GatewayError> {
     let params = ListParams::parse(values, &[])?;
-    let recipient_id = caller.member_id.as_deref().unwrap_or(&caller.actor);
+    let recipient_id = caller.member_id.as_ref().map_or(caller.actor.as_str(), MemberId::as_str);
     let rows = rows(
         reads::list_inbox(
             &state.readonly,
-            &caller.organization_id,
+            caller.organization_id.as_str(),
             recipient_id,
             params.after(),
             params.fetch_limit(),
@@ -666,7 +667,7 @@ pub(crate) async fn dashboard_with(
 ) -> Result<NotificationsDashboard, GatewayError> {
     caller.require_operator("notification analytics")?;
     let (from, to) = analytics_range(&values)?;
-    match reads::notifications_dashboard(&state.readonly, &caller.organization_id, from, to).await {
+    match reads::notifications_dashboard(&state.readonly, caller.organization_id.as_str(), from, to).await {
         Err(e) if projection_missing(&e) => Ok(NotificationsDashboard::empty(from, to)),
         other => Ok(other?),
     }

@@ -136,15 +136,17 @@ fn verified(state: &AppState, token: &str, kind: Kind) -> Result<Link, GatewayEr
 }
 
 /// The organization's tracking service acting on a verified link.
-fn caller(link: &Link, actor: &str) -> Caller {
-    Caller {
-        organization_id: link.organization_id.clone(),
+fn caller(link: &Link, actor: &str) -> Result<Caller, GatewayError> {
+    let organization_id = studyspot_ids::OrganizationId::parse(link.organization_id.as_str())
+        .map_err(|e| GatewayError::InvalidLink { message: format!("the link's organization {e}") })?;
+    Ok(Caller {
+        organization_id,
         actor: actor.to_owned(),
         roles: vec![Role::Service],
         member_id: None,
         correlation_id: Some(link.notification_id.clone()),
         scopes: Vec::new(),
-    }
+    })
 }
 
 struct Status<'a> {
@@ -165,7 +167,7 @@ async fn record(
 ) -> Result<(serde_json::Value, bool), GatewayError> {
     // Opens and clicks come from anyone holding the link; a provider's callbacks are signed by it.
     state.tracking.limits.admit(link, s.source, s.source != "twilio")?;
-    let caller = caller(link, actor);
+    let caller = caller(link, actor)?;
     let mut metadata = metadata(&caller);
     if let Some(id) = event_id {
         metadata.event_id = id;

@@ -147,7 +147,7 @@ pub(crate) fn member_scope<'a>(
     if caller.require_operator("").is_ok() {
         return Ok(asked);
     }
-    let own = caller.member_id.as_deref();
+    let own = caller.member_id.as_ref().map(studyspot_ids::MemberId::as_str);
     match asked {
         Some(asked) if Some(asked) != own => {
             Err(GatewayError::Forbidden(format!("records of member {asked} are not visible with this token")))
@@ -188,7 +188,7 @@ pub(crate) async fn payments_with(
 ) -> Result<Page<studyspot_billing_projection::Payment>, GatewayError> {
     let params = ListParams::parse(values, &["member_id", "status", "method"])?;
     let filter = PaymentFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         member_id: member_scope(caller, params.get("member_id"))?,
         status: params.get("status"),
         method: params.get("method"),
@@ -220,7 +220,7 @@ pub(crate) async fn payment_with(
     caller: &Caller,
     payment_id: &str,
 ) -> Result<studyspot_billing_projection::Payment, GatewayError> {
-    let found = find_payment(&state.readonly, &caller.organization_id, payment_id).await;
+    let found = find_payment(&state.readonly, caller.organization_id.as_str(), payment_id).await;
     visible(caller, found, |p| &p.member_id, || format!("payment {payment_id}"))
 }
 
@@ -268,7 +268,7 @@ pub(crate) async fn notifications_with(
         }
     }
     let filter = NotificationFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         recipient_id: member_scope(caller, params.get("recipient_id"))?,
         channel: params.get("channel"),
         category: params.get("category"),
@@ -321,7 +321,7 @@ pub(crate) async fn sessions_with(
         Some(_) => return Err(GatewayError::invalid("open", "open must be true or false")),
     };
     let filter = SessionFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         member_id: member_scope(caller, params.get("member_id"))?,
         venue_id: params.get("venue_id"),
         open,
@@ -362,7 +362,8 @@ pub(crate) async fn metric_samples_with(
 ) -> Result<Page<studyspot_alerts_projection::Sample>, GatewayError> {
     caller.require_operator("reading metric samples")?;
     let params = ListParams::parse(values, &["metric"])?;
-    let filter = SampleFilter { organization_id: &caller.organization_id, metric: params.get("metric") };
+    let filter =
+        SampleFilter { organization_id: caller.organization_id.as_str(), metric: params.get("metric") };
     let rows = rows(list_samples(&state.readonly, &filter, params.after(), params.fetch_limit()).await)?;
     Ok(params.page(rows, |s| (s.sampled_at, s.event_id.as_str())))
 }

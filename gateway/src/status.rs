@@ -169,7 +169,8 @@ pub(crate) async fn status_with(
         Uuid::parse_str(id).map_err(|_| GatewayError::invalid("command_id", "command_id must be a UUID"))?;
     let wait = wait.min(state.max_status_wait);
     let not_found = || GatewayError::NotFound(format!("command {command_id}"));
-    let accepted = state.ledger.find(&caller.organization_id, command_id).await?.ok_or_else(not_found)?;
+    let accepted =
+        state.ledger.find(caller.organization_id.as_str(), command_id).await?.ok_or_else(not_found)?;
     // A member sees only commands about themselves; others' are as good as absent.
     if !caller.may_see_member(accepted.member_id.as_deref()) {
         return Err(not_found());

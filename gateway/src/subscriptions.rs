@@ -95,7 +95,8 @@ pub(crate) async fn subscription_with(
     caller: &Caller,
     subscription_id: &str,
 ) -> Result<Subscription, GatewayError> {
-    let found = reads::find_subscription(&state.readonly, &caller.organization_id, subscription_id).await;
+    let found =
+        reads::find_subscription(&state.readonly, caller.organization_id.as_str(), subscription_id).await;
     visible(caller, found, |s| &s.member_id, || format!("subscription {subscription_id}"))
 }
 
@@ -372,7 +373,7 @@ pub(crate) async fn run_billing_with(
         ));
     }
     let command = billing::RunBilling { metadata: metadata(caller), up_to: up_to.timestamp_millis() };
-    let aggregate = ("organization_id", caller.organization_id.clone());
+    let aggregate = ("organization_id", caller.organization_id.to_string());
     accept(state, command, catalog_how(caller, trace, idempotency, aggregate)).await
 }
 
@@ -875,7 +876,7 @@ pub(crate) async fn plans_with(
     let rows = rows(
         reads::list_plans(
             &state.readonly,
-            &caller.organization_id,
+            caller.organization_id.as_str(),
             all_versions,
             params.after(),
             params.fetch_limit(),
@@ -910,7 +911,7 @@ pub(crate) async fn plan_with(
     caller: &Caller,
     plan_id: &str,
 ) -> Result<Vec<Plan>, GatewayError> {
-    let versions = rows(reads::find_plan(&state.readonly, &caller.organization_id, plan_id).await)?;
+    let versions = rows(reads::find_plan(&state.readonly, caller.organization_id.as_str(), plan_id).await)?;
     if versions.is_empty() {
         return Err(GatewayError::NotFound(format!("plan {plan_id}")));
     }
@@ -946,8 +947,13 @@ pub(crate) async fn coupons_with(
     caller.require_operator("listing coupons")?;
     let params = ListParams::parse(values, &[])?;
     let rows = rows(
-        reads::list_coupons(&state.readonly, &caller.organization_id, params.after(), params.fetch_limit())
-            .await,
+        reads::list_coupons(
+            &state.readonly,
+            caller.organization_id.as_str(),
+            params.after(),
+            params.fetch_limit(),
+        )
+        .await,
     )?;
     Ok(params.page(rows, |c| (c.created_at, c.coupon_id.as_str())))
 }
@@ -985,7 +991,7 @@ pub(crate) async fn subscriptions_with(
         one_of("status", status, &billing::SUBSCRIPTION_STATUSES)?;
     }
     let filter = reads::SubscriptionFilter {
-        organization_id: &caller.organization_id,
+        organization_id: caller.organization_id.as_str(),
         member_id: member_scope(caller, params.get("member_id"))?,
         status: params.get("status"),
         plan_id: params.get("plan_id"),
@@ -1053,8 +1059,13 @@ pub(crate) async fn usage_with(
     let subscription = subscription_with(state, caller, subscription_id).await?;
     let period_start = period_start.unwrap_or(subscription.current_period_start);
     let metrics = rows(
-        reads::subscription_usage(&state.readonly, &caller.organization_id, subscription_id, period_start)
-            .await,
+        reads::subscription_usage(
+            &state.readonly,
+            caller.organization_id.as_str(),
+            subscription_id,
+            period_start,
+        )
+        .await,
     )?;
     Ok(SubscriptionUsage { subscription_id: subscription.subscription_id, period_start, metrics })
 }
@@ -1092,7 +1103,7 @@ pub(crate) async fn invoices_with(
     let rows = rows(
         reads::list_subscription_invoices(
             &state.readonly,
-            &caller.organization_id,
+            caller.organization_id.as_str(),
             &subscription.subscription_id,
             params.after(),
             params.fetch_limit(),
@@ -1135,7 +1146,7 @@ pub(crate) async fn credit_notes_with(
     let rows = rows(
         reads::list_credit_notes(
             &state.readonly,
-            &caller.organization_id,
+            caller.organization_id.as_str(),
             &subscription.subscription_id,
             params.after(),
             params.fetch_limit(),
@@ -1176,7 +1187,9 @@ pub(crate) async fn dashboard_with(
     // the clock (a command with a future effective_at is already what the subscription reads).
     let as_of = if values.contains_key("to") { reads::AsOf::Instant } else { reads::AsOf::Current };
     let (from, to) = analytics_range(&values)?;
-    match reads::subscriptions_dashboard(&state.readonly, &caller.organization_id, from, to, as_of).await {
+    match reads::subscriptions_dashboard(&state.readonly, caller.organization_id.as_str(), from, to, as_of)
+        .await
+    {
         Err(e) if projection_missing(&e) => Ok(SubscriptionsDashboard { from, to, currencies: Vec::new() }),
         other => Ok(other?),
     }

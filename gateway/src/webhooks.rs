@@ -150,8 +150,12 @@ async fn notify(
         None => uuid::Uuid::now_v7(),
     }
     .to_string();
+    let organization_id =
+        studyspot_ids::OrganizationId::parse(payment.organization_id.as_str()).map_err(|e| {
+            GatewayError::Internal(format!("payment {}: organization_id {e}", payment.payment_id))
+        })?;
     let caller = Caller {
-        organization_id: payment.organization_id.clone(),
+        organization_id,
         actor: format!("provider:{provider}"),
         roles: vec![Role::Service],
         member_id: None,
