@@ -59,6 +59,10 @@ enum What {
         /// Seconds per phase.
         #[arg(long, default_value_t = 20)]
         seconds: u64,
+        /// Seconds of load queued up for the backlog phase (default: `--seconds`); a longer
+        /// backlog steadies the consumers' rates while the other phases stay short.
+        #[arg(long)]
+        backlog_seconds: Option<u64>,
         /// Clients at saturation.
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
@@ -131,12 +135,22 @@ async fn main() -> anyhow::Result<()> {
         What::Hop { hops, waits, idle_consumers, idle_seconds, backlog } => {
             hop::run(&env, hop::Options { hops, waits, idle_consumers, idle_seconds, backlog }).await
         }
-        What::System { rate, seconds, concurrency, organizations, partitions, members, json } => {
+        What::System {
+            rate,
+            seconds,
+            backlog_seconds,
+            concurrency,
+            organizations,
+            partitions,
+            members,
+            json,
+        } => {
             let records = args.records.min(30_000);
             let options = system::Options {
                 records,
                 rate,
                 seconds,
+                backlog_seconds: backlog_seconds.unwrap_or(seconds),
                 concurrency,
                 organizations,
                 partitions,

@@ -48,6 +48,7 @@ pub struct Options {
     pub records: usize,
     pub rate: f64,
     pub seconds: u64,
+    pub backlog_seconds: u64,
     pub concurrency: usize,
     pub organizations: usize,
     pub partitions: i32,
@@ -452,7 +453,11 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         &gateway,
         &tenants,
         &ledger,
-        Load { transports: vec![Transport::Http, Transport::Grpc], ..saturate(Transport::Http, 5) },
+        Load {
+            transports: vec![Transport::Http, Transport::Grpc],
+            duration: Duration::from_secs(options.backlog_seconds),
+            ..saturate(Transport::Http, 5)
+        },
     )
     .await?;
     let peaks = stack.peak_rss();
