@@ -22,11 +22,14 @@ pub(crate) struct Keeper {
     pub(crate) lanes: Vec<mpsc::Sender<LaneInput>>,
 }
 
-/// The lane of `message`'s partition among `lanes`: a partition always goes to one lane.
+/// The lane of `message`'s partition among `lanes`: a partition always goes to one lane, and one
+/// topic's partitions go round the lanes in turn (a hash of the partition number left some lanes
+/// with two partitions and others with none).
 pub(crate) fn lane_of(message: &InboundMessage, lanes: usize) -> usize {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (&message.topic, message.partition).hash(&mut hasher);
-    (hasher.finish() % lanes as u64) as usize
+    message.topic.hash(&mut hasher);
+    let first = (hasher.finish() % lanes as u64) as usize;
+    (first + usize::try_from(message.partition).unwrap_or(0)) % lanes
 }
 
 impl PositionKeeper for Keeper {
@@ -80,6 +83,40 @@ impl PositionKeeper for Keeper {
             tracing::debug!(
                 "lane closed; dropping a record that will be read again from the stored position"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use studyspot_bus::{Headers, InboundMessage};
+
+    use super::lane_of;
+
+    fn message(topic: &str, partition: i32) -> InboundMessage {
+        InboundMessage {
+            topic: topic.into(),
+            partition,
+            offset: 0,
+            key: None,
+            payload: None,
+            headers: Headers::default(),
+            timestamp_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_topics_partitions_go_round_the_lanes() {
+        for topic in ["studyspot.attendance.commands.v1", "studyspot.billing.events.v1"] {
+            let mut per_lane = [0; 4];
+            for partition in 0..6 {
+                let lane = lane_of(&message(topic, partition), 4);
+                assert_eq!(lane, lane_of(&message(topic, partition), 4), "a partition keeps its lane");
+                per_lane[lane] += 1;
+            }
+            let mut counts = per_lane.to_vec();
+            counts.sort_unstable();
+            assert_eq!(counts, [1, 1, 2, 2], "{topic}: {per_lane:?}");
         }
     }
 }

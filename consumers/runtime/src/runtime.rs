@@ -28,6 +28,9 @@ pub enum RuntimeError {
     Interrupted,
 }
 
+/// Batches' worth of records a lane may have waiting.
+const LANE_QUEUE_BATCHES: usize = 8;
+
 /// Everything a consumer process needs to run.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -223,8 +226,11 @@ impl<H: Handler> Runtime<H> {
         let mut senders = Vec::with_capacity(self.config.lanes);
         let mut lanes = Vec::with_capacity(self.config.lanes);
         for _ in 0..self.config.lanes {
-            // Bounded: a slow database stops the poll thread instead of growing memory.
-            let (tx, rx) = mpsc::channel(self.config.max_batch * 2);
+            // Bounded: a slow database stops the poll thread instead of growing memory. Deep
+            // enough for a whole fetch of one partition (librdkafka hands records over partition
+            // by partition): with room for only two batches, the poll thread waited on one busy
+            // lane while the others sat idle, and a backlog drained at one lane's pace.
+            let (tx, rx) = mpsc::channel(self.config.max_batch * LANE_QUEUE_BATCHES);
             senders.push(tx);
             lanes.push(tokio::spawn(run_lane(ctx.clone(), rx)));
         }
