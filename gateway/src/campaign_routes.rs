@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use studyspot_bus::TraceContext;
-use studyspot_ids::{CampaignId, NotificationId, TemplateId};
+use studyspot_ids::{CampaignId, NotificationId, PlanId, RecipientId, TemplateId, VenueId};
 use studyspot_notifications_projection::campaign_reads::{self, Campaign};
 use studyspot_schemas::notifications;
 
@@ -32,18 +32,21 @@ pub(crate) const CAMPAIGN_STATUSES: [&str; 3] = ["draft", "launched", "cancelled
 pub struct SegmentRequest {
     /// Members whose subscription is on one of these plans.
     #[serde(default)]
-    pub(crate) plan_ids: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub(crate) plan_ids: Vec<PlanId>,
     /// Members whose subscription is in one of these statuses (active, trialing, past_due, …).
     #[serde(default)]
     pub(crate) subscription_statuses: Vec<String>,
     /// Members who checked in at one of these venues.
     #[serde(default)]
-    pub(crate) venue_ids: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub(crate) venue_ids: Vec<VenueId>,
     /// Members who checked in (at `venue_ids`, or anywhere) in the last N days, 1 to 3650.
     pub(crate) attended_within_days: Option<i32>,
     /// Exactly these members (up to 10,000).
     #[serde(default)]
-    pub(crate) recipient_ids: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub(crate) recipient_ids: Vec<RecipientId>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -81,14 +84,25 @@ pub struct CreateCampaignRequest {
     pub(crate) trigger: Option<String>,
 }
 
-fn ids(field: &str, values: &[String], max: usize) -> Result<(), GatewayError> {
+/// A list of at most `max` entries (ids were parsed with the body: none is blank).
+fn at_most<T>(field: &str, values: &[T], max: usize) -> Result<(), GatewayError> {
     if values.len() > max {
         return Err(GatewayError::invalid(
             field,
             format!("{field} has {} entries; at most {max}", values.len()),
         ));
     }
+    Ok(())
+}
+
+/// A list of strings that are not ids (statuses): at most `max`, none blank.
+fn filled(field: &str, values: &[String], max: usize) -> Result<(), GatewayError> {
+    at_most(field, values, max)?;
     values.iter().try_for_each(|v| required(&format!("{field}[]"), v))
+}
+
+fn strings<T: Into<String>>(ids: Vec<T>) -> Vec<String> {
+    ids.into_iter().map(Into::into).collect()
 }
 
 /// The zone furthest behind UTC (UTC−12): the last place a local wall-clock time comes.
@@ -156,10 +170,10 @@ pub(crate) async fn create_campaign_with(
         crate::notification_routes::locale("locale", locale)?;
     }
     let s = &body.segment;
-    ids("segment.plan_ids", &s.plan_ids, 100)?;
-    ids("segment.subscription_statuses", &s.subscription_statuses, 10)?;
-    ids("segment.venue_ids", &s.venue_ids, 1000)?;
-    ids("segment.recipient_ids", &s.recipient_ids, 10_000)?;
+    at_most("segment.plan_ids", &s.plan_ids, 100)?;
+    filled("segment.subscription_statuses", &s.subscription_statuses, 10)?;
+    at_most("segment.venue_ids", &s.venue_ids, 1000)?;
+    at_most("segment.recipient_ids", &s.recipient_ids, 10_000)?;
     if let Some(days) = s.attended_within_days
         && !(1..=3650).contains(&days)
     {
@@ -203,11 +217,11 @@ pub(crate) async fn create_campaign_with(
         variables: body.variables,
         locale: body.locale,
         segment: notifications::Segment {
-            plan_ids: body.segment.plan_ids,
+            plan_ids: strings(body.segment.plan_ids),
             subscription_statuses: body.segment.subscription_statuses,
-            venue_ids: body.segment.venue_ids,
+            venue_ids: strings(body.segment.venue_ids),
             attended_within_days: body.segment.attended_within_days,
-            recipient_ids: body.segment.recipient_ids,
+            recipient_ids: strings(body.segment.recipient_ids),
         },
         send_at_local: body.send_at_local,
         send_at: body.send_at.map(|t| t.timestamp_millis()),
@@ -368,7 +382,8 @@ pub(crate) async fn campaign_with(
 #[serde(deny_unknown_fields)]
 pub struct MarkReadRequest {
     /// The caller's in-app notifications to mark read (1 to 500).
-    pub(crate) notification_ids: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub(crate) notification_ids: Vec<NotificationId>,
 }
 
 #[utoipa::path(post, path = "/api/notifications/inbox/read", tag = "notifications", request_body = MarkReadRequest,
@@ -401,12 +416,12 @@ pub(crate) async fn mark_read_with(
     if body.notification_ids.is_empty() {
         return Err(GatewayError::invalid("notification_ids", "notification_ids is empty"));
     }
-    ids("notification_ids", &body.notification_ids, 500)?;
+    at_most("notification_ids", &body.notification_ids, 500)?;
     let recipient_id = caller.member_id.clone().map_or_else(|| caller.actor.clone(), String::from);
     let command = notifications::MarkNotificationsRead {
         metadata: metadata(caller),
         recipient_id: recipient_id.clone(),
-        notification_ids: body.notification_ids,
+        notification_ids: strings(body.notification_ids),
     };
     let how = Accept {
         caller,

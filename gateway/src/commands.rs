@@ -131,6 +131,14 @@ pub(crate) fn parse_opt<T: std::str::FromStr<Err = ParseError>>(
     value.map(|v| parse(field, v)).transpose()
 }
 
+/// [`parse`] of every entry of a list, each named `field[i]` as a JSON body's would be.
+pub(crate) fn parse_all<T: std::str::FromStr<Err = ParseError>>(
+    field: &str,
+    values: &[String],
+) -> Result<Vec<T>, GatewayError> {
+    values.iter().enumerate().map(|(i, v)| parse(&format!("{field}[{i}]"), v)).collect()
+}
+
 /// A path segment that is an id (`/api/payments/{id}/…`), parsed like a body's: a blank one is
 /// a 422 naming `id`; what axum's `Path` refuses it still answers itself.
 pub struct PathId<T>(pub T);

@@ -15,7 +15,7 @@ use crate::{
     AppState, BODY_LIMIT, GatewayError, attendance_routes,
     auth::{Authenticates, Caller, authenticate},
     billing, campaign_routes, commands,
-    commands::{parse, parse_opt},
+    commands::{parse, parse_all, parse_opt},
     ledger::Idempotency,
     live, monitoring_insight_grpc as insight, monitoring_insight_routes as insight_routes,
     monitoring_ops_grpc as ops_grpc, monitoring_routes, notification_routes, queries, status, subscriptions,
@@ -1625,11 +1625,11 @@ impl pb::gateway_server::Gateway for GatewayService {
             variables: m.variables.into_iter().collect(),
             locale: m.locale,
             segment: campaign_routes::SegmentRequest {
-                plan_ids: segment.plan_ids,
+                plan_ids: parse_all("segment.plan_ids", &segment.plan_ids)?,
                 subscription_statuses: segment.subscription_statuses,
-                venue_ids: segment.venue_ids,
+                venue_ids: parse_all("segment.venue_ids", &segment.venue_ids)?,
                 attended_within_days: segment.attended_within_days,
-                recipient_ids: segment.recipient_ids,
+                recipient_ids: parse_all("segment.recipient_ids", &segment.recipient_ids)?,
             },
             send_at_local: m.send_at_local,
             send_at: m
@@ -1708,8 +1708,9 @@ impl pb::gateway_server::Gateway for GatewayService {
         request: Request<pb::MarkNotificationsReadRequest>,
     ) -> Result<Response<pb::Accepted>, Status> {
         let p = self.prepare(&request, "MarkNotificationsRead")?;
-        let body =
-            campaign_routes::MarkReadRequest { notification_ids: request.into_inner().notification_ids };
+        let body = campaign_routes::MarkReadRequest {
+            notification_ids: parse_all("notification_ids", &request.into_inner().notification_ids)?,
+        };
         let answer =
             campaign_routes::mark_read_with(&self.state, &p.caller, &p.trace, p.idempotency, body).await?;
         Ok(accepted(answer, "recipient_id"))
