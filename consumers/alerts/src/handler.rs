@@ -33,11 +33,12 @@ use crate::{
 };
 
 use crate::decide::{
-    Labels, Malformed, Refusal,
+    Labels, Malformed,
     config::{InhibitRule, Receiver, Route, Rule, Silence},
     evaluate::{self, Alert, Notification, Tick},
     samples::{validate_one, validate_sample},
     series,
+    tick::{self, decide_tick},
 };
 
 /// The metric attendance's check-ins and completed sessions become: the venue's occupancy (people
@@ -288,15 +289,9 @@ async fn create_silence(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
 
 async fn expire_silence(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: ExpireSilence = out.message.record()?;
-    let Some(stored) = alerting::load_silence(tx, out.org(), &c.silence_id).await? else {
-        out.refuse::<ExpireSilence>(Refusal::new(
-            "silence_not_found",
-            format!("no silence {}", c.silence_id),
-        ));
-        return Ok(());
-    };
-    let silence: Silence = from_json(stored)?;
-    match silence.expire(c.metadata.occurred_at) {
+    let stored: Option<Silence> =
+        alerting::load_silence(tx, out.org(), &c.silence_id).await?.map(from_json).transpose()?;
+    match Silence::decide_expire(stored.as_ref(), &c.silence_id, c.metadata.occurred_at) {
         Ok(expired) => {
             write_silence(tx, out.message, &expired).await?;
             out.changed("silence", &expired.silence_id, "expired");
@@ -318,11 +313,15 @@ async fn evaluate_rules(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let c: EvaluateRules = out.message.record()?;
     let up_to = time::<EvaluateRules>("up_to", c.up_to)?;
     let org = out.org().to_owned();
-    if !alerting::advance_clock(tx, &org, up_to).await? {
-        out.refuse::<EvaluateRules>(Refusal::new(
-            "tick_before_applied",
-            format!("a tick at or after {up_to} was already applied"),
-        ));
+    let last_applied = alerting::evaluation_clock(tx, &org).await?;
+    let decided = match decide_tick(last_applied, up_to) {
+        // The clock is locked since the load: it moves unless a first tick raced this one in.
+        Ok(()) if alerting::advance_clock(tx, &org, up_to).await? => Ok(()),
+        Ok(()) => Err(tick::before_applied(up_to)),
+        Err(refusal) => Err(refusal),
+    };
+    if let Err(refusal) = decided {
+        out.refuse::<EvaluateRules>(refusal);
         return Ok(());
     }
     let config = alerting::load_config(tx, &org, up_to).await?;

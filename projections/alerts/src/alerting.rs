@@ -300,6 +300,18 @@ pub async fn insert_notification(tx: &mut PgConnection, n: &NotificationRow<'_>)
     .map(drop)
 }
 
+/// The last tick the organization's rules were evaluated up to (locked until the transaction
+/// ends), `None` before the first.
+pub async fn evaluation_clock(
+    tx: &mut PgConnection,
+    organization_id: &str,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT last_up_to FROM evaluation_clock WHERE organization_id = $1 FOR UPDATE")
+        .bind(organization_id)
+        .fetch_optional(tx)
+        .await
+}
+
 /// Moves the organization's evaluation clock to `up_to`; false (and nothing changes) when a tick
 /// at or after it was already applied.
 pub async fn advance_clock(

@@ -309,6 +309,15 @@ impl Silence {
         self.starts_at <= at_ms && at_ms < self.ends_at
     }
 
+    /// Expiring silence `silence_id` (`stored`, when it exists) at `at_ms`: it ends then.
+    /// Refused when there is no such silence or it has already ended.
+    pub fn decide_expire(stored: Option<&Self>, silence_id: &str, at_ms: i64) -> Result<Self, Refusal> {
+        let Some(silence) = stored else {
+            return Err(Refusal::new("silence_not_found", format!("no silence {silence_id}")));
+        };
+        silence.expire(at_ms)
+    }
+
     /// Expiring at `at_ms`: the silence ends then. Refused when it has already ended.
     pub fn expire(&self, at_ms: i64) -> Result<Self, Refusal> {
         if self.ends_at <= at_ms {
@@ -319,5 +328,45 @@ impl Silence {
         }
         // A silence not yet started ends before it starts: it never silences anything.
         Ok(Self { ends_at: at_ms.max(self.starts_at), ..self.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn silence() -> Silence {
+        Silence {
+            silence_id: "sil_1".into(),
+            matchers: Vec::new(),
+            starts_at: 1_000,
+            ends_at: 5_000,
+            comment: "maintenance".into(),
+            created_by: "ops".into(),
+        }
+    }
+
+    #[test]
+    fn given_an_active_silence_when_it_is_expired_then_it_ends_now() {
+        assert_eq!(
+            Silence::decide_expire(Some(&silence()), "sil_1", 2_000),
+            Ok(Silence { ends_at: 2_000, ..silence() })
+        );
+    }
+
+    #[test]
+    fn given_no_silence_when_one_is_expired_then_silence_not_found() {
+        assert_eq!(
+            Silence::decide_expire(None, "sil_9", 2_000),
+            Err(Refusal::new("silence_not_found", "no silence sil_9"))
+        );
+    }
+
+    #[test]
+    fn given_an_ended_silence_when_it_is_expired_then_silence_expired() {
+        assert_eq!(
+            Silence::decide_expire(Some(&silence()), "sil_1", 5_000),
+            Err(Refusal::new("silence_expired", "silence sil_1 has already ended"))
+        );
     }
 }

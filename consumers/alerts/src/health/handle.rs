@@ -18,12 +18,12 @@ use studyspot_schemas::{
     },
 };
 
-use super::{
-    definition::{self, LATENCY_METRIC, UP_METRIC},
-    status::{Health, Status},
-};
+use super::definition::{self, LATENCY_METRIC, UP_METRIC};
 use crate::{
-    decide::{Refusal, config::Rule},
+    decide::{
+        config::Rule,
+        health::{Check, Health, Probed, Status, decide_probe},
+    },
     shell::AlertsOut,
 };
 
@@ -101,24 +101,25 @@ pub async fn record_probe_result(tx: &mut PgConnection, out: &mut Out<'_>) -> Re
     let probed_at = DateTime::from_timestamp_millis(c.probed_at)
         .ok_or_else(|| malformed("probed_at is not a valid time"))?;
     let org = out.org().to_owned();
-    let Some(check) = ops::load_health_check_for_update(tx, &org, &c.health_check_id).await? else {
-        out.refuse::<RecordProbeResult>(Refusal::new(
-            "health_check_not_found",
-            format!("no health check {}", c.health_check_id),
-        ));
-        return Ok(());
-    };
-    if check.last_probed_at.is_some_and(|last| last >= probed_at) {
-        // Two probers, or a redelivered old probe: the history keeps one order, the newest wins.
-        out.refuse::<RecordProbeResult>(Refusal::new(
-            "probe_out_of_order",
-            format!("a probe at or after {probed_at} was already recorded"),
-        ));
-        return Ok(());
-    }
-    let before =
-        Health { status: Status::parse(&check.status), consecutive_failures: check.consecutive_failures };
-    let after = before.after(c.success, check.failure_threshold);
+    let loaded = ops::load_health_check_for_update(tx, &org, &c.health_check_id).await?;
+    let state = loaded.as_ref().map(|check| Check {
+        health: Health {
+            status: Status::parse(&check.status),
+            consecutive_failures: check.consecutive_failures,
+        },
+        failure_threshold: check.failure_threshold,
+        last_probed_at: check.last_probed_at,
+    });
+    let Probed { before, after } =
+        match decide_probe(state.as_ref(), &c.health_check_id, c.success, probed_at) {
+            Ok(probed) => probed,
+            Err(refusal) => {
+                out.refuse::<RecordProbeResult>(refusal);
+                return Ok(());
+            }
+        };
+    // Decided above: a probe of no check is refused.
+    let Some(check) = loaded else { return Ok(()) };
     let event_id = &message.metadata.event_id;
     ops::record_probe(
         tx,

@@ -7,6 +7,6 @@ pub mod definition;
 mod handle;
 pub mod probe;
 pub mod prober;
-pub mod status;
 
+pub use crate::decide::health as status;
 pub use handle::{define_health_check, record_probe_result};
