@@ -424,11 +424,7 @@ async fn check_in_state(
     };
     if let Some(v) = &venue {
         let early = Duration::minutes(i64::from(v.limits.no_show_grace_minutes));
-        let now_held: Vec<BookingRow> = write::holding_bookings(tx, org, &command.venue_id, at)
-            .await?
-            .into_iter()
-            .filter(|b| b.starts_at - early <= at && at < b.ends_at)
-            .collect();
+        let now_held = write::holding_at(tx, org, &command.venue_id, at, early).await?;
         state.booking = now_held
             .iter()
             .find(|b| {
@@ -523,7 +519,7 @@ async fn create_booking(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     let state = BookingState {
         venue: load_venue(tx, &org, &c.venue_id).await?,
         exists: write::booking(tx, &org, &c.booking_id).await?.is_some(),
-        holding: write::holding_bookings(tx, &org, &c.venue_id, at)
+        holding: write::holding_for(tx, &org, &c.venue_id, &c.member_id, at, bookings::span(&c, at))
             .await?
             .into_iter()
             .map(|b| Held {

@@ -320,20 +320,48 @@ pub async fn booking(
         .await
 }
 
-/// The venue's bookings that hold (booked or checked in) and end after `from`.
-pub async fn holding_bookings(
+/// The venue's bookings that hold (booked or checked in) at `at`, counting a booking from
+/// `early` before its start (check-ins may come that early).
+pub async fn holding_at(
     tx: &mut PgConnection,
     org: &str,
     venue_id: &str,
+    at: DateTime<Utc>,
+    early: chrono::Duration,
+) -> Result<Vec<BookingRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM bookings WHERE organization_id = $1 AND venue_id = $2 AND starts_at <= $3 \
+           AND ends_at > $4 AND status IN ('booked', 'checked_in') ORDER BY starts_at, booking_id",
+    )
+    .bind(org)
+    .bind(venue_id)
+    .bind(at + early)
+    .bind(at)
+    .fetch_all(tx)
+    .await
+}
+
+/// The venue's bookings that hold (booked or checked in) and end after `from`: the member's,
+/// and everyone's that overlap `span`.
+pub async fn holding_for(
+    tx: &mut PgConnection,
+    org: &str,
+    venue_id: &str,
+    member_id: &str,
     from: DateTime<Utc>,
+    span: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Vec<BookingRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT * FROM bookings WHERE organization_id = $1 AND venue_id = $2 AND ends_at > $3 \
-           AND status IN ('booked', 'checked_in') ORDER BY starts_at, booking_id",
+           AND status IN ('booked', 'checked_in') \
+           AND (member_id = $4 OR (starts_at < $6 AND ends_at > $5)) ORDER BY starts_at, booking_id",
     )
     .bind(org)
     .bind(venue_id)
     .bind(from)
+    .bind(member_id)
+    .bind(span.0)
+    .bind(span.1)
     .fetch_all(tx)
     .await
 }

@@ -65,7 +65,8 @@ pub struct Occurrence {
 }
 
 /// What bears on a booking: the venue, whether its id is taken, and the bookings that hold at
-/// the venue from now on (everyone's: seat and zone conflicts; the member's: their limits).
+/// the venue from now on: the member's (their limits) and everyone's that overlap [`span`]
+/// (seat and zone conflicts). Others' bookings outside the span cannot change the decision.
 #[derive(Debug, Clone, Default)]
 pub struct BookingState {
     pub venue: Option<Venue>,
@@ -98,6 +99,24 @@ pub fn decide_create(
         Event::BookingCreated(record, o.no_show_at)
     };
     Ok(occurrences(state, c, at)?.into_iter().map(created).collect())
+}
+
+/// The step between occurrences and how many there are.
+fn repeats(c: &CreateBooking) -> (Duration, i32) {
+    match &c.recurrence {
+        Some(r) if r.frequency == "daily" => (Duration::days(1), r.count),
+        Some(r) => (Duration::weeks(1), r.count),
+        None => (Duration::zero(), 1),
+    }
+}
+
+/// From the first occurrence's start to the last one's end: what others' bookings must overlap
+/// to bear on the decision.
+pub fn span(c: &CreateBooking, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let (step, count) = repeats(c);
+    let starts = DateTime::from_timestamp_millis(c.starts_at).unwrap_or(at);
+    let ends = DateTime::from_timestamp_millis(c.ends_at).unwrap_or(at);
+    (starts, ends + step * (count.max(1) - 1))
 }
 
 fn occurrences(
@@ -146,11 +165,7 @@ fn occurrences(
             format!("a booking lasts at most {} minutes", l.max_booking_minutes),
         ));
     }
-    let (step, count) = match &c.recurrence {
-        Some(r) if r.frequency == "daily" => (Duration::days(1), r.count),
-        Some(r) => (Duration::weeks(1), r.count),
-        None => (Duration::zero(), 1),
-    };
+    let (step, count) = repeats(c);
     let series_id = c.recurrence.as_ref().map(|_| c.booking_id.clone());
     let occurrences: Vec<Occurrence> = (0..count)
         .map(|n| Occurrence {
