@@ -140,7 +140,8 @@ pub(crate) fn parse_all<T: std::str::FromStr<Err = ParseError>>(
 }
 
 /// A path segment that is an id (`/api/payments/{id}/…`), parsed like a body's: a blank one is
-/// a 422 naming `id`; what axum's `Path` refuses it still answers itself.
+/// a 422 naming the segment (`id`, `booking_id`, …); what axum's `Path` refuses it still answers
+/// itself. For routes with one parameter.
 pub struct PathId<T>(pub T);
 
 impl<T: std::str::FromStr<Err = ParseError>, S: Send + Sync> axum::extract::FromRequestParts<S>
@@ -152,7 +153,9 @@ impl<T: std::str::FromStr<Err = ParseError>, S: Send + Sync> axum::extract::From
         let axum::extract::Path(id) = axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        parse("id", &id).map(Self).map_err(IntoResponse::into_response)
+        let named = axum::extract::RawPathParams::from_request_parts(parts, state).await.ok();
+        let field = named.as_ref().and_then(|p| p.iter().next().map(|(name, _)| name)).unwrap_or("id");
+        parse(field, &id).map(Self).map_err(IntoResponse::into_response)
     }
 }
 

@@ -451,3 +451,22 @@ async fn a_check_in_is_produced_to_its_topic_and_its_status_waits_for_an_outcome
     let unknown = format!("/api/commands/{}", uuid::Uuid::now_v7());
     assert_eq!(TestGateway::send(gw.request(Method::GET, &unknown, Some(&token))).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blank_id_in_a_path_is_refused_naming_its_segment() {
+    let gw = TestGateway::start(|_| {}).await;
+    let token = gw.token(Some("org_1"), &[Role::Owner], None);
+    let cases = [
+        (Method::POST, "/api/attendance/bookings/%20/cancel", "booking_id"),
+        (Method::GET, "/api/payments/%20", "id"),
+        (Method::GET, "/api/subscriptions/%20%20", "id"),
+    ];
+    for (method, path, field) in cases {
+        let (status, _, body) = TestGateway::send(gw.request(method, path, Some(&token))).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+            (422, Some("validation_failed"), Some(field)),
+            "{path}: {body}"
+        );
+    }
+}
