@@ -22,21 +22,17 @@ use studyspot_schemas::{
 
 use crate::{
     decide::{
-        self, Malformed, campaigns,
-        templates::{self, Parts},
+        Malformed,
+        campaigns::{self, LaunchEvent},
         waiting,
     },
     shell::NotificationsOut,
-    triggers,
+    state, triggers,
 };
-
-fn id_for(prefix: &str, name: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).simple())
-}
 
 pub(crate) async fn create(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: CreateCampaign = out.message.record()?;
-    campaigns::validate(&c).map_err(malformed::<CreateCampaign>)?;
+    let parsed = campaigns::parse_create(&c).map_err(malformed::<CreateCampaign>)?;
     if let Some(trigger) = &c.trigger
         && !triggers::TRIGGERS.contains(&trigger.as_str())
     {
@@ -45,24 +41,24 @@ pub(crate) async fn create(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
             triggers::TRIGGERS.join(", ")
         ))));
     }
-    // Its own text must render with its variables and each recipient's id, as it will.
-    if c.template_id.is_none() {
-        let mut sample = c.variables.clone();
-        sample.entry("recipient_id".into()).or_insert_with(|| "mem_sample".into());
-        for name in c.trigger.as_deref().map(triggers::variables_of).unwrap_or_default() {
-            sample.entry((*name).to_owned()).or_insert_with(|| (*name).to_owned());
-        }
-        let parts = Parts { subject: c.subject.as_deref(), body: &c.body, html: None };
-        if let Err(e) = templates::render(&parts, &sample) {
-            out.refuse_catalog::<CreateCampaign>(
-                templates::refusal_code(&e, "template_invalid"),
-                e.to_string(),
-            );
-            return Ok(());
-        }
-    }
     let at = out.message.occurred_at()?;
     let org = c.metadata.organization_id.clone();
+    let exists = store::campaign(tx, &org, &c.campaign_id).await?.is_some();
+    let trigger_variables = c.trigger.as_deref().map(triggers::variables_of).unwrap_or_default();
+    let created = match campaigns::decide_create(exists, &parsed, trigger_variables, &c.metadata) {
+        Ok(created) => created,
+        Err(refusal) => {
+            out.refuse_catalog::<CreateCampaign>(refusal);
+            return Ok(());
+        }
+    };
+    let send_at_local = c
+        .send_at_local
+        .as_deref()
+        .map(campaigns::parse_local)
+        .transpose()
+        .map_err(malformed::<CreateCampaign>)?;
+    let send_at = c.send_at.map(instant::<CreateCampaign>).transpose()?;
     let s = &c.segment;
     let row = CampaignRow {
         organization_id: org.clone(),
@@ -83,13 +79,8 @@ pub(crate) async fn create(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
             attended_within_days: s.attended_within_days,
             recipient_ids: s.recipient_ids.clone(),
         }),
-        send_at_local: c
-            .send_at_local
-            .as_deref()
-            .map(campaigns::parse_local)
-            .transpose()
-            .map_err(malformed::<CreateCampaign>)?,
-        send_at: c.send_at.map(instant::<CreateCampaign>).transpose()?,
+        send_at_local,
+        send_at,
         throttle_per_minute: c.throttle_per_minute,
         trigger: c.trigger.clone(),
         status: "draft".into(),
@@ -97,18 +88,11 @@ pub(crate) async fn create(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
         created_at: at,
     };
     if !store::insert_campaign(tx, &row).await? {
-        out.refuse_catalog::<CreateCampaign>(
-            "campaign_exists",
-            format!("campaign {} already exists", c.campaign_id),
-        );
+        // Loaded free above; taken since (another partition's create of the same id).
+        out.refuse_catalog::<CreateCampaign>(campaigns::exists_refusal(&parsed.campaign_id));
         return Ok(());
     }
-    out.emit(|metadata| CampaignCreated {
-        metadata,
-        campaign_id: c.campaign_id,
-        kind: c.kind,
-        category: c.category,
-    });
+    out.emit(|metadata| CampaignCreated { metadata, ..created });
     Ok(())
 }
 
@@ -119,106 +103,56 @@ fn instant<C: Record>(ms: i64) -> Result<DateTime<Utc>, HandleError> {
 
 pub(crate) async fn launch(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: LaunchCampaign = out.message.record()?;
+    let campaign_id = campaigns::parse_named(&c.campaign_id).map_err(malformed::<LaunchCampaign>)?;
     let at = out.message.occurred_at()?;
     let org = c.metadata.organization_id.clone();
-    let Some(campaign) = store::campaign(tx, &org, &c.campaign_id).await? else {
-        out.refuse_catalog::<LaunchCampaign>(
-            "campaign_not_found",
-            format!("campaign {} does not exist", c.campaign_id),
-        );
-        return Ok(());
+    let row = store::campaign(tx, &org, &c.campaign_id).await?;
+    let campaign = row.as_ref().map(state::campaign).transpose()?;
+    // The segment's members now, for a launch that goes to them.
+    let members = match (&row, &campaign) {
+        (Some(row), Some(campaign)) if campaign.launches_to_segment() => {
+            store::segment_members(tx, &org, &row.segment, at)
+                .await?
+                .into_iter()
+                .map(state::member)
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        _ => Vec::new(),
     };
-    if campaign.status != "draft" {
-        let reason = format!("campaign {} is {}, not a draft", c.campaign_id, campaign.status);
-        out.refuse_catalog::<LaunchCampaign>("campaign_not_draft", reason);
-        return Ok(());
+    let events =
+        match campaigns::decide_launch(campaign.as_ref(), &members, &campaign_id, &org, &c.metadata, at) {
+            Ok(events) => events,
+            Err(refusal) => {
+                out.refuse_catalog::<LaunchCampaign>(refusal);
+                return Ok(());
+            }
+        };
+    for event in events {
+        match event {
+            LaunchEvent::Send(send) => out.emit(|metadata| SendNotification { metadata, ..*send }),
+            LaunchEvent::Launched(launched) => {
+                store::set_status(tx, &org, &c.campaign_id, "launched", launched.recipients, at).await?;
+                out.emit(|metadata| CampaignLaunched { metadata, ..launched });
+            }
+        }
     }
-    if campaign.kind == "automated" {
-        store::set_status(tx, &org, &c.campaign_id, "launched", 0, at).await?;
-        out.emit(|metadata| CampaignLaunched {
-            metadata,
-            campaign_id: c.campaign_id,
-            recipients: 0,
-            first_send_at: None,
-            last_send_at: None,
-        });
-        return Ok(());
-    }
-    let members = store::segment_members(tx, &org, &campaign.segment, at).await?;
-    if members.is_empty() {
-        // Launched to nobody it would read "launched" and send nothing; a draft can go out later,
-        // when members match.
-        let reason = format!(
-            "campaign {} has no recipients: no member matches its segment now; it stays a draft",
-            c.campaign_id
-        );
-        out.refuse_catalog::<LaunchCampaign>("campaign_has_no_recipients", reason);
-        return Ok(());
-    }
-    let due: Vec<DateTime<Utc>> = members
-        .iter()
-        .map(|(_, zone)| {
-            let zone = zone
-                .as_deref()
-                .and_then(|z| decide::routing::time_zone(z).ok())
-                .unwrap_or(chrono_tz::Tz::UTC);
-            campaigns::due_for(campaign.send_at_local, campaign.send_at, zone, at)
-        })
-        .collect();
-    let due = campaigns::throttle(&due, campaign.throttle_per_minute);
-    for ((member, _), send_at) in members.iter().zip(&due) {
-        let mut variables = campaign.variables.0.clone();
-        variables.entry("recipient_id".into()).or_insert_with(|| member.clone());
-        out.emit(|metadata| SendNotification {
-            metadata,
-            notification_id: id_for("ntf", &format!("{}/{}/{member}", org, campaign.campaign_id)),
-            recipient_id: member.clone(),
-            channel: campaign.channel.clone(),
-            category: campaign.category.clone(),
-            subject: campaign.subject.clone(),
-            body: campaign.body.clone(),
-            template_id: campaign.template_id.clone(),
-            variables: variables.into_iter().collect(),
-            locale: campaign.locale.clone(),
-            critical: false,
-            transaction_id: None,
-            send_at: (*send_at > at).then(|| send_at.timestamp_millis()),
-            campaign_id: Some(campaign.campaign_id.clone()),
-            digest_key: None,
-            digest_window_secs: None,
-            digest_at_local: None,
-        });
-    }
-    let recipients = i32::try_from(members.len()).unwrap_or(i32::MAX);
-    store::set_status(tx, &org, &c.campaign_id, "launched", recipients, at).await?;
-    out.emit(|metadata| CampaignLaunched {
-        metadata,
-        campaign_id: c.campaign_id,
-        recipients,
-        first_send_at: due.iter().min().map(DateTime::timestamp_millis),
-        last_send_at: due.iter().max().map(DateTime::timestamp_millis),
-    });
     Ok(())
 }
 
 pub(crate) async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: CancelCampaign = out.message.record()?;
+    let campaign_id = campaigns::parse_named(&c.campaign_id).map_err(malformed::<CancelCampaign>)?;
     let at = out.message.occurred_at()?;
     let org = c.metadata.organization_id.clone();
-    let Some(campaign) = store::campaign(tx, &org, &c.campaign_id).await? else {
-        out.refuse_catalog::<CancelCampaign>(
-            "campaign_not_found",
-            format!("campaign {} does not exist", c.campaign_id),
-        );
-        return Ok(());
+    let campaign =
+        store::campaign(tx, &org, &c.campaign_id).await?.as_ref().map(state::campaign).transpose()?;
+    let cancelled = match campaigns::decide_cancel(campaign.as_ref(), &campaign_id, &c.metadata) {
+        Ok(cancelled) => cancelled,
+        Err(refusal) => {
+            out.refuse_catalog::<CancelCampaign>(refusal);
+            return Ok(());
+        }
     };
-    if campaign.status == "cancelled" {
-        out.refuse_catalog::<CancelCampaign>(
-            "campaign_cancelled",
-            format!("campaign {} is already cancelled", c.campaign_id),
-        );
-        return Ok(());
-    }
     store::set_status(tx, &org, &c.campaign_id, "cancelled", 0, at).await?;
     // What is already waiting stops here (as the log tells it: one the worker has already sent is
     // cancelled too, and its report, applied after, says it went out); what is still on its way is
@@ -238,7 +172,7 @@ pub(crate) async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
             reason: "campaign_cancelled".into(),
         });
     }
-    out.emit(|metadata| CampaignCancelled { metadata, campaign_id: c.campaign_id });
+    out.emit(|metadata| CampaignCancelled { metadata, ..cancelled });
     Ok(())
 }
 
@@ -278,7 +212,7 @@ pub(crate) async fn triggered(
     let org = &message.metadata.organization_id;
     if let Some(campaign) = store::automated_for(tx, org, &message.record_type).await? {
         let name = format!("{}/{}", message.metadata.event_id, campaign.campaign_id);
-        send.notification_id = id_for("ntf", &name);
+        send.notification_id = campaigns::id_for("ntf", &name);
         send.channel = campaign.channel;
         send.category = campaign.category;
         send.template_id = campaign.template_id;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
 use studyspot_consumer_runtime::{Effects, HandleError, Handler, Inbound, Out, malformed};
-use studyspot_notifications_projection::store::{self, NotificationRow, PreferencesRow, Template};
+use studyspot_notifications_projection::store::{self, NotificationRow, PreferencesRow};
 use studyspot_schemas::{
     Record,
     notifications::{
@@ -22,13 +22,15 @@ use studyspot_schemas::{
 use crate::{
     alert_triggers, campaigns,
     decide::{
-        self, Malformed, digests, reports,
+        self, Malformed, digests,
+        notifications::{self, ReleaseState},
+        reports,
         routing::{self, Route, SentToday},
-        templates::{self, Parts},
         waiting::{self, Release},
     },
     endpoints,
     shell::{ACTOR, NotificationsOut},
+    state,
 };
 
 #[derive(Debug, Default, Clone)]
@@ -123,13 +125,16 @@ fn parse(p: &PreferencesRow) -> routing::Preferences {
     }
 }
 
+/// A notification: the commanded ones, those other domains' events ask for, and a disabled
+/// endpoint's notice to its owner.
 async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> Result<(), HandleError> {
+    let parsed = notifications::parse_send(&c).map_err(malformed::<SendNotification>)?;
     let at = out.message.occurred_at()?;
     let org = c.metadata.organization_id.clone();
     // Ids are the client's: one taken in another organization is free in this one.
-    if store::load(tx, &org, &c.notification_id).await?.is_some() {
-        let reason = format!("notification {} already exists", c.notification_id);
-        out.refuse::<SendNotification>(&c.recipient_id, "notification_exists", reason);
+    let exists = store::load(tx, &org, &c.notification_id).await?.is_some();
+    if let Err(refusal) = notifications::decide_new(exists, &parsed) {
+        out.refuse::<SendNotification>(&c.recipient_id, refusal);
         return Ok(());
     }
     let mut send_at = match c.send_at {
@@ -167,46 +172,22 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
         "" => "in_app".to_owned(),
         named => named.to_owned(),
     };
-    // Render first: a message that cannot be written is refused, whoever it was for.
-    let (rendered, template) = match &c.template_id {
+    // The organization's template in the channel and locale, when the send names one.
+    let locale = c.locale.clone().unwrap_or_else(|| "en".into());
+    let template = match &c.template_id {
         Some(id) => {
-            let locale = c.locale.clone().unwrap_or_else(|| "en".into());
-            let template = store::template(tx, &org, id, &channel, &locale).await?;
-            // Without the organization's template, the command's own text is the template.
-            let parts = match &template {
-                Some(t) => Parts { subject: t.subject.as_deref(), body: &t.body, html: t.html.as_deref() },
-                None if !c.body.is_empty() => {
-                    Parts { subject: c.subject.as_deref(), body: &c.body, html: None }
-                }
-                None => {
-                    let reason = format!("template {id} has no {channel} version in {locale} or en");
-                    out.refuse::<SendNotification>(&c.recipient_id, "template_not_found", reason);
-                    return Ok(());
-                }
-            };
-            match templates::render(&parts, &c.variables) {
-                Ok(r) => (r, template),
-                Err(e) => {
-                    let code = templates::refusal_code(&e, "template_render_failed");
-                    out.refuse::<SendNotification>(&c.recipient_id, code, e.to_string());
-                    return Ok(());
-                }
-            }
+            store::template(tx, &org, id, &channel, &locale).await?.map(state::template).transpose()?
         }
-        // Text with variables (a campaign's, personalized) is a template of its own.
-        None if !c.variables.is_empty() => {
-            let parts = Parts { subject: c.subject.as_deref(), body: &c.body, html: None };
-            match templates::render(&parts, &c.variables) {
-                Ok(r) => (r, None),
-                Err(e) => {
-                    let code = templates::refusal_code(&e, "template_render_failed");
-                    out.refuse::<SendNotification>(&c.recipient_id, code, e.to_string());
-                    return Ok(());
-                }
-            }
-        }
-        None => (templates::Rendered { subject: c.subject.clone(), body: c.body.clone(), html: None }, None),
+        None => None,
     };
+    let composed = match notifications::decide_message(template.as_ref(), &parsed, &channel, &locale) {
+        Ok(composed) => composed,
+        Err(refusal) => {
+            out.refuse::<SendNotification>(&c.recipient_id, refusal);
+            return Ok(());
+        }
+    };
+    let (rendered, template) = (composed.rendered, composed.template);
     let request = routing::Request {
         recipient_id: &c.recipient_id,
         channel: &channel,
@@ -244,7 +225,7 @@ async fn send(tx: &mut PgConnection, out: &mut Out<'_>, c: SendNotification) -> 
         body: rendered.body,
         html: rendered.html,
         status: "queued".into(),
-        template_id: template.as_ref().map(|t| t.template_id.clone()),
+        template_id: template.as_ref().map(|t| t.template_id.to_string()),
         template_version: template.as_ref().map(|t| t.version),
         locale: template.map(|t| t.locale),
         critical: c.critical,
@@ -429,33 +410,39 @@ async fn mark_read(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), Handl
 
 async fn release(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: ReleaseNotification = out.message.record()?;
+    let named = notifications::named(&c.notification_id, &c.recipient_id)
+        .map_err(malformed::<ReleaseNotification>)?;
     let at = out.message.occurred_at()?;
     // Within the command's organization: another's notification of that id is not found.
     let org = c.metadata.organization_id.clone();
-    let found = store::load(tx, &org, &c.notification_id).await?.filter(|n| n.recipient_id == c.recipient_id);
-    let Some(row) = found else {
-        let reason = format!("notification {} does not exist for {}", c.notification_id, c.recipient_id);
-        out.refuse::<ReleaseNotification>(&c.recipient_id, "notification_not_found", reason);
-        return Ok(());
-    };
+    let row = store::load(tx, &org, &c.notification_id).await?;
     // A digested message goes out with its digest: sending now sends the digest now.
-    let target = match (&row.digest_id, row.status.as_str()) {
-        (Some(digest_id), "digested") => store::load(tx, &org, digest_id).await?,
-        _ => Some(row.clone()),
-    };
-    let digest = match &target {
-        Some(t) => {
-            studyspot_notifications_projection::campaigns::digest(tx, &org, &t.notification_id).await?
-        }
+    let target = match row.as_ref().map(|r| (&r.digest_id, r.status.as_str())) {
+        Some((Some(digest_id), "digested")) => store::load(tx, &org, digest_id).await?,
+        Some(_) => row.clone(),
         None => None,
     };
-    let decision = target
-        .as_ref()
-        .map_or(Release::NotWaiting, |t| waiting::release(&t.status, t.not_before, digest.is_some(), at));
-    let (Some(mut target), Release::Due { brought_forward, seal }) = (target, decision) else {
-        let reason =
-            format!("notification {} is {}: nothing waits to be sent", c.notification_id, row.status);
-        out.refuse::<ReleaseNotification>(&c.recipient_id, "notification_not_waiting", reason);
+    let is_digest = match &target {
+        Some(t) => studyspot_notifications_projection::campaigns::digest(tx, &org, &t.notification_id)
+            .await?
+            .is_some(),
+        None => false,
+    };
+    let given = ReleaseState {
+        notification: row.as_ref().map(state::notification).transpose()?,
+        target: target.as_ref().map(|t| state::waiting(t, is_digest)),
+    };
+    let (Some(mut target), Release::Due { brought_forward, seal }) = (
+        target,
+        match notifications::decide_release(&given, &named, at) {
+            Ok(due) => due,
+            Err(refusal) => {
+                out.refuse::<ReleaseNotification>(&c.recipient_id, refusal);
+                return Ok(());
+            }
+        },
+    ) else {
+        // Decided above: nothing waiting is refused.
         return Ok(());
     };
     if seal {
@@ -543,16 +530,19 @@ async fn delivery_outcome(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<()
             o.outcome
         ))));
     }
+    let named = notifications::named(&o.notification_id, &o.recipient_id)
+        .map_err(malformed::<RecordDeliveryOutcome>)?;
     let at = out.message.occurred_at()?;
     // Within the command's organization: another's notification of that id is not found.
     let org = o.metadata.organization_id.clone();
-    let Some(mut row) =
-        store::load(tx, &org, &o.notification_id).await?.filter(|n| n.recipient_id == o.recipient_id)
-    else {
-        let reason = format!("notification {} does not exist for {}", o.notification_id, o.recipient_id);
-        out.refuse::<RecordDeliveryOutcome>(&o.recipient_id, "notification_not_found", reason);
+    let loaded = store::load(tx, &org, &o.notification_id).await?;
+    let given = loaded.as_ref().map(state::notification).transpose()?;
+    if let Err(refusal) = notifications::decide_found(given.as_ref(), &named) {
+        out.refuse::<RecordDeliveryOutcome>(&o.recipient_id, refusal);
         return Ok(());
-    };
+    }
+    // Decided above: found, and the recipient's.
+    let Some(mut row) = loaded else { return Ok(()) };
     let delivery = store::delivery_status(tx, &org, &o.notification_id).await?;
     if !reports::report_applies(&row.status, delivery.as_deref()) {
         return Ok(());
@@ -706,23 +696,17 @@ async fn cancel(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleEr
 
 async fn create_template(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: CreateTemplate = out.message.record()?;
-    decide::validate_template(&c).map_err(malformed::<CreateTemplate>)?;
+    let parsed = notifications::parse_template(&c).map_err(malformed::<CreateTemplate>)?;
     let at = out.message.occurred_at()?;
-    let parts = Parts { subject: c.subject.as_deref(), body: &c.body, html: c.html.as_deref() };
-    if let Err(e) = templates::render(&parts, &c.sample_variables) {
-        out.refuse_catalog::<CreateTemplate>(templates::refusal_code(&e, "template_invalid"), e.to_string());
-        return Ok(());
-    }
-    let template = Template {
-        template_id: c.template_id.clone(),
-        channel: c.channel.clone(),
-        locale: c.locale.clone(),
-        version: 0,
-        subject: c.subject.clone(),
-        body: c.body.clone(),
-        html: c.html.clone(),
+    let template = match notifications::decide_template(&parsed) {
+        Ok(template) => template,
+        Err(refusal) => {
+            out.refuse_catalog::<CreateTemplate>(refusal);
+            return Ok(());
+        }
     };
-    let version = store::insert_template(tx, &c.metadata.organization_id, &template, at).await?;
+    let version =
+        store::insert_template(tx, &c.metadata.organization_id, &state::template_row(template), at).await?;
     out.emit(|metadata| TemplatePublished {
         metadata,
         template_id: c.template_id,

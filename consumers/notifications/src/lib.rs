@@ -10,6 +10,7 @@ pub mod delivery;
 mod endpoints;
 pub mod handler;
 mod shell;
+mod state;
 pub mod tracking;
 pub mod triggers;
 

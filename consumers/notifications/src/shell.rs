@@ -1,7 +1,7 @@
 //! What the handler and the modules it dispatches to (campaigns, tracking) share around the
-//! runtime's [`Out`]: notifications' two rejection records.
+//! runtime's [`Out`]: notifications' two rejection records, for the core's refusals.
 
-use studyspot_consumer_runtime::Out;
+use studyspot_consumer_runtime::{Out, Refusal};
 use studyspot_schemas::{
     Record,
     notifications::{CatalogCommandRejected, CommandRejected},
@@ -12,13 +12,13 @@ pub(crate) const ACTOR: &str = "service:notifications";
 /// Notifications' refusals: of an organization-wide command, or of one for a recipient.
 pub(crate) trait NotificationsOut {
     /// An organization-wide command refused (templates, campaigns).
-    fn refuse_catalog<C: Record>(&mut self, code: &'static str, reason: String);
+    fn refuse_catalog<C: Record>(&mut self, refusal: Refusal);
     /// A command for `recipient_id` refused.
-    fn refuse<C: Record>(&mut self, recipient_id: &str, code: &'static str, reason: String);
+    fn refuse<C: Record>(&mut self, recipient_id: &str, refusal: Refusal);
 }
 
 impl NotificationsOut for Out<'_> {
-    fn refuse_catalog<C: Record>(&mut self, code: &'static str, reason: String) {
+    fn refuse_catalog<C: Record>(&mut self, Refusal { code, reason }: Refusal) {
         let command_id = self.command_id();
         self.reject(|metadata| CatalogCommandRejected {
             metadata,
@@ -29,7 +29,7 @@ impl NotificationsOut for Out<'_> {
         });
     }
 
-    fn refuse<C: Record>(&mut self, recipient_id: &str, code: &'static str, reason: String) {
+    fn refuse<C: Record>(&mut self, recipient_id: &str, Refusal { code, reason }: Refusal) {
         let command_id = self.command_id();
         self.reject(|metadata| CommandRejected {
             metadata,

@@ -12,7 +12,11 @@ use studyspot_notifications_projection::{
 };
 use studyspot_schemas::notifications::{DELIVERY_STATUSES, NotificationTracked, RecordDeliveryStatus};
 
-use crate::{decide::Malformed, shell::NotificationsOut};
+use crate::{
+    decide::{Malformed, notifications},
+    shell::NotificationsOut,
+    state,
+};
 
 /// The shape the contract cannot express: a known status, a click's http(s) target, the ids.
 pub fn validate(c: &RecordDeliveryStatus) -> Result<(), Malformed> {
@@ -46,17 +50,20 @@ pub fn validate(c: &RecordDeliveryStatus) -> Result<(), Malformed> {
 pub(crate) async fn record_status(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), HandleError> {
     let c: RecordDeliveryStatus = out.message.record()?;
     validate(&c).map_err(malformed::<RecordDeliveryStatus>)?;
+    let named = notifications::named(&c.notification_id, &c.recipient_id)
+        .map_err(malformed::<RecordDeliveryStatus>)?;
     let at = out.message.occurred_at()?;
     // Within the command's organization (the signed link's, or the one the provider's message id
     // was found in): another's notification of that id is not found.
     let org = &c.metadata.organization_id;
-    let Some(row) =
-        store::load(tx, org, &c.notification_id).await?.filter(|n| n.recipient_id == c.recipient_id)
-    else {
-        let reason = format!("notification {} does not exist for {}", c.notification_id, c.recipient_id);
-        out.refuse::<RecordDeliveryStatus>(&c.recipient_id, "notification_not_found", reason);
+    let loaded = store::load(tx, org, &c.notification_id).await?;
+    let given = loaded.as_ref().map(state::notification).transpose()?;
+    if let Err(refusal) = notifications::decide_found(given.as_ref(), &named) {
+        out.refuse::<RecordDeliveryStatus>(&c.recipient_id, refusal);
         return Ok(());
-    };
+    }
+    // Decided above: found, and the recipient's.
+    let Some(row) = loaded else { return Ok(()) };
     let applied = tracking::apply(
         tx,
         &StatusEvent {

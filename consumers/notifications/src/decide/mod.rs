@@ -1,7 +1,10 @@
-//! Notification decisions: no I/O, no clock.
+//! Notification decisions: no I/O, no clock. Every refusal is decided here, from domain state the
+//! handler loaded (typed ids, not projection rows); the handler only loads, calls, writes and
+//! emits.
 
 pub mod campaigns;
 pub mod digests;
+pub mod notifications;
 pub mod reports;
 pub mod routing;
 pub mod templates;
@@ -11,8 +14,23 @@ use studyspot_schemas::notifications::{CATEGORIES, CreateTemplate, SendNotificat
 
 pub use studyspot_schemas::notifications::CHANNELS;
 
-pub use studyspot_consumer_runtime::Malformed;
 use studyspot_consumer_runtime::filled as blank;
+pub use studyspot_consumer_runtime::{Malformed, Refusal};
+use studyspot_ids::ParseError;
+
+/// A field as its typed id, once [`blank`] (or a command's own check) has passed on it: the
+/// checks that existed before the types keep their messages.
+pub fn parse<T: std::str::FromStr<Err = ParseError>>(field: &str, value: &str) -> Result<T, Malformed> {
+    value.parse().map_err(|e: ParseError| Malformed(e.for_field(field)))
+}
+
+/// An optional field as its typed id.
+pub fn parse_opt<T: std::str::FromStr<Err = ParseError>>(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<T>, Malformed> {
+    value.map(|v| parse(field, v)).transpose()
+}
 
 fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), Malformed> {
     if allowed.contains(&value) {
