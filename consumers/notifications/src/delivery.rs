@@ -32,6 +32,7 @@ use studyspot_notification_channels::{
     message_key,
 };
 use studyspot_notifications_projection::store::{self, Due};
+use tokio::sync::Semaphore;
 
 use crate::endpoints::{DISABLED, Endpoints, Gate};
 use studyspot_schemas::{
@@ -126,23 +127,27 @@ pub fn sidecar() -> Sidecar {
                 unrecorded: Arc::default(),
             };
             let poll = Duration::from_millis(d.poll_interval_ms.max(10));
+            let slots = Arc::new(Semaphore::new(usize::try_from(worker.concurrency).unwrap_or(16)));
             loop {
-                let busy = match worker.round().await {
+                let busy = match worker.round(&slots).await {
                     Ok(n) => n > 0,
                     Err(e) => {
                         tracing::warn!(error = %e, "delivery round failed; retrying");
                         false
                     }
                 };
+                if ctx.shutdown.is_cancelled() {
+                    break;
+                }
                 if !busy {
                     tokio::select! {
-                        () = ctx.shutdown.cancelled() => return,
+                        () = ctx.shutdown.cancelled() => break,
                         () = tokio::time::sleep(poll) => {}
                     }
-                } else if ctx.shutdown.is_cancelled() {
-                    return;
                 }
             }
+            // Sends in flight are recorded before the worker ends.
+            let _ = slots.acquire_many(u32::try_from(worker.concurrency).unwrap_or(16)).await;
         })
     })
 }
@@ -170,20 +175,42 @@ fn worker_metadata(
 }
 
 impl Worker {
-    /// One lease of due deliveries, sent concurrently, and the seals of due digests asked for;
-    /// returns how many of both.
-    async fn round(&self) -> Result<usize, Failure> {
+    /// Leases due deliveries for the free slots (at least a quarter of them, waiting for that
+    /// many) and sends each in a task of its own that holds its slot until the outcome is
+    /// recorded; asks for the seals of due digests. Returns how many of both.
+    ///
+    /// Slots rather than rounds: a round of `concurrency` sends waited for its slowest one before
+    /// leasing again, so one slow endpoint held every slot idle (notifications drained a backlog
+    /// at the pace of each round's slowest send). Waiting for a quarter of the slots keeps a lease
+    /// (a commit of its own) for several deliveries.
+    async fn round(&self, slots: &Arc<Semaphore>) -> Result<usize, Failure> {
         let asked = self.ask_seals().await?;
+        if asked > 0 {
+            self.outbox.wake();
+        }
+        let concurrency = u32::try_from(self.concurrency).unwrap_or(16);
+        let mut held = slots.clone().acquire_many_owned((concurrency / 4).max(1)).await?;
+        if let Ok(more) =
+            slots.clone().try_acquire_many_owned(u32::try_from(slots.available_permits()).unwrap_or(0))
+        {
+            held.merge(more);
+        }
         let mut tx = self.pool.begin().await?;
-        let due = store::lease_due(&mut tx, Utc::now(), self.concurrency, self.lease_secs).await?;
+        let free = i64::try_from(held.num_permits()).unwrap_or(self.concurrency);
+        let due = store::lease_due(&mut tx, Utc::now(), free, self.lease_secs).await?;
         tx.commit().await?;
         let n = due.len() + asked;
-        let results = futures::future::join_all(due.into_iter().map(|d| self.deliver(d))).await;
-        for r in results {
-            r?;
-        }
-        if n > 0 {
-            self.outbox.wake();
+        for d in due {
+            let Some(slot) = held.split(1) else { break };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                let notification = d.notification_id.clone();
+                if let Err(e) = worker.deliver(d).await {
+                    tracing::warn!(%notification, error = %e, "delivery failed; it is tried again when its lease ends");
+                }
+                worker.outbox.wake();
+                drop(slot);
+            });
         }
         Ok(n)
     }
