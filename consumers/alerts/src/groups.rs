@@ -21,7 +21,7 @@ use crate::{
 fn grouped_alert(m: &Member, status: &str) -> GroupedAlert {
     GroupedAlert {
         fingerprint: m.fingerprint.clone(),
-        rule_id: m.rule_id.clone(),
+        rule_id: m.rule_id.to_string(),
         alert_name: m.labels.get("alertname").cloned().unwrap_or_default(),
         severity: m.severity.clone(),
         labels: m.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -47,7 +47,7 @@ pub(crate) async fn apply(
         insights::load_groups(tx, org).await?.into_iter().map(from_json).collect::<Result<_, _>>()?;
     let decided = grouping::apply(now, routes, outcome.notifications.clone(), |fp| outcome.alert(fp), groups);
     for g in &decided.groups {
-        insights::upsert_group(tx, org, &g.group_key, &g.route_id, &to_json(g)?, at).await?;
+        insights::upsert_group(tx, org, &g.group_key, g.route_id.as_str(), &to_json(g)?, at).await?;
     }
     for key in &decided.ended {
         insights::delete_group(tx, org, key).await?;
@@ -77,7 +77,7 @@ async fn tell(
         &GroupNotificationRow {
             organization_id: org,
             group_key: &told.group_key,
-            route_id: &told.route_id,
+            route_id: told.route_id.as_str(),
             status: told.status(),
             receivers: to_json(&told.receivers)?,
             alerts: to_json(&alerts)?,
@@ -89,7 +89,7 @@ async fn tell(
     .await?;
     out.emit_record(AlertGroupNotified {
         metadata,
-        route_id: told.route_id.clone(),
+        route_id: told.route_id.to_string(),
         group_key: told.group_key.clone(),
         group_labels: told.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>(),
         status: told.status().into(),

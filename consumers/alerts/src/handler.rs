@@ -215,7 +215,7 @@ async fn define_rule(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), Han
     };
     let row = RuleRow {
         organization_id: out.org(),
-        rule_id: &rule.rule_id,
+        rule_id: rule.rule_id.as_str(),
         name: &rule.name,
         severity: &rule.severity,
         enabled: rule.enabled,
@@ -223,7 +223,7 @@ async fn define_rule(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), Han
         at: out.message.occurred_at()?,
     };
     alerting::upsert_rule(tx, &row).await?;
-    out.changed("rule", &rule.rule_id, "defined");
+    out.changed("rule", rule.rule_id.as_str(), "defined");
     Ok(())
 }
 
@@ -237,8 +237,9 @@ async fn define_route(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), Ha
         }
     };
     let at = out.message.occurred_at()?;
-    alerting::upsert_config(tx, ConfigKind::Route, out.org(), &route.route_id, &to_json(&route)?, at).await?;
-    out.changed("route", &route.route_id, "defined");
+    alerting::upsert_config(tx, ConfigKind::Route, out.org(), route.route_id.as_str(), &to_json(&route)?, at)
+        .await?;
+    out.changed("route", route.route_id.as_str(), "defined");
     Ok(())
 }
 
@@ -253,15 +254,16 @@ async fn define_inhibit_rule(tx: &mut PgConnection, out: &mut Out<'_>) -> Result
     };
     let at = out.message.occurred_at()?;
     let id = rule.inhibit_rule_id.clone();
-    alerting::upsert_config(tx, ConfigKind::InhibitRule, out.org(), &id, &to_json(&rule)?, at).await?;
-    out.changed("inhibit_rule", &id, "defined");
+    alerting::upsert_config(tx, ConfigKind::InhibitRule, out.org(), id.as_str(), &to_json(&rule)?, at)
+        .await?;
+    out.changed("inhibit_rule", id.as_str(), "defined");
     Ok(())
 }
 
 async fn write_silence(tx: &mut PgConnection, message: &Inbound, s: &Silence) -> Result<(), HandleError> {
     let row = SilenceRow {
         organization_id: &message.metadata.organization_id,
-        silence_id: &s.silence_id,
+        silence_id: s.silence_id.as_str(),
         starts_at: time::<CreateSilence>("starts_at", s.starts_at)?,
         ends_at: time::<CreateSilence>("ends_at", s.ends_at)?,
         created_by: &s.created_by,
@@ -283,7 +285,7 @@ async fn create_silence(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
         }
     };
     write_silence(tx, out.message, &silence).await?;
-    out.changed("silence", &silence.silence_id, "defined");
+    out.changed("silence", silence.silence_id.as_str(), "defined");
     Ok(())
 }
 
@@ -294,7 +296,7 @@ async fn expire_silence(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
     match Silence::decide_expire(stored.as_ref(), &c.silence_id, c.metadata.occurred_at) {
         Ok(expired) => {
             write_silence(tx, out.message, &expired).await?;
-            out.changed("silence", &expired.silence_id, "expired");
+            out.changed("silence", expired.silence_id.as_str(), "expired");
         }
         Err(refusal) => out.refuse::<ExpireSilence>(refusal),
     }
@@ -365,7 +367,7 @@ async fn evaluate_rules(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
         let row = AlertRow {
             organization_id: &org,
             fingerprint: &a.fingerprint,
-            rule_id: &a.rule_id,
+            rule_id: a.rule_id.as_str(),
             state: a.state.as_str(),
             severity: &a.severity,
             labels: labels_json(&a.labels)?,
@@ -386,7 +388,7 @@ async fn evaluate_rules(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
             &HistoryRow {
                 organization_id: &org,
                 fingerprint: &t.fingerprint,
-                rule_id: &t.rule_id,
+                rule_id: t.rule_id.as_str(),
                 labels: labels_json(&t.labels)?,
                 from_state: t.from.as_str(),
                 to_state: t.to.as_str(),
@@ -399,7 +401,7 @@ async fn evaluate_rules(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(), 
         out.emit_record(AlertStateChanged {
             metadata,
             fingerprint: t.fingerprint.clone(),
-            rule_id: t.rule_id.clone(),
+            rule_id: t.rule_id.to_string(),
             labels: hash_map(&t.labels),
             from_state: t.from.as_str().into(),
             to_state: t.to.as_str().into(),
@@ -432,7 +434,7 @@ async fn notify(
     let mut row = NotificationRow {
         organization_id: org,
         fingerprint: &alert.fingerprint,
-        rule_id: &alert.rule_id,
+        rule_id: alert.rule_id.as_str(),
         decision: "suppressed",
         reason: None,
         receivers: serde_json::Value::Array(Vec::new()),
@@ -459,7 +461,7 @@ async fn notify(
             out.emit_record(AlertFired {
                 metadata,
                 fingerprint: alert.fingerprint.clone(),
-                rule_id: alert.rule_id.clone(),
+                rule_id: alert.rule_id.to_string(),
                 alert_name,
                 severity: alert.severity.clone(),
                 labels: hash_map(&alert.labels),
@@ -485,7 +487,7 @@ async fn notify(
             out.emit_record(AlertResolved {
                 metadata,
                 fingerprint: alert.fingerprint.clone(),
-                rule_id: alert.rule_id.clone(),
+                rule_id: alert.rule_id.to_string(),
                 alert_name,
                 severity: alert.severity.clone(),
                 labels: hash_map(&alert.labels),

@@ -3,6 +3,7 @@
 //! `Ok(Err(Refusal))` for a well-formed command the domain refuses.
 
 use serde::{Deserialize, Serialize};
+use studyspot_ids::{InhibitRuleId, RecipientId, RouteId, RuleId, SilenceId};
 use studyspot_schemas::alerts::{
     CreateSilence, DefineAlertRule, DefineInhibitRule, DefineRoute, Receiver as ReceiverRecord,
 };
@@ -70,7 +71,7 @@ impl Comparison {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
-    pub rule_id: String,
+    pub rule_id: RuleId,
     pub name: String,
     pub kind: Kind,
     pub metric: String,
@@ -93,6 +94,14 @@ pub struct Rule {
 fn parse<T: for<'de> Deserialize<'de>>(field: &str, value: &str) -> Result<T, Malformed> {
     serde_json::from_value(serde_json::Value::String(value.to_owned()))
         .map_err(|_| Malformed(format!("{field} {value:?} is not one of the allowed values")))
+}
+
+/// An id the command's own check found filled, as its type (the check keeps its message).
+fn id<T: std::str::FromStr<Err = studyspot_ids::ParseError>>(
+    field: &str,
+    value: &str,
+) -> Result<T, Malformed> {
+    value.parse().map_err(|e: studyspot_ids::ParseError| Malformed(e.for_field(field)))
 }
 
 impl Rule {
@@ -129,7 +138,7 @@ impl Rule {
             Err(r) => return Ok(Err(r)),
         };
         Ok(Ok(Self {
-            rule_id: c.rule_id.clone(),
+            rule_id: id("rule_id", &c.rule_id)?,
             name: c.name.clone(),
             kind: parse("kind", &c.kind)?,
             metric: c.metric.clone(),
@@ -153,13 +162,13 @@ impl Rule {
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Receiver {
-    pub recipient_id: String,
+    pub recipient_id: RecipientId,
     pub channel: String,
 }
 
 impl Receiver {
     pub fn to_record(&self) -> ReceiverRecord {
-        ReceiverRecord { recipient_id: self.recipient_id.clone(), channel: self.channel.clone() }
+        ReceiverRecord { recipient_id: self.recipient_id.to_string(), channel: self.channel.clone() }
     }
 }
 
@@ -168,7 +177,7 @@ pub const EVERY_LABEL: &str = "...";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Route {
-    pub route_id: String,
+    pub route_id: RouteId,
     pub matchers: Vec<Matcher>,
     pub receivers: Vec<Receiver>,
     pub mute_time_intervals: Vec<TimeInterval>,
@@ -200,7 +209,10 @@ impl Route {
                     CHANNELS.join(", ")
                 )));
             }
-            receivers.push(Receiver { recipient_id: r.recipient_id.clone(), channel: r.channel.clone() });
+            receivers.push(Receiver {
+                recipient_id: id("recipient_id", &r.recipient_id)?,
+                channel: r.channel.clone(),
+            });
         }
         let mute_time_intervals =
             c.mute_time_intervals.iter().map(TimeInterval::from_record).collect::<Result<Vec<_>, _>>()?;
@@ -214,8 +226,9 @@ impl Route {
         if let Some(bad) = c.group_by.iter().find(|l| !every && !valid_label_name(l)) {
             return Err(Malformed(format!("group_by label {bad:?} is not a valid label name")));
         }
+        let route_id = id("route_id", &c.route_id)?;
         Ok(from_records(&c.matchers)?.map(|matchers| Self {
-            route_id: c.route_id.clone(),
+            route_id,
             matchers,
             receivers,
             mute_time_intervals,
@@ -232,7 +245,7 @@ impl Route {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InhibitRule {
-    pub inhibit_rule_id: String,
+    pub inhibit_rule_id: InhibitRuleId,
     pub source_matchers: Vec<Matcher>,
     pub target_matchers: Vec<Matcher>,
     pub equal: Vec<String>,
@@ -253,8 +266,9 @@ impl InhibitRule {
             Ok(m) => m,
             Err(r) => return Ok(Err(r)),
         };
+        let inhibit_rule_id = id("inhibit_rule_id", &c.inhibit_rule_id)?;
         Ok(from_records(&c.target_matchers)?.map(|target_matchers| Self {
-            inhibit_rule_id: c.inhibit_rule_id.clone(),
+            inhibit_rule_id,
             source_matchers,
             target_matchers,
             equal: c.equal.clone(),
@@ -273,7 +287,7 @@ impl InhibitRule {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Silence {
-    pub silence_id: String,
+    pub silence_id: SilenceId,
     pub matchers: Vec<Matcher>,
     pub starts_at: i64,
     pub ends_at: i64,
@@ -295,8 +309,9 @@ impl Silence {
         if c.ends_at <= c.metadata.occurred_at {
             return Ok(Err(Refusal::new("silence_already_ended", "ends_at is already past")));
         }
+        let silence_id = id("silence_id", &c.silence_id)?;
         Ok(from_records(&c.matchers)?.map(|matchers| Self {
-            silence_id: c.silence_id.clone(),
+            silence_id,
             matchers,
             starts_at: c.starts_at,
             ends_at: c.ends_at,
@@ -337,7 +352,7 @@ mod tests {
 
     fn silence() -> Silence {
         Silence {
-            silence_id: "sil_1".into(),
+            silence_id: "sil_1".parse().expect("id"),
             matchers: Vec::new(),
             starts_at: 1_000,
             ends_at: 5_000,

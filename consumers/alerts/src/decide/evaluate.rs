@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use studyspot_ids::RuleId;
 
 use super::{
     Labels,
@@ -47,7 +48,7 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub fingerprint: String,
-    pub rule_id: String,
+    pub rule_id: RuleId,
     pub labels: Labels,
     pub annotations: Labels,
     pub severity: String,
@@ -69,7 +70,7 @@ pub struct Alert {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     pub fingerprint: String,
-    pub rule_id: String,
+    pub rule_id: RuleId,
     pub labels: Labels,
     pub from: State,
     pub to: State,
@@ -173,7 +174,7 @@ pub fn evaluate(tick: &Tick<'_>) -> Outcome {
                 continue;
             }
             let labels = alert_labels(rule, &group);
-            let fp = fingerprint(&rule.rule_id, &labels);
+            let fp = fingerprint(rule.rule_id.as_str(), &labels);
             holding.insert(fp.clone());
             let alert = alerts.entry(fp.clone()).or_insert_with(|| Alert {
                 fingerprint: fp.clone(),

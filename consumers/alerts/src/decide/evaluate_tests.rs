@@ -28,7 +28,7 @@ fn m(name: &str, op: &str, value: &str) -> M {
 fn failure_rate_rule() -> DefineAlertRule {
     DefineAlertRule {
         metadata: EventMetadata::example(),
-        rule_id: "rul_pay".into(),
+        rule_id: "rul_pay".parse().expect("id"),
         name: "PaymentFailureRate".into(),
         kind: "ratio".into(),
         metric: "studyspot_payments".into(),
@@ -56,9 +56,9 @@ fn rule(c: DefineAlertRule) -> Rule {
 fn route(id: &str, matchers: Vec<M>, recipient: &str, mute: Vec<T>) -> Route {
     Route::from_command(&DefineRoute {
         metadata: EventMetadata::example(),
-        route_id: id.into(),
+        route_id: id.parse().expect("id"),
         matchers,
-        receivers: vec![R { recipient_id: recipient.into(), channel: "webhook".into() }],
+        receivers: vec![R { recipient_id: recipient.parse().expect("id"), channel: "webhook".into() }],
         mute_time_intervals: mute,
         group_by: vec!["...".into()],
         group_wait_seconds: 0,

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use studyspot_ids::{RouteId, RuleId};
 
 use super::{
     Labels,
@@ -31,7 +32,7 @@ fn grouped(route: &Route) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Member {
     pub fingerprint: String,
-    pub rule_id: String,
+    pub rule_id: RuleId,
     pub labels: Labels,
     pub annotations: Labels,
     pub severity: String,
@@ -58,7 +59,7 @@ impl Member {
 /// A group as the projection keeps it between ticks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
-    pub route_id: String,
+    pub route_id: RouteId,
     pub group_key: String,
     pub labels: Labels,
     pub created_at: i64,
@@ -76,7 +77,7 @@ pub struct Group {
 /// One notification for a group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupNotification {
-    pub route_id: String,
+    pub route_id: RouteId,
     pub group_key: String,
     pub labels: Labels,
     pub receivers: Vec<Receiver>,

@@ -8,9 +8,9 @@ const MIN: i64 = 60_000;
 
 fn route(id: &str, group_by: &[&str], wait: i64, interval: i64, recipient: &str) -> Route {
     Route {
-        route_id: id.into(),
+        route_id: id.parse().expect("id"),
         matchers: Vec::new(),
-        receivers: vec![Receiver { recipient_id: recipient.into(), channel: "email".into() }],
+        receivers: vec![Receiver { recipient_id: recipient.parse().expect("id"), channel: "email".into() }],
         mute_time_intervals: Vec::new(),
         group_by: group_by.iter().map(|l| (*l).to_owned()).collect(),
         group_wait_ms: wait,
@@ -21,7 +21,7 @@ fn route(id: &str, group_by: &[&str], wait: i64, interval: i64, recipient: &str)
 fn alert(fp: &str, venue: &str, state: State) -> Alert {
     Alert {
         fingerprint: fp.into(),
-        rule_id: "rul_occupancy".into(),
+        rule_id: "rul_occupancy".parse().expect("id"),
         labels: [("alertname", "VenueFull"), ("venue_id", venue), ("team", "ops")]
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -45,7 +45,7 @@ fn fired(fp: &str, recipients: &[&str]) -> Notification {
         fingerprint: fp.into(),
         receivers: recipients
             .iter()
-            .map(|r| Receiver { recipient_id: (*r).into(), channel: "email".into() })
+            .map(|r| Receiver { recipient_id: r.parse().expect("id"), channel: "email".into() })
             .collect(),
         repeat: false,
     }
@@ -56,7 +56,7 @@ fn resolved(fp: &str, recipients: &[&str]) -> Notification {
         fingerprint: fp.into(),
         receivers: recipients
             .iter()
-            .map(|r| Receiver { recipient_id: (*r).into(), channel: "email".into() })
+            .map(|r| Receiver { recipient_id: r.parse().expect("id"), channel: "email".into() })
             .collect(),
     }
 }
@@ -164,7 +164,7 @@ fn a_repeat_re_tells_the_group_as_a_repeat() {
     let t0 = run(0, &routes, vec![fired("a", &["usr_ops"])], &alerts, Vec::new());
     let again = Notification::Fired {
         fingerprint: "a".into(),
-        receivers: vec![Receiver { recipient_id: "usr_ops".into(), channel: "email".into() }],
+        receivers: vec![Receiver { recipient_id: "usr_ops".parse().expect("id"), channel: "email".into() }],
         repeat: true,
     };
     let t60 = run(60 * MIN, &routes, vec![again], &alerts, t0.groups);

@@ -71,7 +71,7 @@ pub async fn define_health_check(tx: &mut PgConnection, out: &mut Out<'_>) -> Re
         tx,
         &RuleRow {
             organization_id: &org,
-            rule_id: &rule.rule_id,
+            rule_id: rule.rule_id.as_str(),
             name: &rule.name,
             severity: &rule.severity,
             enabled: rule.enabled,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use studyspot_alerts_projection::insights::{self, ReportRow, RunRow, Tables};
 use studyspot_consumer_runtime::{HandleError, Out, malformed};
+use studyspot_ids::{ParseError, ReportId};
 use studyspot_schemas::alerts::{DefineReport, GenerateReports, ReportGenerated};
 
 use crate::{
@@ -34,7 +35,7 @@ const ACTOR: &str = "service:alerts-scheduler";
 /// A report as alerts holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    pub report_id: String,
+    pub report_id: ReportId,
     pub name: String,
     pub schedule: String,
     pub time_zone: String,
@@ -67,10 +68,16 @@ impl Report {
                     r.recipient_id, r.channel
                 )));
             }
-            recipients.push(Receiver { recipient_id: r.recipient_id.clone(), channel: r.channel.clone() });
+            recipients.push(Receiver {
+                recipient_id: r
+                    .recipient_id
+                    .parse()
+                    .map_err(|e: ParseError| Malformed(e.for_field("recipient_id")))?,
+                channel: r.channel.clone(),
+            });
         }
         Ok(Self {
-            report_id: c.report_id.clone(),
+            report_id: c.report_id.parse().map_err(|e: ParseError| Malformed(e.for_field("report_id")))?,
             name: c.name.clone(),
             schedule: c.schedule.clone(),
             time_zone: c.time_zone.clone(),
@@ -97,7 +104,7 @@ pub(crate) async fn define(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
         tx,
         &ReportRow {
             organization_id: &org,
-            report_id: &report.report_id,
+            report_id: report.report_id.as_str(),
             name: &report.name,
             schedule: &report.schedule,
             time_zone: &report.time_zone,
@@ -106,7 +113,7 @@ pub(crate) async fn define(tx: &mut PgConnection, out: &mut Out<'_>) -> Result<(
         },
     )
     .await?;
-    out.changed("report", &report.report_id, "defined");
+    out.changed("report", report.report_id.as_str(), "defined");
     Ok(())
 }
 
@@ -166,7 +173,7 @@ pub(crate) async fn generate(tx: &mut PgConnection, out: &mut Out<'_>) -> Result
                 tx,
                 &RunRow {
                     organization_id: &org,
-                    report_id: &report.report_id,
+                    report_id: report.report_id.as_str(),
                     run_id: &run_id,
                     period_start: p.start,
                     period_end: p.end,
@@ -179,7 +186,7 @@ pub(crate) async fn generate(tx: &mut PgConnection, out: &mut Out<'_>) -> Result
             .await?;
             out.emit(|metadata| ReportGenerated {
                 metadata,
-                report_id: report.report_id.clone(),
+                report_id: report.report_id.to_string(),
                 name: report.name.clone(),
                 run_id,
                 period_start: p.start.timestamp_millis(),
