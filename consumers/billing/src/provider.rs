@@ -11,12 +11,11 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
-use futures::StreamExt;
 use sqlx::PgPool;
 use studyspot_billing_projection::calls::{self, ProviderCall};
 use studyspot_bus::TraceContext;
 use studyspot_config::{Billing, Fee};
-use studyspot_consumer_runtime::{OutboxWriter, Sidecar, SidecarContext};
+use studyspot_consumer_runtime::{OutboxWriter, Sidecar, SidecarContext, slots::Slots};
 use studyspot_payment_connectors::{
     ChargeOutcome, ChargeRequest, ConnectorError, ConnectorName, Connectors, ConnectorsConfig, PayPalConfig,
     Payer, PaymentConnector, RazorpayConfig, RefundOutcome, RefundRequest, RetryPolicy, StripeConfig,
@@ -198,8 +197,9 @@ impl ProviderWorker {
     pub async fn run(self, shutdown: tokio_util::sync::CancellationToken) {
         let this = Arc::new(self);
         tracing::info!(connectors = ?this.connectors.keys().collect::<Vec<_>>(), "provider worker started");
+        let slots = Slots::new(this.settings.concurrency);
         while !shutdown.is_cancelled() {
-            let worked = this.round().await;
+            let worked = this.round(&slots).await;
             if worked > 0 {
                 continue;
             }
@@ -208,33 +208,35 @@ impl ProviderWorker {
                 () = tokio::time::sleep(this.settings.poll_interval) => {}
             }
         }
+        // Calls in flight are recorded before the worker ends.
+        slots.drain().await;
     }
 
-    /// Leases due calls and works them off concurrently; returns how many.
-    pub async fn round(self: &Arc<Self>) -> usize {
-        let due =
-            match calls::lease_due(&self.pool, self.settings.concurrency as i64, self.settings.lease_secs)
-                .await
-            {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot lease provider calls");
-                    return 0;
-                }
-            };
+    /// Leases due calls for the free slots (`Slots::take`) and works each off in a task of its
+    /// own that holds its slot until the answer is recorded; returns how many.
+    async fn round(self: &Arc<Self>, slots: &Slots) -> usize {
+        let mut held = slots.take().await;
+        let limit = i64::try_from(held.count()).unwrap_or(0);
+        let due = match calls::lease_due(&self.pool, limit, self.settings.lease_secs).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot lease provider calls");
+                return 0;
+            }
+        };
         let count = due.len();
-        futures::stream::iter(due)
-            .for_each_concurrent(self.settings.concurrency, |call| {
-                let this = self.clone();
-                async move {
-                    let call_id = call.call_id.clone();
-                    if let Err(e) = this.work(call).await {
-                        // The lease runs out and the call is tried again with the same key.
-                        tracing::warn!(call = %call_id, error = %e, "provider call not recorded");
-                    }
+        for call in due {
+            let Some(slot) = held.one() else { break };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let call_id = call.call_id.clone();
+                if let Err(e) = this.work(call).await {
+                    // The lease runs out and the call is tried again with the same key.
+                    tracing::warn!(call = %call_id, error = %e, "provider call not recorded");
                 }
-            })
-            .await;
+                drop(slot);
+            });
+        }
         count
     }
 

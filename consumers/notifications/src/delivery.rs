@@ -26,13 +26,12 @@ use chrono::Utc;
 use rand::Rng as _;
 use sqlx::PgPool;
 use studyspot_bus::TraceContext;
-use studyspot_consumer_runtime::{OutboxWriter, Sidecar, SidecarContext};
+use studyspot_consumer_runtime::{OutboxWriter, Sidecar, SidecarContext, slots::Slots};
 use studyspot_notification_channels::{
     ChannelError, ChannelName, Channels, ChannelsConfig, Delivery, Message, OutboundPolicy, SecretString,
     message_key,
 };
 use studyspot_notifications_projection::store::{self, Due};
-use tokio::sync::Semaphore;
 
 use crate::endpoints::{DISABLED, Endpoints, Gate};
 use studyspot_schemas::{
@@ -127,7 +126,7 @@ pub fn sidecar() -> Sidecar {
                 unrecorded: Arc::default(),
             };
             let poll = Duration::from_millis(d.poll_interval_ms.max(10));
-            let slots = Arc::new(Semaphore::new(usize::try_from(worker.concurrency).unwrap_or(16)));
+            let slots = Slots::new(usize::try_from(worker.concurrency).unwrap_or(16));
             loop {
                 let busy = match worker.round(&slots).await {
                     Ok(n) => n > 0,
@@ -147,7 +146,7 @@ pub fn sidecar() -> Sidecar {
                 }
             }
             // Sends in flight are recorded before the worker ends.
-            let _ = slots.acquire_many(u32::try_from(worker.concurrency).unwrap_or(16)).await;
+            slots.drain().await;
         })
     })
 }
@@ -175,33 +174,22 @@ fn worker_metadata(
 }
 
 impl Worker {
-    /// Leases due deliveries for the free slots (at least a quarter of them, waiting for that
-    /// many) and sends each in a task of its own that holds its slot until the outcome is
-    /// recorded; asks for the seals of due digests. Returns how many of both.
-    ///
-    /// Slots rather than rounds: a round of `concurrency` sends waited for its slowest one before
-    /// leasing again, so one slow endpoint held every slot idle (notifications drained a backlog
-    /// at the pace of each round's slowest send). Waiting for a quarter of the slots keeps a lease
-    /// (a commit of its own) for several deliveries.
-    async fn round(&self, slots: &Arc<Semaphore>) -> Result<usize, Failure> {
+    /// Leases due deliveries for the free slots (`Slots::take`) and sends each in a task of its
+    /// own that holds its slot until the outcome is recorded; asks for the seals of due digests.
+    /// Returns how many of both.
+    async fn round(&self, slots: &Slots) -> Result<usize, Failure> {
         let asked = self.ask_seals().await?;
         if asked > 0 {
             self.outbox.wake();
         }
-        let concurrency = u32::try_from(self.concurrency).unwrap_or(16);
-        let mut held = slots.clone().acquire_many_owned((concurrency / 4).max(1)).await?;
-        if let Ok(more) =
-            slots.clone().try_acquire_many_owned(u32::try_from(slots.available_permits()).unwrap_or(0))
-        {
-            held.merge(more);
-        }
+        let mut held = slots.take().await;
         let mut tx = self.pool.begin().await?;
-        let free = i64::try_from(held.num_permits()).unwrap_or(self.concurrency);
+        let free = i64::try_from(held.count()).unwrap_or(self.concurrency);
         let due = store::lease_due(&mut tx, Utc::now(), free, self.lease_secs).await?;
         tx.commit().await?;
         let n = due.len() + asked;
         for d in due {
-            let Some(slot) = held.split(1) else { break };
+            let Some(slot) = held.one() else { break };
             let worker = self.clone();
             tokio::spawn(async move {
                 let notification = d.notification_id.clone();

@@ -19,6 +19,7 @@ mod process;
 mod rebuild;
 mod runtime;
 mod sidecar;
+pub mod slots;
 pub mod ticker;
 
 pub use database::{Database, connect_schema};
