@@ -527,6 +527,7 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
         for (hop, h, missing) in [
             ("request → command readable", &hops.request_to_command, hops.without_command),
             ("command → outcome committed", &hops.command_to_commit, hops.without_commit),
+            ("request → outcome committed (no tail)", &hops.request_to_commit, hops.without_commit),
             ("committed → follow-on readable", &hops.commit_to_event, 0),
             ("request → follow-on readable", &hops.request_to_event, hops.without_event),
         ] {
@@ -575,6 +576,7 @@ pub async fn run(env: &Env, options: Options) -> anyhow::Result<()> {
             "accept_ms": quantiles_json(&r.accept_latency),
             "request_to_command_ms": quantiles_json(&p.hops.request_to_command),
             "command_to_commit_ms": quantiles_json(&p.hops.command_to_commit),
+            "request_to_commit_ms": quantiles_json(&p.hops.request_to_commit),
             "commit_to_event_ms": quantiles_json(&p.hops.commit_to_event),
             "follow_on_ms": quantiles_json(&p.hops.request_to_event),
             "without": { "command": p.hops.without_command, "commit": p.hops.without_commit, "event": p.hops.without_event },

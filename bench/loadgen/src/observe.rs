@@ -6,7 +6,11 @@
 //!    header the consumers set).
 //!
 //! The observer's own reads add to hops 1 and 3: its tail asks the broker with a short
-//! `fetch.wait.max.ms`, so what it adds is the broker's answer time, not a polling interval.
+//! `fetch.wait.max.ms`, so what it adds is the broker's answer time, not a polling interval —
+//! which on the local broker is long: one tail fetch reads every partition of every topic, and
+//! the consumers, which read fewer, often commit a command's outcome before the tail has seen the
+//! command. So request → outcome committed is also measured directly (the request's instant to
+//! the `NOTIFY`), without the tail in between.
 
 use std::{
     collections::HashMap,
@@ -42,6 +46,7 @@ impl Drop for FollowOns {
 /// commands never reached it.
 pub struct Hops {
     pub request_to_command: Histogram<u64>,
+    pub request_to_commit: Histogram<u64>,
     pub command_to_commit: Histogram<u64>,
     pub commit_to_event: Histogram<u64>,
     pub request_to_event: Histogram<u64>,
@@ -113,6 +118,7 @@ impl FollowOns {
             (lock(&self.commands)?, lock(&self.committed)?, lock(&self.events)?);
         let mut hops = Hops {
             request_to_command: histogram()?,
+            request_to_commit: histogram()?,
             command_to_commit: histogram()?,
             commit_to_event: histogram()?,
             request_to_event: histogram()?,
@@ -127,6 +133,9 @@ impl FollowOns {
             match command {
                 Some(c) => record(&mut hops.request_to_command, *at, *c)?,
                 None => hops.without_command += 1,
+            }
+            if let Some(k) = commit {
+                record(&mut hops.request_to_commit, *at, *k)?;
             }
             match (command, commit) {
                 (Some(c), Some(k)) => record(&mut hops.command_to_commit, *c, *k)?,
