@@ -269,17 +269,21 @@ async fn opens_clicks_and_twilio_deliveries_reach_the_dashboard() {
         "{tracking}"
     );
 
-    // Every status is announced to downstream readers.
-    let events = world.read_all(studyspot_schemas::notifications::EVENTS.name);
+    // Every status is announced to downstream readers. The outbox publishes after the batch
+    // commits: read the topic until all four are there (a CI run read it at once and found three).
     let codec = studyspot_bus::Codec::new(&settings.registry.url).expect("codec");
-    let mut tracked = Vec::new();
-    for e in &events {
-        let decoded = codec.decode(e.payload.as_deref().expect("payload")).await.expect("decode");
-        if let Ok(t) = decoded.into_record::<studyspot_schemas::notifications::NotificationTracked>() {
-            tracked.push((t.notification_id, t.status, t.first));
+    let tracked = eventually("every status announced", Duration::from_secs(30), || async {
+        let mut tracked = Vec::new();
+        for e in world.read_all(studyspot_schemas::notifications::EVENTS.name) {
+            let decoded = codec.decode(e.payload.as_deref().expect("payload")).await.expect("decode");
+            if let Ok(t) = decoded.into_record::<studyspot_schemas::notifications::NotificationTracked>() {
+                tracked.push((t.notification_id, t.status, t.first));
+            }
         }
-    }
-    tracked.sort();
+        tracked.sort();
+        (tracked.len() >= 4).then_some(tracked)
+    })
+    .await;
     assert_eq!(
         tracked,
         [
