@@ -1,9 +1,11 @@
 //! Payments end to end: the gateway, the real broker and PostgreSQL, a real billing consumer
 //! process, and a fake Stripe that checks the exact requests billing's provider worker sends.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use studyspot_schemas::billing;
-use studyspot_test_world::stop;
+use studyspot_test_world::{eventually, stop};
 use studyspot_tokens::Role;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
 
@@ -127,7 +129,21 @@ async fn a_card_payment_is_charged_once_refunded_in_part_and_an_excess_refund_is
     assert_eq!(dashboard["revenue_by_connector"][0]["key"], "stripe");
     assert_eq!(dashboard["revenue_by_method"][0]["amount_minor"].as_i64(), Some(2000));
 
-    let events = world.read_all(billing::EVENTS.name);
+    // The outbox publishes after the batch commits: read until each awaited event is there.
+    let awaited = [
+        "studyspot.billing.PaymentSucceeded",
+        "studyspot.billing.RefundIssued",
+        "studyspot.billing.CommandRejected",
+    ];
+    let events =
+        eventually("the payment's, refund's and rejection's events", Duration::from_secs(30), || async {
+            let events = world.read_all(billing::EVENTS.name);
+            let there = |name: &str| {
+                events.iter().any(|e| e.headers.get(studyspot_bus::headers::RECORD_TYPE) == Some(name))
+            };
+            awaited.iter().all(|name| there(name)).then_some(events)
+        })
+        .await;
     let count = |name: &str| {
         events.iter().filter(|e| e.headers.get(studyspot_bus::headers::RECORD_TYPE) == Some(name)).count()
     };
@@ -286,7 +302,15 @@ async fn a_declined_card_fails_with_the_providers_code_and_a_new_attempt_survive
         [first_key.as_str(), second_key.as_str(), second_key.as_str(), second_key.as_str()],
         "the decline once; the new attempt through the outage always with its own same key"
     );
-    let events = world.read_all(billing::EVENTS.name);
+    // The outbox publishes after the batch commits: read until the failure's event is there.
+    let events = eventually("the failure announced", Duration::from_secs(30), || async {
+        let events = world.read_all(billing::EVENTS.name);
+        let failed = |e: &studyspot_bus::InboundMessage| {
+            e.headers.get(studyspot_bus::headers::RECORD_TYPE) == Some("studyspot.billing.PaymentFailed")
+        };
+        events.iter().any(failed).then_some(events)
+    })
+    .await;
     let failures: Vec<_> = events
         .iter()
         .filter(|e| {
