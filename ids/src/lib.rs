@@ -52,6 +52,42 @@ fn non_empty(value: &str) -> Result<(), ParseError> {
     if value.trim().is_empty() { Err(ParseError::Empty) } else { Ok(()) }
 }
 
+/// An id's or value's schema in the OpenAPI document and in Avro records: a plain string, as it
+/// travels. Shared by [`ids!`] and [`values!`].
+macro_rules! described_as_string {
+    ($name:ident) => {
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                <String as utoipa::PartialSchema>::schema()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
+        #[cfg(feature = "avro")]
+        impl apache_avro::AvroSchemaComponent for $name {
+            fn get_schema_in_ctxt(
+                named_schemas: &mut std::collections::HashSet<apache_avro::schema::Name>,
+                enclosing_namespace: apache_avro::schema::NamespaceRef,
+            ) -> apache_avro::Schema {
+                <String as apache_avro::AvroSchemaComponent>::get_schema_in_ctxt(
+                    named_schemas,
+                    enclosing_namespace,
+                )
+            }
+
+            fn get_record_fields_in_ctxt(
+                _: &mut std::collections::HashSet<apache_avro::schema::Name>,
+                _: apache_avro::schema::NamespaceRef,
+            ) -> Option<Vec<apache_avro::schema::RecordField>> {
+                None
+            }
+        }
+    };
+}
+
 /// Defines id newtypes: a `String` inside, parsed by [`FromStr`] (not empty after trimming), a
 /// string in JSON, Avro and PostgreSQL.
 macro_rules! ids {
@@ -191,35 +227,7 @@ macro_rules! ids {
             }
         }
 
-        #[cfg(feature = "openapi")]
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                <String as utoipa::PartialSchema>::schema()
-            }
-        }
-
-        #[cfg(feature = "openapi")]
-        impl utoipa::ToSchema for $name {}
-
-        #[cfg(feature = "avro")]
-        impl apache_avro::AvroSchemaComponent for $name {
-            fn get_schema_in_ctxt(
-                named_schemas: &mut std::collections::HashSet<apache_avro::schema::Name>,
-                enclosing_namespace: apache_avro::schema::NamespaceRef,
-            ) -> apache_avro::Schema {
-                <String as apache_avro::AvroSchemaComponent>::get_schema_in_ctxt(
-                    named_schemas,
-                    enclosing_namespace,
-                )
-            }
-
-            fn get_record_fields_in_ctxt(
-                _: &mut std::collections::HashSet<apache_avro::schema::Name>,
-                _: apache_avro::schema::NamespaceRef,
-            ) -> Option<Vec<apache_avro::schema::RecordField>> {
-                None
-            }
-        }
+        described_as_string!($name);
     )+};
 }
 
@@ -524,35 +532,7 @@ macro_rules! values {
             }
         }
 
-        #[cfg(feature = "openapi")]
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                <String as utoipa::PartialSchema>::schema()
-            }
-        }
-
-        #[cfg(feature = "openapi")]
-        impl utoipa::ToSchema for $name {}
-
-        #[cfg(feature = "avro")]
-        impl apache_avro::AvroSchemaComponent for $name {
-            fn get_schema_in_ctxt(
-                named_schemas: &mut std::collections::HashSet<apache_avro::schema::Name>,
-                enclosing_namespace: apache_avro::schema::NamespaceRef,
-            ) -> apache_avro::Schema {
-                <String as apache_avro::AvroSchemaComponent>::get_schema_in_ctxt(
-                    named_schemas,
-                    enclosing_namespace,
-                )
-            }
-
-            fn get_record_fields_in_ctxt(
-                _: &mut std::collections::HashSet<apache_avro::schema::Name>,
-                _: apache_avro::schema::NamespaceRef,
-            ) -> Option<Vec<apache_avro::schema::RecordField>> {
-                None
-            }
-        }
+        described_as_string!($name);
     )+};
 }
 
